@@ -1,0 +1,227 @@
+"""Environment variables -> typed, validated settings.
+
+Every variable the Lambda reads is listed in ``ENV_DEFAULTS`` with its default
+(``None`` = required); ``CONTRACT.md`` documents the same table. Settings are
+parsed once per distinct environment and cached, so a warm invocation pays a
+dictionary lookup, while tests (or a long-lived local server) that change the
+environment still see the new values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from lambda_fn.errors import ConfigError
+
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+#: name -> default (``None`` means required).
+ENV_DEFAULTS: dict[str, str | None] = {
+    "WEBHOOK_SECRET_ARN": None,
+    "GITHUB_TOKEN_SECRET_ARN": None,
+    "GITHUB_API_URL": DEFAULT_GITHUB_API_URL,
+    "ECS_CLUSTER": None,
+    "SUBNET_IDS": None,
+    "SECURITY_GROUP_IDS": None,
+    "ASSIGN_PUBLIC_IP": "DISABLED",
+    "RUNNER_PROFILES": None,
+    "RUNNER_SCOPE": "repo",
+    "RUNNER_GROUP_ID": "1",
+    "ALLOWED_REPOSITORIES": "",
+    "IDEMPOTENCY_TABLE": None,
+    "RETRY_QUEUE_URL": "",
+    # Additions beyond CONTRACT.md (all optional):
+    "RUNNER_NAME_PREFIX": "fargate-runner",
+    "SECRETS_MAX_AGE_SECONDS": "300",
+    "IDEMPOTENCY_TTL_SECONDS": "86400",
+    "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
+}
+
+_REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
+_NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A runner profile: which labels it serves and which fixed task definition it runs."""
+
+    name: str
+    labels: tuple[str, ...]
+    task_definition: str
+    container_name: str
+    #: Keys this version does not interpret (capacity, limits, policy...), kept verbatim.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_set(self) -> frozenset[str]:
+        """Labels lower-cased: GitHub compares runner labels case-insensitively."""
+        return frozenset(label.lower() for label in self.labels)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handler needs from its environment, validated."""
+
+    webhook_secret_arn: str
+    github_token_secret_arn: str
+    github_api_url: str
+    ecs_cluster: str
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    assign_public_ip: Literal["ENABLED", "DISABLED"]
+    profiles: tuple[Profile, ...]
+    runner_scope: Literal["repo", "org"]
+    runner_group_id: int
+    allowed_repositories: tuple[str, ...]
+    idempotency_table: str
+    retry_queue_url: str | None
+    runner_name_prefix: str
+    secrets_max_age_seconds: int
+    idempotency_ttl_seconds: int
+    github_timeout_budget_seconds: float
+
+
+def get_settings() -> Settings:
+    """Settings for the current process environment (cached per distinct environment)."""
+    return _parse_cached(tuple(os.environ.get(name) for name in ENV_DEFAULTS))
+
+
+@lru_cache(maxsize=8)
+def _parse_cached(values: tuple[str | None, ...]) -> Settings:
+    env = {
+        name: value for name, value in zip(ENV_DEFAULTS, values, strict=True) if value is not None
+    }
+    return load_settings(env)
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Parse and validate ``env``; raise ``ConfigError`` naming the first bad variable."""
+
+    def get(name: str) -> str:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+        default = ENV_DEFAULTS[name]
+        if default is None:
+            raise ConfigError(f"{name} is required but not set")
+        return default
+
+    assign_public_ip = get("ASSIGN_PUBLIC_IP").upper()
+    if assign_public_ip not in ("ENABLED", "DISABLED"):
+        raise ConfigError(f"ASSIGN_PUBLIC_IP must be ENABLED or DISABLED, got {assign_public_ip!r}")
+
+    runner_scope = get("RUNNER_SCOPE").lower()
+    if runner_scope not in ("repo", "org"):
+        raise ConfigError(f"RUNNER_SCOPE must be 'repo' or 'org', got {runner_scope!r}")
+
+    api_url = get("GITHUB_API_URL").rstrip("/")
+    if not api_url.startswith(("https://", "http://")):
+        raise ConfigError(f"GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
+
+    allowed = _split_csv(get("ALLOWED_REPOSITORIES"))
+    for pattern in allowed:
+        if not _REPO_PATTERN.match(pattern):
+            raise ConfigError(f"ALLOWED_REPOSITORIES: {pattern!r} is not 'owner/repo' or 'owner/*'")
+
+    prefix = get("RUNNER_NAME_PREFIX")
+    if not _NAME_PREFIX.match(prefix):
+        raise ConfigError(
+            f"RUNNER_NAME_PREFIX must be 1-20 lower-case letters, digits or '-', got {prefix!r}"
+        )
+
+    retry_queue_url = env.get("RETRY_QUEUE_URL", "").strip() or None
+
+    return Settings(
+        webhook_secret_arn=get("WEBHOOK_SECRET_ARN"),
+        github_token_secret_arn=get("GITHUB_TOKEN_SECRET_ARN"),
+        github_api_url=api_url,
+        ecs_cluster=get("ECS_CLUSTER"),
+        subnet_ids=_required_list(get("SUBNET_IDS"), "SUBNET_IDS"),
+        security_group_ids=_required_list(get("SECURITY_GROUP_IDS"), "SECURITY_GROUP_IDS"),
+        assign_public_ip=assign_public_ip,  # type: ignore[arg-type]  # checked above
+        profiles=parse_profiles(get("RUNNER_PROFILES")),
+        runner_scope=runner_scope,  # type: ignore[arg-type]  # checked above
+        runner_group_id=_positive_int(get("RUNNER_GROUP_ID"), "RUNNER_GROUP_ID"),
+        allowed_repositories=allowed,
+        idempotency_table=get("IDEMPOTENCY_TABLE"),
+        retry_queue_url=retry_queue_url,
+        runner_name_prefix=prefix,
+        secrets_max_age_seconds=_positive_int(
+            get("SECRETS_MAX_AGE_SECONDS"), "SECRETS_MAX_AGE_SECONDS"
+        ),
+        idempotency_ttl_seconds=_positive_int(
+            get("IDEMPOTENCY_TTL_SECONDS"), "IDEMPOTENCY_TTL_SECONDS"
+        ),
+        github_timeout_budget_seconds=float(
+            _positive_int(get("GITHUB_TIMEOUT_BUDGET_SECONDS"), "GITHUB_TIMEOUT_BUDGET_SECONDS")
+        ),
+    )
+
+
+def parse_profiles(raw: str) -> tuple[Profile, ...]:
+    """Parse ``RUNNER_PROFILES`` (a JSON array of objects) in config order."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"RUNNER_PROFILES is not valid JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(data, list) or not data:
+        raise ConfigError("RUNNER_PROFILES must be a non-empty JSON array of profiles")
+
+    profiles: list[Profile] = []
+    seen: set[str] = set()
+    for index, item in enumerate(data):
+        where = f"RUNNER_PROFILES[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be an object")
+        for key in ("name", "task_definition", "container_name"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(f"{where}.{key} must be a non-empty string")
+        labels = item.get("labels")
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(label, str) and label.strip() for label in labels)
+        ):
+            raise ConfigError(f"{where}.labels must be a non-empty list of strings")
+        name = item["name"]
+        if name in seen:
+            raise ConfigError(f"{where}.name {name!r} is used by more than one profile")
+        seen.add(name)
+        known = {"name", "labels", "task_definition", "container_name"}
+        profiles.append(
+            Profile(
+                name=name,
+                labels=tuple(label.strip() for label in labels),
+                task_definition=item["task_definition"],
+                container_name=item["container_name"],
+                extra={key: value for key, value in item.items() if key not in known},
+            )
+        )
+    return tuple(profiles)
+
+
+def _split_csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _required_list(raw: str, name: str) -> tuple[str, ...]:
+    items = _split_csv(raw)
+    if not items:
+        raise ConfigError(f"{name} must list at least one id")
+    return items
+
+
+def _positive_int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value

@@ -1,0 +1,183 @@
+"""One webhook delivery -> one answer: verify, parse, route, launch.
+
+Framework-free (headers + raw body in, ``Answer`` out) so the HTTP layer in
+``app.py`` stays thin and this logic is callable from tests, the local demo
+and the benchmarks. The order of checks is deliberate: the signature is
+verified over the raw bytes before anything parses the body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambda_fn import routing
+from lambda_fn.config import Settings, get_settings
+from lambda_fn.errors import ConfigError, PermanentError, SecretMissingError, TransientError
+from lambda_fn.observability import count, logger, milliseconds
+from lambda_fn.secrets import get_secret_string
+from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP status and a small JSON body for GitHub's delivery log."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def ignored(reason_key: str, reason: str) -> Answer:
+    count("JobsIgnored", ("reason", reason_key))
+    logger.info("delivery ignored", extra={"ignore_reason": reason})
+    return Answer(200, {"status": "ignored", "reason": reason})
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Header lookup that does not depend on the case API Gateway passed through."""
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def handle(headers: Mapping[str, str], body: bytes, lambda_context: Any = None) -> Answer:
+    """Answer one delivery. Never raises for bad input; raises only on bugs."""
+    started = time.perf_counter()
+    count("Deliveries")
+    try:
+        settings = get_settings()
+        secret = get_secret_string(settings.webhook_secret_arn, settings.secrets_max_age_seconds)
+    except (ConfigError, SecretMissingError) as exc:
+        logger.error("dispatcher is misconfigured", extra={"error": str(exc)})
+        count("LaunchFailures", ("kind", "config"))
+        return Answer(
+            500, {"status": "error", "reason": "dispatcher is misconfigured; see its logs"}
+        )
+    except TransientError as exc:
+        logger.warning("could not read the webhook secret", extra={"error": str(exc)})
+        return Answer(503, {"status": "error", "reason": "temporarily unavailable, redeliver"})
+
+    if not signature_is_valid(secret.encode(), body, header(headers, "X-Hub-Signature-256")):
+        logger.warning("rejected delivery: missing or invalid signature")
+        return Answer(401, {"message": "missing or invalid X-Hub-Signature-256"})
+    if len(body) > MAX_BODY_BYTES:
+        logger.warning("rejected delivery: body too large", extra={"bytes": len(body)})
+        return Answer(413, {"message": f"body larger than {MAX_BODY_BYTES} bytes"})
+
+    event = (header(headers, "X-GitHub-Event") or "").strip()
+    if not event:
+        return _bad_request("missing X-GitHub-Event header")
+    content_type = (header(headers, "Content-Type") or "application/json").lower()
+    if "json" not in content_type:
+        return _bad_request("content type must be application/json (set it in the webhook)")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
+        return _bad_request("body is not valid JSON")
+    if not isinstance(payload, dict):
+        return _bad_request("body is not a JSON object")
+
+    if event == "ping":
+        return Answer(200, {"message": "pong"})
+    if event != "workflow_job":
+        return ignored("event", f"event {event!r} is not handled")
+
+    answer = _handle_workflow_job(payload, settings, lambda_context)
+    if answer.body.get("status") == "launched":
+        milliseconds("DispatchLatency", (time.perf_counter() - started) * 1000)
+    return answer
+
+
+def _bad_request(reason: str) -> Answer:
+    logger.warning("rejected delivery", extra={"reject_reason": reason})
+    count("DeliveriesRejected")
+    return Answer(400, {"message": reason})
+
+
+def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: Any) -> Answer:
+    from pydantic import ValidationError
+
+    from lambda_fn.webhook import EventAction, WorkflowJobEvent
+
+    try:
+        action = EventAction.model_validate(payload).action
+    except ValidationError:
+        return _bad_request("workflow_job payload has no valid 'action'")
+    if action != "queued":
+        return ignored("action", f"action {action!r} does not start runners")
+
+    try:
+        event = WorkflowJobEvent.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _bad_request(f"invalid workflow_job payload at {where}: {first['msg']}")
+
+    job = event.workflow_job
+    repository = event.repository.slug
+    logger.append_keys(job_id=job.id, run_id=job.run_id, repository=repository)
+
+    if not routing.repository_allowed(repository, settings.allowed_repositories):
+        return ignored("repository", f"repository {repository} is not allowed")
+    profile = routing.match_profile(job.labels, settings.profiles)
+    if profile is None:
+        return ignored("labels", f"no runner profile serves labels {sorted(job.labels)}")
+    logger.append_keys(profile=profile.name)
+
+    from lambda_fn.dispatch import QueuedJob
+
+    queued = QueuedJob(
+        job_id=job.id,
+        run_id=job.run_id,
+        run_attempt=job.run_attempt,
+        owner=event.repository.owner.login,
+        repo=event.repository.name,
+        labels=tuple(job.labels),
+        profile=profile.name,
+        workflow_name=job.workflow_name,
+        head_branch=job.head_branch,
+    )
+    return launch_answer(queued, context)
+
+
+def launch_answer(job: Any, context: Any) -> Answer:
+    """Launch (at most once) and turn the outcome into an HTTP answer."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+    )
+
+    from lambda_fn.dispatch import launch_once
+
+    try:
+        result = launch_once(job, context)
+    except IdempotencyAlreadyInProgressError:
+        logger.info("job is already being launched by another delivery")
+        return Answer(202, {"status": "in_progress", "job_id": job.job_id})
+    except (TransientError, IdempotencyPersistenceLayerError) as exc:
+        logger.warning("launch failed, may succeed later", extra={"error": str(exc)})
+        count("LaunchFailures", ("kind", "transient"))
+        return Answer(503, {"status": "error", "reason": f"temporary failure: {exc}"})
+    except (ConfigError, SecretMissingError) as exc:
+        logger.error("dispatcher is misconfigured", extra={"error": str(exc)})
+        count("LaunchFailures", ("kind", "config"))
+        return Answer(
+            500, {"status": "error", "reason": "dispatcher is misconfigured; see its logs"}
+        )
+    except PermanentError as exc:
+        logger.error("launch failed", extra={"error": str(exc)})
+        count("LaunchFailures", ("kind", "permanent"))
+        return Answer(502, {"status": "error", "reason": str(exc)})
+
+    if result.get("duplicate"):
+        logger.info("job was already launched", extra={"task_arn": result.get("task_arn")})
+        count("DuplicateDeliveries")
+        return Answer(200, {**result, "status": "duplicate"})
+    logger.info("runner launched", extra={"task_arn": result["task_arn"]})
+    count("RunnersLaunched", ("profile", str(result["profile"])))
+    return Answer(200, result)

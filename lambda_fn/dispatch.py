@@ -1,0 +1,204 @@
+"""Launch one runner for one queued job, at most once, whichever path asks.
+
+``launch_once`` is the single entry point used by the webhook handler (and by
+the retry consumer and reconciler). It is made idempotent with Powertools
+idempotency on DynamoDB, keyed on the ``workflow_job.id`` alone with a fixed
+key prefix, so the webhook Lambda, a redelivery and a retry all share one
+record: the first caller launches, later callers get the stored result (or
+``IdempotencyAlreadyInProgressError`` while the first is still running).
+
+If the launch fails, Powertools deletes the in-progress record, so the job
+can be tried again; any runner registration made for the failed attempt is
+removed before the error propagates, so nothing half-done is left behind.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from lambda_fn import aws
+from lambda_fn.config import Profile, Settings, get_settings
+from lambda_fn.errors import ConfigError
+from lambda_fn.github import GitHubClient, JitConfig, scope_path
+from lambda_fn.launcher import JobRef, build_run_task_request, run_runner_task
+from lambda_fn.observability import logger, traced
+from lambda_fn.secrets import get_secret_string
+
+IDEMPOTENCY_KEY_PREFIX = "workflow-job"
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """What launching needs to know about a job; JSON-serialisable (it travels via SQS)."""
+
+    job_id: int
+    run_id: int
+    run_attempt: int
+    owner: str
+    repo: str
+    labels: tuple[str, ...]
+    profile: str
+    workflow_name: str | None = None
+    head_branch: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def repository(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueuedJob:
+        return cls(
+            job_id=int(data["job_id"]),
+            run_id=int(data["run_id"]),
+            run_attempt=int(data.get("run_attempt", 1)),
+            owner=str(data["owner"]),
+            repo=str(data["repo"]),
+            labels=tuple(str(label) for label in data["labels"]),
+            profile=str(data["profile"]),
+            workflow_name=data.get("workflow_name"),
+            head_branch=data.get("head_branch"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+def runner_name(prefix: str, job_id: int) -> str:
+    """Unique per attempt, recognisable as ours (prefix) and traceable to the job (id)."""
+    return f"{prefix}-{job_id}-{_random.token_hex(3)}"
+
+
+def github_client(settings: Settings) -> GitHubClient:
+    """A client whose token comes from Secrets Manager (cached, never logged)."""
+
+    def token(force: bool) -> str:
+        return get_secret_string(
+            settings.github_token_secret_arn, settings.secrets_max_age_seconds, force=force
+        )
+
+    return GitHubClient(
+        settings.github_api_url, token, budget_seconds=settings.github_timeout_budget_seconds
+    )
+
+
+def find_profile(settings: Settings, name: str) -> Profile:
+    for profile in settings.profiles:
+        if profile.name == name:
+            return profile
+    raise ConfigError(f"RUNNER_PROFILES has no profile named {name!r}")
+
+
+def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
+    """Register a JIT runner and start its task. Not idempotent: use ``launch_once``."""
+    profile = find_profile(settings, job.profile)
+    gh = github_client(settings)
+    scope = scope_path(settings.runner_scope, job.owner, job.repo)
+    jit = _generate_jitconfig(gh, scope, settings, profile, job)
+    ref = JobRef(job.job_id, job.run_id, job.run_attempt, job.repository)
+    try:
+        task_arn = _run_task(build_run_task_request(settings, profile, ref, jit))
+    except Exception:
+        _forget_runner(gh, scope, jit)
+        raise
+    return {
+        "status": "launched",
+        "job_id": job.job_id,
+        "profile": profile.name,
+        "runner_name": jit.runner_name,
+        "runner_id": jit.runner_id,
+        "task_arn": task_arn,
+    }
+
+
+@traced
+def _generate_jitconfig(
+    gh: GitHubClient, scope: str, settings: Settings, profile: Profile, job: QueuedJob
+) -> JitConfig:
+    return gh.generate_jitconfig(
+        scope,
+        runner_name(settings.runner_name_prefix, job.job_id),
+        profile.labels,
+        settings.runner_group_id,
+    )
+
+
+@traced
+def _run_task(request: dict[str, Any]) -> str:
+    return run_runner_task(aws.client("ecs"), request)
+
+
+def _forget_runner(gh: GitHubClient, scope: str, jit: JitConfig) -> None:
+    """Best effort: a registration without a task would sit offline until reconciled."""
+    try:
+        gh.delete_runner(scope, jit.runner_id)
+    except Exception as exc:  # never hide the launch error behind a cleanup error
+        logger.warning(
+            "could not remove runner registration after failed launch",
+            extra={"runner_id": jit.runner_id, "error": str(exc)},
+        )
+
+
+def launch_once(job: QueuedJob, lambda_context: Any = None) -> dict[str, Any]:
+    """Launch ``job`` unless some path already did; the result says which.
+
+    Returns the launch result; ``"duplicate": True`` when it was replayed from
+    the idempotency record. Raises Powertools' ``IdempotencyAlreadyInProgressError``
+    while another path is launching the same job.
+    """
+    settings = get_settings()
+    config, launcher = _idempotent_launcher(
+        settings.idempotency_table, settings.idempotency_ttl_seconds, aws.client("dynamodb")
+    )
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
+    result: dict[str, Any] = launcher(request=job.to_dict())
+    return result
+
+
+def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
+    """Powertools calls this only when it returns a stored result instead of running."""
+    if isinstance(response, dict):
+        return {**response, "duplicate": True}
+    return response
+
+
+@lru_cache(maxsize=4)
+def _idempotent_launcher(table: str, ttl_seconds: int, dynamodb: Any) -> tuple[Any, Any]:
+    """Build the idempotent launcher on first use (nothing touches AWS at import)."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    config = IdempotencyConfig(
+        event_key_jmespath="job_id",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=ttl_seconds,
+        response_hook=_mark_replayed,
+    )
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
+
+    def _launch(request: dict[str, Any]) -> dict[str, Any]:
+        return launch(QueuedJob.from_dict(request), get_settings())
+
+    wrapped = idempotent_function(
+        _launch,
+        data_keyword_argument="request",
+        persistence_store=persistence,
+        config=config,
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
+    )
+    return config, wrapped
+
+
+def reset() -> None:
+    """Forget cached launchers (tests)."""
+    _idempotent_launcher.cache_clear()

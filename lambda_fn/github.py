@@ -1,0 +1,237 @@
+"""GitHub REST client: just-in-time runner configs, runner removal, job status.
+
+One ``requests.Session`` per process keeps the TLS connection to GitHub warm
+across invocations. Retries are a small explicit loop rather than urllib3's
+``Retry`` because the whole exchange must fit GitHub's 10-second delivery
+timeout: we honour ``Retry-After`` only while it fits a time budget, and give
+up early (raising ``GitHubTransientError``) so the caller can queue the job
+instead of blocking until GitHub marks the delivery failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from lambda_fn.errors import GitHubPermanentError, GitHubTransientError
+
+API_VERSION = "2022-11-28"
+USER_AGENT = "fargate-gha-runners/0.1 (+python-requests)"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 5.0
+MAX_ATTEMPTS = 3
+BACKOFF_BASE = 0.25
+
+TokenProvider = Callable[[bool], str]
+"""Returns the PAT; ``True`` asks it to bypass its cache (the token may have been rotated)."""
+
+_HINTS = {
+    401: "GitHub rejected the token: put a valid PAT in the GitHub token secret",
+    403: (
+        "the token may not manage self-hosted runners here: a repository needs "
+        "'Administration: write', an organisation 'Self-hosted runners: write' "
+        "(classic PAT: repo / admin:org)"
+    ),
+    404: "not found, or the token cannot see it: check the repository/organisation and token scope",
+    409: "a runner with this name already exists",
+    422: "GitHub refused the request as invalid: check RUNNER_GROUP_ID and the profile labels",
+}
+
+
+@dataclass(frozen=True)
+class JitConfig:
+    """A just-in-time runner registration. ``encoded`` is a credential: never log it."""
+
+    runner_id: int
+    runner_name: str
+    encoded: str = field(repr=False)
+
+
+@functools.cache
+def shared_session() -> requests.Session:
+    """The process-wide session (created on first use, reused while the container is warm)."""
+    session = requests.Session()
+    session.headers.update(
+        {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": USER_AGENT,
+        }
+    )
+    return session
+
+
+def scope_path(scope: str, owner: str, repo: str) -> str:
+    """The REST path prefix where runners are registered: a repository or its organisation."""
+    return f"orgs/{owner}" if scope == "org" else f"repos/{owner}/{repo}"
+
+
+class GitHubClient:
+    """The few GitHub calls the dispatcher makes, with bounded retries."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: TokenProvider,
+        *,
+        session: requests.Session | None = None,
+        budget_seconds: float = 6.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api_url = api_url.rstrip("/")
+        self._token = token
+        self._session = session or shared_session()
+        self._budget = budget_seconds
+        self._sleep = sleep
+        self._clock = clock
+
+    def generate_jitconfig(
+        self, scope: str, name: str, labels: Sequence[str], runner_group_id: int
+    ) -> JitConfig:
+        """Register a single-use runner and return its encoded JIT configuration."""
+        body = self._request(
+            "POST",
+            f"{scope}/actions/runners/generate-jitconfig",
+            json={
+                "name": name,
+                "runner_group_id": runner_group_id,
+                "labels": list(labels),
+                "work_folder": "_work",
+            },
+            expected=(201,),
+        )
+        try:
+            return JitConfig(
+                runner_id=int(body["runner"]["id"]),
+                runner_name=str(body["runner"].get("name", name)),
+                encoded=str(body["encoded_jit_config"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise GitHubTransientError(
+                "generate-jitconfig answered without a runner config"
+            ) from None
+
+    def delete_runner(self, scope: str, runner_id: int) -> None:
+        """Remove a runner registration; a runner that is already gone is fine."""
+        self._request("DELETE", f"{scope}/actions/runners/{runner_id}", expected=(204, 404))
+
+    def get_job(self, owner: str, repo: str, job_id: int) -> dict[str, Any]:
+        """A workflow job as GitHub sees it now (status ``queued``, ``in_progress``...)."""
+        return self._request("GET", f"repos/{owner}/{repo}/actions/jobs/{job_id}", expected=(200,))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        expected: tuple[int, ...],
+    ) -> dict[str, Any]:
+        url = f"{self._api_url}/{path}"
+        deadline = self._clock() + self._budget
+        refreshed_token = False
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise GitHubTransientError(f"{method} {path}: no time left for GitHub")
+            headers = {"Authorization": f"Bearer {self._token(refreshed_token)}"}
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    json=json,
+                    headers=headers,
+                    timeout=(min(CONNECT_TIMEOUT, remaining), min(READ_TIMEOUT, remaining)),
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                delay = _backoff(attempt)
+                if attempt >= MAX_ATTEMPTS or self._clock() + delay >= deadline:
+                    raise GitHubTransientError(
+                        f"{method} {path}: {type(exc).__name__} talking to GitHub"
+                    ) from None
+                self._sleep(delay)
+                continue
+
+            status = response.status_code
+            if status in expected:
+                return _json_or_empty(response)
+            if status == 401 and not refreshed_token:
+                refreshed_token = True  # the PAT may have been rotated: re-read it once
+                continue
+            if status in RETRY_STATUSES or _is_rate_limited(response):
+                retry_after = _retry_after(response)
+                delay = retry_after if retry_after is not None else _backoff(attempt)
+                if attempt >= MAX_ATTEMPTS or self._clock() + delay >= deadline:
+                    raise GitHubTransientError(
+                        f"{method} {path}: GitHub answered {status}",
+                        status=status,
+                        retry_after=retry_after,
+                    )
+                self._sleep(delay)
+                continue
+            raise GitHubPermanentError(
+                f"{method} {path}: GitHub answered {status} ({_message(response)}); "
+                f"{_HINTS.get(status, 'see the GitHub REST API documentation')}",
+                status=status,
+            )
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter: 0.25 s, 0.5 s, 1 s ... (randomised)."""
+    return random.uniform(0, BACKOFF_BASE * 2 ** (attempt - 1))  # noqa: S311 (not crypto)
+
+
+def _is_rate_limited(response: requests.Response) -> bool:
+    """GitHub signals rate limits with 403 as well as 429 (primary and secondary limits)."""
+    if response.status_code != 403:
+        return False
+    return "retry-after" in response.headers or response.headers.get("x-ratelimit-remaining") == "0"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait, from ``Retry-After`` (seconds or HTTP date) or ``x-ratelimit-reset``."""
+    value = response.headers.get("retry-after")
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+    reset = response.headers.get("x-ratelimit-reset")
+    if reset and reset.isdigit() and response.headers.get("x-ratelimit-remaining") == "0":
+        return max(0.0, float(reset) - time.time())
+    return None
+
+
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        data = response.json()
+    except ValueError:
+        raise GitHubTransientError(
+            f"GitHub answered {response.status_code} with non-JSON"
+        ) from None
+    return data if isinstance(data, dict) else {"items": data}
+
+
+def _message(response: requests.Response) -> str:
+    """GitHub's short error message (never contains our token), truncated."""
+    try:
+        message = str(response.json().get("message", ""))
+    except (ValueError, AttributeError):
+        message = ""
+    return (message or response.reason or "no message")[:200]

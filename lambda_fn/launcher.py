@@ -1,0 +1,143 @@
+"""Profile + job + JIT config -> one ``ecs.run_task`` call.
+
+The request is built only from deploy-time configuration (the profile's task
+definition and container, the stack's network) plus the JIT config: nothing a
+webhook sender controls can choose the image, command, role or task
+definition. Job details appear only as tags, whose values are validated and
+sanitised first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lambda_fn.config import Profile, Settings
+from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
+from lambda_fn.github import JitConfig
+
+JITCONFIG_ENV = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+
+#: ECS ``failures[].reason`` values that retrying cannot fix. Anything else
+#: (capacity, "RESOURCE:*", AGENT, unknown) is treated as transient: a wrongly
+#: retried job costs a few calls, a wrongly dropped one is lost.
+PERMANENT_FAILURE_REASONS = frozenset({"INACTIVE", "ATTRIBUTE", "MISSING"})
+
+#: botocore error codes that are worth retrying (after botocore's own retries).
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServerException",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+_TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """The identity of a queued job, as far as tags and names need it."""
+
+    job_id: int
+    run_id: int
+    run_attempt: int
+    repository: str  # owner/name
+
+
+def started_by(job_id: int) -> str:
+    """``startedBy`` names the job (ECS allows 36 letters, digits, '-' or '_')."""
+    return f"gh-job-{job_id}"[:36]
+
+
+def client_token(job_id: int, runner_name: str) -> str:
+    """ECS idempotency token for one launch attempt of one job.
+
+    It is derived from the job id and the attempt's unique runner name, so
+    botocore's own retries of a ``RunTask`` whose answer was lost cannot start
+    a second task, while a deliberate later attempt (new JIT config) is not
+    mistaken for the earlier one.
+    """
+    digest = hashlib.sha256(f"{job_id}:{runner_name}".encode()).hexdigest()[:40]
+    return f"job-{job_id}-{digest}"[:64]
+
+
+def _tag(key: str, value: str) -> dict[str, str]:
+    return {"key": key, "value": _TAG_UNSAFE.sub("_", value)[:256]}
+
+
+def build_run_task_request(
+    settings: Settings, profile: Profile, job: JobRef, jit: JitConfig
+) -> dict[str, Any]:
+    """The exact ``run_task`` keyword arguments for one runner."""
+    return {
+        "cluster": settings.ecs_cluster,
+        "taskDefinition": profile.task_definition,
+        "launchType": "FARGATE",
+        "count": 1,
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": list(settings.subnet_ids),
+                "securityGroups": list(settings.security_group_ids),
+                "assignPublicIp": settings.assign_public_ip,
+            }
+        },
+        "overrides": {
+            "containerOverrides": [
+                {
+                    "name": profile.container_name,
+                    "environment": [{"name": JITCONFIG_ENV, "value": jit.encoded}],
+                }
+            ]
+        },
+        "startedBy": started_by(job.job_id),
+        "clientToken": client_token(job.job_id, jit.runner_name),
+        "enableECSManagedTags": True,
+        "tags": [
+            _tag("github:job-id", str(job.job_id)),
+            _tag("github:run-id", str(job.run_id)),
+            _tag("github:run-attempt", str(job.run_attempt)),
+            _tag("github:repository", job.repository),
+            _tag("runner:profile", profile.name),
+            _tag("runner:name", jit.runner_name),
+            _tag("runner:id", str(jit.runner_id)),
+        ],
+    }
+
+
+def run_runner_task(ecs: Any, request: dict[str, Any]) -> str:
+    """Call ``run_task`` and return the task ARN; a ``failures`` entry is an error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lambda_fn.aws import error_code
+
+    try:
+        response = ecs.run_task(**request)
+    except ClientError as exc:
+        code = error_code(exc)
+        message = f"run_task failed: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+        if code in TRANSIENT_ERROR_CODES:
+            raise LaunchTransientError(message) from None
+        raise LaunchPermanentError(message) from None
+    except BotoCoreError as exc:  # connection errors, timeouts after botocore's retries
+        raise LaunchTransientError(f"run_task failed: {type(exc).__name__}") from None
+
+    failures = response.get("failures") or []
+    tasks = response.get("tasks") or []
+    if failures or not tasks:
+        reasons = sorted({str(f.get("reason", "unknown")) for f in failures}) or ["no task"]
+        detail = "; ".join(
+            f"{f.get('reason', 'unknown')}: {f.get('detail', '')}".strip(": ") for f in failures
+        )
+        message = f"run_task returned failures: {detail or 'no task started'}"
+        if any(reason.split(":")[0] in PERMANENT_FAILURE_REASONS for reason in reasons):
+            raise LaunchPermanentError(message)
+        raise LaunchTransientError(message)
+    return str(tasks[0]["taskArn"])
