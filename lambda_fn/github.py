@@ -84,15 +84,15 @@ class GitHubClient:
         *,
         session: requests.Session | None = None,
         budget_seconds: float = 6.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._api_url = api_url.rstrip("/")
         self._token = token
         self._session = session or shared_session()
         self._budget = budget_seconds
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = sleep or time.sleep
+        self._clock = clock or time.monotonic
 
     def generate_jitconfig(
         self, scope: str, name: str, labels: Sequence[str], runner_group_id: int

@@ -1,0 +1,347 @@
+"""Shared fixtures: fake AWS (moto), fake GitHub (responses), signed deliveries.
+
+Everything the handler touches is real code talking through the real client
+libraries: boto3 -> moto's in-process backend, requests -> ``responses``
+intercepting at the HTTP adapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+import responses
+
+# moto must be imported before any boto3 client exists, and tests never use real AWS.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "FargateRunnersTest",
+        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+from moto import mock_aws  # noqa: E402
+
+GITHUB_API = "https://api.github.test"
+WEBHOOK_SECRET = "whsec-" + "a1b2c3d4" * 4
+PAT = "ghp_" + "PATSHOULDNEVERLEAK" + "x" * 18
+
+
+@dataclass
+class FakeAws:
+    """What the stack would have created, in moto."""
+
+    region: str
+    cluster: str
+    task_definitions: dict[str, str]
+    subnet_id: str
+    security_group_id: str
+    table: str
+    webhook_secret_arn: str
+    token_secret_arn: str
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        profiles = [
+            {
+                "name": "default",
+                "labels": ["self-hosted", "linux", "arm64", "fargate"],
+                "task_definition": self.task_definitions["default"],
+                "container_name": "runner",
+            },
+            {
+                "name": "big",
+                "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
+                "task_definition": self.task_definitions["big"],
+                "container_name": "runner",
+            },
+        ]
+        env = {
+            "WEBHOOK_SECRET_ARN": self.webhook_secret_arn,
+            "GITHUB_TOKEN_SECRET_ARN": self.token_secret_arn,
+            "GITHUB_API_URL": GITHUB_API,
+            "ECS_CLUSTER": self.cluster,
+            "SUBNET_IDS": self.subnet_id,
+            "SECURITY_GROUP_IDS": self.security_group_id,
+            "ASSIGN_PUBLIC_IP": "DISABLED",
+            "RUNNER_PROFILES": json.dumps(profiles),
+            "RUNNER_SCOPE": "repo",
+            "RUNNER_GROUP_ID": "1",
+            "ALLOWED_REPOSITORIES": "",
+            "IDEMPOTENCY_TABLE": self.table,
+            "RUNNER_NAME_PREFIX": "fgr",
+        }
+        env.update(overrides)
+        return env
+
+    def tasks(self) -> list[dict[str, Any]]:
+        ecs = boto3.client("ecs", region_name=self.region)
+        arns = ecs.list_tasks(cluster=self.cluster)["taskArns"]
+        if not arns:
+            return []
+        return ecs.describe_tasks(cluster=self.cluster, tasks=arns, include=["TAGS"])["tasks"]
+
+
+def reset_lambda_caches() -> None:
+    """The handler caches clients, secrets and launchers per process: start each test clean."""
+    from lambda_fn import aws, dispatch, secrets
+    from lambda_fn.config import _parse_cached
+
+    aws.reset()
+    secrets.reset()
+    dispatch.reset()
+    _parse_cached.cache_clear()
+
+
+def create_stack_resources(region: str = "us-east-1", *, pat: str | None = PAT) -> FakeAws:
+    """Create in the active moto backend what ``cdk deploy`` would create."""
+    sm = boto3.client("secretsmanager", region_name=region)
+    webhook_arn = sm.create_secret(Name="runners/webhook-secret", SecretString=WEBHOOK_SECRET)["ARN"]
+    if pat is None:
+        token_arn = sm.create_secret(Name="runners/github-token")["ARN"]
+    else:
+        token_arn = sm.create_secret(Name="runners/github-token", SecretString=pat)["ARN"]
+
+    ec2 = boto3.client("ec2", region_name=region)
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    sg_id = ec2.create_security_group(GroupName="runners", Description="runners", VpcId=vpc_id)[
+        "GroupId"
+    ]
+
+    ecs = boto3.client("ecs", region_name=region)
+    cluster = ecs.create_cluster(clusterName="runners")["cluster"]["clusterName"]
+    task_definitions = {}
+    for name, cpu, memory in (("default", "1024", "2048"), ("big", "4096", "8192")):
+        task_definitions[name] = ecs.register_task_definition(
+            family=f"runners-runner-{name}",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu=cpu,
+            memory=memory,
+            containerDefinitions=[
+                {
+                    "name": "runner",
+                    "image": "ghcr.io/actions/actions-runner:2.332.0",
+                    "command": ["/home/runner/run.sh"],
+                    "cpu": int(cpu),
+                    "memory": int(memory),
+                    "essential": True,
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+
+    ddb = boto3.client("dynamodb", region_name=region)
+    ddb.create_table(
+        TableName="runners-idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return FakeAws(
+        region=region,
+        cluster=cluster,
+        task_definitions=task_definitions,
+        subnet_id=subnet_id,
+        security_group_id=sg_id,
+        table="runners-idempotency",
+        webhook_secret_arn=webhook_arn,
+        token_secret_arn=token_arn,
+    )
+
+
+@pytest.fixture
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
+    with mock_aws():
+        resources = create_stack_resources()
+        for key, value in resources.env().items():
+            monkeypatch.setenv(key, value)
+        reset_lambda_caches()
+        yield resources
+    reset_lambda_caches()
+
+
+@dataclass
+class FakeGitHub:
+    """A GitHub REST stand-in at the HTTP layer; records what it was asked."""
+
+    mock: responses.RequestsMock
+    jit_requests: list[dict[str, Any]] = field(default_factory=list)
+    deleted_runners: list[int] = field(default_factory=list)
+    issued_configs: list[str] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def jit_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.authorizations.append(request.headers.get("Authorization", ""))
+        body = json.loads(request.body)
+        self.jit_requests.append({"url": request.url, "headers": dict(request.headers), **body})
+        runner_id = next(self._ids)
+        encoded = base64.b64encode(secrets.token_bytes(48)).decode()
+        self.issued_configs.append(encoded)
+        answer = {
+            "runner": {"id": runner_id, "name": body["name"], "labels": body["labels"]},
+            "encoded_jit_config": encoded,
+        }
+        return 201, {"Content-Type": "application/json"}, json.dumps(answer)
+
+    def set_jit(self, callback: Any = None, **response: Any) -> None:
+        """Change how generate-jitconfig answers: a callback, or a fixed status/json."""
+        self.mock.remove(responses.POST, JIT_URL)
+        if callback is not None:
+            self.mock.add_callback(responses.POST, JIT_URL, callback=callback)
+        else:
+            self.mock.add(responses.POST, JIT_URL, **response)
+
+    def delete_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.deleted_runners.append(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
+        return 204, {}, ""
+
+
+JIT_URL = re.compile(re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig")
+RUNNER_URL = re.compile(re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+")
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake = FakeGitHub(mock)
+        mock.add_callback(responses.POST, JIT_URL, callback=fake.jit_callback)
+        mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
+        yield fake
+
+
+@pytest.fixture
+def lambda_logs() -> Iterator[io.StringIO]:
+    """The handler's structured log lines, exactly as Lambda would ship them."""
+    from lambda_fn.observability import logger
+
+    handler = logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Backoff waits are recorded, not slept."""
+    slept: list[float] = []
+    monkeypatch.setattr("lambda_fn.github.time.sleep", slept.append)
+    return slept
+
+
+class LambdaContext:
+    function_name = "runner-webhook"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:runner-webhook"
+    aws_request_id = "11111111-2222-3333-4444-555555555555"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 25_000
+
+
+def queued_payload(
+    job_id: int = 4242,
+    labels: list[str] | None = None,
+    repo: str = "octo-org/app",
+    action: str = "queued",
+    run_id: int = 777,
+) -> dict[str, Any]:
+    owner, name = repo.split("/")
+    return {
+        "action": action,
+        "workflow_job": {
+            "id": job_id,
+            "run_id": run_id,
+            "run_attempt": 1,
+            "name": "integration-tests",
+            "workflow_name": "CI",
+            "head_branch": "main",
+            "head_sha": "0" * 40,
+            "status": "queued" if action == "queued" else "completed",
+            "labels": labels if labels is not None else ["self-hosted", "linux", "arm64"],
+            "runner_name": None,
+        },
+        "repository": {"id": 1, "name": name, "full_name": repo, "owner": {"login": owner}},
+        "sender": {"login": "octocat"},
+    }
+
+
+def api_event(
+    body: bytes | str,
+    *,
+    event: str = "workflow_job",
+    secret: str | None = WEBHOOK_SECRET,
+    signature: str | None = None,
+    delivery: str = "d-1",
+    base64_encoded: bool = False,
+    extra_headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (payload format 1.0) as GitHub's delivery makes it."""
+    from lambda_fn.signature import sign
+
+    raw = body.encode() if isinstance(body, str) else body
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/abc123",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+    }
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    elif secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret.encode(), raw)
+    headers.update(extra_headers or {})
+    return {
+        "resource": "/webhook",
+        "path": "/webhook",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/webhook",
+            "httpMethod": "POST",
+            "path": "/prod/webhook",
+            "stage": "prod",
+            "requestId": "req-1",
+            "identity": {"sourceIp": "140.82.112.1"},
+            "accountId": "123456789012",
+            "apiId": "abc123",
+        },
+        "body": base64.b64encode(raw).decode() if base64_encoded else raw.decode("utf-8", "surrogateescape"),
+        "isBase64Encoded": base64_encoded,
+    }
+
+
+def deliver(payload: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    """Send one delivery through the real Lambda handler; return (status, JSON body)."""
+    from lambda_fn.app import handler
+
+    body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    response = handler(api_event(body, **kwargs), LambdaContext())
+    return response["statusCode"], json.loads(response["body"] or "{}")
