@@ -1,0 +1,50 @@
+# Everything runs from a local virtualenv (.venv) and local node_modules:
+# nothing needs to be installed by hand besides python3 (3.11+), node 20 and npm.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install test lint typecheck unit infra synth clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[cdk,dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed  ## create .venv with the Lambda, CDK and test dependencies
+
+lint: install  ## ruff (lint + format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install  ## mypy, strict, on the Lambda and the CDK app
+	$(BIN)/mypy lambda_fn cdk
+
+unit: install  ## handler and pure-logic tests only (fast)
+	$(BIN)/pytest tests/unit tests/integration
+
+infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized template
+	$(BIN)/pytest tests/infra
+
+test: lint typecheck  ## the full offline suite with coverage (what CI runs)
+	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-report=xml
+
+synth: install node_modules/.installed  ## `cdk synth` through the pinned CDK CLI, then cfn-lint
+	rm -rf cdk.out
+	PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk synth --no-notices --quiet
+	$(BIN)/cfn-lint -i W3005 -- cdk.out/*.template.json
+
+clean:  ## remove build outputs (keeps .venv and node_modules)
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml htmlcov

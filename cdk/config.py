@@ -1,0 +1,578 @@
+"""Typed, validated configuration read from the CDK context (``cdk.json``).
+
+This module does not import ``aws_cdk``: it is plain Python so that it is fast
+to test and usable from anywhere.
+
+Context keys
+============
+
+Keys that look like ``lower_snake_case`` belong to this app; an unknown one is
+an error (typos are caught at synth time). Any other key (CDK feature flags
+such as ``@aws-cdk/...``, ``aws:cdk:...`` keys the CLI injects, lookups cached
+in ``cdk.context.json``) is left to CDK. Values given on the command line with
+``-c key=value`` arrive as strings: numbers, booleans, JSON lists and
+comma-separated lists are accepted in string form too. ``null`` means default.
+
+``stack_name`` (default ``FargateRunners``)
+    CloudFormation stack name, ``^[A-Za-z][A-Za-z0-9-]{0,127}$``. Also the prefix of
+    task definition families (``<stack_name>-runner-<profile>``) and, lowercased,
+    of runner names.
+``profiles`` (default: one profile ``default``, labels ``self-hosted, linux, arm64, fargate``)
+    Runner profiles, see below.
+``runner_scope`` (default ``repo``)
+    Where just-in-time runners are registered: ``repo`` or ``org``.
+``runner_group_id`` (default ``1``)
+    Runner group id used for the JIT config (>= 1).
+``allowed_repositories`` (default empty = any repository)
+    List of ``owner/repo`` or ``owner/*``; a comma-separated string is accepted too.
+``github_api_url`` (default ``https://api.github.com``)
+    GitHub REST base URL, must be ``https://`` (GHES: ``https://HOST/api/v3``).
+``github_token_secret_arn`` (default unset: a new, empty secret is created)
+    Complete ARN of an existing Secrets Manager secret holding the PAT (plain string).
+``vpc_id`` (default unset: a new VPC)
+    Existing VPC for runner tasks; requires ``subnet_ids``. No lookups are made.
+``subnet_ids`` (default unset)
+    Existing subnets for runner tasks (list or comma-separated); requires ``vpc_id``.
+``assign_public_ip`` (default ``true`` for the new VPC, ``false`` for an existing VPC)
+    Give runner tasks a public IP (needed in public subnets without NAT, to pull
+    images and reach GitHub).
+``log_retention_days`` (default ``30``)
+    Retention of every log group; one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
+    365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653.
+``webhook_throttle_rate`` (default ``20``)
+    API stage steady-state rate limit, requests per second (> 0).
+``webhook_throttle_burst`` (default ``40``)
+    API stage burst limit (1..5000).
+
+The new VPC (when ``vpc_id`` is unset) has public subnets only in 2 AZs, no
+NAT gateway (no hourly cost), and VPC flow logs to CloudWatch Logs.
+
+Profile keys (each item of ``profiles``)
+----------------------------------------
+
+``name`` (required)
+    ``^[a-z0-9][a-z0-9-]{0,30}$``, unique among profiles.
+``labels`` (required)
+    Non-empty list of labels (or a comma-separated string). A job runs on the profile
+    whose labels contain all of the job's labels (case-insensitive); two profiles may
+    not have the same label set.
+``cpu`` (default ``1024``)
+    Fargate task CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384.
+``memory`` (default ``2048``)
+    Task memory in MiB, valid for ``cpu`` per Fargate's table (256: 512-2048;
+    512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720, steps of
+    1024; 8192: 16384-61440, steps of 4096; 16384: 32768-122880, steps of 8192).
+``architecture`` (default ``ARM64``)
+    ``ARM64`` or ``X86_64``.
+``ephemeral_storage_gib`` (default ``21``)
+    Task ephemeral storage, 21..200 GiB.
+``image`` (default ``ghcr.io/actions/actions-runner:2.332.0``)
+    Runner container image; it must provide ``/home/runner/run.sh`` and uid 1001.
+
+Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
+``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
+it, an entry in ``cdk.construct.lambda_profile_entry``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlparse
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_PROFILE_LABELS",
+    "FARGATE_CPU_MEMORY",
+    "LOG_RETENTION_DAYS",
+    "PROFILE_KEYS",
+    "TOP_LEVEL_KEYS",
+    "ConfigError",
+    "RunnerProfile",
+    "RunnersConfig",
+    "load_config",
+]
+
+DEFAULT_IMAGE = "ghcr.io/actions/actions-runner:2.332.0"
+DEFAULT_PROFILE_LABELS = ("self-hosted", "linux", "arm64", "fargate")
+DEFAULT_STACK_NAME = "FargateRunners"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+ARCHITECTURES = ("ARM64", "X86_64")
+RUNNER_SCOPES = ("repo", "org")
+
+
+def _steps(low: int, high: int, step: int) -> tuple[int, ...]:
+    return tuple(range(low, high + 1, step))
+
+
+#: Fargate (Linux) task cpu -> allowed task memory in MiB.
+FARGATE_CPU_MEMORY: Mapping[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: _steps(1024, 4096, 1024),
+    1024: _steps(2048, 8192, 1024),
+    2048: _steps(4096, 16384, 1024),
+    4096: _steps(8192, 30720, 1024),
+    8192: _steps(16384, 61440, 4096),
+    16384: _steps(32768, 122880, 8192),
+}
+
+#: Retention values CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+EPHEMERAL_STORAGE_RANGE = (21, 200)
+
+_PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+_STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_SECRET_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
+)
+_LABEL_RE = re.compile(r"^[^\s,]{1,100}$")
+_OUR_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; ``key`` names it (e.g. ``profiles[1].memory``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+    def under(self, prefix: str) -> ConfigError:
+        """The same error with its key nested under ``prefix``."""
+        return ConfigError(f"{prefix}.{self.key}", self.problem)
+
+
+# ---------------------------------------------------------------------------
+# Scalar parsers. Each takes (value, key) and returns the typed value or raises
+# ConfigError naming ``key``.
+# ---------------------------------------------------------------------------
+
+
+def _int(value: Any, key: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise ConfigError(key, f"{value!r} is not an integer")
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not a number")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(key, f"{value!r} is not a number")
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(key, f"{value!r} is not a boolean (true or false)")
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"{value!r} is not a string")
+    text: str = value.strip()
+    if not text:
+        raise ConfigError(key, "must not be empty")
+    return text
+
+
+def _str_list(value: Any, key: str) -> tuple[str, ...]:
+    """A list of strings; a JSON list or a comma-separated string is accepted too."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(key, f"is not a valid JSON list ({exc.msg})") from None
+        else:
+            value = [part for part in (p.strip() for p in text.split(",")) if part]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(key, f"{value!r} is not a list of strings")
+    return tuple(_str(item, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+def _one_of(value: Any, key: str, allowed: Sequence[str], *, upper: bool = False) -> str:
+    text = _str(value, key)
+    norm = text.upper() if upper else text.lower()
+    if norm not in allowed:
+        raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
+    return norm
+
+
+def _suggest(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe_allowed(values: Sequence[int]) -> str:
+    if len(values) <= 4:
+        return ", ".join(str(v) for v in values)
+    step = values[1] - values[0]
+    return f"{values[0]} to {values[-1]} in steps of {step}"
+
+
+# ---------------------------------------------------------------------------
+# Profiles
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunnerProfile:
+    """One kind of runner: a Fargate task definition plus the labels that select it.
+
+    Constructing one validates it (``ConfigError`` keys are relative to the
+    profile, e.g. ``memory``; :func:`load_config` prefixes ``profiles[i].``).
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    cpu: int = 1024
+    memory: int = 2048
+    architecture: str = "ARM64"
+    ephemeral_storage_gib: int = 21
+    image: str = DEFAULT_IMAGE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.labels, str) or not isinstance(self.labels, Sequence):
+            raise ConfigError("labels", "must be a non-empty list of labels")
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if not isinstance(self.name, str) or not _PROFILE_NAME_RE.match(self.name):
+            raise ConfigError(
+                "name",
+                f"{self.name!r} must match ^[a-z0-9][a-z0-9-]{{0,30}}$ "
+                "(lowercase letters, digits, hyphens; at most 31 characters)",
+            )
+        if not self.labels:
+            raise ConfigError("labels", "must be a non-empty list of labels")
+        for i, label in enumerate(self.labels):
+            if not isinstance(label, str) or not _LABEL_RE.match(label):
+                raise ConfigError(
+                    f"labels[{i}]", f"{label!r} is not a valid label (no spaces or commas)"
+                )
+        lowered = [label.lower() for label in self.labels]
+        for i, label in enumerate(lowered):
+            if label in lowered[:i]:
+                raise ConfigError(f"labels[{i}]", f"{self.labels[i]!r} is repeated")
+        if self.cpu not in FARGATE_CPU_MEMORY:
+            raise ConfigError(
+                "cpu",
+                f"{self.cpu} is not a Fargate cpu value "
+                f"(allowed: {', '.join(str(c) for c in FARGATE_CPU_MEMORY)})",
+            )
+        allowed_memory = FARGATE_CPU_MEMORY[self.cpu]
+        if self.memory not in allowed_memory:
+            raise ConfigError(
+                "memory",
+                f"{self.memory} is not valid with cpu {self.cpu} "
+                f"(allowed: {_describe_allowed(allowed_memory)})",
+            )
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(
+                "architecture",
+                f"{self.architecture!r} is not one of {', '.join(ARCHITECTURES)}",
+            )
+        low, high = EPHEMERAL_STORAGE_RANGE
+        if not low <= self.ephemeral_storage_gib <= high:
+            raise ConfigError(
+                "ephemeral_storage_gib",
+                f"{self.ephemeral_storage_gib} is outside {low}..{high}",
+            )
+        if not self.image or any(ch.isspace() for ch in self.image):
+            raise ConfigError("image", f"{self.image!r} is not a container image reference")
+
+    @property
+    def label_set(self) -> frozenset[str]:
+        """The labels, lowercased, as GitHub compares them."""
+        return frozenset(label.lower() for label in self.labels)
+
+
+#: The allowed profile keys and how each is parsed: the ONE place to add a key.
+_PROFILE_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "name": _str,
+    "labels": _str_list,
+    "cpu": _int,
+    "memory": _int,
+    "architecture": lambda v, k: _one_of(v, k, ARCHITECTURES, upper=True),
+    "ephemeral_storage_gib": _int,
+    "image": _str,
+}
+PROFILE_KEYS: frozenset[str] = frozenset(_PROFILE_PARSERS)
+_REQUIRED_PROFILE_KEYS = ("name", "labels")
+
+if {f.name for f in fields(RunnerProfile)} != PROFILE_KEYS:  # pragma: no cover
+    raise RuntimeError("_PROFILE_PARSERS and RunnerProfile fields must list the same keys")
+
+
+def _parse_profile(raw: Any, key: str) -> RunnerProfile:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"must be an object, got {type(raw).__name__}")
+    for name in raw:
+        if name not in PROFILE_KEYS:
+            raise ConfigError(
+                f"{key}.{name}",
+                f"unknown profile key{_suggest(str(name), sorted(PROFILE_KEYS))}; "
+                f"allowed: {', '.join(sorted(PROFILE_KEYS))}",
+            )
+    for name in _REQUIRED_PROFILE_KEYS:
+        if name not in raw:
+            raise ConfigError(f"{key}.{name}", "is required")
+    values = {name: _PROFILE_PARSERS[name](value, f"{key}.{name}") for name, value in raw.items()}
+    try:
+        return RunnerProfile(**values)
+    except ConfigError as exc:
+        raise exc.under(key) from None
+
+
+def _parse_profiles(value: Any, key: str) -> tuple[RunnerProfile, ...]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(key, f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(key, "must be a non-empty list of profile objects")
+    profiles = tuple(_parse_profile(item, f"{key}[{i}]") for i, item in enumerate(value))
+    check_profiles(profiles, key)
+    return profiles
+
+
+def check_profiles(profiles: Sequence[RunnerProfile], key: str = "profiles") -> None:
+    """Cross-profile checks: unique names and unique (case-insensitive) label sets."""
+    if not profiles:
+        raise ConfigError(key, "must contain at least one profile")
+    seen_names: dict[str, int] = {}
+    seen_labels: dict[frozenset[str], int] = {}
+    for i, profile in enumerate(profiles):
+        if profile.name in seen_names:
+            raise ConfigError(
+                f"{key}[{i}].name",
+                f"duplicate profile name {profile.name!r} "
+                f"(also {key}[{seen_names[profile.name]}].name)",
+            )
+        seen_names[profile.name] = i
+        if profile.label_set in seen_labels:
+            raise ConfigError(
+                f"{key}[{i}].labels",
+                f"same label set as {key}[{seen_labels[profile.label_set]}].labels "
+                "(labels compare case-insensitively)",
+            )
+        seen_labels[profile.label_set] = i
+
+
+# ---------------------------------------------------------------------------
+# Top level
+# ---------------------------------------------------------------------------
+
+
+def _repo_pattern(value: str, key: str) -> str:
+    owner, sep, repo = value.partition("/")
+    if (
+        not sep
+        or not _OWNER_RE.match(owner)
+        or not (repo == "*" or (_REPO_RE.match(repo) and repo not in (".", "..")))
+    ):
+        raise ConfigError(key, f"{value!r} is not 'owner/repo' or 'owner/*'")
+    return value
+
+
+def _github_api_url(value: Any, key: str) -> str:
+    text = _str(value, key)
+    parsed = urlparse(text)
+    if parsed.scheme != "https" or not parsed.netloc:
+        raise ConfigError(key, f"{text!r} must be an https:// URL")
+    if parsed.query or parsed.fragment:
+        raise ConfigError(key, f"{text!r} must not have a query or fragment")
+    return text.rstrip("/")
+
+
+@dataclass(frozen=True)
+class RunnersConfig:
+    """The whole app configuration (see the module docstring for each key)."""
+
+    stack_name: str = DEFAULT_STACK_NAME
+    profiles: tuple[RunnerProfile, ...] = field(
+        default_factory=lambda: (RunnerProfile(name="default", labels=DEFAULT_PROFILE_LABELS),)
+    )
+    runner_scope: str = "repo"
+    runner_group_id: int = 1
+    allowed_repositories: tuple[str, ...] = ()
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_token_secret_arn: str | None = None
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    assign_public_ip: bool | None = None
+    log_retention_days: int = 30
+    webhook_throttle_rate: float = 20.0
+    webhook_throttle_burst: int = 40
+
+    @property
+    def uses_existing_vpc(self) -> bool:
+        return self.vpc_id is not None
+
+    @property
+    def effective_assign_public_ip(self) -> bool:
+        """Default: true for the new public-subnet-only VPC, false for an existing VPC."""
+        if self.assign_public_ip is not None:
+            return self.assign_public_ip
+        return not self.uses_existing_vpc
+
+
+TOP_LEVEL_KEYS: frozenset[str] = frozenset(f.name for f in fields(RunnersConfig))
+
+
+def _stack_name(value: Any, key: str) -> str:
+    name = _str(value, key)
+    if not _STACK_NAME_RE.match(name):
+        raise ConfigError(
+            key,
+            f"{name!r} is not a valid CloudFormation stack name "
+            "(letter first, then letters, digits, hyphens; at most 128)",
+        )
+    return name
+
+
+def _runner_group_id(value: Any, key: str) -> int:
+    group = _int(value, key)
+    if group < 1:
+        raise ConfigError(key, f"{group} must be >= 1")
+    return group
+
+
+def _allowed_repositories(value: Any, key: str) -> tuple[str, ...]:
+    repos = _str_list(value, key)
+    return tuple(_repo_pattern(r, f"{key}[{i}]") for i, r in enumerate(repos))
+
+
+def _secret_arn(value: Any, key: str) -> str:
+    arn = _str(value, key)
+    if not _SECRET_ARN_RE.match(arn):
+        raise ConfigError(
+            key,
+            f"{arn!r} is not a complete Secrets Manager secret ARN "
+            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)",
+        )
+    return arn
+
+
+def _log_retention_days(value: Any, key: str) -> int:
+    days = _int(value, key)
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            key,
+            f"{days} is not a CloudWatch Logs retention value "
+            f"(allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)})",
+        )
+    return days
+
+
+def _throttle_rate(value: Any, key: str) -> float:
+    rate = _number(value, key)
+    if not rate > 0:
+        raise ConfigError(key, f"{rate:g} must be > 0")
+    return rate
+
+
+def _throttle_burst(value: Any, key: str) -> int:
+    burst = _int(value, key)
+    if not 1 <= burst <= 5000:
+        raise ConfigError(key, f"{burst} is outside 1..5000")
+    return burst
+
+
+#: Top-level keys parsed on their own; the network keys (vpc_id, subnet_ids,
+#: assign_public_ip) depend on each other and are handled by _load_network.
+_TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "stack_name": _stack_name,
+    "profiles": _parse_profiles,
+    "runner_scope": lambda v, k: _one_of(v, k, RUNNER_SCOPES),
+    "runner_group_id": _runner_group_id,
+    "allowed_repositories": _allowed_repositories,
+    "github_api_url": _github_api_url,
+    "github_token_secret_arn": _secret_arn,
+    "log_retention_days": _log_retention_days,
+    "webhook_throttle_rate": _throttle_rate,
+    "webhook_throttle_burst": _throttle_burst,
+}
+_NETWORK_KEYS = frozenset({"vpc_id", "subnet_ids", "assign_public_ip"})
+
+if set(_TOP_LEVEL_PARSERS) | _NETWORK_KEYS != TOP_LEVEL_KEYS:  # pragma: no cover
+    raise RuntimeError(
+        "_TOP_LEVEL_PARSERS, _NETWORK_KEYS and RunnersConfig must list the same keys"
+    )
+
+
+def load_config(context: Mapping[str, Any]) -> RunnersConfig:
+    """Build a validated :class:`RunnersConfig` from CDK context values.
+
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    ours = {k: v for k, v in context.items() if _OUR_KEY_RE.match(k)}
+    for key in ours:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(
+                key,
+                f"unknown context key{_suggest(key, sorted(TOP_LEVEL_KEYS))}; "
+                f"allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}",
+            )
+    # ``null`` in cdk.json means "use the default".
+    ours = {k: v for k, v in ours.items() if v is not None}
+    values: dict[str, Any] = {
+        key: parse(ours[key], key) for key, parse in _TOP_LEVEL_PARSERS.items() if key in ours
+    }
+    _load_network(ours, values)
+    return RunnersConfig(**values)
+
+
+def _load_network(ours: Mapping[str, Any], values: dict[str, Any]) -> None:
+    has_vpc = "vpc_id" in ours
+    has_subnets = "subnet_ids" in ours
+    if has_vpc and not has_subnets:
+        raise ConfigError("subnet_ids", "is required when vpc_id is set")
+    if has_subnets and not has_vpc:
+        raise ConfigError("vpc_id", "is required when subnet_ids is set")
+    if has_vpc:
+        vpc_id = _str(ours["vpc_id"], "vpc_id")
+        if not _VPC_ID_RE.match(vpc_id):
+            raise ConfigError("vpc_id", f"{vpc_id!r} is not a VPC id (vpc-0123abcd...)")
+        subnets = _str_list(ours["subnet_ids"], "subnet_ids")
+        if not subnets:
+            raise ConfigError("subnet_ids", "must list at least one subnet")
+        for i, subnet in enumerate(subnets):
+            if not _SUBNET_ID_RE.match(subnet):
+                raise ConfigError(
+                    f"subnet_ids[{i}]", f"{subnet!r} is not a subnet id (subnet-0123abcd...)"
+                )
+            if subnet in subnets[:i]:
+                raise ConfigError(f"subnet_ids[{i}]", f"{subnet!r} is repeated")
+        values["vpc_id"] = vpc_id
+        values["subnet_ids"] = subnets
+    if "assign_public_ip" in ours:
+        values["assign_public_ip"] = _bool(ours["assign_public_ip"], "assign_public_ip")

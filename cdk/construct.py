@@ -1,0 +1,685 @@
+"""``FargateRunners``: ephemeral GitHub Actions runners on Fargate, as one reusable construct.
+
+Drop it into any CDK app::
+
+    from cdk.config import RunnerProfile
+    from cdk.construct import FargateRunners, FargateRunnersProps
+
+    FargateRunners(stack, "Runners", FargateRunnersProps(
+        profiles=[RunnerProfile(name="default", labels=("self-hosted", "linux", "arm64"))],
+    ))
+
+What it creates: an ECS cluster (Container Insights, FARGATE and FARGATE_SPOT
+capacity providers), one Fargate task definition per profile (container
+``runner``, no permissions on the task role), an egress-only security group,
+the webhook secret (generated) and the GitHub PAT secret (empty, or imported),
+a DynamoDB idempotency table, the webhook Lambda and a REST API with only
+``POST /webhook``. Without a ``vpc`` it also creates a VPC with public subnets
+in 2 AZs, no NAT gateway, and flow logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Token,
+    Validations,
+)
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from .bundling import lambda_code
+from .config import (
+    DEFAULT_GITHUB_API_URL,
+    RUNNER_SCOPES,
+    RunnerProfile,
+    check_profiles,
+)
+
+__all__ = [
+    "CONTAINER_NAME",
+    "LAMBDA_RUNTIME",
+    "RUNNER_COMMAND",
+    "RUNNER_USER",
+    "FargateRunners",
+    "FargateRunnersProps",
+    "lambda_profile_entry",
+    "retention_days",
+]
+
+#: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
+CONTAINER_NAME = "runner"
+RUNNER_COMMAND = ("/home/runner/run.sh",)
+#: The actions-runner image's non-root ``runner`` user.
+RUNNER_USER = "1001"
+DEFAULT_LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_fn"
+
+_RETENTION: Mapping[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def retention_days(days: int) -> logs.RetentionDays:
+    """CloudWatch ``RetentionDays`` for a number of days (one of the allowed values)."""
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise ValueError(f"{days} is not a CloudWatch Logs retention value") from None
+
+
+@dataclass(frozen=True)
+class FargateRunnersProps:
+    """Properties of :class:`FargateRunners`.
+
+    :param profiles: runner profiles (validated: unique names and label sets).
+    :param vpc: VPC for runner tasks; default: a new VPC, public subnets in 2 AZs,
+        no NAT gateway, flow logs on.
+    :param vpc_subnets: which subnets of ``vpc`` tasks run in (required in practice
+        for an imported VPC, e.g. ``SubnetSelection(subnets=[Subnet.from_subnet_id(...)])``);
+        default: the public subnets of the new VPC, or CDK's default selection.
+    :param subnet_ids: subnet ids for runner tasks, instead of ``vpc_subnets`` (no lookups).
+    :param runner_scope: ``repo`` or ``org``: where JIT runners are registered.
+    :param runner_group_id: runner group id for the JIT config.
+    :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
+    :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
+    :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
+    :param log_retention: retention of every log group this construct creates.
+    :param assign_public_ip: public IP for tasks; default: true for the new VPC, else false.
+    :param throttling_rate_limit: API stage steady-state requests per second.
+    :param throttling_burst_limit: API stage burst.
+    :param name_prefix: prefix of task definition families (``<prefix>-runner-<profile>``);
+        default: the stack name.
+    :param runner_name_prefix: prefix of runner names; default: lowercase ``name_prefix``.
+    :param lambda_source_dir: the webhook Lambda package; default: ``lambda_fn/`` of this repo.
+    """
+
+    profiles: Sequence[RunnerProfile]
+    vpc: ec2.IVpc | None = None
+    vpc_subnets: ec2.SubnetSelection | None = None
+    subnet_ids: Sequence[str] = field(default_factory=tuple)
+    runner_scope: str = "repo"
+    runner_group_id: int = 1
+    allowed_repositories: Sequence[str] = field(default_factory=tuple)
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_token_secret: secretsmanager.ISecret | None = None
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    assign_public_ip: bool | None = None
+    throttling_rate_limit: float = 20
+    throttling_burst_limit: int = 40
+    name_prefix: str | None = None
+    runner_name_prefix: str | None = None
+    lambda_source_dir: Path = DEFAULT_LAMBDA_SOURCE
+
+
+def lambda_profile_entry(
+    profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition
+) -> dict[str, Any]:
+    """One item of the Lambda's ``RUNNER_PROFILES`` (see CONTRACT.md).
+
+    The one place that decides what the Lambda learns about a profile: add new
+    profile keys (capacity, limits, policy) here.
+    """
+    return {
+        "name": profile.name,
+        "labels": list(profile.labels),
+        "task_definition": task_definition.task_definition_arn,
+        "container_name": CONTAINER_NAME,
+    }
+
+
+def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
+    """``SubnetSelection`` as keyword arguments for ``IVpc.select_subnets``."""
+    names = (
+        "availability_zones", "one_per_az", "subnet_filters", "subnet_group_name",
+        "subnets", "subnet_type",
+    )  # fmt: skip
+    values = {name: getattr(selection, name) for name in names}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def nag_flatten(value: Any) -> str:
+    """A resolved CloudFormation value flattened the way cdk-nag names findings."""
+    if isinstance(value, str):
+        return value.replace("${", "<").replace("}", ">")
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            delimiter, items = value["Fn::Join"]
+            return str(delimiter).join(nag_flatten(item) for item in items)
+        if "Fn::Sub" in value:
+            return nag_flatten(value["Fn::Sub"])
+        if "Fn::GetAtt" in value:
+            resource, attribute = value["Fn::GetAtt"]
+            return f"<{nag_flatten(resource)}.{nag_flatten(attribute)}>"
+        if "Fn::ImportValue" in value:
+            return nag_flatten(value["Fn::ImportValue"])
+        if "Ref" in value:
+            return f"<{nag_flatten(value['Ref'])}>"
+    return json.dumps(value, separators=(",", ":"))
+
+
+class FargateRunners(Construct):
+    """Webhook-driven, single-use GitHub Actions runners on AWS Fargate."""
+
+    vpc: ec2.IVpc
+    cluster: ecs.Cluster
+    security_group: ec2.SecurityGroup
+    task_definitions: dict[str, ecs.FargateTaskDefinition]
+    task_roles: dict[str, iam.Role]
+    execution_roles: dict[str, iam.Role]
+    runner_log_group: logs.LogGroup
+    webhook_secret: secretsmanager.Secret
+    github_token_secret: secretsmanager.ISecret
+    idempotency_table: dynamodb.Table
+    webhook_function: lambda_.Function
+    webhook_role: iam.Role
+    api: apigw.RestApi
+    subnet_ids: list[str]
+
+    def __init__(self, scope: Construct, construct_id: str, props: FargateRunnersProps) -> None:
+        super().__init__(scope, construct_id)
+        self.props = props
+        profiles = tuple(props.profiles)
+        check_profiles(profiles)
+        if props.runner_scope not in RUNNER_SCOPES:
+            raise ValueError(f"runner_scope must be one of {', '.join(RUNNER_SCOPES)}")
+
+        stack = Stack.of(self)
+        prefix = props.name_prefix or stack.stack_name
+        if Token.is_unresolved(prefix):
+            raise ValueError("name_prefix is required when the stack name is not a plain string")
+        self.name_prefix = prefix
+        self.runner_name_prefix = props.runner_name_prefix or prefix.lower()
+
+        self._network(props)
+        self._cluster()
+        self._runner_tasks(profiles, props.log_retention)
+        self._secrets(props)
+        self._table()
+        self._webhook_function(profiles, props)
+        self._api(props)
+        self._permissions()
+
+    # -- network -----------------------------------------------------------
+
+    def _network(self, props: FargateRunnersProps) -> None:
+        created_vpc = props.vpc is None
+        if props.vpc is None:
+            flow_log_group = logs.LogGroup(self, "VpcFlowLogs", retention=props.log_retention)
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                max_azs=2,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(
+                        name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20
+                    )
+                ],
+                flow_logs={
+                    "FlowLogs": ec2.FlowLogOptions(
+                        destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                        traffic_type=ec2.FlowLogTrafficType.ALL,
+                    )
+                },
+            )
+            self.vpc = vpc
+        else:
+            self.vpc = props.vpc
+        selection = props.vpc_subnets
+        if props.subnet_ids and selection is not None:
+            raise ValueError("give either subnet_ids or vpc_subnets, not both")
+        if props.subnet_ids:
+            self.subnet_ids = list(props.subnet_ids)
+        elif selection is not None and selection.subnets:
+            # Explicit subnets (e.g. Subnet.from_subnet_id): no AZ lookup needed.
+            self.subnet_ids = [subnet.subnet_id for subnet in selection.subnets]
+        else:
+            if selection is None and created_vpc:
+                selection = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+            selected = (
+                self.vpc.select_subnets(**_selection_kwargs(selection))
+                if selection is not None
+                else self.vpc.select_subnets()
+            )
+            self.subnet_ids = list(selected.subnet_ids)
+        if not self.subnet_ids:
+            raise ValueError("the subnet selection for runner tasks is empty")
+        self.assign_public_ip = (
+            props.assign_public_ip if props.assign_public_ip is not None else created_vpc
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "RunnerSecurityGroup",
+            vpc=self.vpc,
+            description="GitHub Actions runner tasks: egress only, no inbound access",
+            allow_all_outbound=True,
+        )
+
+    # -- ECS -----------------------------------------------------------------
+
+    def _cluster(self) -> None:
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+        )
+
+    def family(self, profile: RunnerProfile) -> str:
+        """The task definition family of a profile: ``<prefix>-runner-<profile>``."""
+        return f"{self.name_prefix}-runner-{profile.name}"
+
+    def _runner_tasks(
+        self, profiles: Sequence[RunnerProfile], retention: logs.RetentionDays
+    ) -> None:
+        self.runner_log_group = logs.LogGroup(self, "RunnerLogs", retention=retention)
+        self.task_definitions = {}
+        self.task_roles = {}
+        self.execution_roles = {}
+        for profile in profiles:
+            scope = Construct(self, f"Profile-{profile.name}")
+            task_role = iam.Role(
+                scope,
+                "TaskRole",
+                assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                description=f"Runner profile {profile.name}: task role, no permissions",
+            )
+            execution_role = iam.Role(
+                scope,
+                "ExecutionRole",
+                assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                description=f"Runner profile {profile.name}: ECS execution role (logs only)",
+            )
+            task_definition = ecs.FargateTaskDefinition(
+                scope,
+                "TaskDefinition",
+                family=self.family(profile),
+                cpu=profile.cpu,
+                memory_limit_mib=profile.memory,
+                ephemeral_storage_gib=profile.ephemeral_storage_gib,
+                runtime_platform=ecs.RuntimePlatform(
+                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
+                    cpu_architecture=(
+                        ecs.CpuArchitecture.ARM64
+                        if profile.architecture == "ARM64"
+                        else ecs.CpuArchitecture.X86_64
+                    ),
+                ),
+                task_role=task_role,
+                execution_role=execution_role,
+            )
+            task_definition.add_container(
+                CONTAINER_NAME,
+                container_name=CONTAINER_NAME,
+                image=ecs.ContainerImage.from_registry(profile.image),
+                command=list(RUNNER_COMMAND),
+                user=RUNNER_USER,
+                essential=True,
+                privileged=False,
+                # Container-level limits equal to the task's (local emulators need them).
+                cpu=profile.cpu,
+                memory_limit_mib=profile.memory,
+                logging=ecs.LogDrivers.aws_logs(
+                    stream_prefix=profile.name, log_group=self.runner_log_group
+                ),
+            )
+            self.task_definitions[profile.name] = task_definition
+            self.task_roles[profile.name] = task_role
+            self.execution_roles[profile.name] = execution_role
+
+    # -- secrets and state ---------------------------------------------------
+
+    def _secrets(self, props: FargateRunnersProps) -> None:
+        self.webhook_secret = secretsmanager.Secret(
+            self,
+            "WebhookSecret",
+            description=(
+                "GitHub webhook secret for the runner webhook. Copy its value into the "
+                "GitHub webhook's 'Secret' field."
+            ),
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=40,
+                exclude_punctuation=True,
+                include_space=False,
+            ),
+        )
+        Validations.of(self.webhook_secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason=(
+                    "The webhook secret is shared with GitHub's webhook settings; rotating it "
+                    "needs a matching manual change on GitHub, so automatic rotation would "
+                    "break deliveries."
+                ),
+            )
+        )
+        if props.github_token_secret is not None:
+            self.github_token_secret = props.github_token_secret
+        else:
+            token_secret = secretsmanager.Secret(
+                self,
+                "GitHubTokenSecret",
+                description=(
+                    "GitHub personal access token for the runner webhook (plain string). "
+                    "Created empty; set it with: aws secretsmanager put-secret-value "
+                    "--secret-id <arn> --secret-string <PAT>"
+                ),
+            )
+            # No initial value at all: drop the GenerateSecretString CDK adds by default.
+            cfn_secret = token_secret.node.default_child
+            if not isinstance(cfn_secret, secretsmanager.CfnSecret):  # pragma: no cover
+                raise TypeError("unexpected default child of secretsmanager.Secret")
+            cfn_secret.add_property_deletion_override("GenerateSecretString")
+            Validations.of(token_secret).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason=(
+                        "The GitHub PAT is issued by GitHub; it is rotated by creating a new "
+                        "token on GitHub and putting it here, which Secrets Manager rotation "
+                        "cannot do."
+                    ),
+                )
+            )
+            self.github_token_secret = token_secret
+
+    def _table(self) -> None:
+        self.idempotency_table = dynamodb.Table(
+            self,
+            "IdempotencyTable",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expiration",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Only short-lived de-duplication records live here.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    # -- webhook Lambda ------------------------------------------------------
+
+    def runner_profiles_json(self, profiles: Sequence[RunnerProfile]) -> str:
+        """``RUNNER_PROFILES`` for the Lambda (a JSON string with ARN tokens)."""
+        entries = [lambda_profile_entry(p, self.task_definitions[p.name]) for p in profiles]
+        return Stack.of(self).to_json_string(entries)
+
+    def _webhook_function(
+        self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps
+    ) -> None:
+        log_group = logs.LogGroup(self, "WebhookFunctionLogs", retention=props.log_retention)
+        self.webhook_role = iam.Role(
+            self,
+            "WebhookFunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Runner webhook Lambda: logs, X-Ray, RunTask on the runner profiles",
+        )
+        log_group.grant_write(self.webhook_role)
+        environment = {
+            "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+            "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
+            "GITHUB_API_URL": props.github_api_url,
+            "ECS_CLUSTER": self.cluster.cluster_name,
+            "SUBNET_IDS": ",".join(self.subnet_ids),
+            "SECURITY_GROUP_IDS": self.security_group.security_group_id,
+            "ASSIGN_PUBLIC_IP": "ENABLED" if self.assign_public_ip else "DISABLED",
+            "RUNNER_PROFILES": self.runner_profiles_json(profiles),
+            "RUNNER_SCOPE": props.runner_scope,
+            "RUNNER_GROUP_ID": str(props.runner_group_id),
+            "ALLOWED_REPOSITORIES": ",".join(props.allowed_repositories),
+            "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+            "RUNNER_NAME_PREFIX": self.runner_name_prefix,
+            "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+            "POWERTOOLS_METRICS_NAMESPACE": "FargateRunners",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        self.webhook_function = lambda_.Function(
+            self,
+            "WebhookFunction",
+            description="GitHub workflow_job webhook: starts one JIT runner task per queued job",
+            runtime=LAMBDA_RUNTIME,
+            architecture=LAMBDA_ARCHITECTURE,
+            handler="lambda_fn.app.handler",
+            code=lambda_code(
+                props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+            ),
+            memory_size=1024,
+            timeout=Duration.seconds(28),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.webhook_role,
+            log_group=log_group,
+            environment=environment,
+        )
+
+    # -- API -------------------------------------------------------------------
+
+    def _api(self, props: FargateRunnersProps) -> None:
+        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=props.log_retention)
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="GitHub webhook endpoint for ephemeral Fargate runners",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name="prod",
+                throttling_rate_limit=props.throttling_rate_limit,
+                throttling_burst_limit=props.throttling_burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+            ),
+        )
+        # The stack decides its outputs (WebhookUrl); drop the RestApi's automatic one.
+        self.api.node.try_remove_child("Endpoint")
+        webhook = self.api.root.add_resource("webhook")
+        self.webhook_method = webhook.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.webhook_function, proxy=True, allow_test_invoke=False),
+            authorization_type=apigw.AuthorizationType.NONE,
+        )
+        method_reason = (
+            "GitHub webhooks cannot sign requests with IAM (SigV4) or present Cognito tokens; "
+            "every request is authenticated in the Lambda by the X-Hub-Signature-256 HMAC "
+            "over the body with the webhook secret, and unsigned requests get 401."
+        )
+        Validations.of(self.webhook_method).acknowledge(
+            Acknowledgment(id="AwsSolutions-APIG4", reason=method_reason),
+            Acknowledgment(id="AwsSolutions-COG4", reason=method_reason),
+        )
+        Validations.of(self.api).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-APIG2",
+                reason=(
+                    "The body must reach the Lambda byte-for-byte for HMAC verification, and a "
+                    "bad signature must answer 401 before any body validation (400); the Lambda "
+                    "validates the payload after verifying the signature."
+                ),
+            ),
+        )
+        Validations.of(self.api.deployment_stage).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-APIG3",
+                reason=(
+                    "WAF is optional for this endpoint (HMAC-authenticated, stage throttling "
+                    "on); associate a web ACL with the stage if your policy requires one."
+                ),
+            ),
+        )
+        cloud_watch_role = self.api.node.try_find_child("CloudWatchRole")
+        if cloud_watch_role is not None:
+            policy_arn = nag_flatten(
+                Stack.of(self).resolve(
+                    iam.ManagedPolicy.from_aws_managed_policy_name(
+                        "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                    ).managed_policy_arn
+                )
+            )
+            Validations.of(cloud_watch_role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM4[Policy::{policy_arn}]",
+                    reason=(
+                        "API Gateway's account-level CloudWatch role needs the AWS-managed "
+                        "AmazonAPIGatewayPushToCloudWatchLogs policy to write access and "
+                        "execution logs."
+                    ),
+                )
+            )
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL to configure as the GitHub webhook's Payload URL."""
+        return self.api.url_for_path("/webhook")
+
+    # -- least-privilege IAM for the webhook -----------------------------------
+
+    def _permissions(self) -> None:
+        stack = Stack.of(self)
+        role = self.webhook_role
+        run_task_resources = [
+            stack.format_arn(
+                service="ecs",
+                resource="task-definition",
+                resource_name=f"{task_definition.family}:*",
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for task_definition in self.task_definitions.values()
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunRunnerTasks",
+                actions=["ecs:RunTask"],
+                resources=run_task_resources,
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        task_arns = stack.format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagRunnerTasksAtLaunch",
+                actions=["ecs:TagResource"],
+                resources=[task_arns],
+                conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            )
+        )
+        pass_roles = [r.role_arn for r in self.task_roles.values()] + [
+            r.role_arn for r in self.execution_roles.values()
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassRunnerTaskRoles",
+                actions=["iam:PassRole"],
+                resources=pass_roles,
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadWebhookSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.webhook_secret.secret_arn, self.github_token_secret.secret_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="IdempotencyRecords",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                resources=[self.idempotency_table.table_arn],
+            )
+        )
+
+        acks = [
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(arn))}]",
+                reason=(
+                    "RunTask is limited to this profile's task definition family; the ':*' "
+                    "matches its revisions, which change on every deploy. The cluster is "
+                    "pinned by an ecs:cluster condition."
+                ),
+            )
+            for arn in run_task_resources
+        ]
+        acks.append(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(task_arns))}]",
+                reason=(
+                    "Task ids are unknown before launch; ecs:TagResource is limited to tasks "
+                    "of this cluster and, by the ecs:CreateAction condition, to tagging at "
+                    "RunTask."
+                ),
+            )
+        )
+        acks.append(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason=(
+                    "Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) "
+                    "added by active tracing uses '*': X-Ray has no resource-level permissions."
+                ),
+            )
+        )
+        Validations.of(role).acknowledge(*acks)

@@ -1,0 +1,166 @@
+"""Session-scoped synths of the CDK app (first synth in a process takes ~10 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # ``cdk`` is not an installed package
+    sys.path.insert(0, str(REPO_ROOT))
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+
+aws_cdk = pytest.importorskip("aws_cdk")
+
+from aws_cdk.assertions import Template  # noqa: E402
+
+STACK_NAME = "RunnersTest"
+
+#: Two profiles: ARM64 with defaults, X86_64 with custom cpu/memory/image/storage.
+TEST_CONTEXT: dict[str, Any] = {
+    "stack_name": STACK_NAME,
+    "profiles": [
+        {"name": "small", "labels": ["self-hosted", "linux", "arm64", "small"]},
+        {
+            "name": "big-x64",
+            "labels": ["self-hosted", "Linux", "X64", "big"],
+            "cpu": 4096,
+            "memory": 16384,
+            "architecture": "X86_64",
+            "ephemeral_storage_gib": 100,
+            "image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/runner:custom",
+        },
+    ],
+    "runner_scope": "org",
+    "runner_group_id": 7,
+    "allowed_repositories": ["octo-org/*", "other/app"],
+    "github_api_url": "https://ghe.example.com/api/v3",
+    "log_retention_days": 14,
+    "webhook_throttle_rate": 5,
+    "webhook_throttle_burst": 10,
+}
+
+EXISTING_VPC_CONTEXT: dict[str, Any] = {
+    "stack_name": "RunnersExisting",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "github_token_secret_arn": (
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh/pat-AbC123"
+    ),
+}
+
+#: Skip Lambda asset bundling (pip) where a synth does not look at the bundle.
+NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
+
+
+@dataclass
+class Synth:
+    template: Template
+    raw: dict[str, Any]
+    outdir: Path
+    stack: Any
+    acknowledgments: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def template_file(self) -> Path:
+        return self.outdir / f"{self.stack.artifact_id}.template.json"
+
+    @property
+    def validation_report(self) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads((self.outdir / "validation-report.json").read_text())
+        return report
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.raw["Resources"].items() if v["Type"] == type_}
+
+
+def synth(context: dict[str, Any], outdir: Path) -> Synth:
+    from cdk.app import build_app
+
+    app, stack = build_app(context=context, outdir=str(outdir), nag=True)
+    assembly = app.synth()  # raises if cdk-nag reports an unacknowledged error
+    raw = assembly.get_stack_artifact(stack.artifact_id).template
+    return Synth(template=Template.from_json(raw), raw=raw, outdir=outdir, stack=stack)
+
+
+@pytest.fixture(scope="session")
+def main_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """New VPC, two profiles, with the real (pip-bundled) Lambda asset."""
+    return synth(TEST_CONTEXT, tmp_path_factory.mktemp("cdk-main"))
+
+
+@pytest.fixture(scope="session")
+def existing_vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Existing VPC and subnets, imported PAT secret, default profile."""
+    return synth({**EXISTING_VPC_CONTEXT, **NO_BUNDLING}, tmp_path_factory.mktemp("cdk-vpc"))
+
+
+@pytest.fixture(scope="session")
+def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    """A synth whose acknowledgments are recorded instead of applied.
+
+    The report then lists every finding; the tests compare it with the
+    acknowledgments one by one (none missing, none stale).
+    """
+    import cdk.construct as construct_module
+
+    recorded: list[tuple[str, str]] = []
+    real = getattr(construct_module, "Validations")  # noqa: B009
+
+    class Recorder:
+        def __init__(self, scope: Any) -> None:
+            self.scope = scope
+
+        def acknowledge(self, *rules: Any) -> None:
+            recorded.extend((self.scope.node.path, rule.id) for rule in rules)
+
+    class FakeValidations:
+        @staticmethod
+        def of(scope: Any) -> Recorder:
+            return Recorder(scope)
+
+    from cdk.app import build_app
+
+    outdir = tmp_path_factory.mktemp("cdk-audit")
+    setattr(construct_module, "Validations", FakeValidations)  # noqa: B010
+    try:
+        app, stack = build_app(context={**TEST_CONTEXT, **NO_BUNDLING}, outdir=str(outdir))
+        with pytest.raises(Exception, match=r"Validation ?[Ff]ailed"):
+            app.synth()
+    finally:
+        setattr(construct_module, "Validations", real)  # noqa: B010
+    yield Synth(
+        template=Template.from_json({"Resources": {}}),
+        raw={},
+        outdir=outdir,
+        stack=stack,
+        acknowledgments=recorded,
+    )
+
+
+def findings(report: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(construct path, rule id, severity) of every finding in a validation report."""
+    found: set[tuple[str, str, str]] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "ruleName" in node:
+                for violating in node.get("violatingConstructs", []):
+                    found.add((violating["constructPath"], node["ruleName"], node["severity"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(report)
+    return found

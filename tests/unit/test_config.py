@@ -1,0 +1,107 @@
+"""Environment -> Settings: defaults, and errors that name the variable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lambda_fn.config import ENV_DEFAULTS, load_settings
+from lambda_fn.errors import ConfigError
+
+PROFILE = {
+    "name": "default",
+    "labels": ["self-hosted", "linux"],
+    "task_definition": "arn:aws:ecs:us-east-1:1:task-definition/runner:3",
+    "container_name": "runner",
+}
+MINIMAL = {
+    "WEBHOOK_SECRET_ARN": "arn:webhook",
+    "GITHUB_TOKEN_SECRET_ARN": "arn:token",
+    "ECS_CLUSTER": "runners",
+    "SUBNET_IDS": "subnet-1, subnet-2",
+    "SECURITY_GROUP_IDS": "sg-1",
+    "RUNNER_PROFILES": json.dumps([PROFILE]),
+    "IDEMPOTENCY_TABLE": "idem",
+}
+
+
+def test_defaults_follow_the_contract() -> None:
+    s = load_settings(MINIMAL)
+    assert s.github_api_url == "https://api.github.com"
+    assert s.assign_public_ip == "DISABLED"
+    assert s.runner_scope == "repo"
+    assert s.runner_group_id == 1
+    assert s.allowed_repositories == ()
+    assert s.retry_queue_url is None
+    assert s.subnet_ids == ("subnet-1", "subnet-2")
+    assert s.profiles[0].name == "default"
+    assert s.profiles[0].label_set == frozenset({"self-hosted", "linux"})
+
+
+def test_unknown_profile_keys_are_kept_not_rejected() -> None:
+    env = {
+        **MINIMAL,
+        "RUNNER_PROFILES": json.dumps([{**PROFILE, "future_key": [1], "cpu": 1024}]),
+    }
+    assert load_settings(env).profiles[0].extra == {"future_key": [1], "cpu": 1024}
+
+
+def test_capacity_and_max_runners() -> None:
+    env = {
+        **MINIMAL,
+        "RUNNER_PROFILES": json.dumps(
+            [{**PROFILE, "capacity": "FARGATE_SPOT_THEN_FARGATE", "max_runners": 3}]
+        ),
+    }
+    profile = load_settings(env).profiles[0]
+    assert (profile.capacity, profile.max_runners) == ("FARGATE_SPOT_THEN_FARGATE", 3)
+    assert load_settings(MINIMAL).profiles[0].capacity == "FARGATE"
+    assert load_settings(MINIMAL).profiles[0].max_runners is None
+
+
+def test_ghes_url_is_normalised() -> None:
+    s = load_settings({**MINIMAL, "GITHUB_API_URL": "https://ghe.example.com/api/v3/"})
+    assert s.github_api_url == "https://ghe.example.com/api/v3"
+
+
+@pytest.mark.parametrize("name", [k for k, v in ENV_DEFAULTS.items() if v is None])
+def test_each_required_variable_is_named_when_missing(name: str) -> None:
+    env = {k: v for k, v in MINIMAL.items() if k != name}
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("ASSIGN_PUBLIC_IP", "yes", "ENABLED or DISABLED"),
+        ("RUNNER_SCOPE", "enterprise", "'repo' or 'org'"),
+        ("RUNNER_GROUP_ID", "one", "integer"),
+        ("RUNNER_GROUP_ID", "0", "at least 1"),
+        ("GITHUB_API_URL", "ftp://x", "http"),
+        ("ALLOWED_REPOSITORIES", "justowner", "owner/repo"),
+        ("ALLOWED_REPOSITORIES", "a/b/c", "owner/repo"),
+        ("RUNNER_PROFILES", "{not json", "not valid JSON"),
+        ("RUNNER_PROFILES", "[]", "non-empty"),
+        ("RUNNER_PROFILES", '{"name": "x"}', "non-empty JSON array"),
+        ("RUNNER_PROFILES", json.dumps([{**PROFILE, "labels": []}]), "RUNNER_PROFILES[0].labels"),
+        (
+            "RUNNER_PROFILES",
+            json.dumps([{**PROFILE, "task_definition": ""}]),
+            "[0].task_definition",
+        ),
+        ("RUNNER_PROFILES", json.dumps([PROFILE, PROFILE]), "[1].name"),
+        ("RUNNER_NAME_PREFIX", "Has Spaces", "RUNNER_NAME_PREFIX"),
+        ("SUBNET_IDS", " , ", "SUBNET_IDS"),
+        ("RUNNER_PROFILES", json.dumps([{**PROFILE, "capacity": "EC2"}]), "[0].capacity"),
+        ("RUNNER_PROFILES", json.dumps([{**PROFILE, "max_runners": 0}]), "[0].max_runners"),
+        ("RUNNER_PROFILES", json.dumps([{**PROFILE, "max_runners": True}]), "[0].max_runners"),
+        ("RETRY_MAX_ATTEMPTS", "0", "RETRY_MAX_ATTEMPTS"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**MINIMAL, name: value})
+    assert name.split("[", maxsplit=1)[0] in str(raised.value)
+    assert fragment in str(raised.value)
