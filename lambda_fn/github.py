@@ -55,18 +55,17 @@ class JitConfig:
     encoded: str = field(repr=False)
 
 
+API_HEADERS = {
+    "Accept": "application/vnd.github+json",
+    "X-GitHub-Api-Version": API_VERSION,
+    "User-Agent": USER_AGENT,
+}
+
+
 @functools.cache
 def shared_session() -> requests.Session:
     """The process-wide session (created on first use, reused while the container is warm)."""
-    session = requests.Session()
-    session.headers.update(
-        {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
-        }
-    )
-    return session
+    return requests.Session()
 
 
 def scope_path(scope: str, owner: str, repo: str) -> str:
@@ -145,7 +144,7 @@ class GitHubClient:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise GitHubTransientError(f"{method} {path}: no time left for GitHub")
-            headers = {"Authorization": f"Bearer {self._token(refreshed_token)}"}
+            headers = {**API_HEADERS, "Authorization": f"Bearer {self._token(refreshed_token)}"}
             try:
                 response = self._session.request(
                     method,

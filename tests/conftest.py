@@ -38,7 +38,7 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
 
 GITHUB_API = "https://api.github.test"
 WEBHOOK_SECRET = "whsec-" + "a1b2c3d4" * 4
@@ -113,7 +113,9 @@ def reset_lambda_caches() -> None:
 def create_stack_resources(region: str = "us-east-1", *, pat: str | None = PAT) -> FakeAws:
     """Create in the active moto backend what ``cdk deploy`` would create."""
     sm = boto3.client("secretsmanager", region_name=region)
-    webhook_arn = sm.create_secret(Name="runners/webhook-secret", SecretString=WEBHOOK_SECRET)["ARN"]
+    webhook_arn = sm.create_secret(Name="runners/webhook-secret", SecretString=WEBHOOK_SECRET)[
+        "ARN"
+    ]
     if pat is None:
         token_arn = sm.create_secret(Name="runners/github-token")["ARN"]
     else:
@@ -216,8 +218,12 @@ class FakeGitHub:
         return 204, {}, ""
 
 
-JIT_URL = re.compile(re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig")
-RUNNER_URL = re.compile(re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+")
+JIT_URL = re.compile(
+    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig"
+)
+RUNNER_URL = re.compile(
+    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
+)
 
 
 @pytest.fixture
@@ -333,7 +339,9 @@ def api_event(
             "accountId": "123456789012",
             "apiId": "abc123",
         },
-        "body": base64.b64encode(raw).decode() if base64_encoded else raw.decode("utf-8", "surrogateescape"),
+        "body": base64.b64encode(raw).decode()
+        if base64_encoded
+        else raw.decode("utf-8", "surrogateescape"),
         "isBase64Encoded": base64_encoded,
     }
 

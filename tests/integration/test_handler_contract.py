@@ -12,10 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
-import responses
 
 from tests.conftest import (
-    JIT_URL,
     PAT,
     WEBHOOK_SECRET,
     FakeAws,
@@ -302,9 +300,7 @@ def test_matching_job_gets_one_jit_config_and_one_task(
     assert tags["runner:profile"] == "default"
 
 
-def test_first_matching_profile_in_config_order_wins(
-    fake_aws: FakeAws, github: FakeGitHub
-) -> None:
+def test_first_matching_profile_in_config_order_wins(fake_aws: FakeAws, github: FakeGitHub) -> None:
     # ["self-hosted", "linux"] is served by both profiles; "default" comes first.
     status, body = deliver(queued_payload(labels=["self-hosted", "linux"]))
     assert status == 200
@@ -323,7 +319,9 @@ def test_org_scope_registers_runner_on_the_organisation(
     monkeypatch.setenv("RUNNER_GROUP_ID", "7")
     status, _ = deliver(queued_payload())
     assert status == 200
-    assert github.jit_requests[0]["url"].endswith("/orgs/octo-org/actions/runners/generate-jitconfig")
+    assert github.jit_requests[0]["url"].endswith(
+        "/orgs/octo-org/actions/runners/generate-jitconfig"
+    )
     assert github.jit_requests[0]["runner_group_id"] == 7
 
 
@@ -389,7 +387,7 @@ def test_duplicate_arriving_while_first_is_in_progress_is_2xx(
 
     assert status == 200
     assert body["status"] == "launched"
-    (dup_status, dup_body), = nested
+    ((dup_status, dup_body),) = nested
     assert 200 <= dup_status < 300
     assert dup_body["status"] == "in_progress"
     assert len(github.jit_requests) == 1
