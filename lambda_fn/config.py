@@ -37,6 +37,9 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "IDEMPOTENCY_TABLE": None,
     "RETRY_QUEUE_URL": "",
     # Additions beyond CONTRACT.md (all optional):
+    "DEAD_LETTER_QUEUE_URL": "",
+    "RETRY_MAX_ATTEMPTS": "8",
+    "RETRY_BASE_DELAY_SECONDS": "20",
     "RUNNER_NAME_PREFIX": "fargate-runner",
     "SECRETS_MAX_AGE_SECONDS": "300",
     "IDEMPOTENCY_TTL_SECONDS": "86400",
@@ -47,6 +50,9 @@ _REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 
 
+CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
+
+
 @dataclass(frozen=True)
 class Profile:
     """A runner profile: which labels it serves and which fixed task definition it runs."""
@@ -55,7 +61,11 @@ class Profile:
     labels: tuple[str, ...]
     task_definition: str
     container_name: str
-    #: Keys this version does not interpret (capacity, limits, policy...), kept verbatim.
+    #: FARGATE, FARGATE_SPOT, or FARGATE_SPOT_THEN_FARGATE (Spot, on-demand if Spot is out).
+    capacity: str = "FARGATE"
+    #: At most this many running tasks; further jobs wait in the retry queue. None = no cap.
+    max_runners: int | None = None
+    #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -81,6 +91,9 @@ class Settings:
     allowed_repositories: tuple[str, ...]
     idempotency_table: str
     retry_queue_url: str | None
+    dead_letter_queue_url: str | None
+    retry_max_attempts: int
+    retry_base_delay_seconds: int
     runner_name_prefix: str
     secrets_max_age_seconds: int
     idempotency_ttl_seconds: int
@@ -136,6 +149,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
 
     retry_queue_url = env.get("RETRY_QUEUE_URL", "").strip() or None
+    dead_letter_queue_url = env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None
 
     return Settings(
         webhook_secret_arn=get("WEBHOOK_SECRET_ARN"),
@@ -151,6 +165,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_repositories=allowed,
         idempotency_table=get("IDEMPOTENCY_TABLE"),
         retry_queue_url=retry_queue_url,
+        dead_letter_queue_url=dead_letter_queue_url,
+        retry_max_attempts=_positive_int(get("RETRY_MAX_ATTEMPTS"), "RETRY_MAX_ATTEMPTS"),
+        retry_base_delay_seconds=_positive_int(
+            get("RETRY_BASE_DELAY_SECONDS"), "RETRY_BASE_DELAY_SECONDS"
+        ),
         runner_name_prefix=prefix,
         secrets_max_age_seconds=_positive_int(
             get("SECRETS_MAX_AGE_SECONDS"), "SECRETS_MAX_AGE_SECONDS"
@@ -193,13 +212,23 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
         if name in seen:
             raise ConfigError(f"{where}.name {name!r} is used by more than one profile")
         seen.add(name)
-        known = {"name", "labels", "task_definition", "container_name"}
+        capacity = item.get("capacity") or "FARGATE"
+        if capacity not in CAPACITIES:
+            raise ConfigError(f"{where}.capacity must be one of {', '.join(CAPACITIES)}")
+        max_runners = item.get("max_runners")
+        if max_runners is not None and (
+            not isinstance(max_runners, int) or isinstance(max_runners, bool) or max_runners < 1
+        ):
+            raise ConfigError(f"{where}.max_runners must be a positive integer or null")
+        known = {"name", "labels", "task_definition", "container_name", "capacity", "max_runners"}
         profiles.append(
             Profile(
                 name=name,
                 labels=tuple(label.strip() for label in labels),
                 task_definition=item["task_definition"],
                 container_name=item["container_name"],
+                capacity=capacity,
+                max_runners=max_runners,
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )

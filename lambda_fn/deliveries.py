@@ -162,7 +162,7 @@ def launch_answer(job: Any, context: Any) -> Answer:
     except (TransientError, IdempotencyPersistenceLayerError) as exc:
         logger.warning("launch failed, may succeed later", extra={"error": str(exc)})
         count("LaunchFailures", ("kind", "transient"))
-        return Answer(503, {"status": "error", "reason": f"temporary failure: {exc}"})
+        return _queue_for_retry(job, exc)
     except (ConfigError, SecretMissingError) as exc:
         logger.error("dispatcher is misconfigured", extra={"error": str(exc)})
         count("LaunchFailures", ("kind", "config"))
@@ -172,6 +172,7 @@ def launch_answer(job: Any, context: Any) -> Answer:
     except PermanentError as exc:
         logger.error("launch failed", extra={"error": str(exc)})
         count("LaunchFailures", ("kind", "permanent"))
+        _park_for_operator(job, exc)
         return Answer(502, {"status": "error", "reason": str(exc)})
 
     if result.get("duplicate"):
@@ -181,3 +182,39 @@ def launch_answer(job: Any, context: Any) -> Answer:
     logger.info("runner launched", extra={"task_arn": result["task_arn"]})
     count("RunnersLaunched", ("profile", str(result["profile"])))
     return Answer(200, result)
+
+
+def _queue_for_retry(job: Any, exc: Exception) -> Answer:
+    """Transient failure: hand the job to the retry queue (202) or tell GitHub (503)."""
+    from lambda_fn.retry_queue import as_text, enqueue_retry, first_failure
+
+    settings = get_settings()
+    if not settings.retry_queue_url:
+        return Answer(503, {"status": "error", "reason": f"temporary failure: {exc}"})
+    try:
+        delay = enqueue_retry(settings, first_failure(job, as_text(exc)))
+    except TransientError as queue_exc:
+        logger.error("could not queue the job for retry", extra={"error": str(queue_exc)})
+        return Answer(503, {"status": "error", "reason": f"temporary failure: {exc}"})
+    count("JobsQueuedForRetry")
+    logger.info("job queued for retry", extra={"delay": delay})
+    return Answer(
+        202,
+        {
+            "status": "queued_for_retry",
+            "job_id": job.job_id,
+            "retry_in_seconds": delay,
+            "reason": str(exc),
+        },
+    )
+
+
+def _park_for_operator(job: Any, exc: Exception) -> None:
+    """Permanent failure: keep the job in the DLQ (if any) so it can be replayed once fixed."""
+    from lambda_fn.retry_queue import as_text, dead_letter, first_failure
+
+    try:
+        if dead_letter(get_settings(), first_failure(job, ""), as_text(exc)):
+            count("JobsDeadLettered")
+    except TransientError as queue_exc:
+        logger.error("could not park the job in the DLQ", extra={"error": str(queue_exc)})

@@ -21,9 +21,15 @@ from typing import Any
 
 from lambda_fn import aws
 from lambda_fn.config import Profile, Settings, get_settings
-from lambda_fn.errors import ConfigError
+from lambda_fn.errors import CapacityWaitError, ConfigError, LaunchTransientError
 from lambda_fn.github import GitHubClient, JitConfig, scope_path
-from lambda_fn.launcher import JobRef, build_run_task_request, run_runner_task
+from lambda_fn.launcher import (
+    JobRef,
+    build_run_task_request,
+    count_running_tasks,
+    placements,
+    run_runner_task,
+)
 from lambda_fn.observability import logger, traced
 from lambda_fn.secrets import get_secret_string
 
@@ -98,12 +104,20 @@ def find_profile(settings: Settings, name: str) -> Profile:
 def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
     """Register a JIT runner and start its task. Not idempotent: use ``launch_once``."""
     profile = find_profile(settings, job.profile)
+    if profile.max_runners is not None:
+        running = count_running_tasks(
+            aws.client("ecs"), settings.ecs_cluster, profile.task_definition
+        )
+        if running >= profile.max_runners:
+            raise CapacityWaitError(
+                f"profile {profile.name} already runs {running} of {profile.max_runners} runners"
+            )
     gh = github_client(settings)
     scope = scope_path(settings.runner_scope, job.owner, job.repo)
     jit = _generate_jitconfig(gh, scope, settings, profile, job)
     ref = JobRef(job.job_id, job.run_id, job.run_attempt, job.repository)
     try:
-        task_arn = _run_task(build_run_task_request(settings, profile, ref, jit))
+        task_arn, placement = _start_task(settings, profile, ref, jit)
     except Exception:
         _forget_runner(gh, scope, jit)
         raise
@@ -114,7 +128,28 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
         "runner_name": jit.runner_name,
         "runner_id": jit.runner_id,
         "task_arn": task_arn,
+        "capacity": placement,
     }
+
+
+def _start_task(
+    settings: Settings, profile: Profile, ref: JobRef, jit: JitConfig
+) -> tuple[str, str]:
+    """Try each kind of capacity the profile allows; Spot falls back to on-demand if allowed."""
+    options = placements(profile.capacity)
+    for index, placement in enumerate(options):
+        try:
+            return _run_task(
+                build_run_task_request(settings, profile, ref, jit, placement)
+            ), placement
+        except LaunchTransientError as exc:
+            if index == len(options) - 1:
+                raise
+            logger.warning(
+                "capacity unavailable, trying the next kind",
+                extra={"capacity": placement, "error": str(exc)},
+            )
+    raise AssertionError("placements() is never empty")  # pragma: no cover
 
 
 @traced

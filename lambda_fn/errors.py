@@ -59,3 +59,7 @@ class SecretUnavailableError(SecretError, TransientError):
 
 class SecretMissingError(SecretError, PermanentError):
     """The secret does not exist or has no value yet: an operator must fill it."""
+
+
+class CapacityWaitError(TransientError):
+    """The profile already runs ``max_runners`` tasks: the job waits instead of failing."""

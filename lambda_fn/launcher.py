@@ -57,16 +57,29 @@ def started_by(job_id: int) -> str:
     return f"gh-job-{job_id}"[:36]
 
 
-def client_token(job_id: int, runner_name: str) -> str:
+def client_token(job_id: int, runner_name: str, placement: str = "FARGATE") -> str:
     """ECS idempotency token for one launch attempt of one job.
 
-    It is derived from the job id and the attempt's unique runner name, so
-    botocore's own retries of a ``RunTask`` whose answer was lost cannot start
-    a second task, while a deliberate later attempt (new JIT config) is not
-    mistaken for the earlier one.
+    It is derived from the job id, the attempt's unique runner name and the
+    capacity tried, so botocore's own retries of a ``RunTask`` whose answer
+    was lost cannot start a second task, while a deliberate later attempt (new
+    JIT config, or on-demand after Spot) is not mistaken for the earlier one.
     """
-    digest = hashlib.sha256(f"{job_id}:{runner_name}".encode()).hexdigest()[:40]
+    digest = hashlib.sha256(f"{job_id}:{runner_name}:{placement}".encode()).hexdigest()[:40]
     return f"job-{job_id}-{digest}"[:64]
+
+
+def placements(capacity: str) -> tuple[str, ...]:
+    """Capacity to try, in order, for a profile's ``capacity`` setting."""
+    if capacity == "FARGATE_SPOT_THEN_FARGATE":
+        return ("FARGATE_SPOT", "FARGATE")
+    return (capacity,)
+
+
+def _placement_args(placement: str) -> dict[str, Any]:
+    if placement == "FARGATE":
+        return {"launchType": "FARGATE"}
+    return {"capacityProviderStrategy": [{"capacityProvider": placement, "weight": 1}]}
 
 
 def _tag(key: str, value: str) -> dict[str, str]:
@@ -74,13 +87,17 @@ def _tag(key: str, value: str) -> dict[str, str]:
 
 
 def build_run_task_request(
-    settings: Settings, profile: Profile, job: JobRef, jit: JitConfig
+    settings: Settings,
+    profile: Profile,
+    job: JobRef,
+    jit: JitConfig,
+    placement: str = "FARGATE",
 ) -> dict[str, Any]:
-    """The exact ``run_task`` keyword arguments for one runner."""
+    """The exact ``run_task`` keyword arguments for one runner on one kind of capacity."""
     return {
         "cluster": settings.ecs_cluster,
         "taskDefinition": profile.task_definition,
-        "launchType": "FARGATE",
+        **_placement_args(placement),
         "count": 1,
         "networkConfiguration": {
             "awsvpcConfiguration": {
@@ -98,9 +115,10 @@ def build_run_task_request(
             ]
         },
         "startedBy": started_by(job.job_id),
-        "clientToken": client_token(job.job_id, jit.runner_name),
+        "clientToken": client_token(job.job_id, jit.runner_name, placement),
         "enableECSManagedTags": True,
         "tags": [
+            _tag("runner:capacity", placement),
             _tag("github:job-id", str(job.job_id)),
             _tag("github:run-id", str(job.run_id)),
             _tag("github:run-attempt", str(job.run_attempt)),
@@ -141,3 +159,13 @@ def run_runner_task(ecs: Any, request: dict[str, Any]) -> str:
             raise LaunchPermanentError(message)
         raise LaunchTransientError(message)
     return str(tasks[0]["taskArn"])
+
+
+def count_running_tasks(ecs: Any, cluster: str, task_definition: str) -> int:
+    """Tasks of this profile's family that are pending or running (for ``max_runners``)."""
+    family = task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+    total = 0
+    paginator = ecs.get_paginator("list_tasks")
+    for page in paginator.paginate(cluster=cluster, family=family, desiredStatus="RUNNING"):
+        total += len(page.get("taskArns", []))
+    return total

@@ -57,6 +57,8 @@ class FakeAws:
     table: str
     webhook_secret_arn: str
     token_secret_arn: str
+    retry_queue_url: str = ""
+    dead_letter_queue_url: str = ""
 
     def env(self, **overrides: str) -> dict[str, str]:
         profiles = [
@@ -90,6 +92,21 @@ class FakeAws:
         }
         env.update(overrides)
         return env
+
+    def queue_env(self) -> dict[str, str]:
+        """The retry-path variables (CONTRACT.md "Retry path"); unset in the base contract."""
+        return {
+            "RETRY_QUEUE_URL": self.retry_queue_url,
+            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
+        }
+
+    def messages(self, queue_url: str) -> list[dict[str, Any]]:
+        """Everything on a queue, delayed or not (moto: read its backend directly)."""
+        from moto.sqs.models import sqs_backends
+
+        name = queue_url.rsplit("/", 1)[-1]
+        queue = sqs_backends["123456789012"][self.region].queues[name]
+        return [json.loads(m.body) for m in queue._messages]
 
     def tasks(self) -> list[dict[str, Any]]:
         ecs = boto3.client("ecs", region_name=self.region)
@@ -158,8 +175,13 @@ def create_stack_resources(region: str = "us-east-1", *, pat: str | None = PAT) 
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    sqs = boto3.client("sqs", region_name=region)
+    dlq_url = sqs.create_queue(QueueName="runners-dlq")["QueueUrl"]
+    retry_url = sqs.create_queue(QueueName="runners-retry")["QueueUrl"]
     return FakeAws(
         region=region,
+        retry_queue_url=retry_url,
+        dead_letter_queue_url=dlq_url,
         cluster=cluster,
         task_definitions=task_definitions,
         subnet_id=subnet_id,
@@ -190,7 +212,17 @@ class FakeGitHub:
     deleted_runners: list[int] = field(default_factory=list)
     issued_configs: list[str] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    job_status: dict[int, str] = field(default_factory=dict)
+    job_status_code: int = 200
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def job_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """GET /repos/{o}/{r}/actions/jobs/{id}: 'queued' unless a test says otherwise."""
+        job_id = int(request.url.rstrip("/").rsplit("/", 1)[-1])
+        if self.job_status_code != 200:
+            return self.job_status_code, {}, '{"message": "unavailable"}'
+        body = {"id": job_id, "status": self.job_status.get(job_id, "queued")}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def jit_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         self.authorizations.append(request.headers.get("Authorization", ""))
@@ -221,6 +253,7 @@ class FakeGitHub:
 JIT_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig"
 )
+JOB_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/jobs/\d+")
 RUNNER_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
 )
@@ -232,6 +265,7 @@ def github() -> Iterator[FakeGitHub]:
         fake = FakeGitHub(mock)
         mock.add_callback(responses.POST, JIT_URL, callback=fake.jit_callback)
         mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
+        mock.add_callback(responses.GET, JOB_URL, callback=fake.job_callback)
         yield fake
 
 
