@@ -41,6 +41,9 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "RETRY_MAX_ATTEMPTS": "8",
     "RETRY_BASE_DELAY_SECONDS": "20",
     "RUNNER_NAME_PREFIX": "fargate-runner",
+    "RUNNER_IDLE_TIMEOUT_SECONDS": "900",
+    "MAX_REPLACEMENTS": "2",
+    "GITHUB_HOOK_PATH": "",
     "SECRETS_MAX_AGE_SECONDS": "300",
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
@@ -95,6 +98,9 @@ class Settings:
     retry_max_attempts: int
     retry_base_delay_seconds: int
     runner_name_prefix: str
+    runner_idle_timeout_seconds: int
+    max_replacements: int
+    github_hook_path: str | None
     secrets_max_age_seconds: int
     idempotency_ttl_seconds: int
     github_timeout_budget_seconds: float
@@ -171,6 +177,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             get("RETRY_BASE_DELAY_SECONDS"), "RETRY_BASE_DELAY_SECONDS"
         ),
         runner_name_prefix=prefix,
+        runner_idle_timeout_seconds=_positive_int(
+            get("RUNNER_IDLE_TIMEOUT_SECONDS"), "RUNNER_IDLE_TIMEOUT_SECONDS"
+        ),
+        max_replacements=_non_negative_int(get("MAX_REPLACEMENTS"), "MAX_REPLACEMENTS"),
+        github_hook_path=_hook_path(env.get("GITHUB_HOOK_PATH", "")),
         secrets_max_age_seconds=_positive_int(
             get("SECRETS_MAX_AGE_SECONDS"), "SECRETS_MAX_AGE_SECONDS"
         ),
@@ -244,6 +255,30 @@ def _required_list(raw: str, name: str) -> tuple[str, ...]:
     if not items:
         raise ConfigError(f"{name} must list at least one id")
     return items
+
+
+_HOOK_PATH = re.compile(r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$")
+
+
+def _hook_path(raw: str) -> str | None:
+    path = raw.strip().strip("/")
+    if not path:
+        return None
+    if not _HOOK_PATH.match(path):
+        raise ConfigError(
+            f"GITHUB_HOOK_PATH must be repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID, got {path!r}"
+        )
+    return path
+
+
+def _non_negative_int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
 
 
 def _positive_int(raw: str, name: str) -> int:

@@ -108,6 +108,8 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         action = EventAction.model_validate(payload).action
     except ValidationError:
         return _bad_request("workflow_job payload has no valid 'action'")
+    if action == "completed":
+        return _job_completed(payload, settings)
     if action != "queued":
         return ignored("action", f"action {action!r} does not start runners")
 
@@ -143,6 +145,33 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         head_branch=job.head_branch,
     )
     return launch_answer(queued, context)
+
+
+def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
+    """A finished or cancelled job: release idle runners started for it (never starts one).
+
+    Best effort: whatever this misses, the reconciler cleans up later, so a
+    failure here is logged and still answered 2xx.
+    """
+    job = payload.get("workflow_job")
+    job_id = job.get("id") if isinstance(job, dict) else None
+    if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id <= 0:
+        return ignored("action", "completed job without a valid id")
+    logger.append_keys(job_id=job_id)
+    from lambda_fn.cleanup import release_for_job
+    from lambda_fn.dispatch import github_client
+
+    conclusion = str(job.get("conclusion") or "completed")[:32] if isinstance(job, dict) else ""
+    try:
+        released = release_for_job(
+            settings, github_client(settings), job_id, f"GitHub job {job_id} {conclusion}"
+        )
+    except Exception as exc:  # cleanup must never turn a delivery into a failure
+        logger.warning("could not release runners for a completed job", extra={"error": str(exc)})
+        return Answer(200, {"status": "ignored", "reason": "cleanup deferred to the reconciler"})
+    if released:
+        count("RunnersReleased", ("reason", "completed"), released)
+    return Answer(200, {"status": "completed", "job_id": job_id, "runners_released": released})
 
 
 def launch_answer(job: Any, context: Any) -> Answer:

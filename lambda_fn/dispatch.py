@@ -180,12 +180,18 @@ def _forget_runner(gh: GitHubClient, scope: str, jit: JitConfig) -> None:
         )
 
 
-def launch_once(job: QueuedJob, lambda_context: Any = None) -> dict[str, Any]:
+def launch_once(
+    job: QueuedJob, lambda_context: Any = None, *, replacement: int = 0
+) -> dict[str, Any]:
     """Launch ``job`` unless some path already did; the result says which.
 
     Returns the launch result; ``"duplicate": True`` when it was replayed from
     the idempotency record. Raises Powertools' ``IdempotencyAlreadyInProgressError``
     while another path is launching the same job.
+
+    ``replacement`` > 0 launches the n-th replacement runner for a job whose
+    runner died before taking it (reconciler): its own record, so each
+    replacement also happens at most once.
     """
     settings = get_settings()
     config, launcher = _idempotent_launcher(
@@ -193,7 +199,8 @@ def launch_once(job: QueuedJob, lambda_context: Any = None) -> dict[str, Any]:
     )
     if lambda_context is not None:
         config.register_lambda_context(lambda_context)
-    result: dict[str, Any] = launcher(request=job.to_dict())
+    key = str(job.job_id) if replacement == 0 else f"{job.job_id}#replacement-{replacement}"
+    result: dict[str, Any] = launcher(request={**job.to_dict(), "idempotency_key": key})
     return result
 
 
@@ -214,7 +221,7 @@ def _idempotent_launcher(table: str, ttl_seconds: int, dynamodb: Any) -> tuple[A
     )
 
     config = IdempotencyConfig(
-        event_key_jmespath="job_id",
+        event_key_jmespath="idempotency_key",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=ttl_seconds,
         response_hook=_mark_replayed,
@@ -222,7 +229,8 @@ def _idempotent_launcher(table: str, ttl_seconds: int, dynamodb: Any) -> tuple[A
     persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
 
     def _launch(request: dict[str, Any]) -> dict[str, Any]:
-        return launch(QueuedJob.from_dict(request), get_settings())
+        job = QueuedJob.from_dict({k: v for k, v in request.items() if k != "idempotency_key"})
+        return launch(job, get_settings())
 
     wrapped = idempotent_function(
         _launch,

@@ -123,6 +123,33 @@ class GitHubClient:
         """Remove a runner registration; a runner that is already gone is fine."""
         self._request("DELETE", f"{scope}/actions/runners/{runner_id}", expected=(204, 404))
 
+    def get_runner(self, scope: str, runner_id: int) -> dict[str, Any] | None:
+        """A runner registration (``status``, ``busy``), or None when it no longer exists."""
+        body = self._request("GET", f"{scope}/actions/runners/{runner_id}", expected=(200, 404))
+        return body if body.get("id") else None
+
+    def list_runners(self, scope: str, max_pages: int = 10) -> list[dict[str, Any]]:
+        """Registered self-hosted runners at ``scope`` (up to ``max_pages`` x 100)."""
+        runners: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            body = self._request(
+                "GET", f"{scope}/actions/runners?per_page=100&page={page}", expected=(200,)
+            )
+            batch = body.get("runners") or []
+            runners.extend(batch)
+            if len(batch) < 100:
+                break
+        return runners
+
+    def list_deliveries(self, hook_path: str) -> list[dict[str, Any]]:
+        """Recent deliveries of a webhook (``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``)."""
+        body = self._request("GET", f"{hook_path}/deliveries?per_page=100", expected=(200,))
+        return [d for d in body.get("items", []) if isinstance(d, dict)]
+
+    def redeliver(self, hook_path: str, delivery_id: int) -> None:
+        """Ask GitHub to send a delivery again."""
+        self._request("POST", f"{hook_path}/deliveries/{delivery_id}/attempts", expected=(200, 202))
+
     def get_job(self, owner: str, repo: str, job_id: int) -> dict[str, Any]:
         """A workflow job as GitHub sees it now (status ``queued``, ``in_progress``...)."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/jobs/{job_id}", expected=(200,))

@@ -212,6 +212,9 @@ class FakeGitHub:
     deleted_runners: list[int] = field(default_factory=list)
     issued_configs: list[str] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    runners: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    redelivered: list[int] = field(default_factory=list)
     job_status: dict[int, str] = field(default_factory=dict)
     job_status_code: int = 200
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
@@ -231,6 +234,12 @@ class FakeGitHub:
         runner_id = next(self._ids)
         encoded = base64.b64encode(secrets.token_bytes(48)).decode()
         self.issued_configs.append(encoded)
+        self.runners[runner_id] = {
+            "id": runner_id,
+            "name": body["name"],
+            "status": "offline",
+            "busy": False,
+        }
         answer = {
             "runner": {"id": runner_id, "name": body["name"], "labels": body["labels"]},
             "encoded_jit_config": encoded,
@@ -246,14 +255,43 @@ class FakeGitHub:
             self.mock.add(responses.POST, JIT_URL, **response)
 
     def delete_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        self.deleted_runners.append(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
+        """Like GitHub: 422 while the runner runs a job, 404 when it is gone."""
+        runner_id = int(request.url.rstrip("/").rsplit("/", 1)[-1])
+        runner = self.runners.get(runner_id)
+        if runner is not None and runner["busy"]:
+            return 422, {}, '{"message": "Bad request - Runner is still running a job"}'
+        self.deleted_runners.append(runner_id)
+        self.runners.pop(runner_id, None)
         return 204, {}, ""
+
+    def get_runner_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        runner = self.runners.get(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
+        if runner is None:
+            return 404, {}, '{"message": "Not Found"}'
+        return 200, {"Content-Type": "application/json"}, json.dumps(runner)
+
+    def list_runners_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = {"total_count": len(self.runners), "runners": list(self.runners.values())}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def deliveries_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {"Content-Type": "application/json"}, json.dumps(self.deliveries)
+
+    def redeliver_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.redelivered.append(int(request.url.rstrip("/").split("/")[-2]))
+        return 202, {}, "{}"
 
 
 JIT_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig"
 )
 JOB_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/jobs/\d+")
+RUNNERS_URL = re.compile(
+    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners\?.*"
+)
+HOOK = r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+"
+DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries\?.*")
+REDELIVER_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries/\d+/attempts")
 RUNNER_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
 )
@@ -266,6 +304,10 @@ def github() -> Iterator[FakeGitHub]:
         mock.add_callback(responses.POST, JIT_URL, callback=fake.jit_callback)
         mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
         mock.add_callback(responses.GET, JOB_URL, callback=fake.job_callback)
+        mock.add_callback(responses.GET, RUNNER_URL, callback=fake.get_runner_callback)
+        mock.add_callback(responses.GET, RUNNERS_URL, callback=fake.list_runners_callback)
+        mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)
+        mock.add_callback(responses.POST, REDELIVER_URL, callback=fake.redeliver_callback)
         yield fake
 
 

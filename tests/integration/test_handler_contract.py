@@ -163,13 +163,21 @@ def test_other_events_are_ignored(fake_aws: FakeAws, github: FakeGitHub, event: 
     assert_nothing_started(fake_aws, github)
 
 
-@pytest.mark.parametrize("action", ["in_progress", "completed", "waiting", "something_new"])
+@pytest.mark.parametrize("action", ["in_progress", "waiting", "something_new"])
 def test_non_queued_actions_never_start_a_task(
     fake_aws: FakeAws, github: FakeGitHub, action: str
 ) -> None:
     status, body = deliver(queued_payload(action=action))
     assert 200 <= status < 300
     assert body["status"] == "ignored"
+    assert_nothing_started(fake_aws, github)
+
+
+def test_completed_never_starts_a_task(fake_aws: FakeAws, github: FakeGitHub) -> None:
+    status, body = deliver(queued_payload(action="completed"))
+    assert 200 <= status < 300
+    assert body["status"] == "completed"
+    assert body["runners_released"] == 0
     assert_nothing_started(fake_aws, github)
 
 

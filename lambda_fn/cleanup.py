@@ -1,0 +1,132 @@
+"""Release runners that are no longer needed, without ever killing a running job.
+
+An ephemeral runner takes *any* job whose labels it has, so the task started
+for job A may be running job B. Releasing is therefore done in this order:
+
+1. delete the runner's registration on GitHub. GitHub refuses (422) while the
+   runner is busy with a job, so a successful delete proves it is idle, and
+   from then on it cannot be handed a job;
+2. only then stop the task.
+
+A busy runner is left alone: it exits by itself when its job ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lambda_fn import aws
+from lambda_fn.config import Settings
+from lambda_fn.errors import GitHubPermanentError
+from lambda_fn.github import GitHubClient, scope_path
+from lambda_fn.launcher import started_by
+from lambda_fn.observability import logger
+
+OUR_TAG = "runner:name"
+
+
+@dataclass(frozen=True)
+class RunnerTask:
+    """One of our runner tasks, as ECS describes it (ids and names only, no secrets)."""
+
+    task_arn: str
+    last_status: str
+    desired_status: str
+    job_id: int | None
+    run_id: int | None
+    repository: str | None
+    profile: str | None
+    runner_name: str | None
+    runner_id: int | None
+    created_at: datetime | None
+    stopped_reason: str | None
+    exit_code: int | None
+
+    @property
+    def alive(self) -> bool:
+        return self.desired_status != "STOPPED" and self.last_status != "STOPPED"
+
+    @classmethod
+    def from_ecs(cls, task: dict[str, Any]) -> RunnerTask:
+        tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+        containers = task.get("containers") or [{}]
+        exit_code = containers[0].get("exitCode")
+        return cls(
+            task_arn=task["taskArn"],
+            last_status=str(task.get("lastStatus", "")),
+            desired_status=str(task.get("desiredStatus", "")),
+            job_id=_int_or_none(tags.get("github:job-id")),
+            run_id=_int_or_none(tags.get("github:run-id")),
+            repository=tags.get("github:repository"),
+            profile=tags.get("runner:profile"),
+            runner_name=tags.get(OUR_TAG),
+            runner_id=_int_or_none(tags.get("runner:id")),
+            created_at=task.get("createdAt"),
+            stopped_reason=task.get("stoppedReason"),
+            exit_code=int(exit_code) if exit_code is not None else None,
+        )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe_tasks(settings: Settings, task_arns: list[str]) -> list[RunnerTask]:
+    """Our runner tasks among ``task_arns`` (tasks without our tags are not ours)."""
+    ecs = aws.client("ecs")
+    found: list[RunnerTask] = []
+    for start in range(0, len(task_arns), 100):
+        response = ecs.describe_tasks(
+            cluster=settings.ecs_cluster, tasks=task_arns[start : start + 100], include=["TAGS"]
+        )
+        for task in response.get("tasks", []):
+            runner = RunnerTask.from_ecs(task)
+            if runner.runner_name and runner.runner_name.startswith(settings.runner_name_prefix):
+                found.append(runner)
+    return found
+
+
+def list_task_arns(settings: Settings, status: str, started: str | None = None) -> list[str]:
+    """Task ARNs in the cluster with a desired status (optionally started by one job)."""
+    kwargs: dict[str, Any] = {"cluster": settings.ecs_cluster, "desiredStatus": status}
+    if started:
+        kwargs["startedBy"] = started
+    arns: list[str] = []
+    for page in aws.client("ecs").get_paginator("list_tasks").paginate(**kwargs):
+        arns.extend(page.get("taskArns", []))
+    return arns
+
+
+def release(settings: Settings, gh: GitHubClient, task: RunnerTask, reason: str) -> bool:
+    """Deregister the task's runner if idle, then stop the task. False if it is busy."""
+    if task.runner_id is not None and task.repository and "/" in task.repository:
+        owner, repo = task.repository.split("/", 1)
+        try:
+            gh.delete_runner(scope_path(settings.runner_scope, owner, repo), task.runner_id)
+        except GitHubPermanentError as exc:
+            if exc.status == 422:  # "still running a job": leave it to finish
+                logger.info("runner is busy, left running", extra={"task_arn": task.task_arn})
+                return False
+            raise
+    aws.client("ecs").stop_task(
+        cluster=settings.ecs_cluster, task=task.task_arn, reason=reason[:255]
+    )
+    logger.info("runner released", extra={"task_arn": task.task_arn, "reason": reason})
+    return True
+
+
+def release_for_job(settings: Settings, gh: GitHubClient, job_id: int, reason: str) -> int:
+    """Release every idle runner task that was started for ``job_id``; returns how many."""
+    arns = list_task_arns(settings, "RUNNING", started_by(job_id))
+    if not arns:
+        return 0
+    released = 0
+    for task in describe_tasks(settings, arns):
+        if task.alive and release(settings, gh, task, reason):
+            released += 1
+    return released

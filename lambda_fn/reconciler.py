@@ -1,0 +1,220 @@
+"""Scheduled reconciler: makes the world match what GitHub still needs.
+
+Runs every few minutes (EventBridge) and, each step independent and best
+effort (one failing step does not stop the others):
+
+1. **Idle runners.** A runner task alive longer than ``RUNNER_IDLE_TIMEOUT_SECONDS``
+   whose runner is idle is released (registration deleted, then task stopped;
+   see ``cleanup.release``). Busy runners are never touched.
+2. **Runners that died before their job.** For each job whose tasks have all
+   stopped (ECS keeps stopped tasks for about an hour), GitHub is asked for the
+   job's status; if it still needs a runner (``queued``/``waiting``/``pending``),
+   a replacement is launched, at most ``MAX_REPLACEMENTS`` per job, each at most
+   once (its own idempotency record). A status that cannot be read is unknown,
+   not done: the job is looked at again next run.
+3. **Offline registrations.** Runners named with our prefix that GitHub reports
+   ``offline`` and that no live task of ours owns are deleted.
+4. **Missed deliveries.** With ``GITHUB_HOOK_PATH`` set, recent ``workflow_job``
+   deliveries that failed (and never succeeded on a redelivery) are redelivered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns, release
+from lambda_fn.config import Settings, get_settings
+from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
+from lambda_fn.errors import ConfigError, DispatchError
+from lambda_fn.github import GitHubClient, scope_path
+from lambda_fn.observability import count, logger, metrics
+
+NEEDS_RUNNER = frozenset({"queued", "waiting", "pending", "requested"})
+#: Deliveries older than this are left alone (GitHub keeps queued jobs 24 h).
+DELIVERY_LOOKBACK = timedelta(hours=6)
+MAX_REDELIVERIES_PER_GUID = 3
+
+
+def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
+    """Run every step once; returns what was done (also emitted as metrics)."""
+    now = now or datetime.now(UTC)
+    gh = github_client(settings)
+    report: Counter[str] = Counter()
+    alive = describe_tasks(settings, list_task_arns(settings, "RUNNING"))
+    stopped = describe_tasks(settings, list_task_arns(settings, "STOPPED"))
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("idle", lambda: _stop_idle(settings, gh, alive, now, report)),
+        ("replace", lambda: _replace_dead(settings, gh, alive, stopped, report)),
+        ("registrations", lambda: _remove_offline(settings, gh, alive, stopped, report)),
+        ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except Exception as exc:  # each step is independent; the next run tries again
+            report["step_errors"] += 1
+            logger.exception("reconcile step failed", extra={"step": name, "error": str(exc)})
+    for key, value in report.items():
+        count(f"Reconciler_{key}", value=value)
+    logger.info("reconciled", extra={"report": dict(report)})
+    return report
+
+
+def _age(task: RunnerTask, now: datetime) -> timedelta:
+    if task.created_at is None:
+        return timedelta(0)
+    created = task.created_at
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return now - created
+
+
+def _stop_idle(
+    settings: Settings,
+    gh: GitHubClient,
+    alive: list[RunnerTask],
+    now: datetime,
+    report: Counter[str],
+) -> None:
+    limit = timedelta(seconds=settings.runner_idle_timeout_seconds)
+    for task in alive:
+        if task.alive and _age(task, now) > limit:
+            reason = f"idle for more than {settings.runner_idle_timeout_seconds} s without a job"
+            if release(settings, gh, task, reason):
+                report["idle_stopped"] += 1
+            else:
+                report["busy_kept"] += 1
+
+
+def _replace_dead(
+    settings: Settings,
+    gh: GitHubClient,
+    alive: list[RunnerTask],
+    stopped: list[RunnerTask],
+    report: Counter[str],
+) -> None:
+    alive_jobs = {t.job_id for t in alive if t.alive}
+    by_job: dict[int, list[RunnerTask]] = {}
+    for task in stopped:
+        if task.job_id is not None and task.job_id not in alive_jobs:
+            by_job.setdefault(task.job_id, []).append(task)
+    for job_id, tasks in sorted(by_job.items()):
+        last = tasks[-1]
+        if not last.repository or "/" not in last.repository or not last.profile:
+            continue
+        owner, repo = last.repository.split("/", 1)
+        try:
+            status = str(gh.get_job(owner, repo, job_id).get("status", ""))
+        except DispatchError as exc:
+            report["status_unknown"] += 1
+            logger.warning("job status unknown", extra={"job_id": job_id, "error": str(exc)})
+            continue
+        if status not in NEEDS_RUNNER:
+            continue
+        attempt = len(tasks)  # every stopped task was one runner for this job
+        logger.warning(
+            "runner stopped before its job started",
+            extra={
+                "job_id": job_id,
+                "task_arn": last.task_arn,
+                "stopped_reason": last.stopped_reason,
+                "exit_code": last.exit_code,
+                "runners_so_far": attempt,
+            },
+        )
+        if attempt > settings.max_replacements:
+            report["replacements_exhausted"] += 1
+            continue
+        try:
+            profile = find_profile(settings, last.profile)
+        except ConfigError:
+            report["unknown_profile"] += 1
+            continue
+        job = QueuedJob(
+            job_id=job_id,
+            run_id=last.run_id or 0,
+            run_attempt=1,
+            owner=owner,
+            repo=repo,
+            labels=profile.labels,
+            profile=profile.name,
+        )
+        result = launch_once(job, replacement=attempt)
+        if not result.get("duplicate"):
+            report["replaced"] += 1
+
+
+def _remove_offline(
+    settings: Settings,
+    gh: GitHubClient,
+    alive: list[RunnerTask],
+    stopped: list[RunnerTask],
+    report: Counter[str],
+) -> None:
+    owned = {t.runner_name for t in alive if t.alive}
+    for scope in _scopes(settings, [*alive, *stopped]):
+        for runner in gh.list_runners(scope):
+            name = str(runner.get("name", ""))
+            if (
+                name.startswith(f"{settings.runner_name_prefix}-")
+                and runner.get("status") == "offline"
+                and not runner.get("busy")
+                and name not in owned
+            ):
+                gh.delete_runner(scope, int(runner["id"]))
+                report["registrations_removed"] += 1
+
+
+def _scopes(settings: Settings, tasks: Iterable[RunnerTask]) -> list[str]:
+    scopes: set[str] = set()
+    for task in tasks:
+        if task.repository and "/" in task.repository:
+            owner, repo = task.repository.split("/", 1)
+            scopes.add(scope_path(settings.runner_scope, owner, repo))
+    return sorted(scopes)
+
+
+def _redeliver_failed(
+    settings: Settings, gh: GitHubClient, now: datetime, report: Counter[str]
+) -> None:
+    if not settings.github_hook_path:
+        return
+    deliveries = gh.list_deliveries(settings.github_hook_path)
+    by_guid: dict[str, list[dict[str, Any]]] = {}
+    for delivery in deliveries:
+        by_guid.setdefault(str(delivery.get("guid")), []).append(delivery)
+    for attempts in by_guid.values():
+        latest = max(attempts, key=lambda d: str(d.get("delivered_at", "")))
+        if (
+            latest.get("event") != "workflow_job"
+            or latest.get("action") != "queued"
+            or any(_succeeded(d) for d in attempts)
+            or len(attempts) >= MAX_REDELIVERIES_PER_GUID
+            or not _recent(latest, now)
+        ):
+            continue
+        gh.redeliver(settings.github_hook_path, int(latest["id"]))
+        report["redelivered"] += 1
+
+
+def _succeeded(delivery: dict[str, Any]) -> bool:
+    code = delivery.get("status_code")
+    return isinstance(code, int) and 200 <= code < 300
+
+
+def _recent(delivery: dict[str, Any], now: datetime) -> bool:
+    try:
+        delivered = datetime.fromisoformat(str(delivery["delivered_at"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return False
+    return now - delivered < DELIVERY_LOOKBACK
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge scheduled handler."""
+    return dict(reconcile(get_settings()))

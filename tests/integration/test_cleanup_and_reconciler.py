@@ -1,0 +1,285 @@
+"""Nothing left running: completed/cancelled jobs, idle runners, dead runners, offline
+registrations and missed deliveries. moto for ECS, an HTTP-level GitHub fake that
+behaves like GitHub (deleting a busy runner answers 422)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+
+
+def launch(job_id: int, labels: list[str] | None = None) -> dict[str, Any]:
+    status, body = deliver(queued_payload(job_id=job_id, labels=labels))
+    assert status == 200, body
+    return body
+
+
+def task_states(fake_aws: FakeAws) -> dict[str, str]:
+    return {t["taskArn"]: t["desiredStatus"] for t in fake_aws.tasks()}
+
+
+def ecs() -> Any:
+    return boto3.client("ecs", region_name="us-east-1")
+
+
+def reconcile(now: datetime | None = None) -> dict[str, int]:
+    from lambda_fn.config import get_settings
+    from lambda_fn.reconciler import reconcile as run
+
+    return dict(run(get_settings(), now))
+
+
+def completed(job_id: int, runner_name: str | None = None, conclusion: str = "cancelled") -> Any:
+    payload = queued_payload(job_id=job_id, action="completed")
+    payload["workflow_job"]["runner_name"] = runner_name
+    payload["workflow_job"]["conclusion"] = conclusion
+    return deliver(payload)
+
+
+# --- workflow_job completed -------------------------------------------------------------------
+
+
+def test_cancelled_before_pickup_stops_the_task_and_removes_the_runner(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    launched = launch(41)
+    status, body = completed(41)
+    assert status == 200
+    assert body == {"status": "completed", "job_id": 41, "runners_released": 1}
+    assert task_states(fake_aws)[launched["task_arn"]] == "STOPPED"
+    assert github.deleted_runners == [launched["runner_id"]]
+
+
+def test_runner_busy_with_another_job_is_never_stopped(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    launched = launch(42)
+    github.runners[launched["runner_id"]]["busy"] = True  # it took some other job
+    status, body = completed(42)
+    assert status == 200
+    assert body["runners_released"] == 0
+    assert task_states(fake_aws)[launched["task_arn"]] == "RUNNING"
+    assert github.deleted_runners == []
+
+
+def test_completed_for_unknown_job_is_harmless(fake_aws: FakeAws, github: FakeGitHub) -> None:
+    other = launch(43)
+    status, body = completed(999)
+    assert status == 200
+    assert body["runners_released"] == 0
+    assert task_states(fake_aws)[other["task_arn"]] == "RUNNING"
+
+
+def test_cleanup_failure_is_still_2xx(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launch(44)
+    monkeypatch.setenv("ECS_CLUSTER", "no-such-cluster")
+    status, body = completed(44)
+    assert status == 200
+    assert "reconciler" in body["reason"]
+
+
+# --- reconciler: idle runners -------------------------------------------------------------------
+
+
+@pytest.fixture
+def created_long_ago(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto leaves createdAt empty; real ECS always sets it. Give tasks an age."""
+    from lambda_fn import aws
+
+    def add_created_at(parsed: dict[str, Any], **_: Any) -> None:
+        for task in parsed.get("tasks", []):
+            task.setdefault("createdAt", datetime.now(UTC) - timedelta(hours=1))
+
+    aws.client("ecs").meta.events.register("after-call.ecs.DescribeTasks", add_created_at)
+
+
+def test_idle_runner_past_the_limit_is_released_busy_one_is_kept(
+    fake_aws: FakeAws, github: FakeGitHub, created_long_ago: None
+) -> None:
+    idle = launch(51)
+    busy = launch(52)
+    github.runners[busy["runner_id"]]["busy"] = True
+    report = reconcile()
+    assert report["idle_stopped"] == 1
+    assert report["busy_kept"] == 1
+    states = task_states(fake_aws)
+    assert states[idle["task_arn"]] == "STOPPED"
+    assert states[busy["task_arn"]] == "RUNNING"
+
+
+def test_young_runners_are_left_alone(fake_aws: FakeAws, github: FakeGitHub) -> None:
+    launched = launch(53)
+    report = reconcile()
+    assert report.get("idle_stopped", 0) == 0
+    assert task_states(fake_aws)[launched["task_arn"]] == "RUNNING"
+
+
+# --- reconciler: runners that died before their job -----------------------------------------------
+
+
+def kill(task_arn: str, reason: str = "CannotPullContainerError: pull access denied") -> None:
+    ecs().stop_task(cluster="runners", task=task_arn, reason=reason)
+
+
+def tasks_for(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
+    found = []
+    for task in fake_aws.tasks():
+        tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+        if tags.get("github:job-id") == str(job_id):
+            found.append(task)
+    return found
+
+
+def test_dead_runner_for_a_still_queued_job_is_replaced_once(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    launched = launch(61)
+    kill(launched["task_arn"])
+    assert reconcile()["replaced"] == 1
+    assert reconcile().get("replaced", 0) == 0  # the replacement is alive: nothing to do
+    tasks = tasks_for(fake_aws, 61)
+    assert sorted(t["desiredStatus"] for t in tasks) == ["RUNNING", "STOPPED"]
+    assert len(github.jit_requests) == 2
+
+
+@pytest.mark.parametrize("status", ["queued", "waiting", "pending"])
+def test_statuses_needing_a_runner_get_a_replacement(
+    fake_aws: FakeAws, github: FakeGitHub, status: str
+) -> None:
+    launched = launch(62)
+    github.job_status[62] = status
+    kill(launched["task_arn"])
+    assert reconcile()["replaced"] == 1
+
+
+@pytest.mark.parametrize("status", ["in_progress", "completed"])
+def test_jobs_that_started_or_finished_get_no_replacement(
+    fake_aws: FakeAws, github: FakeGitHub, status: str
+) -> None:
+    launched = launch(63)
+    github.job_status[63] = status
+    kill(launched["task_arn"], reason="Essential container in task exited")
+    assert reconcile().get("replaced", 0) == 0
+    assert len(tasks_for(fake_aws, 63)) == 1
+
+
+def test_unreadable_job_status_is_unknown_not_done(fake_aws: FakeAws, github: FakeGitHub) -> None:
+    launched = launch(64)
+    kill(launched["task_arn"])
+    github.job_status_code = 502
+    report = reconcile()
+    assert report["status_unknown"] == 1
+    assert report.get("replaced", 0) == 0
+    github.job_status_code = 200  # GitHub is back: the next run replaces it
+    assert reconcile()["replaced"] == 1
+
+
+def test_replacements_are_bounded(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_REPLACEMENTS", "2")
+    launched = launch(65)
+    kill(launched["task_arn"])
+    for _ in range(5):
+        reconcile()
+        for task in tasks_for(fake_aws, 65):
+            if task["desiredStatus"] == "RUNNING":
+                kill(task["taskArn"], reason="Spot interruption")
+    assert len(tasks_for(fake_aws, 65)) == 3  # the original + 2 replacements
+    assert reconcile()["replacements_exhausted"] == 1
+
+
+def test_concurrent_reconcilers_replace_only_once(fake_aws: FakeAws, github: FakeGitHub) -> None:
+    """Two scheduled runs overlapping: the replacement has its own idempotency record."""
+    from lambda_fn.dispatch import QueuedJob, launch_once
+
+    launched = launch(66)
+    kill(launched["task_arn"])
+    job = QueuedJob(66, 777, 1, "octo-org", "app", ("self-hosted",), "default")
+    first = launch_once(job, replacement=1)
+    assert reconcile().get("replaced", 0) == 0  # same replacement number: a duplicate
+    assert first["status"] == "launched"
+    assert len([t for t in tasks_for(fake_aws, 66) if t["desiredStatus"] == "RUNNING"]) == 1
+
+
+# --- reconciler: offline registrations -----------------------------------------------------------
+
+
+def test_offline_registrations_of_ours_without_a_task_are_removed(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    alive = launch(71)
+    github.runners[9001] = {"id": 9001, "name": "fgr-70-dead00", "status": "offline", "busy": False}
+    github.runners[9002] = {"id": 9002, "name": "someone-else", "status": "offline", "busy": False}
+    github.runners[9003] = {"id": 9003, "name": "fgr-72-online", "status": "online", "busy": False}
+    report = reconcile()
+    assert report["registrations_removed"] == 1
+    assert github.deleted_runners == [9001]
+    assert alive["runner_id"] in github.runners  # owned by a live task: kept (even offline)
+
+
+# --- reconciler: missed deliveries --------------------------------------------------------------
+
+
+def delivery(
+    delivery_id: int, guid: str, status_code: int, minutes_ago: int = 5, **extra: Any
+) -> dict[str, Any]:
+    when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return {
+        "id": delivery_id,
+        "guid": guid,
+        "delivered_at": when.isoformat().replace("+00:00", "Z"),
+        "redelivery": False,
+        "status_code": status_code,
+        "event": "workflow_job",
+        "action": "queued",
+        **extra,
+    }
+
+
+def test_failed_queued_deliveries_are_redelivered(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_HOOK_PATH", "repos/octo-org/app/hooks/12")
+    github.deliveries = [
+        delivery(1, "a", 502),  # failed: redeliver
+        delivery(2, "b", 502),
+        delivery(3, "b", 200),  # failed then succeeded: leave
+        delivery(4, "c", 200),
+        delivery(5, "d", 500, event="push", action=None),  # not ours
+        delivery(6, "e", 0, minutes_ago=60 * 24),  # too old
+        delivery(7, "f", 0),  # timed out: redeliver
+        *[delivery(10 + i, "g", 502) for i in range(3)],  # tried enough
+    ]
+    report = reconcile()
+    assert sorted(github.redelivered) == [1, 7]
+    assert report["redelivered"] == 2
+
+
+def test_no_hook_configured_means_no_delivery_calls(fake_aws: FakeAws, github: FakeGitHub) -> None:
+    reconcile()
+    assert not [c for c in github.mock.calls if "/hooks/" in c.request.url]
+
+
+def test_one_failing_step_does_not_stop_the_others(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_HOOK_PATH", "repos/octo-org/app/hooks/12")
+    github.deliveries = [delivery(1, "a", 502)]
+    launched = launch(81)
+    kill(launched["task_arn"])
+    monkeypatch.setattr(
+        "lambda_fn.reconciler._remove_offline",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")),
+    )
+    report = reconcile()
+    assert report["step_errors"] == 1
+    assert report["replaced"] == 1
+    assert report["redelivered"] == 1
