@@ -1,0 +1,181 @@
+"""Job-started hook: refuse jobs a restricted runner profile was not made for.
+
+The runner runs ``ACTIONS_RUNNER_HOOK_JOB_STARTED`` (a ``.sh`` wrapper written
+by ``entrypoint.sh``) with bash before any step; the wrapper execs this file.
+It checks the job's ``GITHUB_REPOSITORY``, ``GITHUB_REF``,
+``GITHUB_WORKFLOW_REF``, ``GITHUB_EVENT_NAME`` and the event file at
+``GITHUB_EVENT_PATH`` against the profile's policy with
+``policy.evaluate(..., strict=True)``. On refusal it prints
+
+    ::error::Job refused by runner profile '<name>': <rule>: <explanation>
+
+and exits 1, which fails the job before any step runs. Anything it cannot read
+(policy file, policy module, event file) refuses the job too (fail closed).
+
+Inputs (command-line options win over the environment, so a workflow's
+job-level ``env:`` cannot point the hook at another policy):
+
+* ``--policy-file`` / ``RUNNER_POLICY_FILE``: JSON of ``Policy.to_dict()``;
+* ``--marker`` / ``RUNNER_JOB_STARTED_MARKER``: touched first thing, so the
+  entrypoint's idle watchdog knows a job arrived.
+
+``--preflight`` (used by ``entrypoint.sh`` before it starts the runner):
+validate the policy and check its ``required_env`` in the current environment;
+exit 78 with a message on stderr if either fails.
+
+Runs on the runner image's python3 (3.10), standard library only. ``policy.py``
+is loaded from this file's directory (the entrypoint writes both side by side)
+or, in a source checkout, from ``../lambda_fn/policy.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+EXIT_REFUSED = 1
+EXIT_CONFIG = 78  # EX_CONFIG: the task stops, nothing runs
+
+_HERE = Path(__file__).resolve().parent
+_POLICY_CANDIDATES = (_HERE / "policy.py", _HERE.parent / "lambda_fn" / "policy.py")
+
+
+def load_policy_module() -> ModuleType:
+    """Import ``policy.py`` by path (never via ``sys.path``, which a job could influence)."""
+    sys.dont_write_bytecode = True  # no __pycache__ in the read-only hooks directory
+    for candidate in _POLICY_CANDIDATES:
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location("runner_policy", candidate)
+            if spec is None or spec.loader is None:  # pragma: no cover - defensive
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look the module up while loading
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError("policy.py not found next to job_started.py")
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow-command message so it stays one line and one command."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def refuse(profile: str, rule: str, explanation: str) -> int:
+    line = f"Job refused by runner profile '{profile}': {rule}: {explanation}"
+    print(f"::error::{escape_data(line)}", flush=True)
+    return EXIT_REFUSED
+
+
+def _touch(marker: str | None) -> None:
+    if not marker:
+        return
+    try:
+        Path(marker).touch()
+    except OSError as exc:
+        print(f"job-started hook: could not touch marker {marker}: {exc}", file=sys.stderr)
+
+
+def _profile_name_hint(text: str | None) -> str:
+    """Best-effort profile name for error lines when the policy itself is invalid."""
+    if text is not None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("profile"), str) and data["profile"]:
+            return str(data["profile"])
+    return "unknown"
+
+
+def _read_event(path: str | None) -> tuple[Mapping[str, Any] | None, str | None]:
+    """(payload, error): payload ``None`` without a path; an error if unreadable."""
+    if not path:
+        return None, None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"could not read the event file {path}: {exc}"
+    if not isinstance(data, dict):
+        return None, f"the event file {path} does not hold a JSON object"
+    return data, None
+
+
+def _load(policy_file: str | None) -> tuple[Any, Any, str, str | None]:
+    """(policy module, Policy or None, profile name, error)."""
+    text: str | None = None
+    if not policy_file:
+        return None, None, "unknown", "no policy file given (RUNNER_POLICY_FILE is not set)"
+    try:
+        text = Path(policy_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, None, "unknown", f"could not read policy file {policy_file}: {exc}"
+    name = _profile_name_hint(text)
+    try:
+        module = load_policy_module()
+    except Exception as exc:  # any failure to load the rules fails closed
+        return None, None, name, f"could not load policy.py: {exc}"
+    try:
+        policy = module.policy_from_json(text)
+    except module.PolicyError as exc:
+        return module, None, name, f"invalid policy file {policy_file}: {exc}"
+    return module, policy, policy.profile, None
+
+
+def run_hook(policy_file: str | None, marker: str | None, env: Mapping[str, str]) -> int:
+    _touch(marker)
+    module, policy, name, error = _load(policy_file)
+    if error is not None:
+        return refuse(name, "policy_file", error)
+    if not policy.restricted:
+        return 0
+    payload, error = _read_event(env.get("GITHUB_EVENT_PATH"))
+    if error is not None:
+        return refuse(name, "event_file", error)
+    facts = module.facts_from_runner_env(env, payload)
+    decision = module.evaluate(policy, facts, strict=True)
+    if not decision.allowed:
+        return refuse(name, decision.rule, decision.message)
+    print(
+        f"runner profile '{name}': job allowed ({facts.repository} {facts.ref} "
+        f"{facts.workflow_path} {facts.event})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_preflight(policy_file: str | None, env: Mapping[str, str]) -> int:
+    module, policy, _, error = _load(policy_file)
+    if error is not None:
+        print(f"invalid runner policy: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    missing = module.missing_env(policy, env)
+    if missing:
+        print(f"required environment variable(s) not set: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if env is None else env
+    parser = argparse.ArgumentParser(description="Runner-profile job-started hook")
+    parser.add_argument("--policy-file", default=environ.get("RUNNER_POLICY_FILE"))
+    parser.add_argument("--marker", default=environ.get("RUNNER_JOB_STARTED_MARKER"))
+    parser.add_argument("--preflight", action="store_true")
+    args = parser.parse_args(argv)
+    if args.preflight:
+        return run_preflight(args.policy_file, environ)
+    try:
+        return run_hook(args.policy_file, args.marker, environ)
+    except Exception as exc:  # fail closed on anything unexpected
+        return refuse("unknown", "hook_error", f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
