@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from lambda_fn.errors import ConfigError
+from lambda_fn.policy import Policy, PolicyError, policy_from_dict
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
@@ -68,6 +69,11 @@ class Profile:
     capacity: str = "FARGATE"
     #: At most this many running tasks; further jobs wait in the retry queue. None = no cap.
     max_runners: int | None = None
+    #: Restricted profiles: the rules checked at dispatch and by the runner's hook.
+    policy: Policy | None = None
+    #: Subnets / public IP for this profile's tasks instead of the stack-wide ones.
+    subnet_ids: tuple[str, ...] = ()
+    assign_public_ip: Literal["ENABLED", "DISABLED"] | None = None
     #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -231,7 +237,10 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
             not isinstance(max_runners, int) or isinstance(max_runners, bool) or max_runners < 1
         ):
             raise ConfigError(f"{where}.max_runners must be a positive integer or null")
-        known = {"name", "labels", "task_definition", "container_name", "capacity", "max_runners"}
+        known = {
+            "name", "labels", "task_definition", "container_name", "capacity", "max_runners",
+            "policy", "subnet_ids", "assign_public_ip",
+        }  # fmt: skip
         profiles.append(
             Profile(
                 name=name,
@@ -240,10 +249,43 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
                 container_name=item["container_name"],
                 capacity=capacity,
                 max_runners=max_runners,
+                policy=_profile_policy(name, item.get("policy"), f"{where}.policy"),
+                subnet_ids=_profile_subnets(item.get("subnet_ids"), f"{where}.subnet_ids"),
+                assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
     return tuple(profiles)
+
+
+def _profile_policy(name: str, data: Any, where: str) -> Policy | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be an object")
+    try:
+        policy = policy_from_dict(
+            name, {k: v for k, v in data.items() if k != "profile"}, where=where
+        )
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    return policy if policy.restricted else None
+
+
+def _profile_subnets(data: Any, where: str) -> tuple[str, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(s, str) and s for s in data):
+        raise ConfigError(f"{where} must be a list of subnet ids")
+    return tuple(data)
+
+
+def _profile_public_ip(data: Any, where: str) -> Literal["ENABLED", "DISABLED"] | None:
+    if data is None:
+        return None
+    if not isinstance(data, bool):
+        raise ConfigError(f"{where}.assign_public_ip must be true or false")
+    return "ENABLED" if data else "DISABLED"
 
 
 def _split_csv(raw: str) -> tuple[str, ...]:

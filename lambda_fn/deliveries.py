@@ -16,7 +16,13 @@ from typing import Any
 
 from lambda_fn import routing
 from lambda_fn.config import Settings, get_settings
-from lambda_fn.errors import ConfigError, PermanentError, SecretMissingError, TransientError
+from lambda_fn.errors import (
+    ConfigError,
+    DispatchError,
+    PermanentError,
+    SecretMissingError,
+    TransientError,
+)
 from lambda_fn.observability import count, logger, milliseconds
 from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
@@ -130,6 +136,10 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     if profile is None:
         return ignored("labels", f"no runner profile serves labels {sorted(job.labels)}")
     logger.append_keys(profile=profile.name)
+    if profile.policy is not None:
+        refusal = _policy_refusal(profile.policy, event, settings)
+        if refusal is not None:
+            return ignored("policy", refusal)
 
     from lambda_fn.dispatch import QueuedJob
 
@@ -172,6 +182,53 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
     if released:
         count("RunnersReleased", ("reason", "completed"), released)
     return Answer(200, {"status": "completed", "job_id": job_id, "runners_released": released})
+
+
+def _policy_refusal(policy: Any, event: Any, settings: Settings) -> str | None:
+    """Check a restricted profile's policy before anything is created (lenient: unknown passes).
+
+    The webhook payload names the repository and branch; the run (one GitHub
+    call, restricted profiles only) adds event, workflow file and fork origin.
+    If the run cannot be read, what the payload says is still checked and the
+    runner's own hook decides the rest strictly.
+    """
+    from lambda_fn.dispatch import github_client
+    from lambda_fn.policy import JobFacts, evaluate, facts_from_workflow_run
+
+    repository = event.repository.slug
+    branch = event.workflow_job.head_branch
+    facts = JobFacts(
+        repository=repository,
+        ref_candidates=(f"refs/heads/{branch}", f"refs/tags/{branch}") if branch else (),
+    )
+    decision = evaluate(policy, facts, strict=False)
+    if not decision.allowed:  # refused on the payload alone: no GitHub call needed
+        return _refusal(policy, decision)
+    try:
+        run = github_client(settings).get_run(
+            event.repository.owner.login, event.repository.name, event.workflow_job.run_id
+        )
+        from_run = facts_from_workflow_run(run)
+        facts = JobFacts(
+            repository=repository,  # the signed payload's, not the run's
+            ref=from_run.ref,
+            workflow_path=from_run.workflow_path,
+            event=from_run.event,
+            from_fork=from_run.from_fork,
+            ref_candidates=from_run.ref_candidates or facts.ref_candidates,
+        )
+    except DispatchError as exc:
+        logger.warning("could not read the workflow run for the policy", extra={"error": str(exc)})
+    decision = evaluate(policy, facts, strict=False)
+    return None if decision.allowed else _refusal(policy, decision)
+
+
+def _refusal(policy: Any, decision: Any) -> str:
+    logger.warning(
+        "job refused by the profile's policy",
+        extra={"rule": decision.rule, "policy_message": decision.message},
+    )
+    return f"refused by profile {policy.profile!r}: {decision.rule}: {decision.message}"
 
 
 def launch_answer(job: Any, context: Any) -> Answer:

@@ -150,6 +150,10 @@ class GitHubClient:
         """Ask GitHub to send a delivery again."""
         self._request("POST", f"{hook_path}/deliveries/{delivery_id}/attempts", expected=(200, 202))
 
+    def get_run(self, owner: str, repo: str, run_id: int) -> dict[str, Any]:
+        """A workflow run: event, workflow path, head branch and head repository."""
+        return self._request("GET", f"repos/{owner}/{repo}/actions/runs/{run_id}", expected=(200,))
+
     def get_job(self, owner: str, repo: str, job_id: int) -> dict[str, Any]:
         """A workflow job as GitHub sees it now (status ``queued``, ``in_progress``...)."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/jobs/{job_id}", expected=(200,))

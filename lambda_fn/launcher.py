@@ -101,9 +101,9 @@ def build_run_task_request(
         "count": 1,
         "networkConfiguration": {
             "awsvpcConfiguration": {
-                "subnets": list(settings.subnet_ids),
+                "subnets": list(profile.subnet_ids or settings.subnet_ids),
                 "securityGroups": list(settings.security_group_ids),
-                "assignPublicIp": settings.assign_public_ip,
+                "assignPublicIp": profile.assign_public_ip or settings.assign_public_ip,
             }
         },
         "overrides": {

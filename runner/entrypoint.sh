@@ -36,7 +36,7 @@ idle_timeout=$((10#$idle_timeout))
 stop_grace=$((10#$stop_grace))
 
 # --- 2. hook files -------------------------------------------------------------
-for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_B64 RUNNER_HOOK_PY_B64; do
+for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64; do
   [[ -n "${!name:-}" ]] || die "$EX_CONFIG" "$name is not set; the task definition must provide it"
 done
 
@@ -51,11 +51,11 @@ fi
 mkdir -p "$hooks" "$state"
 rm -f "$marker"
 
-if ! printf '%s' "$RUNNER_POLICY_PY_B64" | base64 -d >"$hooks/policy.py" 2>/dev/null; then
-  die "$EX_CONFIG" "RUNNER_POLICY_PY_B64 is not valid base64"
+if ! printf '%s' "$RUNNER_POLICY_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/policy.py" 2>/dev/null; then
+  die "$EX_CONFIG" "RUNNER_POLICY_PY_GZ_B64 is not valid gzip+base64"
 fi
-if ! printf '%s' "$RUNNER_HOOK_PY_B64" | base64 -d >"$hooks/job_started.py" 2>/dev/null; then
-  die "$EX_CONFIG" "RUNNER_HOOK_PY_B64 is not valid base64"
+if ! printf '%s' "$RUNNER_HOOK_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/job_started.py" 2>/dev/null; then
+  die "$EX_CONFIG" "RUNNER_HOOK_PY_GZ_B64 is not valid gzip+base64"
 fi
 printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 
@@ -83,7 +83,7 @@ export ACTIONS_RUNNER_CONTAINER_HOOKS="${ACTIONS_RUNNER_CONTAINER_HOOKS:-$hooks/
 # run.sh then traps SIGINT/SIGTERM and stops the listener gracefully.
 export RUNNER_MANUALLY_TRAP_SIG="${RUNNER_MANUALLY_TRAP_SIG:-1}"
 
-unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_B64 RUNNER_HOOK_PY_B64
+unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64
 
 # --- 3. policy valid and required_env present (checked in the runner's env) ----
 python3 "$hooks/job_started.py" --preflight --policy-file "$hooks/policy.json" || exit "$EX_CONFIG"

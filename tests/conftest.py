@@ -215,6 +215,7 @@ class FakeGitHub:
     runners: dict[int, dict[str, Any]] = field(default_factory=dict)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     redelivered: list[int] = field(default_factory=list)
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     job_status: dict[int, str] = field(default_factory=dict)
     job_status_code: int = 200
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
@@ -264,6 +265,12 @@ class FakeGitHub:
         self.runners.pop(runner_id, None)
         return 204, {}, ""
 
+    def run_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        run = self.runs.get(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
+        if run is None:
+            return 404, {}, '{"message": "Not Found"}'
+        return 200, {"Content-Type": "application/json"}, json.dumps(run)
+
     def get_runner_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         runner = self.runners.get(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
         if runner is None:
@@ -285,6 +292,7 @@ class FakeGitHub:
 JIT_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig"
 )
+RUN_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/runs/\d+")
 JOB_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/jobs/\d+")
 RUNNERS_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners\?.*"
@@ -304,6 +312,7 @@ def github() -> Iterator[FakeGitHub]:
         mock.add_callback(responses.POST, JIT_URL, callback=fake.jit_callback)
         mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
         mock.add_callback(responses.GET, JOB_URL, callback=fake.job_callback)
+        mock.add_callback(responses.GET, RUN_URL, callback=fake.run_callback)
         mock.add_callback(responses.GET, RUNNER_URL, callback=fake.get_runner_callback)
         mock.add_callback(responses.GET, RUNNERS_URL, callback=fake.list_runners_callback)
         mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)

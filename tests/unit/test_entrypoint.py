@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cdk.runner_files import encode
 from lambda_fn.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,12 +121,8 @@ def task(tmp_path: Path) -> Task:
         "RUNNER_HOME": str(home),
         "RUNNER_RUN_CMD": str(run_cmd),
         "RUNNER_POLICY_JSON": POLICY.to_json(),
-        "RUNNER_POLICY_PY_B64": base64.b64encode(
-            (ROOT / "lambda_fn" / "policy.py").read_bytes()
-        ).decode(),
-        "RUNNER_HOOK_PY_B64": base64.b64encode(
-            (ROOT / "runner" / "job_started.py").read_bytes()
-        ).decode(),
+        "RUNNER_POLICY_PY_GZ_B64": encode(ROOT / "lambda_fn" / "policy.py"),
+        "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "runner" / "job_started.py"),
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "ACTIONS_RUNNER_INPUT_JITCONFIG": JIT,
         "DB_URL": "postgres://db.internal/app",
@@ -140,7 +136,7 @@ def test_runner_gets_jit_config_and_hook_but_not_the_inputs(task: Task) -> None:
     assert result.returncode == 0, result.stderr
     env = task.runner_env()
     assert env["ACTIONS_RUNNER_INPUT_JITCONFIG"] == JIT
-    for name in ("RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_B64", "RUNNER_HOOK_PY_B64"):
+    for name in ("RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64"):
         assert name not in env
     hook = Path(env["ACTIONS_RUNNER_HOOK_JOB_STARTED"])
     assert hook == task.hooks / "job-started.sh"
@@ -276,8 +272,12 @@ def test_empty_jit_config_refuses_to_start(task: Task, jit: str | None) -> None:
     ("name", "value", "message"),
     [
         ("RUNNER_POLICY_JSON", None, "RUNNER_POLICY_JSON is not set"),
-        ("RUNNER_HOOK_PY_B64", None, "RUNNER_HOOK_PY_B64 is not set"),
-        ("RUNNER_POLICY_PY_B64", "not*base64", "RUNNER_POLICY_PY_B64 is not valid base64"),
+        ("RUNNER_HOOK_PY_GZ_B64", None, "RUNNER_HOOK_PY_GZ_B64 is not set"),
+        (
+            "RUNNER_POLICY_PY_GZ_B64",
+            "not*base64",
+            "RUNNER_POLICY_PY_GZ_B64 is not valid gzip+base64",
+        ),
         (
             "RUNNER_POLICY_JSON",
             '{"profile": "deploy", "allowed_refs": ["main"]}',

@@ -1,0 +1,41 @@
+"""What the runner task receives besides its image: the entrypoint, hook and policy.
+
+There is no custom image to build: the task definition's command is
+``bash -c <runner/entrypoint.sh>`` and the hook code travels as gzip+base64
+environment values (non-secret), so the stock ``actions-runner`` image
+enforces the profile's policy. Plain Python (no ``aws_cdk``) so tests and
+local tools can build the same values.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from pathlib import Path
+
+from lambda_fn.policy import Policy
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
+HOOK = REPO_ROOT / "runner" / "job_started.py"
+POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
+
+
+def encode(path: Path) -> str:
+    """gzip (fixed mtime, so synth output is stable) then base64."""
+    return base64.b64encode(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)).decode()
+
+
+def entrypoint_command() -> list[str]:
+    """The container command: the entrypoint script, run by the image's bash."""
+    return ["bash", "-c", ENTRYPOINT.read_text()]
+
+
+def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, str]:
+    """Environment of the runner container in the task definition (nothing secret)."""
+    return {
+        "RUNNER_POLICY_JSON": policy.to_json(),
+        "RUNNER_POLICY_PY_GZ_B64": encode(POLICY_MODULE),
+        "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
+        "RUNNER_IDLE_TIMEOUT_SECONDS": str(idle_timeout_seconds),
+    }

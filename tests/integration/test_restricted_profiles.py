@@ -1,0 +1,158 @@
+"""Restricted profiles at dispatch: the policy is checked before a JIT config exists.
+
+The same ``lambda_fn.policy`` module runs in the runner's job-started hook
+(tests/unit/test_runner_hook.py); here the handler refuses what the webhook
+payload and the workflow run already show.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+
+DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
+POLICY = {
+    "allowed_repositories": ["octo-org/app"],
+    "allowed_refs": ["refs/heads/main", "refs/tags/v*"],
+    "allowed_workflows": [".github/workflows/deploy.yml"],
+    "allowed_events": ["push", "workflow_dispatch"],
+}
+
+
+@pytest.fixture
+def restricted(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
+    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles.insert(
+        0,
+        {
+            "name": "deploy",
+            "labels": DEPLOY_LABELS,
+            "task_definition": fake_aws.task_definitions["default"],
+            "container_name": "runner",
+            "policy": {"profile": "deploy", **POLICY, "deny_fork_pull_requests": True},
+            "subnet_ids": [fake_aws.subnet_id],
+            "assign_public_ip": False,
+        },
+    )
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    return fake_aws
+
+
+def run(
+    event: str = "push",
+    branch: str = "main",
+    path: str = ".github/workflows/deploy.yml",
+    head_repo: str = "octo-org/app",
+) -> dict[str, Any]:
+    return {
+        "id": 777,
+        "event": event,
+        "head_branch": branch,
+        "path": path,
+        "repository": {"full_name": "octo-org/app"},
+        "head_repository": {"full_name": head_repo, "fork": head_repo != "octo-org/app"},
+    }
+
+
+def deploy_job(job_id: int = 1, repo: str = "octo-org/app", branch: str = "main") -> Any:
+    payload = queued_payload(job_id=job_id, labels=DEPLOY_LABELS, repo=repo)
+    payload["workflow_job"]["head_branch"] = branch
+    return deliver(payload)
+
+
+def test_allowed_job_is_launched(restricted: FakeAws, github: FakeGitHub) -> None:
+    github.runs[777] = run()
+    status, body = deploy_job()
+    assert (status, body["status"], body["profile"]) == (200, "launched", "deploy")
+    assert len(restricted.tasks()) == 1
+
+
+@pytest.mark.parametrize(
+    ("the_run", "rule"),
+    [
+        (run(branch="feature-x"), "allowed_refs"),
+        (run(event="pull_request", head_repo="mallory/app"), "deny_fork_pull_requests"),
+        (run(event="pull_request"), "allowed_events"),
+        (run(event="schedule"), "allowed_events"),
+        (run(path=".github/workflows/ci.yml"), "allowed_workflows"),
+    ],
+)
+def test_refused_jobs_get_no_runner_and_say_which_rule(
+    restricted: FakeAws, github: FakeGitHub, the_run: dict[str, Any], rule: str, lambda_logs: Any
+) -> None:
+    github.runs[777] = the_run
+    status, body = deploy_job()
+    assert 200 <= status < 300
+    assert body["status"] == "ignored"
+    assert rule in body["reason"]
+    assert github.jit_requests == []
+    assert restricted.tasks() == []
+    refusal = [json.loads(line) for line in lambda_logs.getvalue().splitlines()]
+    assert any(line.get("rule") == rule for line in refusal)
+
+
+def test_tag_pushes_match_tag_patterns(restricted: FakeAws, github: FakeGitHub) -> None:
+    github.runs[777] = run(branch="v1.2.3")
+    assert deploy_job(branch="v1.2.3")[1]["status"] == "launched"
+
+
+def test_repository_outside_the_policy_is_refused_without_asking_github(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    github.runs[777] = run()
+    _, body = deploy_job(repo="octo-org/other")
+    assert body["status"] == "ignored"
+    assert "allowed_repositories" in body["reason"]
+    assert restricted.tasks() == []
+    assert [c.request.url for c in github.mock.calls] == []
+
+
+def test_unreadable_run_falls_back_to_what_the_payload_says(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    # no run registered: GET runs/777 answers 404
+    _, body = deploy_job(branch="feature-x")
+    assert body["status"] == "ignored"
+    assert "allowed_refs" in body["reason"]
+    _, body = deploy_job(job_id=2, branch="main")
+    assert body["status"] == "launched"  # the runner's hook checks event and workflow strictly
+
+
+def test_unrestricted_profiles_make_no_extra_github_call(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    assert deliver(queued_payload(job_id=5))[1]["profile"] == "default"
+    assert not [c for c in github.mock.calls if "/actions/runs/" in c.request.url]
+
+
+def test_profile_subnets_and_public_ip_are_used(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASSIGN_PUBLIC_IP", "ENABLED")
+    from lambda_fn import aws
+
+    sent: list[dict[str, Any]] = []
+    aws.client("ecs").meta.events.register(
+        "provide-client-params.ecs.RunTask", lambda params, **_: sent.append(params)
+    )
+    github.runs[777] = run()
+    deploy_job()
+    deliver(queued_payload(job_id=9))
+    deploy_net, default_net = (s["networkConfiguration"]["awsvpcConfiguration"] for s in sent)
+    assert deploy_net["assignPublicIp"] == "DISABLED"
+    assert default_net["assignPublicIp"] == "ENABLED"
+
+
+def test_invalid_policy_in_the_environment_is_a_config_error(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, lambda_logs: Any
+) -> None:
+    profiles = json.loads(restricted.env()["RUNNER_PROFILES"])
+    profiles[0]["policy"] = {"allowed_refs": ["main"]}
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    status, _ = deliver(queued_payload())
+    assert status == 500
+    assert "RUNNER_PROFILES[0].policy.allowed_refs[0]" in lambda_logs.getvalue()
