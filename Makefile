@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test lint typecheck unit infra synth clean
+.PHONY: help install test lint typecheck unit infra synth demo serve bench bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,11 +29,11 @@ lint: install  ## ruff (lint + format check)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install  ## mypy, strict, on the Lambda and the CDK app
-	$(BIN)/mypy lambda_fn cdk
+typecheck: install  ## mypy, strict, on the Lambda, the CDK app and the tools
+	$(BIN)/mypy lambda_fn cdk localdev runners_cli bench
 
-unit: install  ## handler and pure-logic tests only (fast)
-	$(BIN)/pytest tests/unit tests/integration
+unit: install  ## handler, pure-logic, local-mode and CLI tests (no CDK synth)
+	$(BIN)/pytest tests/unit tests/integration tests/localdev tests/cli
 
 infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized template
 	$(BIN)/pytest tests/infra
@@ -45,6 +45,18 @@ synth: install node_modules/.installed  ## `cdk synth` through the pinned CDK CL
 	rm -rf cdk.out
 	PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk synth --no-notices --quiet
 	$(BIN)/cfn-lint -i W3005 -- cdk.out/*.template.json
+
+demo: install  ## offline demo: signed deliveries -> local handler -> tasks in a local moto (no account)
+	$(BIN)/python -m localdev.demo
+
+serve: install  ## local webhook endpoint (moto + GitHub stand-in) for a webhook relay; --aws: real account
+	$(BIN)/fargate-runners serve $(ARGS)
+
+bench: install  ## dispatch-path benchmarks (offline, ~1.5 min): report + build/bench/report.json
+	$(BIN)/python -m bench
+
+bench-smoke: install  ## the benchmarks at CI size (~30 s); fails only on correctness
+	$(BIN)/python -m bench --smoke
 
 clean:  ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml htmlcov

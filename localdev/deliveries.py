@@ -1,0 +1,149 @@
+"""Signed GitHub webhook deliveries, as GitHub's "Hookshot" sends them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+USER_AGENT = "GitHub-Hookshot/localdev"
+
+
+def sign(secret: str | bytes, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value for ``body``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def workflow_job_payload(
+    job_id: int,
+    labels: Sequence[str],
+    *,
+    repository: str = "octo-org/app",
+    action: str = "queued",
+    run_id: int | None = None,
+    run_attempt: int = 1,
+    workflow_name: str = "CI",
+    head_branch: str = "main",
+) -> dict[str, Any]:
+    """A ``workflow_job`` payload with the fields GitHub sends that the handler reads."""
+    owner, name = repository.split("/", 1)
+    status = {"queued": "queued", "in_progress": "in_progress"}.get(action, "completed")
+    return {
+        "action": action,
+        "workflow_job": {
+            "id": job_id,
+            "run_id": run_id if run_id is not None else job_id * 10,
+            "run_attempt": run_attempt,
+            "run_url": f"https://api.github.com/repos/{repository}/actions/runs/{job_id * 10}",
+            "name": "build",
+            "workflow_name": workflow_name,
+            "head_branch": head_branch,
+            "head_sha": "0" * 40,
+            "status": status,
+            "conclusion": "success" if status == "completed" else None,
+            "labels": list(labels),
+            "runner_id": None,
+            "runner_name": None,
+            "html_url": f"https://github.com/{repository}/actions/runs/{job_id * 10}/job/{job_id}",
+        },
+        "repository": {
+            "id": 1296269,
+            "name": name,
+            "full_name": repository,
+            "private": True,
+            "owner": {"login": owner, "id": 1, "type": "Organization"},
+        },
+        "organization": {"login": owner, "id": 1},
+        "sender": {"login": "octocat", "id": 583231, "type": "User"},
+    }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery: the exact bytes and headers GitHub would POST."""
+
+    body: bytes
+    headers: dict[str, str]
+    delivery_id: str
+    event: str
+    description: str = ""
+    expect: dict[str, Any] = field(default_factory=dict)
+
+    def send(
+        self, url: str, *, session: requests.Session | None = None, timeout: float = 30.0
+    ) -> requests.Response:
+        """POST this delivery to ``url`` (a real HTTP request)."""
+        poster = session or requests
+        return poster.post(url, data=self.body, headers=self.headers, timeout=timeout)
+
+
+def build(
+    payload: dict[str, Any] | bytes,
+    secret: str | bytes | None,
+    *,
+    event: str = "workflow_job",
+    delivery_id: str | None = None,
+    signature: str | None = None,
+    description: str = "",
+    expect: dict[str, Any] | None = None,
+) -> Delivery:
+    """A delivery of ``payload`` signed with ``secret``.
+
+    ``signature`` overrides the computed one (to test rejection); ``secret=None``
+    and no ``signature`` sends no signature header at all.
+    """
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    delivery_id = delivery_id or str(uuid.uuid4())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id,
+        "X-GitHub-Hook-ID": "1",
+    }
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    elif secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret, body)
+    return Delivery(
+        body=body,
+        headers=headers,
+        delivery_id=delivery_id,
+        event=event,
+        description=description,
+        expect=dict(expect or {}),
+    )
+
+
+def redelivery(original: Delivery, description: str = "") -> Delivery:
+    """GitHub's "Redeliver": the same body, signature and delivery GUID again."""
+    return Delivery(
+        body=original.body,
+        headers=dict(original.headers),
+        delivery_id=original.delivery_id,
+        event=original.event,
+        description=description or f"redelivery of {original.delivery_id[:8]}",
+        expect={},
+    )
+
+
+def queued_burst(
+    secret: str | bytes,
+    labels: Sequence[str],
+    count: int,
+    *,
+    first_job_id: int = 1_000_000,
+    repository: str = "octo-org/app",
+) -> list[Delivery]:
+    """``count`` distinct queued jobs (for load tests)."""
+    return [
+        build(workflow_job_payload(first_job_id + i, labels, repository=repository), secret)
+        for i in range(count)
+    ]

@@ -1,0 +1,391 @@
+"""A Lambda handler behind a local HTTP endpoint, as API Gateway (REST) runs it.
+
+Each HTTP request becomes an API Gateway REST proxy event (payload format
+1.0), the handler's answer becomes the HTTP response. Only the routes given
+(default ``POST /webhook``) reach the handler; anything else gets API
+Gateway's own ``403 Missing Authentication Token``.
+
+What the handler prints (Powertools JSON logs and EMF metrics) is captured
+per request into :attr:`WebhookServer.output` instead of cluttering the
+terminal; :meth:`WebhookServer.emf_records` parses the metrics back.
+
+One Lambda execution environment runs one invocation at a time, and the
+handler's Powertools logger and metrics are process-wide state, so by default
+invocations are serialised (``concurrent=False``); HTTP connections are still
+accepted concurrently.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+STAGE = "local"
+
+
+@dataclass
+class LambdaContext:
+    """Enough of the Lambda context object for Powertools (logger, idempotency)."""
+
+    function_name: str = "runner-webhook-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:runner-webhook-local"
+    )
+    log_group_name: str = "/aws/lambda/runner-webhook-local"
+    log_stream_name: str = "local"
+    timeout_seconds: float = 28.0
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    def get_remaining_time_in_millis(self) -> int:
+        elapsed = time.monotonic() - self._started
+        return max(0, int((self.timeout_seconds - elapsed) * 1000))
+
+
+def api_gateway_event(
+    method: str,
+    raw_path: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    resource: str,
+    source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (payload 1.0) for one HTTP request.
+
+    Repeated headers are kept in ``multiValueHeaders``; ``headers`` holds the
+    last value, as API Gateway does. A body that is not UTF-8 is passed
+    base64-encoded with ``isBase64Encoded``.
+    """
+    parts = urlsplit(raw_path)
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    query_single: dict[str, str] = {}
+    query_multi: dict[str, list[str]] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        query_single[name] = value
+        query_multi.setdefault(name, []).append(value)
+    try:
+        text: str | None = body.decode("utf-8") if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        text = base64.b64encode(body).decode("ascii")
+        is_base64 = True
+    request_id = request_id or str(uuid.uuid4())
+    now = time.time()
+    return {
+        "resource": resource,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
+        "queryStringParameters": query_single or None,
+        "multiValueQueryStringParameters": query_multi or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "httpMethod": method,
+            "identity": {"sourceIp": source_ip, "userAgent": single.get("User-Agent", "")},
+            "path": f"/{STAGE}{parts.path}",
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "resourceId": "local",
+            "resourcePath": resource,
+            "stage": STAGE,
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class _ThreadRoutedStdout(io.TextIOBase):
+    """``sys.stdout`` replacement: writes from handler threads go to that thread's buffer."""
+
+    def __init__(self, fallback: TextIO) -> None:
+        self.fallback = fallback
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        buffer: io.StringIO | None = getattr(self.local, "buffer", None)
+        if buffer is None:
+            return self.fallback.write(text)
+        return buffer.write(text)
+
+    def flush(self) -> None:
+        self.fallback.flush()
+
+
+@dataclass
+class Invocation:
+    """One handler call: the event's request id, answer status, duration and printed lines."""
+
+    request_id: str
+    status: int
+    duration_ms: float
+    output: list[str]
+    body: str = ""
+
+
+class WebhookServer:
+    """Serve ``handler`` at ``POST /webhook`` (and any other ``routes``) on 127.0.0.1."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        routes: Iterable[tuple[str, str]] = (("POST", "/webhook"),),
+        capture_output: bool = True,
+        concurrent: bool = False,
+        context_factory: Callable[[str], Any] | None = None,
+        on_invocation: Callable[[Invocation], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.routes = frozenset((method.upper(), path) for method, path in routes)
+        self.capture_output = capture_output
+        self.concurrent = concurrent
+        self.context_factory = context_factory or (lambda rid: LambdaContext(aws_request_id=rid))
+        self.on_invocation = on_invocation
+        self.invocations: list[Invocation] = []
+        self._invoke_lock = threading.Lock()
+        self._record_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stdout: _ThreadRoutedStdout | None = None
+        self._logger_stream: Any = None
+
+    @property
+    def url(self) -> str:
+        """The full webhook URL (``http://127.0.0.1:PORT/webhook``)."""
+        return f"{self.base_url}/webhook"
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("WebhookServer is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def output(self) -> list[str]:
+        """Every line the handler printed (JSON logs, EMF), in invocation order."""
+        with self._record_lock:
+            return [line for inv in self.invocations for line in inv.output]
+
+    def emf_records(self) -> list[dict[str, Any]]:
+        """The CloudWatch EMF documents the handler emitted."""
+        records = []
+        for line in self.output:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "_aws" in data:
+                records.append(data)
+        return records
+
+    def start(self) -> WebhookServer:
+        if self._server is not None:
+            return self
+        if self.capture_output:
+            self._install_capture()
+        owner = self
+
+        class RequestHandler(_EndpointHandler):
+            server_owner = owner
+
+        self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="webhook-endpoint", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._remove_capture()
+
+    def __enter__(self) -> WebhookServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- output capture ------------------------------------------------------
+
+    def _install_capture(self) -> None:
+        self._stdout = _ThreadRoutedStdout(sys.stdout)
+        sys.stdout = self._stdout
+        # The Powertools logger holds the stream it was created with; route it too.
+        handler = _powertools_log_handler()
+        if handler is not None:
+            self._logger_stream = handler.setStream(self._stdout)
+
+    def _remove_capture(self) -> None:
+        if self._stdout is None:
+            return
+        if sys.stdout is self._stdout:
+            sys.stdout = self._stdout.fallback
+        handler = _powertools_log_handler()
+        if handler is not None and self._logger_stream is not None:
+            handler.setStream(self._logger_stream)
+        self._stdout = None
+        self._logger_stream = None
+
+    # -- invocation --------------------------------------------------------------
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the handler for one event (serialised unless ``concurrent``)."""
+        request_id = str(event.get("requestContext", {}).get("requestId") or uuid.uuid4())
+        buffer = io.StringIO()
+        started = time.perf_counter()
+        if self._stdout is not None:
+            # Someone (a test runner's capture, another server) may have replaced sys.stdout
+            # since start(): route again, keeping theirs as the fallback.
+            if sys.stdout is not self._stdout:
+                self._stdout.fallback = sys.stdout
+                sys.stdout = self._stdout
+            self._stdout.local.buffer = buffer
+        try:
+            if self.concurrent:
+                answer = self.handler(event, self.context_factory(request_id))
+            else:
+                with self._invoke_lock:
+                    answer = self.handler(event, self.context_factory(request_id))
+        except Exception as exc:  # what Lambda + API Gateway turn into a 502
+            buffer.write(json.dumps({"level": "ERROR", "message": f"handler raised {exc!r}"}))
+            answer = {
+                "statusCode": 502,
+                "body": json.dumps({"message": "Internal server error"}),
+            }
+        finally:
+            if self._stdout is not None:
+                self._stdout.local.buffer = None
+        duration = (time.perf_counter() - started) * 1000
+        invocation = Invocation(
+            request_id=request_id,
+            status=int(answer.get("statusCode", 502)),
+            duration_ms=duration,
+            output=[line for line in buffer.getvalue().splitlines() if line.strip()],
+            body=str(answer.get("body") or "")[:500],
+        )
+        with self._record_lock:
+            self.invocations.append(invocation)
+        if self.on_invocation is not None:
+            self.on_invocation(invocation)
+        return answer
+
+
+def _powertools_log_handler() -> Any:
+    """The handler's Powertools log handler, if ``lambda_fn`` is loaded."""
+    module = sys.modules.get("lambda_fn.observability")
+    logger = getattr(module, "logger", None)
+    handler = getattr(logger, "registered_handler", None)
+    return handler if hasattr(handler, "setStream") else None
+
+
+class _EndpointHandler(BaseHTTPRequestHandler):
+    server_owner: WebhookServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: invocations are recorded on the server object."""
+
+    def _serve(self) -> None:
+        owner = self.server_owner
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            self._reply(413, {}, b'{"message":"Request Too Long"}')
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        request_id = str(uuid.uuid4())
+        if (self.command, path) not in owner.routes:
+            self._reply(
+                403,
+                {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+                b'{"message":"Missing Authentication Token"}',
+                request_id,
+            )
+            return
+        event = api_gateway_event(
+            self.command,
+            self.path,
+            self.headers.items(),
+            body,
+            resource=path,
+            source_ip=self.client_address[0],
+            request_id=request_id,
+        )
+        answer = owner.invoke(event)
+        headers: dict[str, str] = {}
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(str(v) for v in values)
+        for name, value in (answer.get("headers") or {}).items():
+            headers[name] = str(value)
+        raw = answer.get("body") or ""
+        payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode()
+        self._reply(int(answer.get("statusCode", 502)), headers, payload, request_id)
+
+    def _reply(
+        self, status: int, headers: dict[str, str], payload: bytes, request_id: str = ""
+    ) -> None:
+        self.send_response(status)
+        lowered = {name.lower() for name in headers}
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        if "content-type" not in lowered:
+            self.send_header("Content-Type", "application/json")
+        if request_id:
+            self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_PATCH = _serve
+    do_DELETE = _serve

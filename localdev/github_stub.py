@@ -1,0 +1,279 @@
+"""A GitHub REST API stand-in: the calls the webhook handler and reconciler make.
+
+It serves, for ``repos/{owner}/{repo}`` and ``orgs/{org}`` scopes::
+
+    POST   {scope}/actions/runners/generate-jitconfig   201 runner + encoded_jit_config
+    GET    {scope}/actions/runners?per_page=N           200 {"total_count", "runners"}
+    GET    {scope}/actions/runners/{id}                 200 / 404
+    DELETE {scope}/actions/runners/{id}                 204 / 404
+    GET    repos/{owner}/{repo}/actions/jobs/{id}       200 {"id", "status": "queued"}
+    GET    repos/{owner}/{repo}/actions/runs/{id}       200 {"id", "status": "queued"}
+
+Every request is recorded (method, path, query, JSON body, whether an
+``Authorization`` header was present -- never its value). A request without
+one is answered 401, as GitHub does. :meth:`GitHubStub.fail` makes the next
+matching requests fail (5xx, 429...) to exercise retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
+_JIT = re.compile(_SCOPE + r"/actions/runners/generate-jitconfig$")
+_RUNNERS = re.compile(_SCOPE + r"/actions/runners$")
+_RUNNER = re.compile(_SCOPE + r"/actions/runners/(?P<id>\d+)$")
+_JOB = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/jobs/(?P<id>\d+)$")
+_RUN = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<id>\d+)$")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the stand-in received. The token itself is never kept."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    authorized: bool
+    status: int
+
+
+@dataclass
+class _Failure:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int
+    headers: dict[str, str]
+
+
+@dataclass
+class GitHubStub:
+    """The stand-in server. ``start()`` binds 127.0.0.1 on a free port."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    #: runner id -> runner object (as the runners API shows it), scope path under "scope".
+    runners: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: encoded JIT configs handed out, in order (the demo checks they reach the task).
+    issued_configs: list[str] = field(default_factory=list)
+    #: job id -> status to report (default "queued").
+    job_status: dict[int, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _failures: list[_Failure] = field(default_factory=list, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL to use as ``GITHUB_API_URL``."""
+        if self._server is None:
+            raise RuntimeError("GitHubStub is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> GitHubStub:
+        """Start serving in a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        stub = self
+
+        class Handler(_StubHandler):
+            owner = stub
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="github-stub", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GitHubStub:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def fail(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests matching ``method`` and regex ``path_pattern``
+        (searched in the path) with ``status`` instead of the normal answer."""
+        with self._lock:
+            self._failures.append(
+                _Failure(method.upper(), re.compile(path_pattern), status, times, headers or {})
+            )
+
+    def calls(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        with self._lock:
+            recorded = list(self.requests)
+        return [
+            r
+            for r in recorded
+            if (method is None or r.method == method.upper()) and contains in r.path
+        ]
+
+    # -- request handling (called from server threads) --------------------
+
+    def _injected_failure(self, method: str, path: str) -> _Failure | None:
+        for failure in self._failures:
+            if failure.remaining > 0 and failure.method == method and failure.pattern.search(path):
+                failure.remaining -= 1
+                return failure
+        return None
+
+    def handle(
+        self, method: str, path: str, body: Any, authorized: bool
+    ) -> tuple[int, dict[str, str], Any]:
+        """The answer to one request: (status, extra headers, JSON body or None)."""
+        with self._lock:
+            failure = self._injected_failure(method, path)
+            if failure is not None:
+                return failure.status, failure.headers, {"message": "injected failure"}
+            if not authorized:
+                return 401, {}, {"message": "Requires authentication"}
+            return self._route(method, path, body)
+
+    def _route(self, method: str, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+        if method == "POST" and (m := _JIT.match(path)):
+            return self._generate_jitconfig(_scope_of(m), body)
+        if method == "GET" and (m := _RUNNERS.match(path)):
+            scope = _scope_of(m)
+            runners = [_public(r) for r in self.runners.values() if r["scope"] == scope]
+            return 200, {}, {"total_count": len(runners), "runners": runners}
+        if m := _RUNNER.match(path):
+            runner = self.runners.get(int(m["id"]))
+            if runner is None or runner["scope"] != _scope_of(m):
+                return 404, {}, {"message": "Not Found"}
+            if method == "GET":
+                return 200, {}, _public(runner)
+            if method == "DELETE":
+                del self.runners[int(m["id"])]
+                return 204, {}, None
+        if method == "GET" and (m := _JOB.match(path)):
+            job_id = int(m["id"])
+            return 200, {}, {"id": job_id, "status": self.job_status.get(job_id, "queued")}
+        if method == "GET" and (m := _RUN.match(path)):
+            return 200, {}, {"id": int(m["id"]), "status": "queued"}
+        return 404, {}, {"message": "Not Found (not served by the local GitHub stand-in)"}
+
+    def _generate_jitconfig(self, scope: str, body: Any) -> tuple[int, dict[str, str], Any]:
+        if not isinstance(body, dict) or not body.get("name") or not body.get("labels"):
+            return 422, {}, {"message": "Invalid request: name and labels are required"}
+        name = str(body["name"])
+        if any(r["name"] == name and r["scope"] == scope for r in self.runners.values()):
+            return 409, {}, {"message": "Already exists - A runner with the same name exists"}
+        runner_id = next(self._ids)
+        labels = [{"id": i + 1, "name": str(label)} for i, label in enumerate(body["labels"])]
+        runner = {
+            "id": runner_id,
+            "name": name,
+            "os": "linux",
+            "status": "online",
+            "busy": False,
+            "labels": labels,
+            "runner_group_id": body.get("runner_group_id", 1),
+            "scope": scope,
+        }
+        self.runners[runner_id] = runner
+        # Like GitHub's, an opaque base64 JSON blob; contents are fake.
+        raw = json.dumps(
+            {"agentId": runner_id, "agentName": name, "nonce": secrets.token_hex(8)},
+            separators=(",", ":"),
+        )
+        encoded = base64.b64encode(raw.encode()).decode()
+        self.issued_configs.append(encoded)
+        answer = {"runner": _public(runner), "encoded_jit_config": encoded}
+        return 201, {}, answer
+
+
+def _scope_of(match: re.Match[str]) -> str:
+    if match["org"]:
+        return f"orgs/{match['org']}"
+    return f"repos/{match['owner']}/{match['repo']}"
+
+
+def _public(runner: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in runner.items() if k != "scope"}
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    owner: GitHubStub
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: requests are recorded, not logged."""
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = {"_unparsed": raw[:200].decode("utf-8", "replace")}
+        authorized = bool(self.headers.get("Authorization", "").strip())
+        status, headers, answer = self.owner.handle(self.command, parts.path, body, authorized)
+        with self.owner._lock:
+            self.owner.requests.append(
+                RecordedRequest(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    body=body,
+                    authorized=authorized,
+                    status=status,
+                )
+            )
+        payload = b"" if answer is None else json.dumps(answer).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if payload:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_DELETE = _serve
+    do_PATCH = _serve
+    do_PUT = _serve

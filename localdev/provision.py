@@ -1,0 +1,286 @@
+"""Create in an AWS endpoint (a moto server) what ``cdk deploy`` would create.
+
+The shapes follow ``cdk/construct.py``: two secrets, a VPC with DNS hostnames,
+a subnet and security group, an ECS cluster, one Fargate task definition per
+profile (family ``<stack_name>-runner-<profile>``, container ``runner``), the
+DynamoDB idempotency table and the retry queue with its dead-letter queue.
+:attr:`LocalStack.env` is then the handler's environment, exactly the
+variables the deployed Lambda gets plus what points boto3 at the endpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cdk.config import RunnersConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONTAINER_NAME = "runner"  # cdk/construct.py CONTAINER_NAME (not imported: that pulls aws_cdk)
+RUNNER_COMMAND = ["/home/runner/run.sh"]
+DEMO_PAT = "ghp_localdemo" + "0" * 27  # a fake PAT: the stand-in only checks that one is sent
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "localdev",
+    "AWS_SECRET_ACCESS_KEY": "localdev",
+    "AWS_SESSION_TOKEN": "localdev",
+}
+
+
+def load_runners_config(context: Mapping[str, Any]) -> RunnersConfig:
+    """``cdk.config.load_config`` (``cdk`` lives at the repo root, not in site-packages)."""
+    try:
+        from cdk.config import load_config
+    except ImportError:
+        if (REPO_ROOT / "cdk" / "config.py").is_file() and str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        from cdk.config import load_config
+    return load_config(context)
+
+
+def read_cdk_context(path: str | Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
+    """The ``context`` object of a ``cdk.json`` file."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    context = data.get("context", {})
+    if not isinstance(context, dict):
+        raise ValueError(f"{path}: 'context' is not an object")
+    return context
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """What :func:`provision` created, and the handler environment that uses it."""
+
+    endpoint_url: str
+    region: str
+    config: RunnersConfig
+    cluster: str
+    task_definitions: dict[str, str]
+    vpc_id: str
+    subnet_id: str
+    security_group_id: str
+    table: str
+    webhook_secret_arn: str
+    token_secret_arn: str
+    webhook_secret: str = field(repr=False)
+    retry_queue_url: str
+    dead_letter_queue_url: str
+    env: dict[str, str] = field(repr=False)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this endpoint (fake credentials)."""
+        return make_client(service, self.endpoint_url, self.region)
+
+    def with_github(self, github_api_url: str) -> dict[str, str]:
+        """:attr:`env` with another ``GITHUB_API_URL`` (e.g. a stand-in started later)."""
+        return {**self.env, "GITHUB_API_URL": github_api_url.rstrip("/")}
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task in the cluster (any status), with tags."""
+        ecs = self.client("ecs")
+        arns: list[str] = []
+        for status in ("RUNNING", "STOPPED"):
+            for page in ecs.get_paginator("list_tasks").paginate(
+                cluster=self.cluster, desiredStatus=status
+            ):
+                arns.extend(page.get("taskArns", []))
+        tasks: list[dict[str, Any]] = []
+        for start in range(0, len(arns), 100):
+            tasks.extend(
+                ecs.describe_tasks(
+                    cluster=self.cluster, tasks=arns[start : start + 100], include=["TAGS"]
+                )["tasks"]
+            )
+        return tasks
+
+
+_client_lock = threading.Lock()
+
+
+def make_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client with fake credentials for a local endpoint (cached, thread-safe)."""
+    with _client_lock:  # boto3 sessions are not safe to create clients from concurrently
+        return _cached_client(service, endpoint_url, region)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_client(service: str, endpoint_url: str, region: str) -> Any:
+    return _session(region).client(service, endpoint_url=endpoint_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _session(region: str) -> Any:
+    """One session per region: a session loads each service model once."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=region,
+    )
+
+
+def provision(
+    endpoint_url: str,
+    context: Mapping[str, Any],
+    region: str = "us-east-1",
+    *,
+    github_api_url: str | None = None,
+    webhook_secret: str | None = None,
+    pat: str = DEMO_PAT,
+) -> LocalStack:
+    """Create the stack's resources at ``endpoint_url`` from ``cdk.json``-style ``context``.
+
+    ``github_api_url`` defaults to the context's ``github_api_url``; pass the
+    stand-in's URL (or use :meth:`LocalStack.with_github`) for offline use.
+    """
+    config = load_runners_config(context)
+    prefix = config.stack_name
+    # Every moto server in a process shares one set of backends (so does ``mock_aws``): a
+    # suffix keeps repeated provisioning apart, as CDK's generated physical names do.
+    # Task definition families keep the stack's naming: re-registering adds a revision.
+    unique = f"{prefix}-{secrets.token_hex(3)}"
+    webhook_secret = webhook_secret or secrets.token_hex(20)
+
+    def client(service: str) -> Any:
+        return make_client(service, endpoint_url, region)
+
+    sm = client("secretsmanager")
+    webhook_secret_arn = sm.create_secret(
+        Name=f"{unique}/webhook-secret", SecretString=webhook_secret
+    )["ARN"]
+    token_secret_arn = sm.create_secret(Name=f"{unique}/github-token", SecretString=pat)["ARN"]
+
+    ec2 = client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    # moto's run_task (awsvpc) needs DNS hostnames, as a real VPC for Fargate tasks does.
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    security_group_id = ec2.create_security_group(
+        GroupName=f"{unique}-runners", Description="runner tasks (egress only)", VpcId=vpc_id
+    )["GroupId"]
+
+    ecs = client("ecs")
+    cluster = ecs.create_cluster(
+        clusterName=f"{unique}-cluster",
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        settings=[{"name": "containerInsights", "value": "enabled"}],
+    )["cluster"]["clusterName"]
+    task_definitions: dict[str, str] = {}
+    for profile in config.profiles:
+        task_definitions[profile.name] = ecs.register_task_definition(
+            family=f"{prefix}-runner-{profile.name}",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu=str(profile.cpu),
+            memory=str(profile.memory),
+            runtimePlatform={
+                "operatingSystemFamily": "LINUX",
+                "cpuArchitecture": profile.architecture,
+            },
+            ephemeralStorage={"sizeInGiB": profile.ephemeral_storage_gib},
+            containerDefinitions=[
+                {
+                    "name": CONTAINER_NAME,
+                    "image": profile.image,
+                    "command": RUNNER_COMMAND,
+                    "user": "1001",
+                    "essential": True,
+                    # Container-level limits: moto's run_task needs them (so does the construct).
+                    "cpu": profile.cpu,
+                    "memory": profile.memory,
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+
+    table = f"{unique}-idempotency"
+    client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    sqs = client("sqs")
+    dlq_url = sqs.create_queue(QueueName=f"{unique}-retry-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    retry_url = sqs.create_queue(
+        QueueName=f"{unique}-retry",
+        Attributes={
+            "VisibilityTimeout": "60",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
+
+    profiles: list[dict[str, Any]] = []
+    for profile in config.profiles:
+        entry: dict[str, Any] = {
+            "name": profile.name,
+            "labels": list(profile.labels),
+            "task_definition": task_definitions[profile.name],
+            "container_name": CONTAINER_NAME,
+        }
+        # Newer profile keys (capacity, limits) pass through when this cdk.config has them.
+        for key in ("capacity", "max_runners"):
+            value = getattr(profile, key, None)
+            if value is not None:
+                entry[key] = value
+        profiles.append(entry)
+    env = {
+        **FAKE_CREDENTIALS,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "WEBHOOK_SECRET_ARN": webhook_secret_arn,
+        "GITHUB_TOKEN_SECRET_ARN": token_secret_arn,
+        "GITHUB_API_URL": (github_api_url or config.github_api_url).rstrip("/"),
+        "ECS_CLUSTER": cluster,
+        "SUBNET_IDS": subnet_id,
+        "SECURITY_GROUP_IDS": security_group_id,
+        "ASSIGN_PUBLIC_IP": "ENABLED" if config.effective_assign_public_ip else "DISABLED",
+        "RUNNER_PROFILES": json.dumps(profiles),
+        "RUNNER_SCOPE": config.runner_scope,
+        "RUNNER_GROUP_ID": str(config.runner_group_id),
+        "ALLOWED_REPOSITORIES": ",".join(config.allowed_repositories),
+        "IDEMPOTENCY_TABLE": table,
+        "RETRY_QUEUE_URL": retry_url,
+        "DEAD_LETTER_QUEUE_URL": dlq_url,
+        "RUNNER_NAME_PREFIX": _runner_name_prefix(prefix),
+        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+        "POWERTOOLS_METRICS_NAMESPACE": "FargateRunners",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    return LocalStack(
+        endpoint_url=endpoint_url,
+        region=region,
+        config=config,
+        cluster=cluster,
+        task_definitions=task_definitions,
+        vpc_id=vpc_id,
+        subnet_id=subnet_id,
+        security_group_id=security_group_id,
+        table=table,
+        webhook_secret_arn=webhook_secret_arn,
+        token_secret_arn=token_secret_arn,
+        webhook_secret=webhook_secret,
+        retry_queue_url=retry_url,
+        dead_letter_queue_url=dlq_url,
+        env=env,
+    )
+
+
+def _runner_name_prefix(stack_name: str) -> str:
+    """The construct's default (lower-case stack name), cut to what the Lambda accepts."""
+    prefix = "".join(ch if ch.isalnum() else "-" for ch in stack_name.lower())[:20].strip("-")
+    return prefix or "fargate-runner"

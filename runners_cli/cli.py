@@ -1,0 +1,120 @@
+"""Argument parsing and error reporting for ``fargate-runners``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from runners_cli.errors import CliError
+from runners_cli.github import DEFAULT_API_URL, Target
+from runners_cli.stack import DEFAULT_STACK_NAME, Aws, aws_errors
+
+PROG = "fargate-runners"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--stack", default=DEFAULT_STACK_NAME, help=f"stack name (default {DEFAULT_STACK_NAME})"
+    )
+    common.add_argument("--region", help="AWS region of the stack (default: your AWS config)")
+    common.add_argument(
+        "--github-api-url",
+        default=os.environ.get("GITHUB_API_URL", DEFAULT_API_URL),
+        help="GitHub REST URL (GHES: https://HOST/api/v3)",
+    )
+    target = argparse.ArgumentParser(add_help=False)
+    group = target.add_mutually_exclusive_group()
+    group.add_argument("--repo", metavar="OWNER/REPO", help="a repository")
+    group.add_argument("--org", metavar="ORG", help="an organisation")
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Set up, inspect and check ephemeral GitHub Actions runners on Fargate.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    setup = commands.add_parser(
+        "setup",
+        parents=[common, target],
+        help="store the PAT and create/update the GitHub webhook",
+        description="Check the PAT with GitHub, store it in the stack's secret and create or "
+        "update the webhook (idempotent). The token is read from a hidden prompt, or from "
+        "stdin with --token-stdin; never from the command line.",
+    )
+    setup.add_argument("--token-stdin", action="store_true", help="read the PAT from stdin")
+    setup.add_argument(
+        "--resend-secret",
+        action="store_true",
+        help="send the webhook secret to an existing hook again (GitHub never shows it)",
+    )
+    commands.add_parser(
+        "status",
+        parents=[common, target],
+        help="running runners, queue depths, failed deliveries",
+    )
+    commands.add_parser(
+        "doctor", parents=[common, target], help="check everything; PASS/FAIL with fixes"
+    )
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the webhook handler on a local endpoint (moto by default, or --aws)",
+    )
+    serve.add_argument("--aws", action="store_true", help="use the deployed stack and GitHub")
+    serve.add_argument("--port", type=int, default=8080, help="local port (0: any free port)")
+    serve.add_argument("--secret", help="local mode: webhook secret to use (default: random)")
+    serve.add_argument("--cdk-json", type=Path, help="local mode: profiles from this cdk.json")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from runners_cli import commands
+
+    aws = Aws(args.region)
+    with aws_errors(args.region):
+        if args.command == "serve":
+            from runners_cli.serve import serve_aws, serve_local
+
+            stop = threading.Event()
+            if args.aws:
+                return serve_aws(aws, args.stack, port=args.port, stop=stop)
+            return serve_local(
+                cdk_json=args.cdk_json,
+                port=args.port,
+                secret=args.secret,
+                region=args.region or "us-east-1",
+                stop=stop,
+            )
+        target = Target.parse(args.repo, args.org)
+        if args.command == "setup":
+            if target is None:
+                raise CliError("setup needs --repo OWNER/REPO or --org ORG")
+            token = commands.read_token(from_stdin=args.token_stdin)
+            return commands.setup(
+                aws,
+                args.stack,
+                target,
+                token,
+                api_url=args.github_api_url,
+                resend_secret=args.resend_secret,
+            )
+        if args.command == "status":
+            return commands.status(aws, args.stack, target, api_url=args.github_api_url)
+        return commands.doctor(aws, args.stack, target, api_url=args.github_api_url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fargate-runners`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

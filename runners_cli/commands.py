@@ -1,0 +1,426 @@
+"""``setup``, ``status`` and ``doctor``."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
+
+from runners_cli.errors import CliError
+from runners_cli.github import GitHub, GitHubError, Target, hook_differences
+from runners_cli.stack import (
+    Aws,
+    StackInfo,
+    load_stack,
+    queue_depth,
+    read_secret,
+    stack_resources,
+)
+
+Out = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------
+
+
+def read_token(*, from_stdin: bool, stdin: TextIO | None = None) -> str:
+    """The PAT, from a hidden prompt or (``--token-stdin``) the first line of stdin."""
+    if from_stdin:
+        token = (stdin or sys.stdin).readline().strip()
+    else:
+        token = getpass.getpass("GitHub personal access token (input hidden): ").strip()
+    if not token:
+        raise CliError("no token given")
+    if any(ch.isspace() for ch in token):
+        raise CliError("the token contains whitespace: paste only the token")
+    return token
+
+
+def setup(
+    aws: Aws,
+    stack_name: str,
+    target: Target,
+    token: str,
+    *,
+    api_url: str,
+    resend_secret: bool = False,
+    out: Out = print,
+) -> int:
+    """Check the token with GitHub, store it, and create/update the webhook (idempotent).
+
+    The token is checked *before* it is stored, so a token that cannot work
+    never replaces a good one.
+    """
+    stack = load_stack(aws, stack_name)
+    github = GitHub(token, api_url)
+    login, kind = github.whoami()
+    out(f"token:   valid, {kind}, acting as {login}")
+    github.check_target(target)
+    github.check_runner_permission(target)
+    out(f"token:   can manage self-hosted runners of {target.label}")
+
+    current = read_secret(aws, stack.github_token_secret_arn)
+    if current == token:
+        out(f"token:   unchanged in {_secret_name(stack.github_token_secret_arn)}")
+    else:
+        aws.client("secretsmanager").put_secret_value(
+            SecretId=stack.github_token_secret_arn, SecretString=token
+        )
+        verb = "stored" if current is None else "replaced"
+        out(f"token:   {verb} in {_secret_name(stack.github_token_secret_arn)}")
+
+    secret = read_secret(aws, stack.webhook_secret_arn)
+    if not secret:
+        raise CliError(f"the webhook secret {stack.webhook_secret_arn} has no value", 1)
+    outcome, hook = github.ensure_hook(
+        target, stack.webhook_url, secret, resend_secret=resend_secret
+    )
+    out(
+        f"webhook: {outcome} (id {hook.get('id')}) on {target.label} -> {stack.webhook_url}, "
+        "events workflow_job, content type json"
+    )
+    return 0
+
+
+def _secret_name(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1]
+
+
+# ---------------------------------------------------------------------------
+# status
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunnerTask:
+    profile: str
+    job_id: str
+    repository: str
+    status: str
+    started: datetime | None
+    task_id: str
+
+
+def running_tasks(aws: Aws, cluster: str) -> list[RunnerTask]:
+    """Pending and running runner tasks of the cluster, oldest first."""
+    ecs = aws.client("ecs")
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus="RUNNING"):
+        arns.extend(page.get("taskArns", []))
+    tasks: list[RunnerTask] = []
+    for start in range(0, len(arns), 100):
+        described = ecs.describe_tasks(
+            cluster=cluster, tasks=arns[start : start + 100], include=["TAGS"]
+        )["tasks"]
+        for task in described:
+            tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+            started = task.get("startedAt") or task.get("createdAt")
+            tasks.append(
+                RunnerTask(
+                    profile=tags.get("runner:profile", "?"),
+                    job_id=tags.get("github:job-id", "?"),
+                    repository=tags.get("github:repository", "?"),
+                    status=str(task.get("lastStatus", "?")),
+                    started=started if isinstance(started, datetime) else None,
+                    task_id=task["taskArn"].rsplit("/", 1)[-1],
+                )
+            )
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(tasks, key=lambda t: (t.profile, t.started or epoch))
+
+
+def age(started: datetime | None, now: datetime | None = None) -> str:
+    """``3m12s``, ``2h05m``, ``1d04h``."""
+    if started is None:
+        return "?"
+    now = now or datetime.now(UTC)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    seconds = max(0, int((now - started).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def github_for_stack(aws: Aws, stack: StackInfo, api_url: str) -> GitHub | None:
+    """A client with the stack's PAT (the operator's AWS access is enough); None if unset."""
+    token = read_secret(aws, stack.github_token_secret_arn)
+    return GitHub(token, api_url) if token else None
+
+
+def status(
+    aws: Aws,
+    stack_name: str,
+    target: Target | None,
+    *,
+    api_url: str,
+    out: Out = print,
+    now: datetime | None = None,
+) -> int:
+    stack = load_stack(aws, stack_name)
+    out(f"stack {stack.name} ({stack.region}, {stack.status}), cluster {stack.cluster_name}")
+    tasks = running_tasks(aws, stack.cluster_name)
+    out("")
+    out(f"runner tasks: {len(tasks)}")
+    if tasks:
+        out(f"  {'profile':<12} {'job id':<12} {'repository':<32} {'age':>7}  {'status':<9} task")
+        for task in tasks:
+            out(
+                f"  {task.profile:<12} {task.job_id:<12} {task.repository:<32} "
+                f"{age(task.started, now):>7}  {task.status:<9} {task.task_id[:12]}"
+            )
+        counts: dict[str, int] = {}
+        for task in tasks:
+            counts[task.profile] = counts.get(task.profile, 0) + 1
+        out("  per profile: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items())))
+    out("")
+    for label, url in (
+        ("retry queue", stack.retry_queue_url),
+        ("dead-letter queue", stack.dead_letter_queue_url),
+    ):
+        if url:
+            out(f"{label}: {queue_depth(aws, url)} message(s)")
+        else:
+            out(f"{label}: (not in this stack's outputs)")
+    if target is not None:
+        out("")
+        github = github_for_stack(aws, stack, api_url)
+        if github is None:
+            out("webhook deliveries: the PAT secret is empty (run `fargate-runners setup`)")
+            return 0
+        hook = github.find_hook(target, stack.webhook_url)
+        if hook is None:
+            out(f"webhook deliveries: no webhook to {stack.webhook_url} on {target.label}")
+            return 0
+        failed = github.failed_deliveries(target, int(hook["id"]))
+        out(f"failed webhook deliveries (recent, hook {hook['id']}): {len(failed)}")
+        for delivery in failed[:10]:
+            out(
+                f"  {delivery.get('delivered_at', '?')}  {delivery.get('status_code')} "
+                f"{delivery.get('status', '')}  {delivery.get('event', '')}"
+                f"/{delivery.get('action') or '-'}  guid {delivery.get('guid', '?')}"
+            )
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# doctor
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+
+class Doctor:
+    """Runs the checks in order; a failed prerequisite skips what depends on it."""
+
+    def __init__(self, aws: Aws, stack_name: str, target: Target | None, api_url: str) -> None:
+        self.aws = aws
+        self.stack_name = stack_name
+        self.target = target
+        self.api_url = api_url
+        self.checks: list[Check] = []
+
+    def add(self, name: str, ok: bool, detail: str = "", fix: str = "") -> bool:
+        self.checks.append(Check(name, ok, detail, fix))
+        return ok
+
+    def run(self) -> list[Check]:
+        try:
+            stack = load_stack(self.aws, self.stack_name)
+        except CliError as exc:
+            if "not found" not in exc.message:
+                raise
+            self.add(
+                f"stack {self.stack_name} found",
+                False,
+                exc.message,
+                "pass --region / --stack, or deploy it: cdk deploy",
+            )
+            return self.checks
+        self.add(f"stack {stack.name} found in {stack.region}", True, stack.status)
+        ok_status = stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status
+        self.add(
+            "stack status is complete",
+            ok_status,
+            stack.status,
+            "see the stack's events in the CloudFormation console, fix, and cdk deploy again",
+        )
+        if not self.add(
+            "stack outputs present",
+            not stack.missing,
+            "missing: " + ", ".join(stack.missing) if stack.missing else "",
+            "deploy the current version of the stack (cdk deploy)",
+        ):
+            return self.checks
+
+        self._secret_check(
+            "webhook secret readable",
+            stack.webhook_secret_arn,
+            "the stack creates it with a value; check your IAM permission "
+            "secretsmanager:GetSecretValue on it",
+        )
+        token = self._secret_check(
+            "GitHub token secret has a value",
+            stack.github_token_secret_arn,
+            "fargate-runners setup --repo OWNER/REPO (or --org ORG)",
+        )
+        self._cluster_checks(stack)
+        self._queue_checks(stack)
+        if token:
+            self._github_checks(stack, token)
+        return self.checks
+
+    def _secret_check(self, name: str, arn: str, fix: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            value = read_secret(self.aws, arn)
+        except ClientError as exc:
+            self.add(name, False, exc.response.get("Error", {}).get("Code", "error"), fix)
+            return None
+        self.add(name, bool(value), "" if value else "no value", fix)
+        return value
+
+    def _cluster_checks(self, stack: StackInfo) -> None:
+        ecs = self.aws.client("ecs")
+        clusters = ecs.describe_clusters(clusters=[stack.cluster_name]).get("clusters", [])
+        status = clusters[0].get("status", "?") if clusters else "missing"
+        self.add(
+            f"cluster {stack.cluster_name} ACTIVE",
+            status == "ACTIVE",
+            status,
+            "cdk deploy (the cluster is part of the stack)",
+        )
+        definitions = stack_resources(self.aws, stack.name, "AWS::ECS::TaskDefinition")
+        if not definitions:
+            self.add("task definitions", False, "none in the stack", "cdk deploy")
+        for resource in definitions:
+            arn = resource["PhysicalResourceId"]
+            family = arn.rsplit("/", 1)[-1]
+            try:
+                found = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                status = str(found.get("status", "?"))
+            except Exception as exc:
+                status = type(exc).__name__
+            self.add(
+                f"task definition {family} ACTIVE",
+                status == "ACTIVE",
+                status,
+                "cdk deploy (re-registers the profile's task definition)",
+            )
+
+    def _queue_checks(self, stack: StackInfo) -> None:
+        if stack.retry_queue_url:
+            depth = queue_depth(self.aws, stack.retry_queue_url)
+            self.add("retry queue readable", True, f"{depth} message(s) waiting")
+        if stack.dead_letter_queue_url:
+            depth = queue_depth(self.aws, stack.dead_letter_queue_url)
+            self.add(
+                "dead-letter queue empty",
+                depth == 0,
+                f"{depth} message(s)",
+                "read the messages' failure reason, fix it, then replay them "
+                "(docs/operations.md, 'Dead-letter queue')",
+            )
+
+    def _github_checks(self, stack: StackInfo, token: str) -> None:
+        github = GitHub(token, self.api_url)
+        try:
+            login, kind = github.whoami()
+        except GitHubError as exc:
+            self.add("GitHub accepts the token", False, exc.message, "fargate-runners setup")
+            return
+        self.add("GitHub accepts the token", True, f"{kind}, acting as {login}")
+        target = self.target
+        if target is None:
+            self.add(
+                "webhook and permissions",
+                True,
+                "skipped: pass --repo OWNER/REPO or --org ORG to check them",
+            )
+            return
+        for name, call, fix in (
+            (
+                f"token can see {target.label}",
+                github.check_target,
+                "check the name and the token's access",
+            ),
+            (
+                f"token can manage self-hosted runners of {target.label}",
+                github.check_runner_permission,
+                f"give the token {target.runner_permission}, then fargate-runners setup",
+            ),
+        ):
+            try:
+                call(target)
+            except GitHubError as exc:
+                self.add(name, False, exc.message, fix)
+                return
+            self.add(name, True)
+        try:
+            hook = github.find_hook(target, stack.webhook_url)
+        except GitHubError as exc:
+            self.add(
+                "webhook exists", False, exc.message, f"give the token {target.hook_permission}"
+            )
+            return
+        setup_fix = f"fargate-runners setup --{target.kind} {target.name}"
+        if not self.add(
+            f"webhook to {stack.webhook_url} exists",
+            hook is not None,
+            "" if hook else f"no webhook with this URL on {target.label}",
+            setup_fix,
+        ):
+            return
+        assert hook is not None
+        differences = hook_differences(hook)
+        self.add(
+            "webhook active, workflow_job only, json, with secret",
+            not differences,
+            ", ".join(differences),
+            setup_fix,
+        )
+        failed = github.failed_deliveries(target, int(hook["id"]), limit=20)
+        latest = failed[0] if failed else None
+        self.add(
+            "no failed deliveries among the last 20",
+            not failed,
+            (
+                f"{len(failed)} failed, latest {latest.get('status_code')} at "
+                f"{latest.get('delivered_at')}"
+            )
+            if latest
+            else "",
+            "401: the hook's secret differs from the stack's: "
+            f"{setup_fix} --resend-secret; 5xx: see the webhook Lambda's logs "
+            "(docs/operations.md, troubleshooting)",
+        )
+
+
+def doctor(
+    aws: Aws, stack_name: str, target: Target | None, *, api_url: str, out: Out = print
+) -> int:
+    checks = Doctor(aws, stack_name, target, api_url).run()
+    for check in checks:
+        mark = "PASS" if check.ok else "FAIL"
+        detail = f" ({check.detail})" if check.detail else ""
+        out(f"{mark}  {check.name}{detail}")
+        if not check.ok and check.fix:
+            out(f"      fix: {check.fix}")
+    failed = sum(not c.ok for c in checks)
+    out("")
+    out(f"{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0

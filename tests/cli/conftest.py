@@ -1,0 +1,248 @@
+"""A deployed stack in moto (CloudFormation with outputs) and GitHub behind ``responses``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+import responses
+from moto import mock_aws
+
+from runners_cli.stack import Aws
+
+REGION = "us-east-1"
+STACK = "FargateRunners"
+API = "https://api.github.test"
+WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/webhook"
+WEBHOOK_SECRET = "stack-webhook-secret-0123456789"
+PAT = "github_pat_" + "CLITESTTOKEN" * 3
+
+
+def template(*, with_queues: bool = True) -> dict[str, Any]:
+    """The parts of the real stack the CLI reads (moto has no CFN support for secrets:
+    they are created directly and passed in as parameters)."""
+    resources: dict[str, Any] = {
+        "RunnersCluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "runners"}},
+        "RunnersProfiledefaultTaskDefinition": {
+            "Type": "AWS::ECS::TaskDefinition",
+            "Properties": {
+                "Family": f"{STACK}-runner-default",
+                "RequiresCompatibilities": ["FARGATE"],
+                "NetworkMode": "awsvpc",
+                "Cpu": "1024",
+                "Memory": "2048",
+                "ContainerDefinitions": [
+                    {
+                        "Name": "runner",
+                        "Image": "ghcr.io/actions/actions-runner:2.332.0",
+                        "Cpu": 1024,
+                        "Memory": 2048,
+                        "Essential": True,
+                    }
+                ],
+            },
+        },
+        "WebhookRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                        }
+                    ],
+                }
+            },
+        },
+        "RunnersWebhookFunction1234ABCD": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Runtime": "python3.12",
+                "Handler": "lambda_fn.app.handler",
+                "Role": {"Fn::GetAtt": ["WebhookRole", "Arn"]},
+                "Code": {"ZipFile": "def handler(event, context):\n    return None\n"},
+                "Environment": {
+                    "Variables": {
+                        "ECS_CLUSTER": {"Ref": "RunnersCluster"},
+                        "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
+                        "GITHUB_API_URL": API,
+                    }
+                },
+            },
+        },
+    }
+    outputs: dict[str, Any] = {
+        "WebhookUrl": {"Value": WEBHOOK_URL},
+        "WebhookSecretArn": {"Value": {"Ref": "WebhookSecretArn"}},
+        "GitHubTokenSecretArn": {"Value": {"Ref": "GitHubTokenSecretArn"}},
+        "ClusterName": {"Value": {"Ref": "RunnersCluster"}},
+    }
+    if with_queues:
+        resources["RetryQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "retry"}}
+        resources["DeadLetterQueue"] = {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"QueueName": "dlq"},
+        }
+        outputs["RetryQueueUrl"] = {"Value": {"Ref": "RetryQueue"}}
+        outputs["DeadLetterQueueUrl"] = {"Value": {"Ref": "DeadLetterQueue"}}
+    return {
+        "Parameters": {
+            "WebhookSecretArn": {"Type": "String"},
+            "GitHubTokenSecretArn": {"Type": "String"},
+        },
+        "Resources": resources,
+        "Outputs": outputs,
+    }
+
+
+@dataclass
+class Deployed:
+    aws: Aws
+    webhook_secret_arn: str
+    token_secret_arn: str
+    outputs: dict[str, str]
+
+    def pat(self) -> str | None:
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        try:
+            return str(sm.get_secret_value(SecretId=self.token_secret_arn)["SecretString"])
+        except sm.exceptions.ResourceNotFoundException:
+            return None
+
+    def pat_versions(self) -> int:
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        return len(sm.list_secret_version_ids(SecretId=self.token_secret_arn)["Versions"])
+
+    def run_runner_task(self, job_id: int, repository: str, profile: str = "default") -> str:
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+        ecs = boto3.client("ecs", region_name=REGION)
+        task = ecs.run_task(
+            cluster="runners",
+            taskDefinition=f"{STACK}-runner-default",
+            launchType="FARGATE",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+            tags=[
+                {"key": "github:job-id", "value": str(job_id)},
+                {"key": "github:repository", "value": repository},
+                {"key": "runner:profile", "value": profile},
+            ],
+        )["tasks"][0]
+        return str(task["taskArn"])
+
+
+def deploy(*, pat: str | None = PAT, with_queues: bool = True, name: str = STACK) -> Deployed:
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    webhook_arn = sm.create_secret(Name=f"{name}/webhook", SecretString=WEBHOOK_SECRET)["ARN"]
+    if pat is None:
+        token_arn = sm.create_secret(Name=f"{name}/token")["ARN"]
+    else:
+        token_arn = sm.create_secret(Name=f"{name}/token", SecretString=pat)["ARN"]
+    cf = boto3.client("cloudformation", region_name=REGION)
+    cf.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template(with_queues=with_queues)),
+        Parameters=[
+            {"ParameterKey": "WebhookSecretArn", "ParameterValue": webhook_arn},
+            {"ParameterKey": "GitHubTokenSecretArn", "ParameterValue": token_arn},
+        ],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cf.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
+    }
+    return Deployed(Aws(REGION), webhook_arn, token_arn, outputs)
+
+
+@pytest.fixture
+def aws_env() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def deployed(aws_env: None) -> Deployed:
+    return deploy()
+
+
+@dataclass
+class GitHub:
+    """GitHub at the HTTP layer: users, repos, orgs, runners, hooks, deliveries."""
+
+    mock: responses.RequestsMock
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    runner_status: int = 200
+    classic_scopes: str | None = None
+    valid_token: str = PAT
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def _auth_ok(self, request: Any) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.valid_token}"
+
+    def callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        path = request.path_url.split("?")[0]
+        self.calls.append((request.method, path))
+        if not self._auth_ok(request):
+            return 401, {}, json.dumps({"message": "Bad credentials"})
+        if path == "/user":
+            headers = {} if self.classic_scopes is None else {"X-OAuth-Scopes": self.classic_scopes}
+            return 200, headers, json.dumps({"login": "octocat"})
+        if re.fullmatch(r"/(repos/[^/]+/[^/]+|orgs/[^/]+)", path):
+            return 200, {}, json.dumps({"id": 1})
+        if path.endswith("/actions/runners"):
+            if self.runner_status != 200:
+                return (
+                    self.runner_status,
+                    {},
+                    json.dumps({"message": "Resource not accessible by personal access token"}),
+                )
+            return 200, {}, json.dumps({"total_count": 0, "runners": []})
+        if m := re.fullmatch(r"/(?:repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/(\d+)/deliveries", path):
+            return 200, {}, json.dumps(self.deliveries)
+        if path.endswith("/hooks") and request.method == "GET":
+            return 200, {}, json.dumps(self.hooks)
+        if path.endswith("/hooks") and request.method == "POST":
+            body = json.loads(request.body)
+            hook = {
+                "id": 100 + len(self.hooks),
+                "name": "web",
+                "active": body["active"],
+                "events": body["events"],
+                "config": {**body["config"], "secret": "********"},
+            }
+            self.hooks.append(hook)
+            return 201, {}, json.dumps(hook)
+        if (m := re.fullmatch(r".*/hooks/(\d+)", path)) and request.method == "PATCH":
+            body = json.loads(request.body)
+            hook = next(h for h in self.hooks if h["id"] == int(m[1]))
+            hook.update(
+                active=body["active"],
+                events=body["events"],
+                config={**body["config"], "secret": "********"},
+            )
+            return 200, {}, json.dumps(hook)
+        return 404, {}, json.dumps({"message": "Not Found"})
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if c[0] in ("POST", "PATCH", "DELETE")]
+
+
+@pytest.fixture
+def github() -> Iterator[GitHub]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake = GitHub(mock)
+        for method in (responses.GET, responses.POST, responses.PATCH):
+            mock.add_callback(method, re.compile(re.escape(API) + r"/.*"), callback=fake.callback)
+        yield fake

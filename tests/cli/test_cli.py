@@ -1,0 +1,398 @@
+"""``fargate-runners`` against a moto CloudFormation stack and GitHub behind ``responses``."""
+
+from __future__ import annotations
+
+import io
+import sys
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from runners_cli import commands
+from runners_cli.cli import main
+from runners_cli.errors import CliError
+from runners_cli.github import Target
+from runners_cli.stack import Aws, load_stack, webhook_function_environment
+from tests.cli.conftest import (
+    API,
+    PAT,
+    REGION,
+    STACK,
+    WEBHOOK_URL,
+    Deployed,
+    GitHub,
+    deploy,
+)
+
+REPO = Target("repo", "octo-org/app")
+ORG = Target("org", "octo-org")
+NEW_PAT = "github_pat_" + "NEWTOKEN" * 4
+
+
+def run_setup(target: Target = REPO, token: str = NEW_PAT, **kwargs: object) -> list[str]:
+    lines: list[str] = []
+    code = commands.setup(
+        Aws(REGION),
+        STACK,
+        target,
+        token,
+        api_url=API,
+        out=lines.append,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    assert code == 0
+    return lines
+
+
+# --- stack outputs -------------------------------------------------------------------------
+
+
+def test_reads_outputs_including_optional_queues(deployed: Deployed) -> None:
+    stack = load_stack(Aws(REGION), STACK)
+    assert stack.webhook_url == WEBHOOK_URL
+    assert stack.cluster_name == "runners"
+    assert stack.github_token_secret_arn == deployed.token_secret_arn
+    assert stack.retry_queue_url and stack.retry_queue_url.endswith("/retry")
+    assert stack.dead_letter_queue_url and stack.dead_letter_queue_url.endswith("/dlq")
+
+
+def test_queue_outputs_are_optional(aws_env: None) -> None:
+    deploy(with_queues=False)
+    stack = load_stack(Aws(REGION), STACK)
+    assert stack.retry_queue_url is None and stack.dead_letter_queue_url is None
+    assert stack.missing == ()
+
+
+def test_missing_stack_is_one_line_exit_2(
+    aws_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--region", REGION]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "stack 'FargateRunners' not found in region us-east-1" in err
+    assert "--region" in err
+
+
+def test_wrong_region_names_the_region(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--region", "eu-west-1"]) == 2
+    assert "not found in region eu-west-1" in capsys.readouterr().err
+
+
+def test_missing_credentials_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    assert main(["doctor", "--region", REGION]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fargate-runners: error: no AWS credentials found")
+    assert len(err.splitlines()) == 1
+
+
+def test_missing_required_output_is_named(aws_env: None) -> None:
+    cf = boto3.client("cloudformation", region_name=REGION)
+    cf.create_stack(
+        StackName=STACK,
+        TemplateBody='{"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}, '
+        '"Outputs": {"WebhookUrl": {"Value": "https://x/prod/webhook"}}}',
+    )
+    stack = load_stack(Aws(REGION), STACK)
+    assert stack.missing == ("WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName")
+    with pytest.raises(CliError, match="no output ClusterName"):
+        _ = stack.cluster_name
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+def test_setup_stores_token_and_creates_hook(deployed: Deployed, github: GitHub) -> None:
+    github.valid_token = NEW_PAT
+    lines = run_setup()
+    assert deployed.pat() == NEW_PAT
+    assert github.writes() == [("POST", "/repos/octo-org/app/hooks")]
+    (hook,) = github.hooks
+    assert hook["events"] == ["workflow_job"]
+    assert hook["config"]["url"] == WEBHOOK_URL
+    assert hook["config"]["content_type"] == "json"
+    assert hook["active"] is True
+    assert any(line.startswith("webhook: created") for line in lines)
+    assert any("replaced" in line for line in lines)
+    assert all(NEW_PAT not in line for line in lines)
+
+
+def test_setup_sends_the_stack_webhook_secret(deployed: Deployed, github: GitHub) -> None:
+    github.valid_token = NEW_PAT
+    run_setup()
+    body = next(c.request.body for c in github.mock.calls if c.request.method == "POST")
+    assert b"stack-webhook-secret-0123456789" in body
+
+
+def test_setup_twice_changes_nothing(deployed: Deployed, github: GitHub) -> None:
+    github.valid_token = NEW_PAT
+    run_setup()
+    versions = deployed.pat_versions()
+    writes = len(github.writes())
+    second = run_setup()
+    assert len(github.writes()) == writes
+    assert deployed.pat_versions() == versions
+    assert any("token:   unchanged" in line for line in second)
+    assert any(line.startswith("webhook: unchanged") for line in second)
+
+
+def test_setup_patches_a_hook_that_differs(deployed: Deployed, github: GitHub) -> None:
+    github.valid_token = PAT
+    github.hooks.append(
+        {
+            "id": 7,
+            "active": False,
+            "events": ["push", "workflow_job"],
+            "config": {"url": WEBHOOK_URL, "content_type": "form", "secret": "********"},
+        }
+    )
+    lines = run_setup(token=PAT)
+    assert github.writes() == [("PATCH", "/repos/octo-org/app/hooks/7")]
+    assert github.hooks[0]["events"] == ["workflow_job"] and github.hooks[0]["active"] is True
+    assert any(line.startswith("webhook: updated") for line in lines)
+
+
+def test_setup_resend_secret_patches_even_when_equal(deployed: Deployed, github: GitHub) -> None:
+    github.valid_token = PAT
+    run_setup(token=PAT)
+    run_setup(token=PAT, resend_secret=True)
+    assert github.writes()[-1] == ("PATCH", "/repos/octo-org/app/hooks/100")
+
+
+@pytest.mark.parametrize(
+    ("target", "needed"),
+    [(REPO, "'Administration: write'"), (ORG, "'Self-hosted runners: write'")],
+)
+def test_setup_names_missing_runner_permission_and_stores_nothing(
+    deployed: Deployed, github: GitHub, target: Target, needed: str
+) -> None:
+    github.valid_token = NEW_PAT
+    github.runner_status = 403
+    with pytest.raises(CliError) as raised:
+        run_setup(target)
+    assert raised.value.exit_code == 1
+    assert needed in raised.value.message
+    assert ("repo" if target.kind == "repo" else "admin:org") in raised.value.message
+    assert deployed.pat() == PAT  # the previous token is kept
+    assert github.writes() == []
+
+
+def test_setup_rejects_bad_token(deployed: Deployed, github: GitHub) -> None:
+    with pytest.raises(CliError, match="401"):
+        run_setup(token="github_pat_wrong")
+    assert deployed.pat() == PAT
+
+
+def test_setup_org_uses_org_hooks(deployed: Deployed, github: GitHub) -> None:
+    github.valid_token = NEW_PAT
+    github.classic_scopes = "admin:org, admin:org_hook"
+    lines = run_setup(ORG)
+    assert github.writes() == [("POST", "/orgs/octo-org/hooks")]
+    assert "classic token, scopes: admin:org, admin:org_hook" in lines[0]
+
+
+def test_setup_reads_token_from_stdin_not_argv(
+    deployed: Deployed, github: GitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    github.valid_token = NEW_PAT
+    monkeypatch.setattr(sys, "stdin", io.StringIO(NEW_PAT + "\n"))
+    argv = [
+        "setup",
+        "--repo",
+        "octo-org/app",
+        "--token-stdin",
+        "--region",
+        REGION,
+        "--github-api-url",
+        API,
+    ]
+    assert main(argv) == 0
+    assert deployed.pat() == NEW_PAT
+
+
+def test_setup_prompts_with_getpass(
+    deployed: Deployed, github: GitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    github.valid_token = NEW_PAT
+    monkeypatch.setattr("runners_cli.commands.getpass.getpass", lambda prompt: NEW_PAT)
+    assert main(["setup", "--org", "octo-org", "--region", REGION, "--github-api-url", API]) == 0
+    assert deployed.pat() == NEW_PAT
+
+
+def test_setup_needs_a_target(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["setup", "--region", REGION]) == 2
+    assert "--repo OWNER/REPO or --org ORG" in capsys.readouterr().err
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def test_status_lists_runners_queues_and_failed_deliveries(
+    deployed: Deployed, github: GitHub
+) -> None:
+    deployed.run_runner_task(4242, "octo-org/app")
+    deployed.run_runner_task(4243, "octo-org/api")
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(QueueUrl=deployed.outputs["DeadLetterQueueUrl"], MessageBody="{}")
+    github.hooks.append(
+        {
+            "id": 9,
+            "active": True,
+            "events": ["workflow_job"],
+            "config": {"url": WEBHOOK_URL, "content_type": "json", "secret": "********"},
+        }
+    )
+    github.deliveries = [
+        {
+            "id": 1,
+            "guid": "g-1",
+            "status_code": 401,
+            "status": "Unauthorized",
+            "event": "workflow_job",
+            "action": "queued",
+            "delivered_at": "2025-01-01T10:00:00Z",
+        },
+        {"id": 2, "guid": "g-2", "status_code": 200, "status": "OK", "event": "workflow_job"},
+    ]
+    lines: list[str] = []
+    later = datetime.now(UTC) + timedelta(minutes=3)
+    assert commands.status(Aws(REGION), STACK, REPO, api_url=API, out=lines.append, now=later) == 0
+    text = "\n".join(lines)
+    assert "runner tasks: 2" in text
+    assert "4242" in text and "octo-org/app" in text and "4243" in text
+    assert "per profile: default 2" in text
+    assert "retry queue: 0 message(s)" in text
+    assert "dead-letter queue: 1 message(s)" in text
+    assert "failed webhook deliveries (recent, hook 9): 1" in text
+    assert "401" in text and "g-1" in text and "g-2" not in text
+
+
+def test_status_without_queue_outputs(aws_env: None) -> None:
+    deploy(with_queues=False)
+    lines: list[str] = []
+    assert commands.status(Aws(REGION), STACK, None, api_url=API, out=lines.append) == 0
+    assert "retry queue: (not in this stack's outputs)" in lines
+    assert "runner tasks: 0" in lines
+
+
+def test_age_formatting() -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    assert commands.age(start, start + timedelta(seconds=192)) == "3m12s"
+    assert commands.age(start, start + timedelta(hours=2, minutes=5)) == "2h05m"
+    assert commands.age(start, start + timedelta(days=1, hours=4)) == "1d04h"
+    assert commands.age(None) == "?"
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+
+def doctor(target: Target | None = REPO) -> tuple[int, str]:
+    lines: list[str] = []
+    code = commands.doctor(Aws(REGION), STACK, target, api_url=API, out=lines.append)
+    return code, "\n".join(lines)
+
+
+def test_doctor_all_pass(deployed: Deployed, github: GitHub) -> None:
+    run_setup(token=PAT)
+    code, text = doctor()
+    assert code == 0, text
+    assert "FAIL" not in text
+    for expected in (
+        "PASS  stack FargateRunners found in us-east-1",
+        "PASS  stack outputs present",
+        "PASS  webhook secret readable",
+        "PASS  GitHub token secret has a value",
+        "PASS  cluster runners ACTIVE",
+        "PASS  task definition FargateRunners-runner-default:1 ACTIVE",
+        "PASS  dead-letter queue empty",
+        "PASS  GitHub accepts the token",
+        "PASS  token can manage self-hosted runners of repository octo-org/app",
+        f"PASS  webhook to {WEBHOOK_URL} exists",
+        "PASS  webhook active, workflow_job only, json, with secret",
+        "PASS  no failed deliveries among the last 20",
+    ):
+        assert expected in text
+
+
+def test_doctor_reports_empty_pat_with_fix(aws_env: None, github: GitHub) -> None:
+    deploy(pat=None)
+    code, text = doctor()
+    assert code == 1
+    assert "FAIL  GitHub token secret has a value (no value)" in text
+    assert "fix: fargate-runners setup --repo OWNER/REPO" in text
+
+
+def test_doctor_reports_hook_problems_and_dlq(deployed: Deployed, github: GitHub) -> None:
+    github.hooks.append(
+        {
+            "id": 5,
+            "active": False,
+            "events": ["push"],
+            "config": {"url": WEBHOOK_URL, "content_type": "form"},
+        }
+    )
+    github.deliveries = [{"id": 1, "status_code": 401, "delivered_at": "2025-01-01T10:00:00Z"}]
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(QueueUrl=deployed.outputs["DeadLetterQueueUrl"], MessageBody="{}")
+    code, text = doctor()
+    assert code == 1
+    assert "FAIL  webhook active, workflow_job only, json, with secret (inactive" in text
+    assert "content type 'form'" in text and "no secret" in text
+    assert "FAIL  dead-letter queue empty (1 message(s))" in text
+    assert "FAIL  no failed deliveries among the last 20 (1 failed, latest 401" in text
+    assert "--resend-secret" in text
+
+
+def test_doctor_reports_missing_permission(deployed: Deployed, github: GitHub) -> None:
+    github.runner_status = 404
+    code, text = doctor(ORG)
+    assert code == 1
+    assert "FAIL  token can manage self-hosted runners of organisation octo-org" in text
+    assert "'Self-hosted runners: write'" in text
+
+
+def test_doctor_missing_stack_is_a_fail(aws_env: None) -> None:
+    code, text = doctor()
+    assert code == 1
+    assert "FAIL  stack FargateRunners found" in text
+    assert "fix: pass --region / --stack" in text
+
+
+def test_doctor_cli_exit_code(
+    deployed: Deployed, github: GitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_setup(token=PAT)
+    assert (
+        main(["doctor", "--repo", "octo-org/app", "--region", REGION, "--github-api-url", API]) == 0
+    )
+    assert "0 failed" in capsys.readouterr().out
+
+
+# --- serve --aws: the deployed function's environment ------------------------------------------
+
+
+def test_serve_aws_reads_the_webhook_function_environment(deployed: Deployed) -> None:
+    env = webhook_function_environment(Aws(REGION), STACK)
+    assert env["ECS_CLUSTER"] == "runners"
+    assert env["WEBHOOK_SECRET_ARN"] == deployed.webhook_secret_arn
+    assert env["GITHUB_API_URL"] == API
+
+
+def test_target_parsing() -> None:
+    assert Target.parse("o/r", None) == Target("repo", "o/r")
+    assert Target.parse(None, "o") == Target("org", "o")
+    assert Target.parse(None, None) is None
+    with pytest.raises(CliError):
+        Target.parse("just-a-name", None)
+    with pytest.raises(CliError):
+        Target.parse(None, "o/r")

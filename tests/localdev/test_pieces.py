@@ -1,0 +1,237 @@
+"""The local pieces one by one: moto provisioning, GitHub stand-in, endpoint, deliveries."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from localdev import deliveries
+from localdev.endpoint import LambdaContext, WebhookServer, api_gateway_event
+from localdev.github_stub import GitHubStub
+from localdev.moto_server import MotoServer
+from localdev.provision import LocalStack, provision, read_cdk_context
+
+TWO_PROFILES: dict[str, Any] = {
+    "stack_name": "LocalTest",
+    "profiles": [
+        {"name": "small", "labels": ["self-hosted", "linux", "arm64"]},
+        {
+            "name": "big",
+            "labels": ["self-hosted", "linux", "x64", "big"],
+            "cpu": 4096,
+            "memory": 8192,
+            "architecture": "X86_64",
+        },
+    ],
+    "allowed_repositories": ["octo-org/*"],
+}
+
+
+# --- provision ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local(clean_moto: MotoServer) -> LocalStack:
+    return provision(clean_moto.url, TWO_PROFILES, github_api_url="http://127.0.0.1:1/")
+
+
+def test_provision_creates_what_the_stack_creates(local: LocalStack) -> None:
+    ecs = local.client("ecs")
+    assert ecs.describe_clusters(clusters=[local.cluster])["clusters"][0]["status"] == "ACTIVE"
+    assert set(local.task_definitions) == {"small", "big"}
+    big = ecs.describe_task_definition(taskDefinition=local.task_definitions["big"])[
+        "taskDefinition"
+    ]
+    assert big["family"] == "LocalTest-runner-big"
+    assert big["runtimePlatform"]["cpuArchitecture"] == "X86_64"
+    (container,) = big["containerDefinitions"]
+    assert (container["name"], container["cpu"], container["memory"]) == ("runner", 4096, 8192)
+    ec2 = local.client("ec2")
+    attribute = ec2.describe_vpc_attribute(VpcId=local.vpc_id, Attribute="enableDnsHostnames")
+    assert attribute["EnableDnsHostnames"]["Value"] is True
+    table = local.client("dynamodb").describe_table(TableName=local.table)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    sqs = local.client("sqs")
+    redrive = sqs.get_queue_attributes(QueueUrl=local.retry_queue_url, AttributeNames=["All"])
+    assert "retry-dlq" in json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+    secret = local.client("secretsmanager").get_secret_value(SecretId=local.webhook_secret_arn)
+    assert secret["SecretString"] == local.webhook_secret
+
+
+def test_provision_env_is_valid_handler_configuration(local: LocalStack) -> None:
+    from lambda_fn.config import load_settings
+
+    settings = load_settings(local.env)
+    assert [p.name for p in settings.profiles] == ["small", "big"]
+    assert settings.allowed_repositories == ("octo-org/*",)
+    assert settings.retry_queue_url == local.retry_queue_url
+    assert settings.dead_letter_queue_url == local.dead_letter_queue_url
+    assert settings.github_api_url == "http://127.0.0.1:1"
+    assert local.env["AWS_ENDPOINT_URL"] == local.endpoint_url
+    assert local.env["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert local.with_github("http://x/")["GITHUB_API_URL"] == "http://x"
+
+
+def test_repo_cdk_json_provisions(clean_moto: MotoServer) -> None:
+    local = provision(clean_moto.url, read_cdk_context())
+    assert list(local.task_definitions) == [p.name for p in local.config.profiles]
+
+
+# --- GitHub stand-in -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def stub() -> Any:
+    with GitHubStub() as github:
+        yield github
+
+
+AUTH = {"Authorization": "Bearer ghp_secretvalue"}
+
+
+def test_stub_issues_jit_configs_and_manages_runners(stub: GitHubStub) -> None:
+    answer = requests.post(
+        f"{stub.url}/repos/o/r/actions/runners/generate-jitconfig",
+        json={"name": "r-1", "labels": ["self-hosted"], "runner_group_id": 1},
+        headers=AUTH,
+        timeout=5,
+    )
+    assert answer.status_code == 201
+    body = answer.json()
+    assert body["runner"]["name"] == "r-1" and body["encoded_jit_config"].startswith("eyJh")
+    runner_id = body["runner"]["id"]
+    runner = requests.get(
+        f"{stub.url}/repos/o/r/actions/runners/{runner_id}", headers=AUTH, timeout=5
+    )
+    assert runner.json()["status"] == "online" and runner.json()["busy"] is False
+    listed = requests.get(
+        f"{stub.url}/repos/o/r/actions/runners?per_page=100", headers=AUTH, timeout=5
+    )
+    assert listed.json()["total_count"] == 1
+    assert (
+        requests.get(f"{stub.url}/orgs/o/actions/runners", headers=AUTH, timeout=5).json()[
+            "total_count"
+        ]
+        == 0
+    )
+    deleted = requests.delete(
+        f"{stub.url}/repos/o/r/actions/runners/{runner_id}", headers=AUTH, timeout=5
+    )
+    assert deleted.status_code == 204
+    again = requests.delete(
+        f"{stub.url}/repos/o/r/actions/runners/{runner_id}", headers=AUTH, timeout=5
+    )
+    assert again.status_code == 404
+    job = requests.get(f"{stub.url}/repos/o/r/actions/jobs/77", headers=AUTH, timeout=5).json()
+    assert job == {"id": 77, "status": "queued"}
+    assert (
+        requests.get(f"{stub.url}/repos/o/r/actions/runs/9", headers=AUTH, timeout=5).json()["id"]
+        == 9
+    )
+    assert stub.calls("POST")[0].query == {}
+    assert stub.calls("GET", "runners")[1].query == {"per_page": ["100"]}
+
+
+def test_stub_org_scope_and_conflicts(stub: GitHubStub) -> None:
+    url = f"{stub.url}/orgs/octo/actions/runners/generate-jitconfig"
+    first = requests.post(url, json={"name": "n", "labels": ["a"]}, headers=AUTH, timeout=5)
+    second = requests.post(url, json={"name": "n", "labels": ["a"]}, headers=AUTH, timeout=5)
+    assert (first.status_code, second.status_code) == (201, 409)
+    assert requests.post(url, json={"labels": ["a"]}, headers=AUTH, timeout=5).status_code == 422
+
+
+def test_stub_never_stores_the_token_and_needs_one(stub: GitHubStub) -> None:
+    assert requests.get(f"{stub.url}/repos/o/r/actions/jobs/1", timeout=5).status_code == 401
+    requests.get(f"{stub.url}/repos/o/r/actions/jobs/1", headers=AUTH, timeout=5)
+    assert [r.authorized for r in stub.requests] == [False, True]
+    assert "secretvalue" not in repr(stub.requests)
+
+
+def test_stub_injected_failures(stub: GitHubStub) -> None:
+    stub.fail("POST", "generate-jitconfig", 503, times=2, headers={"Retry-After": "1"})
+    url = f"{stub.url}/repos/o/r/actions/runners/generate-jitconfig"
+    statuses = [
+        requests.post(url, json={"name": f"n{i}", "labels": ["a"]}, headers=AUTH, timeout=5)
+        for i in range(3)
+    ]
+    assert [s.status_code for s in statuses] == [503, 503, 201]
+    assert statuses[0].headers["Retry-After"] == "1"
+
+
+# --- endpoint -----------------------------------------------------------------------------------
+
+
+def test_event_shape_for_text_and_binary_bodies() -> None:
+    headers = [("X-Hub-Signature-256", "sha256=1"), ("X-Dup", "a"), ("X-Dup", "b")]
+    event = api_gateway_event("POST", "/webhook?x=1&x=2", headers, b'{"a":1}', resource="/webhook")
+    assert event["body"] == '{"a":1}' and event["isBase64Encoded"] is False
+    assert event["headers"]["X-Dup"] == "b"
+    assert event["multiValueHeaders"]["X-Dup"] == ["a", "b"]
+    assert event["queryStringParameters"] == {"x": "2"}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"]}
+    context = event["requestContext"]
+    assert context["resourcePath"] == "/webhook" and context["stage"] == "local"
+    assert context["requestId"]
+    binary = api_gateway_event("POST", "/webhook", [], b"\xff\xfe", resource="/webhook")
+    assert binary["isBase64Encoded"] is True
+    assert base64.b64decode(binary["body"]) == b"\xff\xfe"
+
+
+def test_endpoint_round_trip_and_api_gateway_errors() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(event)
+        assert context.get_remaining_time_in_millis() > 0
+        print("a line the handler printed")
+        if event["headers"].get("X-Fail"):
+            raise RuntimeError("boom")
+        return {
+            "statusCode": 202,
+            "multiValueHeaders": {"X-Multi": ["1", "2"]},
+            "body": base64.b64encode(b"\x00binary").decode(),
+            "isBase64Encoded": True,
+        }
+
+    with WebhookServer(handler) as server:
+        answer = requests.post(server.url, data=b"\xff", timeout=5)
+        assert answer.status_code == 202
+        assert answer.content == b"\x00binary"
+        assert answer.headers["X-Multi"] == "1, 2"
+        assert answer.headers["x-amzn-RequestId"] == seen[0]["requestContext"]["requestId"]
+        assert seen[0]["isBase64Encoded"] is True
+        assert requests.get(server.url, timeout=5).status_code == 403
+        missing = requests.post(server.base_url + "/other", timeout=5)
+        assert (
+            missing.status_code == 403
+            and missing.json()["message"] == "Missing Authentication Token"
+        )
+        assert requests.post(server.url, headers={"X-Fail": "1"}, timeout=5).status_code == 502
+        assert server.output.count("a line the handler printed") == 2
+        assert [i.status for i in server.invocations] == [202, 502]
+
+
+def test_lambda_context_counts_down() -> None:
+    context = LambdaContext(timeout_seconds=1.0)
+    assert 0 < context.get_remaining_time_in_millis() <= 1000
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+
+def test_signed_delivery_verifies_with_the_handlers_check() -> None:
+    from lambda_fn.signature import signature_is_valid
+
+    delivery = deliveries.build(deliveries.workflow_job_payload(1, ["a"]), "s3cret")
+    assert signature_is_valid(b"s3cret", delivery.body, delivery.headers["X-Hub-Signature-256"])
+    assert not signature_is_valid(b"other", delivery.body, delivery.headers["X-Hub-Signature-256"])
+    again = deliveries.redelivery(delivery)
+    assert (again.body, again.delivery_id) == (delivery.body, delivery.delivery_id)
+    unsigned = deliveries.build({"zen": "hi"}, None, event="ping")
+    assert "X-Hub-Signature-256" not in unsigned.headers
+    burst = deliveries.queued_burst("s", ["a"], 3)
+    assert len({d.delivery_id for d in burst}) == 3
