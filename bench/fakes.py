@@ -1,0 +1,221 @@
+"""In-process fakes at the transport layer, cheap enough not to hide the handler's cost.
+
+- :class:`FakeAws` answers botocore requests from a ``before-send`` hook with
+  canned ``AWSResponse`` objects: ECS ``RunTask``, DynamoDB
+  ``PutItem``/``GetItem``/``UpdateItem``/``DeleteItem`` (a tiny in-memory table
+  that honours the idempotency record's condition) and Secrets Manager
+  ``GetSecretValue``. botocore still builds, signs (SigV4) and parses every
+  call: only the socket is skipped.
+- :class:`FakeGitHubAdapter` is a ``requests`` transport adapter for
+  ``generate-jitconfig``, mounted on the handler's shared session: ``requests``
+  still prepares, merges settings and decodes JSON; only the socket is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+from bench.fixtures import ACCOUNT, PAT, REGION, WEBHOOK_SECRET
+
+
+class _RawBody(io.BytesIO):
+    """What ``AWSResponse.raw`` must offer: a ``stream()`` of the body."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+def _aws_response(
+    request: AWSPreparedRequest, status: int, payload: dict[str, Any], content_type: str
+) -> AWSResponse:
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(len(body)),
+        "x-amzn-RequestId": "00000000-0000-4000-8000-000000000001",
+    }
+    return AWSResponse(request.url, status, HTTPHeaders.from_dict(headers), _RawBody(body))
+
+
+@dataclass
+class FakeAws:
+    """Canned AWS answers; counts what it was asked."""
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    cluster: str = "runners"
+    calls: dict[str, int] = field(default_factory=dict)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _task_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def webhook_secret_arn(self) -> str:
+        return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:runners/webhook-secret-AbCdEf"
+
+    @property
+    def token_secret_arn(self) -> str:
+        return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:runners/github-token-GhIjKl"
+
+    def __post_init__(self) -> None:
+        self.secrets.setdefault(self.webhook_secret_arn, WEBHOOK_SECRET)
+        self.secrets.setdefault(self.token_secret_arn, PAT)
+
+    def install(self, client: Any) -> None:
+        """Answer every call ``client`` makes from this fake."""
+        client.meta.events.register("before-send", self.before_send)
+
+    def before_send(self, request: AWSPreparedRequest, event_name: str, **_: Any) -> AWSResponse:
+        operation = event_name.rsplit(".", 1)[-1]
+        with self._lock:
+            self.calls[operation] = self.calls.get(operation, 0) + 1
+        raw = request.body if isinstance(request.body, (str, bytes, bytearray)) else b"{}"
+        params = json.loads(raw or b"{}")
+        handler = getattr(self, f"_op_{operation}", None)
+        if handler is None:
+            raise NotImplementedError(f"FakeAws does not answer {event_name}")
+        status, payload, content_type = handler(params)
+        return _aws_response(request, status, payload, content_type)
+
+    # -- Secrets Manager ----------------------------------------------------------
+
+    def _op_GetSecretValue(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        arn = params["SecretId"]
+        return (
+            200,
+            {
+                "ARN": arn,
+                "Name": arn.rsplit(":", 1)[-1],
+                "SecretString": self.secrets[arn],
+                "VersionId": "v1",
+                "VersionStages": ["AWSCURRENT"],
+                "CreatedDate": 1_700_000_000.0,
+            },
+            "application/x-amz-json-1.1",
+        )
+
+    # -- ECS ----------------------------------------------------------------------
+
+    def _op_RunTask(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        task_id = f"{next(self._task_ids):032x}"
+        arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{self.cluster}/{task_id}"
+        task = {
+            "taskArn": arn,
+            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{self.cluster}",
+            "taskDefinitionArn": params["taskDefinition"],
+            "lastStatus": "PROVISIONING",
+            "desiredStatus": "RUNNING",
+            "launchType": params.get("launchType", "FARGATE"),
+            "startedBy": params.get("startedBy", ""),
+            "tags": params.get("tags", []),
+            "containers": [],
+        }
+        return 200, {"tasks": [task], "failures": []}, "application/x-amz-json-1.1"
+
+    # -- DynamoDB (the idempotency table) ------------------------------------------
+
+    _DDB = "application/x-amz-json-1.0"
+
+    def _op_PutItem(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        item = params["Item"]
+        key = item["id"]["S"]
+        with self._lock:
+            old = self.items.get(key)
+            if old is not None and _record_is_live(old):
+                payload: dict[str, Any] = {
+                    "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+                    "message": "The conditional request failed",
+                }
+                if params.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+                    payload["Item"] = old
+                return 400, payload, self._DDB
+            self.items[key] = item
+        return 200, {}, self._DDB
+
+    def _op_GetItem(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        key = params["Key"]["id"]["S"]
+        with self._lock:
+            item = self.items.get(key)
+        return 200, ({"Item": item} if item is not None else {}), self._DDB
+
+    def _op_UpdateItem(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        key = params["Key"]["id"]["S"]
+        names: dict[str, str] = params.get("ExpressionAttributeNames", {})
+        values: dict[str, Any] = params.get("ExpressionAttributeValues", {})
+        expression: str = params.get("UpdateExpression", "")
+        with self._lock:
+            item = self.items.setdefault(key, {"id": {"S": key}})
+            for assignment in expression.removeprefix("SET ").split(","):
+                name, _, value = (part.strip() for part in assignment.partition("="))
+                item[names.get(name, name)] = values[value]
+        return 200, {}, self._DDB
+
+    def _op_DeleteItem(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        with self._lock:
+            self.items.pop(params["Key"]["id"]["S"], None)
+        return 200, {}, self._DDB
+
+
+def _record_is_live(item: dict[str, Any]) -> bool:
+    """The idempotency record's own condition: not expired, or still in progress."""
+    now = time.time()
+    if float(item.get("expiration", {}).get("N", "0")) < now:
+        return False
+    if item.get("status", {}).get("S") == "INPROGRESS" and "in_progress_expiration" in item:
+        return float(item["in_progress_expiration"]["N"]) >= now * 1000
+    return True
+
+
+class FakeGitHubAdapter(BaseAdapter):
+    """Answers ``POST .../actions/runners/generate-jitconfig`` with a fresh runner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids = itertools.count(1000)
+        self._lock = threading.Lock()
+        self.jit_configs_issued = 0
+        self.requests_seen = 0
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.requests_seen += 1
+        response = requests.Response()
+        response.request = request
+        response.url = request.url or ""
+        response.encoding = "utf-8"
+        if request.method == "POST" and (request.url or "").endswith("/generate-jitconfig"):
+            body = json.loads(request.body or b"{}")
+            with self._lock:
+                runner_id = next(self._ids)
+                self.jit_configs_issued += 1
+            encoded = base64.b64encode(f"jit-{runner_id}".encode() * 8).decode()
+            payload = {
+                "runner": {"id": runner_id, "name": body["name"], "labels": body["labels"]},
+                "encoded_jit_config": encoded,
+            }
+            response.status_code = 201
+            response._content = json.dumps(payload).encode()
+        else:
+            response.status_code = 404
+            response._content = b'{"message": "Not Found"}'
+        response.headers = CaseInsensitiveDict(
+            {"Content-Type": "application/json; charset=utf-8", "X-RateLimit-Remaining": "4999"}
+        )
+        response.reason = "Created" if response.status_code == 201 else "Not Found"
+        return response
+
+    def close(self) -> None:
+        return None

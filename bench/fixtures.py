@@ -1,0 +1,242 @@
+"""Deliveries, events and environment shared by the benchmarks.
+
+Deliberately free of ``lambda_fn`` imports at module level (signing is done
+with ``hmac`` here), so a cold-start child can build its events before the
+timer starts without pre-importing the code under test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+GITHUB_API = "https://api.github.test"
+WEBHOOK_SECRET = "whsec-" + "b3nchm4rk" * 4
+PAT = "ghp_" + "BENCHMARKTOKEN" + "x" * 22
+OWNER = "octo-org"
+REPO = "app"
+
+#: The labels a job asks for that the "default" profile serves.
+MATCHING_LABELS = ("self-hosted", "linux", "arm64")
+#: Labels no profile serves: the delivery is ignored.
+UNMATCHED_LABELS = ("self-hosted", "windows", "gpu")
+
+#: Credentials and switches every benchmark process uses (never real AWS).
+BASE_ENV: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+    "POWERTOOLS_METRICS_NAMESPACE": "FargateRunnersBench",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+
+
+def profiles_json(default_task_definition: str, big_task_definition: str) -> str:
+    """``RUNNER_PROFILES`` as the stack sets it (two profiles, like the tests)."""
+    return json.dumps(
+        [
+            {
+                "name": "default",
+                "labels": ["self-hosted", "linux", "arm64", "fargate"],
+                "task_definition": default_task_definition,
+                "container_name": "runner",
+            },
+            {
+                "name": "big",
+                "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
+                "task_definition": big_task_definition,
+                "container_name": "runner",
+            },
+        ]
+    )
+
+
+def lambda_env(
+    *,
+    webhook_secret_arn: str,
+    token_secret_arn: str,
+    cluster: str,
+    subnet_id: str,
+    security_group_id: str,
+    table: str,
+    task_definitions: Mapping[str, str],
+    github_api_url: str = GITHUB_API,
+) -> dict[str, str]:
+    """The Lambda's environment (``CONTRACT.md``) for the given resources."""
+    return {
+        **BASE_ENV,
+        "WEBHOOK_SECRET_ARN": webhook_secret_arn,
+        "GITHUB_TOKEN_SECRET_ARN": token_secret_arn,
+        "GITHUB_API_URL": github_api_url,
+        "ECS_CLUSTER": cluster,
+        "SUBNET_IDS": subnet_id,
+        "SECURITY_GROUP_IDS": security_group_id,
+        "ASSIGN_PUBLIC_IP": "DISABLED",
+        "RUNNER_PROFILES": profiles_json(task_definitions["default"], task_definitions["big"]),
+        "RUNNER_SCOPE": "repo",
+        "RUNNER_GROUP_ID": "1",
+        "ALLOWED_REPOSITORIES": "",
+        "IDEMPOTENCY_TABLE": table,
+        "RUNNER_NAME_PREFIX": "bench",
+    }
+
+
+def queued_payload(
+    job_id: int, labels: tuple[str, ...] = MATCHING_LABELS, run_id: int | None = None
+) -> dict[str, Any]:
+    """A ``workflow_job`` ``queued`` payload shaped like GitHub's (trimmed)."""
+    return {
+        "action": "queued",
+        "workflow_job": {
+            "id": job_id,
+            "run_id": run_id if run_id is not None else 10_000_000 + job_id,
+            "run_attempt": 1,
+            "name": "integration-tests",
+            "workflow_name": "CI",
+            "head_branch": "main",
+            "head_sha": "0" * 40,
+            "status": "queued",
+            "labels": list(labels),
+            "runner_name": None,
+            "html_url": f"https://github.com/{OWNER}/{REPO}/actions/runs/1/job/{job_id}",
+        },
+        "repository": {
+            "id": 1,
+            "name": REPO,
+            "full_name": f"{OWNER}/{REPO}",
+            "private": True,
+            "owner": {"login": OWNER, "id": 2, "type": "Organization"},
+        },
+        "organization": {"login": OWNER},
+        "sender": {"login": "octocat", "id": 3},
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    """GitHub's ``X-Hub-Signature-256`` for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def delivery_headers(body: bytes, delivery_id: str, event: str = "workflow_job") -> dict[str, str]:
+    """The headers GitHub sends with a delivery, signed with :data:`WEBHOOK_SECRET`."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/bench",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id,
+        "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
+    }
+
+
+def api_event(body: bytes, delivery_id: str) -> dict[str, Any]:
+    """An API Gateway REST proxy event (payload format 1.0) for ``POST /webhook``."""
+    headers = delivery_headers(body, delivery_id)
+    return {
+        "resource": "/webhook",
+        "path": "/webhook",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/webhook",
+            "httpMethod": "POST",
+            "path": "/prod/webhook",
+            "stage": "prod",
+            "requestId": f"req-{delivery_id}",
+            "identity": {"sourceIp": "140.82.112.1"},
+            "accountId": ACCOUNT,
+            "apiId": "bench",
+        },
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
+def job_event(job_id: int, delivery_id: str, labels: tuple[str, ...] = MATCHING_LABELS) -> Any:
+    """A signed API Gateway event delivering job ``job_id``."""
+    body = json.dumps(queued_payload(job_id, labels)).encode()
+    return api_event(body, delivery_id)
+
+
+class LambdaContext:
+    """The attributes of a Lambda context object that Powertools reads."""
+
+    function_name = "runner-webhook"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:runner-webhook"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/runner-webhook"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 25_000
+
+
+class NullWriter:
+    """A text stream that drops what it is given (log lines are still formatted)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str], *, unset: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set ``values`` (and remove ``unset``) in ``os.environ``; restore everything after."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    for name in unset:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def quiet_lambda_output() -> Iterator[None]:
+    """Send the handler's log lines and EMF metrics to a null stream (still serialised)."""
+    import sys
+
+    from lambda_fn.observability import logger
+
+    handler = logger.registered_handler
+    null = NullWriter()
+    previous = handler.setStream(null)  # type: ignore[attr-defined]
+    stdout = sys.stdout
+    sys.stdout = null
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+        handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def reset_lambda_caches() -> None:
+    """Forget the handler's cached clients, secrets, launchers, settings and session."""
+    from lambda_fn import aws, dispatch, github, secrets
+    from lambda_fn.config import _parse_cached
+
+    aws.reset()
+    secrets.reset()
+    dispatch.reset()
+    _parse_cached.cache_clear()
+    github.shared_session.cache_clear()

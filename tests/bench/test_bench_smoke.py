@@ -1,0 +1,95 @@
+"""The benchmarks at their smallest sizes: correctness only, never timing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import coldstart, package, report, warm
+from bench.__main__ import main
+
+
+def test_warm_launches_once_per_job_and_never_for_ignored_or_duplicates() -> None:
+    result = warm.run(per_round=4, rounds=2, warmup=2)
+    launched = 2 + 4 * 2  # warm-up + measured
+    assert result.jit_configs_issued == launched
+    assert result.aws_calls["RunTask"] == launched
+    assert result.aws_calls["UpdateItem"] == launched  # idempotency record completed
+    # every delivery (new, ignored label set aside) tried to claim its job exactly once
+    assert result.aws_calls["PutItem"] == launched * 2
+    summary = result.summary()
+    assert set(summary["scenarios"]) == {"launched", "ignored", "duplicate"}
+    assert all(item["deliveries"] == 8 for item in summary["scenarios"].values())
+
+
+def test_burst_starts_exactly_one_task_per_job() -> None:
+    burst = pytest.importorskip("bench.burst")
+    result = burst.run(jobs=6, clients=4)
+    assert result.tasks_started == 6
+    assert result.jit_configs_issued == 6
+    assert result.lost_jobs == 0
+    assert result.duplicate_launches == 0
+    assert not result.http_errors
+    assert sum(result.statuses.values()) == 12
+    assert result.correct
+
+
+def test_cold_child_launches_two_jobs() -> None:
+    child, stderr = coldstart.run_child("first-notrace", importtime=True)
+    assert child["statuses"] == ["launched", "launched"]
+    assert child["tasks_started"] == 2
+    assert child["jit_configs_issued"] == 2
+    lines = coldstart.parse_importtime(stderr, after_marker=True)
+    assert any(line.module == "lambda_fn.app" for line in lines)
+    assert not any(line.module == "moto" for line in lines)  # the fakes load before the marker
+
+
+def test_parse_importtime() -> None:
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       100 |        100 | early",
+            coldstart.MARKER,
+            "import time:       200 |        200 |   pkg.child",
+            "import time:        50 |        250 | pkg",
+        ]
+    )
+    lines = coldstart.parse_importtime(stderr, after_marker=True)
+    assert [(line.module, line.depth) for line in lines] == [("pkg.child", 1), ("pkg", 0)]
+    assert coldstart.by_package(lines) == [{"package": "pkg", "self_ms": 0.25, "modules": 2}]
+
+
+def test_asset_is_measured_from_cached_dependencies(tmp_path: Path) -> None:
+    deps = tmp_path / package.requirements_key()
+    (deps / "pydantic").mkdir(parents=True)
+    (deps / "pydantic" / "__init__.py").write_text("x = 1\n" * 1000)
+    (deps / "pydantic-2.0.dist-info").mkdir()
+    (deps / "pydantic-2.0.dist-info" / "METADATA").write_text("Name: pydantic\n")
+    (deps / "typing_extensions.py").write_text("y = 2\n")
+    (deps / ".bench-meta.json").write_text(
+        json.dumps({"python_version": "3.14", "platform": "manylinux2014_aarch64"})
+    )
+    size = package.measure(cache=tmp_path, zip_path=tmp_path / "asset.zip")
+    assert size.cached
+    assert set(size.unzipped) == {"lambda_fn", "pydantic", "typing_extensions"}
+    summary = size.summary()
+    layer = summary["with_powertools_layer"]
+    assert layer["unzipped_bytes"] == size.unzipped["lambda_fn"]
+    assert (tmp_path / "asset.zip").stat().st_size == summary["zip_file_bytes"]
+
+
+def test_distribution_names() -> None:
+    assert package.distribution("pydantic_core-2.50.4.dist-info") == "pydantic_core"
+    assert package.distribution("aws_xray_sdk") == "aws_xray_sdk"
+    assert package.distribution("typing_extensions.py") == "typing_extensions"
+
+
+def test_main_writes_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.json"
+    assert main(["--smoke", "--only", "warm", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["parts"]["warm"]["scenarios"]["launched"]["deliveries"] > 0
+    assert "2. Warm handler overhead" in capsys.readouterr().out
+    assert report.all_correct(data)
