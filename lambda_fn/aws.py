@@ -9,20 +9,32 @@ only on the first request that needs AWS.
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from typing import Any
+
+_LOCK = threading.Lock()
 
 
 def client(service: str) -> Any:
     """A shared boto3 client for ``service`` in the current region/endpoint."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-    return _client(service, region, endpoint)
+    with _LOCK:  # a boto3 Session must not create clients from two threads at once
+        return _client(service, region, endpoint)
+
+
+@lru_cache(maxsize=1)
+def _session() -> Any:
+    """One Session per process: its loader parses botocore's endpoint data once, not per
+    client (measured: ~200 ms less on a cold start with three clients; see bench/)."""
+    import boto3
+
+    return boto3.session.Session()
 
 
 @lru_cache(maxsize=16)
 def _client(service: str, region: str | None, endpoint: str | None) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -32,11 +44,7 @@ def _client(service: str, region: str | None, endpoint: str | None) -> Any:
         read_timeout=5,
         tcp_keepalive=True,
     )
-    session = boto3.session.Session()
-    # ``service`` is a plain str, so boto3-stubs' per-service overloads cannot apply.
-    return session.client(  # type: ignore[call-overload]
-        service, region_name=region, endpoint_url=endpoint, config=config
-    )
+    return _session().client(service, region_name=region, endpoint_url=endpoint, config=config)
 
 
 def error_code(exc: BaseException) -> str:
@@ -50,3 +58,4 @@ def error_code(exc: BaseException) -> str:
 def reset() -> None:
     """Forget cached clients (tests, or after the process's credentials change)."""
     _client.cache_clear()
+    _session.cache_clear()
