@@ -110,10 +110,14 @@ def enqueue_retry(settings: Settings, message: RetryMessage) -> int:
 
 
 def dead_letter(settings: Settings, message: RetryMessage, reason: str) -> bool:
-    """Park a job for an operator. Returns False when no DLQ is configured."""
+    """Park a job for an operator. Returns False when no DLQ is configured.
+
+    The parked copy starts again at attempt 1 (the reason keeps the history),
+    so a job replayed to the retry queue after a fix gets a full set of retries.
+    """
     if not settings.dead_letter_queue_url:
         return False
-    parked = RetryMessage(message.job, message.attempt, message.first_failed_at, reason)
+    parked = RetryMessage(message.job, 1, message.first_failed_at, reason)
     send(settings.dead_letter_queue_url, parked)
     return True
 

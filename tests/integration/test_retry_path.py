@@ -149,7 +149,7 @@ def test_permanent_failure_after_max_attempts_goes_to_dlq(
     assert queues.messages(queues.retry_queue_url) == []
     (parked,) = queues.messages(queues.dead_letter_queue_url)
     assert parked["job"]["job_id"] == 26
-    assert parked["attempt"] == 4
+    assert parked["attempt"] == 1  # a replay after a fix gets a full set of retries
     assert "gave up after 4 attempts" in parked["last_error"]
     # 1 webhook attempt x 3 HTTP tries, then 3 retries x 3 HTTP tries, then the last one
     assert len(github.mock.calls) >= 4 * 3
@@ -286,3 +286,16 @@ def test_message_body_carries_no_secret(queues: FakeAws, github: FakeGitHub) -> 
     text = json.dumps(queues.messages(queues.retry_queue_url))
     assert PAT not in text
     assert WEBHOOK_SECRET not in text
+
+
+def test_replayed_dlq_message_launches_once_fixed(queues: FakeAws, github: FakeGitHub) -> None:
+    """README "Replaying the DLQ": move the messages back and the consumer launches."""
+    github.set_jit(status=403, json={"message": "Must have admin rights"})
+    assert deliver(queued_payload(job_id=35))[0] == 502
+    github.set_jit(github.jit_callback)  # the operator fixed the token
+    sqs = boto3.client("sqs", region_name=queues.region)
+    for m in sqs.receive_message(QueueUrl=queues.dead_letter_queue_url)["Messages"]:
+        sqs.send_message(QueueUrl=queues.retry_queue_url, MessageBody=m["Body"])
+        sqs.delete_message(QueueUrl=queues.dead_letter_queue_url, ReceiptHandle=m["ReceiptHandle"])
+    drain(queues)
+    assert tasks_per_job(queues) == {"35": 1}
