@@ -84,6 +84,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
+from lambda_fn.policy import Policy, PolicyError, policy_from_dict
+
 __all__ = [
     "DEFAULT_IMAGE",
     "DEFAULT_PROFILE_LABELS",
@@ -102,6 +104,8 @@ DEFAULT_PROFILE_LABELS = ("self-hosted", "linux", "arm64", "fargate")
 DEFAULT_STACK_NAME = "FargateRunners"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
+#: FARGATE_SPOT_THEN_FARGATE: Spot, falling back to on-demand when Spot has no capacity.
+CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
 ARCHITECTURES = ("ARM64", "X86_64")
 RUNNER_SCOPES = ("repo", "org")
 
@@ -139,6 +143,11 @@ _SECRET_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 )
 _LABEL_RE = re.compile(r"^[^\s,]{1,100}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_HOOK_PATH_RE = re.compile(
+    r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$"
+)
 _OUR_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -244,6 +253,54 @@ def _describe_allowed(values: Sequence[int]) -> str:
 # ---------------------------------------------------------------------------
 
 
+#: Profile keys that form its policy (``lambda_fn.policy.Policy`` fields).
+POLICY_KEYS = (
+    "allowed_repositories",
+    "allowed_refs",
+    "allowed_workflows",
+    "allowed_events",
+    "required_env",
+)
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+#: Variables the runner or entrypoint owns: a profile may not set them.
+_RESERVED_ENV_PREFIXES = ("ACTIONS_", "GITHUB_", "RUNNER_")
+_SECRET_REF_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
+_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/\S+$")
+
+
+def _str_map(value: Any, key: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be an object of NAME: value")
+    return {str(k): _str(v, f"{key}.{k}") for k, v in value.items()}
+
+
+def _policy_list(value: Any, key: str) -> tuple[str | Mapping[str, Any], ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(key, "must be a list of managed policy ARNs or IAM statements")
+    return tuple(value)
+
+
+def _check_task_role_policy(item: Any, key: str) -> None:
+    if isinstance(item, str):
+        if not _POLICY_ARN_RE.match(item):
+            raise ConfigError(key, f"{item!r} is not a managed policy ARN")
+        return
+    if not isinstance(item, Mapping):
+        raise ConfigError(key, "must be a managed policy ARN or an IAM statement object")
+    unknown = set(item) - {"Effect", "Action", "Resource", "Condition", "Sid"}
+    if unknown:
+        raise ConfigError(key, f"unknown statement keys: {', '.join(sorted(unknown))}")
+    if item.get("Effect", "Allow") not in ("Allow", "Deny"):
+        raise ConfigError(f"{key}.Effect", "must be Allow or Deny")
+    for part in ("Action", "Resource"):
+        value = item.get(part)
+        if not value or not (
+            isinstance(value, str)
+            or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value))
+        ):
+            raise ConfigError(f"{key}.{part}", "is required: a string or a list of strings")
+
+
 @dataclass(frozen=True)
 class RunnerProfile:
     """One kind of runner: a Fargate task definition plus the labels that select it.
@@ -259,6 +316,21 @@ class RunnerProfile:
     architecture: str = "ARM64"
     ephemeral_storage_gib: int = 21
     image: str = DEFAULT_IMAGE
+    capacity: str = "FARGATE"
+    max_runners: int | None = None
+    # Restricted profiles (checked at dispatch and by the runner's job-started hook):
+    allowed_repositories: tuple[str, ...] = ()
+    allowed_refs: tuple[str, ...] = ()
+    allowed_workflows: tuple[str, ...] = ()
+    allowed_events: tuple[str, ...] = ()
+    required_env: tuple[str, ...] = ()
+    # What the task gets:
+    environment: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    task_role_policies: tuple[str | Mapping[str, Any], ...] = ()
+    registry_prefix: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    assign_public_ip: bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str) or not isinstance(self.labels, Sequence):
@@ -299,6 +371,11 @@ class RunnerProfile:
                 "architecture",
                 f"{self.architecture!r} is not one of {', '.join(ARCHITECTURES)}",
             )
+        self._check_task_size()
+        self._check_restrictions()
+
+    def _check_task_size(self) -> None:
+        """Fargate storage, image reference, capacity and runner cap."""
         low, high = EPHEMERAL_STORAGE_RANGE
         if not low <= self.ephemeral_storage_gib <= high:
             raise ConfigError(
@@ -307,6 +384,68 @@ class RunnerProfile:
             )
         if not self.image or any(ch.isspace() for ch in self.image):
             raise ConfigError("image", f"{self.image!r} is not a container image reference")
+        if self.capacity not in CAPACITIES:
+            raise ConfigError(
+                "capacity", f"{self.capacity!r} is not one of {', '.join(CAPACITIES)}"
+            )
+        if self.max_runners is not None and not 1 <= self.max_runners <= 10_000:
+            raise ConfigError("max_runners", f"{self.max_runners} is outside 1..10000")
+
+    def _check_restrictions(self) -> None:
+        """Policy, task environment, secrets, role policies, registry and subnets."""
+        self.policy  # validates the policy keys  # noqa: B018
+        provided = set(self.environment) | set(self.secrets)
+        for i, name in enumerate(self.required_env):
+            if name not in provided:
+                raise ConfigError(
+                    f"required_env[{i}]",
+                    f"{name!r} is neither in this profile's environment nor its secrets, "
+                    "so every runner would refuse to start",
+                )
+        for name in (*self.environment, *self.secrets):
+            if not _ENV_NAME_RE.match(name) or name.startswith(_RESERVED_ENV_PREFIXES):
+                raise ConfigError(
+                    "environment" if name in self.environment else "secrets",
+                    f"{name!r} is not an allowed variable name (reserved: "
+                    f"{', '.join(p + '*' for p in _RESERVED_ENV_PREFIXES)})",
+                )
+        for name in self.secrets:
+            if name in self.environment:
+                raise ConfigError(
+                    f"secrets.{name}", f"{name!r} is also in this profile's environment"
+                )
+        for name, arn in self.secrets.items():
+            if not _SECRET_REF_RE.match(arn):
+                raise ConfigError(f"secrets.{name}", f"{arn!r} is not a Secrets Manager ARN")
+        for i, item in enumerate(self.task_role_policies):
+            _check_task_role_policy(item, f"task_role_policies[{i}]")
+        if self.registry_prefix is not None and (
+            not self.registry_prefix or any(c.isspace() for c in self.registry_prefix)
+        ):
+            raise ConfigError("registry_prefix", f"{self.registry_prefix!r} is not a registry")
+        for i, subnet in enumerate(self.subnet_ids):
+            if not _SUBNET_ID_RE.match(subnet):
+                raise ConfigError(f"subnet_ids[{i}]", f"{subnet!r} is not a subnet id")
+
+    @property
+    def policy(self) -> Policy:
+        """The profile's policy (shared with the Lambda and the runner hook)."""
+        data = {key: list(getattr(self, key)) for key in POLICY_KEYS if getattr(self, key)}
+        try:
+            return policy_from_dict(self.name, data, where="")
+        except PolicyError as exc:
+            key, _, message = str(exc).partition(": ")
+            raise ConfigError(key.lstrip(".") or "policy", message or str(exc)) from None
+
+    @property
+    def effective_image(self) -> str:
+        """``image`` with its registry replaced by ``registry_prefix`` (e.g. an ECR cache)."""
+        if not self.registry_prefix:
+            return self.image
+        first, _, rest = self.image.partition("/")
+        has_registry = bool(rest) and ("." in first or ":" in first or first == "localhost")
+        path = rest if has_registry else self.image
+        return f"{self.registry_prefix.rstrip('/')}/{path}"
 
     @property
     def label_set(self) -> frozenset[str]:
@@ -323,6 +462,19 @@ _PROFILE_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "architecture": lambda v, k: _one_of(v, k, ARCHITECTURES, upper=True),
     "ephemeral_storage_gib": _int,
     "image": _str,
+    "capacity": lambda v, k: _one_of(v, k, CAPACITIES, upper=True),
+    "max_runners": _int,
+    "allowed_repositories": _str_list,
+    "allowed_refs": _str_list,
+    "allowed_workflows": _str_list,
+    "allowed_events": _str_list,
+    "required_env": _str_list,
+    "environment": _str_map,
+    "secrets": _str_map,
+    "task_role_policies": _policy_list,
+    "registry_prefix": _str,
+    "subnet_ids": _str_list,
+    "assign_public_ip": _bool,
 }
 PROFILE_KEYS: frozenset[str] = frozenset(_PROFILE_PARSERS)
 _REQUIRED_PROFILE_KEYS = ("name", "labels")
@@ -432,6 +584,12 @@ class RunnersConfig:
     log_retention_days: int = 30
     webhook_throttle_rate: float = 20.0
     webhook_throttle_burst: int = 40
+    retry_max_attempts: int = 8
+    alarm_email: str | None = None
+    alarm_topic_arn: str | None = None
+    runner_idle_timeout_seconds: int = 900
+    reconcile_interval_minutes: int = 5
+    github_hook_path: str | None = None
 
     @property
     def uses_existing_vpc(self) -> bool:
@@ -507,6 +665,39 @@ def _throttle_burst(value: Any, key: str) -> int:
     return burst
 
 
+def _ranged(low: int, high: int) -> Callable[[Any, str], int]:
+    def parse(value: Any, key: str) -> int:
+        number = _int(value, key)
+        if not low <= number <= high:
+            raise ConfigError(key, f"{number} is outside {low}..{high}")
+        return number
+
+    return parse
+
+
+def _email(value: Any, key: str) -> str:
+    email = _str(value, key)
+    if not _EMAIL_RE.match(email):
+        raise ConfigError(key, f"{email!r} is not an e-mail address")
+    return email
+
+
+def _topic_arn(value: Any, key: str) -> str:
+    arn = _str(value, key)
+    if not _TOPIC_ARN_RE.match(arn):
+        raise ConfigError(key, f"{arn!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+    return arn
+
+
+def _hook_path(value: Any, key: str) -> str:
+    path = _str(value, key).strip("/")
+    if not _HOOK_PATH_RE.match(path):
+        raise ConfigError(
+            key, f"{path!r} must look like repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID"
+        )
+    return path
+
+
 #: Top-level keys parsed on their own; the network keys (vpc_id, subnet_ids,
 #: assign_public_ip) depend on each other and are handled by _load_network.
 _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
@@ -520,6 +711,12 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "log_retention_days": _log_retention_days,
     "webhook_throttle_rate": _throttle_rate,
     "webhook_throttle_burst": _throttle_burst,
+    "retry_max_attempts": _ranged(1, 20),
+    "alarm_email": _email,
+    "alarm_topic_arn": _topic_arn,
+    "runner_idle_timeout_seconds": _ranged(0, 86_400),
+    "reconcile_interval_minutes": _ranged(1, 60),
+    "github_hook_path": _hook_path,
 }
 _NETWORK_KEYS = frozenset({"vpc_id", "subnet_ids", "assign_public_ip"})
 
@@ -548,6 +745,8 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
         key: parse(ours[key], key) for key, parse in _TOP_LEVEL_PARSERS.items() if key in ours
     }
     _load_network(ours, values)
+    if "alarm_email" in values and "alarm_topic_arn" in values:
+        raise ConfigError("alarm_email", "give alarm_email or alarm_topic_arn, not both")
     return RunnersConfig(**values)
 
 

@@ -39,10 +39,15 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .bundling import lambda_code
@@ -52,6 +57,8 @@ from .config import (
     RunnerProfile,
     check_profiles,
 )
+from .dashboard import add_dashboard
+from .runner_files import entrypoint_command, runner_environment
 
 __all__ = [
     "CONTAINER_NAME",
@@ -64,11 +71,15 @@ __all__ = [
     "retention_days",
 ]
 
+RETRY_FUNCTION_TIMEOUT_SECONDS = 60
 #: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 CONTAINER_NAME = "runner"
+#: What the stock image runs without our entrypoint (kept for reference and custom images).
 RUNNER_COMMAND = ("/home/runner/run.sh",)
+SERVICE_NAME = "runner-webhook"
+METRICS_NAMESPACE = "FargateRunners"
 #: The actions-runner image's non-root ``runner`` user.
 RUNNER_USER = "1001"
 DEFAULT_LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_fn"
@@ -131,6 +142,13 @@ class FargateRunnersProps:
         default: the stack name.
     :param runner_name_prefix: prefix of runner names; default: lowercase ``name_prefix``.
     :param lambda_source_dir: the webhook Lambda package; default: ``lambda_fn/`` of this repo.
+    :param retry_max_attempts: launch attempts before a job goes to the dead-letter queue.
+    :param alarm_topic: SNS topic for the alarms (DLQ not empty, launch failures); optional.
+    :param runner_idle_timeout_seconds: a runner with no job after this long stops (the
+        task's own watchdog) and is cleaned up by the reconciler; 0 turns the watchdog off.
+    :param reconcile_interval: how often the reconciler runs.
+    :param github_hook_path: ``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``: lets the
+        reconciler redeliver failed deliveries (needs the PAT to read the hook).
     """
 
     profiles: Sequence[RunnerProfile]
@@ -149,6 +167,11 @@ class FargateRunnersProps:
     name_prefix: str | None = None
     runner_name_prefix: str | None = None
     lambda_source_dir: Path = DEFAULT_LAMBDA_SOURCE
+    retry_max_attempts: int = 8
+    alarm_topic: sns.ITopic | None = None
+    runner_idle_timeout_seconds: int = 900
+    reconcile_interval: Duration = field(default_factory=lambda: Duration.minutes(5))
+    github_hook_path: str | None = None
 
 
 def lambda_profile_entry(
@@ -159,12 +182,22 @@ def lambda_profile_entry(
     The one place that decides what the Lambda learns about a profile: add new
     profile keys (capacity, limits, policy) here.
     """
-    return {
+    entry: dict[str, Any] = {
         "name": profile.name,
         "labels": list(profile.labels),
         "task_definition": task_definition.task_definition_arn,
         "container_name": CONTAINER_NAME,
+        "capacity": profile.capacity,
     }
+    if profile.max_runners is not None:
+        entry["max_runners"] = profile.max_runners
+    if profile.policy.restricted:
+        entry["policy"] = profile.policy.to_dict()
+    if profile.subnet_ids:
+        entry["subnet_ids"] = list(profile.subnet_ids)
+    if profile.assign_public_ip is not None:
+        entry["assign_public_ip"] = profile.assign_public_ip
+    return entry
 
 
 def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
@@ -212,6 +245,10 @@ class FargateRunners(Construct):
     idempotency_table: dynamodb.Table
     webhook_function: lambda_.Function
     webhook_role: iam.Role
+    retry_function: lambda_.Function
+    reconciler_function: lambda_.Function
+    retry_queue: sqs.Queue
+    dead_letter_queue: sqs.Queue
     api: apigw.RestApi
     subnet_ids: list[str]
 
@@ -232,12 +269,15 @@ class FargateRunners(Construct):
 
         self._network(props)
         self._cluster()
-        self._runner_tasks(profiles, props.log_retention)
+        self._runner_tasks(profiles, props)
         self._secrets(props)
         self._table()
-        self._webhook_function(profiles, props)
+        self._queues()
+        self._functions(profiles, props)
         self._api(props)
-        self._permissions()
+        for role in (self.webhook_role, self.retry_role, self.reconciler_role):
+            self._grant_dispatch(role)
+        self._observability(profiles, props)
 
     # -- network -----------------------------------------------------------
 
@@ -310,10 +350,8 @@ class FargateRunners(Construct):
         """The task definition family of a profile: ``<prefix>-runner-<profile>``."""
         return f"{self.name_prefix}-runner-{profile.name}"
 
-    def _runner_tasks(
-        self, profiles: Sequence[RunnerProfile], retention: logs.RetentionDays
-    ) -> None:
-        self.runner_log_group = logs.LogGroup(self, "RunnerLogs", retention=retention)
+    def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
+        self.runner_log_group = logs.LogGroup(self, "RunnerLogs", retention=props.log_retention)
         self.task_definitions = {}
         self.task_roles = {}
         self.execution_roles = {}
@@ -352,9 +390,21 @@ class FargateRunners(Construct):
             task_definition.add_container(
                 CONTAINER_NAME,
                 container_name=CONTAINER_NAME,
-                image=ecs.ContainerImage.from_registry(profile.image),
-                command=list(RUNNER_COMMAND),
+                image=ecs.ContainerImage.from_registry(profile.effective_image),
+                # The entrypoint installs the policy hook and idle watchdog, then runs run.sh.
+                command=entrypoint_command(),
+                environment={
+                    **runner_environment(profile.policy, props.runner_idle_timeout_seconds),
+                    **profile.environment,
+                },
+                secrets={
+                    name: ecs.Secret.from_secrets_manager(
+                        secretsmanager.Secret.from_secret_complete_arn(scope, f"Secret-{name}", arn)
+                    )
+                    for name, arn in profile.secrets.items()
+                },
                 user=RUNNER_USER,
+                readonly_root_filesystem=False,
                 essential=True,
                 privileged=False,
                 # Container-level limits equal to the task's (local emulators need them).
@@ -364,9 +414,97 @@ class FargateRunners(Construct):
                     stream_prefix=profile.name, log_group=self.runner_log_group
                 ),
             )
+            self._task_role_policies(profile, task_role)
+            self._registry_access(profile, execution_role)
+            Validations.of(task_definition).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-ECS2",
+                    reason=(
+                        "The environment holds only non-secret values: the profile's policy, "
+                        "the job-started hook code and the idle limit. Secrets reach the task "
+                        "through ECS secrets (Secrets Manager), never as plain environment."
+                    ),
+                )
+            )
             self.task_definitions[profile.name] = task_definition
             self.task_roles[profile.name] = task_role
             self.execution_roles[profile.name] = execution_role
+
+    def _task_role_policies(self, profile: RunnerProfile, task_role: iam.Role) -> None:
+        """Exactly the permissions the operator listed for this profile, nothing else."""
+        for item in profile.task_role_policies:
+            if isinstance(item, str):
+                task_role.add_managed_policy(
+                    iam.ManagedPolicy.from_managed_policy_arn(
+                        task_role, f"Managed{len(task_role.node.children)}", item
+                    )
+                )
+            else:
+                task_role.add_to_policy(iam.PolicyStatement.from_json(dict(item)))
+        # cdk-nag names each finding (IAM4[Policy::arn], IAM5[Resource::...]): acknowledge
+        # exactly the findings the operator's own policies produce, nothing broader.
+        finding_ids: dict[str, None] = {}
+        for item in profile.task_role_policies:
+            if isinstance(item, str):
+                if ":iam::aws:" in item:
+                    finding_ids[f"AwsSolutions-IAM4[Policy::{item}]"] = None
+            elif item.get("Effect", "Allow") == "Allow":
+                for kind in ("Action", "Resource"):
+                    values = item[kind]
+                    for value in [values] if isinstance(values, str) else values:
+                        if "*" in value:
+                            finding_ids[f"AwsSolutions-IAM5[{kind}::{value}]"] = None
+        if finding_ids:
+            reason = (
+                f"Granted explicitly by the operator in cdk.json profiles[{profile.name}]."
+                "task_role_policies for jobs of this profile; reviewed there."
+            )
+            Validations.of(task_role).acknowledge(
+                *(Acknowledgment(id=finding, reason=reason) for finding in finding_ids)
+            )
+
+    def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> None:
+        """Let ECS pull from a private ECR registry prefix (e.g. a pull-through cache)."""
+        prefix = (profile.registry_prefix or "").rstrip("/")
+        host, _, path = prefix.partition("/")
+        parts = host.split(".")
+        if len(parts) < 6 or parts[1:3] != ["dkr", "ecr"]:
+            return  # not ECR: public registries need no permissions
+        account, region = parts[0], parts[3]
+        stack = Stack.of(self)
+        repositories = stack.format_arn(
+            service="ecr",
+            region=region,
+            account=account,
+            resource="repository",
+            resource_name=f"{path}/*" if path else "*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                    "ecr:BatchImportUpstreamImage",
+                    "ecr:CreateRepository",
+                ],
+                resources=[repositories],
+            )
+        )
+        execution_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        Validations.of(execution_role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(repositories))}]",
+                reason="Pulls any image under the profile's registry_prefix (pull-through cache).",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="ecr:GetAuthorizationToken has no resource-level permissions.",
+            ),
+        )
 
     # -- secrets and state ---------------------------------------------------
 
@@ -445,17 +583,33 @@ class FargateRunners(Construct):
         entries = [lambda_profile_entry(p, self.task_definitions[p.name]) for p in profiles]
         return Stack.of(self).to_json_string(entries)
 
-    def _webhook_function(
-        self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps
-    ) -> None:
-        log_group = logs.LogGroup(self, "WebhookFunctionLogs", retention=props.log_retention)
-        self.webhook_role = iam.Role(
+    def _queues(self) -> None:
+        self.dead_letter_queue = sqs.Queue(
             self,
-            "WebhookFunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Runner webhook Lambda: logs, X-Ray, RunTask on the runner profiles",
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
         )
-        log_group.grant_write(self.webhook_role)
+        self.retry_queue = sqs.Queue(
+            self,
+            "RetryQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # Six times the consumer's timeout, as AWS recommends for Lambda event sources.
+            visibility_timeout=Duration.seconds(6 * RETRY_FUNCTION_TIMEOUT_SECONDS),
+            retention_period=Duration.days(1),
+            # The consumer parks jobs in the DLQ itself; this only catches crashes.
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=5
+            ),
+        )
+
+    def _functions(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
+        """The three Lambdas share one asset and one environment; each has its own role."""
+        code = lambda_code(
+            props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+        )
         environment = {
             "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
             "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
@@ -469,28 +623,96 @@ class FargateRunners(Construct):
             "RUNNER_GROUP_ID": str(props.runner_group_id),
             "ALLOWED_REPOSITORIES": ",".join(props.allowed_repositories),
             "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+            "RETRY_QUEUE_URL": self.retry_queue.queue_url,
+            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+            "RETRY_MAX_ATTEMPTS": str(props.retry_max_attempts),
             "RUNNER_NAME_PREFIX": self.runner_name_prefix,
-            "POWERTOOLS_SERVICE_NAME": "runner-webhook",
-            "POWERTOOLS_METRICS_NAMESPACE": "FargateRunners",
+            # The task's own watchdog acts first; the reconciler is the backstop (an hour
+            # when the watchdog is off).
+            "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
+            "GITHUB_HOOK_PATH": props.github_hook_path or "",
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        self.webhook_function = lambda_.Function(
-            self,
+        self.webhook_function, self.webhook_role = self._function(
             "WebhookFunction",
+            handler="lambda_fn.app.handler",
             description="GitHub workflow_job webhook: starts one JIT runner task per queued job",
+            code=code,
+            environment=environment,
+            props=props,
+            timeout=28,
+        )
+        self.retry_function, self.retry_role = self._function(
+            "RetryFunction",
+            handler="lambda_fn.retry.handler",
+            description="Retries launches that failed transiently (SQS retry queue consumer)",
+            code=code,
+            environment=environment,
+            props=props,
+            timeout=RETRY_FUNCTION_TIMEOUT_SECONDS,
+        )
+        self.retry_function.add_event_source(
+            event_sources.SqsEventSource(
+                self.retry_queue,
+                batch_size=5,
+                report_batch_item_failures=True,
+                max_concurrency=5,
+            )
+        )
+        self.reconciler_function, self.reconciler_role = self._function(
+            "ReconcilerFunction",
+            handler="lambda_fn.reconciler.handler",
+            description="Stops idle runners, replaces dead ones, removes stale registrations",
+            code=code,
+            environment=environment,
+            props=props,
+            timeout=120,
+        )
+        self.reconcile_rule = events.Rule(
+            self,
+            "ReconcileSchedule",
+            description="Runs the runner reconciler",
+            schedule=events.Schedule.rate(props.reconcile_interval),
+            targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
+        )
+
+    def _function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        props: FargateRunnersProps,
+        timeout: int,
+    ) -> tuple[lambda_.Function, iam.Role]:
+        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=props.log_retention)
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description}: logs, X-Ray, the dispatcher's permissions",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            description=description,
             runtime=LAMBDA_RUNTIME,
             architecture=LAMBDA_ARCHITECTURE,
-            handler="lambda_fn.app.handler",
-            code=lambda_code(
-                props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
-            ),
+            handler=handler,
+            code=code,
             memory_size=1024,
-            timeout=Duration.seconds(28),
+            timeout=Duration.seconds(timeout),
             tracing=lambda_.Tracing.ACTIVE,
-            role=self.webhook_role,
+            role=role,
             log_group=log_group,
-            environment=environment,
+            environment=dict(environment),
         )
+        return function, role
 
     # -- API -------------------------------------------------------------------
 
@@ -587,9 +809,9 @@ class FargateRunners(Construct):
 
     # -- least-privilege IAM for the webhook -----------------------------------
 
-    def _permissions(self) -> None:
+    def _grant_dispatch(self, role: iam.Role) -> None:
+        """What launching, retrying and cleaning up need, and nothing more."""
         stack = Stack.of(self)
-        role = self.webhook_role
         run_task_resources = [
             stack.format_arn(
                 service="ecs",
@@ -641,6 +863,29 @@ class FargateRunners(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
+                sid="InspectAndStopRunnerTasks",
+                actions=["ecs:DescribeTasks", "ecs:StopTask"],
+                resources=[task_arns],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunnerTasks",
+                actions=["ecs:ListTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="QueueJobs",
+                actions=["sqs:SendMessage"],
+                resources=[self.retry_queue.queue_arn, self.dead_letter_queue.queue_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
                 sid="IdempotencyRecords",
                 actions=[
                     "dynamodb:GetItem",
@@ -667,9 +912,9 @@ class FargateRunners(Construct):
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(task_arns))}]",
                 reason=(
-                    "Task ids are unknown before launch; ecs:TagResource is limited to tasks "
-                    "of this cluster and, by the ecs:CreateAction condition, to tagging at "
-                    "RunTask."
+                    "Task ids are unknown before launch; ecs:TagResource (only at RunTask, "
+                    "by the ecs:CreateAction condition), DescribeTasks and StopTask are "
+                    "limited to tasks of this cluster."
                 ),
             )
         )
@@ -677,9 +922,30 @@ class FargateRunners(Construct):
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
-                    "Only the X-Ray statement (xray:PutTraceSegments, xray:PutTelemetryRecords) "
-                    "added by active tracing uses '*': X-Ray has no resource-level permissions."
+                    "'*' is used only by the X-Ray statement added by active tracing (X-Ray has "
+                    "no resource-level permissions) and by ecs:ListTasks, which is pinned to "
+                    "this cluster by an ecs:cluster condition."
                 ),
             )
         )
         Validations.of(role).acknowledge(*acks)
+
+    # -- alarms and dashboard ----------------------------------------------------
+
+    def _observability(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
+        self.dashboard = add_dashboard(
+            self,
+            "Dashboard",
+            namespace=METRICS_NAMESPACE,
+            service=SERVICE_NAME,
+            function_names=[
+                f.function_name
+                for f in (self.webhook_function, self.retry_function, self.reconciler_function)
+            ],
+            api_name=self.api.rest_api_name,
+            cluster_name=self.cluster.cluster_name,
+            retry_queue=self.retry_queue,
+            dlq=self.dead_letter_queue,
+            profiles=[p.name for p in profiles],
+            alarm_topic=props.alarm_topic,
+        )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from .config import RunnersConfig
@@ -43,6 +45,16 @@ class FargateRunnersStack(Stack):
                 self, "ImportedGitHubTokenSecret", config.github_token_secret_arn
             )
 
+        alarm_topic: sns.ITopic | None = None
+        if config.alarm_topic_arn is not None:
+            alarm_topic = sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
+        elif config.alarm_email is not None:
+            topic = sns.Topic(
+                self, "AlarmTopic", display_name="Fargate runners alarms", enforce_ssl=True
+            )
+            topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+            alarm_topic = topic
+
         self.runners = FargateRunners(
             self,
             "Runners",
@@ -60,6 +72,11 @@ class FargateRunnersStack(Stack):
                 throttling_rate_limit=config.webhook_throttle_rate,
                 throttling_burst_limit=config.webhook_throttle_burst,
                 name_prefix=config.stack_name,
+                retry_max_attempts=config.retry_max_attempts,
+                alarm_topic=alarm_topic,
+                runner_idle_timeout_seconds=config.runner_idle_timeout_seconds,
+                reconcile_interval=Duration.minutes(config.reconcile_interval_minutes),
+                github_hook_path=config.github_hook_path,
             ),
         )
 
@@ -89,4 +106,22 @@ class FargateRunnersStack(Stack):
             "ClusterName",
             value=self.runners.cluster.cluster_name,
             description="ECS cluster the runner tasks run in",
+        )
+        CfnOutput(
+            self,
+            "RetryQueueUrl",
+            value=self.runners.retry_queue.queue_url,
+            description="Jobs whose launch failed transiently wait here for a retry",
+        )
+        CfnOutput(
+            self,
+            "DeadLetterQueueUrl",
+            value=self.runners.dead_letter_queue.queue_url,
+            description="Jobs that could not be launched (see README: Failure handling)",
+        )
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=self.runners.dashboard.dashboard_name,
+            description="CloudWatch dashboard of deliveries, launches and queues",
         )

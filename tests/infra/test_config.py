@@ -18,6 +18,7 @@ from cdk.config import (
 pytestmark = pytest.mark.infra
 
 PARTIAL_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pat"
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:deploy/token-AbC123"
 PROFILE = {"name": "default", "labels": ["self-hosted", "linux"]}
 
 
@@ -37,10 +38,24 @@ def test_defaults() -> None:
     assert config.effective_assign_public_ip is True
     assert config.log_retention_days == 30
     assert (config.webhook_throttle_rate, config.webhook_throttle_burst) == (20, 40)
+    assert config.retry_max_attempts == 8
+    assert (config.alarm_email, config.alarm_topic_arn) == (None, None)
+    assert config.runner_idle_timeout_seconds == 900
+    assert config.reconcile_interval_minutes == 5
+    assert config.github_hook_path is None
     (profile,) = config.profiles
     assert profile == RunnerProfile(name="default", labels=DEFAULT_PROFILE_LABELS)
     assert (profile.cpu, profile.memory, profile.architecture) == (1024, 2048, "ARM64")
     assert (profile.ephemeral_storage_gib, profile.image) == (21, DEFAULT_IMAGE)
+    assert (profile.capacity, profile.max_runners) == ("FARGATE", None)
+    assert profile.policy.restricted is False
+    assert (profile.environment, profile.secrets, profile.task_role_policies) == ({}, {}, ())
+    assert (profile.registry_prefix, profile.subnet_ids, profile.assign_public_ip) == (
+        None,
+        (),
+        None,
+    )
+    assert profile.effective_image == DEFAULT_IMAGE
 
 
 def test_cdk_json_context_is_valid() -> None:
@@ -79,6 +94,70 @@ def test_cli_string_values_are_parsed() -> None:
     assert config.webhook_throttle_burst == 5
 
 
+def test_cli_string_values_of_new_keys_are_parsed() -> None:
+    config = load_config(
+        {
+            "profiles": '[{"name": "d", "labels": "x", "capacity": "fargate_spot",'
+            ' "max_runners": "3", "allowed_refs": "refs/heads/main,refs/tags/*",'
+            ' "assign_public_ip": "false", "subnet_ids": "subnet-01234567"}]',
+            "retry_max_attempts": "3",
+            "runner_idle_timeout_seconds": "0",
+            "reconcile_interval_minutes": "15",
+            "github_hook_path": "/repos/octo/app/hooks/1/",
+        }
+    )
+    (profile,) = config.profiles
+    assert (profile.capacity, profile.max_runners) == ("FARGATE_SPOT", 3)
+    assert profile.allowed_refs == ("refs/heads/main", "refs/tags/*")
+    assert (profile.subnet_ids, profile.assign_public_ip) == (("subnet-01234567",), False)
+    assert config.retry_max_attempts == 3
+    assert config.runner_idle_timeout_seconds == 0
+    assert config.reconcile_interval_minutes == 15
+    assert config.github_hook_path == "repos/octo/app/hooks/1"
+
+
+def test_restricted_profile() -> None:
+    """The test stack's deploy profile: its policy is what the Lambda and the runner get."""
+    from .conftest import DEPLOY_PROFILE, DEPLOY_REGISTRY, DEPLOY_SECRET_ARN, DEPLOY_STATEMENT
+
+    config = load_config({"profiles": [DEPLOY_PROFILE]})
+    (profile,) = config.profiles
+    assert profile.capacity == "FARGATE_SPOT_THEN_FARGATE"
+    assert profile.max_runners == 2
+    assert profile.secrets == {"DEPLOY_TOKEN": DEPLOY_SECRET_ARN}
+    assert profile.task_role_policies == (DEPLOY_STATEMENT,)
+    assert profile.policy.restricted
+    assert profile.policy.to_dict() == {
+        "profile": "deploy",
+        "allowed_repositories": ["octo-org/app"],
+        "allowed_refs": ["refs/heads/main"],
+        "allowed_workflows": [],
+        "allowed_events": ["push", "workflow_dispatch"],
+        "deny_fork_pull_requests": True,
+        "required_env": ["DEPLOY_TOKEN"],
+    }
+    assert profile.effective_image == f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("ghcr.io/actions/actions-runner:2", "R/cache/actions/actions-runner:2"),
+        ("ubuntu:22.04", "R/cache/ubuntu:22.04"),
+        ("library/ubuntu", "R/cache/library/ubuntu"),
+        ("localhost:5000/x:1", "R/cache/x:1"),
+        ("localhost/x", "R/cache/x"),
+    ],
+)
+def test_effective_image_replaces_the_registry(image: str, expected: str) -> None:
+    registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    profile = RunnerProfile(
+        name="a", labels=("x",), image=image, registry_prefix=f"{registry}/cache/"
+    )
+    assert profile.effective_image == expected.replace("R", registry, 1)
+    assert RunnerProfile(name="a", labels=("x",), image=image).effective_image == image
+
+
 def test_existing_vpc_defaults_to_no_public_ip() -> None:
     config = load_config({"vpc_id": "vpc-01234567", "subnet_ids": ["subnet-01234567"]})
     assert config.uses_existing_vpc
@@ -103,7 +182,11 @@ def test_null_means_default() -> None:
 
 def test_profile_keys_are_the_dataclass_fields() -> None:
     assert {
-        "name", "labels", "cpu", "memory", "architecture", "ephemeral_storage_gib", "image"
+        "name", "labels", "cpu", "memory", "architecture", "ephemeral_storage_gib", "image",
+        "capacity", "max_runners",
+        "allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events",
+        "required_env", "environment", "secrets", "task_role_policies", "registry_prefix",
+        "subnet_ids", "assign_public_ip",
     } == PROFILE_KEYS  # fmt: skip
 
 
@@ -278,10 +361,220 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("bad rate", {"webhook_throttle_rate": 0}, "webhook_throttle_rate: 0 must be > 0"),
     ("bad burst", {"webhook_throttle_burst": 0}, "webhook_throttle_burst: 0 is outside 1..5000"),
+    # -- profile keys added with the retry queue, policies and registries --
+    (
+        "bad capacity",
+        profiles({**PROFILE, "capacity": "SPOT"}),
+        "profiles[0].capacity: 'SPOT' is not one of FARGATE, FARGATE_SPOT, "
+        "FARGATE_SPOT_THEN_FARGATE",
+    ),
+    (
+        "max_runners zero",
+        profiles({**PROFILE, "max_runners": 0}),
+        "profiles[0].max_runners: 0 is outside 1..10000",
+    ),
+    (
+        "max_runners not int",
+        profiles({**PROFILE, "max_runners": "many"}),
+        "profiles[0].max_runners: 'many' is not an integer",
+    ),
+    (
+        "profile repo not owner/repo",
+        profiles({**PROFILE, "allowed_repositories": ["octo"]}),
+        "profiles[0].allowed_repositories[0]: 'octo' is not 'owner/repo' or 'owner/*'",
+    ),
+    (
+        "ref not full",
+        profiles({**PROFILE, "allowed_refs": ["refs/heads/main", "main"]}),
+        "profiles[0].allowed_refs[1]: 'main' must be a full ref starting with 'refs/'",
+    ),
+    (
+        "workflow not a path",
+        profiles({**PROFILE, "allowed_workflows": ["deploy.yml"]}),
+        "profiles[0].allowed_workflows[0]: 'deploy.yml' must be a workflow path starting with "
+        "'.github/workflows/'",
+    ),
+    (
+        "workflow with ref",
+        profiles({**PROFILE, "allowed_workflows": [".github/workflows/d.yml@main"]}),
+        "profiles[0].allowed_workflows[0]: '.github/workflows/d.yml@main' must be a path "
+        "without '@ref'",
+    ),
+    (
+        "event wildcard",
+        profiles({**PROFILE, "allowed_events": ["push*"]}),
+        "profiles[0].allowed_events[0]: 'push*' is not an event name",
+    ),
+    (
+        "required env not provided",
+        profiles({**PROFILE, "required_env": ["X"]}),
+        "profiles[0].required_env[0]: 'X' is neither in this profile's environment nor its secrets",
+    ),
+    (
+        "required env bad name",
+        profiles({**PROFILE, "required_env": ["1X"]}),
+        "profiles[0].required_env[0]: '1X' is not an environment variable name",
+    ),
+    (
+        "environment not object",
+        profiles({**PROFILE, "environment": ["A=1"]}),
+        "profiles[0].environment: must be an object of NAME: value",
+    ),
+    (
+        "environment reserved name",
+        profiles({**PROFILE, "environment": {"GITHUB_TOKEN": "x"}}),
+        "profiles[0].environment: 'GITHUB_TOKEN' is not an allowed variable name",
+    ),
+    (
+        "environment empty value",
+        profiles({**PROFILE, "environment": {"A": ""}}),
+        "profiles[0].environment.A: must not be empty",
+    ),
+    (
+        "secret reserved name",
+        profiles({**PROFILE, "secrets": {"RUNNER_X": SECRET_ARN}}),
+        "profiles[0].secrets: 'RUNNER_X' is not an allowed variable name",
+    ),
+    (
+        "secret not an arn",
+        profiles({**PROFILE, "secrets": {"TOKEN": "token"}}),
+        "profiles[0].secrets.TOKEN: 'token' is not a Secrets Manager ARN",
+    ),
+    (
+        "task role policies not list",
+        profiles({**PROFILE, "task_role_policies": "arn:aws:iam::aws:policy/X"}),
+        "profiles[0].task_role_policies: must be a list of managed policy ARNs or IAM statements",
+    ),
+    (
+        "task role policy bad arn",
+        profiles({**PROFILE, "task_role_policies": ["arn:aws:iam::aws:role/X"]}),
+        "profiles[0].task_role_policies[0]: 'arn:aws:iam::aws:role/X' is not a managed policy ARN",
+    ),
+    (
+        "task role policy not statement",
+        profiles({**PROFILE, "task_role_policies": [3]}),
+        "profiles[0].task_role_policies[0]: must be a managed policy ARN or an IAM statement",
+    ),
+    (
+        "task role statement with principal",
+        profiles(
+            {
+                **PROFILE,
+                "task_role_policies": [
+                    {"Action": "s3:GetObject", "Resource": "*", "Principal": "*"}
+                ],
+            }
+        ),
+        "profiles[0].task_role_policies[0]: unknown statement keys: Principal",
+    ),
+    (
+        "task role statement bad effect",
+        profiles(
+            {
+                **PROFILE,
+                "task_role_policies": [
+                    {"Effect": "Maybe", "Action": "s3:GetObject", "Resource": "*"}
+                ],
+            }
+        ),
+        "profiles[0].task_role_policies[0].Effect: must be Allow or Deny",
+    ),
+    (
+        "task role statement without resource",
+        profiles({**PROFILE, "task_role_policies": [{"Action": "s3:GetObject"}]}),
+        "profiles[0].task_role_policies[0].Resource: is required",
+    ),
+    (
+        "registry prefix with space",
+        profiles({**PROFILE, "registry_prefix": "a b"}),
+        "profiles[0].registry_prefix: 'a b' is not a registry",
+    ),
+    (
+        "registry prefix empty",
+        profiles({**PROFILE, "registry_prefix": ""}),
+        "profiles[0].registry_prefix: must not be empty",
+    ),
+    (
+        "profile subnet",
+        profiles({**PROFILE, "subnet_ids": ["subnet-01234567", "sn-1"]}),
+        "profiles[0].subnet_ids[1]: 'sn-1' is not a subnet id",
+    ),
+    (
+        "profile public ip",
+        profiles({**PROFILE, "assign_public_ip": "maybe"}),
+        "profiles[0].assign_public_ip: 'maybe' is not a boolean",
+    ),
+    (
+        "profile key typo",
+        profiles({**PROFILE, "allowed_ref": ["refs/heads/main"]}),
+        "profiles[0].allowed_ref: unknown profile key (did you mean 'allowed_refs'?)",
+    ),
+    (
+        "profile policy-only key",
+        profiles({**PROFILE, "deny_fork_pull_requests": False}),
+        "profiles[0].deny_fork_pull_requests: unknown profile key",
+    ),
+    # -- top-level keys added with the retry queue, alarms and the reconciler --
+    ("retry attempts zero", {"retry_max_attempts": 0}, "retry_max_attempts: 0 is outside 1..20"),
+    ("retry attempts 21", {"retry_max_attempts": 21}, "retry_max_attempts: 21 is outside 1..20"),
+    (
+        "retry attempts not int",
+        {"retry_max_attempts": "x"},
+        "retry_max_attempts: 'x' is not an integer",
+    ),
+    ("alarm email", {"alarm_email": "ops"}, "alarm_email: 'ops' is not an e-mail address"),
+    (
+        "alarm topic not sns",
+        {"alarm_topic_arn": "arn:aws:sqs:us-east-1:123456789012:q"},
+        "alarm_topic_arn: 'arn:aws:sqs:us-east-1:123456789012:q' is not an SNS topic ARN",
+    ),
+    (
+        "idle timeout negative",
+        {"runner_idle_timeout_seconds": -1},
+        "runner_idle_timeout_seconds: -1 is outside 0..86400",
+    ),
+    (
+        "idle timeout too long",
+        {"runner_idle_timeout_seconds": 86401},
+        "runner_idle_timeout_seconds: 86401 is outside 0..86400",
+    ),
+    (
+        "reconcile interval zero",
+        {"reconcile_interval_minutes": 0},
+        "reconcile_interval_minutes: 0 is outside 1..60",
+    ),
+    (
+        "reconcile interval 61",
+        {"reconcile_interval_minutes": 61},
+        "reconcile_interval_minutes: 61 is outside 1..60",
+    ),
+    (
+        "hook path id",
+        {"github_hook_path": "repos/octo/app/hooks/abc"},
+        "github_hook_path: 'repos/octo/app/hooks/abc' must look like repos/OWNER/REPO/hooks/ID",
+    ),
+    (
+        "hook path repo only",
+        {"github_hook_path": "octo/app"},
+        "github_hook_path: 'octo/app' must look like",
+    ),
+    (
+        "top-level key typo",
+        {"alarm_emails": "a@example.com"},
+        "alarm_emails: unknown context key (did you mean 'alarm_email'?)",
+    ),
     (
         "bad stack name",
         {"stack_name": "1-runners"},
         "stack_name: '1-runners' is not a valid CloudFormation stack name",
+    ),
+    (
+        "two alarm destinations",
+        {
+            "alarm_email": "ops@example.com",
+            "alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops",
+        },
+        "alarm_email: give alarm_email or alarm_topic_arn, not both",
     ),
 ]
 
@@ -304,3 +597,18 @@ def test_runner_profile_validates_direct_use() -> None:
     profile = RunnerProfile(name="a", labels=["x", "y"])  # type: ignore[arg-type]
     assert profile.labels == ("x", "y")
     assert profile.label_set == frozenset({"x", "y"})
+
+
+def test_runner_profile_checks_its_restrictions_directly() -> None:
+    with pytest.raises(ConfigError, match=r"^required_env\[0\]: 'X' is neither"):
+        RunnerProfile(name="a", labels=("x",), required_env=("X",))
+    with pytest.raises(ConfigError, match=r"^allowed_refs\[0\]: 'main' must be a full ref"):
+        RunnerProfile(name="a", labels=("x",), allowed_refs=("main",))
+    profile = RunnerProfile(name="a", labels=("x",), required_env=("X",), secrets={"X": SECRET_ARN})
+    assert profile.policy.required_env == ("X",)
+
+
+def test_name_in_both_environment_and_secrets_is_rejected() -> None:
+    """ECS refuses a task definition whose secret shares a name with an environment variable."""
+    with pytest.raises(ConfigError, match=r"^profiles\[0\]\.secrets"):
+        load_config(profiles({**PROFILE, "environment": {"A": "1"}, "secrets": {"A": SECRET_ARN}}))

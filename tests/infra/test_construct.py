@@ -16,6 +16,8 @@ from .conftest import NO_BUNDLING
 
 pytestmark = pytest.mark.infra
 
+CACHE_REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache"
+
 
 @pytest.fixture(scope="module")
 def embedded() -> tuple[FargateRunners, dict[str, Any]]:
@@ -26,7 +28,15 @@ def embedded() -> tuple[FargateRunners, dict[str, Any]]:
         stack,
         "Ci",
         FargateRunnersProps(
-            profiles=[RunnerProfile(name="default", labels=("self-hosted", "linux"))],
+            profiles=[
+                RunnerProfile(name="default", labels=("self-hosted", "linux")),
+                # An ECR pull-through cache prefix written with a trailing slash.
+                RunnerProfile(
+                    name="cached",
+                    labels=("self-hosted", "linux", "cached"),
+                    registry_prefix=f"{CACHE_REGISTRY}/",
+                ),
+            ],
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         ),
@@ -41,26 +51,34 @@ def test_uses_the_given_vpc_and_private_subnets(
     resources = template["Resources"]
     assert sum(r["Type"] == "AWS::EC2::VPC" for r in resources.values()) == 1
     assert sum(r["Type"] == "AWS::EC2::FlowLog" for r in resources.values()) == 0
-    (function,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
-    env = function["Properties"]["Environment"]["Variables"]
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == 3
+    envs = [f["Properties"]["Environment"]["Variables"] for f in functions]
+    assert envs[0] == envs[1] == envs[2]
+    env = envs[0]
     assert env["ASSIGN_PUBLIC_IP"] == "DISABLED"
     refs = [p["Ref"] for p in env["SUBNET_IDS"]["Fn::Join"][1] if isinstance(p, dict)]
     assert len(refs) == 2
     assert all("PrivateSubnet" in ref for ref in refs)
     assert runners.task_definitions["default"].family == "Platform-runner-default"
+    assert runners.task_definitions["cached"].family == "Platform-runner-cached"
     assert runners.runner_name_prefix == "platform"
 
 
 def test_exposes_its_parts(embedded: tuple[FargateRunners, dict[str, Any]]) -> None:
     runners, _ = embedded
-    assert set(runners.task_definitions) == {"default"}
-    assert set(runners.task_roles) == set(runners.execution_roles) == {"default"}
+    assert set(runners.task_definitions) == {"default", "cached"}
+    assert set(runners.task_roles) == set(runners.execution_roles) == {"default", "cached"}
     for part in (
         runners.cluster, runners.webhook_function, runners.api, runners.webhook_secret,
         runners.github_token_secret, runners.idempotency_table, runners.security_group,
-        runners.runner_log_group,
+        runners.runner_log_group, runners.retry_function, runners.reconciler_function,
+        runners.retry_queue, runners.dead_letter_queue, runners.dashboard,
+        runners.reconcile_rule,
     ):  # fmt: skip
         assert part is not None
+    roles = {runners.webhook_role, runners.retry_role, runners.reconciler_role}
+    assert len(roles) == 3
     assert runners.webhook_url
 
 
@@ -73,3 +91,53 @@ def test_rejects_duplicate_label_sets() -> None:
     ]
     with pytest.raises(ConfigError, match=r"^profiles\[1\]\.labels: same label set"):
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
+
+
+def ecr_pull_resources(template: dict[str, Any], execution_role: str) -> list[Any]:
+    return [
+        statement["Resource"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": execution_role} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "ecr:BatchGetImage" in statement["Action"]
+    ]
+
+
+def test_registry_prefix_image(embedded: tuple[FargateRunners, dict[str, Any]]) -> None:
+    _, template = embedded
+    (task_def,) = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::ECS::TaskDefinition"
+        and r["Properties"]["Family"] == "Platform-runner-cached"
+    ]
+    (container,) = task_def["ContainerDefinitions"]
+    assert container["Image"] == f"{CACHE_REGISTRY}/actions/actions-runner:2.332.0"
+    role = task_def["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    assert len(ecr_pull_resources(template, role)) == 1
+
+
+def test_registry_prefix_with_trailing_slash_can_pull(
+    embedded: tuple[FargateRunners, dict[str, Any]],
+) -> None:
+    """effective_image strips the trailing '/'; the pull permission must match that image."""
+    runners, template = embedded
+    role = template_id(runners, runners.execution_roles["cached"])
+    assert ecr_pull_resources(template, role) == [
+        {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":ecr:eu-west-1:123456789012:repository/cache/*",
+                ],
+            ]
+        }
+    ]
+
+
+def template_id(runners: FargateRunners, construct: Any) -> str:
+    logical: str = cdk.Stack.of(runners).resolve(construct.node.default_child.logical_id)
+    return logical

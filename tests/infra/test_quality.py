@@ -18,39 +18,103 @@ pytestmark = pytest.mark.infra
 
 # -- cdk-nag -----------------------------------------------------------------------
 
+ALL_SYNTHS = ["main_synth", "existing_vpc_synth", "edge_synth"]
+APP = "FargateRunners/Runners"
 
-@pytest.mark.parametrize("fixture", ["main_synth", "existing_vpc_synth"])
+#: KNOWN cdk/ BUG 1 (see the report that came with these tests).
+#: No cdk-nag finding may remain unacknowledged in any synthesized variant.
+KNOWN_UNSUPPRESSED: dict[str, set[tuple[str, str, str]]] = {
+    "main_synth": set(),
+    "existing_vpc_synth": set(),
+    "edge_synth": set(),
+}
+#: The deploy profile's task-role statement has a resource wildcard of the operator's
+#: choosing: exactly that finding is acknowledged, nothing broader.
+DEPLOY_TASK_ROLE_ACKS = {
+    (f"{APP}/Profile-deploy/TaskRole", "AwsSolutions-IAM5[Resource::arn:aws:s3:::deploy-bucket/*]")
+}
+
+
+@pytest.mark.parametrize("fixture", ALL_SYNTHS)
 def test_cdk_nag_reports_nothing_unacknowledged(
     request: pytest.FixtureRequest, fixture: str
 ) -> None:
-    synth: Synth = request.getfixturevalue(fixture)  # its synth would have raised on errors
+    synth: Synth = request.getfixturevalue(fixture)
     report = synth.validation_report
-    assert findings(report) == set(), json.dumps(report, indent=1)[:4000]
+    assert findings(report) - KNOWN_UNSUPPRESSED[fixture] == set(), json.dumps(report, indent=1)[
+        :4000
+    ]
+
+
+@pytest.mark.parametrize("fixture", ["main_synth", "edge_synth"])
+def test_task_role_policy_findings_are_acknowledged(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    synth: Synth = request.getfixturevalue(fixture)
+    assert findings(synth.validation_report) == set()
+
+
+def under(path: str, scope: str) -> bool:
+    return path == scope or path.startswith(scope + "/")
+
+
+def audit(audit_synth: Synth) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(stale acknowledgments, unacknowledged findings) of the audited synth."""
+    found = {(path.rsplit("/Resource", 1)[0], rule) for path, rule, _ in findings(
+        audit_synth.validation_report
+    )}  # fmt: skip
+    acknowledged: set[tuple[str, str]] = set()
+    stale: set[tuple[str, str]] = set()
+    for scope, rule in audit_synth.acknowledgments:
+        matches = {f for f in found if f[1] == rule and under(f[0], scope)}
+        if not matches:
+            stale.add((scope, rule))
+        acknowledged |= matches
+    return stale, found - acknowledged
 
 
 def test_every_acknowledgment_matches_a_finding(audit_synth: Synth) -> None:
     """With acknowledgments switched off, the findings are exactly the acknowledged ones."""
-    found = {(path.rsplit("/Resource", 1)[0], rule) for path, rule, _ in findings(
-        audit_synth.validation_report
-    )}  # fmt: skip
-    acknowledged = set()
-    for scope, rule in audit_synth.acknowledgments:
-        matches = {f for f in found if f[1] == rule and f[0].startswith(scope)}
-        assert matches, f"stale acknowledgment {rule} on {scope}"
-        acknowledged |= matches
-    assert found - acknowledged == set()
+    stale, unacknowledged = audit(audit_synth)
+    assert stale == set(), f"stale acknowledgments: {sorted(stale)}"
+    assert unacknowledged == set(), sorted(unacknowledged)
     assert len(audit_synth.acknowledgments) == len(set(audit_synth.acknowledgments))
 
 
 def test_acknowledgments_are_narrow(audit_synth: Synth) -> None:
-    rules = sorted(rule for _, rule in audit_synth.acknowledgments)
-    for rule in rules:
-        if rule.startswith(("AwsSolutions-IAM5", "AwsSolutions-IAM4")):
-            assert "[" in rule, f"{rule} must name the finding"
-    # Expected set (two profiles): revisions of each family, tasks of the cluster, X-Ray.
-    iam5 = [r for r in rules if r.startswith("AwsSolutions-IAM5")]
-    assert len(iam5) == 4, iam5
-    assert sum(":task-definition/RunnersTest-runner-" in r for r in iam5) == 2
+    acks = set(audit_synth.acknowledgments)
+    iam = {(scope, rule) for scope, rule in acks if rule.startswith("AwsSolutions-IAM")}
+    pseudo = "arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>"
+    expected = {
+        (
+            f"{APP}/Api/CloudWatchRole",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+        ),
+        # The ECR profile's execution role: its registry prefix, and GetAuthorizationToken.
+        (
+            f"{APP}/Profile-deploy/ExecutionRole",
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:us-east-1:123456789012:"
+            "repository/ghcr/*]",
+        ),
+        (f"{APP}/Profile-deploy/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
+    }
+    cluster = next(
+        rule.split("task/<", 1)[1].split(">", 1)[0] for _, rule in iam if ":task/<" in rule
+    )
+    for role in ("WebhookFunctionRole", "RetryFunctionRole", "ReconcilerFunctionRole"):
+        # Every dispatcher role: revisions of each family, tasks of the cluster, '*'.
+        expected |= {
+            (f"{APP}/{role}", f"AwsSolutions-IAM5[Resource::{pseudo}:task-definition/"
+             f"RunnersTest-runner-{profile}:*]")
+            for profile in ("small", "big-x64", "deploy")
+        }  # fmt: skip
+        expected.add((f"{APP}/{role}", f"AwsSolutions-IAM5[Resource::{pseudo}:task/<{cluster}>/*]"))
+        expected.add((f"{APP}/{role}", "AwsSolutions-IAM5[Resource::*]"))
+    expected |= DEPLOY_TASK_ROLE_ACKS
+    assert iam == expected, sorted(iam ^ expected)
+    ecs2 = {scope for scope, rule in acks if rule == "AwsSolutions-ECS2"}
+    assert ecs2 == {f"{APP}/Profile-{p}/TaskDefinition" for p in ("small", "big-x64", "deploy")}
 
 
 # -- cfn-lint ------------------------------------------------------------------------
@@ -65,7 +129,7 @@ def cfn_lint() -> list[str]:
     return [exe]
 
 
-@pytest.mark.parametrize("fixture", ["main_synth", "existing_vpc_synth"])
+@pytest.mark.parametrize("fixture", ALL_SYNTHS)
 def test_cfn_lint_clean(request: pytest.FixtureRequest, fixture: str) -> None:
     synth: Synth = request.getfixturevalue(fixture)
     result = subprocess.run(
@@ -82,8 +146,10 @@ def test_cfn_lint_clean(request: pytest.FixtureRequest, fixture: str) -> None:
 
 
 def asset_dir(synth: Synth) -> Path:
-    (function,) = synth.resources("AWS::Lambda::Function").values()
-    key = function["Properties"]["Code"]["S3Key"]
+    """The one asset of the three Lambdas (they must share it)."""
+    functions = synth.resources("AWS::Lambda::Function").values()
+    assert len(functions) == 3
+    (key,) = {function["Properties"]["Code"]["S3Key"] for function in functions}
     path = synth.outdir / f"asset.{key.removesuffix('.zip')}"
     assert path.is_dir(), sorted(p.name for p in synth.outdir.iterdir())
     return path
@@ -93,7 +159,8 @@ def test_lambda_asset_contents(main_synth: Synth) -> None:
     if not (REPO_ROOT / "lambda_fn" / "app.py").is_file():
         pytest.skip("lambda_fn/app.py does not exist yet")
     bundle = asset_dir(main_synth)
-    assert (bundle / "lambda_fn" / "app.py").is_file()
+    for module in ("app.py", "retry.py", "reconciler.py", "policy.py"):
+        assert (bundle / "lambda_fn" / module).is_file(), module
     assert (bundle / "lambda_fn" / "__init__.py").is_file()
     for package in ("aws_lambda_powertools", "requests", "pydantic", "aws_xray_sdk"):
         assert (bundle / package).is_dir(), package

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 from typing import Any
@@ -9,9 +11,26 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from .conftest import STACK_NAME, TEST_CONTEXT, Synth
+from cdk.config import load_config
+from lambda_fn.policy import policy_from_json
+
+from .conftest import (
+    DEPLOY_REGISTRY,
+    DEPLOY_SECRET_ARN,
+    DEPLOY_STATEMENT,
+    EDGE_MANAGED_POLICY,
+    REPO_ROOT,
+    STACK_NAME,
+    TEST_CONTEXT,
+    Synth,
+)
 
 pytestmark = pytest.mark.infra
+
+# The repository's files, read directly (not through cdk.runner_files).
+ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
+HOOK = REPO_ROOT / "runner" / "job_started.py"
+POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 
 def only(items: dict[str, Any]) -> Any:
@@ -38,7 +57,9 @@ def as_list(value: Any) -> list[Any]:
 
 
 def webhook_env(synth: Synth) -> dict[str, Any]:
-    function = only(synth.resources("AWS::Lambda::Function"))
+    (function,) = [
+        f for k, f in synth.resources("AWS::Lambda::Function").items() if "WebhookFunction" in k
+    ]
     variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
     return variables
 
@@ -58,6 +79,50 @@ def test_cluster_has_container_insights_and_fargate_capacity_providers(main_synt
     )
 
 
+def task_definition(synth: Synth, family: str) -> dict[str, Any]:
+    (found,) = [
+        r["Properties"]
+        for r in synth.resources("AWS::ECS::TaskDefinition").values()
+        if r["Properties"]["Family"] == family
+    ]
+    return found
+
+
+def container_env(container: dict[str, Any]) -> dict[str, str]:
+    names = [e["Name"] for e in container["Environment"]]
+    assert len(names) == len(set(names)), names
+    return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+
+def gunzip_b64(value: str) -> bytes:
+    return gzip.decompress(base64.b64decode(value, validate=True))
+
+
+def unrestricted_policy(profile: str) -> dict[str, Any]:
+    return {
+        "profile": profile,
+        "allowed_repositories": [],
+        "allowed_refs": [],
+        "allowed_workflows": [],
+        "allowed_events": [],
+        "deny_fork_pull_requests": False,
+        "required_env": [],
+    }
+
+
+#: The deploy profile's policy as the runner and the Lambda must see it.
+DEPLOY_POLICY = {
+    "profile": "deploy",
+    "allowed_repositories": ["octo-org/app"],
+    "allowed_refs": ["refs/heads/main"],
+    "allowed_workflows": [],
+    "allowed_events": ["push", "workflow_dispatch"],
+    "deny_fork_pull_requests": True,
+    "required_env": ["DEPLOY_TOKEN"],
+}
+DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
+
+
 @pytest.mark.parametrize(
     "expected",
     [
@@ -66,18 +131,15 @@ def test_cluster_has_container_insights_and_fargate_capacity_providers(main_synt
             "big-x64", "4096", "16384", "X86_64", 100,
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/runner:custom",
         ),
+        ("deploy", "1024", "2048", "ARM64", 21, DEPLOY_IMAGE),
     ],
-    ids=["small-arm64", "big-x64"],
+    ids=["small-arm64", "big-x64", "deploy"],
 )  # fmt: skip
 def test_task_definition_per_profile(
     main_synth: Synth, expected: tuple[str, str, str, str, int, str]
 ) -> None:
     profile, cpu, memory, arch, storage, image = expected
-    (task_def,) = [
-        r["Properties"]
-        for r in main_synth.resources("AWS::ECS::TaskDefinition").values()
-        if r["Properties"]["Family"] == f"{STACK_NAME}-runner-{profile}"
-    ]
+    task_def = task_definition(main_synth, f"{STACK_NAME}-runner-{profile}")
     assert task_def["Cpu"] == cpu
     assert task_def["Memory"] == memory
     assert task_def["RuntimePlatform"] == {
@@ -91,52 +153,166 @@ def test_task_definition_per_profile(
     (container,) = task_def["ContainerDefinitions"]
     assert container["Name"] == "runner"
     assert container["Image"] == image
-    assert container["Command"] == ["/home/runner/run.sh"]
+    assert container["Command"] == ["bash", "-c", ENTRYPOINT.read_text()]
     assert container["User"] == "1001"
     assert container.get("Privileged", False) is False
     assert "MountPoints" not in container
-    assert "Environment" not in container
-    assert "Secrets" not in container
+    assert "VolumesFrom" not in container
+    assert "LinuxParameters" not in container
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert container["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == profile
+
+
+@pytest.mark.parametrize("profile", ["small", "big-x64"])
+def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> None:
+    (container,) = task_definition(main_synth, f"{STACK_NAME}-runner-{profile}")[
+        "ContainerDefinitions"
+    ]
+    env = container_env(container)
+    assert set(env) == {
+        "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
+        "RUNNER_IDLE_TIMEOUT_SECONDS",
+    }  # fmt: skip
+    assert json.loads(env["RUNNER_POLICY_JSON"]) == unrestricted_policy(profile)
+    assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == str(TEST_CONTEXT["runner_idle_timeout_seconds"])
+    assert gunzip_b64(env["RUNNER_POLICY_PY_GZ_B64"]) == POLICY_MODULE.read_bytes()
+    assert gunzip_b64(env["RUNNER_HOOK_PY_GZ_B64"]) == HOOK.read_bytes()
+    assert "Secrets" not in container
+
+
+def test_restricted_task_definition(main_synth: Synth) -> None:
+    """The deploy profile: policy, hook code, its environment and ECS secrets."""
+    (container,) = task_definition(main_synth, f"{STACK_NAME}-runner-deploy")[
+        "ContainerDefinitions"
+    ]
+    assert container["Command"] == ["bash", "-c", ENTRYPOINT.read_text()]
+    assert container["Image"] == DEPLOY_IMAGE
+    env = container_env(container)
+    assert set(env) == {
+        "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
+        "RUNNER_IDLE_TIMEOUT_SECONDS", "DEPLOY_STAGE",
+    }  # fmt: skip
+    assert json.loads(env["RUNNER_POLICY_JSON"]) == DEPLOY_POLICY
+    (deploy,) = [p for p in load_config(TEST_CONTEXT).profiles if p.name == "deploy"]
+    assert json.loads(env["RUNNER_POLICY_JSON"]) == deploy.policy.to_dict()
+    assert policy_from_json(env["RUNNER_POLICY_JSON"]) == deploy.policy
+    assert gunzip_b64(env["RUNNER_POLICY_PY_GZ_B64"]) == POLICY_MODULE.read_bytes()
+    assert gunzip_b64(env["RUNNER_HOOK_PY_GZ_B64"]) == HOOK.read_bytes()
+    assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "600"
+    assert env["DEPLOY_STAGE"] == "prod"
+    # The secret travels as an ECS secret, never as plain environment.
+    assert container["Secrets"] == [{"Name": "DEPLOY_TOKEN", "ValueFrom": DEPLOY_SECRET_ARN}]
+    assert DEPLOY_SECRET_ARN not in json.dumps(container["Environment"])
+    assert container["User"] == "1001"
+    assert container.get("Privileged", False) is False
+    assert "MountPoints" not in container
 
 
 def test_one_task_definition_per_profile(main_synth: Synth) -> None:
     main_synth.template.resource_count_is("AWS::ECS::TaskDefinition", len(TEST_CONTEXT["profiles"]))
 
 
-def test_task_roles_have_no_permissions(main_synth: Synth) -> None:
-    for task_def in main_synth.resources("AWS::ECS::TaskDefinition").values():
-        role_id = task_def["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-        role = main_synth.raw["Resources"][role_id]["Properties"]
-        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-            "Service": "ecs-tasks.amazonaws.com"
+def profile_roles(synth: Synth, family: str) -> tuple[str, str]:
+    """(task role, execution role) logical ids of a task definition family."""
+    props = task_definition(synth, family)
+    return props["TaskRoleArn"]["Fn::GetAtt"][0], props["ExecutionRoleArn"]["Fn::GetAtt"][0]
+
+
+def role_statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def assert_ecs_tasks_role(synth: Synth, role_id: str) -> dict[str, Any]:
+    role: dict[str, Any] = synth.raw["Resources"][role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
         }
-        assert "ManagedPolicyArns" not in role
-        assert "Policies" not in role
-        for policy in main_synth.resources("AWS::IAM::Policy").values():
-            assert {"Ref": role_id} not in policy["Properties"]["Roles"]
+    ]
+    assert "Policies" not in role
+    return role
 
 
-def test_execution_roles_only_write_runner_logs(main_synth: Synth) -> None:
-    log_group = logical_id(main_synth, "AWS::Logs::LogGroup", "RunnerLogs")
-    for task_def in main_synth.resources("AWS::ECS::TaskDefinition").values():
-        role_id = task_def["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        role = main_synth.raw["Resources"][role_id]["Properties"]
-        assert "ManagedPolicyArns" not in role
-        found = [
-            s
-            for p in main_synth.resources("AWS::IAM::Policy").values()
-            if {"Ref": role_id} in p["Properties"]["Roles"]
-            for s in p["Properties"]["PolicyDocument"]["Statement"]
-        ]
-        assert found == [
-            {
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Effect": "Allow",
-                "Resource": {"Fn::GetAtt": [log_group, "Arn"]},
-            }
-        ]
+@pytest.mark.parametrize("profile", ["small", "big-x64"])
+def test_unrestricted_task_roles_have_no_permissions(main_synth: Synth, profile: str) -> None:
+    task_role, _ = profile_roles(main_synth, f"{STACK_NAME}-runner-{profile}")
+    role = assert_ecs_tasks_role(main_synth, task_role)
+    assert "ManagedPolicyArns" not in role
+    assert role_statements(main_synth, task_role) == []
+
+
+def test_deploy_task_role_has_exactly_its_statement(main_synth: Synth) -> None:
+    task_role, _ = profile_roles(main_synth, f"{STACK_NAME}-runner-deploy")
+    role = assert_ecs_tasks_role(main_synth, task_role)
+    assert "ManagedPolicyArns" not in role
+    assert role_statements(main_synth, task_role) == [DEPLOY_STATEMENT]
+
+
+def test_default_profile_task_role_has_no_permissions(existing_vpc_synth: Synth) -> None:
+    task_role, _ = profile_roles(existing_vpc_synth, "RunnersExisting-runner-default")
+    role = assert_ecs_tasks_role(existing_vpc_synth, task_role)
+    assert "ManagedPolicyArns" not in role
+    assert role_statements(existing_vpc_synth, task_role) == []
+
+
+def runner_logs_statement(synth: Synth) -> dict[str, Any]:
+    log_group = logical_id(synth, "AWS::Logs::LogGroup", "RunnerLogs")
+    return {
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Effect": "Allow",
+        "Resource": {"Fn::GetAtt": [log_group, "Arn"]},
+    }
+
+
+@pytest.mark.parametrize("profile", ["small", "big-x64"])
+def test_execution_roles_only_write_runner_logs(main_synth: Synth, profile: str) -> None:
+    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-{profile}")
+    role = assert_ecs_tasks_role(main_synth, execution_role)
+    assert "ManagedPolicyArns" not in role
+    assert role_statements(main_synth, execution_role) == [runner_logs_statement(main_synth)]
+
+
+def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synth) -> None:
+    """Logs, the profile's one secret, and ECR pulls under registry_prefix only."""
+    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-deploy")
+    role = assert_ecs_tasks_role(main_synth, execution_role)
+    assert "ManagedPolicyArns" not in role
+    assert role_statements(main_synth, execution_role) == [
+        runner_logs_statement(main_synth),
+        {
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Effect": "Allow",
+            "Resource": DEPLOY_SECRET_ARN,
+        },
+        {
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage",
+                "ecr:BatchImportUpstreamImage",
+                "ecr:CreateRepository",
+            ],
+            "Effect": "Allow",
+            "Resource": {  # the stack's partition (aws, aws-cn, aws-us-gov)
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":ecr:us-east-1:123456789012:repository/ghcr/*",
+                    ],
+                ]
+            },
+        },
+        {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*"},
+    ]
 
 
 def test_runner_security_group_has_no_ingress(main_synth: Synth) -> None:
@@ -165,7 +341,8 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
 
 def test_every_log_group_has_the_configured_retention(main_synth: Synth) -> None:
     groups = main_synth.resources("AWS::Logs::LogGroup")
-    assert len(groups) == 4  # runner tasks, webhook Lambda, API access logs, VPC flow logs
+    # runner tasks, three Lambdas, API access logs, VPC flow logs
+    assert len(groups) == 6, sorted(groups)
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == TEST_CONTEXT["log_retention_days"]
 
@@ -202,20 +379,55 @@ def test_idempotency_table(main_synth: Synth) -> None:
     assert table["SSESpecification"] == {"SSEEnabled": True}
 
 
-# -- webhook Lambda ------------------------------------------------------------
+# -- Lambdas -------------------------------------------------------------------
+
+FUNCTIONS = {
+    # construct id: (handler, timeout in seconds)
+    "WebhookFunction": ("lambda_fn.app.handler", 28),
+    "RetryFunction": ("lambda_fn.retry.handler", 60),
+    "ReconcilerFunction": ("lambda_fn.reconciler.handler", 120),
+}
 
 
-def test_webhook_function_settings(main_synth: Synth) -> None:
-    function = only(main_synth.resources("AWS::Lambda::Function"))["Properties"]
-    assert function["Handler"] == "lambda_fn.app.handler"
+def function_id(synth: Synth, name: str) -> str:
+    return logical_id(synth, "AWS::Lambda::Function", name)
+
+
+def function_env(synth: Synth, name: str) -> dict[str, Any]:
+    function = synth.raw["Resources"][function_id(synth, name)]
+    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def test_three_functions(main_synth: Synth) -> None:
+    assert len(main_synth.resources("AWS::Lambda::Function")) == 3
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_function_settings(main_synth: Synth, name: str) -> None:
+    handler, timeout = FUNCTIONS[name]
+    function = main_synth.raw["Resources"][function_id(main_synth, name)]["Properties"]
+    assert function["Handler"] == handler
+    assert function["Timeout"] == timeout
     assert re.fullmatch(r"python3\.(1[2-9]|[2-9]\d)", function["Runtime"])
     assert function["Architectures"] == ["arm64"]
     assert function["MemorySize"] == 1024
-    assert function["Timeout"] == 28
     assert function["TracingConfig"] == {"Mode": "Active"}
-    log_group = logical_id(main_synth, "AWS::Logs::LogGroup", "WebhookFunctionLogs")
+    log_group = logical_id(main_synth, "AWS::Logs::LogGroup", f"{name}Logs")
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": log_group}}
+    assert function["Role"] == {
+        "Fn::GetAtt": [logical_id(main_synth, "AWS::IAM::Role", f"{name}Role"), "Arn"]
+    }
     assert "Layers" not in function
+
+
+def test_functions_share_one_asset_and_one_environment(main_synth: Synth) -> None:
+    functions = [main_synth.raw["Resources"][function_id(main_synth, n)] for n in FUNCTIONS]
+    assert len({json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}) == 1
+    envs = [f["Properties"]["Environment"]["Variables"] for f in functions]
+    assert envs[0] == envs[1] == envs[2]
+    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions}
+    assert len(roles) == 3  # each function has its own role
 
 
 def test_webhook_environment(main_synth: Synth) -> None:
@@ -238,6 +450,13 @@ def test_webhook_environment(main_synth: Synth) -> None:
     assert env["ALLOWED_REPOSITORIES"] == "octo-org/*,other/app"
     table = logical_id(main_synth, "AWS::DynamoDB::Table", "IdempotencyTable")
     assert env["IDEMPOTENCY_TABLE"] == {"Ref": table}
+    assert env["RETRY_QUEUE_URL"] == {"Ref": logical_id(main_synth, "AWS::SQS::Queue", "Retry")}
+    assert env["DEAD_LETTER_QUEUE_URL"] == {
+        "Ref": logical_id(main_synth, "AWS::SQS::Queue", "DeadLetter")
+    }
+    assert env["RETRY_MAX_ATTEMPTS"] == "4"
+    assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "720"  # the task's 600 s + 120 s
+    assert env["GITHUB_HOOK_PATH"] == "orgs/octo-org/hooks/12345"
     assert env["RUNNER_NAME_PREFIX"] == STACK_NAME.lower()
     assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FargateRunners"
@@ -246,6 +465,8 @@ def test_webhook_environment(main_synth: Synth) -> None:
         "WEBHOOK_SECRET_ARN", "GITHUB_TOKEN_SECRET_ARN", "GITHUB_API_URL", "ECS_CLUSTER",
         "SUBNET_IDS", "SECURITY_GROUP_IDS", "ASSIGN_PUBLIC_IP", "RUNNER_PROFILES",
         "RUNNER_SCOPE", "RUNNER_GROUP_ID", "ALLOWED_REPOSITORIES", "IDEMPOTENCY_TABLE",
+        "RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "RETRY_MAX_ATTEMPTS",
+        "RUNNER_IDLE_TIMEOUT_SECONDS", "GITHUB_HOOK_PATH",
     }  # fmt: skip
     extra = {
         "RUNNER_NAME_PREFIX", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
@@ -260,93 +481,242 @@ def resolve_join(value: Any, refs: dict[str, str]) -> str:
     return "".join(p if isinstance(p, str) else refs[p["Ref"]] for p in parts)
 
 
-def test_runner_profiles_json(main_synth: Synth) -> None:
-    env = webhook_env(main_synth)
+def runner_profiles(synth: Synth) -> list[dict[str, Any]]:
+    """``RUNNER_PROFILES`` with task definition ARNs rendered as ``arn:task-definition/F:1``."""
     task_defs = {
-        r["Properties"]["Family"]: k
-        for k, r in main_synth.resources("AWS::ECS::TaskDefinition").items()
+        r["Properties"]["Family"]: k for k, r in synth.resources("AWS::ECS::TaskDefinition").items()
     }
     refs = {logical: f"arn:task-definition/{family}:1" for family, logical in task_defs.items()}
-    profiles = json.loads(resolve_join(env["RUNNER_PROFILES"], refs))
-    assert profiles == [
+    value = webhook_env(synth)["RUNNER_PROFILES"]
+    parsed: list[dict[str, Any]] = json.loads(resolve_join(value, refs))
+    return parsed
+
+
+def test_runner_profiles_json(main_synth: Synth) -> None:
+    assert runner_profiles(main_synth) == [
         {
             "name": "small",
             "labels": ["self-hosted", "linux", "arm64", "small"],
             "task_definition": f"arn:task-definition/{STACK_NAME}-runner-small:1",
             "container_name": "runner",
+            "capacity": "FARGATE",
         },
         {
             "name": "big-x64",
             "labels": ["self-hosted", "Linux", "X64", "big"],
             "task_definition": f"arn:task-definition/{STACK_NAME}-runner-big-x64:1",
             "container_name": "runner",
+            "capacity": "FARGATE",
+        },
+        {
+            "name": "deploy",
+            "labels": ["self-hosted", "linux", "deploy"],
+            "task_definition": f"arn:task-definition/{STACK_NAME}-runner-deploy:1",
+            "container_name": "runner",
+            "capacity": "FARGATE_SPOT_THEN_FARGATE",
+            "max_runners": 2,
+            "policy": DEPLOY_POLICY,
         },
     ]
 
 
+# -- retry queue, dead-letter queue, reconciler schedule ----------------------------------
+
+
+def queue_policy_statements(synth: Synth, queue_id: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for p in synth.resources("AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in p["Properties"]["Queues"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def enforce_ssl_statement(queue_id: str) -> dict[str, Any]:
+    return {
+        "Action": "sqs:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+    }
+
+
+def test_queues_encrypted_ssl_only_with_redrive(main_synth: Synth) -> None:
+    queues = main_synth.resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    retry_id = logical_id(main_synth, "AWS::SQS::Queue", "RetryQueue")
+    dlq_id = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
+    retry = queues[retry_id]["Properties"]
+    dlq = queues[dlq_id]["Properties"]
+    assert retry["SqsManagedSseEnabled"] is True
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert retry["VisibilityTimeout"] == 360  # 6 x the retry function's 60 s
+    assert retry["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "RedrivePolicy" not in dlq
+    for queue_id in (retry_id, dlq_id):
+        assert queue_policy_statements(main_synth, queue_id) == [enforce_ssl_statement(queue_id)]
+
+
+def test_retry_function_consumes_only_the_retry_queue(main_synth: Synth) -> None:
+    (mapping,) = main_synth.resources("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    retry_queue = logical_id(main_synth, "AWS::SQS::Queue", "RetryQueue")
+    assert props["FunctionName"] == {"Ref": function_id(main_synth, "RetryFunction")}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [retry_queue, "Arn"]}
+    assert props["BatchSize"] == 5
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props.get("Enabled", True) is True
+
+
+def test_reconciler_schedule(main_synth: Synth) -> None:
+    (rule,) = main_synth.resources("AWS::Events::Rule").values()
+    props = rule["Properties"]
+    assert props["ScheduleExpression"] == "rate(10 minutes)"
+    assert props["State"] == "ENABLED"
+    assert "EventPattern" not in props
+    reconciler = function_id(main_synth, "ReconcilerFunction")
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [reconciler, "Arn"]}
+    # EventBridge may invoke only the reconciler, only from this rule.
+    rule_id = logical_id(main_synth, "AWS::Events::Rule", "ReconcileSchedule")
+    (permission,) = [
+        p["Properties"]
+        for p in main_synth.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    assert permission["FunctionName"] == {"Fn::GetAtt": [reconciler, "Arn"]}
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+
+
+def test_default_reconcile_interval(existing_vpc_synth: Synth) -> None:
+    (rule,) = existing_vpc_synth.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+
+
 # -- IAM -------------------------------------------------------------------------
 
-
-def test_webhook_role_has_no_managed_policies(main_synth: Synth) -> None:
-    role_id = logical_id(main_synth, "AWS::IAM::Role", "WebhookFunctionRole")
-    assert "ManagedPolicyArns" not in main_synth.raw["Resources"][role_id]["Properties"]
+ALL_SYNTHS = ["main_synth", "existing_vpc_synth", "edge_synth"]
 
 
-def test_no_wildcard_actions_anywhere(main_synth: Synth) -> None:
-    for policy in main_synth.resources("AWS::IAM::Policy").values():
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_function_roles_have_no_managed_policies(main_synth: Synth, name: str) -> None:
+    role_id = logical_id(main_synth, "AWS::IAM::Role", f"{name}Role")
+    role = main_synth.raw["Resources"][role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    assert "Policies" not in role
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+        }
+    ]
+
+
+@pytest.mark.parametrize("fixture", ALL_SYNTHS)
+def test_no_wildcard_actions_anywhere(request: pytest.FixtureRequest, fixture: str) -> None:
+    synth: Synth = request.getfixturevalue(fixture)
+    assert synth.resources("AWS::IAM::ManagedPolicy") == {}
+    for policy in synth.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow", statement
             for action in as_list(statement["Action"]):
                 assert "*" not in action, statement
 
 
-def test_only_xray_uses_star_resource(main_synth: Synth) -> None:
-    for policy in main_synth.resources("AWS::IAM::Policy").values():
+@pytest.mark.parametrize("fixture", ALL_SYNTHS)
+def test_star_resource_only_for_xray_list_tasks_and_ecr_token(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """'*' only where AWS has no resource-level permissions, and ListTasks pinned to the cluster."""
+    synth: Synth = request.getfixturevalue(fixture)
+    cluster = logical_id(synth, "AWS::ECS::Cluster", "Cluster")
+    ecr_execution_roles = set()
+    if fixture == "main_synth":
+        ecr_execution_roles.add(profile_roles(synth, f"{STACK_NAME}-runner-deploy")[1])
+    seen_token_roles = set()
+    for policy in synth.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if "*" in as_list(statement["Resource"]):
-                assert sorted(as_list(statement["Action"])) == [
-                    "xray:PutTelemetryRecords",
-                    "xray:PutTraceSegments",
-                ]
+            if "*" not in as_list(statement["Resource"]):
+                continue
+            assert statement["Resource"] == "*", statement  # never '*' next to other ARNs
+            actions = sorted(as_list(statement["Action"]))
+            if actions == ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]:
+                assert "Condition" not in statement
+            elif actions == ["ecs:ListTasks"]:
+                assert statement["Condition"] == {
+                    "ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}
+                }
+            elif actions == ["ecr:GetAuthorizationToken"]:
+                seen_token_roles |= {r["Ref"] for r in policy["Properties"]["Roles"]}
+            else:
+                raise AssertionError(f"'*' resource for {actions}")
+    assert seen_token_roles == ecr_execution_roles
 
 
-def test_webhook_permissions_are_exactly_scoped(main_synth: Synth) -> None:
-    found = statements(main_synth, "WebhookFunctionRole")
+def dispatcher_actions(name: str) -> list[str]:
+    actions = [
+        "logs:CreateLogStream", "logs:PutLogEvents",
+        "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+        "ecs:RunTask", "ecs:TagResource", "iam:PassRole",
+        "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+    ]  # fmt: skip
+    if name == "RetryFunction":  # added by the SQS event source
+        actions += [
+            "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
+            "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        ]  # fmt: skip
+    return sorted(actions)
+
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "r", "AWS::AccountId": "1"}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_function_permissions_are_exactly_scoped(main_synth: Synth, name: str) -> None:
+    found = statements(main_synth, f"{name}Role")
     actions = sorted(a for s in found for a in as_list(s["Action"]))
-    assert actions == sorted(
-        [
-            "logs:CreateLogStream", "logs:PutLogEvents",
-            "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-            "ecs:RunTask", "ecs:TagResource", "iam:PassRole",
-            "secretsmanager:GetSecretValue",
-            "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        ]
-    )  # fmt: skip
+    assert actions == dispatcher_actions(name)  # also: no action granted twice
     assert all(s["Effect"] == "Allow" for s in found)
     by_action = {a: s for s in found for a in as_list(s["Action"])}
     cluster = logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
+    on_cluster = {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
 
     run_task = by_action["ecs:RunTask"]
-    assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
-    arns = sorted(
-        resolve_join(r, {"AWS::Partition": "aws", "AWS::Region": "r", "AWS::AccountId": "1"})
-        for r in as_list(run_task["Resource"])
-    )
+    assert as_list(run_task["Action"]) == ["ecs:RunTask"]
+    assert run_task["Condition"] == on_cluster
+    arns = sorted(resolve_join(r, PSEUDO) for r in as_list(run_task["Resource"]))
     assert arns == sorted(
         f"arn:aws:ecs:r:1:task-definition/{STACK_NAME}-runner-{p['name']}:*"
         for p in TEST_CONTEXT["profiles"]
     )
 
+    task_arn = "arn:aws:ecs:r:1:task/C/*"
     tag = by_action["ecs:TagResource"]
+    assert as_list(tag["Action"]) == ["ecs:TagResource"]
     assert tag["Condition"] == {"StringEquals": {"ecs:CreateAction": "RunTask"}}
-    assert (
-        resolve_join(
-            tag["Resource"],
-            {"AWS::Partition": "aws", "AWS::Region": "r", "AWS::AccountId": "1", cluster: "C"},
-        )
-        == "arn:aws:ecs:r:1:task/C/*"
-    )
+    assert resolve_join(tag["Resource"], {**PSEUDO, cluster: "C"}) == task_arn
+
+    inspect = by_action["ecs:StopTask"]
+    assert sorted(as_list(inspect["Action"])) == ["ecs:DescribeTasks", "ecs:StopTask"]
+    assert inspect["Condition"] == on_cluster
+    assert resolve_join(inspect["Resource"], {**PSEUDO, cluster: "C"}) == task_arn
+
+    list_tasks = by_action["ecs:ListTasks"]
+    assert as_list(list_tasks["Action"]) == ["ecs:ListTasks"]
+    assert list_tasks["Resource"] == "*"
+    assert list_tasks["Condition"] == on_cluster
 
     pass_role = by_action["iam:PassRole"]
+    assert as_list(pass_role["Action"]) == ["iam:PassRole"]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
@@ -354,20 +724,33 @@ def test_webhook_permissions_are_exactly_scoped(main_synth: Synth) -> None:
     for task_def in main_synth.resources("AWS::ECS::TaskDefinition").values():
         expected_roles.add(task_def["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0])
         expected_roles.add(task_def["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0])
-    assert len(expected_roles) == 4
+    assert len(expected_roles) == 2 * len(TEST_CONTEXT["profiles"])
+    assert len(pass_role["Resource"]) == len(expected_roles)
     assert {r["Fn::GetAtt"][0] for r in pass_role["Resource"]} == expected_roles
     assert all(r["Fn::GetAtt"][1] == "Arn" for r in pass_role["Resource"])
+
+    retry_queue = logical_id(main_synth, "AWS::SQS::Queue", "RetryQueue")
+    dlq = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
+    send = by_action["sqs:SendMessage"]
+    assert as_list(send["Action"]) == ["sqs:SendMessage"]
+    assert sorted(r["Fn::GetAtt"][0] for r in send["Resource"]) == sorted([retry_queue, dlq])
+    assert all(r["Fn::GetAtt"][1] == "Arn" for r in send["Resource"])
+    if name == "RetryFunction":
+        consume = by_action["sqs:ReceiveMessage"]
+        assert consume["Resource"] == {"Fn::GetAtt": [retry_queue, "Arn"]}
+        assert "sqs:SendMessage" not in as_list(consume["Action"])
 
     secrets = by_action["secretsmanager:GetSecretValue"]
     assert as_list(secrets["Action"]) == ["secretsmanager:GetSecretValue"]
     assert {r["Ref"] for r in secrets["Resource"]} == set(
         main_synth.resources("AWS::SecretsManager::Secret")
     )
+    assert len(secrets["Resource"]) == 2
 
     table = logical_id(main_synth, "AWS::DynamoDB::Table", "IdempotencyTable")
     assert by_action["dynamodb:PutItem"]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
 
-    log_group = logical_id(main_synth, "AWS::Logs::LogGroup", "WebhookFunctionLogs")
+    log_group = logical_id(main_synth, "AWS::Logs::LogGroup", f"{name}Logs")
     assert by_action["logs:PutLogEvents"]["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}
 
 
@@ -383,9 +766,23 @@ def test_api_has_only_post_webhook(main_synth: Synth) -> None:
     assert method["Properties"]["ResourceId"] == {
         "Ref": logical_id(main_synth, "AWS::ApiGateway::Resource", "webhook")
     }
-    # API Gateway may invoke the function only for POST /webhook of its stage.
-    (permission,) = main_synth.resources("AWS::Lambda::Permission").values()
-    source = permission["Properties"]["SourceArn"]["Fn::Join"][1]
+    assert method["Properties"]["Integration"]["Uri"]["Fn::Join"][1][-2] == {
+        "Fn::GetAtt": [function_id(main_synth, "WebhookFunction"), "Arn"]
+    }
+    # API Gateway may invoke only the webhook function, only for POST /webhook of its stage;
+    # the only other invoke permission is the reconciler schedule's.
+    permissions = [
+        p["Properties"] for p in main_synth.resources("AWS::Lambda::Permission").values()
+    ]
+    assert sorted(p["Principal"] for p in permissions) == [
+        "apigateway.amazonaws.com",
+        "events.amazonaws.com",
+    ]
+    (permission,) = [p for p in permissions if p["Principal"] == "apigateway.amazonaws.com"]
+    assert permission["FunctionName"] == {
+        "Fn::GetAtt": [function_id(main_synth, "WebhookFunction"), "Arn"]
+    }
+    source = permission["SourceArn"]["Fn::Join"][1]
     assert source[-1] == "/POST/webhook"
 
 
@@ -408,14 +805,82 @@ def test_api_stage_throttling_logging_tracing(main_synth: Synth) -> None:
 
 def test_outputs(main_synth: Synth) -> None:
     outputs = main_synth.raw["Outputs"]
-    assert set(outputs) == {"WebhookUrl", "WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName"}
+    assert set(outputs) == {
+        "WebhookUrl", "WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName",
+        "RetryQueueUrl", "DeadLetterQueueUrl", "DashboardName",
+    }  # fmt: skip
     url = outputs["WebhookUrl"]["Value"]["Fn::Join"][1]
     assert url[0] == "https://"
     assert url[-1] == "/webhook"
     assert outputs["ClusterName"]["Value"] == {
         "Ref": logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
     }
+    assert outputs["RetryQueueUrl"]["Value"] == {
+        "Ref": logical_id(main_synth, "AWS::SQS::Queue", "RetryQueue")
+    }
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {
+        "Ref": logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
+    }
+    assert outputs["DashboardName"]["Value"] == {
+        "Ref": logical_id(main_synth, "AWS::CloudWatch::Dashboard", "Dashboard")
+    }
     assert main_synth.stack.stack_name == STACK_NAME
+
+
+# -- alarms ------------------------------------------------------------------------
+
+
+def alarm_actions(synth: Synth) -> list[tuple[Any, Any]]:
+    alarms = synth.resources("AWS::CloudWatch::Alarm").values()
+    return [(a["Properties"].get("AlarmActions"), a["Properties"].get("OKActions")) for a in alarms]
+
+
+def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
+    main_synth: Synth,
+) -> None:
+    (topic_id,) = main_synth.resources("AWS::SNS::Topic")
+    (subscription,) = main_synth.resources("AWS::SNS::Subscription").values()
+    assert subscription["Properties"] == {
+        "Endpoint": "ops@example.com",
+        "Protocol": "email",
+        "TopicArn": {"Ref": topic_id},
+    }
+    (policy,) = main_synth.resources("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    # Both alarms (dead-letter queue not empty, launch failures) notify the topic.
+    actions = alarm_actions(main_synth)
+    assert len(actions) == 2
+    assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
+    dlq = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
+    main_synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}],
+        },
+    )
+
+
+def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
+    synth = existing_vpc_synth
+    arn = "arn:aws:sns:eu-west-1:123456789012:ops-alarms"
+    synth.template.resource_count_is("AWS::SNS::Topic", 0)
+    synth.template.resource_count_is("AWS::SNS::Subscription", 0)
+    actions = alarm_actions(synth)
+    assert len(actions) == 2
+    assert all(a == ([arn], [arn]) for a in actions), actions
+
+
+def test_no_alarm_topic(edge_synth: Synth) -> None:
+    edge_synth.template.resource_count_is("AWS::SNS::Topic", 0)
+    actions = alarm_actions(edge_synth)
+    assert len(actions) == 2
+    assert all(a == (None, None) for a in actions), actions
 
 
 # -- existing VPC + imported PAT secret --------------------------------------------
@@ -433,6 +898,16 @@ def test_existing_vpc_variant(existing_vpc_synth: Synth) -> None:
     assert group["VpcId"] == "vpc-0123456789abcdef0"
 
 
+def test_default_environment_values(existing_vpc_synth: Synth) -> None:
+    env = webhook_env(existing_vpc_synth)
+    assert env["RETRY_MAX_ATTEMPTS"] == "8"
+    assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "1020"  # the task's 900 s + 120 s
+    assert env["GITHUB_HOOK_PATH"] == ""
+    (task_def,) = existing_vpc_synth.resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task_def["Properties"]["ContainerDefinitions"]
+    assert container_env(container)["RUNNER_IDLE_TIMEOUT_SECONDS"] == "900"
+
+
 def test_imported_token_secret(existing_vpc_synth: Synth) -> None:
     synth = existing_vpc_synth
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh/pat-AbC123"
@@ -441,12 +916,61 @@ def test_imported_token_secret(existing_vpc_synth: Synth) -> None:
     env = webhook_env(synth)
     assert env["GITHUB_TOKEN_SECRET_ARN"] == arn
     assert synth.raw["Outputs"]["GitHubTokenSecretArn"]["Value"] == arn
-    found = statements(synth, "WebhookFunctionRole")
-    (get_secret,) = [s for s in found if s["Action"] == "secretsmanager:GetSecretValue"]
-    assert get_secret["Resource"] == [{"Ref": secret_id}, arn]
+    for name in FUNCTIONS:
+        found = statements(synth, f"{name}Role")
+        (get_secret,) = [s for s in found if s["Action"] == "secretsmanager:GetSecretValue"]
+        assert get_secret["Resource"] == [{"Ref": secret_id}, arn]
 
 
 def test_default_profile_family(existing_vpc_synth: Synth) -> None:
     (task_def,) = existing_vpc_synth.resources("AWS::ECS::TaskDefinition").values()
     assert task_def["Properties"]["Family"] == "RunnersExisting-runner-default"
     assert task_def["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+    assert runner_profiles(existing_vpc_synth) == [
+        {
+            "name": "default",
+            "labels": ["self-hosted", "linux", "arm64", "fargate"],
+            "task_definition": "arn:task-definition/RunnersExisting-runner-default:1",
+            "container_name": "runner",
+            "capacity": "FARGATE",
+        }
+    ]
+
+
+# -- edge variant: watchdog off, managed task role policy, non-ECR mirror ------------------
+
+
+def test_watchdog_off_gives_the_reconciler_an_hour(edge_synth: Synth) -> None:
+    assert webhook_env(edge_synth)["RUNNER_IDLE_TIMEOUT_SECONDS"] == str(3600 + 120)
+    (task_def,) = edge_synth.resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task_def["Properties"]["ContainerDefinitions"]
+    assert container_env(container)["RUNNER_IDLE_TIMEOUT_SECONDS"] == "0"
+
+
+def test_profile_network_and_capacity_reach_the_lambda(edge_synth: Synth) -> None:
+    assert runner_profiles(edge_synth) == [
+        {
+            "name": "mirror",
+            "labels": ["self-hosted", "linux", "mirror"],
+            "task_definition": "arn:task-definition/RunnersEdge-runner-mirror:1",
+            "container_name": "runner",
+            "capacity": "FARGATE_SPOT",
+            "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
+            "assign_public_ip": False,
+        }
+    ]
+
+
+def test_managed_task_role_policy_and_non_ecr_mirror(edge_synth: Synth) -> None:
+    task_role, execution_role = profile_roles(edge_synth, "RunnersEdge-runner-mirror")
+    role = assert_ecs_tasks_role(edge_synth, task_role)
+    assert role["ManagedPolicyArns"] == [EDGE_MANAGED_POLICY]
+    assert role_statements(edge_synth, task_role) == []
+    # A registry that is not ECR needs no pull permissions: logs only.
+    assert "ManagedPolicyArns" not in assert_ecs_tasks_role(edge_synth, execution_role)
+    assert role_statements(edge_synth, execution_role) == [runner_logs_statement(edge_synth)]
+    (container,) = task_definition(edge_synth, "RunnersEdge-runner-mirror")["ContainerDefinitions"]
+    assert container["Image"] == "mirror.example.com/hub/actions/actions-runner:2.332.0"
+    assert json.loads(container_env(container)["RUNNER_POLICY_JSON"]) == unrestricted_policy(
+        "mirror"
+    )
