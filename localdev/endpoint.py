@@ -26,10 +26,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
+
+from localdev._background import BackgroundHTTPServer, Service
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -151,7 +152,7 @@ class Invocation:
     body: str = ""
 
 
-class WebhookServer:
+class WebhookServer(Service):
     """Serve ``handler`` at ``POST /webhook`` (and any other ``routes``) on 127.0.0.1."""
 
     def __init__(
@@ -177,8 +178,7 @@ class WebhookServer:
         self.invocations: list[Invocation] = []
         self._invoke_lock = threading.Lock()
         self._record_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundHTTPServer("webhook-endpoint")
         self._stdout: _ThreadRoutedStdout | None = None
         self._logger_stream: Any = None
 
@@ -189,10 +189,7 @@ class WebhookServer:
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("WebhookServer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.base_url
 
     @property
     def output(self) -> list[str]:
@@ -213,7 +210,7 @@ class WebhookServer:
         return records
 
     def start(self) -> WebhookServer:
-        if self._server is not None:
+        if self._http.running:
             return self
         if self.capture_output:
             self._install_capture()
@@ -222,34 +219,12 @@ class WebhookServer:
         class RequestHandler(_EndpointHandler):
             server_owner = owner
 
-        self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-endpoint", daemon=True
-        )
-        self._thread.start()
+        self._http.start(self.host, self.port, RequestHandler)
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
         self._remove_capture()
-
-    def __enter__(self) -> WebhookServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- output capture ------------------------------------------------------
 

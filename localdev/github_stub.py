@@ -24,10 +24,11 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from localdev._background import BackgroundHTTPServer, Service
 
 _SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
 _JIT = re.compile(_SCOPE + r"/actions/runners/generate-jitconfig$")
@@ -59,7 +60,7 @@ class _Failure:
 
 
 @dataclass
-class GitHubStub:
+class GitHubStub(Service):
     """The stand-in server. ``start()`` binds 127.0.0.1 on a free port."""
 
     host: str = "127.0.0.1"
@@ -74,54 +75,30 @@ class GitHubStub:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _failures: list[_Failure] = field(default_factory=list, repr=False)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
+    _http: BackgroundHTTPServer = field(
+        default_factory=lambda: BackgroundHTTPServer("github-stub"), repr=False
+    )
 
     @property
     def url(self) -> str:
         """Base URL to use as ``GITHUB_API_URL``."""
-        if self._server is None:
-            raise RuntimeError("GitHubStub is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.base_url
 
     def start(self) -> GitHubStub:
         """Start serving in a daemon thread; returns self."""
-        if self._server is not None:
+        if self._http.running:
             return self
         stub = self
 
         class Handler(_StubHandler):
             owner = stub
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="github-stub", daemon=True
-        )
-        self._thread.start()
+        self._http.start(self.host, self.port, Handler)
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port (idempotent)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GitHubStub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._http.stop()
 
     def fail(
         self,

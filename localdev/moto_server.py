@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
+
+from localdev._background import Service
 
 DEFAULT_HOST = "127.0.0.1"
 
 
 @dataclass
-class MotoServer:
+class MotoServer(Service):
     """A running moto server. ``stop()`` is idempotent; also a context manager."""
 
     url: str
@@ -30,16 +31,9 @@ class MotoServer:
 
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
-    def __enter__(self) -> MotoServer:
+    def start(self) -> MotoServer:
+        """Already started by :func:`start`; here for the context-manager protocol."""
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start(host: str = DEFAULT_HOST, port: int = 0) -> MotoServer:
