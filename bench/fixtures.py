@@ -8,12 +8,13 @@ timer starts without pre-importing the code under test.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from lambda_fn.signature import sign
+from localdev.endpoint import api_gateway_event
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -122,11 +123,6 @@ def queued_payload(
     }
 
 
-def sign(secret: str, body: bytes) -> str:
-    """GitHub's ``X-Hub-Signature-256`` for ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def delivery_headers(body: bytes, delivery_id: str, event: str = "workflow_job") -> dict[str, str]:
     """The headers GitHub sends with a delivery, signed with :data:`WEBHOOK_SECRET`."""
     return {
@@ -134,36 +130,20 @@ def delivery_headers(body: bytes, delivery_id: str, event: str = "workflow_job")
         "User-Agent": "GitHub-Hookshot/bench",
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": delivery_id,
-        "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
+        "X-Hub-Signature-256": sign(WEBHOOK_SECRET.encode(), body),
     }
 
 
 def api_event(body: bytes, delivery_id: str) -> dict[str, Any]:
     """An API Gateway REST proxy event (payload format 1.0) for ``POST /webhook``."""
-    headers = delivery_headers(body, delivery_id)
-    return {
-        "resource": "/webhook",
-        "path": "/webhook",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/webhook",
-            "httpMethod": "POST",
-            "path": "/prod/webhook",
-            "stage": "prod",
-            "requestId": f"req-{delivery_id}",
-            "identity": {"sourceIp": "140.82.112.1"},
-            "accountId": ACCOUNT,
-            "apiId": "bench",
-        },
-        "body": body.decode(),
-        "isBase64Encoded": False,
-    }
+    return api_gateway_event(
+        "POST",
+        "/webhook",
+        delivery_headers(body, delivery_id).items(),
+        body,
+        resource="/webhook",
+        request_id=f"req-{delivery_id}",
+    )
 
 
 def job_event(job_id: int, delivery_id: str, labels: tuple[str, ...] = MATCHING_LABELS) -> Any:

@@ -313,21 +313,19 @@ def _hook_path(raw: str) -> str | None:
     return path
 
 
-def _non_negative_int(raw: str, name: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must be 0 or more, got {value}")
-    return value
-
-
 def _positive_int(raw: str, name: str) -> int:
+    return _int_at_least(raw, name, 1)
+
+
+def _non_negative_int(raw: str, name: str) -> int:
+    return _int_at_least(raw, name, 0)
+
+
+def _int_at_least(raw: str, name: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value

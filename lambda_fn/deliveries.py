@@ -59,11 +59,7 @@ def handle(headers: Mapping[str, str], body: bytes, lambda_context: Any = None) 
         settings = get_settings()
         secret = get_secret_string(settings.webhook_secret_arn, settings.secrets_max_age_seconds)
     except (ConfigError, SecretMissingError) as exc:
-        logger.error("dispatcher is misconfigured", extra={"error": str(exc)})
-        count("LaunchFailures", ("kind", "config"))
-        return Answer(
-            500, {"status": "error", "reason": "dispatcher is misconfigured; see its logs"}
-        )
+        return _misconfigured(exc)
     except TransientError as exc:
         logger.warning("could not read the webhook secret", extra={"error": str(exc)})
         return Answer(503, {"status": "error", "reason": "temporarily unavailable, redeliver"})
@@ -97,6 +93,13 @@ def handle(headers: Mapping[str, str], body: bytes, lambda_context: Any = None) 
     if answer.body.get("status") == "launched":
         milliseconds("DispatchLatency", (time.perf_counter() - started) * 1000)
     return answer
+
+
+def _misconfigured(exc: Exception) -> Answer:
+    """500 for GitHub's delivery log; the details (variable names, ARNs) only in our logs."""
+    logger.error("dispatcher is misconfigured", extra={"error": str(exc)})
+    count("LaunchFailures", ("kind", "config"))
+    return Answer(500, {"status": "error", "reason": "dispatcher is misconfigured; see its logs"})
 
 
 def _bad_request(reason: str) -> Answer:
@@ -250,11 +253,7 @@ def launch_answer(job: Any, context: Any) -> Answer:
         count("LaunchFailures", ("kind", "transient"))
         return _queue_for_retry(job, exc)
     except (ConfigError, SecretMissingError) as exc:
-        logger.error("dispatcher is misconfigured", extra={"error": str(exc)})
-        count("LaunchFailures", ("kind", "config"))
-        return Answer(
-            500, {"status": "error", "reason": "dispatcher is misconfigured; see its logs"}
-        )
+        return _misconfigured(exc)
     except PermanentError as exc:
         logger.error("launch failed", extra={"error": str(exc)})
         count("LaunchFailures", ("kind", "permanent"))

@@ -404,31 +404,15 @@ def api_event(
     elif secret is not None:
         headers["X-Hub-Signature-256"] = sign(secret.encode(), raw)
     headers.update(extra_headers or {})
-    return {
-        "resource": "/webhook",
-        "path": "/webhook",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/webhook",
-            "httpMethod": "POST",
-            "path": "/prod/webhook",
-            "stage": "prod",
-            "requestId": "req-1",
-            "identity": {"sourceIp": "140.82.112.1"},
-            "accountId": "123456789012",
-            "apiId": "abc123",
-        },
-        "body": base64.b64encode(raw).decode()
-        if base64_encoded
-        else raw.decode("utf-8", "surrogateescape"),
-        "isBase64Encoded": base64_encoded,
-    }
+    from localdev.endpoint import api_gateway_event
+
+    event = api_gateway_event(
+        "POST", "/webhook", headers.items(), raw, resource="/webhook", request_id="req-1"
+    )
+    if base64_encoded:  # API Gateway does this for binary media types
+        event["body"] = base64.b64encode(raw).decode()
+        event["isBase64Encoded"] = True
+    return event
 
 
 def deliver(payload: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
