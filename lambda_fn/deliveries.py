@@ -27,6 +27,8 @@ from lambda_fn.observability import count, logger, milliseconds
 from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 
+POLICY_LOOKUP_BUDGET_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -208,7 +210,9 @@ def _policy_refusal(policy: Any, event: Any, settings: Settings) -> str | None:
     if not decision.allowed:  # refused on the payload alone: no GitHub call needed
         return _refusal(policy, decision)
     try:
-        run = github_client(settings).get_run(
+        # Short budget: this call is optional (the runner re-checks) and the JIT call
+        # after it must still fit GitHub's 10-second delivery timeout.
+        run = github_client(settings, POLICY_LOOKUP_BUDGET_SECONDS).get_run(
             event.repository.owner.login, event.repository.name, event.workflow_job.run_id
         )
         from_run = facts_from_workflow_run(run)

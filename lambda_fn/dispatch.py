@@ -81,8 +81,12 @@ def runner_name(prefix: str, job_id: int) -> str:
     return f"{prefix}-{job_id}-{_random.token_hex(3)}"
 
 
-def github_client(settings: Settings) -> GitHubClient:
-    """A client whose token comes from Secrets Manager (cached, never logged)."""
+def github_client(settings: Settings, budget_seconds: float | None = None) -> GitHubClient:
+    """A client whose token comes from Secrets Manager (cached, never logged).
+
+    ``budget_seconds`` caps one call's time including retries (default: the
+    configured ``GITHUB_TIMEOUT_BUDGET_SECONDS``).
+    """
 
     def token(force: bool) -> str:
         return get_secret_string(
@@ -90,7 +94,9 @@ def github_client(settings: Settings) -> GitHubClient:
         )
 
     return GitHubClient(
-        settings.github_api_url, token, budget_seconds=settings.github_timeout_budget_seconds
+        settings.github_api_url,
+        token,
+        budget_seconds=budget_seconds or settings.github_timeout_budget_seconds,
     )
 
 

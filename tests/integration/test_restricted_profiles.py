@@ -156,3 +156,28 @@ def test_invalid_policy_in_the_environment_is_a_config_error(
     status, _ = deliver(queued_payload())
     assert status == 500
     assert "RUNNER_PROFILES[0].policy.allowed_refs[0]" in lambda_logs.getvalue()
+
+
+def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup is optional and short (2 s budget): the JIT call must still fit in 10 s."""
+    import responses
+
+    from lambda_fn import github as gh
+    from tests.conftest import RUN_URL
+
+    github.mock.remove(responses.GET, RUN_URL)
+    github.mock.add(responses.GET, RUN_URL, status=502)
+    budgets: list[float | None] = []
+    original = gh.GitHubClient.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        budgets.append(kwargs.get("budget_seconds"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(gh.GitHubClient, "__init__", spy)
+    _, body = deploy_job(branch="main")
+    assert body["status"] == "launched"
+    assert budgets[0] == 2.0  # the run lookup
+    assert len([c for c in github.mock.calls if "/actions/runs/" in c.request.url]) <= 3
