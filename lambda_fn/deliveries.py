@@ -83,6 +83,8 @@ def handle(headers: Mapping[str, str], body: bytes, lambda_context: Any = None) 
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
         return _bad_request("body is not valid JSON")
+    except RecursionError:  # hostile nesting: json's decoder recurses per level
+        return _bad_request("body is nested too deeply")
     if not isinstance(payload, dict):
         return _bad_request("body is not a JSON object")
 
