@@ -437,6 +437,29 @@ class RunnerProfile:
             key, _, message = str(exc).partition(": ")
             raise ConfigError(key.lstrip(".") or "policy", message or str(exc)) from None
 
+    def lambda_entry(self, task_definition_arn: str, container_name: str) -> dict[str, Any]:
+        """This profile's item of the Lambda's ``RUNNER_PROFILES`` (see CONTRACT.md).
+
+        The one place that decides what the Lambda learns about a profile; the
+        construct passes a task definition ARN token, local mode a real ARN.
+        """
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "labels": list(self.labels),
+            "task_definition": task_definition_arn,
+            "container_name": container_name,
+            "capacity": self.capacity,
+        }
+        if self.max_runners is not None:
+            entry["max_runners"] = self.max_runners
+        if self.policy.restricted:
+            entry["policy"] = self.policy.to_dict()
+        if self.subnet_ids:
+            entry["subnet_ids"] = list(self.subnet_ids)
+        if self.assign_public_ip is not None:
+            entry["assign_public_ip"] = self.assign_public_ip
+        return entry
+
     @property
     def effective_image(self) -> str:
         """``image`` with its registry replaced by ``registry_prefix`` (e.g. an ECR cache)."""

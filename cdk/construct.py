@@ -177,27 +177,8 @@ class FargateRunnersProps:
 def lambda_profile_entry(
     profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition
 ) -> dict[str, Any]:
-    """One item of the Lambda's ``RUNNER_PROFILES`` (see CONTRACT.md).
-
-    The one place that decides what the Lambda learns about a profile: add new
-    profile keys (capacity, limits, policy) here.
-    """
-    entry: dict[str, Any] = {
-        "name": profile.name,
-        "labels": list(profile.labels),
-        "task_definition": task_definition.task_definition_arn,
-        "container_name": CONTAINER_NAME,
-        "capacity": profile.capacity,
-    }
-    if profile.max_runners is not None:
-        entry["max_runners"] = profile.max_runners
-    if profile.policy.restricted:
-        entry["policy"] = profile.policy.to_dict()
-    if profile.subnet_ids:
-        entry["subnet_ids"] = list(profile.subnet_ids)
-    if profile.assign_public_ip is not None:
-        entry["assign_public_ip"] = profile.assign_public_ip
-    return entry
+    """One item of the Lambda's ``RUNNER_PROFILES`` (see ``RunnerProfile.lambda_entry``)."""
+    return profile.lambda_entry(task_definition.task_definition_arn, CONTAINER_NAME)
 
 
 def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:

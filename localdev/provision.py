@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_NAME = "runner"  # cdk/construct.py CONTAINER_NAME (not imported: that pulls aws_cdk)
-RUNNER_COMMAND = ["/home/runner/run.sh"]
 DEMO_PAT = "ghp_localdemo" + "0" * 27  # a fake PAT: the stand-in only checks that one is sent
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "localdev",
@@ -58,7 +57,7 @@ def read_cdk_context(path: str | Path = REPO_ROOT / "cdk.json") -> dict[str, Any
 class LocalStack:
     """What :func:`provision` created, and the handler environment that uses it."""
 
-    endpoint_url: str
+    endpoint_url: str | None
     region: str
     config: RunnersConfig
     cluster: str
@@ -104,14 +103,14 @@ class LocalStack:
 _client_lock = threading.Lock()
 
 
-def make_client(service: str, endpoint_url: str, region: str) -> Any:
+def make_client(service: str, endpoint_url: str | None, region: str) -> Any:
     """A boto3 client with fake credentials for a local endpoint (cached, thread-safe)."""
     with _client_lock:  # boto3 sessions are not safe to create clients from concurrently
         return _cached_client(service, endpoint_url, region)
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_client(service: str, endpoint_url: str, region: str) -> Any:
+def _cached_client(service: str, endpoint_url: str | None, region: str) -> Any:
     return _session(region).client(service, endpoint_url=endpoint_url)
 
 
@@ -129,7 +128,7 @@ def _session(region: str) -> Any:
 
 
 def provision(
-    endpoint_url: str,
+    endpoint_url: str | None,
     context: Mapping[str, Any],
     region: str = "us-east-1",
     *,
@@ -139,10 +138,15 @@ def provision(
 ) -> LocalStack:
     """Create the stack's resources at ``endpoint_url`` from ``cdk.json``-style ``context``.
 
+    ``endpoint_url=None`` targets AWS's own endpoints: for an in-process
+    ``moto.mock_aws`` (tests, benchmarks), never a real account.
+
     ``github_api_url`` defaults to the context's ``github_api_url``; pass the
     stand-in's URL (or use :meth:`LocalStack.with_github`) for offline use.
     """
-    config = load_runners_config(context)
+    config = load_runners_config(context)  # also makes ``cdk`` importable from a checkout
+    from cdk.runner_files import entrypoint_command, runner_environment
+
     prefix = config.stack_name
     # Every moto server in a process shares one set of backends (so does ``mock_aws``): a
     # suffix keeps repeated provisioning apart, as CDK's generated physical names do.
@@ -192,7 +196,14 @@ def provision(
                 {
                     "name": CONTAINER_NAME,
                     "image": profile.image,
-                    "command": RUNNER_COMMAND,
+                    # The same entrypoint, hook and policy as the deployed task definition.
+                    "command": entrypoint_command(),
+                    "environment": [
+                        {"name": name, "value": value}
+                        for name, value in runner_environment(
+                            profile.policy, config.runner_idle_timeout_seconds
+                        ).items()
+                    ],
                     "user": "1001",
                     "essential": True,
                     # Container-level limits: moto's run_task needs them (so does the construct).
@@ -223,25 +234,15 @@ def provision(
         },
     )["QueueUrl"]
 
-    profiles: list[dict[str, Any]] = []
-    for profile in config.profiles:
-        entry: dict[str, Any] = {
-            "name": profile.name,
-            "labels": list(profile.labels),
-            "task_definition": task_definitions[profile.name],
-            "container_name": CONTAINER_NAME,
-        }
-        # Newer profile keys (capacity, limits) pass through when this cdk.config has them.
-        for key in ("capacity", "max_runners"):
-            value = getattr(profile, key, None)
-            if value is not None:
-                entry[key] = value
-        profiles.append(entry)
+    profiles = [
+        profile.lambda_entry(task_definitions[profile.name], CONTAINER_NAME)
+        for profile in config.profiles
+    ]
     env = {
         **FAKE_CREDENTIALS,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        "AWS_ENDPOINT_URL": endpoint_url,
+        **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}),
         "WEBHOOK_SECRET_ARN": webhook_secret_arn,
         "GITHUB_TOKEN_SECRET_ARN": token_secret_arn,
         "GITHUB_API_URL": (github_api_url or config.github_api_url).rstrip("/"),

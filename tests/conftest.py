@@ -45,9 +45,26 @@ WEBHOOK_SECRET = "whsec-" + "a1b2c3d4" * 4
 PAT = "ghp_" + "PATSHOULDNEVERLEAK" + "x" * 18
 
 
+#: What the tests deploy: two profiles, as a cdk.json context (the local mode reads the same).
+TEST_CONTEXT: dict[str, Any] = {
+    "stack_name": "runners",
+    "profiles": [
+        {"name": "default", "labels": ["self-hosted", "linux", "arm64", "fargate"]},
+        {
+            "name": "big",
+            "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
+            "architecture": "X86_64",
+            "cpu": 4096,
+            "memory": 8192,
+        },
+    ],
+    "assign_public_ip": False,
+}
+
+
 @dataclass
 class FakeAws:
-    """What the stack would have created, in moto."""
+    """What the stack would have created, in moto (made by ``localdev.provision``)."""
 
     region: str
     cluster: str
@@ -57,39 +74,19 @@ class FakeAws:
     table: str
     webhook_secret_arn: str
     token_secret_arn: str
-    retry_queue_url: str = ""
-    dead_letter_queue_url: str = ""
+    retry_queue_url: str
+    dead_letter_queue_url: str
+    base_env: dict[str, str] = field(repr=False)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        profiles = [
-            {
-                "name": "default",
-                "labels": ["self-hosted", "linux", "arm64", "fargate"],
-                "task_definition": self.task_definitions["default"],
-                "container_name": "runner",
-            },
-            {
-                "name": "big",
-                "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
-                "task_definition": self.task_definitions["big"],
-                "container_name": "runner",
-            },
-        ]
+        """The handler's environment per CONTRACT.md, without the retry path."""
         env = {
-            "WEBHOOK_SECRET_ARN": self.webhook_secret_arn,
-            "GITHUB_TOKEN_SECRET_ARN": self.token_secret_arn,
-            "GITHUB_API_URL": GITHUB_API,
-            "ECS_CLUSTER": self.cluster,
-            "SUBNET_IDS": self.subnet_id,
-            "SECURITY_GROUP_IDS": self.security_group_id,
-            "ASSIGN_PUBLIC_IP": "DISABLED",
-            "RUNNER_PROFILES": json.dumps(profiles),
-            "RUNNER_SCOPE": "repo",
-            "RUNNER_GROUP_ID": "1",
-            "ALLOWED_REPOSITORIES": "",
-            "IDEMPOTENCY_TABLE": self.table,
-            "RUNNER_NAME_PREFIX": "fgr",
+            key: value
+            for key, value in self.base_env.items()
+            if not key.startswith(("AWS_", "POWERTOOLS_"))
+            and key not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL")
         }
+        env.update({"RUNNER_NAME_PREFIX": "fgr", "ALLOWED_REPOSITORIES": ""})
         env.update(overrides)
         return env
 
@@ -127,68 +124,30 @@ def reset_lambda_caches() -> None:
     _parse_cached.cache_clear()
 
 
-def create_stack_resources(region: str = "us-east-1", *, pat: str | None = PAT) -> FakeAws:
+def create_stack_resources(region: str = "us-east-1") -> FakeAws:
     """Create in the active moto backend what ``cdk deploy`` would create."""
-    sm = boto3.client("secretsmanager", region_name=region)
-    webhook_arn = sm.create_secret(Name="runners/webhook-secret", SecretString=WEBHOOK_SECRET)[
-        "ARN"
-    ]
-    if pat is None:
-        token_arn = sm.create_secret(Name="runners/github-token")["ARN"]
-    else:
-        token_arn = sm.create_secret(Name="runners/github-token", SecretString=pat)["ARN"]
+    from localdev.provision import provision
 
-    ec2 = boto3.client("ec2", region_name=region)
-    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
-    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    sg_id = ec2.create_security_group(GroupName="runners", Description="runners", VpcId=vpc_id)[
-        "GroupId"
-    ]
-
-    ecs = boto3.client("ecs", region_name=region)
-    cluster = ecs.create_cluster(clusterName="runners")["cluster"]["clusterName"]
-    task_definitions = {}
-    for name, cpu, memory in (("default", "1024", "2048"), ("big", "4096", "8192")):
-        task_definitions[name] = ecs.register_task_definition(
-            family=f"runners-runner-{name}",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu=cpu,
-            memory=memory,
-            containerDefinitions=[
-                {
-                    "name": "runner",
-                    "image": "ghcr.io/actions/actions-runner:2.332.0",
-                    "command": ["/home/runner/run.sh"],
-                    "cpu": int(cpu),
-                    "memory": int(memory),
-                    "essential": True,
-                }
-            ],
-        )["taskDefinition"]["taskDefinitionArn"]
-
-    ddb = boto3.client("dynamodb", region_name=region)
-    ddb.create_table(
-        TableName="runners-idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+    stack = provision(
+        None,
+        TEST_CONTEXT,
+        region,
+        github_api_url=GITHUB_API,
+        webhook_secret=WEBHOOK_SECRET,
+        pat=PAT,
     )
-    sqs = boto3.client("sqs", region_name=region)
-    dlq_url = sqs.create_queue(QueueName="runners-dlq")["QueueUrl"]
-    retry_url = sqs.create_queue(QueueName="runners-retry")["QueueUrl"]
     return FakeAws(
         region=region,
-        retry_queue_url=retry_url,
-        dead_letter_queue_url=dlq_url,
-        cluster=cluster,
-        task_definitions=task_definitions,
-        subnet_id=subnet_id,
-        security_group_id=sg_id,
-        table="runners-idempotency",
-        webhook_secret_arn=webhook_arn,
-        token_secret_arn=token_arn,
+        cluster=stack.cluster,
+        task_definitions=stack.task_definitions,
+        subnet_id=stack.subnet_id,
+        security_group_id=stack.security_group_id,
+        table=stack.table,
+        webhook_secret_arn=stack.webhook_secret_arn,
+        token_secret_arn=stack.token_secret_arn,
+        retry_queue_url=stack.retry_queue_url,
+        dead_letter_queue_url=stack.dead_letter_queue_url,
+        base_env=stack.env,
     )
 
 

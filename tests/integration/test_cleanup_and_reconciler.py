@@ -125,7 +125,8 @@ def test_young_runners_are_left_alone(fake_aws: FakeAws, github: FakeGitHub) -> 
 
 
 def kill(task_arn: str, reason: str = "CannotPullContainerError: pull access denied") -> None:
-    ecs().stop_task(cluster="runners", task=task_arn, reason=reason)
+    cluster = task_arn.split(":task/", 1)[1].split("/", 1)[0]
+    ecs().stop_task(cluster=cluster, task=task_arn, reason=reason)
 
 
 def tasks_for(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
