@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_fn import routing
 from lambda_fn.config import Settings, get_settings
@@ -26,6 +26,11 @@ from lambda_fn.errors import (
 from lambda_fn.observability import count, logger, milliseconds
 from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
+
+if TYPE_CHECKING:  # imported lazily at run time: they pull in pydantic and boto3
+    from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.policy import Decision, Policy
+    from lambda_fn.webhook import WorkflowJobEvent
 
 POLICY_LOOKUP_BUDGET_SECONDS = 2.0
 
@@ -191,7 +196,7 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
     return Answer(200, {"status": "completed", "job_id": job_id, "runners_released": released})
 
 
-def _policy_refusal(policy: Any, event: Any, settings: Settings) -> str | None:
+def _policy_refusal(policy: Policy, event: WorkflowJobEvent, settings: Settings) -> str | None:
     """Check a restricted profile's policy before anything is created (lenient: unknown passes).
 
     The webhook payload names the repository and branch; the run (one GitHub
@@ -232,7 +237,7 @@ def _policy_refusal(policy: Any, event: Any, settings: Settings) -> str | None:
     return None if decision.allowed else _refusal(policy, decision)
 
 
-def _refusal(policy: Any, decision: Any) -> str:
+def _refusal(policy: Policy, decision: Decision) -> str:
     logger.warning(
         "job refused by the profile's policy",
         extra={"rule": decision.rule, "policy_message": decision.message},
@@ -240,7 +245,7 @@ def _refusal(policy: Any, decision: Any) -> str:
     return f"refused by profile {policy.profile!r}: {decision.rule}: {decision.message}"
 
 
-def launch_answer(job: Any, context: Any) -> Answer:
+def launch_answer(job: QueuedJob, context: Any) -> Answer:
     """Launch (at most once) and turn the outcome into an HTTP answer."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
@@ -275,7 +280,7 @@ def launch_answer(job: Any, context: Any) -> Answer:
     return Answer(200, result)
 
 
-def _queue_for_retry(job: Any, exc: Exception) -> Answer:
+def _queue_for_retry(job: QueuedJob, exc: Exception) -> Answer:
     """Transient failure: hand the job to the retry queue (202) or tell GitHub (503)."""
     from lambda_fn.retry_queue import as_text, enqueue_retry, first_failure
 
@@ -300,7 +305,7 @@ def _queue_for_retry(job: Any, exc: Exception) -> Answer:
     )
 
 
-def _park_for_operator(job: Any, exc: Exception) -> None:
+def _park_for_operator(job: QueuedJob, exc: Exception) -> None:
     """Permanent failure: keep the job in the DLQ (if any) so it can be replayed once fixed."""
     from lambda_fn.retry_queue import as_text, dead_letter, first_failure
 
