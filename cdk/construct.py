@@ -181,6 +181,42 @@ def lambda_profile_entry(
     return profile.lambda_entry(task_definition.task_definition_arn, CONTAINER_NAME)
 
 
+#: Lambda rejects environments larger than this (keys + values, all variables).
+LAMBDA_ENV_LIMIT_BYTES = 4096
+#: Length assumed for an unresolved token (an ARN or URL) when estimating the size.
+_TOKEN_ESTIMATE = 110
+
+
+def check_environment_size(
+    environment: Mapping[str, str],
+    profiles: Sequence[RunnerProfile],
+    family: Any,
+) -> None:
+    """Fail at synth, naming the cause, rather than at deploy, when the env is too large.
+
+    Tokens (ARNs, URLs) are not resolved yet: each counts as an ARN-sized string,
+    and ``RUNNER_PROFILES`` is measured with a realistic task definition ARN.
+    """
+    sample_arn = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/{}:9999"
+    profiles_json = json.dumps(
+        [p.lambda_entry(sample_arn.format(family(p)), CONTAINER_NAME) for p in profiles]
+    )
+    size = 0
+    for key, value in environment.items():
+        if key == "RUNNER_PROFILES":
+            size += len(key) + len(profiles_json)
+        elif Token.is_unresolved(value):
+            size += len(key) + _TOKEN_ESTIMATE * max(1, value.count(",") + 1)
+        else:
+            size += len(key) + len(value)
+    if size > LAMBDA_ENV_LIMIT_BYTES:
+        raise ValueError(
+            f"the Lambda environment would be about {size} bytes, over Lambda's "
+            f"{LAMBDA_ENV_LIMIT_BYTES}: RUNNER_PROFILES alone is {len(profiles_json)} bytes for "
+            f"{len(profiles)} profiles; use fewer profiles or shorter label and policy lists"
+        )
+
+
 def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
     """``SubnetSelection`` as keyword arguments for ``IVpc.select_subnets``."""
     names = (
@@ -616,6 +652,7 @@ class FargateRunners(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
+        check_environment_size(environment, profiles, self.family)
         self.webhook_function, self.webhook_role = self._function(
             "WebhookFunction",
             handler="lambda_fn.app.handler",

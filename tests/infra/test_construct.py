@@ -141,3 +141,29 @@ def test_registry_prefix_with_trailing_slash_can_pull(
 def template_id(runners: FargateRunners, construct: Any) -> str:
     logical: str = cdk.Stack.of(runners).resolve(construct.node.default_child.logical_id)
     return logical
+
+
+def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
+    """Lambda caps its environment at 4 KB; RUNNER_PROFILES grows with every profile."""
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Many")
+    profiles = [
+        RunnerProfile(
+            name=f"profile-{i}",
+            labels=("self-hosted", "linux", f"team-{i}"),
+            allowed_repositories=(f"octo-org/service-{i}",),
+            allowed_refs=("refs/heads/main",),
+        )
+        for i in range(20)
+    ]
+    with pytest.raises(
+        ValueError, match=r"over Lambda's 4096: RUNNER_PROFILES alone is \d+ bytes for 20"
+    ):
+        FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
+
+
+def test_a_dozen_plain_profiles_fit() -> None:
+    from cdk.construct import check_environment_size
+
+    profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(12)]
+    check_environment_size({"RUNNER_PROFILES": "token"}, profiles, lambda p: f"runners-{p.name}")
