@@ -241,3 +241,15 @@ def findings(report: dict[str, Any]) -> set[tuple[str, str, str]]:
 
     walk(report)
     return found
+
+
+#: The deploy profile's policy as the runner and the Lambda must see it.
+DEPLOY_POLICY = {
+    "profile": "deploy",
+    "allowed_repositories": ["octo-org/app"],
+    "allowed_refs": ["refs/heads/main"],
+    "allowed_workflows": [],
+    "allowed_events": ["push", "workflow_dispatch"],
+    "deny_fork_pull_requests": True,
+    "required_env": ["DEPLOY_TOKEN"],
+}

@@ -118,7 +118,13 @@ def test_cli_string_values_of_new_keys_are_parsed() -> None:
 
 def test_restricted_profile() -> None:
     """The test stack's deploy profile: its policy is what the Lambda and the runner get."""
-    from .conftest import DEPLOY_PROFILE, DEPLOY_REGISTRY, DEPLOY_SECRET_ARN, DEPLOY_STATEMENT
+    from .conftest import (
+        DEPLOY_POLICY,
+        DEPLOY_PROFILE,
+        DEPLOY_REGISTRY,
+        DEPLOY_SECRET_ARN,
+        DEPLOY_STATEMENT,
+    )
 
     config = load_config({"profiles": [DEPLOY_PROFILE]})
     (profile,) = config.profiles
@@ -127,15 +133,7 @@ def test_restricted_profile() -> None:
     assert profile.secrets == {"DEPLOY_TOKEN": DEPLOY_SECRET_ARN}
     assert profile.task_role_policies == (DEPLOY_STATEMENT,)
     assert profile.policy.restricted
-    assert profile.policy.to_dict() == {
-        "profile": "deploy",
-        "allowed_repositories": ["octo-org/app"],
-        "allowed_refs": ["refs/heads/main"],
-        "allowed_workflows": [],
-        "allowed_events": ["push", "workflow_dispatch"],
-        "deny_fork_pull_requests": True,
-        "required_env": ["DEPLOY_TOKEN"],
-    }
+    assert profile.policy.to_dict() == DEPLOY_POLICY
     assert profile.effective_image == f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
 
 

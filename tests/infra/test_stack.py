@@ -15,6 +15,7 @@ from cdk.config import load_config
 from lambda_fn.policy import policy_from_json
 
 from .conftest import (
+    DEPLOY_POLICY,
     DEPLOY_REGISTRY,
     DEPLOY_SECRET_ARN,
     DEPLOY_STATEMENT,
@@ -110,16 +111,6 @@ def unrestricted_policy(profile: str) -> dict[str, Any]:
     }
 
 
-#: The deploy profile's policy as the runner and the Lambda must see it.
-DEPLOY_POLICY = {
-    "profile": "deploy",
-    "allowed_repositories": ["octo-org/app"],
-    "allowed_refs": ["refs/heads/main"],
-    "allowed_workflows": [],
-    "allowed_events": ["push", "workflow_dispatch"],
-    "deny_fork_pull_requests": True,
-    "required_env": ["DEPLOY_TOKEN"],
-}
 DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
 
 
