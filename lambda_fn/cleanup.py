@@ -45,6 +45,14 @@ class RunnerTask:
     exit_code: int | None
 
     @property
+    def owner_repo(self) -> tuple[str, str] | None:
+        """``(owner, repo)`` from the repository tag, or None when the tag is missing or odd."""
+        if not self.repository or "/" not in self.repository:
+            return None
+        owner, repo = self.repository.split("/", 1)
+        return owner, repo
+
+    @property
     def alive(self) -> bool:
         return self.desired_status != "STOPPED" and self.last_status != "STOPPED"
 
@@ -104,10 +112,9 @@ def list_task_arns(settings: Settings, status: str, started: str | None = None) 
 
 def release(settings: Settings, gh: GitHubClient, task: RunnerTask, reason: str) -> bool:
     """Deregister the task's runner if idle, then stop the task. False if it is busy."""
-    if task.runner_id is not None and task.repository and "/" in task.repository:
-        owner, repo = task.repository.split("/", 1)
+    if task.runner_id is not None and task.owner_repo is not None:
         try:
-            gh.delete_runner(scope_path(settings.runner_scope, owner, repo), task.runner_id)
+            gh.delete_runner(scope_path(settings.runner_scope, *task.owner_repo), task.runner_id)
         except GitHubPermanentError as exc:
             if exc.status == 422:  # "still running a job": leave it to finish
                 logger.info("runner is busy, left running", extra={"task_arn": task.task_arn})

@@ -25,6 +25,8 @@ from lambda_fn.errors import GitHubPermanentError, GitHubTransientError
 API_VERSION = "2022-11-28"
 USER_AGENT = "fargate-gha-runners/0.1 (+python-requests)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Workflow job statuses for which a runner is still needed (anything else: started or done).
+JOB_STATUSES_NEEDING_RUNNER = frozenset({"queued", "waiting", "pending", "requested"})
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 5.0
 MAX_ATTEMPTS = 3
@@ -122,11 +124,6 @@ class GitHubClient:
     def delete_runner(self, scope: str, runner_id: int) -> None:
         """Remove a runner registration; a runner that is already gone is fine."""
         self._request("DELETE", f"{scope}/actions/runners/{runner_id}", expected=(204, 404))
-
-    def get_runner(self, scope: str, runner_id: int) -> dict[str, Any] | None:
-        """A runner registration (``status``, ``busy``), or None when it no longer exists."""
-        body = self._request("GET", f"{scope}/actions/runners/{runner_id}", expected=(200, 404))
-        return body if body.get("id") else None
 
     def list_runners(self, scope: str, max_pages: int = 10) -> list[dict[str, Any]]:
         """Registered self-hosted runners at ``scope`` (up to ``max_pages`` x 100)."""

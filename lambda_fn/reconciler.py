@@ -29,10 +29,9 @@ from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns, releas
 from lambda_fn.config import Settings, get_settings
 from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
 from lambda_fn.errors import ConfigError, DispatchError
-from lambda_fn.github import GitHubClient, scope_path
+from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
 from lambda_fn.observability import count, logger, metrics
 
-NEEDS_RUNNER = frozenset({"queued", "waiting", "pending", "requested"})
 #: Deliveries older than this are left alone (GitHub keeps queued jobs 24 h).
 DELIVERY_LOOKBACK = timedelta(hours=6)
 MAX_REDELIVERIES_PER_GUID = 3
@@ -103,16 +102,16 @@ def _replace_dead(
             by_job.setdefault(task.job_id, []).append(task)
     for job_id, tasks in sorted(by_job.items()):
         last = tasks[-1]
-        if not last.repository or "/" not in last.repository or not last.profile:
+        if last.owner_repo is None or not last.profile:
             continue
-        owner, repo = last.repository.split("/", 1)
+        owner, repo = last.owner_repo
         try:
             status = str(gh.get_job(owner, repo, job_id).get("status", ""))
         except DispatchError as exc:
             report["status_unknown"] += 1
             logger.warning("job status unknown", extra={"job_id": job_id, "error": str(exc)})
             continue
-        if status not in NEEDS_RUNNER:
+        if status not in JOB_STATUSES_NEEDING_RUNNER:
             continue
         attempt = len(tasks)  # every stopped task was one runner for this job
         logger.warning(
@@ -171,9 +170,8 @@ def _remove_offline(
 def _scopes(settings: Settings, tasks: Iterable[RunnerTask]) -> list[str]:
     scopes: set[str] = set()
     for task in tasks:
-        if task.repository and "/" in task.repository:
-            owner, repo = task.repository.split("/", 1)
-            scopes.add(scope_path(settings.runner_scope, owner, repo))
+        if task.owner_repo is not None:
+            scopes.add(scope_path(settings.runner_scope, *task.owner_repo))
     return sorted(scopes)
 
 

@@ -28,6 +28,7 @@ from lambda_fn.errors import (
     SecretMissingError,
     TransientError,
 )
+from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER
 from lambda_fn.observability import count, logger, metrics
 from lambda_fn.retry_queue import (
     JOB_QUEUE_LIMIT_SECONDS,
@@ -40,8 +41,6 @@ from lambda_fn.retry_queue import (
     send_raw,
 )
 
-#: GitHub job statuses for which a runner is still needed.
-NEEDS_RUNNER = frozenset({"queued", "waiting", "pending", "requested"})
 WAIT_DELAY_SECONDS = 60
 
 
@@ -68,7 +67,7 @@ def retry_once(message: RetryMessage, context: Any = None) -> str:
         return _finish("expired", "job waited longer than GitHub keeps jobs queued")
 
     status = job_status(settings, message.job)
-    if status is not None and status not in NEEDS_RUNNER:
+    if status is not None and status not in JOB_STATUSES_NEEDING_RUNNER:
         return _finish("dropped", f"job is {status} on GitHub")
 
     try:

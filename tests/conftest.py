@@ -230,12 +230,6 @@ class FakeGitHub:
             return 404, {}, '{"message": "Not Found"}'
         return 200, {"Content-Type": "application/json"}, json.dumps(run)
 
-    def get_runner_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        runner = self.runners.get(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
-        if runner is None:
-            return 404, {}, '{"message": "Not Found"}'
-        return 200, {"Content-Type": "application/json"}, json.dumps(runner)
-
     def list_runners_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         body = {"total_count": len(self.runners), "runners": list(self.runners.values())}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
@@ -272,7 +266,6 @@ def github() -> Iterator[FakeGitHub]:
         mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
         mock.add_callback(responses.GET, JOB_URL, callback=fake.job_callback)
         mock.add_callback(responses.GET, RUN_URL, callback=fake.run_callback)
-        mock.add_callback(responses.GET, RUNNER_URL, callback=fake.get_runner_callback)
         mock.add_callback(responses.GET, RUNNERS_URL, callback=fake.list_runners_callback)
         mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)
         mock.add_callback(responses.POST, REDELIVER_URL, callback=fake.redeliver_callback)
