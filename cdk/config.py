@@ -104,6 +104,8 @@ DEFAULT_PROFILE_LABELS = ("self-hosted", "linux", "arm64", "fargate")
 DEFAULT_STACK_NAME = "FargateRunners"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
+#: The runner container in every task definition (the Lambda overrides its environment).
+CONTAINER_NAME = "runner"
 #: FARGATE_SPOT_THEN_FARGATE: Spot, falling back to on-demand when Spot has no capacity.
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
 ARCHITECTURES = ("ARM64", "X86_64")

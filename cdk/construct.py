@@ -52,6 +52,7 @@ from constructs import Construct
 
 from .bundling import lambda_code
 from .config import (
+    CONTAINER_NAME,
     DEFAULT_GITHUB_API_URL,
     RUNNER_SCOPES,
     RunnerProfile,
@@ -75,7 +76,6 @@ RETRY_FUNCTION_TIMEOUT_SECONDS = 60
 #: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
-CONTAINER_NAME = "runner"
 #: What the stock image runs without our entrypoint (kept for reference and custom images).
 RUNNER_COMMAND = ("/home/runner/run.sh",)
 SERVICE_NAME = "runner-webhook"

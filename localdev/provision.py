@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from cdk.config import RunnersConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONTAINER_NAME = "runner"  # cdk/construct.py CONTAINER_NAME (not imported: that pulls aws_cdk)
 DEMO_PAT = "ghp_localdemo" + "0" * 27  # a fake PAT: the stand-in only checks that one is sent
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "localdev",
@@ -145,6 +144,7 @@ def provision(
     stand-in's URL (or use :meth:`LocalStack.with_github`) for offline use.
     """
     config = load_runners_config(context)  # also makes ``cdk`` importable from a checkout
+    from cdk.config import CONTAINER_NAME
     from cdk.runner_files import entrypoint_command, runner_environment
 
     prefix = config.stack_name
