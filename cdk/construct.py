@@ -59,7 +59,7 @@ from .config import (
     check_profiles,
 )
 from .dashboard import add_dashboard
-from .runner_files import entrypoint_command, runner_environment
+from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
 
 __all__ = [
     "CONTAINER_NAME",
@@ -421,6 +421,9 @@ class FargateRunners(Construct):
                     for name, arn in profile.secrets.items()
                 },
                 user=RUNNER_USER,
+                # SIGTERM reaches the Listener as SIGINT (entrypoint.sh); this is the time
+                # ECS gives the runner before SIGKILL.
+                stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
                 readonly_root_filesystem=False,
                 essential=True,
                 privileged=False,

@@ -31,6 +31,15 @@ def entrypoint_command() -> list[str]:
     return ["bash", "-c", ENTRYPOINT.read_text()]
 
 
+#: The container's ``stopTimeout``: how long ECS waits after SIGTERM before SIGKILL.
+#: 120 s is Fargate's maximum (the default is 30 s), so a cancelled job's steps get the
+#: runner's own 7.5 s SIGINT + 2.5 s SIGTERM and the Worker can still upload the log.
+STOP_TIMEOUT_SECONDS = 120
+#: The entrypoint's grace before it kills the runner's session: inside ``stopTimeout``,
+#: with time left to kill what remains and exit before ECS's SIGKILL.
+STOP_GRACE_SECONDS = STOP_TIMEOUT_SECONDS - 15
+
+
 def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, str]:
     """Environment of the runner container in the task definition (nothing secret)."""
     return {
@@ -38,4 +47,5 @@ def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, s
         "RUNNER_POLICY_PY_GZ_B64": encode(POLICY_MODULE),
         "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
         "RUNNER_IDLE_TIMEOUT_SECONDS": str(idle_timeout_seconds),
+        "RUNNER_STOP_GRACE_SECONDS": str(STOP_GRACE_SECONDS),
     }

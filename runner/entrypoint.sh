@@ -1,12 +1,19 @@
 # shellcheck shell=bash
 # Command of a runner profile's Fargate task, run as ["bash", "-c", "<this file>"]:
-# it must not rely on $0 or on its own path. See runner/README.md for the contract.
+# it must not rely on $0 or on its own path. See runner/README.md for the contract and
+# docs/runner.md for the runner behaviour (actions/runner v2.332.0) it is built on.
 #
 # 1. Take the JIT config out of the environment (only the runner child gets it).
 # 2. Write the policy, policy.py and the job-started hook into $RUNNER_HOME/_hooks.
 # 3. Check the policy's required_env; refuse to start (exit 78) if any is missing.
-# 4. Start the runner, forward SIGTERM/SIGINT to it, stop it if no job arrives
-#    within RUNNER_IDLE_TIMEOUT_SECONDS (then exit 0), else exit with its code.
+# 4. Start run.sh in a session of its own with SIGINT at its default, then watch it:
+#    - a job refused by the hook, or a hook with no verdict in time: stop the runner
+#      (the Worker then skips every remaining step), exit 77 "refused";
+#    - no Runner.Worker within RUNNER_IDLE_TIMEOUT_SECONDS: stop the runner, exit 0;
+#    - SIGTERM/SIGINT (ECS StopTask): stop the runner;
+#    "stop" = SIGTERM to run.sh, whose trap sends SIGINT to the Listener's process group;
+#    whatever is still alive after RUNNER_STOP_GRACE_SECONDS is killed, and nothing of
+#    the runner's session outlives this script.
 set -euo pipefail
 
 log() { printf 'entrypoint: %s\n' "$*" >&2; }
@@ -17,6 +24,7 @@ die() {
   exit "$code"
 }
 
+readonly EX_REFUSED=77 # EX_NOPERM: the job was refused; nothing of it ran after the hook
 readonly EX_CONFIG=78
 
 # --- 1. JIT config: keep it in a non-exported shell variable --------------------
@@ -25,15 +33,19 @@ unset ACTIONS_RUNNER_INPUT_JITCONFIG
 
 RUNNER_HOME="${RUNNER_HOME:-/home/runner}"
 run_cmd="${RUNNER_RUN_CMD:-$RUNNER_HOME/run.sh}"
-idle_timeout="${RUNNER_IDLE_TIMEOUT_SECONDS:-600}"
-stop_grace="${RUNNER_STOP_GRACE_SECONDS:-10}"
 
-[[ "$idle_timeout" =~ ^[0-9]+$ ]] ||
-  die "$EX_CONFIG" "RUNNER_IDLE_TIMEOUT_SECONDS must be a whole number of seconds, got '$idle_timeout'"
-[[ "$stop_grace" =~ ^[0-9]+$ ]] ||
-  die "$EX_CONFIG" "RUNNER_STOP_GRACE_SECONDS must be a whole number of seconds, got '$stop_grace'"
-idle_timeout=$((10#$idle_timeout))
-stop_grace=$((10#$stop_grace))
+whole_seconds() {
+  # $1: variable name, $2: default. Prints the value; exits 78 unless it is a whole number.
+  local value="${!1:-$2}"
+  [[ "$value" =~ ^[0-9]+$ ]] || die "$EX_CONFIG" "$1 must be a whole number of seconds, got '$value'"
+  printf '%d' "$((10#$value))"
+}
+idle_timeout="$(whole_seconds RUNNER_IDLE_TIMEOUT_SECONDS 600)"
+stop_grace="$(whole_seconds RUNNER_STOP_GRACE_SECONDS 100)"
+hook_timeout="$(whole_seconds RUNNER_HOOK_TIMEOUT_SECONDS 60)"
+# Seconds between the hook's refusal line and the stop, so the Worker can send the line
+# to GitHub's live log before the runner shuts down (it batches console lines).
+refusal_flush="$(whole_seconds RUNNER_REFUSAL_FLUSH_SECONDS 2)"
 
 # --- 2. hook files -------------------------------------------------------------
 for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64; do
@@ -42,14 +54,13 @@ done
 
 hooks="$RUNNER_HOME/_hooks"
 state="$RUNNER_HOME/_state"
-marker="$state/job-started"
 
 if [[ -e "$hooks" ]]; then
   chmod -R u+w "$hooks"
   rm -rf "$hooks"
 fi
+rm -rf "$state"
 mkdir -p "$hooks" "$state"
-rm -f "$marker"
 
 if ! printf '%s' "$RUNNER_POLICY_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/policy.py" 2>/dev/null; then
   die "$EX_CONFIG" "RUNNER_POLICY_PY_GZ_B64 is not valid gzip+base64"
@@ -59,10 +70,27 @@ if ! printf '%s' "$RUNNER_HOOK_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$
 fi
 printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 
-# The runner runs this with `bash -e`. Paths are passed as arguments so a job's
-# `env:` cannot point the hook at another policy file.
-printf '#!/usr/bin/env bash\n# Written by entrypoint.sh: runner-profile policy check.\nexec python3 %q --policy-file %q --marker %q\n' \
-  "$hooks/job_started.py" "$hooks/policy.json" "$marker" >"$hooks/job-started.sh"
+# The job-started hook the runner runs (with `bash -e`). The job goes on only when the
+# check exits 0 *and* recorded "allowed". Refused, crashed, killed: this step then never
+# ends by itself, and no signal ends it early, because the Worker evaluates the next
+# step's `if:` as soon as it ends; the watch loop below shuts the runner down instead,
+# and on shutdown the Worker skips every remaining step (docs/runner.md). Paths are fixed
+# here, so nothing in the job can point the check at another policy or state folder.
+python="$(command -v python3)" || die "$EX_CONFIG" "python3 is not on PATH"
+check="$(printf '%q ' "$python" "$hooks/job_started.py" --policy-file "$hooks/policy.json" --state-dir "$state")"
+cat >"$hooks/job-started.sh" <<WRAPPER
+#!/usr/bin/env bash
+# Written by entrypoint.sh: the runner-profile policy check (job_started.py).
+trap '' INT TERM HUP
+rc=0
+$check || rc=\$?
+if [[ \$rc -eq 0 && -e $(printf '%q' "$state/allowed") ]]; then exit 0; fi
+if [[ ! -e $(printf '%q' "$state/refused") ]]; then
+  echo "::error::Job refused: the runner-profile check ended with code \$rc and gave no verdict"
+  echo "the runner-profile check ended with code \$rc and gave no verdict" >$(printf '%q' "$state/refused")
+fi
+while :; do sleep 3600; done
+WRAPPER
 
 # Fargate tasks have no Docker daemon: make job containers, service containers
 # and container actions fail with a clear message (the runner calls this
@@ -77,11 +105,9 @@ chmod 0444 "$hooks/policy.py" "$hooks/job_started.py" "$hooks/policy.json"
 chmod 0555 "$hooks/job-started.sh" "$hooks/no-containers.sh" "$hooks"
 
 export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks/job-started.sh"
-export RUNNER_POLICY_FILE="$hooks/policy.json"
-export RUNNER_JOB_STARTED_MARKER="$marker"
 export ACTIONS_RUNNER_CONTAINER_HOOKS="${ACTIONS_RUNNER_CONTAINER_HOOKS:-$hooks/no-containers.sh}"
-# run.sh then traps SIGINT/SIGTERM and stops the listener gracefully.
-export RUNNER_MANUALLY_TRAP_SIG="${RUNNER_MANUALLY_TRAP_SIG:-1}"
+# run.sh then traps SIGINT/SIGTERM and sends SIGINT to the Listener's process group.
+export RUNNER_MANUALLY_TRAP_SIG=1
 
 unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64
 
@@ -91,44 +117,96 @@ python3 "$hooks/job_started.py" --preflight --policy-file "$hooks/policy.json" |
 [[ -n "$jit_config" ]] ||
   die "$EX_CONFIG" "ACTIONS_RUNNER_INPUT_JITCONFIG is empty; refusing to start a runner without a JIT config"
 
-# --- 4. run, forward signals, idle watchdog ------------------------------------
-# setsid gives the runner its own process group (it execs, so $! is the runner's
-# pid and process group id): a stop reaches every process it started (run.sh,
-# run-helper.sh, Runner.Listener, Runner.Worker, job processes).
+# A command started with `&` from a non-interactive bash starts with SIGINT and SIGQUIT
+# ignored, .NET keeps an ignored signal ignored, and run.sh stops the Listener only with
+# SIGINT: without resetting them the Listener never hears a stop.
+env --default-signal=INT true 2>/dev/null ||
+  die "$EX_CONFIG" "env --default-signal is not supported (coreutils >= 8.31 is needed to stop the runner gracefully)"
+
+# --- 4. run and watch ------------------------------------------------------------
+session_pids() {
+  # Prints the pids of every process in session $1 (field 6 of /proc/<pid>/stat).
+  local dir stat fields
+  for dir in /proc/[0-9]*; do
+    read -r stat 2>/dev/null <"$dir/stat" || continue
+    read -r -a fields <<<"${stat##*) }"
+    [[ "${fields[3]:-}" == "$1" ]] && printf '%s\n' "${dir#/proc/}"
+  done
+  return 0
+}
+
+worker_started() {
+  # True once a Runner.Worker runs in session $1: the Listener starts one per job, before
+  # "Set up job" downloads the job's actions, so a job counts from its assignment.
+  local pid args
+  for pid in $(session_pids "$1"); do
+    mapfile -d '' -n 2 args 2>/dev/null <"/proc/$pid/cmdline" || continue
+    [[ "${args[0]:-}" == */Runner.Worker || "${args[1]:-}" == */Runner.Worker ]] && return 0
+  done
+  return 1
+}
+
+kill_session() {
+  # SIGKILL every process left in session $1; prints how many there were.
+  local pids
+  mapfile -t pids < <(session_pids "$1")
+  ((${#pids[@]} == 0)) || kill -s KILL "${pids[@]}" 2>/dev/null || true
+  printf '%d' "${#pids[@]}"
+}
+
 runner_pid=""
 stop_deadline=""
+outcome="" # refused | idle | signal
 stop_runner() {
-  # $1: reason for the log. SIGTERM to the runner now, SIGKILL after the grace period.
-  log "$1"
+  # $1: outcome, $2: log line. Asks run.sh to stop the runner; killed after the grace.
+  [[ -n "$outcome" ]] && return 0
+  outcome="$1"
+  log "$2"
   if [[ -z "$runner_pid" ]]; then
     exit 143
   fi
-  if [[ -z "$stop_deadline" ]]; then
-    stop_deadline=$((SECONDS + stop_grace))
-    kill -s TERM -- "-$runner_pid" 2>/dev/null || kill -s TERM "$runner_pid" 2>/dev/null || true
-  fi
+  stop_deadline=$((SECONDS + stop_grace))
+  kill -s TERM "$runner_pid" 2>/dev/null || true
 }
-trap 'stop_runner "received SIGTERM; stopping the runner"' TERM
-trap 'stop_runner "received SIGINT; stopping the runner"' INT
+trap 'stop_runner signal "received SIGTERM; stopping the runner (grace $stop_grace s)"' TERM
+trap 'stop_runner signal "received SIGINT; stopping the runner (grace $stop_grace s)"' INT
 
-launcher=()
-if command -v setsid >/dev/null 2>&1; then
-  launcher=(setsid)
-fi
-ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" "${launcher[@]}" "$run_cmd" &
+# setsid: run.sh leads a new session (it is not a process-group leader, so setsid does
+# not fork and $! is run.sh's pid = the session id); run-helper.sh, the Listener, the
+# Worker and job steps stay in that session even though run.sh's `set -m` gives them
+# process groups of their own, so kill_session reaches all of them.
+ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" setsid env --default-signal=INT,QUIT "$run_cmd" &
 runner_pid=$!
 jit_config=""
 
-idle_stop=""
+job_arrived=""
+hook_started_at=""
+refused_at=""
 idle_deadline=$((SECONDS + idle_timeout))
 while kill -0 "$runner_pid" 2>/dev/null; do
-  if [[ -z "$idle_stop" && "$idle_timeout" -gt 0 && ! -e "$marker" && "$SECONDS" -ge "$idle_deadline" ]]; then
-    idle_stop=1
-    stop_runner "no job arrived within $idle_timeout s; stopping"
+  if [[ -z "$job_arrived" ]] && { [[ -e "$state/hook-started" ]] || worker_started "$runner_pid"; }; then
+    job_arrived=1
+    log "a job was assigned; the idle watchdog is off"
   fi
-  if [[ -n "$stop_deadline" && "$SECONDS" -ge "$stop_deadline" ]]; then
-    log "runner did not stop within $stop_grace s; killing it"
-    kill -s KILL -- "-$runner_pid" 2>/dev/null || kill -s KILL "$runner_pid" 2>/dev/null || true
+  if [[ -z "$hook_started_at" && -e "$state/hook-started" ]]; then
+    hook_started_at=$SECONDS
+  fi
+  if [[ -z "$refused_at" && -e "$state/refused" ]]; then
+    refused_at=$SECONDS
+    log "job refused: $(head -c 500 "$state/refused" | tr -d '\n')"
+  fi
+  if [[ -z "$outcome" ]]; then
+    if [[ -n "$refused_at" && $SECONDS -ge $((refused_at + refusal_flush)) ]]; then
+      stop_runner refused "stopping the runner so that no further step of the refused job runs"
+    elif [[ -n "$hook_started_at" && ! -e "$state/allowed" && ! -e "$state/refused" &&
+      $SECONDS -ge $((hook_started_at + hook_timeout)) ]]; then
+      stop_runner refused "the job-started hook gave no verdict within $hook_timeout s; refusing the job and stopping the runner"
+    elif [[ -z "$job_arrived" && "$idle_timeout" -gt 0 && $SECONDS -ge $idle_deadline ]]; then
+      stop_runner idle "no job arrived within $idle_timeout s; stopping"
+    fi
+  fi
+  if [[ -n "$stop_deadline" && $SECONDS -ge $stop_deadline ]]; then
+    log "runner did not stop within $stop_grace s; killed $(kill_session "$runner_pid") process(es)"
     stop_deadline=$((SECONDS + 3600))
   fi
   sleep 0.5 &
@@ -137,8 +215,14 @@ done
 
 rc=0
 wait "$runner_pid" || rc=$?
-if [[ -n "$idle_stop" ]]; then
-  exit 0
-fi
+left="$(kill_session "$runner_pid")"
+[[ "$left" == 0 ]] || log "killed $left process(es) left in the runner's session"
+case "$outcome" in
+  refused)
+    log "refused: the job was refused and the runner stopped; exit $EX_REFUSED"
+    exit "$EX_REFUSED"
+    ;;
+  idle) exit 0 ;;
+esac
 log "runner exited with code $rc"
 exit "$rc"

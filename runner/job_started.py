@@ -1,31 +1,35 @@
 """Job-started hook: refuse jobs a restricted runner profile was not made for.
 
 The runner runs ``ACTIONS_RUNNER_HOOK_JOB_STARTED`` (a ``.sh`` wrapper written
-by ``entrypoint.sh``) with bash before any step; the wrapper execs this file.
+by ``entrypoint.sh``) with bash as the first pre-job step, condition ``always()``,
+after "Set up job" has downloaded the job's actions; the wrapper execs this file.
 It checks the job's ``GITHUB_REPOSITORY``, ``GITHUB_REF``,
 ``GITHUB_WORKFLOW_REF``, ``GITHUB_EVENT_NAME`` and the event file at
 ``GITHUB_EVENT_PATH`` against the profile's policy with
-``policy.evaluate(..., strict=True)``. On refusal it prints
+``policy.evaluate(..., strict=True)``. Anything it cannot read (policy file,
+policy module, event file) refuses the job too (fail closed).
 
-    ::error::Job refused by runner profile '<name>': <rule>: <explanation>
+A refusal is not just an exit code. A failing hook fails its step, but the
+runner still evaluates every later step's ``if:``, so ``always()``,
+``failure()`` and ``!cancelled()`` steps, action ``pre:`` and ``post:`` steps
+would still run (actions/runner ``StepsRunner.cs``; docs/runner.md). So the
+wrapper ``job-started.sh`` that ``entrypoint.sh`` writes runs this file with
+SIGINT/SIGTERM/SIGHUP ignored and lets the job go on only if it exits 0 after
+recording ``allowed``; otherwise the wrapper never returns, and the entrypoint
+shuts the runner down (the Worker then skips every remaining step).
 
-and exits 1, which fails the job before any step runs. Anything it cannot read
-(policy file, policy module, event file) refuses the job too (fail closed).
-
-Inputs (command-line options win over the environment, so a workflow's
-job-level ``env:`` cannot point the hook at another policy):
-
-* ``--policy-file`` / ``RUNNER_POLICY_FILE``: JSON of ``Policy.to_dict()``;
-* ``--marker`` / ``RUNNER_JOB_STARTED_MARKER``: touched first thing, so the
-  entrypoint's idle watchdog knows a job arrived.
+On refusal this prints
+``::error::Job refused by runner profile '<name>': <rule>: <why>`` and exits 1;
+with ``--state-dir`` it first writes ``<state-dir>/refused`` (that line). State
+files: ``hook-started`` first thing, then ``allowed`` or ``refused``.
 
 ``--preflight`` (used by ``entrypoint.sh`` before it starts the runner):
 validate the policy and check its ``required_env`` in the current environment;
 exit 78 with a message on stderr if either fails.
 
-Runs on the runner image's python3 (3.10), standard library only. ``policy.py``
-is loaded from this file's directory (the entrypoint writes both side by side)
-or, in a source checkout, from ``../lambda_fn/policy.py``.
+Runs on the runner image's python3 (3.12; 3.10 compatible), standard library
+only. ``policy.py`` is loaded from this file's directory (the entrypoint writes
+both side by side) or, in a source checkout, from ``../lambda_fn/policy.py``.
 """
 
 from __future__ import annotations
@@ -67,19 +71,26 @@ def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def refuse(profile: str, rule: str, explanation: str) -> int:
+def refuse(profile: str, rule: str, explanation: str, state_dir: str | None = None) -> int:
+    """Print the refusal; with a state dir, record it for the entrypoint."""
     line = f"Job refused by runner profile '{profile}': {rule}: {explanation}"
     print(f"::error::{escape_data(line)}", flush=True)
+    if state_dir:
+        print("This runner is shutting down: no further step of this job will run.", flush=True)
+        _write_state(state_dir, "refused", escape_data(line))
     return EXIT_REFUSED
 
 
-def _touch(marker: str | None) -> None:
-    if not marker:
+def _write_state(state_dir: str | None, name: str, text: str = "") -> None:
+    if not state_dir:
         return
+    path = Path(state_dir) / name
     try:
-        Path(marker).touch()
+        pending = path.with_name(f".{name}.tmp")
+        pending.write_text(text + "\n", encoding="utf-8")
+        pending.replace(path)  # the entrypoint never sees half a file
     except OSError as exc:
-        print(f"job-started hook: could not touch marker {marker}: {exc}", file=sys.stderr)
+        print(f"job-started hook: could not write {path}: {exc}", file=sys.stderr)
 
 
 def _profile_name_hint(text: str | None) -> str:
@@ -128,20 +139,22 @@ def _load(policy_file: str | None) -> tuple[Any, Any, str, str | None]:
     return module, policy, policy.profile, None
 
 
-def run_hook(policy_file: str | None, marker: str | None, env: Mapping[str, str]) -> int:
-    _touch(marker)
+def run_hook(policy_file: str | None, state_dir: str | None, env: Mapping[str, str]) -> int:
+    _write_state(state_dir, "hook-started")
     module, policy, name, error = _load(policy_file)
     if error is not None:
-        return refuse(name, "policy_file", error)
+        return refuse(name, "policy_file", error, state_dir)
     if not policy.restricted:
+        _write_state(state_dir, "allowed")
         return 0
     payload, error = _read_event(env.get("GITHUB_EVENT_PATH"))
     if error is not None:
-        return refuse(name, "event_file", error)
+        return refuse(name, "event_file", error, state_dir)
     facts = module.facts_from_runner_env(env, payload)
     decision = module.evaluate(policy, facts, strict=True)
     if not decision.allowed:
-        return refuse(name, decision.rule, decision.message)
+        return refuse(name, decision.rule, decision.message, state_dir)
+    _write_state(state_dir, "allowed")
     print(
         f"runner profile '{name}': job allowed ({facts.repository} {facts.ref} "
         f"{facts.workflow_path} {facts.event})",
@@ -166,15 +179,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     environ = os.environ if env is None else env
     parser = argparse.ArgumentParser(description="Runner-profile job-started hook")
     parser.add_argument("--policy-file", default=environ.get("RUNNER_POLICY_FILE"))
-    parser.add_argument("--marker", default=environ.get("RUNNER_JOB_STARTED_MARKER"))
+    parser.add_argument("--state-dir", default=None, help="where the entrypoint watches")
     parser.add_argument("--preflight", action="store_true")
     args = parser.parse_args(argv)
     if args.preflight:
         return run_preflight(args.policy_file, environ)
     try:
-        return run_hook(args.policy_file, args.marker, environ)
+        return run_hook(args.policy_file, args.state_dir, environ)
     except Exception as exc:  # fail closed on anything unexpected
-        return refuse("unknown", "hook_error", f"{type(exc).__name__}: {exc}")
+        return refuse("unknown", "hook_error", f"{type(exc).__name__}: {exc}", args.state_dir)
 
 
 if __name__ == "__main__":

@@ -162,8 +162,11 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_IDLE_TIMEOUT_SECONDS",
+        "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS",
     }  # fmt: skip
+    # ECS waits StopTimeout after SIGTERM; the entrypoint's grace ends well before that.
+    assert container["StopTimeout"] == 120
+    assert int(env["RUNNER_STOP_GRACE_SECONDS"]) <= container["StopTimeout"] - 10
     assert json.loads(env["RUNNER_POLICY_JSON"]) == unrestricted_policy(profile)
     assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == str(TEST_CONTEXT["runner_idle_timeout_seconds"])
     assert gunzip_b64(env["RUNNER_POLICY_PY_GZ_B64"]) == POLICY_MODULE.read_bytes()
@@ -181,7 +184,7 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_IDLE_TIMEOUT_SECONDS", "DEPLOY_STAGE",
+        "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
     }  # fmt: skip
     assert json.loads(env["RUNNER_POLICY_JSON"]) == DEPLOY_POLICY
     (deploy,) = [p for p in load_config(TEST_CONTEXT).profiles if p.name == "deploy"]

@@ -73,7 +73,7 @@ class Job:
     hook: Path
     policy_file: Path
     event_file: Path
-    marker: Path
+    state: Path
     env: dict[str, str]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -99,31 +99,29 @@ def job(tmp_path: Path, interpreter: str) -> Job:
     event_file.write_text(
         json.dumps({"ref": "refs/heads/main", "repository": {"full_name": "octo/app"}})
     )
-    marker = tmp_path / "job-started"
+    state = tmp_path / "state"
+    state.mkdir()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "RUNNER_POLICY_FILE": str(policy_file),
-        "RUNNER_JOB_STARTED_MARKER": str(marker),
         "GITHUB_REPOSITORY": "octo/app",
         "GITHUB_REF": "refs/heads/main",
         "GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/deploy.yml@refs/heads/main",
         "GITHUB_EVENT_NAME": "push",
         "GITHUB_EVENT_PATH": str(event_file),
     }
-    return Job(
-        tmp_path, interpreter, hooks / "job_started.py", policy_file, event_file, marker, env
-    )
+    return Job(tmp_path, interpreter, hooks / "job_started.py", policy_file, event_file, state, env)
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("::error::")]
 
 
-def test_allowed_job_exits_zero_and_touches_marker(job: Job) -> None:
-    result = job.run()
+def test_allowed_job_exits_zero_and_records_its_verdict(job: Job) -> None:
+    result = job.run("--state-dir", str(job.state))
     assert result.returncode == 0, result.stdout + result.stderr
     assert error_lines(result) == []
-    assert job.marker.exists()
+    assert sorted(path.name for path in job.state.iterdir()) == ["allowed", "hook-started"]
     assert "job allowed" in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
@@ -162,7 +160,6 @@ def test_refused_job(job: Job, changes: dict[str, str | None], rule: str, fragme
     [line] = error_lines(result)
     assert line.startswith(f"::error::Job refused by runner profile 'deploy': {rule}: ")
     assert fragment in line
-    assert job.marker.exists()
 
 
 def write_event(job: Job, payload: Any) -> None:
@@ -225,7 +222,6 @@ def test_bad_policy_file_fails_closed(
     [line] = error_lines(result)
     assert line.startswith(f"::error::Job refused by runner profile '{profile}': policy_file: ")
     assert fragment in line
-    assert job.marker.exists()
 
 
 def test_no_policy_file_configured_fails_closed(job: Job) -> None:
@@ -257,9 +253,9 @@ def test_command_line_wins_over_job_env(job: Job) -> None:
 def test_unrestricted_policy_allows_anything_without_event_file(job: Job) -> None:
     job.policy_file.write_text(Policy(profile="general").to_json())
     job.env = {"PATH": job.env["PATH"], "RUNNER_POLICY_FILE": str(job.policy_file)}
-    result = job.run("--marker", str(job.marker))
+    result = job.run("--state-dir", str(job.state))
     assert result.returncode == 0
-    assert job.marker.exists()
+    assert (job.state / "allowed").exists()
 
 
 def test_error_line_cannot_be_split_by_hostile_values(job: Job) -> None:
@@ -271,11 +267,23 @@ def test_error_line_cannot_be_split_by_hostile_values(job: Job) -> None:
     assert lines[0].startswith("::error::")
 
 
-def test_unwritable_marker_does_not_block_the_check(job: Job) -> None:
-    job.env["RUNNER_JOB_STARTED_MARKER"] = str(job.tmp / "missing-dir" / "marker")
-    result = job.run()
+def test_unwritable_state_dir_does_not_block_the_check(job: Job) -> None:
+    result = job.run("--state-dir", str(job.tmp / "missing-dir"))
     assert result.returncode == 0
-    assert "could not touch marker" in result.stderr
+    assert "could not write" in result.stderr
+
+
+def test_refusal_is_recorded_for_the_entrypoint(job: Job) -> None:
+    job.env["GITHUB_REPOSITORY"] = "evil/app"
+    result = job.run("--state-dir", str(job.state))
+    assert result.returncode == 1
+    assert result.stdout.startswith(
+        "::error::Job refused by runner profile 'deploy': allowed_repositories"
+    )
+    assert "no further step of this job will run" in result.stdout
+    refused = (job.state / "refused").read_text()
+    assert refused.startswith("Job refused by runner profile 'deploy': allowed_repositories")
+    assert not (job.state / "allowed").exists()
 
 
 def test_runs_from_a_source_checkout(job: Job) -> None:
