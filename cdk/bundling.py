@@ -10,6 +10,10 @@ Lambda's Python version and CPU architecture (``--platform manylinux2014_*
 ``botocore`` in through ``aws-xray-sdk``, so it is removed from the bundle
 (tens of MB, and a bundled copy would shadow the runtime's matching boto3).
 
+Every version in the bundle is the one the test-suite ran with: pip installs
+under ``constraints.txt`` (the repository's lock of every transitive
+dependency), so a dependency released after the last test run cannot slip in.
+
 Docker is never used: :class:`LocalPipBundling` either succeeds or raises,
 so CDK never falls back to the placeholder image.
 """
@@ -38,6 +42,9 @@ __all__ = [
 
 #: Never pulled: local bundling raises instead of returning False.
 PLACEHOLDER_IMAGE = "local-bundling-only/no-docker-fallback"
+
+#: The lock every install (tests, CI, the Lambda bundle) uses.
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
 
 #: Top-level names (packages, their dist-info and scripts) the Lambda runtime provides.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "bin")
@@ -71,20 +78,30 @@ def pip_platform(architecture: lambda_.Architecture) -> str:
 class LocalPipBundling:
     """Copies the package into ``<output>/<package>/`` and pip-installs its requirements."""
 
-    def __init__(self, source_dir: Path, *, python_version: str, platform: str) -> None:
+    def __init__(
+        self,
+        source_dir: Path,
+        *,
+        python_version: str,
+        platform: str,
+        constraints: Path | None = CONSTRAINTS,
+    ) -> None:
         self.source_dir = Path(source_dir).resolve()
         self.python_version = python_version
         self.platform = platform
+        self.constraints = constraints
 
     @property
     def requirements(self) -> Path:
         return self.source_dir / "requirements.txt"
 
     def pip_command(self, output_dir: str) -> list[str]:
+        pinned = ["-c", str(self.constraints)] if self.constraints is not None else []
         return [
             sys.executable, "-m", "pip", "install",
             "--target", output_dir,
             "-r", str(self.requirements),
+            *pinned,
             "--platform", self.platform,
             "--python-version", self.python_version,
             "--implementation", "cp",
@@ -109,6 +126,8 @@ class LocalPipBundling:
     def _bundle(self, output: Path) -> None:
         if not (self.source_dir / "__init__.py").is_file():
             raise BundlingError(f"{self.source_dir} is not a Python package (no __init__.py)")
+        if self.constraints is not None and not self.constraints.is_file():
+            raise BundlingError(f"the version lock {self.constraints} is missing")
         package_dir = output / self.source_dir.name
         shutil.copytree(self.source_dir, package_dir, ignore=_IGNORED, dirs_exist_ok=True)
         if self.requirements.is_file():
@@ -141,6 +160,12 @@ def _prune(output: Path) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
+
+
 def lambda_code(
     source_dir: Path, *, runtime: lambda_.Runtime, architecture: lambda_.Architecture
 ) -> lambda_.Code:
@@ -159,6 +184,10 @@ def lambda_code(
                 LocalPipBundling(source_dir, python_version=version, platform=platform),
             ),
             # Not used by the local bundler; here so the asset hash changes with them.
-            environment={"PIP_PLATFORM": platform, "PYTHON_VERSION": version},
+            environment={
+                "PIP_PLATFORM": platform,
+                "PYTHON_VERSION": version,
+                "CONSTRAINTS_SHA256": _sha256(CONSTRAINTS),
+            },
         ),
     )

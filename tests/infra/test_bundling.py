@@ -9,6 +9,7 @@ from aws_cdk import BundlingOptions, DockerImage
 from aws_cdk import aws_lambda as lambda_
 
 from cdk.bundling import (
+    CONSTRAINTS,
     PLACEHOLDER_IMAGE,
     BundlingError,
     LocalPipBundling,
@@ -38,8 +39,21 @@ def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
     for part in (
         "--target /out", "--platform manylinux2014_aarch64", "--python-version 3.14",
         "--implementation cp", "--only-binary=:all:", "--quiet", "--disable-pip-version-check",
+        f"-c {CONSTRAINTS}",
     ):  # fmt: skip
         assert part in joined
+
+
+def test_missing_lock_raises(tmp_path: Path) -> None:
+    package = make_package(tmp_path, requirements="requests\n")
+    bundler = LocalPipBundling(
+        package,
+        python_version="3.14",
+        platform="manylinux2014_aarch64",
+        constraints=tmp_path / "missing.txt",
+    )
+    with pytest.raises(BundlingError, match="version lock"):
+        bundler.try_bundle(str(tmp_path / "out"), OPTIONS)
 
 
 def make_package(root: Path, requirements: str | None) -> Path:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import email.parser
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from cdk.bundling import CONSTRAINTS
 
 from .conftest import NO_BUNDLING, REPO_ROOT, Synth, findings
 
@@ -175,6 +180,29 @@ def test_lambda_asset_contents(main_synth: Synth) -> None:
     assert not list(bundle.rglob("*.pyc"))
     for so in bundle.rglob("*.so"):
         assert "x86_64" not in so.name, so
+
+
+def test_lambda_asset_versions_are_the_tested_ones(main_synth: Synth) -> None:
+    """Every distribution in the bundle has the version the test-suite ran with."""
+    bundle = asset_dir(main_synth)
+    bundled = {}
+    for dist_info in bundle.glob("*.dist-info"):
+        meta = email.parser.Parser().parsestr((dist_info / "METADATA").read_text())
+        bundled[canonical(meta["Name"])] = meta["Version"]
+    assert {"aws-lambda-powertools", "requests", "pydantic", "pydantic-core"} <= set(bundled)
+    tested = {name: importlib.metadata.version(name) for name in bundled}
+    assert bundled == tested
+    locked = {
+        canonical(name): version
+        for name, _, version in (
+            line.partition("==") for line in CONSTRAINTS.read_text().splitlines() if "==" in line
+        )
+    }
+    assert {name: locked.get(name) for name in bundled} == bundled
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_lambda_asset_size(main_synth: Synth) -> None:
