@@ -73,7 +73,7 @@ def lambda_env(
     task_definitions: Mapping[str, str],
     github_api_url: str = GITHUB_API,
 ) -> dict[str, str]:
-    """The Lambda's environment (``CONTRACT.md``) for the given resources."""
+    """The Lambda's environment (``docs/contract.md``) for the given resources."""
     return {
         **BASE_ENV,
         "WEBHOOK_SECRET_ARN": webhook_secret_arn,

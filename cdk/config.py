@@ -440,7 +440,7 @@ class RunnerProfile:
             raise ConfigError(key.lstrip(".") or "policy", message or str(exc)) from None
 
     def lambda_entry(self, task_definition_arn: str, container_name: str) -> dict[str, Any]:
-        """This profile's item of the Lambda's ``RUNNER_PROFILES`` (see CONTRACT.md).
+        """This profile's item of the Lambda's ``RUNNER_PROFILES`` (see docs/contract.md).
 
         The one place that decides what the Lambda learns about a profile; the
         construct passes a task definition ARN token, local mode a real ARN.

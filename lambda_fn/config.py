@@ -1,7 +1,7 @@
 """Environment variables -> typed, validated settings.
 
 Every variable the Lambda reads is listed in ``ENV_DEFAULTS`` with its default
-(``None`` = required); ``CONTRACT.md`` documents the same table. Settings are
+(``None`` = required); ``docs/contract.md`` documents the same table. Settings are
 parsed once per distinct environment and cached, so a warm invocation pays a
 dictionary lookup, while tests (or a long-lived local server) that change the
 environment still see the new values.
@@ -39,7 +39,7 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "ALLOWED_REPOSITORIES": "",
     "IDEMPOTENCY_TABLE": None,
     "RETRY_QUEUE_URL": "",
-    # Additions beyond CONTRACT.md (all optional):
+    # Additions beyond docs/contract.md (all optional):
     "DEAD_LETTER_QUEUE_URL": "",
     "RETRY_MAX_ATTEMPTS": "8",
     "RETRY_BASE_DELAY_SECONDS": "20",

@@ -105,7 +105,10 @@ def aws_errors(region: str | None) -> Iterator[None]:
     except TokenRetrievalError:
         raise CliError("AWS SSO session expired: run `aws sso login`") from None
     except NoRegionError:
-        raise CliError("no AWS region: pass --region or set AWS_REGION") from None
+        raise CliError(
+            "no AWS region: pass --region, set AWS_DEFAULT_REGION, or set a region in your "
+            "AWS profile (boto3 does not read AWS_REGION outside AWS)"
+        ) from None
     except EndpointConnectionError as exc:
         raise CliError(
             f"cannot reach AWS in region {region or '(default)'!r}: is the region name "

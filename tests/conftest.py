@@ -79,7 +79,7 @@ class FakeAws:
     base_env: dict[str, str] = field(repr=False)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        """The handler's environment per CONTRACT.md, without the retry path."""
+        """The handler's environment per docs/contract.md, without the retry path."""
         env = {
             key: value
             for key, value in self.base_env.items()
@@ -91,7 +91,7 @@ class FakeAws:
         return env
 
     def queue_env(self) -> dict[str, str]:
-        """The retry-path variables (CONTRACT.md "Retry path"); unset in the base contract."""
+        """The retry-path variables (docs/contract.md "Retry path"); unset in the base contract."""
         return {
             "RETRY_QUEUE_URL": self.retry_queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,

@@ -1,4 +1,4 @@
-"""Every row of CONTRACT.md's behaviour table, through the real handler.
+"""Every row of docs/contract.md's behaviour table, through the real handler.
 
 AWS is moto (secrets, VPC, ECS, DynamoDB); GitHub is intercepted at the HTTP
 layer. Each test checks the answer *and* the side effects: GitHub calls made

@@ -1,4 +1,4 @@
-"""CONTRACT.md "Retry path": transient failures are queued (202) and retried, never lost.
+"""docs/contract.md "Retry path": transient failures are queued (202) and retried, never lost.
 
 The retry consumer (``lambda_fn.retry.handler``) is driven with real SQS batch
 events read from moto's queues. Backoff delays are patched to zero so a test

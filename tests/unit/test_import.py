@@ -1,4 +1,4 @@
-"""CONTRACT.md: importing lambda_fn.app must not call AWS or GitHub."""
+"""docs/contract.md: importing lambda_fn.app must not call AWS or GitHub."""
 
 from __future__ import annotations
 
