@@ -129,7 +129,9 @@ def dependencies(cache: Path = CACHE) -> tuple[Path, dict[str, str], bool]:
         "python_version": python_version(LAMBDA_RUNTIME),
         "platform": pip_platform(LAMBDA_ARCHITECTURE),
     }
-    bundler = LocalPipBundling(SOURCE, **meta)
+    bundler = LocalPipBundling(
+        SOURCE, python_version=meta["python_version"], platform=meta["platform"]
+    )
     staging = cache / f"{target.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
