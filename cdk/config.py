@@ -439,17 +439,21 @@ class RunnerProfile:
             key, _, message = str(exc).partition(": ")
             raise ConfigError(key.lstrip(".") or "policy", message or str(exc)) from None
 
-    def lambda_entry(self, task_definition_arn: str, container_name: str) -> dict[str, Any]:
+    def lambda_entry(
+        self, task_definition_arn: str, container_name: str, task_role_id: str
+    ) -> dict[str, Any]:
         """This profile's item of the Lambda's ``RUNNER_PROFILES`` (see docs/contract.md).
 
         The one place that decides what the Lambda learns about a profile; the
-        construct passes a task definition ARN token, local mode a real ARN.
+        construct passes a task definition ARN and role id tokens, local mode
+        real values. ``task_role_id`` binds each JIT config to one task's session.
         """
         entry: dict[str, Any] = {
             "name": self.name,
             "labels": list(self.labels),
             "task_definition": task_definition_arn,
             "container_name": container_name,
+            "task_role_id": task_role_id,
             "capacity": self.capacity,
         }
         if self.max_runners is not None:

@@ -50,6 +50,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
+
 from .bundling import lambda_code
 from .config import (
     CONTAINER_NAME,
@@ -175,16 +177,20 @@ class FargateRunnersProps:
 
 
 def lambda_profile_entry(
-    profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition
+    profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition, task_role: iam.Role
 ) -> dict[str, Any]:
     """One item of the Lambda's ``RUNNER_PROFILES`` (see ``RunnerProfile.lambda_entry``)."""
-    return profile.lambda_entry(task_definition.task_definition_arn, CONTAINER_NAME)
+    return profile.lambda_entry(
+        task_definition.task_definition_arn, CONTAINER_NAME, task_role.role_id
+    )
 
 
 #: Lambda rejects environments larger than this (keys + values, all variables).
 LAMBDA_ENV_LIMIT_BYTES = 4096
 #: Length assumed for an unresolved token (an ARN or URL) when estimating the size.
 _TOKEN_ESTIMATE = 110
+#: A realistic IAM role unique id, for the size estimate.
+_SAMPLE_ROLE_ID = "AROA" + "X" * 17
 
 
 def check_environment_size(
@@ -199,7 +205,10 @@ def check_environment_size(
     """
     sample_arn = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/{}:9999"
     profiles_json = json.dumps(
-        [p.lambda_entry(sample_arn.format(family(p)), CONTAINER_NAME) for p in profiles]
+        [
+            p.lambda_entry(sample_arn.format(family(p)), CONTAINER_NAME, _SAMPLE_ROLE_ID)
+            for p in profiles
+        ]
     )
     size = 0
     for key, value in environment.items():
@@ -283,6 +292,8 @@ class FargateRunners(Construct):
             raise ValueError("name_prefix is required when the stack name is not a plain string")
         self.name_prefix = prefix
         self.runner_name_prefix = props.runner_name_prefix or prefix.lower()
+        #: Secrets Manager names of the per-runner sealed JIT configs: ``<prefix>/<runner>``.
+        self.jit_secret_prefix = f"{prefix}/jit"
 
         self._network(props)
         self._cluster()
@@ -378,7 +389,7 @@ class FargateRunners(Construct):
                 scope,
                 "TaskRole",
                 assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-                description=f"Runner profile {profile.name}: task role, no permissions",
+                description=f"Runner profile {profile.name}: task role, reads its own JIT config",
             )
             execution_role = iam.Role(
                 scope,
@@ -434,6 +445,7 @@ class FargateRunners(Construct):
                     stream_prefix=profile.name, log_group=self.runner_log_group
                 ),
             )
+            self._own_jit_config(task_role)
             self._task_role_policies(profile, task_role)
             self._registry_access(profile, execution_role)
             Validations.of(task_definition).acknowledge(
@@ -449,6 +461,46 @@ class FargateRunners(Construct):
             self.task_definitions[profile.name] = task_definition
             self.task_roles[profile.name] = task_role
             self.execution_roles[profile.name] = execution_role
+
+    def sealed_configs_arn(self) -> str:
+        """ARN pattern of the per-runner JIT config secrets (the ``-??????`` suffix included)."""
+        return Stack.of(self).format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{self.jit_secret_prefix}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _own_jit_config(self, task_role: iam.Role) -> None:
+        """Read and delete the JIT config secret bound to this very task, no other.
+
+        The Lambda tags each secret ``runner:task-userid = <role id>:<task id>``;
+        ``${aws:userid}`` of a task-role session is ``<role id>:<session name>``
+        and ECS names the session after the task id (docs/jit-config.md), so a
+        task of the same profile (same role, other session) matches nothing.
+        """
+        task_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadAndConsumeOwnJitConfig",
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
+                resources=[self.sealed_configs_arn()],
+                conditions={
+                    "StringEquals": {f"secretsmanager:ResourceTag/{BOUND_TAG}": "${aws:userid}"}
+                },
+            )
+        )
+        stack = Stack.of(self)
+        Validations.of(task_role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::"
+                f"{nag_flatten(stack.resolve(self.sealed_configs_arn()))}]",
+                reason=(
+                    "Secret names are per runner and unknown at deploy; the statement only "
+                    "matches a secret whose runner:task-userid tag equals the caller's own "
+                    "aws:userid (this task's session), so each task reads only its own."
+                ),
+            )
+        )
 
     def _task_role_policies(self, profile: RunnerProfile, task_role: iam.Role) -> None:
         """Exactly the permissions the operator listed for this profile, nothing else."""
@@ -600,7 +652,10 @@ class FargateRunners(Construct):
 
     def runner_profiles_json(self, profiles: Sequence[RunnerProfile]) -> str:
         """``RUNNER_PROFILES`` for the Lambda (a JSON string with ARN tokens)."""
-        entries = [lambda_profile_entry(p, self.task_definitions[p.name]) for p in profiles]
+        entries = [
+            lambda_profile_entry(p, self.task_definitions[p.name], self.task_roles[p.name])
+            for p in profiles
+        ]
         return Stack.of(self).to_json_string(entries)
 
     def _queues(self) -> None:
@@ -651,6 +706,7 @@ class FargateRunners(Construct):
             # when the watchdog is off).
             "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
             "GITHUB_HOOK_PATH": props.github_hook_path or "",
+            "JIT_SECRET_PREFIX": self.jit_secret_prefix,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -898,6 +954,30 @@ class FargateRunners(Construct):
                 conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
             )
         )
+        sealed_configs = self.sealed_configs_arn()
+        role.add_to_policy(
+            iam.PolicyStatement(
+                # CreateSecret with Tags also needs TagResource; only our two tag keys.
+                sid="SealJitConfigs",
+                actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                resources=[sealed_configs],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [BOUND_TAG, TASK_TAG]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeleteJitConfigs",
+                actions=["secretsmanager:DeleteSecret"],
+                resources=[sealed_configs],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListJitConfigs",
+                actions=["secretsmanager:ListSecrets"],
+                resources=["*"],
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="QueueJobs",
@@ -941,11 +1021,22 @@ class FargateRunners(Construct):
         )
         acks.append(
             Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(sealed_configs))}]",
+                reason=(
+                    "Per-runner JIT config secrets are named when a job is launched; create "
+                    "(with only the two binding tags) and delete are limited to this "
+                    "deployment's name prefix. The Lambda never reads them."
+                ),
+            )
+        )
+        acks.append(
+            Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
                     "'*' is used only by the X-Ray statement added by active tracing (X-Ray has "
-                    "no resource-level permissions) and by ecs:ListTasks, which is pinned to "
-                    "this cluster by an ecs:cluster condition."
+                    "no resource-level permissions), by ecs:ListTasks, which is pinned to "
+                    "this cluster by an ecs:cluster condition, and by secretsmanager:ListSecrets "
+                    "(no resource-level permissions; returns names and tags, never values)."
                 ),
             )
         )

@@ -3,7 +3,8 @@
 There is no custom image to build: the task definition's command is
 ``bash -c <runner/entrypoint.sh>`` and the hook code travels as gzip+base64
 environment values (non-secret), so the stock ``actions-runner`` image
-enforces the profile's policy. Plain Python (no ``aws_cdk``) so tests and
+enforces the profile's policy and
+fetches its own JIT config. Plain Python (no ``aws_cdk``) so tests and
 local tools can build the same values.
 """
 
@@ -18,6 +19,7 @@ from lambda_fn.policy import Policy
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
 HOOK = REPO_ROOT / "runner" / "job_started.py"
+JIT_FETCH = REPO_ROOT / "runner" / "jit_config.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 
@@ -46,6 +48,7 @@ def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, s
         "RUNNER_POLICY_JSON": policy.to_json(),
         "RUNNER_POLICY_PY_GZ_B64": encode(POLICY_MODULE),
         "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
+        "RUNNER_JIT_PY_GZ_B64": encode(JIT_FETCH),
         "RUNNER_IDLE_TIMEOUT_SECONDS": str(idle_timeout_seconds),
         "RUNNER_STOP_GRACE_SECONDS": str(STOP_GRACE_SECONDS),
     }

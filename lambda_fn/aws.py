@@ -16,12 +16,16 @@ from typing import Any
 _LOCK = threading.Lock()
 
 
+def region() -> str | None:
+    """The current region (Lambda sets ``AWS_REGION``)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
 def client(service: str) -> Any:
     """A shared boto3 client for ``service`` in the current region/endpoint."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
     with _LOCK:  # a boto3 Session must not create clients from two threads at once
-        return _client(service, region, endpoint)
+        return _client(service, region(), endpoint)
 
 
 @lru_cache(maxsize=1)

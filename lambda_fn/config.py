@@ -50,10 +50,15 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "SECRETS_MAX_AGE_SECONDS": "300",
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
+    "JIT_SECRET_PREFIX": "fargate-runners/jit",
 }
 
 _REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+#: Secrets Manager names allow letters, digits and /_+=.@- (no trailing '/': we add it).
+_SECRET_PREFIX = re.compile(r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$")
+#: An IAM role's unique id (``RoleId``): "AROA" then upper-case letters and digits.
+_ROLE_ID = re.compile(r"^AROA[A-Z0-9]{8,124}$")
 
 
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
@@ -67,6 +72,9 @@ class Profile:
     labels: tuple[str, ...]
     task_definition: str
     container_name: str
+    #: Unique id (``RoleId``, ``AROA…``) of the profile's task role: the JIT config's secret
+    #: is readable only by the session ``<task_role_id>:<task id>`` (see lambda_fn/jit_secret.py).
+    task_role_id: str = ""
     #: FARGATE, FARGATE_SPOT, or FARGATE_SPOT_THEN_FARGATE (Spot, on-demand if Spot is out).
     capacity: str = "FARGATE"
     #: At most this many running tasks; further jobs wait in the retry queue. None = no cap.
@@ -112,6 +120,7 @@ class Settings:
     secrets_max_age_seconds: int
     idempotency_ttl_seconds: int
     github_timeout_budget_seconds: float
+    jit_secret_prefix: str = "fargate-runners/jit"  # noqa: S105 - a name prefix
 
 
 def get_settings() -> Settings:
@@ -162,6 +171,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"RUNNER_NAME_PREFIX must be 1-20 lower-case letters, digits or '-', got {prefix!r}"
         )
 
+    jit_secret_prefix = get("JIT_SECRET_PREFIX")
+    if not _SECRET_PREFIX.match(jit_secret_prefix) or len(jit_secret_prefix) > 200:
+        raise ConfigError(
+            "JIT_SECRET_PREFIX must be up to 200 letters, digits or /_+=.@- "
+            f"(no leading, trailing or double '/'), got {jit_secret_prefix!r}"
+        )
+
     retry_queue_url = env.get("RETRY_QUEUE_URL", "").strip() or None
     dead_letter_queue_url = env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None
 
@@ -199,6 +215,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         github_timeout_budget_seconds=float(
             _positive_int(get("GITHUB_TIMEOUT_BUDGET_SECONDS"), "GITHUB_TIMEOUT_BUDGET_SECONDS")
         ),
+        jit_secret_prefix=jit_secret_prefix,
     )
 
 
@@ -239,9 +256,13 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
             not isinstance(max_runners, int) or isinstance(max_runners, bool) or max_runners < 1
         ):
             raise ConfigError(f"{where}.max_runners must be a positive integer or null")
+        task_role_id = item.get("task_role_id")
+        if not isinstance(task_role_id, str) or not _ROLE_ID.match(task_role_id):
+            # Without it the JIT config could not be bound to the task: fail closed.
+            raise ConfigError(f"{where}.task_role_id must be the task role's unique id (AROA...)")
         known = {
-            "name", "labels", "task_definition", "container_name", "capacity", "max_runners",
-            "policy", "subnet_ids", "assign_public_ip",
+            "name", "labels", "task_definition", "container_name", "task_role_id", "capacity",
+            "max_runners", "policy", "subnet_ids", "assign_public_ip",
         }  # fmt: skip
         profiles.append(
             Profile(
@@ -249,6 +270,7 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
                 labels=tuple(label.strip() for label in labels),
                 task_definition=item["task_definition"],
                 container_name=item["container_name"],
+                task_role_id=task_role_id,
                 capacity=capacity,
                 max_runners=max_runners,
                 policy=_profile_policy(name, item.get("policy"), f"{where}.policy"),

@@ -10,6 +10,21 @@ record: the first caller launches, later callers get the stored result (or
 If the launch fails, Powertools deletes the in-progress record, so the job
 can be tried again; any runner registration made for the failed attempt is
 removed before the error propagates, so nothing half-done is left behind.
+
+Order of one launch (the JIT config never enters the ``run_task`` request):
+
+1. GitHub issues the JIT config (new runner name per attempt);
+2. ``run_task``, whose override names the secret ``<JIT_SECRET_PREFIX>/<runner>``;
+3. the config is sealed in that secret, bound to the new task's identity.
+   The task polls for it for a bounded time (runner/jit_config.py), so step 3
+   may finish after the task started.
+
+If step 3 fails, the task is stopped, the secret (if it was created after
+all) is deleted and the registration removed, then the error propagates
+(retried like any launch failure: a new attempt has a new config and name).
+If the Lambda dies between 2 and 3, the task gives up after its bound with
+``jit_config: ... not readable`` and exits; the reconciler removes the
+offline registration and any secret whose task is gone.
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from lambda_fn import aws
+from lambda_fn import aws, jit_secret
 from lambda_fn.config import Profile, Settings, get_settings
 from lambda_fn.errors import CapacityWaitError, ConfigError, LaunchTransientError
 from lambda_fn.github import GitHubClient, JitConfig, scope_path
@@ -27,6 +42,7 @@ from lambda_fn.launcher import (
     JobRef,
     build_run_task_request,
     count_running_tasks,
+    launch_error,
     placements,
     run_runner_task,
 )
@@ -122,11 +138,19 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
     scope = scope_path(settings.runner_scope, job.owner, job.repo)
     jit = _generate_jitconfig(gh, scope, settings, profile, job)
     ref = JobRef(job.job_id, job.run_id, job.run_attempt, job.repository)
+    sealed = jit_secret.secret_name(settings, jit.runner_name)
     try:
-        task_arn, placement = _start_task(settings, profile, ref, jit)
+        task_arn, placement = _start_task(settings, profile, ref, jit, sealed)
     except Exception:
         _forget_runner(gh, scope, jit)
         raise
+    try:
+        _seal(sealed, jit, profile, task_arn)
+    except Exception as exc:
+        error = launch_error("storing the JIT config", exc)
+        _abandon_task(settings, task_arn, sealed)
+        _forget_runner(gh, scope, jit)
+        raise error from None
     return {
         "status": "launched",
         "job_id": job.job_id,
@@ -139,14 +163,16 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
 
 
 def _start_task(
-    settings: Settings, profile: Profile, ref: JobRef, jit: JitConfig
+    settings: Settings, profile: Profile, ref: JobRef, jit: JitConfig, sealed: str
 ) -> tuple[str, str]:
     """Try each kind of capacity the profile allows; Spot falls back to on-demand if allowed."""
     options = placements(profile.capacity)
     for index, placement in enumerate(options):
         try:
             return _run_task(
-                build_run_task_request(settings, profile, ref, jit, placement)
+                build_run_task_request(
+                    settings, profile, ref, jit, sealed_name=sealed, placement=placement
+                )
             ), placement
         except LaunchTransientError as exc:
             if index == len(options) - 1:
@@ -173,6 +199,37 @@ def _generate_jitconfig(
 @traced
 def _run_task(request: dict[str, Any]) -> str:
     return run_runner_task(aws.client("ecs"), request)
+
+
+@traced
+def _seal(sealed: str, jit: JitConfig, profile: Profile, task_arn: str) -> None:
+    jit_secret.seal(aws.client("secretsmanager"), sealed, jit, profile, task_arn)
+
+
+def _abandon_task(settings: Settings, task_arn: str, sealed: str) -> None:
+    """Best effort: stop a task whose config could not be stored, and drop the secret.
+
+    Each step is independent; if both fail, the task stops itself after its
+    fetch bound and the reconciler deletes the secret once the task is gone.
+    """
+    try:
+        aws.client("ecs").stop_task(
+            cluster=settings.ecs_cluster,
+            task=task_arn,
+            reason="the runner's JIT config could not be stored; the launch is retried",
+        )
+    except Exception as exc:
+        logger.warning(
+            "could not stop the task after failing to store its JIT config",
+            extra={"task_arn": task_arn, "error": type(exc).__name__},
+        )
+    try:
+        jit_secret.discard(aws.client("secretsmanager"), sealed)
+    except Exception as exc:
+        logger.warning(
+            "could not delete the JIT config secret after a failed launch",
+            extra={"secret": sealed, "error": type(exc).__name__},
+        )
 
 
 def _forget_runner(gh: GitHubClient, scope: str, jit: JitConfig) -> None:

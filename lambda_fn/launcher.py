@@ -1,10 +1,14 @@
 """Profile + job + JIT config -> one ``ecs.run_task`` call.
 
 The request is built only from deploy-time configuration (the profile's task
-definition and container, the stack's network) plus the JIT config: nothing a
-webhook sender controls can choose the image, command, role or task
-definition. Job details appear only as tags, whose values are validated and
-sanitised first.
+definition and container, the stack's network) plus the name of the secret
+that will hold the JIT config: nothing a webhook sender controls can choose the
+image, command, role or task definition. Job details appear only as tags, whose
+values are validated and sanitised first.
+
+The JIT config itself is never in the request (overrides, tags, startedBy):
+``ecs:DescribeTasks``, part of the AWS-managed ReadOnlyAccess policy, returns
+overrides. See lambda_fn/jit_secret.py.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_fn import aws
 from lambda_fn.config import Profile, Settings
 from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
 from lambda_fn.github import JitConfig
-
-JITCONFIG_ENV = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+from lambda_fn.jit_secret import SECRET_ID_ENV, SECRET_REGION_ENV
 
 #: ECS ``failures[].reason`` values that retrying cannot fix. Anything else
 #: (capacity, "RESOURCE:*", AGENT, unknown) is treated as transient: a wrongly
@@ -91,9 +95,15 @@ def build_run_task_request(
     profile: Profile,
     job: JobRef,
     jit: JitConfig,
+    *,
+    sealed_name: str,
     placement: str = "FARGATE",
 ) -> dict[str, Any]:
-    """The exact ``run_task`` keyword arguments for one runner on one kind of capacity."""
+    """The exact ``run_task`` keyword arguments for one runner on one kind of capacity.
+
+    ``sealed_name`` names the secret the task reads its JIT config from; the
+    override carries that name and the region, nothing the runner could use.
+    """
     return {
         "cluster": settings.ecs_cluster,
         "taskDefinition": profile.task_definition,
@@ -110,7 +120,10 @@ def build_run_task_request(
             "containerOverrides": [
                 {
                     "name": profile.container_name,
-                    "environment": [{"name": JITCONFIG_ENV, "value": jit.encoded}],
+                    "environment": [
+                        {"name": SECRET_ID_ENV, "value": sealed_name},
+                        {"name": SECRET_REGION_ENV, "value": aws.region() or ""},
+                    ],
                 }
             ]
         },
@@ -130,22 +143,30 @@ def build_run_task_request(
     }
 
 
-def run_runner_task(ecs: Any, request: dict[str, Any]) -> str:
-    """Call ``run_task`` and return the task ARN; a ``failures`` entry is an error."""
+def launch_error(what: str, exc: Exception) -> LaunchTransientError | LaunchPermanentError:
+    """An AWS call's failure as a launch error: transient if retrying can help.
+
+    The message holds the error code and AWS's message, never request data.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from lambda_fn.aws import error_code
+    if isinstance(exc, ClientError):
+        code = aws.error_code(exc)
+        message = f"{what} failed: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+        if code in TRANSIENT_ERROR_CODES:
+            return LaunchTransientError(message)
+        return LaunchPermanentError(message)
+    if isinstance(exc, BotoCoreError):  # connection errors, timeouts after botocore's retries
+        return LaunchTransientError(f"{what} failed: {type(exc).__name__}")
+    raise exc
 
+
+def run_runner_task(ecs: Any, request: dict[str, Any]) -> str:
+    """Call ``run_task`` and return the task ARN; a ``failures`` entry is an error."""
     try:
         response = ecs.run_task(**request)
-    except ClientError as exc:
-        code = error_code(exc)
-        message = f"run_task failed: {code}: {exc.response.get('Error', {}).get('Message', '')}"
-        if code in TRANSIENT_ERROR_CODES:
-            raise LaunchTransientError(message) from None
-        raise LaunchPermanentError(message) from None
-    except BotoCoreError as exc:  # connection errors, timeouts after botocore's retries
-        raise LaunchTransientError(f"run_task failed: {type(exc).__name__}") from None
+    except Exception as exc:
+        raise launch_error("run_task", exc) from None
 
     failures = response.get("failures") or []
     tasks = response.get("tasks") or []

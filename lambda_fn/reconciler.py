@@ -16,6 +16,10 @@ effort (one failing step does not stop the others):
    ``offline`` and that no live task of ours owns are deleted.
 4. **Missed deliveries.** With ``GITHUB_HOOK_PATH`` set, recent ``workflow_job``
    deliveries that failed (and never succeeded on a redelivery) are redelivered.
+5. **Sealed JIT configs left behind.** A task deletes its secret after reading
+   it; a secret under ``JIT_SECRET_PREFIX`` whose task has stopped, or that is
+   older than ``SEALED_CONFIG_GRACE`` without a live task, is deleted (a task
+   that never started, or a launch that failed half-way).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lambda_fn import aws, jit_secret
 from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns, release
 from lambda_fn.config import Settings, get_settings
 from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
@@ -35,6 +40,9 @@ from lambda_fn.observability import count, logger, metrics
 #: Deliveries older than this are left alone (GitHub keeps queued jobs 24 h).
 DELIVERY_LOOKBACK = timedelta(hours=6)
 MAX_REDELIVERIES_PER_GUID = 3
+#: A secret this old without a live task is left over: well above the task's fetch
+#: bound (runner/jit_config.py, 120 s) and a launch's run_task -> seal gap.
+SEALED_CONFIG_GRACE = timedelta(minutes=10)
 
 
 def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
@@ -49,6 +57,7 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
         ("replace", lambda: _replace_dead(settings, gh, alive, stopped, report)),
         ("registrations", lambda: _remove_offline(settings, gh, alive, stopped, report)),
         ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
+        ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
     ]
     for name, step in steps:
         try:
@@ -62,13 +71,15 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
     return report
 
 
+def _utc(moment: datetime) -> datetime:
+    """boto3 returns aware datetimes; treat a naive one as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _age(task: RunnerTask, now: datetime) -> timedelta:
     if task.created_at is None:
         return timedelta(0)
-    created = task.created_at
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return now - created
+    return now - _utc(task.created_at)
 
 
 def _stop_idle(
@@ -165,6 +176,28 @@ def _remove_offline(
             ):
                 gh.delete_runner(scope, int(runner["id"]))
                 report["registrations_removed"] += 1
+
+
+def _remove_sealed_configs(
+    settings: Settings,
+    alive: list[RunnerTask],
+    stopped: list[RunnerTask],
+    now: datetime,
+    report: Counter[str],
+) -> None:
+    live = {t.task_arn for t in alive if t.alive}
+    gone = {t.task_arn for t in stopped}
+    sm = aws.client("secretsmanager")
+    for sealed in jit_secret.list_sealed(sm, settings):
+        if sealed.task_arn in live:
+            continue
+        old = sealed.created is None or now - _utc(sealed.created) > SEALED_CONFIG_GRACE
+        if (sealed.task_arn in gone or old) and jit_secret.discard(sm, sealed.name):
+            report["sealed_configs_removed"] += 1
+            logger.info(
+                "removed a JIT config its task never read",
+                extra={"secret": sealed.name, "task_arn": sealed.task_arn},
+            )
 
 
 def _scopes(settings: Settings, tasks: Iterable[RunnerTask]) -> list[str]:

@@ -4,9 +4,13 @@
 the stack's resources in it from ``cdk.json``, starts a GitHub API stand-in,
 serves the real ``lambda_fn.app.handler`` at a local ``POST /webhook``, sends
 five signed deliveries over HTTP, and prints what happened to each: the HTTP
-answer, the profile chosen, the task started and the JIT config handed to the
-runner container. It checks every outcome, stops everything it started, and
-exits 0, or 1 naming the step that did not behave as expected.
+answer, the profile chosen, the task started and what its container override
+carries (only the name of the secret holding its JIT config). Then it plays
+the task: ``runner/jit_config.py`` from the task definition fetches the config
+with the task's own identity (curl --aws-sigv4 against moto, behind the IAM
+condition double of :mod:`localdev.task_identity`), and another task of the
+same profile is refused. It checks every outcome, stops everything it
+started, and exits 0, or 1 naming the step that did not behave as expected.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import contextlib
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +33,9 @@ from localdev.endpoint import WebhookServer
 from localdev.env import handler_environment
 from localdev.github_stub import GitHubStub
 from localdev.provision import REPO_ROOT, LocalStack, provision, read_cdk_context
+from localdev.task_identity import TaskIdentities, container_environment, fetch_jit_config
 
-JITCONFIG_ENV = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+SECRET_ID_ENV = "RUNNER_JIT_SECRET_ID"  # noqa: S105 - a variable name
 UNMATCHED_LABELS = ("self-hosted", "windows", "gpu-a100")
 
 
@@ -232,6 +238,7 @@ class Started:
     github: GitHubStub
     local: LocalStack
     endpoint: WebhookServer
+    identities: TaskIdentities
 
 
 def start_all(cleanup: contextlib.ExitStack, context: dict[str, Any], region: str) -> Started:
@@ -247,7 +254,11 @@ def start_all(cleanup: contextlib.ExitStack, context: dict[str, Any], region: st
         from lambda_fn.app import handler
     with step("start local webhook endpoint"):
         endpoint = cleanup.enter_context(WebhookServer(handler))
-    return Started(moto, github, local, endpoint)
+    with step("start the task identity double (credentials + IAM condition)"):
+        identities = cleanup.enter_context(
+            TaskIdentities(moto.url, local.env["JIT_SECRET_PREFIX"], region=region)
+        )
+    return Started(moto, github, local, endpoint, identities)
 
 
 def describe_setup(started: Started, out: Callable[[str], None]) -> None:
@@ -294,13 +305,63 @@ def verify(rows: Sequence[Row], started: Started, tasks: Sequence[dict[str, Any]
             "check outcomes",
             f"expected 1 task and 1 JIT config, got {len(tasks)} and {len(jit_calls)}",
         )
-    overrides = read_overrides(started.local)
-    if overrides.get(rows[0].task_arn, {}).get(JITCONFIG_ENV) != started.github.issued_configs[0]:
-        raise DemoFailure("check outcomes", "the task's JIT config is not the one GitHub issued")
+    issued = started.github.issued_configs[0]
+    if any(issued in json.dumps(task, default=str) for task in tasks):
+        raise DemoFailure("check outcomes", "the JIT config appears in describe_tasks")
+    if any(issued in line for line in started.endpoint.output):
+        raise DemoFailure("check outcomes", "the JIT config appears in the handler's logs")
     if not all(r.authorized for r in started.github.requests):
         raise DemoFailure("check outcomes", "a GitHub call was made without a token")
     if any(_pat_in(task, started.local) for task in tasks):
         raise DemoFailure("check outcomes", "the PAT appears in a task")
+
+
+def play_task(started: Started, task_arn: str, tasks: Sequence[dict[str, Any]]) -> list[str]:
+    """Run the launched task's ``jit_config.py`` as the task, then as a same-profile neighbour."""
+    local = started.local
+    task = next((t for t in tasks if t["taskArn"] == task_arn), None)
+    if task is None:
+        raise DemoFailure("play the task", f"no task {task_arn}")
+    tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+    role_id = local.task_role_ids[tags["runner:profile"]]
+    env = container_environment(local.client("ecs"), task)
+    neighbour = f"{task_arn.rsplit('/', 1)[0]}/0123456789abcdef0123456789abcdef"
+    lines = []
+    with tempfile.TemporaryDirectory() as root:
+        other = started.identities.session(role_id, neighbour)
+        denied = fetch_jit_config(
+            env, started.identities.task_environment(other), Path(root), wait_seconds=1
+        )
+        if denied.returncode == 0 or "AccessDeniedException" not in denied.stderr:
+            raise DemoFailure("play the task", "another task of the profile read the JIT config")
+        lines.append(
+            f"same-profile {short_arn(neighbour)}: AccessDeniedException "
+            "(tag runner:task-userid is not its aws:userid)"
+        )
+        own = started.identities.session(role_id, task_arn)
+        fetched = fetch_jit_config(env, started.identities.task_environment(own), Path(root))
+        if fetched.returncode != 0:
+            raise DemoFailure("play the task", fetched.stderr.strip())
+        written = sorted(p.name for p in Path(root).iterdir())
+        runner = json.loads((Path(root) / ".runner").read_text())
+        if runner.get("agentName") != tags["runner:name"]:
+            raise DemoFailure("play the task", ".runner is not this task's runner")
+        lines.append(
+            f"launched {short_arn(task_arn)}: jit_config.py wrote {', '.join(written)} (0600) "
+            "to the runner root, where the runner reads them at start"
+        )
+    if env[SECRET_ID_ENV] in _sealed_names(local):
+        raise DemoFailure("play the task", "the secret is still there after the task read it")
+    lines.append("the task deleted the secret after reading it: a second read, by anyone, fails")
+    return lines
+
+
+def _sealed_names(local: LocalStack) -> list[str]:
+    prefix = local.env["JIT_SECRET_PREFIX"]
+    answer = local.client("secretsmanager").list_secrets(
+        Filters=[{"Key": "name", "Values": [prefix]}]
+    )
+    return [entry["Name"] for entry in answer["SecretList"]]
 
 
 def run(
@@ -322,10 +383,14 @@ def run(
             tasks = started.local.tasks()
         for row in rows:
             env = overrides.get(row.task_arn, {})
-            if JITCONFIG_ENV in env:
-                row.override = f"{JITCONFIG_ENV}={mask(env[JITCONFIG_ENV])}"
+            if SECRET_ID_ENV in env:
+                row.override = f"{SECRET_ID_ENV}={env[SECRET_ID_ENV]}"
             check_row(row, rows)
         out(render_table(rows))
+        out("")
+        with step("the task fetches its JIT config as itself; another task cannot"):
+            for line in play_task(started, rows[0].task_arn, tasks):
+                out(line)
         out("")
         jit_calls = started.github.calls("POST", "generate-jitconfig")
         out(

@@ -189,15 +189,50 @@ class GitHubStub(Service):
             "scope": scope,
         }
         self.runners[runner_id] = runner
-        # Like GitHub's, an opaque base64 JSON blob; contents are fake.
-        raw = json.dumps(
-            {"agentId": runner_id, "agentName": name, "nonce": secrets.token_hex(8)},
-            separators=(",", ":"),
-        )
-        encoded = base64.b64encode(raw.encode()).decode()
+        encoded = fake_jit_config(runner_id, name)
         self.issued_configs.append(encoded)
         answer = {"runner": _public(runner), "encoded_jit_config": encoded}
         return 201, {}, answer
+
+
+def fake_jit_config(runner_id: int, name: str) -> str:
+    """GitHub's format with fake values: base64 of JSON "file name -> base64 content".
+
+    The runner (src/Runner.Listener/Runner.cs) writes each entry to its root;
+    runner/jit_config.py does the same, so the shape must be the real one.
+    """
+
+    def b64(value: Any) -> str:
+        data = value if isinstance(value, bytes) else json.dumps(value).encode()
+        return base64.b64encode(data).decode()
+
+    files = {
+        ".runner": b64(
+            {
+                "agentId": runner_id,
+                "agentName": name,
+                "poolId": 1,
+                "serverUrl": "https://pipelines.actions.example/fake",
+                "gitHubUrl": "https://github.example/fake",
+                "workFolder": "_work",
+                "ephemeral": True,
+            }
+        ),
+        ".credentials": b64(
+            {
+                "scheme": "OAuth",
+                "data": {"clientId": secrets.token_hex(16), "requireFipsCryptography": "False"},
+            }
+        ),
+        # An RSA key's parameters are most of a real config's ~3 KB.
+        ".credentials_rsaparams": b64(
+            {
+                k: b64(secrets.token_bytes(256 if k in ("d", "modulus") else 128))
+                for k in ("d", "dp", "dq", "exponent", "inverseQ", "modulus", "p", "q")
+            }
+        ),
+    }
+    return b64(files)
 
 
 def _scope_of(match: re.Match[str]) -> str:

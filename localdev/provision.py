@@ -61,6 +61,8 @@ class LocalStack:
     config: RunnersConfig
     cluster: str
     task_definitions: dict[str, str]
+    #: profile -> the task role's unique id (``RoleId``)
+    task_role_ids: dict[str, str]
     vpc_id: str
     subnet_id: str
     security_group_id: str
@@ -179,10 +181,19 @@ def provision(
         capacityProviders=["FARGATE", "FARGATE_SPOT"],
         settings=[{"name": "containerInsights", "value": "enabled"}],
     )["cluster"]["clusterName"]
+    iam = client("iam")
     task_definitions: dict[str, str] = {}
+    task_role_ids: dict[str, str] = {}
     for profile in config.profiles:
+        # The task role: its unique id binds each JIT config to one task's session.
+        task_role = iam.create_role(
+            RoleName=f"{unique}-{profile.name}-task"[:64],
+            AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST_POLICY),
+        )["Role"]
+        task_role_ids[profile.name] = task_role["RoleId"]
         task_definitions[profile.name] = ecs.register_task_definition(
             family=f"{prefix}-runner-{profile.name}",
+            taskRoleArn=task_role["Arn"],
             requiresCompatibilities=["FARGATE"],
             networkMode="awsvpc",
             cpu=str(profile.cpu),
@@ -235,7 +246,9 @@ def provision(
     )["QueueUrl"]
 
     profiles = [
-        profile.lambda_entry(task_definitions[profile.name], CONTAINER_NAME)
+        profile.lambda_entry(
+            task_definitions[profile.name], CONTAINER_NAME, task_role_ids[profile.name]
+        )
         for profile in config.profiles
     ]
     env = {
@@ -258,6 +271,7 @@ def provision(
         "RETRY_QUEUE_URL": retry_url,
         "DEAD_LETTER_QUEUE_URL": dlq_url,
         "RUNNER_NAME_PREFIX": _runner_name_prefix(prefix),
+        "JIT_SECRET_PREFIX": f"{unique}/jit",
         "POWERTOOLS_SERVICE_NAME": "runner-webhook",
         "POWERTOOLS_METRICS_NAMESPACE": "FargateRunners",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -268,6 +282,7 @@ def provision(
         config=config,
         cluster=cluster,
         task_definitions=task_definitions,
+        task_role_ids=task_role_ids,
         vpc_id=vpc_id,
         subnet_id=subnet_id,
         security_group_id=security_group_id,
@@ -279,6 +294,19 @@ def provision(
         dead_letter_queue_url=dlq_url,
         env=env,
     )
+
+
+#: Trust policy of a runner task role (as the construct's ``ServicePrincipal``).
+ECS_TASKS_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 
 def _runner_name_prefix(stack_name: str) -> str:

@@ -3,7 +3,8 @@
 # it must not rely on $0 or on its own path. See runner/README.md for the contract and
 # docs/runner.md for the runner behaviour (actions/runner v2.332.0) it is built on.
 #
-# 1. Take the JIT config out of the environment (only the runner child gets it).
+# 1. Fetch this task's JIT config with its own identity (jit_config.py, after the
+#    checks) into the runner's files; no JIT config in any environment.
 # 2. Write the policy, policy.py and the job-started hook into $RUNNER_HOME/_hooks.
 # 3. Check the policy's required_env; refuse to start (exit 78) if any is missing.
 # 4. Start run.sh in a session of its own with SIGINT at its default, then watch it:
@@ -27,8 +28,10 @@ die() {
 readonly EX_REFUSED=77 # EX_NOPERM: the job was refused; nothing of it ran after the hook
 readonly EX_CONFIG=78
 
-# --- 1. JIT config: keep it in a non-exported shell variable --------------------
-jit_config="${ACTIONS_RUNNER_INPUT_JITCONFIG:-}"
+# --- 1. JIT config: only the name of this task's secret is in the environment ----
+# A plaintext config in the environment is refused: DescribeTasks would show it.
+[[ -z "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" ]] ||
+  die "$EX_CONFIG" "ACTIONS_RUNNER_INPUT_JITCONFIG is set; the JIT config must come from RUNNER_JIT_SECRET_ID"
 unset ACTIONS_RUNNER_INPUT_JITCONFIG
 
 RUNNER_HOME="${RUNNER_HOME:-/home/runner}"
@@ -48,7 +51,7 @@ hook_timeout="$(whole_seconds RUNNER_HOOK_TIMEOUT_SECONDS 60)"
 refusal_flush="$(whole_seconds RUNNER_REFUSAL_FLUSH_SECONDS 2)"
 
 # --- 2. hook files -------------------------------------------------------------
-for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64; do
+for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64; do
   [[ -n "${!name:-}" ]] || die "$EX_CONFIG" "$name is not set; the task definition must provide it"
 done
 
@@ -67,6 +70,9 @@ if ! printf '%s' "$RUNNER_POLICY_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >
 fi
 if ! printf '%s' "$RUNNER_HOOK_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/job_started.py" 2>/dev/null; then
   die "$EX_CONFIG" "RUNNER_HOOK_PY_GZ_B64 is not valid gzip+base64"
+fi
+if ! printf '%s' "$RUNNER_JIT_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/jit_config.py" 2>/dev/null; then
+  die "$EX_CONFIG" "RUNNER_JIT_PY_GZ_B64 is not valid gzip+base64"
 fi
 printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 
@@ -101,7 +107,7 @@ echo "::error::This runner cannot run containers (jobs.<id>.container, services 
 exit 1
 EOF
 
-chmod 0444 "$hooks/policy.py" "$hooks/job_started.py" "$hooks/policy.json"
+chmod 0444 "$hooks/policy.py" "$hooks/job_started.py" "$hooks/jit_config.py" "$hooks/policy.json"
 chmod 0555 "$hooks/job-started.sh" "$hooks/no-containers.sh" "$hooks"
 
 export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks/job-started.sh"
@@ -109,19 +115,27 @@ export ACTIONS_RUNNER_CONTAINER_HOOKS="${ACTIONS_RUNNER_CONTAINER_HOOKS:-$hooks/
 # run.sh then traps SIGINT/SIGTERM and sends SIGINT to the Listener's process group.
 export RUNNER_MANUALLY_TRAP_SIG=1
 
-unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64
+unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64
 
 # --- 3. policy valid and required_env present (checked in the runner's env) ----
 python3 "$hooks/job_started.py" --preflight --policy-file "$hooks/policy.json" || exit "$EX_CONFIG"
 
-[[ -n "$jit_config" ]] ||
-  die "$EX_CONFIG" "ACTIONS_RUNNER_INPUT_JITCONFIG is empty; refusing to start a runner without a JIT config"
 
 # A command started with `&` from a non-interactive bash starts with SIGINT and SIGQUIT
 # ignored, .NET keeps an ignored signal ignored, and run.sh stops the Listener only with
 # SIGINT: without resetting them the Listener never hears a stop.
 env --default-signal=INT true 2>/dev/null ||
   die "$EX_CONFIG" "env --default-signal is not supported (coreutils >= 8.31 is needed to stop the runner gracefully)"
+
+# JIT config -> $RUNNER_HOME/.runner, .credentials, .credentials_rsaparams (0600), read
+# with this task's own identity; the secret is deleted after this one read. Last of the
+# checks, so a task that cannot start does not consume it. See docs/jit-config.md.
+jit_rc=0
+python3 "$hooks/jit_config.py" --runner-root "$RUNNER_HOME" || jit_rc=$?
+if [[ "$jit_rc" -ne 0 ]]; then
+  die "$jit_rc" "no JIT config for this task (jit_config.py exited $jit_rc); not starting the runner"
+fi
+unset RUNNER_JIT_SECRET_ID RUNNER_JIT_SECRET_REGION
 
 # --- 4. run and watch ------------------------------------------------------------
 session_pids() {
@@ -175,9 +189,8 @@ trap 'stop_runner signal "received SIGINT; stopping the runner (grace $stop_grac
 # not fork and $! is run.sh's pid = the session id); run-helper.sh, the Listener, the
 # Worker and job steps stay in that session even though run.sh's `set -m` gives them
 # process groups of their own, so kill_session reaches all of them.
-ACTIONS_RUNNER_INPUT_JITCONFIG="$jit_config" setsid env --default-signal=INT,QUIT "$run_cmd" &
+setsid env --default-signal=INT,QUIT "$run_cmd" &
 runner_pid=$!
-jit_config=""
 
 job_arrived=""
 hook_started_at=""

@@ -76,7 +76,25 @@ class FakeAws:
     token_secret_arn: str
     retry_queue_url: str
     dead_letter_queue_url: str
+    task_role_ids: dict[str, str]
     base_env: dict[str, str] = field(repr=False)
+
+    @property
+    def jit_prefix(self) -> str:
+        """``JIT_SECRET_PREFIX``: the sealed JIT configs are ``<prefix>/<runner name>``."""
+        return self.base_env["JIT_SECRET_PREFIX"]
+
+    def sealed_configs(self) -> dict[str, dict[str, Any]]:
+        """Secret name -> {"value", "tags"} for every JIT config secret still stored."""
+        sm = boto3.client("secretsmanager", region_name=self.region)
+        found: dict[str, dict[str, Any]] = {}
+        for entry in sm.list_secrets(Filters=[{"Key": "name", "Values": [self.jit_prefix]}])[
+            "SecretList"
+        ]:
+            value = sm.get_secret_value(SecretId=entry["Name"])["SecretString"]
+            tags = {t["Key"]: t["Value"] for t in entry.get("Tags", [])}
+            found[entry["Name"]] = {"value": value, "tags": tags}
+        return found
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The handler's environment per docs/contract.md, without the retry path."""
@@ -147,6 +165,7 @@ def create_stack_resources(region: str = "us-east-1") -> FakeAws:
         token_secret_arn=stack.token_secret_arn,
         retry_queue_url=stack.retry_queue_url,
         dead_letter_queue_url=stack.dead_letter_queue_url,
+        task_role_ids=stack.task_role_ids,
         base_env=stack.env,
     )
 

@@ -289,14 +289,28 @@ def test_matching_job_gets_one_jit_config_and_one_task(
         "assignPublicIp": "DISABLED",
     }
     overrides = request["overrides"]["containerOverrides"]
+    runner_name = github.jit_requests[0]["name"]
     assert overrides == [
         {
             "name": "runner",
+            # Only where the task finds its sealed config: never the config itself.
             "environment": [
-                {"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "value": github.issued_configs[0]}
+                {"name": "RUNNER_JIT_SECRET_ID", "value": f"{fake_aws.jit_prefix}/{runner_name}"},
+                {"name": "RUNNER_JIT_SECRET_REGION", "value": "us-east-1"},
             ],
         }
     ]
+    assert github.issued_configs[0] not in json.dumps(request, default=str)
+    # ... and the config is sealed for exactly this task: <task role id>:<task id>
+    sealed = fake_aws.sealed_configs()
+    assert list(sealed) == [f"{fake_aws.jit_prefix}/{runner_name}"]
+    (secret,) = sealed.values()
+    assert secret["value"] == github.issued_configs[0]
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
+    assert secret["tags"] == {
+        "runner:task-userid": f"{fake_aws.task_role_ids['default']}:{task_id}",
+        "runner:task-arn": task["taskArn"],
+    }
     assert set(overrides[0]) == {"name", "environment"}  # no command, image or role override
     assert request["startedBy"] == "gh-job-4242"
     assert request["clientToken"].startswith("job-4242-")

@@ -33,6 +33,7 @@ def restricted(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
             "labels": DEPLOY_LABELS,
             "task_definition": fake_aws.task_definitions["default"],
             "container_name": "runner",
+            "task_role_id": profiles[0]["task_role_id"],
             "policy": {"profile": "deploy", **POLICY, "deny_fork_pull_requests": True},
             "subnet_ids": [fake_aws.subnet_id],
             "assign_public_ip": False,

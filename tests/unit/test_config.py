@@ -14,6 +14,7 @@ PROFILE = {
     "labels": ["self-hosted", "linux"],
     "task_definition": "arn:aws:ecs:us-east-1:1:task-definition/runner:3",
     "container_name": "runner",
+    "task_role_id": "AROAEXAMPLETASKROLE01",
 }
 MINIMAL = {
     "WEBHOOK_SECRET_ARN": "arn:webhook",

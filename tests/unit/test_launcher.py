@@ -18,7 +18,7 @@ from lambda_fn.launcher import (
     started_by,
 )
 
-PROFILE = Profile("default", ("self-hosted",), "arn:td/runner:1", "runner")
+PROFILE = Profile("default", ("self-hosted",), "arn:td/runner:1", "runner", "AROAEXAMPLETASKROLE01")
 SETTINGS = load_settings(
     {
         "WEBHOOK_SECRET_ARN": "w",
@@ -27,7 +27,8 @@ SETTINGS = load_settings(
         "SUBNET_IDS": "subnet-1",
         "SECURITY_GROUP_IDS": "sg-1",
         "RUNNER_PROFILES": '[{"name": "default", "labels": ["self-hosted"], '
-        '"task_definition": "arn:td/runner:1", "container_name": "runner"}]',
+        '"task_definition": "arn:td/runner:1", "container_name": "runner", '
+        '"task_role_id": "AROAEXAMPLETASKROLE01"}]',
         "IDEMPOTENCY_TABLE": "idem",
     }
 )
@@ -36,20 +37,26 @@ JIT = JitConfig(runner_id=9, runner_name="fgr-123-abcdef", encoded="SECRETJIT")
 
 def test_request_takes_image_and_command_from_nowhere_but_the_profile() -> None:
     job = JobRef(job_id=123, run_id=4, run_attempt=2, repository="o/r")
-    request = build_run_task_request(SETTINGS, PROFILE, job, JIT)
+    request = build_run_task_request(SETTINGS, PROFILE, job, JIT, sealed_name="p/fgr-123-abcdef")
     assert request["taskDefinition"] == "arn:td/runner:1"
     (override,) = request["overrides"]["containerOverrides"]
     assert override == {
         "name": "runner",
-        "environment": [{"name": "ACTIONS_RUNNER_INPUT_JITCONFIG", "value": "SECRETJIT"}],
+        "environment": [
+            {"name": "RUNNER_JIT_SECRET_ID", "value": "p/fgr-123-abcdef"},
+            {"name": "RUNNER_JIT_SECRET_REGION", "value": "us-east-1"},
+        ],
     }
     assert set(request["overrides"]) == {"containerOverrides"}
+    # The JIT config is nowhere in the request: overrides, tags, startedBy, token.
+    assert "SECRETJIT" not in repr(request)
 
 
 def test_tag_values_are_sanitised() -> None:
     job = JobRef(job_id=1, run_id=2, run_attempt=1, repository="o/r<script>")
     tags = {
-        t["key"]: t["value"] for t in build_run_task_request(SETTINGS, PROFILE, job, JIT)["tags"]
+        t["key"]: t["value"]
+        for t in build_run_task_request(SETTINGS, PROFILE, job, JIT, sealed_name="p/x")["tags"]
     }
     assert tags["github:repository"] == "o/r_script_"
 

@@ -1,0 +1,115 @@
+"""The JIT config, sealed for the one task it was made for.
+
+``ecs:DescribeTasks`` (granted by the AWS-managed ReadOnlyAccess and
+ViewOnlyAccess policies) returns a task's container overrides, so the JIT
+config must not travel in the ``run_task`` request. Instead, right after
+``run_task`` returns the task ARN, the Lambda stores the config in a per-runner
+Secrets Manager secret named ``<JIT_SECRET_PREFIX>/<runner name>``, tagged
+``runner:task-userid = <task role id>:<task id>``. The override carries only
+the secret's name. The task role's policy (cdk/construct.py) allows
+``GetSecretValue`` and ``DeleteSecret`` under the prefix only when
+``secretsmanager:ResourceTag/runner:task-userid`` equals ``${aws:userid}``, the
+caller's own ``<role id>:<session name>``; the task reads it once, writes the
+runner's files and deletes it (``ForceDeleteWithoutRecovery``).
+
+Why a secret rather than a per-profile KMS key: KMS ``Encrypt`` takes at most
+4096 bytes of plaintext while a JIT config is about that size, the ciphertext
+would stay in the override for the task's life (replayable by any task of the
+same profile, which shares the role), and the task has no AES in the Python
+stdlib to envelope it. A secret can be consumed (deleted after the first
+read), is bound to one task by a documented tag condition, and is fetched with
+``curl --aws-sigv4``.
+
+AWS behaviour relied on (docs/jit-config.md cites each):
+
+* ``aws:userid`` of an assumed-role session is ``<role id>:<role session name>``
+  (IAM policy variables reference);
+* ``secretsmanager:ResourceTag/<key>`` is a condition key of the Secret
+  resource, so it applies to ``GetSecretValue`` and ``DeleteSecret`` (Service
+  Authorization Reference, AWS Secrets Manager);
+* ECS names a task-role session after the task id. This one is NOT in the ECS
+  documentation (only the ECS team's own statement in
+  aws/containers-roadmap#1917): if ECS ever named sessions differently, the
+  condition would match nothing and the task would stop with
+  ``jit_config: ... AccessDeniedException`` -- the binding fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # cdk/ imports the names below; keep this module free of requests/boto3
+    from lambda_fn.config import Profile, Settings
+    from lambda_fn.github import JitConfig
+
+#: Override variable naming the task's secret (a name, not a credential).
+SECRET_ID_ENV = "RUNNER_JIT_SECRET_ID"  # noqa: S105 - a variable name
+#: Override variable with the secret's region (the Lambda's own).
+SECRET_REGION_ENV = "RUNNER_JIT_SECRET_REGION"  # noqa: S105 - a variable name
+#: Tag whose value must equal the reader's ``aws:userid`` (task role policy condition).
+BOUND_TAG = "runner:task-userid"
+#: Tag naming the task, so the reconciler can remove secrets of tasks that are gone.
+TASK_TAG = "runner:task-arn"
+
+
+def secret_name(settings: Settings, runner_name: str) -> str:
+    """The one place that names a runner's sealed config (IAM scopes ``<prefix>/*``)."""
+    return f"{settings.jit_secret_prefix}/{runner_name}"
+
+
+def task_userid(profile: Profile, task_arn: str) -> str:
+    """``aws:userid`` of the task's role session: ``<role id>:<task id>``."""
+    return f"{profile.task_role_id}:{task_arn.rsplit('/', 1)[-1]}"
+
+
+def seal(sm: Any, name: str, jit: JitConfig, profile: Profile, task_arn: str) -> None:
+    """Create the secret with its value and binding tag in one call (never untagged)."""
+    sm.create_secret(
+        Name=name,
+        Description="JIT runner config for one ECS task; the task deletes it after reading",
+        SecretString=jit.encoded,
+        Tags=[
+            {"Key": BOUND_TAG, "Value": task_userid(profile, task_arn)},
+            {"Key": TASK_TAG, "Value": task_arn},
+        ],
+    )
+
+
+def discard(sm: Any, name: str) -> bool:
+    """Delete the secret now (no recovery window); False if it did not exist."""
+    from lambda_fn.aws import error_code
+
+    try:
+        sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class SealedConfig:
+    """A secret left under the prefix (name and tags only, never the value)."""
+
+    name: str
+    task_arn: str | None
+    created: datetime | None
+
+
+def list_sealed(sm: Any, settings: Settings) -> Iterator[SealedConfig]:
+    """Every secret under ``JIT_SECRET_PREFIX`` (ListSecrets' name filter is a prefix match)."""
+    prefix = f"{settings.jit_secret_prefix}/"
+    paginator = sm.get_paginator("list_secrets")
+    for page in paginator.paginate(Filters=[{"Key": "name", "Values": [prefix]}]):
+        for entry in page.get("SecretList", []):
+            name = str(entry.get("Name", ""))
+            if not name.startswith(prefix):
+                continue
+            tags = {t.get("Key"): t.get("Value") for t in entry.get("Tags") or []}
+            yield SealedConfig(
+                name=name, task_arn=tags.get(TASK_TAG), created=entry.get("CreatedDate")
+            )
