@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 ECS_CREDENTIALS_HOST = "http://169.254.170.2"
+#: The Lambda stores the secret within seconds of run_task; a task takes longer to start.
+DEFAULT_WAIT_SECONDS = 120
 #: Files the runner needs before it can start without a JIT config (Runner.cs, ConfigurationStore).
 REQUIRED_FILES = (".runner", ".credentials")
 #: Errors that mean "not there yet" or "try again", not "give up".
@@ -275,6 +277,20 @@ def endpoint(region: str, env: Mapping[str, str]) -> str:
     )
 
 
+def wait_seconds(args: argparse.Namespace, env: Mapping[str, str]) -> float:
+    """How long the secret may take to appear (the Lambda stores it after run_task)."""
+    if args.wait_seconds is not None:
+        return float(args.wait_seconds)
+    raw = env.get("RUNNER_JIT_WAIT_SECONDS", "") or str(DEFAULT_WAIT_SECONDS)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise JitConfigError(f"RUNNER_JIT_WAIT_SECONDS must be a number, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise JitConfigError(f"RUNNER_JIT_WAIT_SECONDS must be in (0, 3600], got {raw!r}")
+    return value
+
+
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     root = Path(args.runner_root)
     if not root.is_dir():
@@ -291,7 +307,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     credentials = container_credentials(env)
 
     call = SecretsManager(url, region, credentials, args.curl).call
-    files = decode(fetch(call, secret_id, args.wait_seconds))
+    files = decode(fetch(call, secret_id, wait_seconds(args, env)))
     write_files(root, files)
     try:
         call("DeleteSecret", {"SecretId": secret_id, "ForceDeleteWithoutRecovery": True})
@@ -306,7 +322,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runner-root", required=True, help="where the runner's files go")
     parser.add_argument("--secret-id", default="", help="default: $RUNNER_JIT_SECRET_ID")
     parser.add_argument("--region", default="", help="default: $RUNNER_JIT_SECRET_REGION")
-    parser.add_argument("--wait-seconds", type=float, default=120.0, help="default: 120")
+    parser.add_argument(
+        "--wait-seconds", type=float, default=None, help="default: $RUNNER_JIT_WAIT_SECONDS or 120"
+    )
     parser.add_argument("--curl", default="curl", help="curl executable (needs --aws-sigv4)")
     return parser.parse_args(argv)
 

@@ -65,7 +65,12 @@ def test_demo_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert demo.run(demo.read_cdk_context(), out=lines.append) == 0
     text = "\n".join(lines)
     assert "5 deliveries, 1 tasks started, 1 JIT configs issued, 0 duplicates" in text
-    assert "ACTIONS_RUNNER_INPUT_JITCONFIG=eyJh…(masked, " in text
+    # The override names the secret; the config itself is in no task and no table cell.
+    assert "RUNNER_JIT_SECRET_ID=" in text and "/jit/" in text
+    assert "ACTIONS_RUNNER_INPUT_JITCONFIG" not in text
+    assert "same-profile task/…/01234567…: AccessDeniedException" in text
+    assert "jit_config.py wrote .credentials, .credentials_rsaparams, .runner (0600)" in text
+    assert "a second read, by anyone, fails" in text
     assert text.count("launched") == 1 and "duplicate" in text
     assert "all outcomes as expected" in text
 

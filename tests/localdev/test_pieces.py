@@ -102,7 +102,12 @@ def test_stub_issues_jit_configs_and_manages_runners(stub: GitHubStub) -> None:
     )
     assert answer.status_code == 201
     body = answer.json()
-    assert body["runner"]["name"] == "r-1" and body["encoded_jit_config"].startswith("eyJh")
+    assert body["runner"]["name"] == "r-1"
+    # GitHub's shape, which the runner (and runner/jit_config.py) decodes: base64 JSON of
+    # file name -> base64 content.
+    files = json.loads(base64.b64decode(body["encoded_jit_config"]))
+    assert set(files) == {".runner", ".credentials", ".credentials_rsaparams"}
+    assert json.loads(base64.b64decode(files[".runner"]))["agentName"] == "r-1"
     runner_id = body["runner"]["id"]
     runner = requests.get(
         f"{stub.url}/repos/o/r/actions/runners/{runner_id}", headers=AUTH, timeout=5

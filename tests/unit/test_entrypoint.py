@@ -9,28 +9,35 @@ Listener. See docs/runner.md for the facts and their sources.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from cdk.runner_files import encode
 from lambda_fn.policy import Policy
-from localdev.runner_double import RunnerDouble, install, jit_config
+from localdev import moto_server
+from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
+from localdev.task_identity import TaskIdentities
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "runner" / "entrypoint.sh"
 BASH = shutil.which("bash") or "/bin/bash"
 SHELLCHECK = shutil.which("shellcheck")
-JIT = jit_config()
+JIT_PREFIX = "test/jit"
+ROLE_ID = "AROAEXAMPLETASKROLE01"
 
 POLICY = Policy(
     profile="deploy",
@@ -131,8 +138,54 @@ class Task:
         return found
 
 
+@pytest.fixture(scope="module")
+def identities() -> Iterator[TaskIdentities]:
+    """moto (Secrets Manager) behind the task-role IAM condition double."""
+    with moto_server.start() as moto, TaskIdentities(moto.url, JIT_PREFIX) as double:
+        yield double
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A JIT config stored for one task, as the Lambda stores it."""
+
+    name: str
+    encoded: str
+    task_env: dict[str, str]
+
+
+def seal(identities: TaskIdentities, task_id: str) -> Sealed:
+    """Store a JIT config for task ``task_id`` as the Lambda does; the task's environment."""
+    name = f"{JIT_PREFIX}/runner-{task_id}"
+    encoded = jit_config(configured_files(f"runner-{task_id}"))
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=identities.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    sm.create_secret(
+        Name=name,
+        SecretString=encoded,
+        Tags=[{"Key": "runner:task-userid", "Value": f"{ROLE_ID}:{task_id}"}],
+    )
+    identity = identities.session(ROLE_ID, f"arn:aws:ecs:us-east-1:1:task/c/{task_id}")
+    task_env = {
+        **identities.task_environment(identity),
+        "RUNNER_JIT_SECRET_ID": name,
+        "RUNNER_JIT_SECRET_REGION": "us-east-1",
+    }
+    return Sealed(name, encoded, task_env)
+
+
 @pytest.fixture
-def task(tmp_path: Path) -> Any:
+def sealed(identities: TaskIdentities) -> Sealed:
+    return seal(identities, secrets.token_hex(16))
+
+
+@pytest.fixture
+def task(tmp_path: Path, sealed: Sealed) -> Any:
     home = tmp_path / "home"
     double = install(home)
     markers = tmp_path / "markers"
@@ -144,11 +197,12 @@ def task(tmp_path: Path) -> Any:
         "RUNNER_POLICY_JSON": POLICY.to_json(),
         "RUNNER_POLICY_PY_GZ_B64": encode(ROOT / "lambda_fn" / "policy.py"),
         "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "runner" / "job_started.py"),
+        "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "runner" / "jit_config.py"),
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
         "RUNNER_DOUBLE_TIME_SCALE": "0.1",
-        "ACTIONS_RUNNER_INPUT_JITCONFIG": JIT,
+        **sealed.task_env,
         "DB_URL": "postgres://db.internal/app",
     }
     task = Task(tmp_path, home, double, markers, env)
@@ -387,7 +441,7 @@ def test_job_assigned_before_the_deadline_completes_despite_a_slow_set_up(task: 
 # --- what the runner gets --------------------------------------------------------------
 
 
-def test_listener_environment(task: Task) -> None:
+def test_listener_environment(task: Task, sealed: Sealed) -> None:
     task.env["ACTIONS_RUNNER_CONTAINER_HOOKS"] = "/opt/hooks/index.js"
     process = task.start()
     task.listening()
@@ -397,13 +451,22 @@ def test_listener_environment(task: Task) -> None:
     process.send_signal(signal.SIGTERM)
     task.finish()
 
-    for name in ("RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64"):
-        assert name not in env
+    for name in (
+        "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_JIT_SECRET_ID", "RUNNER_JIT_SECRET_REGION",
+        "ACTIONS_RUNNER_INPUT_JITCONFIG",
+    ):  # fmt: skip
+        assert name not in env  # no JIT config, not even its secret's name
     assert env["ACTIONS_RUNNER_HOOK_JOB_STARTED"] == str(task.hooks / "job-started.sh")
     assert env["RUNNER_MANUALLY_TRAP_SIG"] == "1"
     assert env["ACTIONS_RUNNER_CONTAINER_HOOKS"] == "/opt/hooks/index.js"  # the image's own
     assert env["DB_URL"] == "postgres://db.internal/app"
-    assert (task.home / ".runner").exists()  # the Listener wrote the JIT config's files
+    # The Listener started configured from the files jit_config.py wrote (0600).
+    files = json.loads(base64.b64decode(sealed.encoded))
+    for name, content in files.items():
+        assert (task.home / name).read_bytes() == base64.b64decode(content)
+        assert (task.home / name).stat().st_mode & 0o777 == 0o600
+    assert not task.double.said("Not configured")
 
 
 def test_hook_files_are_read_only(task: Task) -> None:
@@ -413,6 +476,7 @@ def test_hook_files_are_read_only(task: Task) -> None:
     assert modes == {
         "policy.py": 0o444,
         "job_started.py": 0o444,
+        "jit_config.py": 0o444,
         "policy.json": 0o444,
         "job-started.sh": 0o555,
         "no-containers.sh": 0o555,
@@ -423,12 +487,19 @@ def test_hook_files_are_read_only(task: Task) -> None:
     ).read_bytes()
 
 
-def test_jit_config_is_written_nowhere(task: Task) -> None:
+def test_encoded_jit_config_is_written_nowhere_and_read_once(
+    task: Task, sealed: Sealed, identities: TaskIdentities
+) -> None:
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "1"
     assert task.run().returncode == 0
     for path in task.home.rglob("*"):
         if path.is_file():
-            assert JIT not in path.read_text(errors="replace"), path
+            assert sealed.encoded not in path.read_text(errors="replace"), path
+    reads = [c for c in identities.calls if c[2] == sealed.name]
+    assert [(action, outcome) for _, action, _, outcome in reads] == [
+        ("GetSecretValue", "forwarded 200"),
+        ("DeleteSecret", "forwarded 200"),
+    ]
 
 
 def test_container_hook_refuses_containers(task: Task) -> None:
@@ -442,10 +513,11 @@ def test_container_hook_refuses_containers(task: Task) -> None:
     assert task.ran() == set()
 
 
-def test_second_start_replaces_read_only_hooks(task: Task) -> None:
+def test_second_start_replaces_read_only_hooks(task: Task, identities: TaskIdentities) -> None:
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "1"
     assert task.run().returncode == 0
     task.env["RUNNER_POLICY_JSON"] = Policy(profile="other").to_json()
+    task.env.update(seal(identities, secrets.token_hex(16)).task_env)  # the first was consumed
     assert task.run().returncode == 0
     assert '"profile":"other"' in (task.hooks / "policy.json").read_text()
 
@@ -476,15 +548,31 @@ def test_missing_required_env_stops_before_the_runner(
     assert task.double.events() == []
 
 
-@pytest.mark.parametrize("jit", ["", None])
-def test_empty_jit_config_refuses_to_start(task: Task, jit: str | None) -> None:
-    if jit is None:
-        del task.env["ACTIONS_RUNNER_INPUT_JITCONFIG"]
-    else:
-        task.env["ACTIONS_RUNNER_INPUT_JITCONFIG"] = jit
+def test_plaintext_jit_config_in_the_environment_is_refused(task: Task) -> None:
+    task.env["ACTIONS_RUNNER_INPUT_JITCONFIG"] = jit_config()
     result = task.run()
     assert result.returncode == 78
-    assert "ACTIONS_RUNNER_INPUT_JITCONFIG is empty" in result.stderr
+    assert "ACTIONS_RUNNER_INPUT_JITCONFIG is set" in result.stderr
+    assert task.double.events() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"RUNNER_JIT_SECRET_ID": ""}, "RUNNER_JIT_SECRET_ID is not set"),
+        ({"RUNNER_JIT_SECRET_ID": f"{JIT_PREFIX}/never-stored"}, "was not readable within"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": ""}, "no container credentials"),
+    ],
+)
+def test_no_jit_config_stops_the_task_with_the_reason(
+    task: Task, change: dict[str, str], reason: str
+) -> None:
+    task.env.update(change)
+    task.env["RUNNER_JIT_WAIT_SECONDS"] = "1"
+    result = task.run()
+    assert result.returncode == 1
+    assert "jit_config: " in result.stderr and reason in result.stderr
+    assert "entrypoint: no JIT config for this task (jit_config.py exited 1)" in result.stderr
     assert task.double.events() == []
 
 
