@@ -38,6 +38,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "ServerException",
         "ServiceUnavailableException",
         "InternalFailure",
+        "InternalServiceError",  # Secrets Manager's 5xx code (storing the JIT config)
         "RequestTimeout",
         "RequestTimeoutException",
     }

@@ -50,12 +50,16 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
     now = now or datetime.now(UTC)
     gh = github_client(settings)
     report: Counter[str] = Counter()
-    alive = describe_tasks(settings, list_task_arns(settings, "RUNNING"))
+    alive = _running(settings)
     stopped = describe_tasks(settings, list_task_arns(settings, "STOPPED"))
     steps: list[tuple[str, Callable[[], None]]] = [
         ("idle", lambda: _stop_idle(settings, gh, alive, now, report)),
         ("replace", lambda: _replace_dead(settings, gh, alive, stopped, report)),
-        ("registrations", lambda: _remove_offline(settings, gh, alive, stopped, report)),
+        # Re-listed: runners launched since (by this run's replacements or a webhook) are owned.
+        (
+            "registrations",
+            lambda: _remove_offline(settings, gh, _running(settings), stopped, report),
+        ),
         ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
         ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
     ]
@@ -69,6 +73,10 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
         count(f"Reconciler_{key}", value=value)
     logger.info("reconciled", extra={"report": dict(report)})
     return report
+
+
+def _running(settings: Settings) -> list[RunnerTask]:
+    return describe_tasks(settings, list_task_arns(settings, "RUNNING"))
 
 
 def _utc(moment: datetime) -> datetime:

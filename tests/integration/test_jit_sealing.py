@@ -1,0 +1,218 @@
+"""The JIT config never travels in the ``run_task`` request, and sealing it fails safely.
+
+Through the real handler, moto and the HTTP-level GitHub fake: what a principal
+with ReadOnlyAccess sees (``describe_tasks``, the request, the logs) holds no
+JIT config; the config is sealed for exactly the launched task; and each way
+the launch can fail after ``run_task`` leaves no task waiting for a config, no
+runner registration and no secret behind. (The task side, reading with its own
+identity, is tested in tests/unit/test_jit_config.py and test_entrypoint.py.)
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.integration.test_fault_matrix import First, aws_error, inject
+from tests.integration.test_retry_path import drain
+
+
+def live_tasks(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
+    return [
+        t
+        for t in fake_aws.tasks()
+        if t["desiredStatus"] != "STOPPED"
+        and {x["key"]: x["value"] for x in t["tags"]}.get("github:job-id") == str(job_id)
+    ]
+
+
+def stopped_tasks(fake_aws: FakeAws) -> list[dict[str, Any]]:
+    return [t for t in fake_aws.tasks() if t["desiredStatus"] == "STOPPED"]
+
+
+def assert_sealed_only_for(fake_aws: FakeAws, github: FakeGitHub, task: dict[str, Any]) -> None:
+    """Exactly one secret left: the live task's, holding the config GitHub issued for it."""
+    tags = {t["key"]: t["value"] for t in task["tags"]}
+    sealed = fake_aws.sealed_configs()
+    assert list(sealed) == [f"{fake_aws.jit_prefix}/{tags['runner:name']}"]
+    (secret,) = sealed.values()
+    assert secret["tags"]["runner:task-arn"] == task["taskArn"]
+    assert secret["value"] == github.issued_configs[-1]
+
+
+@pytest.fixture
+def queues(fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
+    for key, value in fake_aws.queue_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("lambda_fn.retry_queue.backoff_seconds", lambda attempt, base: 0)
+    return fake_aws
+
+
+def test_readonly_view_request_and_logs_hold_no_jit_config(
+    fake_aws: FakeAws, github: FakeGitHub, lambda_logs: Any
+) -> None:
+    sent: list[dict[str, Any]] = []
+    inject("ecs", "RunTask", sent.append)
+    status, body = deliver(queued_payload(job_id=4301))
+    assert status == 200 and body["status"] == "launched"
+    (config,) = github.issued_configs
+    (request,) = sent
+    assert config not in json.dumps(request)  # overrides, tags, startedBy, clientToken
+    # What ecs:DescribeTasks (ReadOnlyAccess, ViewOnlyAccess) returns, tags included.
+    assert config not in json.dumps(fake_aws.tasks(), default=str)
+    assert lambda_logs.getvalue() and config not in lambda_logs.getvalue()
+    (task,) = live_tasks(fake_aws, 4301)
+    assert_sealed_only_for(fake_aws, github, task)
+
+
+def test_storing_the_config_throttled_stops_the_task_and_retries_cleanly(
+    queues: FakeAws, github: FakeGitHub, lambda_logs: Any
+) -> None:
+    fault = First(1, aws_error("ThrottlingException"))
+    inject("secretsmanager", "CreateSecret", fault)
+    status, body = deliver(queued_payload(job_id=4302))
+    assert status == 202 and body["status"] == "queued_for_retry", body
+    assert fault.hits == 1
+    # The first attempt's task is stopped (it would wait for a config that never comes) and
+    # its runner registration is gone; nothing was sealed.
+    (abandoned,) = stopped_tasks(queues)
+    assert "JIT config could not be stored" in abandoned.get("stoppedReason", "")
+    assert len(github.deleted_runners) == 1
+    assert queues.sealed_configs() == {}
+    drain(queues)
+    (task,) = live_tasks(queues, 4302)
+    assert_sealed_only_for(queues, github, task)
+    assert len(github.issued_configs) == 2
+    assert all(c not in lambda_logs.getvalue() for c in github.issued_configs)
+
+
+def test_config_stored_but_answer_lost_leaves_no_secret_behind(
+    queues: FakeAws, github: FakeGitHub
+) -> None:
+    """Secrets Manager created the secret, then the answer was an error (5xx)."""
+    sm = boto3.client("secretsmanager", region_name=queues.region)
+    created: list[str] = []
+
+    def create_then_fail(params: dict[str, Any]) -> Any:
+        if created:
+            return None
+        sm.create_secret(Name=params["Name"], SecretString=params["SecretString"])
+        created.append(params["Name"])
+        return aws_error("InternalServiceError", 500)
+
+    inject("secretsmanager", "CreateSecret", create_then_fail)
+    status, _ = deliver(queued_payload(job_id=4303))
+    assert status == 202
+    assert queues.sealed_configs() == {}  # the orphan was deleted on the failure path
+    drain(queues)
+    (task,) = live_tasks(queues, 4303)
+    assert_sealed_only_for(queues, github, task)
+    assert created[0] not in queues.sealed_configs()
+
+
+def test_storing_the_config_denied_is_permanent_and_leaves_nothing(
+    queues: FakeAws, github: FakeGitHub
+) -> None:
+    inject("secretsmanager", "CreateSecret", lambda params: aws_error("AccessDeniedException"))
+    status, body = deliver(queued_payload(job_id=4304))
+    assert (
+        status == 502 and "storing the JIT config failed: AccessDeniedException" in body["reason"]
+    )
+    assert live_tasks(queues, 4304) == []
+    assert len(stopped_tasks(queues)) == 1
+    assert github.runners == {}  # registration removed
+    assert queues.sealed_configs() == {}
+
+
+def test_cleanup_failures_on_the_failure_path_are_logged_and_reconciled(
+    queues: FakeAws, github: FakeGitHub, lambda_logs: Any
+) -> None:
+    """CreateSecret throttled, StopTask and DeleteSecret failing too: the task stops itself
+    after its fetch bound (runner/jit_config.py); the reconciler does the rest."""
+    inject("secretsmanager", "CreateSecret", First(1, aws_error("ThrottlingException")))
+    inject("ecs", "StopTask", First(1, aws_error("ServerException", 500)))
+    inject("secretsmanager", "DeleteSecret", First(1, aws_error("InternalServiceError", 500)))
+    status, _ = deliver(queued_payload(job_id=4305))
+    assert status == 202
+    logs = lambda_logs.getvalue()
+    assert "could not stop the task after failing to store its JIT config" in logs
+    assert len(live_tasks(queues, 4305)) == 1  # not stopped: it gives up by itself
+    assert len(github.deleted_runners) == 1
+
+
+# --- the Lambda dies between run_task and storing the config --------------------------------
+
+
+def test_lambda_dying_after_run_task_is_recovered_by_the_task_and_the_reconciler(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_fn import dispatch
+    from lambda_fn.config import get_settings
+    from lambda_fn.reconciler import reconcile
+
+    def crash(*_: Any) -> None:
+        raise SystemExit("Lambda timed out")  # nothing after run_task runs
+
+    monkeypatch.setattr(dispatch, "_seal", crash)
+    with pytest.raises(SystemExit):
+        deliver(queued_payload(job_id=4306))
+    (orphan,) = live_tasks(fake_aws, 4306)
+    assert fake_aws.sealed_configs() == {}
+    # The task finds no config within its bound and exits 1 ("jit_config: ... not readable").
+    ecs = boto3.client("ecs", region_name=fake_aws.region)
+    ecs.stop_task(
+        cluster=fake_aws.cluster, task=orphan["taskArn"], reason="Essential container exited"
+    )
+    monkeypatch.undo()
+    from tests.conftest import reset_lambda_caches
+
+    reset_lambda_caches()
+    for key, value in fake_aws.env().items():
+        monkeypatch.setenv(key, value)
+    report = reconcile(get_settings())
+    assert report["replaced"] == 1  # the job still queued on GitHub gets a new runner
+    assert report["registrations_removed"] == 1  # the dead runner's offline registration
+    (replacement,) = live_tasks(fake_aws, 4306)
+    assert_sealed_only_for(fake_aws, github, replacement)
+
+
+# --- reconciler: sealed configs nobody will read ------------------------------------------
+
+
+def test_reconciler_removes_sealed_configs_of_tasks_that_are_gone(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    from lambda_fn.config import get_settings
+    from lambda_fn.reconciler import SEALED_CONFIG_GRACE, reconcile
+
+    assert deliver(queued_payload(job_id=4307))[0] == 200
+    assert deliver(queued_payload(job_id=4308))[0] == 200
+    running, stopping = live_tasks(fake_aws, 4307)[0], live_tasks(fake_aws, 4308)[0]
+    ecs = boto3.client("ecs", region_name=fake_aws.region)
+    ecs.stop_task(cluster=fake_aws.cluster, task=stopping["taskArn"], reason="exited")
+    sm = boto3.client("secretsmanager", region_name=fake_aws.region)
+    # A launch in progress: stored, its task not yet listed by this reconciler run.
+    fresh = f"{fake_aws.jit_prefix}/in-flight"
+    sm.create_secret(
+        Name=fresh, SecretString="x", Tags=[{"Key": "runner:task-arn", "Value": "arn:new"}]
+    )
+    github.job_status[4308] = "completed"
+
+    report = reconcile(get_settings())
+    names = set(fake_aws.sealed_configs())
+    assert report["sealed_configs_removed"] == 1  # the stopped task's
+    running_name = {t["key"]: t["value"] for t in running["tags"]}["runner:name"]
+    assert names == {f"{fake_aws.jit_prefix}/{running_name}", fresh}
+
+    later = datetime.now(UTC) + SEALED_CONFIG_GRACE + timedelta(minutes=1)
+    reconcile(get_settings(), later)
+    # Past the grace period the secret no live task owns is stale (its launch died).
+    assert fresh not in fake_aws.sealed_configs()
+    # The stack's own secrets are outside the prefix and untouched.
+    sm.get_secret_value(SecretId=fake_aws.token_secret_arn)
+    sm.get_secret_value(SecretId=fake_aws.webhook_secret_arn)
