@@ -216,12 +216,13 @@ def fetch(call: Call, secret_id: str, wait_seconds: float, interval: float = 2.0
         except AwsError as exc:
             if exc.code not in RETRYABLE_CODES and exc.code != "CurlFailed" and exc.status < 500:
                 raise JitConfigError(f"cannot read {secret_id}: {exc}") from None
-            if time.monotonic() + interval > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise JitConfigError(
                     f"{secret_id} was not readable within {wait_seconds:g} s (last error {exc}); "
                     "the launch that started this task did not store its config"
                 ) from None
-            time.sleep(interval)
+            time.sleep(min(interval, remaining))
             continue
         value = answer.get("SecretString")
         if not isinstance(value, str) or not value:
