@@ -347,7 +347,7 @@ def play_task(started: Started, task_arn: str, tasks: Sequence[dict[str, Any]]) 
         if runner.get("agentName") != tags["runner:name"]:
             raise DemoFailure("play the task", ".runner is not this task's runner")
         lines.append(
-            f"the task {short_arn(task_arn)}: jit_config.py wrote {', '.join(written)} (0600) "
+            f"{short_arn(task_arn)} as itself: jit_config.py wrote {', '.join(written)} (0600) "
             "to the runner root, where the runner reads them at start"
         )
     if env[SECRET_ID_ENV] in _sealed_names(local):

@@ -86,6 +86,12 @@ def test_every_acknowledgment_matches_a_finding(audit_synth: Synth) -> None:
     assert len(audit_synth.acknowledgments) == len(set(audit_synth.acknowledgments))
 
 
+SEALED_CONFIGS_ACK = (
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
+    "<AWS::AccountId>:secret:RunnersTest/jit/*]"
+)
+
+
 def test_acknowledgments_are_narrow(audit_synth: Synth) -> None:
     acks = set(audit_synth.acknowledgments)
     iam = {(scope, rule) for scope, rule in acks if rule.startswith("AwsSolutions-IAM")}
@@ -116,6 +122,11 @@ def test_acknowledgments_are_narrow(audit_synth: Synth) -> None:
         }  # fmt: skip
         expected.add((f"{APP}/{role}", f"AwsSolutions-IAM5[Resource::{pseudo}:task/<{cluster}>/*]"))
         expected.add((f"{APP}/{role}", "AwsSolutions-IAM5[Resource::*]"))
+        expected.add((f"{APP}/{role}", SEALED_CONFIGS_ACK))  # create/delete per-runner secrets
+    # Every task role: read and delete the one secret tagged with its own aws:userid.
+    expected |= {
+        (f"{APP}/Profile-{p}/TaskRole", SEALED_CONFIGS_ACK) for p in ("small", "big-x64", "deploy")
+    }
     expected |= DEPLOY_TASK_ROLE_ACKS
     assert iam == expected, sorted(iam ^ expected)
     ecs2 = {scope for scope, rule in acks if rule == "AwsSolutions-ECS2"}

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.infra
 # The repository's files, read directly (not through cdk.runner_files).
 ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
 HOOK = REPO_ROOT / "runner" / "job_started.py"
+JIT_FETCH = REPO_ROOT / "runner" / "jit_config.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 
@@ -162,7 +163,7 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS",
     }  # fmt: skip
     # ECS waits StopTimeout after SIGTERM; the entrypoint's grace ends well before that.
     assert container["StopTimeout"] == 120
@@ -171,6 +172,7 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == str(TEST_CONTEXT["runner_idle_timeout_seconds"])
     assert gunzip_b64(env["RUNNER_POLICY_PY_GZ_B64"]) == POLICY_MODULE.read_bytes()
     assert gunzip_b64(env["RUNNER_HOOK_PY_GZ_B64"]) == HOOK.read_bytes()
+    assert gunzip_b64(env["RUNNER_JIT_PY_GZ_B64"]) == JIT_FETCH.read_bytes()
     assert "Secrets" not in container
 
 
@@ -184,7 +186,7 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
     }  # fmt: skip
     assert json.loads(env["RUNNER_POLICY_JSON"]) == DEPLOY_POLICY
     (deploy,) = [p for p in load_config(TEST_CONTEXT).profiles if p.name == "deploy"]
@@ -234,26 +236,56 @@ def assert_ecs_tasks_role(synth: Synth, role_id: str) -> dict[str, Any]:
     return role
 
 
+def own_jit_config_statement(prefix: str) -> dict[str, Any]:
+    """The one statement every task role has: read and delete its own JIT config secret."""
+    return {
+        "Sid": "ReadAndConsumeOwnJitConfig",
+        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
+        "Effect": "Allow",
+        "Resource": {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:", {"Ref": "AWS::Partition"}, ":secretsmanager:", {"Ref": "AWS::Region"},
+                    ":", {"Ref": "AWS::AccountId"}, f":secret:{prefix}/jit/*",
+                ],
+            ]
+        },
+        "Condition": {
+            "StringEquals": {"secretsmanager:ResourceTag/runner:task-userid": "${aws:userid}"}
+        },
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("profile", ["small", "big-x64"])
-def test_unrestricted_task_roles_have_no_permissions(main_synth: Synth, profile: str) -> None:
+def test_unrestricted_task_roles_read_only_their_own_jit_config(
+    main_synth: Synth, profile: str
+) -> None:
     task_role, _ = profile_roles(main_synth, f"{STACK_NAME}-runner-{profile}")
     role = assert_ecs_tasks_role(main_synth, task_role)
     assert "ManagedPolicyArns" not in role
-    assert role_statements(main_synth, task_role) == []
+    assert role_statements(main_synth, task_role) == [own_jit_config_statement(STACK_NAME)]
 
 
 def test_deploy_task_role_has_exactly_its_statement(main_synth: Synth) -> None:
     task_role, _ = profile_roles(main_synth, f"{STACK_NAME}-runner-deploy")
     role = assert_ecs_tasks_role(main_synth, task_role)
     assert "ManagedPolicyArns" not in role
-    assert role_statements(main_synth, task_role) == [DEPLOY_STATEMENT]
+    assert role_statements(main_synth, task_role) == [
+        own_jit_config_statement(STACK_NAME),
+        DEPLOY_STATEMENT,
+    ]
 
 
-def test_default_profile_task_role_has_no_permissions(existing_vpc_synth: Synth) -> None:
+def test_default_profile_task_role_reads_only_its_own_jit_config(
+    existing_vpc_synth: Synth,
+) -> None:
     task_role, _ = profile_roles(existing_vpc_synth, "RunnersExisting-runner-default")
     role = assert_ecs_tasks_role(existing_vpc_synth, task_role)
     assert "ManagedPolicyArns" not in role
-    assert role_statements(existing_vpc_synth, task_role) == []
+    assert role_statements(existing_vpc_synth, task_role) == [
+        own_jit_config_statement("RunnersExisting")
+    ]
 
 
 def runner_logs_statement(synth: Synth) -> dict[str, Any]:
@@ -452,6 +484,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
     assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "720"  # the task's 600 s + 120 s
     assert env["GITHUB_HOOK_PATH"] == "orgs/octo-org/hooks/12345"
     assert env["RUNNER_NAME_PREFIX"] == STACK_NAME.lower()
+    assert env["JIT_SECRET_PREFIX"] == f"{STACK_NAME}/jit"
     assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FargateRunners"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
@@ -463,16 +496,30 @@ def test_webhook_environment(main_synth: Synth) -> None:
         "RUNNER_IDLE_TIMEOUT_SECONDS", "GITHUB_HOOK_PATH",
     }  # fmt: skip
     extra = {
-        "RUNNER_NAME_PREFIX", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
-        "POWERTOOLS_LOG_LEVEL",
+        "RUNNER_NAME_PREFIX", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }  # fmt: skip
     assert set(env) == contract | extra
 
 
 def resolve_join(value: Any, refs: dict[str, str]) -> str:
-    """Render an Fn::Join of strings and Refs, substituting ``refs``."""
+    """Render an Fn::Join of strings and Refs, substituting ``refs``; ``Fn::GetAtt`` as
+    ``<logical id>.<attribute>``."""
     parts = value["Fn::Join"][1]
-    return "".join(p if isinstance(p, str) else refs[p["Ref"]] for p in parts)
+
+    def render(part: Any) -> str:
+        if isinstance(part, str):
+            return part
+        if "Fn::GetAtt" in part:
+            return ".".join(part["Fn::GetAtt"])
+        return refs[part["Ref"]]
+
+    return "".join(render(p) for p in parts)
+
+
+def task_role_id(synth: Synth, family: str) -> str:
+    """A profile's ``task_role_id`` as rendered by :func:`resolve_join`: its role's RoleId."""
+    return f"{profile_roles(synth, family)[0]}.RoleId"
 
 
 def runner_profiles(synth: Synth) -> list[dict[str, Any]]:
@@ -493,6 +540,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "labels": ["self-hosted", "linux", "arm64", "small"],
             "task_definition": f"arn:task-definition/{STACK_NAME}-runner-small:1",
             "container_name": "runner",
+            "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-small"),
             "capacity": "FARGATE",
         },
         {
@@ -500,6 +548,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "labels": ["self-hosted", "Linux", "X64", "big"],
             "task_definition": f"arn:task-definition/{STACK_NAME}-runner-big-x64:1",
             "container_name": "runner",
+            "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-big-x64"),
             "capacity": "FARGATE",
         },
         {
@@ -507,6 +556,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "labels": ["self-hosted", "linux", "deploy"],
             "task_definition": f"arn:task-definition/{STACK_NAME}-runner-deploy:1",
             "container_name": "runner",
+            "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-deploy"),
             "capacity": "FARGATE_SPOT_THEN_FARGATE",
             "max_runners": 2,
             "policy": DEPLOY_POLICY,
@@ -646,6 +696,8 @@ def test_star_resource_only_for_xray_list_tasks_and_ecr_token(
                 assert statement["Condition"] == {
                     "ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}
                 }
+            elif actions == ["secretsmanager:ListSecrets"]:
+                assert "Condition" not in statement  # no resource-level permissions
             elif actions == ["ecr:GetAuthorizationToken"]:
                 seen_token_roles |= {r["Ref"] for r in policy["Properties"]["Roles"]}
             else:
@@ -661,6 +713,8 @@ def dispatcher_actions(name: str) -> list[str]:
         "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",
+        "secretsmanager:CreateSecret", "secretsmanager:TagResource",
+        "secretsmanager:DeleteSecret", "secretsmanager:ListSecrets",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     ]  # fmt: skip
     if name == "RetryFunction":  # added by the SQS event source
@@ -740,6 +794,23 @@ def test_function_permissions_are_exactly_scoped(main_synth: Synth, name: str) -
         main_synth.resources("AWS::SecretsManager::Secret")
     )
     assert len(secrets["Resource"]) == 2
+
+    # Per-runner JIT config secrets: create (only our two tag keys) and delete under the
+    # prefix, list for the reconciler; never read.
+    sealed = f"arn:aws:secretsmanager:r:1:secret:{STACK_NAME}/jit/*"
+    seal = by_action["secretsmanager:CreateSecret"]
+    assert seal["Sid"] == "SealJitConfigs"
+    assert as_list(seal["Action"]) == ["secretsmanager:CreateSecret", "secretsmanager:TagResource"]
+    assert resolve_join(seal["Resource"], PSEUDO) == sealed
+    assert seal["Condition"] == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["runner:task-userid", "runner:task-arn"]}
+    }
+    delete = by_action["secretsmanager:DeleteSecret"]
+    assert as_list(delete["Action"]) == ["secretsmanager:DeleteSecret"]
+    assert resolve_join(delete["Resource"], PSEUDO) == sealed
+    assert "Condition" not in delete
+    assert by_action["secretsmanager:ListSecrets"]["Resource"] == "*"
+    assert sealed not in json.dumps(secrets["Resource"])  # GetSecretValue: the two secrets only
 
     table = logical_id(main_synth, "AWS::DynamoDB::Table", "IdempotencyTable")
     assert by_action["dynamodb:PutItem"]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
@@ -926,6 +997,7 @@ def test_default_profile_family(existing_vpc_synth: Synth) -> None:
             "labels": ["self-hosted", "linux", "arm64", "fargate"],
             "task_definition": "arn:task-definition/RunnersExisting-runner-default:1",
             "container_name": "runner",
+            "task_role_id": task_role_id(existing_vpc_synth, "RunnersExisting-runner-default"),
             "capacity": "FARGATE",
         }
     ]
@@ -948,6 +1020,7 @@ def test_profile_network_and_capacity_reach_the_lambda(edge_synth: Synth) -> Non
             "labels": ["self-hosted", "linux", "mirror"],
             "task_definition": "arn:task-definition/RunnersEdge-runner-mirror:1",
             "container_name": "runner",
+            "task_role_id": task_role_id(edge_synth, "RunnersEdge-runner-mirror"),
             "capacity": "FARGATE_SPOT",
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
             "assign_public_ip": False,
@@ -959,7 +1032,7 @@ def test_managed_task_role_policy_and_non_ecr_mirror(edge_synth: Synth) -> None:
     task_role, execution_role = profile_roles(edge_synth, "RunnersEdge-runner-mirror")
     role = assert_ecs_tasks_role(edge_synth, task_role)
     assert role["ManagedPolicyArns"] == [EDGE_MANAGED_POLICY]
-    assert role_statements(edge_synth, task_role) == []
+    assert role_statements(edge_synth, task_role) == [own_jit_config_statement("RunnersEdge")]
     # A registry that is not ECR needs no pull permissions: logs only.
     assert "ManagedPolicyArns" not in assert_ecs_tasks_role(edge_synth, execution_role)
     assert role_statements(edge_synth, execution_role) == [runner_logs_statement(edge_synth)]
