@@ -107,6 +107,14 @@ class FakeAws:
             "application/x-amz-json-1.1",
         )
 
+    def _op_CreateSecret(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        """The sealed JIT config (stored after run_task); kept like any other secret."""
+        arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{params['Name']}-XyZ123"
+        with self._lock:
+            self.secrets[arn] = params["SecretString"]
+        answer = {"ARN": arn, "Name": params["Name"], "VersionId": "v1"}
+        return 200, answer, "application/x-amz-json-1.1"
+
     # -- ECS ----------------------------------------------------------------------
 
     def _op_RunTask(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:

@@ -51,12 +51,14 @@ def profiles_json(default_task_definition: str, big_task_definition: str) -> str
                 "labels": ["self-hosted", "linux", "arm64", "fargate"],
                 "task_definition": default_task_definition,
                 "container_name": "runner",
+                "task_role_id": "AROABENCHDEFAULTROLE1",
             },
             {
                 "name": "big",
                 "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
                 "task_definition": big_task_definition,
                 "container_name": "runner",
+                "task_role_id": "AROABENCHBIGTASKROLE1",
             },
         ]
     )
