@@ -17,11 +17,9 @@ matching requests fail (5xx, 429...) to exercise retries.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import re
-import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -29,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from localdev._background import BackgroundHTTPServer, Service
+from localdev.runner_double import configured_files, jit_config
 
 _SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
 _JIT = re.compile(_SCOPE + r"/actions/runners/generate-jitconfig$")
@@ -189,50 +188,11 @@ class GitHubStub(Service):
             "scope": scope,
         }
         self.runners[runner_id] = runner
-        encoded = fake_jit_config(runner_id, name)
+        # GitHub's shape (what the runner and runner/jit_config.py decode), fake values.
+        encoded = jit_config(configured_files(name))
         self.issued_configs.append(encoded)
         answer = {"runner": _public(runner), "encoded_jit_config": encoded}
         return 201, {}, answer
-
-
-def fake_jit_config(runner_id: int, name: str) -> str:
-    """GitHub's format with fake values: base64 of JSON "file name -> base64 content".
-
-    The runner (src/Runner.Listener/Runner.cs) writes each entry to its root;
-    runner/jit_config.py does the same, so the shape must be the real one.
-    """
-
-    def b64(value: Any) -> str:
-        data = value if isinstance(value, bytes) else json.dumps(value).encode()
-        return base64.b64encode(data).decode()
-
-    files = {
-        ".runner": b64(
-            {
-                "agentId": runner_id,
-                "agentName": name,
-                "poolId": 1,
-                "serverUrl": "https://pipelines.actions.example/fake",
-                "gitHubUrl": "https://github.example/fake",
-                "workFolder": "_work",
-                "ephemeral": True,
-            }
-        ),
-        ".credentials": b64(
-            {
-                "scheme": "OAuth",
-                "data": {"clientId": secrets.token_hex(16), "requireFipsCryptography": "False"},
-            }
-        ),
-        # An RSA key's parameters are most of a real config's ~3 KB.
-        ".credentials_rsaparams": b64(
-            {
-                k: b64(secrets.token_bytes(256 if k in ("d", "modulus") else 128))
-                for k in ("d", "dp", "dq", "exponent", "inverseQ", "modulus", "p", "q")
-            }
-        ),
-    }
-    return b64(files)
 
 
 def _scope_of(match: re.Match[str]) -> str:

@@ -23,7 +23,8 @@ import boto3
 import pytest
 
 from localdev import moto_server
-from localdev.github_stub import fake_jit_config
+from localdev.runner_double import configured_files
+from localdev.runner_double import jit_config as encoded_jit_config
 from localdev.task_identity import TaskIdentities
 from runner import jit_config
 
@@ -57,7 +58,7 @@ class Launch:
         self.task_id = secrets.token_hex(16)
         self.task_arn = f"arn:aws:ecs:us-east-1:123456789012:task/c/{self.task_id}"
         self.name = f"{PREFIX}/runner-{self.task_id[:8]}"
-        self.encoded = fake_jit_config(3, f"runner-{self.task_id[:8]}")
+        self.encoded = encoded_jit_config(configured_files(f"runner-{self.task_id[:8]}"))
 
     def seal(self, value: str | None = None) -> None:
         """What the Lambda does right after run_task."""
