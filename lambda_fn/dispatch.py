@@ -147,10 +147,9 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
     try:
         _seal(sealed, jit, profile, task_arn)
     except Exception as exc:
-        error = launch_error("storing the JIT config", exc)
         _abandon_task(settings, task_arn, sealed)
         _forget_runner(gh, scope, jit)
-        raise error from None
+        raise launch_error("storing the JIT config", exc) from None
     return {
         "status": "launched",
         "job_id": job.job_id,

@@ -148,6 +148,7 @@ def launch_error(what: str, exc: Exception) -> LaunchTransientError | LaunchPerm
     """An AWS call's failure as a launch error: transient if retrying can help.
 
     The message holds the error code and AWS's message, never request data.
+    Anything that is not a botocore error is re-raised unchanged.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 

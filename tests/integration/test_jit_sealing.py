@@ -145,6 +145,23 @@ def test_cleanup_failures_on_the_failure_path_are_logged_and_reconciled(
     assert len(github.deleted_runners) == 1
 
 
+def test_unexpected_error_while_storing_still_cleans_up(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_fn import jit_secret
+
+    def broken(*_: Any) -> None:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(jit_secret, "seal", broken)
+    with pytest.raises(ValueError, match="bug"):
+        deliver(queued_payload(job_id=4309))
+    assert live_tasks(fake_aws, 4309) == []
+    assert len(stopped_tasks(fake_aws)) == 1
+    assert github.runners == {}
+    assert fake_aws.sealed_configs() == {}
+
+
 # --- the Lambda dies between run_task and storing the config --------------------------------
 
 
