@@ -43,6 +43,19 @@ comma-separated lists are accepted in string form too. ``null`` means default.
     API stage steady-state rate limit, requests per second (> 0).
 ``webhook_throttle_burst`` (default ``40``)
     API stage burst limit (1..5000).
+``webhook_firewall`` (default ``true``)
+    An AWS WAF web ACL on the API stage that refuses requests from outside GitHub's
+    webhook source ranges before they reach the stage throttle, and rate-limits each
+    source. ``false`` removes it (and its cost; see the README).
+``webhook_source_cidrs`` (default unset: github.com's ``hooks`` ranges from ``/meta``,
+    refreshed hourly)
+    The CIDRs deliveries come from (IPv4 and IPv6, none broader than /8 or /16);
+    required for GitHub Enterprise Server (``github_api_url`` other than
+    ``https://api.github.com``) when ``webhook_firewall`` is on. Given, the list is
+    fixed: no refresh.
+``webhook_rate_limit`` (default ``2000``)
+    Requests per source address per 5 minutes before the web ACL blocks that address
+    (10..2000000000).
 
 The new VPC (when ``vpc_id`` is unset) has public subnets only in 2 AZs, no
 NAT gateway (no hourly cost), and VPC flow logs to CloudWatch Logs.
@@ -68,6 +81,9 @@ Profile keys (each item of ``profiles``)
     Task ephemeral storage, 21..200 GiB.
 ``image`` (default ``ghcr.io/actions/actions-runner:2.332.0``)
     Runner container image; it must provide ``/home/runner/run.sh`` and uid 1001.
+``max_runners`` (default: 64 vCPUs' worth, see :func:`default_max_runners`)
+    At most this many pending or running tasks of the profile (1..10000); further
+    jobs wait in the retry queue.
 
 Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
 ``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
@@ -85,6 +101,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lambda_fn.policy import Policy, PolicyError, policy_from_dict
+from lambda_fn.source_ranges import SourceRanges, SourceRangesError
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -110,6 +127,17 @@ CONTAINER_NAME = "runner"
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
 ARCHITECTURES = ("ARM64", "X86_64")
 RUNNER_SCOPES = ("repo", "org")
+#: What one profile may hold by default, in vCPUs: a cap, so a burst of queued jobs (a
+#: matrix of 256) cannot take the whole regional Fargate vCPU quota that every Fargate
+#: workload in the account shares, yet large enough that normal CI never waits.
+DEFAULT_PROFILE_VCPUS = 64
+#: WAF rate-based rules count per source over a 5-minute window (min limit 10).
+RATE_LIMIT_RANGE = (10, 2_000_000_000)
+
+
+def default_max_runners(cpu: int) -> int:
+    """``DEFAULT_PROFILE_VCPUS`` worth of tasks: 64 of 1 vCPU, 16 of 4 vCPU, 256 of 0.25."""
+    return max(1, DEFAULT_PROFILE_VCPUS * 1024 // cpu)
 
 
 def _steps(low: int, high: int, step: int) -> tuple[int, ...]:
@@ -456,8 +484,7 @@ class RunnerProfile:
             "task_role_id": task_role_id,
             "capacity": self.capacity,
         }
-        if self.max_runners is not None:
-            entry["max_runners"] = self.max_runners
+        entry["max_runners"] = self.effective_max_runners
         if self.policy.restricted:
             entry["policy"] = self.policy.to_dict()
         if self.subnet_ids:
@@ -465,6 +492,11 @@ class RunnerProfile:
         if self.assign_public_ip is not None:
             entry["assign_public_ip"] = self.assign_public_ip
         return entry
+
+    @property
+    def effective_max_runners(self) -> int:
+        """``max_runners``, or the default cap for this profile's task size."""
+        return self.max_runners if self.max_runners is not None else default_max_runners(self.cpu)
 
     @property
     def effective_image(self) -> str:
@@ -613,6 +645,9 @@ class RunnersConfig:
     log_retention_days: int = 30
     webhook_throttle_rate: float = 20.0
     webhook_throttle_burst: int = 40
+    webhook_firewall: bool = True
+    webhook_source_cidrs: tuple[str, ...] | None = None
+    webhook_rate_limit: int = 2000
     retry_max_attempts: int = 8
     alarm_email: str | None = None
     alarm_topic_arn: str | None = None
@@ -718,6 +753,13 @@ def _topic_arn(value: Any, key: str) -> str:
     return arn
 
 
+def _source_cidrs(value: Any, key: str) -> tuple[str, ...]:
+    try:
+        return SourceRanges.parse(_str_list(value, key), key).all
+    except SourceRangesError as exc:
+        raise ConfigError(key, str(exc).removeprefix(f"{key}: ")) from None
+
+
 def _hook_path(value: Any, key: str) -> str:
     path = _str(value, key).strip("/")
     if not _HOOK_PATH_RE.match(path):
@@ -740,6 +782,9 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "log_retention_days": _log_retention_days,
     "webhook_throttle_rate": _throttle_rate,
     "webhook_throttle_burst": _throttle_burst,
+    "webhook_firewall": _bool,
+    "webhook_source_cidrs": _source_cidrs,
+    "webhook_rate_limit": _ranged(*RATE_LIMIT_RANGE),
     "retry_max_attempts": _ranged(1, 20),
     "alarm_email": _email,
     "alarm_topic_arn": _topic_arn,
@@ -776,6 +821,16 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
     _load_network(ours, values)
     if "alarm_email" in values and "alarm_topic_arn" in values:
         raise ConfigError("alarm_email", "give alarm_email or alarm_topic_arn, not both")
+    if (
+        values.get("webhook_firewall", True)
+        and "webhook_source_cidrs" not in values
+        and values.get("github_api_url", DEFAULT_GITHUB_API_URL) != DEFAULT_GITHUB_API_URL
+    ):
+        raise ConfigError(
+            "webhook_source_cidrs",
+            "is required with a GitHub Enterprise Server github_api_url: list the addresses "
+            "your server delivers webhooks from (or set webhook_firewall to false)",
+        )
     return RunnersConfig(**values)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from aws_cdk import (
     Acknowledgment,
+    Annotations,
     ArnFormat,
     Duration,
     RemovalPolicy,
@@ -48,10 +49,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from lambda_fn.config import HOOK_NOT_RECORDED
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
+from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 
+from .alarms import operational_alarms
 from .bundling import lambda_code
 from .config import (
     CONTAINER_NAME,
@@ -61,6 +66,7 @@ from .config import (
     check_profiles,
 )
 from .dashboard import add_dashboard
+from .firewall import WebhookFirewall
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
 
 __all__ = [
@@ -149,8 +155,14 @@ class FargateRunnersProps:
     :param runner_idle_timeout_seconds: a runner with no job after this long stops (the
         task's own watchdog) and is cleaned up by the reconciler; 0 turns the watchdog off.
     :param reconcile_interval: how often the reconciler runs.
-    :param github_hook_path: ``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``: lets the
-        reconciler redeliver failed deliveries (needs the PAT to read the hook).
+    :param github_hook_path: ``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``: the webhook
+        whose failed deliveries the reconciler redelivers; default: the one
+        ``fargate-runners setup`` records in :attr:`FargateRunners.hook_parameter`.
+    :param webhook_firewall: a WAF web ACL on the stage that admits only
+        ``webhook_source_cidrs`` and rate-limits each source (``cdk/firewall.py``).
+    :param webhook_source_cidrs: where deliveries come from; default: github.com's
+        ``hooks`` ranges, kept current by a scheduled refresh from ``/meta``.
+    :param webhook_rate_limit: requests per source address per 5 minutes.
     """
 
     profiles: Sequence[RunnerProfile]
@@ -174,6 +186,9 @@ class FargateRunnersProps:
     runner_idle_timeout_seconds: int = 900
     reconcile_interval: Duration = field(default_factory=lambda: Duration.minutes(5))
     github_hook_path: str | None = None
+    webhook_firewall: bool = True
+    webhook_source_cidrs: Sequence[str] | None = None
+    webhook_rate_limit: int = 2000
 
 
 def lambda_profile_entry(
@@ -301,10 +316,13 @@ class FargateRunners(Construct):
         self._secrets(props)
         self._table()
         self._queues()
+        self._hook_parameter()
         self._functions(profiles, props)
         self._api(props)
+        self._firewall(props)
         for role in (self.webhook_role, self.retry_role, self.reconciler_role):
             self._grant_dispatch(role)
+        self._grant_hook_parameter(self.reconciler_role)
         self._observability(profiles, props)
 
     # -- network -----------------------------------------------------------
@@ -633,6 +651,28 @@ class FargateRunners(Construct):
             )
             self.github_token_secret = token_secret
 
+    def _hook_parameter(self) -> None:
+        """Where ``fargate-runners setup`` records the webhook it created, so the reconciler
+        can redeliver failed deliveries without hand configuration."""
+        self.hook_parameter = ssm.StringParameter(
+            self,
+            "WebhookHookParameter",
+            description=(
+                "The GitHub webhook (repos/O/R/hooks/ID or orgs/O/hooks/ID) whose failed "
+                "deliveries the reconciler redelivers; written by fargate-runners setup"
+            ),
+            string_value=HOOK_NOT_RECORDED,
+        )
+
+    def _grant_hook_parameter(self, role: iam.Role) -> None:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRecordedWebhook",
+                actions=["ssm:GetParameter"],
+                resources=[self.hook_parameter.parameter_arn],
+            )
+        )
+
     def _table(self) -> None:
         self.idempotency_table = dynamodb.Table(
             self,
@@ -682,7 +722,7 @@ class FargateRunners(Construct):
 
     def _functions(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
         """The three Lambdas share one asset and one environment; each has its own role."""
-        code = lambda_code(
+        code = self._code = lambda_code(
             props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
         )
         environment = {
@@ -707,6 +747,7 @@ class FargateRunners(Construct):
             "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
             "GITHUB_HOOK_PATH": props.github_hook_path or "",
             "JIT_SECRET_PREFIX": self.jit_secret_prefix,
+            "GITHUB_HOOK_PARAMETER": self.hook_parameter.parameter_name,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -850,15 +891,18 @@ class FargateRunners(Construct):
                 ),
             ),
         )
-        Validations.of(self.api.deployment_stage).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-APIG3",
-                reason=(
-                    "WAF is optional for this endpoint (HMAC-authenticated, stage throttling "
-                    "on); associate a web ACL with the stage if your policy requires one."
+        if not props.webhook_firewall:
+            Validations.of(self.api.deployment_stage).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-APIG3",
+                    reason=(
+                        "The operator turned the web ACL off (webhook_firewall: false). Without "
+                        "it anyone who knows the URL shares the stage throttle with GitHub's "
+                        "deliveries and can make them fail with 429 (the reconciler redelivers "
+                        "them); the HMAC check only stops forged jobs, not the flood."
+                    ),
                 ),
-            ),
-        )
+            )
         cloud_watch_role = self.api.node.try_find_child("CloudWatchRole")
         if cloud_watch_role is not None:
             policy_arn = nag_flatten(
@@ -878,6 +922,67 @@ class FargateRunners(Construct):
                     ),
                 )
             )
+
+    def _firewall(self, props: FargateRunnersProps) -> None:
+        """The web ACL (``cdk/firewall.py``) and, for github.com, the refresh of its list."""
+        self.firewall: WebhookFirewall | None = None
+        self.refresh_function: lambda_.Function | None = None
+        if not props.webhook_firewall:
+            return
+        fixed = props.webhook_source_cidrs is not None
+        if not fixed and props.github_api_url != DEFAULT_GITHUB_API_URL:
+            raise ValueError(
+                "webhook_source_cidrs is required when github_api_url is not github.com "
+                "(GitHub Enterprise Server delivers from its own addresses)"
+            )
+        cidrs = props.webhook_source_cidrs if fixed else GITHUB_HOOKS_SNAPSHOT
+        self.firewall = WebhookFirewall(
+            self,
+            "WebhookFirewall",
+            stage=self.api.deployment_stage,
+            ranges=SourceRanges.parse(cidrs or (), "webhook_source_cidrs"),
+            rate_limit=props.webhook_rate_limit,
+            metric_prefix=self.name_prefix,
+        )
+        if fixed:
+            return
+        self.refresh_function, role = self._function(
+            "SourceRangesFunction",
+            handler="lambda_fn.refresh_sources.handler",
+            description="Keeps the web ACL's IP sets equal to GitHub's webhook source ranges",
+            code=self._code,
+            environment={
+                "GITHUB_API_URL": props.github_api_url,
+                "SOURCE_IPV4_SET_ARN": self.firewall.ipv4_set.attr_arn,
+                "SOURCE_IPV6_SET_ARN": self.firewall.ipv6_set.attr_arn,
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            props=props,
+            timeout=60,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReplaceWebhookSourceRanges",
+                actions=["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
+                resources=self.firewall.ip_set_arns,
+            )
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="'*' is only the X-Ray statement added by active tracing (X-Ray has no "
+                "resource-level permissions).",
+            )
+        )
+        self.refresh_rule = events.Rule(
+            self,
+            "SourceRangesSchedule",
+            description="Refreshes GitHub's webhook source ranges in the web ACL",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.refresh_function, retry_attempts=2)],
+        )
 
     @property
     def webhook_url(self) -> str:
@@ -1060,4 +1165,22 @@ class FargateRunners(Construct):
             dlq=self.dead_letter_queue,
             profiles=[p.name for p in profiles],
             alarm_topic=props.alarm_topic,
+            extra_alarms=operational_alarms(
+                self,
+                reconciler=self.reconciler_function,
+                reconcile_interval=props.reconcile_interval,
+                retry_queue=self.retry_queue,
+                api_name=self.api.rest_api_name,
+                stage_name=self.api.deployment_stage.stage_name,
+                refresh_function=self.refresh_function,
+            ),
         )
+        if props.alarm_topic is None:
+            # A warning, not an error: synth must work for a first look, tests and `cdk diff`
+            # without an address. `cdk deploy --strict` turns it into a failure.
+            Annotations.of(self).add_warning_v2(
+                "fargate-runners:no-alarm-destination",
+                "NO ALARM REACHES A PERSON: set alarm_email or alarm_topic_arn in cdk.json. "
+                "Without one the dead-letter queue, launch failure, reconciler, retry queue "
+                "and webhook error alarms only change colour on the dashboard.",
+            )

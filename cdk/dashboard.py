@@ -55,12 +55,14 @@ def add_dashboard(
     dlq: sqs.IQueue | None,
     profiles: Sequence[str],
     alarm_topic: sns.ITopic | None,
+    extra_alarms: Sequence[cloudwatch.IAlarm] = (),
 ) -> cloudwatch.Dashboard:
     """A dashboard of the webhook's deliveries, launches and queues, plus two alarms.
 
     Alarms (each notifies ``alarm_topic`` on ALARM and OK when given):
-    dead-letter queue not empty (when ``dlq`` is given), and
-    ``LaunchFailures`` (all kinds) >= 3 in 5 minutes.
+    dead-letter queue not empty (when ``dlq`` is given),
+    ``LaunchFailures`` (all kinds) >= 3 in 5 minutes, and ``extra_alarms``
+    (``cdk/alarms.py``).
     """
     container = Construct(scope, id)
 
@@ -118,6 +120,7 @@ def add_dashboard(
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
     )
+    alarms.extend(extra_alarms)
     if alarm_topic is not None:
         action = cw_actions.SnsAction(alarm_topic)
         for alarm in alarms:

@@ -77,6 +77,9 @@ class FargateRunnersStack(Stack):
                 runner_idle_timeout_seconds=config.runner_idle_timeout_seconds,
                 reconcile_interval=Duration.minutes(config.reconcile_interval_minutes),
                 github_hook_path=config.github_hook_path,
+                webhook_firewall=config.webhook_firewall,
+                webhook_source_cidrs=config.webhook_source_cidrs,
+                webhook_rate_limit=config.webhook_rate_limit,
             ),
         )
 
@@ -118,6 +121,15 @@ class FargateRunnersStack(Stack):
             "DeadLetterQueueUrl",
             value=self.runners.dead_letter_queue.queue_url,
             description="Jobs that could not be launched (see README: Failure handling)",
+        )
+        CfnOutput(
+            self,
+            "WebhookHookParameter",
+            value=self.runners.hook_parameter.parameter_name,
+            description=(
+                "SSM parameter where fargate-runners setup records the webhook, so failed "
+                "deliveries are redelivered"
+            ),
         )
         CfnOutput(
             self,

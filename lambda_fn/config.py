@@ -47,6 +47,7 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "RUNNER_IDLE_TIMEOUT_SECONDS": "900",
     "MAX_REPLACEMENTS": "2",
     "GITHUB_HOOK_PATH": "",
+    "GITHUB_HOOK_PARAMETER": "",
     "SECRETS_MAX_AGE_SECONDS": "300",
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
@@ -117,6 +118,7 @@ class Settings:
     runner_idle_timeout_seconds: int
     max_replacements: int
     github_hook_path: str | None
+    github_hook_parameter: str | None
     secrets_max_age_seconds: int
     idempotency_ttl_seconds: int
     github_timeout_budget_seconds: float
@@ -205,7 +207,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             get("RUNNER_IDLE_TIMEOUT_SECONDS"), "RUNNER_IDLE_TIMEOUT_SECONDS"
         ),
         max_replacements=_non_negative_int(get("MAX_REPLACEMENTS"), "MAX_REPLACEMENTS"),
-        github_hook_path=_hook_path(env.get("GITHUB_HOOK_PATH", "")),
+        github_hook_path=hook_path(env.get("GITHUB_HOOK_PATH", "")),
+        github_hook_parameter=_parameter_name(env.get("GITHUB_HOOK_PARAMETER", "")),
         secrets_max_age_seconds=_positive_int(
             get("SECRETS_MAX_AGE_SECONDS"), "SECRETS_MAX_AGE_SECONDS"
         ),
@@ -328,15 +331,31 @@ def _required_list(raw: str, name: str) -> tuple[str, ...]:
 _HOOK_PATH = re.compile(r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$")
 
 
-def _hook_path(raw: str) -> str | None:
+def hook_path(raw: str, name: str = "GITHUB_HOOK_PATH") -> str | None:
+    """A webhook's REST path (``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``); None if empty."""
     path = raw.strip().strip("/")
     if not path:
         return None
     if not _HOOK_PATH.match(path):
         raise ConfigError(
-            f"GITHUB_HOOK_PATH must be repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID, got {path!r}"
+            f"{name} must be repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID, got {path[:200]!r}"
         )
     return path
+
+
+#: The webhook SSM parameter's value until ``fargate-runners setup`` records the webhook
+#: (SSM parameters cannot be empty); the CDK app writes it, the reconciler reads it.
+HOOK_NOT_RECORDED = "not-recorded"
+_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
+
+
+def _parameter_name(raw: str) -> str | None:
+    name = raw.strip()
+    if not name:
+        return None
+    if not _PARAMETER_NAME.match(name):
+        raise ConfigError(f"GITHUB_HOOK_PARAMETER must be an SSM parameter name, got {name!r}")
+    return name
 
 
 def _positive_int(raw: str, name: str) -> int:

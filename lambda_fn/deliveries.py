@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lambda_fn import routing
 from lambda_fn.config import Settings, get_settings
 from lambda_fn.errors import (
+    CapacityWaitError,
     ConfigError,
     DispatchError,
     PermanentError,
@@ -259,6 +260,8 @@ def launch_answer(job: QueuedJob, context: Any) -> Answer:
     except IdempotencyAlreadyInProgressError:
         logger.info("job is already being launched by another delivery")
         return Answer(202, {"status": "in_progress", "job_id": job.job_id})
+    except CapacityWaitError as exc:  # not a failure: the job waits for a free runner slot
+        return _queue_for_retry(job, exc)
     except (TransientError, IdempotencyPersistenceLayerError) as exc:
         logger.warning("launch failed, may succeed later", extra={"error": str(exc)})
         count("LaunchFailures", ("kind", "transient"))

@@ -46,7 +46,7 @@ from lambda_fn.launcher import (
     placements,
     run_runner_task,
 )
-from lambda_fn.observability import logger, traced
+from lambda_fn.observability import count, logger, traced
 from lambda_fn.secrets import get_secret_string
 
 IDEMPOTENCY_KEY_PREFIX = "workflow-job"
@@ -131,6 +131,13 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
             aws.client("ecs"), settings.ecs_cluster, profile.task_definition
         )
         if running >= profile.max_runners:
+            # One place for every path (webhook, retry consumer, reconciler): the job waits in
+            # the retry queue rather than start past the cap.
+            logger.warning(
+                "job waits: profile is at max_runners",
+                extra={"running": running, "max_runners": profile.max_runners},
+            )
+            count("JobsWaitingForCapacity", ("profile", profile.name))
             raise CapacityWaitError(
                 f"profile {profile.name} already runs {running} of {profile.max_runners} runners"
             )

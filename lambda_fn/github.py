@@ -81,7 +81,7 @@ class GitHubClient:
     def __init__(
         self,
         api_url: str,
-        token: TokenProvider,
+        token: TokenProvider | None,
         *,
         session: requests.Session | None = None,
         budget_seconds: float = 6.0,
@@ -138,14 +138,34 @@ class GitHubClient:
                 break
         return runners
 
-    def list_deliveries(self, hook_path: str) -> list[dict[str, Any]]:
-        """Recent deliveries of a webhook (``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``)."""
-        body = self._request("GET", f"{hook_path}/deliveries?per_page=100", expected=(200,))
-        return [d for d in body.get("items", []) if isinstance(d, dict)]
+    def list_deliveries(self, hook_path: str, max_pages: int = 5) -> list[dict[str, Any]]:
+        """Recent deliveries of a webhook (``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``),
+        newest first, following GitHub's cursor pagination (``Link: rel="next"``) for up to
+        ``max_pages`` x 100 (https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook,
+        .../orgs/webhooks#list-deliveries-for-an-organization-webhook)."""
+        deliveries: list[dict[str, Any]] = []
+        url: str | None = f"{hook_path}/deliveries?per_page=100"
+        for _ in range(max_pages):
+            if url is None:
+                break
+            response = self._exchange("GET", url, expected=(200,))
+            page = _json_or_empty(response).get("items", [])
+            deliveries.extend(d for d in page if isinstance(d, dict))
+            url = response.links.get("next", {}).get("url")
+            if url is not None and not url.startswith(f"{self._api_url}/"):
+                url = None  # never send the token anywhere but the configured API
+        return deliveries
 
     def redeliver(self, hook_path: str, delivery_id: int) -> None:
-        """Ask GitHub to send a delivery again."""
+        """Ask GitHub to send a delivery again: ``POST .../deliveries/{id}/attempts`` answers
+        202 Accepted and GitHub delivers it later, as a new delivery with the same ``guid``
+        and ``redelivery: true`` (400/422 are refusals; GitHub never redelivers by itself:
+        https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks)."""
         self._request("POST", f"{hook_path}/deliveries/{delivery_id}/attempts", expected=(200, 202))
+
+    def get_meta(self) -> dict[str, Any]:
+        """``GET /meta``: GitHub's published address ranges (no token needed or sent)."""
+        return self._request("GET", "meta", expected=(200,))
 
     def get_run(self, owner: str, repo: str, run_id: int) -> dict[str, Any]:
         """A workflow run: event, workflow path, head branch and head repository."""
@@ -163,7 +183,18 @@ class GitHubClient:
         json: dict[str, Any] | None = None,
         expected: tuple[int, ...],
     ) -> dict[str, Any]:
-        url = f"{self._api_url}/{path}"
+        return _json_or_empty(self._exchange(method, path, json=json, expected=expected))
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        expected: tuple[int, ...],
+    ) -> requests.Response:
+        """One call with bounded retries; the response when its status is ``expected``."""
+        url = path if path.startswith(("https://", "http://")) else f"{self._api_url}/{path}"
         deadline = self._clock() + self._budget
         refreshed_token = False
         attempt = 0
@@ -172,7 +203,9 @@ class GitHubClient:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise GitHubTransientError(f"{method} {path}: no time left for GitHub")
-            headers = {**API_HEADERS, "Authorization": f"Bearer {self._token(refreshed_token)}"}
+            headers = dict(API_HEADERS)
+            if self._token is not None:  # None: an unauthenticated endpoint (GET /meta)
+                headers["Authorization"] = f"Bearer {self._token(refreshed_token)}"
             try:
                 response = self._session.request(
                     method,
@@ -192,8 +225,8 @@ class GitHubClient:
 
             status = response.status_code
             if status in expected:
-                return _json_or_empty(response)
-            if status == 401 and not refreshed_token:
+                return response
+            if status == 401 and not refreshed_token and self._token is not None:
                 refreshed_token = True  # the PAT may have been rotated: re-read it once
                 continue
             if status in RETRY_STATUSES or _is_rate_limited(response):

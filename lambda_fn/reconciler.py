@@ -14,8 +14,15 @@ effort (one failing step does not stop the others):
    not done: the job is looked at again next run.
 3. **Offline registrations.** Runners named with our prefix that GitHub reports
    ``offline`` and that no live task of ours owns are deleted.
-4. **Missed deliveries.** With ``GITHUB_HOOK_PATH`` set, recent ``workflow_job``
-   deliveries that failed (and never succeeded on a redelivery) are redelivered.
+4. **Missed deliveries.** GitHub never redelivers a failed delivery by itself
+   (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks):
+   recent ``workflow_job`` ``queued`` deliveries of our webhook that failed (a
+   429 from the stage throttle, a 5xx, a timeout) and never succeeded are
+   redelivered, the latest failed attempt of each once per run and at most
+   ``MAX_REDELIVERIES_PER_GUID`` attempts in all; the job's idempotency record makes
+   a redelivery of a job that did launch start nothing. The webhook is the one
+   ``fargate-runners setup`` recorded in the stack's SSM parameter
+   (``GITHUB_HOOK_PARAMETER``), or ``GITHUB_HOOK_PATH`` when set by hand.
 5. **Sealed JIT configs left behind.** A task deletes its secret after reading
    it; a secret under ``JIT_SECRET_PREFIX`` whose task has stopped, or that is
    older than ``SEALED_CONFIG_GRACE`` without a live task, is deleted (a task
@@ -31,7 +38,7 @@ from typing import Any
 
 from lambda_fn import aws, jit_secret
 from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns, release
-from lambda_fn.config import Settings, get_settings
+from lambda_fn.config import HOOK_NOT_RECORDED, Settings, get_settings, hook_path
 from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
 from lambda_fn.errors import ConfigError, DispatchError
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
@@ -216,12 +223,30 @@ def _scopes(settings: Settings, tasks: Iterable[RunnerTask]) -> list[str]:
     return sorted(scopes)
 
 
+def webhook_path(settings: Settings) -> str | None:
+    """Our webhook's REST path: set by hand, or recorded by ``fargate-runners setup``."""
+    if settings.github_hook_path or not settings.github_hook_parameter:
+        return settings.github_hook_path
+    name = settings.github_hook_parameter
+    value = str(aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
+    if value.strip() == HOOK_NOT_RECORDED:
+        logger.warning(
+            "no webhook recorded: failed deliveries cannot be redelivered until "
+            "`fargate-runners setup` has run",
+            extra={"parameter": name},
+        )
+        return None
+    return hook_path(value, f"SSM parameter {name}")
+
+
 def _redeliver_failed(
     settings: Settings, gh: GitHubClient, now: datetime, report: Counter[str]
 ) -> None:
-    if not settings.github_hook_path:
+    path = webhook_path(settings)
+    if path is None:
+        report["webhook_unknown"] += 1
         return
-    deliveries = gh.list_deliveries(settings.github_hook_path)
+    deliveries = gh.list_deliveries(path)
     by_guid: dict[str, list[dict[str, Any]]] = {}
     for delivery in deliveries:
         by_guid.setdefault(str(delivery.get("guid")), []).append(delivery)
@@ -235,7 +260,11 @@ def _redeliver_failed(
             or not _recent(latest, now)
         ):
             continue
-        gh.redeliver(settings.github_hook_path, int(latest["id"]))
+        gh.redeliver(path, int(latest["id"]))
+        logger.info(
+            "failed delivery redelivered",
+            extra={"guid": latest.get("guid"), "status_code": latest.get("status_code")},
+        )
         report["redelivered"] += 1
 
 

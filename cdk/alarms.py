@@ -1,0 +1,152 @@
+"""Alarms for what breaks silently: the reconciler, the retry queue, the webhook's answers.
+
+They join the dashboard's alarms (``add_dashboard(extra_alarms=...)``), so they
+notify the same topic under the same topic policy. Metrics (names and dimensions as
+AWS documents them):
+
+- Lambda ``Errors`` by ``FunctionName``
+  (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html);
+- SQS ``ApproximateAgeOfOldestMessage`` by ``QueueName``
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html);
+- API Gateway ``4XXError``/``5XXError`` by ``ApiName`` and ``Stage``, whose ``Average``
+  is the error *rate* (each request counts 0 or 1)
+  (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-metrics-and-dimensions.html).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+__all__ = [
+    "RETRY_AGE_THRESHOLD_SECONDS",
+    "WEBHOOK_4XX_RATE",
+    "WEBHOOK_5XX_RATE",
+    "operational_alarms",
+]
+
+#: Longer than the retry queue's longest delay (900 s, SQS's maximum) plus a consumer
+#: run: a message this old is not waiting for its turn, nobody is consuming.
+RETRY_AGE_THRESHOLD_SECONDS = 1800
+#: Share of requests answered 4xx (401 wrong secret, 403 blocked, 429 throttled) in each
+#: of two 5-minute periods.
+WEBHOOK_4XX_RATE = 0.25
+#: Share answered 5xx (the dispatcher could not launch or queue) in one 5-minute period.
+WEBHOOK_5XX_RATE = 0.05
+_FIVE_MINUTES = Duration.minutes(5)
+
+
+def operational_alarms(
+    scope: Construct,
+    *,
+    reconciler: lambda_.IFunction,
+    reconcile_interval: Duration,
+    retry_queue: sqs.IQueue,
+    api_name: str,
+    stage_name: str,
+    refresh_function: lambda_.IFunction | None,
+) -> list[cloudwatch.Alarm]:
+    """The alarms; ``refresh_function`` (the WAF source-list refresh) adds one more."""
+    alarms = [
+        _failing(scope, "ReconcilerFailing", reconciler, reconcile_interval, "reconciler"),
+        cloudwatch.Alarm(
+            scope,
+            "RetryQueueStuck",
+            alarm_description=(
+                f"A job has waited over {RETRY_AGE_THRESHOLD_SECONDS // 60} minutes on the retry "
+                "queue: the retry consumer is not running or keeps failing (its Lambda's logs)."
+            ),
+            metric=retry_queue.metric_approximate_age_of_oldest_message(
+                period=_FIVE_MINUTES, statistic="Maximum"
+            ),
+            threshold=RETRY_AGE_THRESHOLD_SECONDS,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        ),
+        _error_rate(
+            scope,
+            "Webhook4xxRate",
+            "4XXError",
+            WEBHOOK_4XX_RATE,
+            2,
+            api_name,
+            stage_name,
+            "401: the GitHub webhook's secret differs from the stack's; 429: the stage throttle "
+            "(a flood, or webhook_throttle_* too low).",
+        ),
+        _error_rate(
+            scope,
+            "Webhook5xxRate",
+            "5XXError",
+            WEBHOOK_5XX_RATE,
+            1,
+            api_name,
+            stage_name,
+            "The dispatcher answered 5xx: see the webhook Lambda's logs; the reconciler "
+            "redelivers the failed deliveries.",
+        ),
+    ]
+    if refresh_function is not None:
+        alarms.append(
+            _failing(
+                scope,
+                "SourceRangesRefreshFailing",
+                refresh_function,
+                Duration.hours(1),
+                "refresh of GitHub's webhook source ranges (the WAF keeps the last good list)",
+            )
+        )
+    return alarms
+
+
+def _failing(
+    scope: Construct, construct_id: str, function: lambda_.IFunction, interval: Duration, what: str
+) -> cloudwatch.Alarm:
+    """Two failed runs within three scheduled runs (one failure may be a blip)."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=f"The {what} failed twice within three runs: see its Lambda's logs.",
+        metric=function.metric_errors(
+            period=Duration.minutes(3 * interval.to_minutes()), statistic="Sum"
+        ),
+        threshold=2,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
+def _error_rate(
+    scope: Construct,
+    construct_id: str,
+    metric_name: str,
+    rate: float,
+    periods: int,
+    api_name: str,
+    stage_name: str,
+    hint: str,
+) -> cloudwatch.Alarm:
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=(
+            f"More than {rate:.0%} of webhook requests answered {metric_name[:3]} "
+            f"({periods} x 5 minutes). {hint}"
+        ),
+        metric=cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name=metric_name,
+            dimensions_map={"ApiName": api_name, "Stage": stage_name},
+            statistic="Average",
+            period=_FIVE_MINUTES,
+        ),
+        threshold=rate,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=periods,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )

@@ -1,0 +1,136 @@
+"""``WebhookFirewall``: only GitHub's webhook senders reach the webhook, each rate-limited.
+
+Why a WAF web ACL and not an API resource policy: API Gateway evaluates AWS WAF
+first, before every other access control, resource policies included ("AWS WAF is
+your first line of defense ... evaluated before other access control features",
+https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-control-access-aws-waf.html).
+A request the web ACL blocks is answered 403 by WAF and never reaches the stage's
+method, so it cannot take the stage throttle's tokens (rate 20/s, burst 40 by
+default) that GitHub's deliveries depend on. A resource policy, by contrast, is
+evaluated by API Gateway as part of authorising a request it has already admitted.
+(That the stage throttle does not count WAF-blocked requests follows from that order;
+AWS does not state it in so many words: docs/operations.md says how to confirm it in
+an account.) The web ACL has two rules, in order:
+
+1. ``BlockOutsideWebhookSources``: block unless the source address is in one of
+   the two IP sets (IPv4, IPv6): GitHub's ``hooks`` ranges, or configured CIDRs.
+2. ``RateLimitPerSource``: a rate-based rule that blocks a source address sending
+   more than ``rate_limit`` requests in 5 minutes (only requests that passed rule 1
+   are counted).
+
+The IP sets start with ``GITHUB_HOOKS_SNAPSHOT`` (or the configured CIDRs); for
+github.com a scheduled Lambda (``lambda_fn/refresh_sources.py``) replaces their
+contents with the live ``/meta`` list, so a change on GitHub's side needs no
+redeploy. CloudFormation only writes ``Addresses`` again when the template's list
+changes.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from lambda_fn.source_ranges import SourceRanges
+
+__all__ = ["RATE_LIMIT_WINDOW_SECONDS", "WebhookFirewall"]
+
+#: The rate-based rule's evaluation window (WAF allows 60, 120, 300 or 600 s).
+RATE_LIMIT_WINDOW_SECONDS = 300
+
+
+def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True,
+        metric_name=metric_name,
+        sampled_requests_enabled=True,
+    )
+
+
+class WebhookFirewall(Construct):
+    """A regional web ACL with the two rules above, associated with ``stage``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: apigw.Stage,
+        ranges: SourceRanges,
+        rate_limit: int,
+        metric_prefix: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.ipv4_set = wafv2.CfnIPSet(
+            self,
+            "SourcesIpv4",
+            scope="REGIONAL",
+            ip_address_version="IPV4",
+            addresses=list(ranges.ipv4),
+            description="Addresses GitHub delivers webhooks from, IPv4",
+        )
+        self.ipv6_set = wafv2.CfnIPSet(
+            self,
+            "SourcesIpv6",
+            scope="REGIONAL",
+            ip_address_version="IPV6",
+            addresses=list(ranges.ipv6),
+            description="Addresses GitHub delivers webhooks from, IPv6",
+        )
+        in_sources = wafv2.CfnWebACL.StatementProperty(
+            or_statement=wafv2.CfnWebACL.OrStatementProperty(
+                statements=[
+                    wafv2.CfnWebACL.StatementProperty(
+                        ip_set_reference_statement=wafv2.CfnWebACL.IPSetReferenceStatementProperty(
+                            arn=ip_set.attr_arn
+                        )
+                    )
+                    for ip_set in (self.ipv4_set, self.ipv6_set)
+                ]
+            )
+        )
+        block = wafv2.CfnWebACL.RuleActionProperty(block={})
+        self.web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            description="GitHub webhook: only GitHub webhook senders, each rate-limited",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(f"{metric_prefix}-webhook"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="BlockOutsideWebhookSources",
+                    priority=0,
+                    action=block,
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=in_sources)
+                    ),
+                    visibility_config=_visibility(f"{metric_prefix}-outside-sources"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerSource",
+                    priority=1,
+                    action=block,
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP",
+                            limit=rate_limit,
+                            evaluation_window_sec=RATE_LIMIT_WINDOW_SECONDS,
+                        )
+                    ),
+                    visibility_config=_visibility(f"{metric_prefix}-rate-limited"),
+                ),
+            ],
+        )
+        self.association = wafv2.CfnWebACLAssociation(
+            self,
+            "StageAssociation",
+            resource_arn=stage.stage_arn,
+            web_acl_arn=self.web_acl.attr_arn,
+        )
+        # The stage must exist before it can be associated.
+        self.association.node.add_dependency(stage)
+
+    @property
+    def ip_set_arns(self) -> list[str]:
+        return [self.ipv4_set.attr_arn, self.ipv6_set.attr_arn]

@@ -1,0 +1,106 @@
+"""Scheduled: keep the WAF IP sets equal to GitHub's current webhook source ranges.
+
+GitHub changes the addresses it delivers webhooks from (``hooks`` in ``GET
+/meta``); the web ACL in front of the webhook allows only those, so the list
+must follow without a redeploy. Each run reads ``/meta`` (unauthenticated,
+through the same client as every other GitHub call), checks the list
+(``SourceRanges``: valid CIDRs, none broader than /8 or /16, not empty) and
+replaces the two IP sets' addresses when they differ.
+
+Fails closed: a ``/meta`` that cannot be read or does not look like a list of
+senders changes nothing (the last good list stays in force) and the run fails,
+which the ``SourceRangesRefreshFailing`` alarm reports.
+
+Environment: ``GITHUB_API_URL``, ``SOURCE_IPV4_SET_ARN``, ``SOURCE_IPV6_SET_ARN``
+(``arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID``). WAF's
+``UpdateIPSet`` replaces the whole list and needs the ``LockToken`` of a
+``GetIPSet`` (https://docs.aws.amazon.com/waf/latest/APIReference/API_UpdateIPSet.html);
+a concurrent change (``WAFOptimisticLockException``) is retried once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lambda_fn import aws
+from lambda_fn.config import DEFAULT_GITHUB_API_URL
+from lambda_fn.errors import ConfigError
+from lambda_fn.github import GitHubClient
+from lambda_fn.observability import count, logger, metrics
+from lambda_fn.source_ranges import SourceRanges
+
+_IP_SET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:(?P<scope>regional|global)/ipset/"
+    r"(?P<name>[\w-]{1,128})/(?P<id>[0-9a-f-]{36})$"
+)
+
+
+@dataclass(frozen=True)
+class IpSet:
+    """One WAF IP set, as the wafv2 API addresses it."""
+
+    name: str
+    id: str
+    scope: str
+
+    @classmethod
+    def from_arn(cls, arn: str, variable: str) -> IpSet:
+        match = _IP_SET_ARN.match(arn)
+        if match is None:
+            raise ConfigError(f"{variable} is not a WAF IP set ARN: {arn!r}")
+        scope = "REGIONAL" if match["scope"] == "regional" else "CLOUDFRONT"
+        return cls(match["name"], match["id"], scope)
+
+    def replace(self, waf: Any, addresses: tuple[str, ...]) -> bool:
+        """Make the set hold exactly ``addresses``; False when it already did."""
+        for attempt in (1, 2):
+            current = waf.get_ip_set(Name=self.name, Scope=self.scope, Id=self.id)
+            if sorted(current["IPSet"]["Addresses"]) == sorted(addresses):
+                return False
+            try:
+                waf.update_ip_set(
+                    Name=self.name,
+                    Scope=self.scope,
+                    Id=self.id,
+                    Addresses=list(addresses),
+                    LockToken=current["LockToken"],
+                )
+                return True
+            except Exception as exc:
+                if aws.error_code(exc) != "WAFOptimisticLockException" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ip_set(variable: str) -> IpSet:
+    return IpSet.from_arn(os.environ.get(variable, ""), variable)
+
+
+def refresh(github: GitHubClient | None = None) -> dict[str, Any]:
+    """One refresh; returns what changed (also logged and counted)."""
+    ipv4, ipv6 = _ip_set("SOURCE_IPV4_SET_ARN"), _ip_set("SOURCE_IPV6_SET_ARN")
+    api_url = os.environ.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL
+    github = github or GitHubClient(api_url, None, budget_seconds=20)
+    ranges = SourceRanges.from_meta(github.get_meta())
+    waf = aws.client("wafv2")
+    changed = {
+        "ipv4": ipv4.replace(waf, ranges.ipv4),
+        "ipv6": ipv6.replace(waf, ranges.ipv6),
+    }
+    result = {"changed": changed, "ipv4": len(ranges.ipv4), "ipv6": len(ranges.ipv6)}
+    if any(changed.values()):
+        count("SourceRangesUpdated")
+        logger.warning("GitHub's webhook source ranges changed; WAF IP sets updated", extra=result)
+    else:
+        logger.info("GitHub's webhook source ranges unchanged", extra=result)
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge scheduled handler. Raises (fails the run) rather than apply a bad list."""
+    return refresh()
