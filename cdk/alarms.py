@@ -70,23 +70,25 @@ def operational_alarms(
         _error_rate(
             scope,
             "Webhook4xxRate",
-            "4XXError",
-            WEBHOOK_4XX_RATE,
-            2,
-            api_name,
-            stage_name,
-            "401: the GitHub webhook's secret differs from the stack's; 429: the stage throttle "
-            "(a flood, or webhook_throttle_* too low).",
+            metric_name="4XXError",
+            rate=WEBHOOK_4XX_RATE,
+            periods=2,
+            api_name=api_name,
+            stage_name=stage_name,
+            hint=(
+                "401: the GitHub webhook's secret differs from the stack's; 429: the stage "
+                "throttle (a flood, or webhook_throttle_* too low)."
+            ),
         ),
         _error_rate(
             scope,
             "Webhook5xxRate",
-            "5XXError",
-            WEBHOOK_5XX_RATE,
-            1,
-            api_name,
-            stage_name,
-            "The dispatcher answered 5xx: see the webhook Lambda's logs; the reconciler "
+            metric_name="5XXError",
+            rate=WEBHOOK_5XX_RATE,
+            periods=1,
+            api_name=api_name,
+            stage_name=stage_name,
+            hint="The dispatcher answered 5xx: see the webhook Lambda's logs; the reconciler "
             "redelivers the failed deliveries.",
         ),
     ]
@@ -124,6 +126,7 @@ def _failing(
 def _error_rate(
     scope: Construct,
     construct_id: str,
+    *,
     metric_name: str,
     rate: float,
     periods: int,

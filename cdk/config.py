@@ -757,7 +757,8 @@ def _source_cidrs(value: Any, key: str) -> tuple[str, ...]:
     try:
         return SourceRanges.parse(_str_list(value, key), key).all
     except SourceRangesError as exc:
-        raise ConfigError(key, str(exc).removeprefix(f"{key}: ")) from None
+        where, _, problem = str(exc).partition(": ")
+        raise ConfigError(where, problem) from None
 
 
 def _hook_path(value: Any, key: str) -> str:

@@ -63,7 +63,10 @@ class SourceRanges:
         """
         if isinstance(cidrs, str | bytes) or not isinstance(cidrs, Iterable):
             raise SourceRangesError(f"{where}: must be a list of CIDR strings")
-        networks: dict[int, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {4: set(), 6: set()}
+        networks: dict[int, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {
+            4: set(),
+            6: set(),
+        }
         for i, cidr in enumerate(cidrs):
             if not isinstance(cidr, str):
                 raise SourceRangesError(f"{where}[{i}]: {cidr!r} is not a CIDR string")
@@ -85,8 +88,8 @@ class SourceRanges:
         if max(len(networks[4]), len(networks[6])) > MAX_RANGES:
             raise SourceRangesError(f"{where}: more than {MAX_RANGES} ranges of one IP version")
         return cls(
-            ipv4=tuple(str(n) for n in sorted(networks[4])),  # type: ignore[type-var]
-            ipv6=tuple(str(n) for n in sorted(networks[6])),  # type: ignore[type-var]
+            ipv4=tuple(str(n) for n in sorted(networks[4])),
+            ipv6=tuple(str(n) for n in sorted(networks[6])),
         )
 
     @classmethod
@@ -108,4 +111,3 @@ class SourceRanges:
             return False
         ranges = self.ipv4 if ip.version == 4 else self.ipv6
         return any(ip in ipaddress.ip_network(cidr) for cidr in ranges)
-

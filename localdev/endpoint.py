@@ -5,6 +5,11 @@ Each HTTP request becomes an API Gateway REST proxy event (payload format
 (default ``POST /webhook``) reach the handler; anything else gets API
 Gateway's own ``403 Missing Authentication Token``.
 
+In front of the handler, optionally, the local models of what AWS puts there
+(``localdev.firewall``): the WAF web ACL's source filter and per-source limit
+(403), then the stage throttle (429). The source address is the TCP peer's, so a
+test can send "from" another loopback address (``127.0.0.2``...).
+
 What the handler prints (Powertools JSON logs and EMF metrics) is captured
 per request into :attr:`WebhookServer.output` instead of cluttering the
 terminal; :meth:`WebhookServer.emf_records` parses the metrics back.
@@ -31,6 +36,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from localdev._background import BackgroundHTTPServer, Service
+from localdev.firewall import THROTTLED, WAF_BLOCKED, SourceFilter, StageThrottle
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -166,8 +172,12 @@ class WebhookServer(Service):
         concurrent: bool = False,
         context_factory: Callable[[str], Any] | None = None,
         on_invocation: Callable[[Invocation], None] | None = None,
+        source_filter: SourceFilter | None = None,
+        throttle: StageThrottle | None = None,
     ) -> None:
         self.handler = handler
+        self.source_filter = source_filter
+        self.throttle = throttle
         self.host = host
         self.port = port
         self.routes = frozenset((method.upper(), path) for method, path in routes)
@@ -316,6 +326,15 @@ class _EndpointHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         request_id = str(uuid.uuid4())
+        source_ip = self.client_address[0]
+        if owner.source_filter is not None and not owner.source_filter.admits(source_ip):
+            self._reply(WAF_BLOCKED[0], {}, WAF_BLOCKED[1])
+            return
+        if owner.throttle is not None and not owner.throttle.admits():
+            self._reply(
+                THROTTLED[0], {"x-amzn-ErrorType": "TooManyRequestsException"}, THROTTLED[1]
+            )
+            return
         if (self.command, path) not in owner.routes:
             self._reply(
                 403,
@@ -330,7 +349,7 @@ class _EndpointHandler(BaseHTTPRequestHandler):
             self.headers.items(),
             body,
             resource=path,
-            source_ip=self.client_address[0],
+            source_ip=source_ip,
             request_id=request_id,
         )
         answer = owner.invoke(event)

@@ -8,6 +8,18 @@ It serves, for ``repos/{owner}/{repo}`` and ``orgs/{org}`` scopes::
     DELETE {scope}/actions/runners/{id}                 204 / 404
     GET    repos/{owner}/{repo}/actions/jobs/{id}       200 {"id", "status": "queued"}
     GET    repos/{owner}/{repo}/actions/runs/{id}       200 {"id", "status": "queued"}
+    GET    meta                                         200 {"hooks": [...]} (no token needed)
+    GET    {scope}/hooks/{id}/deliveries                200 [delivery, ...] newest first
+    POST   {scope}/hooks/{id}/deliveries/{id}/attempts  202, then redelivers (same guid)
+
+It also plays GitHub's webhook sender: :meth:`GitHubStub.add_hook` registers a
+webhook (URL, secret) and :meth:`GitHubStub.deliver` POSTs a signed delivery to
+it *from* ``hook_source`` (a loopback address, the one ``/meta`` lists under
+``hooks``), recording the answer as GitHub's delivery log does. GitHub never
+retries a failed delivery on its own; a redelivery is asked for through the API
+and sent asynchronously, as a new delivery with the same ``guid`` and
+``redelivery: true``
+(https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
 
 Every request is recorded (method, path, query, JSON body, whether an
 ``Authorization`` header was present -- never its value). A request without
@@ -17,11 +29,14 @@ matching requests fail (5xx, 429...) to exercise retries.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import re
 import threading
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +50,8 @@ _RUNNERS = re.compile(_SCOPE + r"/actions/runners$")
 _RUNNER = re.compile(_SCOPE + r"/actions/runners/(?P<id>\d+)$")
 _JOB = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/jobs/(?P<id>\d+)$")
 _RUN = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<id>\d+)$")
+_DELIVERIES = re.compile(_SCOPE + r"/hooks/(?P<hook>\d+)/deliveries$")
+_ATTEMPTS = re.compile(_SCOPE + r"/hooks/(?P<hook>\d+)/deliveries/(?P<id>\d+)/attempts$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,16 @@ class _Failure:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Hook:
+    """A webhook: where deliveries go and the secret they are signed with."""
+
+    id: int
+    scope: str
+    url: str
+    secret: str
+
+
 @dataclass
 class GitHubStub(Service):
     """The stand-in server. ``start()`` binds 127.0.0.1 on a free port."""
@@ -71,12 +98,18 @@ class GitHubStub(Service):
     issued_configs: list[str] = field(default_factory=list)
     #: job id -> status to report (default "queued").
     job_status: dict[int, str] = field(default_factory=dict)
+    #: Where this "GitHub" sends webhook deliveries from (listed in /meta ``hooks``).
+    hook_source: str = "127.0.0.2"
+    hooks: dict[int, Hook] = field(default_factory=dict)
+    #: GitHub's delivery log, oldest first (``body``/``headers`` kept to redeliver).
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _failures: list[_Failure] = field(default_factory=list, repr=False)
     _http: BackgroundHTTPServer = field(
         default_factory=lambda: BackgroundHTTPServer("github-stub"), repr=False
     )
+    _senders: list[threading.Thread] = field(default_factory=list, repr=False)
 
     @property
     def url(self) -> str:
@@ -125,6 +158,86 @@ class GitHubStub(Service):
             if (method is None or r.method == method.upper()) and contains in r.path
         ]
 
+    # -- GitHub as the webhook sender ------------------------------------------
+
+    def add_hook(self, scope: str, url: str, secret: str) -> Hook:
+        """Register a webhook (``scope`` is ``repos/O/R`` or ``orgs/O``)."""
+        with self._lock:
+            hook = Hook(next(self._ids), scope, url, secret)
+            self.hooks[hook.id] = hook
+        return hook
+
+    def deliver(self, hook: Hook, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Sign and POST one delivery from ``hook_source``; the delivery log entry."""
+        body = json.dumps(payload).encode()
+        return self._send(hook, event, body, str(uuid.uuid4()), redelivery=False)
+
+    def wait_for_redeliveries(self, timeout: float = 30.0) -> None:
+        """Block until the redeliveries asked for so far have been sent."""
+        with self._lock:
+            senders, self._senders = self._senders, []
+        for sender in senders:
+            sender.join(timeout)
+
+    def _send(
+        self, hook: Hook, event: str, body: bytes, guid: str, *, redelivery: bool
+    ) -> dict[str, Any]:
+        from localdev.deliveries import USER_AGENT, sign
+
+        target = urlsplit(hook.url)
+        connection = http.client.HTTPConnection(
+            target.hostname or "127.0.0.1",
+            target.port or 80,
+            timeout=10,
+            source_address=(self.hook_source, 0),
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": guid,
+            "X-GitHub-Hook-ID": str(hook.id),
+            "X-Hub-Signature-256": sign(hook.secret, body),
+        }
+        try:
+            connection.request("POST", target.path or "/", body=body, headers=headers)
+            status = connection.getresponse().status
+        except OSError:  # GitHub logs a delivery it could not complete with no status
+            status = 0
+        finally:
+            connection.close()
+        action = json.loads(body).get("action")
+        with self._lock:
+            entry = {
+                "id": next(self._ids),
+                "guid": guid,
+                "delivered_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "redelivery": redelivery,
+                "status_code": status,
+                "status": "OK" if 200 <= status < 300 else "failed",
+                "event": event,
+                "action": action,
+                "hook_id": hook.id,
+                "_body": body,
+            }
+            self.deliveries.append(entry)
+        return _delivery_view(entry)
+
+    def _redeliver(self, hook: Hook, delivery_id: int) -> tuple[int, dict[str, str], Any]:
+        original = next((d for d in self.deliveries if d["id"] == delivery_id), None)
+        if original is None or original["hook_id"] != hook.id:
+            return 404, {}, {"message": "Not Found"}
+        sender = threading.Thread(
+            target=self._send,
+            args=(hook, original["event"], original["_body"], original["guid"]),
+            kwargs={"redelivery": True},
+            name="github-stub-redelivery",
+            daemon=True,
+        )
+        self._senders.append(sender)
+        sender.start()
+        return 202, {}, {}
+
     # -- request handling (called from server threads) --------------------
 
     def _injected_failure(self, method: str, path: str) -> _Failure | None:
@@ -142,6 +255,15 @@ class GitHubStub(Service):
             failure = self._injected_failure(method, path)
             if failure is not None:
                 return failure.status, failure.headers, {"message": "injected failure"}
+            if method == "GET" and path == "/meta":  # public: no token needed
+                return (
+                    200,
+                    {},
+                    {
+                        "verifiable_password_authentication": False,
+                        "hooks": [f"{self.hook_source}/32"],
+                    },
+                )
             if not authorized:
                 return 401, {}, {"message": "Requires authentication"}
             return self._route(method, path, body)
@@ -165,6 +287,15 @@ class GitHubStub(Service):
         if method == "GET" and (m := _JOB.match(path)):
             job_id = int(m["id"])
             return 200, {}, {"id": job_id, "status": self.job_status.get(job_id, "queued")}
+        if (m := _DELIVERIES.match(path)) or (m := _ATTEMPTS.match(path)):
+            hook = self.hooks.get(int(m["hook"]))
+            if hook is None or hook.scope != _scope_of(m):
+                return 404, {}, {"message": "Not Found"}
+            if method == "POST" and "id" in m.groupdict() and m["id"] is not None:
+                return self._redeliver(hook, int(m["id"]))
+            if method == "GET" and _DELIVERIES.match(path):
+                log = [_delivery_view(d) for d in self.deliveries if d["hook_id"] == hook.id]
+                return 200, {}, list(reversed(log))[:100]
         if method == "GET" and (m := _RUN.match(path)):
             return 200, {}, {"id": int(m["id"]), "status": "queued"}
         return 404, {}, {"message": "Not Found (not served by the local GitHub stand-in)"}
@@ -199,6 +330,11 @@ def _scope_of(match: re.Match[str]) -> str:
     if match["org"]:
         return f"orgs/{match['org']}"
     return f"repos/{match['owner']}/{match['repo']}"
+
+
+def _delivery_view(entry: dict[str, Any]) -> dict[str, Any]:
+    """A delivery as the REST API lists it (no body)."""
+    return {k: v for k, v in entry.items() if not k.startswith("_")}
 
 
 def _public(runner: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 The shapes follow ``cdk/construct.py``: two secrets, a VPC with DNS hostnames,
 a subnet and security group, an ECS cluster, one Fargate task definition per
 profile (family ``<stack_name>-runner-<profile>``, container ``runner``), the
-DynamoDB idempotency table and the retry queue with its dead-letter queue.
+DynamoDB idempotency table, the retry queue with its dead-letter queue and the
+SSM parameter where ``fargate-runners setup`` records the webhook.
 :attr:`LocalStack.env` is then the handler's environment, exactly the
 variables the deployed Lambda gets plus what points boto3 at the endpoint.
 """
@@ -19,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lambda_fn.config import HOOK_NOT_RECORDED
 
 if TYPE_CHECKING:
     from cdk.config import RunnersConfig
@@ -72,6 +75,7 @@ class LocalStack:
     webhook_secret: str = field(repr=False)
     retry_queue_url: str
     dead_letter_queue_url: str
+    hook_parameter: str
     env: dict[str, str] = field(repr=False)
 
     def client(self, service: str) -> Any:
@@ -245,6 +249,9 @@ def provision(
         },
     )["QueueUrl"]
 
+    hook_parameter = f"/{unique}/github-webhook"
+    client("ssm").put_parameter(Name=hook_parameter, Value=HOOK_NOT_RECORDED, Type="String")
+
     profiles = [
         profile.lambda_entry(
             task_definitions[profile.name], CONTAINER_NAME, task_role_ids[profile.name]
@@ -270,6 +277,7 @@ def provision(
         "IDEMPOTENCY_TABLE": table,
         "RETRY_QUEUE_URL": retry_url,
         "DEAD_LETTER_QUEUE_URL": dlq_url,
+        "GITHUB_HOOK_PARAMETER": hook_parameter,
         "RUNNER_NAME_PREFIX": _runner_name_prefix(prefix),
         "JIT_SECRET_PREFIX": f"{unique}/jit",
         "POWERTOOLS_SERVICE_NAME": "runner-webhook",
@@ -292,6 +300,7 @@ def provision(
         webhook_secret=webhook_secret,
         retry_queue_url=retry_url,
         dead_letter_queue_url=dlq_url,
+        hook_parameter=hook_parameter,
         env=env,
     )
 

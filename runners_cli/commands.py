@@ -17,6 +17,8 @@ from runners_cli.stack import (
     load_stack,
     queue_depth,
     read_secret,
+    silent_alarms,
+    stack_alarm_names,
     stack_resources,
 )
 
@@ -84,7 +86,24 @@ def setup(
         f"webhook: {outcome} (id {hook.get('id')}) on {target.label} -> {stack.webhook_url}, "
         "events workflow_job, content type json"
     )
+    record_hook(aws, stack, target, int(hook["id"]), out)
     return 0
+
+
+def record_hook(aws: Aws, stack: StackInfo, target: Target, hook_id: int, out: Out) -> None:
+    """Write the webhook's path where the reconciler looks, so failed deliveries come back."""
+    path = f"{target.path}/hooks/{hook_id}"
+    if stack.hook_parameter is None:
+        out(
+            "webhook: this stack predates automatic redelivery; deploy the current version "
+            "and run setup again"
+        )
+        return
+    ssm = aws.client("ssm")
+    current = ssm.get_parameter(Name=stack.hook_parameter)["Parameter"]["Value"]
+    if current != path:
+        ssm.put_parameter(Name=stack.hook_parameter, Value=path, Overwrite=True)
+    out(f"webhook: recorded as {path} in {stack.hook_parameter}: failed deliveries are redelivered")
 
 
 def _secret_name(arn: str) -> str:
@@ -279,6 +298,7 @@ class Doctor:
         )
         self._cluster_checks(stack)
         self._queue_checks(stack)
+        self._alarm_checks(stack)
         if token:
             self._github_checks(stack, token)
         return self.checks
@@ -336,6 +356,36 @@ class Doctor:
                 "(docs/operations.md, 'Dead-letter queue')",
             )
 
+    def _alarm_checks(self, stack: StackInfo) -> None:
+        names = stack_alarm_names(self.aws, stack.name)
+        silent = silent_alarms(self.aws, names)
+        self.add(
+            "alarms reach a person",
+            bool(names) and not silent,
+            (
+                f"{len(silent)} of {len(names)} alarms notify nobody: {', '.join(silent[:3])}"
+                + (" ..." if len(silent) > 3 else "")
+            )
+            if silent
+            else ("no alarms in the stack" if not names else f"{len(names)} alarms"),
+            "set alarm_email (then confirm the subscription e-mail) or alarm_topic_arn in "
+            "cdk.json and cdk deploy",
+        )
+
+    def _hook_record_check(self, stack: StackInfo, target: Target, hook_id: int) -> None:
+        if stack.hook_parameter is None:
+            return
+        expected = f"{target.path}/hooks/{hook_id}"
+        value = self.aws.client("ssm").get_parameter(Name=stack.hook_parameter)["Parameter"][
+            "Value"
+        ]
+        self.add(
+            "webhook recorded for automatic redelivery",
+            value == expected,
+            "" if value == expected else f"{stack.hook_parameter} holds {value!r}",
+            f"fargate-runners setup --{target.kind} {target.name}",
+        )
+
     def _github_checks(self, stack: StackInfo, token: str) -> None:
         github = GitHub(token, self.api_url)
         try:
@@ -386,6 +436,7 @@ class Doctor:
         ):
             return
         assert hook is not None
+        self._hook_record_check(stack, target, int(hook["id"]))
         differences = hook_differences(hook)
         self.add(
             "webhook active, workflow_job only, json, with secret",

@@ -11,7 +11,7 @@ from runners_cli.errors import CliError
 
 DEFAULT_STACK_NAME = "FargateRunners"
 REQUIRED_OUTPUTS = ("WebhookUrl", "WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName")
-OPTIONAL_OUTPUTS = ("RetryQueueUrl", "DeadLetterQueueUrl")
+OPTIONAL_OUTPUTS = ("RetryQueueUrl", "DeadLetterQueueUrl", "WebhookHookParameter")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class StackInfo:
     @property
     def dead_letter_queue_url(self) -> str | None:
         return self.outputs.get("DeadLetterQueueUrl") or None
+
+    @property
+    def hook_parameter(self) -> str | None:
+        """SSM parameter where ``setup`` records the webhook (stacks before it: None)."""
+        return self.outputs.get("WebhookHookParameter") or None
 
     def _required(self, key: str) -> str:
         value = self.outputs.get(key)
@@ -193,6 +198,49 @@ def read_secret(aws: Aws, arn: str) -> str | None:
         raise
     text = value.get("SecretString")
     return str(text) if text else None
+
+
+def stack_alarm_names(aws: Aws, name: str) -> list[str]:
+    """The names of the stack's CloudWatch alarms."""
+    return [r["PhysicalResourceId"] for r in stack_resources(aws, name, "AWS::CloudWatch::Alarm")]
+
+
+def silent_alarms(aws: Aws, names: list[str]) -> list[str]:
+    """Those of ``names`` whose ALARM state notifies nobody.
+
+    An alarm notifies someone when its ALARM actions include an SNS topic with at
+    least one *confirmed* subscription (an e-mail subscription's ARN reads
+    ``PendingConfirmation`` until its link is clicked, and it gets nothing until then:
+    https://docs.aws.amazon.com/sns/latest/api/API_Subscription.html).
+    """
+    cloudwatch, sns = aws.client("cloudwatch"), aws.client("sns")
+    alarms: list[dict[str, Any]] = []
+    for start in range(0, len(names), 100):
+        alarms.extend(
+            cloudwatch.describe_alarms(AlarmNames=names[start : start + 100])["MetricAlarms"]
+        )
+    reached: dict[str, bool] = {}
+
+    def reaches_someone(action: str) -> bool:
+        if action.split(":")[2:3] != ["sns"]:
+            return False
+        if action not in reached:
+            from botocore.exceptions import ClientError
+
+            try:
+                subscriptions = sns.list_subscriptions_by_topic(TopicArn=action)["Subscriptions"]
+            except ClientError:
+                subscriptions = []  # a topic we cannot read: not counted as reaching anyone
+            reached[action] = any(
+                str(s.get("SubscriptionArn", "")).startswith("arn:") for s in subscriptions
+            )
+        return reached[action]
+
+    return sorted(
+        str(alarm["AlarmName"])
+        for alarm in alarms
+        if not any(reaches_someone(a) for a in alarm.get("AlarmActions", []))
+    )
 
 
 def queue_depth(aws: Aws, url: str) -> int:

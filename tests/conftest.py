@@ -196,6 +196,12 @@ class FakeGitHub:
     runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     job_status: dict[int, str] = field(default_factory=dict)
     job_status_code: int = 200
+    #: What ``GET /meta`` answers (only ``hooks`` matters here); a status other than 200 fails it.
+    meta: dict[str, Any] = field(
+        default_factory=lambda: {"hooks": ["192.30.252.0/22", "2a0a:a440::/29"]}
+    )
+    meta_status: int = 200
+    meta_requests: list[dict[str, str]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
 
     def job_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -256,6 +262,13 @@ class FakeGitHub:
     def deliveries_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         return 200, {"Content-Type": "application/json"}, json.dumps(self.deliveries)
 
+    def meta_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """GET /meta: public (GitHub answers it without a token)."""
+        self.meta_requests.append(dict(request.headers))
+        if self.meta_status != 200:
+            return self.meta_status, {}, '{"message": "unavailable"}'
+        return 200, {"Content-Type": "application/json"}, json.dumps(self.meta)
+
     def redeliver_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         self.redelivered.append(int(request.url.rstrip("/").split("/")[-2]))
         return 202, {}, "{}"
@@ -271,6 +284,7 @@ RUNNERS_URL = re.compile(
 )
 HOOK = r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+"
 DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries\?.*")
+META_URL = f"{GITHUB_API}/meta"
 REDELIVER_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries/\d+/attempts")
 RUNNER_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
@@ -288,6 +302,7 @@ def github() -> Iterator[FakeGitHub]:
         mock.add_callback(responses.GET, RUNNERS_URL, callback=fake.list_runners_callback)
         mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)
         mock.add_callback(responses.POST, REDELIVER_URL, callback=fake.redeliver_callback)
+        mock.add_callback(responses.GET, META_URL, callback=fake.meta_callback)
         yield fake
 
 

@@ -79,8 +79,18 @@ def template(*, with_queues: bool = True) -> dict[str, Any]:
             },
         },
     }
+    resources["WebhookHookParameter"] = {
+        "Type": "AWS::SSM::Parameter",
+        # CloudFormation names it when Name is absent; moto needs one.
+        "Properties": {
+            "Name": "/runners/github-webhook",
+            "Type": "String",
+            "Value": "not-recorded",
+        },
+    }
     outputs: dict[str, Any] = {
         "WebhookUrl": {"Value": WEBHOOK_URL},
+        "WebhookHookParameter": {"Value": {"Ref": "WebhookHookParameter"}},
         "WebhookSecretArn": {"Value": {"Ref": "WebhookSecretArn"}},
         "GitHubTokenSecretArn": {"Value": {"Ref": "GitHubTokenSecretArn"}},
         "ClusterName": {"Value": {"Ref": "RunnersCluster"}},
@@ -141,7 +151,9 @@ class Deployed:
         return str(task["taskArn"])
 
 
-def deploy(*, pat: str | None = PAT, with_queues: bool = True, name: str = STACK) -> Deployed:
+def deploy(
+    *, pat: str | None = PAT, with_queues: bool = True, name: str = STACK, alarm_topic: bool = True
+) -> Deployed:
     sm = boto3.client("secretsmanager", region_name=REGION)
     webhook_arn = sm.create_secret(Name=f"{name}/webhook", SecretString=WEBHOOK_SECRET)["ARN"]
     if pat is None:
@@ -162,7 +174,43 @@ def deploy(*, pat: str | None = PAT, with_queues: bool = True, name: str = STACK
         o["OutputKey"]: o["OutputValue"]
         for o in cf.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
     }
+    create_alarm(f"{name}-ReconcilerFailing-ABC123", topic=alarm_topic)
     return Deployed(Aws(REGION), webhook_arn, token_arn, outputs)
+
+
+#: The stack's alarms. moto's CloudFormation does not create AWS::CloudWatch::Alarm (nor
+#: AWS::SNS::Subscription), so the alarms are made with the APIs and the stack's resource
+#: listing for that one type comes from here (``stack_alarms`` fixture).
+ALARMS: list[str] = []
+
+
+def create_alarm(name: str, *, topic: bool) -> None:
+    actions: list[str] = []
+    if topic:
+        sns = boto3.client("sns", region_name=REGION)
+        arn = sns.create_topic(Name=f"{name}-topic")["TopicArn"]
+        sns.subscribe(TopicArn=arn, Protocol="email", Endpoint="ops@example.com")
+        actions = [arn]
+    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+        AlarmName=name,
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=2,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=actions,
+    )
+    ALARMS.append(name)
+
+
+@pytest.fixture(autouse=True)
+def stack_alarms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    ALARMS.clear()
+    monkeypatch.setattr("runners_cli.commands.stack_alarm_names", lambda aws, name: list(ALARMS))
+    yield ALARMS
+    ALARMS.clear()
 
 
 @pytest.fixture

@@ -320,8 +320,40 @@ def test_doctor_all_pass(deployed: Deployed, github: GitHub) -> None:
         f"PASS  webhook to {WEBHOOK_URL} exists",
         "PASS  webhook active, workflow_job only, json, with secret",
         "PASS  no failed deliveries among the last 20",
+        "PASS  webhook recorded for automatic redelivery",
+        "PASS  alarms reach a person (1 alarms)",
     ):
         assert expected in text
+
+
+def test_setup_records_the_webhook_for_the_reconciler(deployed: Deployed, github: GitHub) -> None:
+    """Redelivery needs no hand configuration: setup writes the hook's path to the stack."""
+    lines = run_setup(token=PAT)
+    ssm = boto3.client("ssm", region_name=REGION)
+    value = ssm.get_parameter(Name=deployed.outputs["WebhookHookParameter"])["Parameter"]["Value"]
+    (hook,) = github.hooks
+    assert value == f"repos/octo-org/app/hooks/{hook['id']}"
+    assert any(line.startswith("webhook: recorded as repos/octo-org/app/hooks/") for line in lines)
+
+
+def test_doctor_reports_a_webhook_that_is_not_recorded(deployed: Deployed, github: GitHub) -> None:
+    run_setup(token=PAT)
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(
+        Name=deployed.outputs["WebhookHookParameter"], Value="not-recorded", Overwrite=True
+    )
+    code, text = doctor()
+    assert code == 1
+    assert "FAIL  webhook recorded for automatic redelivery" in text
+    assert "fix: fargate-runners setup --repo octo-org/app" in text
+
+
+def test_doctor_reports_alarms_that_notify_nobody(aws_env: None, github: GitHub) -> None:
+    deploy(alarm_topic=False)
+    code, text = doctor()
+    assert code == 1
+    assert "FAIL  alarms reach a person (1 of 1 alarms notify nobody" in text
+    assert "fix: set alarm_email" in text
 
 
 def test_doctor_reports_empty_pat_with_fix(aws_env: None, github: GitHub) -> None:
@@ -396,3 +428,18 @@ def test_target_parsing() -> None:
         Target.parse("just-a-name", None)
     with pytest.raises(CliError):
         Target.parse(None, "o/r")
+
+
+def test_an_alarm_topic_nobody_subscribed_to_reaches_nobody(aws_env: None) -> None:
+    from runners_cli.stack import silent_alarms
+
+    sns = boto3.client("sns", region_name=REGION)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    empty = sns.create_topic(Name="nobody")["TopicArn"]
+    for name, actions in (("a-empty-topic", [empty]), ("b-none", [])):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum",
+            Period=300, EvaluationPeriods=1, Threshold=1,
+            ComparisonOperator="GreaterThanThreshold", AlarmActions=actions,
+        )  # fmt: skip
+    assert silent_alarms(Aws(REGION), ["a-empty-topic", "b-none"]) == ["a-empty-topic", "b-none"]

@@ -79,6 +79,8 @@ TEST_CONTEXT: dict[str, Any] = {
     "reconcile_interval_minutes": 10,
     "github_hook_path": "orgs/octo-org/hooks/12345",
     "alarm_email": "ops@example.com",
+    "webhook_source_cidrs": ["203.0.113.0/24", "198.51.100.7/32", "2001:db8:10::/48"],
+    "webhook_rate_limit": 600,
 }
 
 EXISTING_VPC_CONTEXT: dict[str, Any] = {
@@ -93,11 +95,12 @@ EXISTING_VPC_CONTEXT: dict[str, Any] = {
 
 EDGE_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
-#: Watchdog off, no alarm topic; one profile with a managed task role policy, a
+#: Watchdog off, no alarm topic, no web ACL; one profile with a managed task role policy, a
 #: non-ECR registry mirror and its own subnets.
 EDGE_CONTEXT: dict[str, Any] = {
     "stack_name": "RunnersEdge",
     "runner_idle_timeout_seconds": 0,
+    "webhook_firewall": False,
     "profiles": [
         {
             "name": "mirror",

@@ -51,7 +51,12 @@ def test_uses_the_given_vpc_and_private_subnets(
     resources = template["Resources"]
     assert sum(r["Type"] == "AWS::EC2::VPC" for r in resources.values()) == 1
     assert sum(r["Type"] == "AWS::EC2::FlowLog" for r in resources.values()) == 0
-    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
+    functions = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Handler"] != "lambda_fn.refresh_sources.handler"
+    ]
     assert len(functions) == 3
     envs = [f["Properties"]["Environment"]["Variables"] for f in functions]
     assert envs[0] == envs[1] == envs[2]

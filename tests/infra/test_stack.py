@@ -483,6 +483,9 @@ def test_webhook_environment(main_synth: Synth) -> None:
     assert env["RETRY_MAX_ATTEMPTS"] == "4"
     assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "720"  # the task's 600 s + 120 s
     assert env["GITHUB_HOOK_PATH"] == "orgs/octo-org/hooks/12345"
+    assert env["GITHUB_HOOK_PARAMETER"] == {
+        "Ref": logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
+    }
     assert env["RUNNER_NAME_PREFIX"] == STACK_NAME.lower()
     assert env["JIT_SECRET_PREFIX"] == f"{STACK_NAME}/jit"
     assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
@@ -496,6 +499,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
         "RUNNER_IDLE_TIMEOUT_SECONDS", "GITHUB_HOOK_PATH",
     }  # fmt: skip
     extra = {
+        "GITHUB_HOOK_PARAMETER",
         "RUNNER_NAME_PREFIX", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }  # fmt: skip
@@ -542,6 +546,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "container_name": "runner",
             "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-small"),
             "capacity": "FARGATE",
+            "max_runners": 64,  # default: 64 vCPUs' worth of 1-vCPU tasks
         },
         {
             "name": "big-x64",
@@ -550,6 +555,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "container_name": "runner",
             "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-big-x64"),
             "capacity": "FARGATE",
+            "max_runners": 16,  # default: 64 vCPUs' worth of 4-vCPU tasks
         },
         {
             "name": "deploy",
@@ -638,7 +644,11 @@ def test_reconciler_schedule(main_synth: Synth) -> None:
 
 
 def test_default_reconcile_interval(existing_vpc_synth: Synth) -> None:
-    (rule,) = existing_vpc_synth.resources("AWS::Events::Rule").values()
+    (rule,) = [
+        r
+        for r in existing_vpc_synth.resources("AWS::Events::Rule").values()
+        if r["Properties"]["Description"] == "Runs the runner reconciler"
+    ]
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
 
 
@@ -717,6 +727,8 @@ def dispatcher_actions(name: str) -> list[str]:
         "secretsmanager:DeleteSecret", "secretsmanager:ListSecrets",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     ]  # fmt: skip
+    if name == "ReconcilerFunction":  # the webhook fargate-runners setup recorded
+        actions.append("ssm:GetParameter")
     if name == "RetryFunction":  # added by the SQS event source
         actions += [
             "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
@@ -872,8 +884,11 @@ def test_outputs(main_synth: Synth) -> None:
     outputs = main_synth.raw["Outputs"]
     assert set(outputs) == {
         "WebhookUrl", "WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName",
-        "RetryQueueUrl", "DeadLetterQueueUrl", "DashboardName",
+        "RetryQueueUrl", "DeadLetterQueueUrl", "DashboardName", "WebhookHookParameter",
     }  # fmt: skip
+    assert outputs["WebhookHookParameter"]["Value"] == {
+        "Ref": logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
+    }
     url = outputs["WebhookUrl"]["Value"]["Fn::Join"][1]
     assert url[0] == "https://"
     assert url[-1] == "/webhook"
@@ -917,9 +932,9 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
     assert statement["Action"] == "sns:Publish"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
-    # Both alarms (dead-letter queue not empty, launch failures) notify the topic.
+    # Every alarm (dead-letter queue, launch failures, cdk/alarms.py's four) notifies the topic.
     actions = alarm_actions(main_synth)
-    assert len(actions) == 2
+    assert len(actions) == 6
     assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
     dlq = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
     main_synth.template.has_resource_properties(
@@ -937,14 +952,14 @@ def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
     synth.template.resource_count_is("AWS::SNS::Topic", 0)
     synth.template.resource_count_is("AWS::SNS::Subscription", 0)
     actions = alarm_actions(synth)
-    assert len(actions) == 2
+    assert len(actions) == 7  # two of the dashboard, five of cdk/alarms.py (with the refresh)
     assert all(a == ([arn], [arn]) for a in actions), actions
 
 
 def test_no_alarm_topic(edge_synth: Synth) -> None:
     edge_synth.template.resource_count_is("AWS::SNS::Topic", 0)
     actions = alarm_actions(edge_synth)
-    assert len(actions) == 2
+    assert len(actions) == 6  # no web ACL, no refresh alarm
     assert all(a == (None, None) for a in actions), actions
 
 
@@ -999,6 +1014,7 @@ def test_default_profile_family(existing_vpc_synth: Synth) -> None:
             "container_name": "runner",
             "task_role_id": task_role_id(existing_vpc_synth, "RunnersExisting-runner-default"),
             "capacity": "FARGATE",
+            "max_runners": 64,  # the default: 64 vCPUs of 1-vCPU tasks
         }
     ]
 
@@ -1022,6 +1038,7 @@ def test_profile_network_and_capacity_reach_the_lambda(edge_synth: Synth) -> Non
             "container_name": "runner",
             "task_role_id": task_role_id(edge_synth, "RunnersEdge-runner-mirror"),
             "capacity": "FARGATE_SPOT",
+            "max_runners": 64,
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
             "assign_public_ip": False,
         }

@@ -284,3 +284,96 @@ def test_one_failing_step_does_not_stop_the_others(
     assert report["step_errors"] == 1
     assert report["replaced"] == 1
     assert report["redelivered"] == 1
+
+
+# --- reconciler: the webhook `fargate-runners setup` recorded -----------------------------------
+
+
+def record_hook(fake_aws: FakeAws, value: str) -> None:
+    import boto3
+
+    boto3.client("ssm", region_name=fake_aws.region).put_parameter(
+        Name=fake_aws.base_env["GITHUB_HOOK_PARAMETER"], Value=value, Overwrite=True
+    )
+
+
+def test_redelivery_is_on_once_setup_recorded_the_webhook(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    """No GITHUB_HOOK_PATH by hand: the stack's SSM parameter names the webhook."""
+    github.deliveries = [delivery(1, "a", 429), delivery(2, "b", 200)]
+    report = reconcile()
+    assert report["webhook_unknown"] == 1  # not recorded yet: nothing to ask GitHub
+    assert github.redelivered == []
+    record_hook(fake_aws, "orgs/octo-org/hooks/99")
+    report = reconcile()
+    assert github.redelivered == [1]
+    assert report["redelivered"] == 1
+    listed = [c.request.url for c in github.mock.calls if "/deliveries?" in c.request.url]
+    assert listed and all("/orgs/octo-org/hooks/99/deliveries" in url for url in listed)
+
+
+def test_a_hand_set_hook_path_wins_over_the_recorded_one(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_hook(fake_aws, "orgs/octo-org/hooks/99")
+    monkeypatch.setenv("GITHUB_HOOK_PATH", "repos/octo-org/app/hooks/12")
+    github.deliveries = [delivery(1, "a", 502)]
+    reconcile()
+    assert github.redelivered == [1]
+    assert not [c for c in github.mock.calls if "/hooks/99/" in c.request.url]
+
+
+def test_a_tampered_parameter_is_refused_not_followed(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    """Whoever can write the parameter must not steer the PAT to another API path."""
+    record_hook(fake_aws, "user/keys")
+    report = reconcile()
+    assert report["step_errors"] == 1
+    assert not [c for c in github.mock.calls if "/deliveries" in c.request.url]
+
+
+def test_each_failed_delivery_is_redelivered_once_per_run_and_not_after_success(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    record_hook(fake_aws, "repos/octo-org/app/hooks/12")
+    github.deliveries = [delivery(1, "a", 429, minutes_ago=3)]
+    reconcile()
+    assert github.redelivered == [1]
+    # GitHub made the redelivery (same guid) and it succeeded: never again.
+    github.deliveries.append(delivery(2, "a", 200, minutes_ago=1, redelivery=True))
+    reconcile()
+    reconcile()
+    assert github.redelivered == [1]
+
+
+def test_deliveries_are_read_across_pages_on_the_api_host_only(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    """GitHub pages deliveries with a cursor in ``Link``; a next link elsewhere is not followed."""
+    import json as _json
+
+    import responses
+
+    from tests.conftest import DELIVERIES_URL, GITHUB_API
+
+    record_hook(fake_aws, "repos/octo-org/app/hooks/12")
+    pages = {
+        "": (
+            [delivery(1, "a", 200)],
+            f'<{GITHUB_API}/repos/octo-org/app/hooks/12/deliveries?per_page=100&cursor=p2>; rel="next"',
+        ),
+        "p2": ([delivery(2, "b", 502)], '<https://evil.example/steal?cursor=p3>; rel="next"'),
+    }
+
+    def paged(request: Any) -> tuple[int, dict[str, str], str]:
+        cursor = request.url.partition("cursor=")[2]
+        items, link = pages[cursor]
+        return 200, {"Link": link, "Content-Type": "application/json"}, _json.dumps(items)
+
+    github.mock.remove(responses.GET, DELIVERIES_URL)
+    github.mock.add_callback(responses.GET, DELIVERIES_URL, callback=paged)
+    reconcile()
+    assert github.redelivered == [2]
+    assert not [c for c in github.mock.calls if "evil.example" in c.request.url]

@@ -1,0 +1,307 @@
+"""The webhook under abuse (issue 14): web ACL, source-list refresh, alarms, hook record, cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cdk.config import ConfigError, default_max_runners, load_config
+from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
+from tests.infra.conftest import EDGE_CONTEXT, NO_BUNDLING, TEST_CONTEXT, Synth
+from tests.infra.test_stack import as_list, logical_id, only, statements
+
+PSEUDO_STAGE_ARN = ["arn:", ":apigateway:", "::/restapis/", "/stages/"]
+
+
+def ip_set_addresses(synth: Synth) -> dict[str, list[str]]:
+    return {
+        s["Properties"]["IPAddressVersion"]: s["Properties"]["Addresses"]
+        for s in synth.resources("AWS::WAFv2::IPSet").values()
+    }
+
+
+# -- the web ACL -------------------------------------------------------------------------
+
+
+def test_web_acl_admits_only_the_configured_sources_then_rate_limits(main_synth: Synth) -> None:
+    assert ip_set_addresses(main_synth) == {
+        "IPV4": ["198.51.100.7/32", "203.0.113.0/24"],
+        "IPV6": ["2001:db8:10::/48"],
+    }
+    ipv4 = logical_id(main_synth, "AWS::WAFv2::IPSet", "SourcesIpv4")
+    ipv6 = logical_id(main_synth, "AWS::WAFv2::IPSet", "SourcesIpv6")
+    acl = only(main_synth.resources("AWS::WAFv2::WebACL"))["Properties"]
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    outside, rate = acl["Rules"]
+    assert (outside["Name"], outside["Priority"], outside["Action"]) == (
+        "BlockOutsideWebhookSources", 0, {"Block": {}},
+    )  # fmt: skip
+    assert outside["Statement"] == {
+        "NotStatement": {
+            "Statement": {
+                "OrStatement": {
+                    "Statements": [
+                        {"IPSetReferenceStatement": {"Arn": {"Fn::GetAtt": [ipv4, "Arn"]}}},
+                        {"IPSetReferenceStatement": {"Arn": {"Fn::GetAtt": [ipv6, "Arn"]}}},
+                    ]
+                }
+            }
+        }
+    }
+    assert (rate["Name"], rate["Priority"], rate["Action"]) == (
+        "RateLimitPerSource", 1, {"Block": {}},
+    )  # fmt: skip
+    assert rate["Statement"] == {
+        "RateBasedStatement": {"AggregateKeyType": "IP", "EvaluationWindowSec": 300, "Limit": 600}
+    }
+    for item in (acl, outside, rate):
+        assert item["VisibilityConfig"]["CloudWatchMetricsEnabled"] is True
+
+
+def test_web_acl_is_associated_with_the_stage(main_synth: Synth) -> None:
+    association = only(main_synth.resources("AWS::WAFv2::WebACLAssociation"))
+    acl = logical_id(main_synth, "AWS::WAFv2::WebACL", "WebAcl")
+    api = logical_id(main_synth, "AWS::ApiGateway::RestApi", "Api")
+    stage = logical_id(main_synth, "AWS::ApiGateway::Stage", "Stage")
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl, "Arn"]}
+    parts = association["Properties"]["ResourceArn"]["Fn::Join"][1]
+    assert [p for p in parts if isinstance(p, str)] == PSEUDO_STAGE_ARN
+    assert {"Ref": api} in parts and {"Ref": stage} in parts
+    assert stage in association["DependsOn"]
+
+
+def test_fixed_sources_need_no_refresh(main_synth: Synth) -> None:
+    handlers = [
+        f["Properties"]["Handler"] for f in main_synth.resources("AWS::Lambda::Function").values()
+    ]
+    assert "lambda_fn.refresh_sources.handler" not in handlers
+
+
+def test_github_com_starts_from_the_snapshot_and_refreshes_hourly(
+    existing_vpc_synth: Synth,
+) -> None:
+    synth = existing_vpc_synth
+    snapshot = SourceRanges.parse(GITHUB_HOOKS_SNAPSHOT)
+    assert ip_set_addresses(synth) == {"IPV4": list(snapshot.ipv4), "IPV6": list(snapshot.ipv6)}
+    only(synth.resources("AWS::WAFv2::WebACLAssociation"))
+    function_id = logical_id(synth, "AWS::Lambda::Function", "SourceRangesFunction")
+    function = synth.raw["Resources"][function_id]["Properties"]
+    assert function["Handler"] == "lambda_fn.refresh_sources.handler"
+    ipv4 = logical_id(synth, "AWS::WAFv2::IPSet", "SourcesIpv4")
+    ipv6 = logical_id(synth, "AWS::WAFv2::IPSet", "SourcesIpv6")
+    env = function["Environment"]["Variables"]
+    assert env["SOURCE_IPV4_SET_ARN"] == {"Fn::GetAtt": [ipv4, "Arn"]}
+    assert env["SOURCE_IPV6_SET_ARN"] == {"Fn::GetAtt": [ipv6, "Arn"]}
+    assert env["GITHUB_API_URL"] == "https://api.github.com"
+    assert not {"GITHUB_TOKEN_SECRET_ARN", "WEBHOOK_SECRET_ARN"} & set(env)  # needs no secret
+    (rule,) = [
+        r
+        for r in synth.resources("AWS::Events::Rule").values()
+        if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    # Least privilege: read and replace exactly the two IP sets; logs; X-Ray.
+    found = statements(synth, "SourceRangesFunctionRole")
+    waf = [s for s in found if any(a.startswith("wafv2:") for a in as_list(s["Action"]))]
+    assert waf == [
+        {
+            "Sid": "ReplaceWebhookSourceRanges",
+            "Effect": "Allow",
+            "Action": ["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
+            "Resource": [{"Fn::GetAtt": [ipv4, "Arn"]}, {"Fn::GetAtt": [ipv6, "Arn"]}],
+        }
+    ]
+    actions = sorted(a for s in found for a in as_list(s["Action"]))
+    assert actions == sorted(
+        [
+            "logs:CreateLogStream", "logs:PutLogEvents",
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+            "wafv2:GetIPSet", "wafv2:UpdateIPSet",
+        ]
+    )  # fmt: skip
+
+
+def acknowledged(context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """rule id -> reason of every cdk-nag acknowledgment the construct makes for ``context``."""
+    import cdk.construct
+    from cdk.app import build_app
+
+    recorded: dict[str, str] = {}
+
+    class Recorder:
+        def __init__(self, scope: Any) -> None:
+            pass
+
+        def acknowledge(self, *rules: Any) -> None:
+            recorded.update({rule.id: rule.reason for rule in rules})
+
+    monkeypatch.setattr(cdk.construct, "Validations", type("V", (), {"of": Recorder}))
+    build_app({**context, **NO_BUNDLING}, nag=False)
+    return recorded
+
+
+def test_firewall_off_means_no_waf_and_an_honest_acknowledgement(
+    edge_synth: Synth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for type_ in ("AWS::WAFv2::WebACL", "AWS::WAFv2::IPSet", "AWS::WAFv2::WebACLAssociation"):
+        assert edge_synth.resources(type_) == {}
+    reason = acknowledged(EDGE_CONTEXT, monkeypatch)["AwsSolutions-APIG3"]
+    assert "webhook_firewall: false" in reason
+    assert "429" in reason
+
+
+def test_firewall_on_needs_no_waf_acknowledgement(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "AwsSolutions-APIG3" not in acknowledged(TEST_CONTEXT, monkeypatch)
+
+
+# -- the recorded webhook -------------------------------------------------------------------
+
+
+def test_only_the_reconciler_reads_the_recorded_webhook(main_synth: Synth) -> None:
+    parameter = only(main_synth.resources("AWS::SSM::Parameter"))["Properties"]
+    assert (parameter["Type"], parameter["Value"]) == ("String", "not-recorded")
+    parameter_id = logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
+    (statement,) = [
+        s
+        for s in statements(main_synth, "ReconcilerFunctionRole")
+        if s.get("Sid") == "ReadRecordedWebhook"
+    ]
+    assert statement["Action"] == "ssm:GetParameter"
+    parts = statement["Resource"]["Fn::Join"][1]
+    assert ":parameter" in "".join(p for p in parts if isinstance(p, str))
+    assert {"Ref": parameter_id} in parts
+    for role in ("WebhookFunctionRole", "RetryFunctionRole"):
+        assert not [
+            s for s in statements(main_synth, role) if "ssm:GetParameter" in as_list(s["Action"])
+        ]
+
+
+# -- alarms ----------------------------------------------------------------------------------
+
+
+def alarm(synth: Synth, contains: str) -> dict[str, Any]:
+    props: dict[str, Any] = synth.raw["Resources"][
+        logical_id(synth, "AWS::CloudWatch::Alarm", contains)
+    ]["Properties"]
+    return props
+
+
+def test_operational_alarms(main_synth: Synth) -> None:
+    topic = {"Ref": logical_id(main_synth, "AWS::SNS::Topic", "AlarmTopic")}
+    reconciler = alarm(main_synth, "ReconcilerFailing")
+    assert (reconciler["Namespace"], reconciler["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert reconciler["Dimensions"] == [
+        {
+            "Name": "FunctionName",
+            "Value": {"Ref": logical_id(main_synth, "AWS::Lambda::Function", "ReconcilerFunction")},
+        }
+    ]
+    assert (reconciler["Period"], reconciler["Statistic"], reconciler["Threshold"]) == (
+        1800,
+        "Sum",
+        2,
+    )
+    stuck = alarm(main_synth, "RetryQueueStuck")
+    assert (stuck["Namespace"], stuck["MetricName"], stuck["Statistic"]) == (
+        "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
+    )  # fmt: skip
+    assert stuck["Threshold"] == 1800
+    stage = {"Ref": logical_id(main_synth, "AWS::ApiGateway::Stage", "Stage")}
+    for name, metric, threshold, periods in (
+        ("Webhook4xxRate", "4XXError", 0.25, 2),
+        ("Webhook5xxRate", "5XXError", 0.05, 1),
+    ):
+        rate = alarm(main_synth, name)
+        assert (rate["Namespace"], rate["MetricName"], rate["Statistic"]) == (
+            "AWS/ApiGateway", metric, "Average",
+        )  # fmt: skip
+        assert {d["Name"]: d["Value"] for d in rate["Dimensions"]} == {
+            "ApiName": main_synth.raw["Resources"][
+                logical_id(main_synth, "AWS::ApiGateway::RestApi", "Api")
+            ]["Properties"]["Name"],
+            "Stage": stage,
+        }
+        assert (rate["Threshold"], rate["EvaluationPeriods"]) == (threshold, periods)
+    for name in ("ReconcilerFailing", "RetryQueueStuck", "Webhook4xxRate", "Webhook5xxRate"):
+        props = alarm(main_synth, name)
+        assert props["AlarmActions"] == props["OKActions"] == [topic]
+        assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_refresh_failures_alarm(existing_vpc_synth: Synth) -> None:
+    refresh = alarm(existing_vpc_synth, "SourceRangesRefreshFailing")
+    assert (refresh["MetricName"], refresh["Period"], refresh["Threshold"]) == ("Errors", 10800, 2)
+
+
+def warnings(synth: Synth) -> list[str]:
+    from aws_cdk.assertions import Annotations, Match
+
+    found = Annotations.from_stack(synth.stack).find_warning("*", Match.any_value())
+    return [str(message.entry.data) for message in found]
+
+
+def test_synth_warns_loudly_without_an_alarm_destination(edge_synth: Synth) -> None:
+    assert any(w.startswith("NO ALARM REACHES A PERSON") for w in warnings(edge_synth))
+
+
+def test_no_warning_with_an_alarm_destination(main_synth: Synth) -> None:
+    assert not any("NO ALARM REACHES A PERSON" in w for w in warnings(main_synth))
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            {"github_api_url": "https://ghe.example.com/api/v3"},
+            "webhook_source_cidrs: is required with a GitHub Enterprise Server",
+        ),
+        (
+            {"webhook_source_cidrs": ["0.0.0.0/0"]},
+            "webhook_source_cidrs[0]: '0.0.0.0/0' is broader",
+        ),
+        ({"webhook_source_cidrs": []}, "webhook_source_cidrs: is empty"),
+        ({"webhook_rate_limit": 5}, "webhook_rate_limit: 5 is outside 10..2000000000"),
+        ({"webhook_firewall": "maybe"}, "webhook_firewall: 'maybe' is not a boolean"),
+    ],
+)
+def test_bad_firewall_configuration_is_refused(context: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(context)
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_ghes_without_firewall_needs_no_cidrs() -> None:
+    config = load_config(
+        {"github_api_url": "https://ghe.example.com/api/v3", "webhook_firewall": "false"}
+    )
+    assert (config.webhook_firewall, config.webhook_source_cidrs) == (False, None)
+
+
+def test_firewall_defaults() -> None:
+    config = load_config({})
+    assert (config.webhook_firewall, config.webhook_source_cidrs, config.webhook_rate_limit) == (
+        True, None, 2000,
+    )  # fmt: skip
+    assert load_config(TEST_CONTEXT).webhook_source_cidrs == (
+        "198.51.100.7/32", "203.0.113.0/24", "2001:db8:10::/48",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("cpu", "cap"), [(256, 256), (1024, 64), (4096, 16), (16384, 4)])
+def test_default_max_runners_is_64_vcpus_worth(cpu: int, cap: int) -> None:
+    assert default_max_runners(cpu) == cap
+    memory = {256: 512, 1024: 2048, 4096: 8192, 16384: 32768}[cpu]
+    config = load_config(
+        {"profiles": [{"name": "p", "labels": ["x"], "cpu": cpu, "memory": memory}]}
+    )
+    assert config.profiles[0].lambda_entry("arn", "runner")["max_runners"] == cap
+
+
+def test_explicit_max_runners_wins() -> None:
+    config = load_config({"profiles": [{"name": "p", "labels": ["x"], "max_runners": 3}]})
+    assert config.profiles[0].lambda_entry("arn", "runner")["max_runners"] == 3
