@@ -299,3 +299,39 @@ def test_replayed_dlq_message_launches_once_fixed(queues: FakeAws, github: FakeG
         sqs.delete_message(QueueUrl=queues.dead_letter_queue_url, ReceiptHandle=m["ReceiptHandle"])
     drain(queues)
     assert tasks_per_job(queues) == {"35": 1}
+
+
+# --- max_runners: jobs wait, visibly, without counting as failures ---------------------------
+
+
+def test_jobs_over_max_runners_wait_with_a_metric_and_a_log_line(
+    fake_aws: FakeAws,
+    github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_logs: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in fake_aws.queue_env().items():
+        monkeypatch.setenv(key, value)
+    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles[0]["max_runners"] = 1
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    assert deliver(queued_payload(job_id=1))[0] == 200
+    status, body = deliver(queued_payload(job_id=2))
+    assert status == 202
+    assert body["status"] == "queued_for_retry"
+    assert "already runs 1 of 1 runners" in body["reason"]
+    assert len(fake_aws.tasks()) == 1
+    assert github.jit_requests and len(github.jit_requests) == 1  # nothing registered for job 2
+    logs = [json.loads(line) for line in lambda_logs.getvalue().splitlines()]
+    (waiting,) = [
+        entry for entry in logs if entry["message"] == "job waits: profile is at max_runners"
+    ]
+    assert (waiting["running"], waiting["max_runners"], waiting["level"]) == (1, 1, "WARNING")
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {m["Name"] for doc in emf for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert "JobsWaitingForCapacity" in names
+    assert "LaunchFailures" not in names  # waiting is not a failure (no alarm during a big matrix)
+    (metric,) = [doc for doc in emf if "JobsWaitingForCapacity" in doc]
+    assert metric["profile"] == profiles[0]["name"]
+    assert [m["job"]["job_id"] for m in fake_aws.messages(fake_aws.retry_queue_url)] == [2]

@@ -240,3 +240,62 @@ def test_signed_delivery_verifies_with_the_handlers_check() -> None:
     assert "X-Hub-Signature-256" not in unsigned.headers
     burst = deliveries.queued_burst("s", ["a"], 3)
     assert len({d.delivery_id for d in burst}) == 3
+
+
+# --- what stands in front of the endpoint (localdev.firewall) -----------------------------------
+
+
+def test_source_filter_refuses_outsiders_then_rate_limits_each_source() -> None:
+    from lambda_fn.source_ranges import SourceRanges
+    from localdev.firewall import SourceFilter
+
+    now = [0.0]
+    waf = SourceFilter(
+        SourceRanges.parse(["192.30.252.0/22"]),
+        rate_limit=3,
+        window_seconds=300,
+        clock=lambda: now[0],
+    )
+    assert not waf.admits("10.0.0.1")
+    assert [waf.admits("192.30.252.1") for _ in range(4)] == [True, True, True, False]
+    assert waf.admits("192.30.252.2")  # per source: another sender is not limited
+    now[0] = 301.0  # the trailing window has passed
+    assert waf.admits("192.30.252.1")
+    assert (waf.blocked_outside, waf.blocked_rate) == (1, 1)
+
+
+def test_stage_throttle_is_one_bucket_refilled_at_the_rate() -> None:
+    from localdev.firewall import StageThrottle
+
+    now = [0.0]
+    throttle = StageThrottle(rate=20, burst=40, clock=lambda: now[0])
+    assert sum(throttle.admits() for _ in range(50)) == 40
+    now[0] = 0.5
+    assert sum(throttle.admits() for _ in range(50)) == 10
+    assert throttle.throttled == 50
+
+
+def test_stub_serves_meta_without_a_token_and_keeps_a_delivery_log(stub: GitHubStub) -> None:
+    meta = requests.get(f"{stub.url}/meta", timeout=5)
+    assert meta.status_code == 200
+    assert meta.json()["hooks"] == ["127.0.0.2/32"]
+    hook = stub.add_hook("repos/octo/app", "http://127.0.0.1:9/webhook", "s")  # nothing listens
+    entry = stub.deliver(hook, "workflow_job", {"action": "queued"})
+    assert (entry["status_code"], entry["redelivery"], entry["action"]) == (0, False, "queued")
+    headers = {"Authorization": "Bearer x"}
+    listed = requests.get(
+        f"{stub.url}/repos/octo/app/hooks/{hook.id}/deliveries", headers=headers, timeout=5
+    )
+    assert [d["guid"] for d in listed.json()] == [entry["guid"]]
+    assert "_body" not in listed.json()[0]
+    base = f"{stub.url}/repos/octo/app/hooks/{hook.id}/deliveries"
+    assert requests.post(f"{base}/999999/attempts", headers=headers, timeout=5).status_code == 404
+    assert (
+        requests.post(f"{base}/{entry['id']}/attempts", headers=headers, timeout=5).status_code
+        == 202
+    )
+    stub.wait_for_redeliveries()
+    again = stub.deliveries[-1]
+    assert (again["guid"], again["redelivery"]) == (entry["guid"], True)
+    other = f"{stub.url}/orgs/octo/hooks/{hook.id}/deliveries"
+    assert requests.get(other, headers=headers, timeout=5).status_code == 404  # another scope
