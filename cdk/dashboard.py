@@ -6,8 +6,8 @@ emits as EMF (checked by running deliveries through the local endpoint):
 - ``Deliveries``, ``DeliveriesRejected``, ``DuplicateDeliveries``,
   ``JobsQueuedForRetry``, ``JobsDeadLettered`` and ``DispatchLatency`` (ms) come
   from the shared ``Metrics`` object: one dimension, ``service``.
-- ``RunnersLaunched`` (``profile``), ``JobsIgnored`` (``reason``) and
-  ``LaunchFailures`` (``kind``) are ``single_metric`` s: their own dimension
+- ``RunnersLaunched`` and ``JobsWaitingForCapacity`` (``profile``), ``JobsIgnored``
+  (``reason``) and ``LaunchFailures`` (``kind``) are ``single_metric`` s: their own dimension
   *plus* ``service`` (Powertools adds it from ``POWERTOOLS_SERVICE_NAME``).
 
 CloudWatch matches dimensions exactly, so a widget that left ``service`` out
@@ -196,7 +196,14 @@ def add_dashboard(
         ),
         cloudwatch.GraphWidget(
             title="Retry and dead-letter queue depth",
-            left=[*queue_metrics, emf("JobsQueuedForRetry", "queued for retry")],
+            left=[
+                *queue_metrics,
+                emf("JobsQueuedForRetry", "queued for retry"),
+                *(
+                    emf("JobsWaitingForCapacity", f"{p} at max_runners", profile=p)
+                    for p in profiles
+                ),
+            ],
             width=_WIDTH,
         ),
     )
