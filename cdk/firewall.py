@@ -61,21 +61,16 @@ class WebhookFirewall(Construct):
         metric_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.ipv4_set = wafv2.CfnIPSet(
-            self,
-            "SourcesIpv4",
-            scope="REGIONAL",
-            ip_address_version="IPV4",
-            addresses=list(ranges.ipv4),
-            description="Addresses GitHub delivers webhooks from, IPv4",
-        )
-        self.ipv6_set = wafv2.CfnIPSet(
-            self,
-            "SourcesIpv6",
-            scope="REGIONAL",
-            ip_address_version="IPV6",
-            addresses=list(ranges.ipv6),
-            description="Addresses GitHub delivers webhooks from, IPv6",
+        self.ipv4_set, self.ipv6_set = (
+            wafv2.CfnIPSet(
+                self,
+                f"Sources{version.capitalize()}",
+                scope="REGIONAL",
+                ip_address_version=version,
+                addresses=list(addresses),
+                description="Addresses GitHub delivers webhooks from, " + version.replace("V", "v"),
+            )
+            for version, addresses in (("IPV4", ranges.ipv4), ("IPV6", ranges.ipv6))
         )
         in_sources = wafv2.CfnWebACL.StatementProperty(
             or_statement=wafv2.CfnWebACL.OrStatementProperty(

@@ -274,6 +274,10 @@ def test_burst_of_500_deliveries_with_random_transient_faults(
     """250 distinct jobs, each delivered twice, shuffled, with random transient faults."""
     fake_aws, github = world
     monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "20")
+    # Room for every job at once: this row is about faults, not the default cap (64).
+    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles[0]["max_runners"] = 250
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
     rng = random.Random(20261123)
     original = github.jit_callback
     github.set_jit(
