@@ -299,9 +299,9 @@ def test_default_max_runners_is_64_vcpus_worth(cpu: int, cap: int) -> None:
     config = load_config(
         {"profiles": [{"name": "p", "labels": ["x"], "cpu": cpu, "memory": memory}]}
     )
-    assert config.profiles[0].lambda_entry("arn", "runner")["max_runners"] == cap
+    assert config.profiles[0].lambda_entry("arn", "runner", "AROAEXAMPLE")["max_runners"] == cap
 
 
 def test_explicit_max_runners_wins() -> None:
     config = load_config({"profiles": [{"name": "p", "labels": ["x"], "max_runners": 3}]})
-    assert config.profiles[0].lambda_entry("arn", "runner")["max_runners"] == 3
+    assert config.profiles[0].lambda_entry("arn", "runner", "AROAEXAMPLE")["max_runners"] == 3
