@@ -7,6 +7,7 @@ would let those defects pass again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -88,9 +89,27 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
     }
     runner = Runner(install(tmp_path / "runner"), markers, env)
     yield runner
-    if runner.process is not None and runner.process.poll() is None:
-        os.killpg(runner.process.pid, signal.SIGKILL)
-        runner.process.wait()
+    if runner.process is not None:
+        # run.sh's `set -m` puts run-helper.sh and the Listener in process groups of their
+        # own, so kill the whole session (the bash started with start_new_session leads it).
+        for pid in session_members(runner.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if runner.process.poll() is None:
+            runner.process.wait()
+
+
+def session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[3]) == sid:
+                members.append(int(entry.name))
+    return members
 
 
 def test_run_sh_started_with_amp_never_stops_the_listener(runner: Runner) -> None:
