@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from lambda_fn.signature import sign
@@ -108,6 +109,7 @@ def queued_payload(
             "workflow_name": "CI",
             "head_branch": "main",
             "head_sha": "0" * 40,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "status": "queued",
             "labels": list(labels),
             "runner_name": None,

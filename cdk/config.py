@@ -84,6 +84,11 @@ Profile keys (each item of ``profiles``)
 ``max_runners`` (default: 64 vCPUs' worth, see :func:`default_max_runners`)
     At most this many pending or running tasks of the profile (1..10000); further
     jobs wait in the retry queue.
+``runner_group_id`` (default: the top-level ``runner_group_id``)
+    Organisation runner group for this profile's runners (``runner_scope: org`` only).
+``allowed_repositories``, ``allowed_refs``, ``allowed_workflows``, ``allowed_events``,
+``required_env`` (default unset)
+    Make the profile restricted. An empty list is an error: omit the key to allow any.
 
 Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
 ``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
@@ -100,7 +105,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlparse
 
-from lambda_fn.policy import Policy, PolicyError, policy_from_dict
+from lambda_fn.policy import EMPTY_RULE_PROBLEM, Policy, PolicyError, policy_from_dict
 from lambda_fn.source_ranges import SourceRanges, SourceRangesError
 
 __all__ = [
@@ -210,6 +215,13 @@ def _int(value: Any, key: str) -> int:
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         return int(value)
     raise ConfigError(key, f"{value!r} is not an integer")
+
+
+def _runner_group_id(value: Any, key: str) -> int:
+    group = _int(value, key)
+    if group < 1:
+        raise ConfigError(key, f"{group} must be >= 1")
+    return group
 
 
 def _number(value: Any, key: str) -> float:
@@ -361,6 +373,8 @@ class RunnerProfile:
     registry_prefix: str | None = None
     subnet_ids: tuple[str, ...] = ()
     assign_public_ip: bool | None = None
+    #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
+    runner_group_id: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str) or not isinstance(self.labels, Sequence):
@@ -491,6 +505,8 @@ class RunnerProfile:
             entry["subnet_ids"] = list(self.subnet_ids)
         if self.assign_public_ip is not None:
             entry["assign_public_ip"] = self.assign_public_ip
+        if self.runner_group_id is not None:
+            entry["runner_group_id"] = self.runner_group_id
         return entry
 
     @property
@@ -536,6 +552,7 @@ _PROFILE_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "registry_prefix": _str,
     "subnet_ids": _str_list,
     "assign_public_ip": _bool,
+    "runner_group_id": _runner_group_id,
 }
 PROFILE_KEYS: frozenset[str] = frozenset(_PROFILE_PARSERS)
 _REQUIRED_PROFILE_KEYS = ("name", "labels")
@@ -558,6 +575,9 @@ def _parse_profile(raw: Any, key: str) -> RunnerProfile:
         if name not in raw:
             raise ConfigError(f"{key}.{name}", "is required")
     values = {name: _PROFILE_PARSERS[name](value, f"{key}.{name}") for name, value in raw.items()}
+    for name in POLICY_KEYS:
+        if name in values and not values[name]:
+            raise ConfigError(f"{key}.{name}", EMPTY_RULE_PROBLEM)
     try:
         return RunnerProfile(**values)
     except ConfigError as exc:
@@ -679,13 +699,6 @@ def _stack_name(value: Any, key: str) -> str:
             "(letter first, then letters, digits, hyphens; at most 128)",
         )
     return name
-
-
-def _runner_group_id(value: Any, key: str) -> int:
-    group = _int(value, key)
-    if group < 1:
-        raise ConfigError(key, f"{group} must be >= 1")
-    return group
 
 
 def _allowed_repositories(value: Any, key: str) -> tuple[str, ...]:
@@ -820,6 +833,7 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
         key: parse(ours[key], key) for key, parse in _TOP_LEVEL_PARSERS.items() if key in ours
     }
     _load_network(ours, values)
+    _check_runner_groups(values)
     if "alarm_email" in values and "alarm_topic_arn" in values:
         raise ConfigError("alarm_email", "give alarm_email or alarm_topic_arn, not both")
     if (
@@ -833,6 +847,25 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
             "your server delivers webhooks from (or set webhook_firewall to false)",
         )
     return RunnersConfig(**values)
+
+
+def _check_runner_groups(values: Mapping[str, Any]) -> None:
+    """A profile's ``runner_group_id`` needs organisation runners.
+
+    Runner groups exist only for organisation (and enterprise) runners; a
+    repository's runners are all in its default group, so a group id with
+    ``runner_scope: repo`` would bind nothing. Refused rather than ignored,
+    because the operator meant to bind the profile's runners on GitHub's side.
+    """
+    if values.get("runner_scope", "repo") == "org":
+        return
+    for i, profile in enumerate(values.get("profiles", ())):
+        if profile.runner_group_id is not None:
+            raise ConfigError(
+                f"profiles[{i}].runner_group_id",
+                "runner groups exist only for organisation runners: set runner_scope to "
+                "org, or remove the key",
+            )
 
 
 def _load_network(ours: Mapping[str, Any], values: dict[str, Any]) -> None:

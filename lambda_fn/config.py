@@ -24,6 +24,13 @@ if TYPE_CHECKING:  # imported only when a profile has a policy (~7 ms off every 
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
+#: GitHub fails a job that no self-hosted runner started within 24 hours
+#: ("Usage limits", docs.github.com/en/actions/hosting-your-own-runners/
+#: managing-self-hosted-runners/about-self-hosted-runners#usage-limits).
+QUEUED_JOB_LIMIT_SECONDS = 24 * 3600
+#: The reconciler redelivers failed ``workflow_job`` deliveries up to this old.
+REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
+
 #: name -> default (``None`` means required).
 ENV_DEFAULTS: dict[str, str | None] = {
     "WEBHOOK_SECRET_ARN": None,
@@ -85,6 +92,8 @@ class Profile:
     #: Subnets / public IP for this profile's tasks instead of the stack-wide ones.
     subnet_ids: tuple[str, ...] = ()
     assign_public_ip: Literal["ENABLED", "DISABLED"] | None = None
+    #: Organisation runner group for this profile's runners instead of ``RUNNER_GROUP_ID``.
+    runner_group_id: int | None = None
     #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -120,6 +129,8 @@ class Settings:
     github_hook_path: str | None
     github_hook_parameter: str | None
     secrets_max_age_seconds: int
+    #: The de-duplication window: how long a launched job is remembered, and how old a
+    #: job may be for a ``queued`` delivery to start anything (older: a replay, ignored).
     idempotency_ttl_seconds: int
     github_timeout_budget_seconds: float
     jit_secret_prefix: str = "fargate-runners/jit"  # noqa: S105 - a name prefix
@@ -180,6 +191,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"(no leading, trailing or double '/'), got {jit_secret_prefix!r}"
         )
 
+    profiles = parse_profiles(get("RUNNER_PROFILES"))
+    if runner_scope != "org":
+        grouped = [p.name for p in profiles if p.runner_group_id is not None]
+        if grouped:
+            raise ConfigError(
+                f"RUNNER_PROFILES: profile {grouped[0]!r} sets runner_group_id, but runner "
+                "groups exist only for organisation runners (RUNNER_SCOPE=org)"
+            )
+
     retry_queue_url = env.get("RETRY_QUEUE_URL", "").strip() or None
     dead_letter_queue_url = env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None
 
@@ -191,7 +211,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         subnet_ids=_required_list(get("SUBNET_IDS"), "SUBNET_IDS"),
         security_group_ids=_required_list(get("SECURITY_GROUP_IDS"), "SECURITY_GROUP_IDS"),
         assign_public_ip=assign_public_ip,  # type: ignore[arg-type]  # checked above
-        profiles=parse_profiles(get("RUNNER_PROFILES")),
+        profiles=profiles,
         runner_scope=runner_scope,  # type: ignore[arg-type]  # checked above
         runner_group_id=_positive_int(get("RUNNER_GROUP_ID"), "RUNNER_GROUP_ID"),
         allowed_repositories=allowed,
@@ -212,9 +232,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         secrets_max_age_seconds=_positive_int(
             get("SECRETS_MAX_AGE_SECONDS"), "SECRETS_MAX_AGE_SECONDS"
         ),
-        idempotency_ttl_seconds=_positive_int(
-            get("IDEMPOTENCY_TTL_SECONDS"), "IDEMPOTENCY_TTL_SECONDS"
-        ),
+        idempotency_ttl_seconds=_dedup_window(get("IDEMPOTENCY_TTL_SECONDS")),
         github_timeout_budget_seconds=float(
             _positive_int(get("GITHUB_TIMEOUT_BUDGET_SECONDS"), "GITHUB_TIMEOUT_BUDGET_SECONDS")
         ),
@@ -265,7 +283,7 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
             raise ConfigError(f"{where}.task_role_id must be the task role's unique id (AROA...)")
         known = {
             "name", "labels", "task_definition", "container_name", "task_role_id", "capacity",
-            "max_runners", "policy", "subnet_ids", "assign_public_ip",
+            "max_runners", "policy", "subnet_ids", "assign_public_ip", "runner_group_id",
         }  # fmt: skip
         profiles.append(
             Profile(
@@ -279,6 +297,7 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
                 policy=_profile_policy(name, item.get("policy"), f"{where}.policy"),
                 subnet_ids=_profile_subnets(item.get("subnet_ids"), f"{where}.subnet_ids"),
                 assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
+                runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
@@ -299,6 +318,14 @@ def _profile_policy(name: str, data: Any, where: str) -> Policy | None:
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     return policy if policy.restricted else None
+
+
+def _profile_runner_group(data: Any, where: str) -> int | None:
+    if data is None:
+        return None
+    if not isinstance(data, int) or isinstance(data, bool) or data < 1:
+        raise ConfigError(f"{where}.runner_group_id must be a positive integer")
+    return data
 
 
 def _profile_subnets(data: Any, where: str) -> tuple[str, ...]:
@@ -356,6 +383,24 @@ def _parameter_name(raw: str) -> str | None:
     if not _PARAMETER_NAME.match(name):
         raise ConfigError(f"GITHUB_HOOK_PARAMETER must be an SSM parameter name, got {name!r}")
     return name
+
+
+def _dedup_window(raw: str) -> int:
+    """``IDEMPOTENCY_TTL_SECONDS``: the one setting for the de-duplication window.
+
+    At least the reconciler's redelivery look-back plus its longest interval
+    (60 min), so a job redelivered by the reconciler never looks like a
+    replay; at most GitHub's 24-hour queue limit (an older job has been
+    cancelled, so the window never needs to be longer).
+    """
+    name = "IDEMPOTENCY_TTL_SECONDS"
+    value = _int_at_least(raw, name, REDELIVERY_LOOKBACK_SECONDS + 3600)
+    if value > QUEUED_JOB_LIMIT_SECONDS:
+        raise ConfigError(
+            f"{name} must be at most {QUEUED_JOB_LIMIT_SECONDS} (GitHub cancels a job "
+            f"queued for 24 hours), got {value}"
+        )
+    return value
 
 
 def _positive_int(raw: str, name: str) -> int:

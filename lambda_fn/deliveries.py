@@ -19,7 +19,6 @@ from lambda_fn.config import Settings, get_settings
 from lambda_fn.errors import (
     CapacityWaitError,
     ConfigError,
-    DispatchError,
     PermanentError,
     SecretMissingError,
     TransientError,
@@ -30,9 +29,9 @@ from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 
 if TYPE_CHECKING:  # imported lazily at run time: they pull in pydantic and boto3
     from lambda_fn.dispatch import QueuedJob
-    from lambda_fn.policy import Decision, Policy
-    from lambda_fn.webhook import WorkflowJobEvent
 
+#: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
+#: after them must still fit GitHub's 10-second delivery timeout (docs/performance.md).
 POLICY_LOOKUP_BUDGET_SECONDS = 2.0
 
 
@@ -143,16 +142,22 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     repository = event.repository.slug
     logger.append_keys(job_id=job.id, run_id=job.run_id, repository=repository)
 
+    age = time.time() - job.created_at.timestamp()
+    if age > settings.idempotency_ttl_seconds:
+        # GitHub signs the body only: a captured delivery can be sent again after the
+        # idempotency record of its job has expired. Such a job is long started or
+        # cancelled; nothing may start for it (CONTRACT.md, "A signed delivery...").
+        return ignored(
+            "stale",
+            f"job was created {age / 3600:.1f} h ago, before the de-duplication window "
+            f"({settings.idempotency_ttl_seconds} s): a replayed or very late delivery",
+        )
     if not routing.repository_allowed(repository, settings.allowed_repositories):
         return ignored("repository", f"repository {repository} is not allowed")
     profile = routing.match_profile(job.labels, settings.profiles)
     if profile is None:
         return ignored("labels", f"no runner profile serves labels {sorted(job.labels)}")
     logger.append_keys(profile=profile.name)
-    if profile.policy is not None:
-        refusal = _policy_refusal(profile.policy, event, settings)
-        if refusal is not None:
-            return ignored("policy", refusal)
 
     from lambda_fn.dispatch import QueuedJob
 
@@ -167,6 +172,25 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         workflow_name=job.workflow_name,
         head_branch=job.head_branch,
     )
+    if profile.policy is not None:
+        from lambda_fn.admission import JobOrigin, policy_refusal
+
+        origin = JobOrigin(queued.owner, queued.repo, job.run_id, job.head_branch, job.head_sha)
+        try:
+            refusal = policy_refusal(
+                settings,
+                profile.policy,
+                origin,
+                budget_seconds=POLICY_LOOKUP_BUDGET_SECONDS,
+                lookup_required=False,
+            )
+        except TransientError as exc:
+            # Cannot tell now (GitHub slow or failing): start nothing, keep the job. The
+            # retry consumer checks the policy again, with lookups required, before launching.
+            logger.warning("policy check incomplete, job queued", extra={"error": str(exc)})
+            return _queue_for_retry(queued, exc)
+        if refusal is not None:
+            return ignored("policy", refusal)
     return launch_answer(queued, context)
 
 
@@ -195,55 +219,6 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
     if released:
         count("RunnersReleased", ("reason", "completed"), released)
     return Answer(200, {"status": "completed", "job_id": job_id, "runners_released": released})
-
-
-def _policy_refusal(policy: Policy, event: WorkflowJobEvent, settings: Settings) -> str | None:
-    """Check a restricted profile's policy before anything is created (lenient: unknown passes).
-
-    The webhook payload names the repository and branch; the run (one GitHub
-    call, restricted profiles only) adds event, workflow file and fork origin.
-    If the run cannot be read, what the payload says is still checked and the
-    runner's own hook decides the rest strictly.
-    """
-    from lambda_fn.dispatch import github_client
-    from lambda_fn.policy import JobFacts, evaluate, facts_from_workflow_run
-
-    repository = event.repository.slug
-    branch = event.workflow_job.head_branch
-    facts = JobFacts(
-        repository=repository,
-        ref_candidates=(f"refs/heads/{branch}", f"refs/tags/{branch}") if branch else (),
-    )
-    decision = evaluate(policy, facts, strict=False)
-    if not decision.allowed:  # refused on the payload alone: no GitHub call needed
-        return _refusal(policy, decision)
-    try:
-        # Short budget: this call is optional (the runner re-checks) and the JIT call
-        # after it must still fit GitHub's 10-second delivery timeout.
-        run = github_client(settings, POLICY_LOOKUP_BUDGET_SECONDS).get_run(
-            event.repository.owner.login, event.repository.name, event.workflow_job.run_id
-        )
-        from_run = facts_from_workflow_run(run)
-        facts = JobFacts(
-            repository=repository,  # the signed payload's, not the run's
-            ref=from_run.ref,
-            workflow_path=from_run.workflow_path,
-            event=from_run.event,
-            from_fork=from_run.from_fork,
-            ref_candidates=from_run.ref_candidates or facts.ref_candidates,
-        )
-    except DispatchError as exc:
-        logger.warning("could not read the workflow run for the policy", extra={"error": str(exc)})
-    decision = evaluate(policy, facts, strict=False)
-    return None if decision.allowed else _refusal(policy, decision)
-
-
-def _refusal(policy: Policy, decision: Decision) -> str:
-    logger.warning(
-        "job refused by the profile's policy",
-        extra={"rule": decision.rule, "policy_message": decision.message},
-    )
-    return f"refused by profile {policy.profile!r}: {decision.rule}: {decision.message}"
 
 
 def launch_answer(job: QueuedJob, context: Any) -> Answer:

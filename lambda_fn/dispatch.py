@@ -97,11 +97,14 @@ def runner_name(prefix: str, job_id: int) -> str:
     return f"{prefix}-{job_id}-{_random.token_hex(3)}"
 
 
-def github_client(settings: Settings, budget_seconds: float | None = None) -> GitHubClient:
+def github_client(
+    settings: Settings, budget_seconds: float | None = None, *, shared_budget: bool = False
+) -> GitHubClient:
     """A client whose token comes from Secrets Manager (cached, never logged).
 
     ``budget_seconds`` caps one call's time including retries (default: the
-    configured ``GITHUB_TIMEOUT_BUDGET_SECONDS``).
+    configured ``GITHUB_TIMEOUT_BUDGET_SECONDS``); with ``shared_budget`` it
+    caps all the client's calls together.
     """
 
     def token(force: bool) -> str:
@@ -113,6 +116,7 @@ def github_client(settings: Settings, budget_seconds: float | None = None) -> Gi
         settings.github_api_url,
         token,
         budget_seconds=budget_seconds or settings.github_timeout_budget_seconds,
+        shared_budget=shared_budget,
     )
 
 
@@ -198,7 +202,7 @@ def _generate_jitconfig(
         scope,
         runner_name(settings.runner_name_prefix, job.job_id),
         profile.labels,
-        settings.runner_group_id,
+        profile.runner_group_id or settings.runner_group_id,
     )
 
 

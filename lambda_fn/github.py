@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -87,13 +88,16 @@ class GitHubClient:
         budget_seconds: float = 6.0,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
+        shared_budget: bool = False,
     ) -> None:
+        """``budget_seconds`` bounds each call; with ``shared_budget`` all calls together."""
         self._api_url = api_url.rstrip("/")
         self._token = token
         self._session = session or shared_session()
         self._budget = budget_seconds
         self._sleep = sleep or time.sleep
         self._clock = clock or time.monotonic
+        self._deadline = self._clock() + budget_seconds if shared_budget else None
 
     def generate_jitconfig(
         self, scope: str, name: str, labels: Sequence[str], runner_group_id: int
@@ -171,6 +175,27 @@ class GitHubClient:
         """A workflow run: event, workflow path, head branch and head repository."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/runs/{run_id}", expected=(200,))
 
+    def get_ref(self, owner: str, repo: str, ref: str) -> dict[str, Any] | None:
+        """A branch (``heads/NAME``) or tag (``tags/NAME``); ``None`` if it does not exist.
+
+        ``GET /repos/{o}/{r}/git/ref/{ref}`` matches the name exactly and answers
+        404 for a missing ref (unlike ``git/refs/``, which lists prefix matches):
+        docs.github.com/en/rest/git/refs#get-a-reference. ``ref`` must be a valid
+        Git ref name (see ``lambda_fn.refs``); it is percent-encoded, ``/`` kept.
+        """
+        try:
+            return self._request(
+                "GET", f"repos/{owner}/{repo}/git/ref/{quote(ref, safe='/')}", expected=(200,)
+            )
+        except GitHubPermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get_tag_object(self, owner: str, repo: str, sha: str) -> dict[str, Any]:
+        """An annotated tag object (``GET /repos/{o}/{r}/git/tags/{sha}``): what it points to."""
+        return self._request("GET", f"repos/{owner}/{repo}/git/tags/{sha}", expected=(200,))
+
     def get_job(self, owner: str, repo: str, job_id: int) -> dict[str, Any]:
         """A workflow job as GitHub sees it now (status ``queued``, ``in_progress``...)."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/jobs/{job_id}", expected=(200,))
@@ -196,6 +221,8 @@ class GitHubClient:
         """One call with bounded retries; the response when its status is ``expected``."""
         url = path if path.startswith(("https://", "http://")) else f"{self._api_url}/{path}"
         deadline = self._clock() + self._budget
+        if self._deadline is not None:
+            deadline = min(deadline, self._deadline)
         refreshed_token = False
         attempt = 0
         while True:

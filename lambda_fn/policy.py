@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Any
 
 __all__ = [
+    "EMPTY_RULE_PROBLEM",
     "PULL_REQUEST_EVENTS",
     "RULE_EVENTS",
     "RULE_FORKS",
@@ -79,6 +80,12 @@ RULE_REFS = "allowed_refs"
 RULE_WORKFLOWS = "allowed_workflows"
 
 WORKFLOWS_DIR = ".github/workflows/"
+
+#: Why an empty rule list is refused (policy loader and synth use the same words).
+EMPTY_RULE_PROBLEM = (
+    "an empty list is not allowed (it would not say whether nothing or everything "
+    "is allowed): omit the key to allow any, or list what is allowed"
+)
 
 _LIST_KEYS = (
     "allowed_repositories",
@@ -179,16 +186,18 @@ class Policy:
         return self.deny_fork_pull_requests or self._has_rules()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form; ``policy_from_dict(p.profile, p.to_dict()) == p``."""
-        return {
-            "profile": self.profile,
-            "allowed_repositories": list(self.allowed_repositories),
-            "allowed_refs": list(self.allowed_refs),
-            "allowed_workflows": list(self.allowed_workflows),
-            "allowed_events": list(self.allowed_events),
-            "deny_fork_pull_requests": self.deny_fork_pull_requests,
-            "required_env": list(self.required_env),
-        }
+        """JSON-serialisable form; ``policy_from_dict(p.profile, p.to_dict()) == p``.
+
+        Unset rules are left out: an empty list is not a valid policy value
+        (see :func:`policy_from_dict`).
+        """
+        data: dict[str, Any] = {"profile": self.profile}
+        for key in _LIST_KEYS:
+            values = getattr(self, key)
+            if values:
+                data[key] = list(values)
+        data["deny_fork_pull_requests"] = self.deny_fork_pull_requests
+        return data
 
     def to_json(self) -> str:
         """Compact JSON of :meth:`to_dict` (what travels in ``RUNNER_POLICY_JSON``)."""
@@ -203,7 +212,10 @@ def policy_from_dict(
     ``where`` prefixes error messages (default ``profiles[<name>]``), e.g.
     ``profiles[deploy].allowed_refs[0]: must start with 'refs/' ...``.
     ``None`` or ``{}`` is an unrestricted policy. A ``profile`` key, if present
-    (as in :meth:`Policy.to_dict`), must equal ``profile_name``.
+    (as in :meth:`Policy.to_dict`), must equal ``profile_name``. A rule given
+    as an empty list is an error, not "no restriction": ``"allowed_refs": []``
+    reads as "no ref is allowed" to some and "any ref" to others, so it fails
+    closed and the message says to omit the key.
     """
     prefix = where if where is not None else f"profiles[{profile_name}]"
     if (
@@ -280,6 +292,8 @@ def _string_list(data: Mapping[str, Any], key: str, prefix: str) -> tuple[str, .
         return ()
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise PolicyError(f"{prefix}.{key}: must be a list of strings, got {type(value).__name__}")
+    if not value:
+        raise PolicyError(f"{prefix}.{key}: {EMPTY_RULE_PROBLEM}")
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise PolicyError(

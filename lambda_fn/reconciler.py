@@ -10,8 +10,9 @@ effort (one failing step does not stop the others):
    stopped (ECS keeps stopped tasks for about an hour), GitHub is asked for the
    job's status; if it still needs a runner (``queued``/``waiting``/``pending``),
    a replacement is launched, at most ``MAX_REPLACEMENTS`` per job, each at most
-   once (its own idempotency record). A status that cannot be read is unknown,
-   not done: the job is looked at again next run.
+   once (its own idempotency record), and only if ``admission.recheck`` still
+   admits the job to the profile (labels, repository, policy). A status that
+   cannot be read is unknown, not done: the job is looked at again next run.
 3. **Offline registrations.** Runners named with our prefix that GitHub reports
    ``offline`` and that no live task of ours owns are deleted.
 4. **Missed deliveries.** GitHub never redelivers a failed delivery by itself
@@ -37,15 +38,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambda_fn import aws, jit_secret
+from lambda_fn.admission import recheck
 from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns, release
-from lambda_fn.config import HOOK_NOT_RECORDED, Settings, get_settings, hook_path
+from lambda_fn.config import (
+    HOOK_NOT_RECORDED,
+    REDELIVERY_LOOKBACK_SECONDS,
+    Settings,
+    get_settings,
+    hook_path,
+)
 from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
 from lambda_fn.errors import ConfigError, DispatchError
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
 from lambda_fn.observability import count, logger, metrics
 
-#: Deliveries older than this are left alone (GitHub keeps queued jobs 24 h).
-DELIVERY_LOOKBACK = timedelta(hours=6)
+#: Deliveries older than this are left alone (within the de-duplication window, which
+#: ``IDEMPOTENCY_TTL_SECONDS`` may not make shorter, so a redelivery is never a "replay").
+DELIVERY_LOOKBACK = timedelta(seconds=REDELIVERY_LOOKBACK_SECONDS)
 MAX_REDELIVERIES_PER_GUID = 3
 #: A secret this old without a live task is left over: well above the task's fetch
 #: bound (runner/jit_config.py, 120 s) and a launch's run_task -> seal gap.
@@ -132,7 +141,8 @@ def _replace_dead(
             continue
         owner, repo = last.owner_repo
         try:
-            status = str(gh.get_job(owner, repo, job_id).get("status", ""))
+            github_job = gh.get_job(owner, repo, job_id)
+            status = str(github_job.get("status", ""))
         except DispatchError as exc:
             report["status_unknown"] += 1
             logger.warning("job status unknown", extra={"job_id": job_id, "error": str(exc)})
@@ -167,6 +177,16 @@ def _replace_dead(
             labels=profile.labels,
             profile=profile.name,
         )
+        try:
+            refusal = recheck(settings, job, github_job)
+        except DispatchError as exc:
+            report["status_unknown"] += 1
+            logger.warning("policy re-check failed", extra={"job_id": job_id, "error": str(exc)})
+            continue
+        if refusal is not None:
+            report["replacement_refused"] += 1
+            logger.warning("replacement refused", extra={"job_id": job_id, "reason": refusal})
+            continue
         result = launch_once(job, replacement=attempt)
         if not result.get("duplicate"):
             report["replaced"] += 1

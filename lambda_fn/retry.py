@@ -1,8 +1,10 @@
 """SQS consumer of the retry queue: the same launch code, the same de-duplication.
 
 For each message: ask GitHub whether the job still needs a runner (a job
-that was cancelled or picked up meanwhile is dropped), then ``launch_once``.
-Outcomes:
+that was cancelled or picked up meanwhile is dropped), check again from
+GitHub's view of the job that it may have a runner of the profile the message
+names (``admission.recheck``: labels, repository, the profile's policy; a
+refused job is dropped), then ``launch_once``. Outcomes:
 
 * launched, or already launched by another path -> done;
 * still transient -> re-sent with ``attempt + 1`` and a longer delay, or to the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lambda_fn.admission import recheck
 from lambda_fn.config import Settings, get_settings
 from lambda_fn.dispatch import QueuedJob, github_client, launch_once
 from lambda_fn.errors import (
@@ -44,13 +47,13 @@ from lambda_fn.retry_queue import (
 WAIT_DELAY_SECONDS = 60
 
 
-def job_status(settings: Settings, job: QueuedJob) -> str | None:
-    """GitHub's current status for the job, or None when it cannot be read right now."""
+def read_job(settings: Settings, job: QueuedJob) -> dict[str, Any] | None:
+    """GitHub's current view of the job, or None when it cannot be read right now."""
     try:
-        return str(github_client(settings).get_job(job.owner, job.repo, job.job_id)["status"])
-    except (TransientError, GitHubPermanentError, KeyError) as exc:
-        # Unknown is not "done": go on and try to launch; the launch decides.
-        logger.warning("could not read job status", extra={"error": str(exc)})
+        return github_client(settings).get_job(job.owner, job.repo, job.job_id)
+    except (TransientError, GitHubPermanentError) as exc:
+        # Unknown is not "done": go on; the re-check and the launch decide.
+        logger.warning("could not read the job", extra={"error": str(exc)})
         return None
 
 
@@ -66,11 +69,15 @@ def retry_once(message: RetryMessage, context: Any = None) -> str:
     if message.age_seconds() > JOB_QUEUE_LIMIT_SECONDS:
         return _finish("expired", "job waited longer than GitHub keeps jobs queued")
 
-    status = job_status(settings, message.job)
+    github_job = read_job(settings, message.job)
+    status = github_job.get("status") if github_job is not None else None
     if status is not None and status not in JOB_STATUSES_NEEDING_RUNNER:
         return _finish("dropped", f"job is {status} on GitHub")
 
     try:
+        refusal = recheck(settings, message.job, github_job)
+        if refusal is not None:
+            return _finish("refused", refusal)
         result = launch_once(message.job, context)
     except (IdempotencyAlreadyInProgressError, CapacityWaitError) as exc:
         _wait(settings, message, as_text(exc))

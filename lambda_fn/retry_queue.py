@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambda_fn import aws
-from lambda_fn.config import Settings
+from lambda_fn.config import QUEUED_JOB_LIMIT_SECONDS, Settings
 from lambda_fn.dispatch import QueuedJob
 from lambda_fn.errors import TransientError
 
 MAX_SQS_DELAY_SECONDS = 900
 #: GitHub cancels a job that stayed queued for 24 hours; retrying beyond that is pointless.
-JOB_QUEUE_LIMIT_SECONDS = 24 * 3600
+JOB_QUEUE_LIMIT_SECONDS = QUEUED_JOB_LIMIT_SECONDS
 
 
 @dataclass(frozen=True)

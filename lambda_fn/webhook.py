@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_LABELS = 64  # a real runs-on names a handful; a longer list is refused as hostile
 
@@ -52,6 +52,8 @@ class WorkflowJob(_Lenient):
     id: int = Field(gt=0)
     run_id: int = Field(gt=0)
     run_attempt: int = Field(default=1, ge=1)
+    #: When GitHub created (queued) the job; how old a delivery's job is (replays).
+    created_at: AwareDatetime
     name: ShortText | None = None
     workflow_name: ShortText | None = None
     head_branch: ShortText | None = None

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -46,6 +47,7 @@ def workflow_job_payload(
             "workflow_name": workflow_name,
             "head_branch": head_branch,
             "head_sha": "0" * 40,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "status": status,
             "conclusion": "success" if status == "completed" else None,
             "labels": list(labels),

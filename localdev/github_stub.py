@@ -6,7 +6,7 @@ It serves, for ``repos/{owner}/{repo}`` and ``orgs/{org}`` scopes::
     GET    {scope}/actions/runners?per_page=N           200 {"total_count", "runners"}
     GET    {scope}/actions/runners/{id}                 200 / 404
     DELETE {scope}/actions/runners/{id}                 204 / 404
-    GET    repos/{owner}/{repo}/actions/jobs/{id}       200 {"id", "status": "queued"}
+    GET    repos/{owner}/{repo}/actions/jobs/{id}       200 {"id", "status": "queued", ...}
     GET    repos/{owner}/{repo}/actions/runs/{id}       200 {"id", "status": "queued"}
     GET    meta                                         200 {"hooks": [...]} (no token needed)
     GET    {scope}/hooks/{id}/deliveries                200 [delivery, ...] newest first
@@ -20,6 +20,8 @@ retries a failed delivery on its own; a redelivery is asked for through the API
 and sent asynchronously, as a new delivery with the same ``guid`` and
 ``redelivery: true``
 (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
+    GET    repos/{owner}/{repo}/git/ref/{heads|tags}/{name}   200 ref / 404
+    GET    repos/{owner}/{repo}/git/tags/{sha}          200 annotated tag object / 404
 
 Every request is recorded (method, path, query, JSON body, whether an
 ``Authorization`` header was present -- never its value). A request without
@@ -35,11 +37,12 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from localdev._background import BackgroundHTTPServer, Service
 from localdev.runner_double import configured_files, jit_config
@@ -52,6 +55,41 @@ _JOB = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/jobs/(?P<id>
 _RUN = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<id>\d+)$")
 _DELIVERIES = re.compile(_SCOPE + r"/hooks/(?P<hook>\d+)/deliveries$")
 _ATTEMPTS = re.compile(_SCOPE + r"/hooks/(?P<hook>\d+)/deliveries/(?P<id>\d+)/attempts$")
+_GIT_REF = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/git/ref/(?P<ref>.+)$")
+_GIT_TAG = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/git/tags/(?P<sha>[0-9a-f]+)$")
+
+_NOT_FOUND = {
+    "message": "Not Found",
+    "documentation_url": "https://docs.github.com/rest",
+    "status": "404",
+}
+
+
+def git_ref_answer(refs: Mapping[str, Mapping[str, str]], ref: str) -> tuple[int, Any]:
+    """``GET /repos/{o}/{r}/git/ref/{ref}`` over ``refs`` (``"heads/main"`` -> object).
+
+    As GitHub documents it (docs.github.com/en/rest/git/refs#get-a-reference):
+    the ref is ``heads/<branch>`` or ``tags/<tag>``, matched exactly (no
+    prefix matching, unlike ``git/refs``); a missing ref answers 404. The
+    object is ``{"type": "commit", "sha"}`` for branches and lightweight tags,
+    ``{"type": "tag", "sha"}`` (a tag object) for annotated tags.
+    """
+    target = refs.get(unquote(ref))
+    if target is None:
+        return 404, _NOT_FOUND
+    return 200, {"ref": f"refs/{unquote(ref)}", "node_id": "REF_x", "object": dict(target)}
+
+
+def git_tag_answer(tag_objects: Mapping[str, Mapping[str, Any]], sha: str) -> tuple[int, Any]:
+    """``GET /repos/{o}/{r}/git/tags/{sha}``: an annotated tag object and what it tags, or 404.
+
+    docs.github.com/en/rest/git/tags#get-a-tag; ``tag_objects`` maps the tag
+    object's sha to ``{"tag": name, "object": {"type", "sha"}}``.
+    """
+    tag = tag_objects.get(sha)
+    if tag is None:
+        return 404, _NOT_FOUND
+    return 200, {"sha": sha, "node_id": "TAG_x", **tag}
 
 
 @dataclass(frozen=True)
@@ -103,6 +141,12 @@ class GitHubStub(Service):
     hooks: dict[int, Hook] = field(default_factory=dict)
     #: GitHub's delivery log, oldest first (``body``/``headers`` kept to redeliver).
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    #: job id -> fields of the job as GitHub shows it (labels, run_id, head_branch, head_sha).
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: git refs of every repository: "heads/main" / "tags/v1" -> {"type", "sha"}.
+    refs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: annotated tag objects: sha -> {"tag", "object": {"type", "sha"}}.
+    tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _failures: list[_Failure] = field(default_factory=list, repr=False)
@@ -284,9 +328,6 @@ class GitHubStub(Service):
             if method == "DELETE":
                 del self.runners[int(m["id"])]
                 return 204, {}, None
-        if method == "GET" and (m := _JOB.match(path)):
-            job_id = int(m["id"])
-            return 200, {}, {"id": job_id, "status": self.job_status.get(job_id, "queued")}
         if (m := _DELIVERIES.match(path)) or (m := _ATTEMPTS.match(path)):
             hook = self.hooks.get(int(m["hook"]))
             if hook is None or hook.scope != _scope_of(m):
@@ -296,9 +337,23 @@ class GitHubStub(Service):
             if method == "GET" and _DELIVERIES.match(path):
                 log = [_delivery_view(d) for d in self.deliveries if d["hook_id"] == hook.id]
                 return 200, {}, list(reversed(log))[:100]
-        if method == "GET" and (m := _RUN.match(path)):
-            return 200, {}, {"id": int(m["id"]), "status": "queued"}
+        if method == "GET" and (read := self._job_answer(path)) is not None:
+            return read[0], {}, read[1]
         return 404, {}, {"message": "Not Found (not served by the local GitHub stand-in)"}
+
+    def _job_answer(self, path: str) -> tuple[int, Any] | None:
+        """What the dispatcher reads about a job: the job, its run, the git refs and tags."""
+        if m := _JOB.match(path):
+            job_id = int(m["id"])
+            job = {**self.jobs.get(job_id, {}), "id": job_id}
+            return 200, {**job, "status": self.job_status.get(job_id, "queued")}
+        if m := _RUN.match(path):
+            return 200, {"id": int(m["id"]), "status": "queued"}
+        if m := _GIT_REF.match(path):
+            return git_ref_answer(self.refs, m["ref"])
+        if m := _GIT_TAG.match(path):
+            return git_tag_answer(self.tag_objects, m["sha"])
+        return None
 
     def _generate_jitconfig(self, scope: str, body: Any) -> tuple[int, dict[str, str], Any]:
         if not isinstance(body, dict) or not body.get("name") or not body.get("labels"):

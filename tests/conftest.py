@@ -16,7 +16,9 @@ import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -202,6 +204,14 @@ class FakeGitHub:
     )
     meta_status: int = 200
     meta_requests: list[dict[str, str]] = field(default_factory=list)
+    #: job id -> fields that differ from DEFAULT_JOB (labels, run_id, head_branch, head_sha).
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: git refs: "heads/main" / "tags/v1" -> {"type": "commit"|"tag", "sha"}.
+    refs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: annotated tag objects: sha -> {"tag", "object": {"type", "sha"}}.
+    tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Answer every git ref/tag lookup with this status instead (5xx: GitHub failing).
+    refs_status_code: int = 200
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
 
     def job_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -209,8 +219,28 @@ class FakeGitHub:
         job_id = int(request.url.rstrip("/").rsplit("/", 1)[-1])
         if self.job_status_code != 200:
             return self.job_status_code, {}, '{"message": "unavailable"}'
-        body = {"id": job_id, "status": self.job_status.get(job_id, "queued")}
+        body = {**DEFAULT_JOB, **self.jobs.get(job_id, {}), "id": job_id}
+        body["status"] = self.job_status.get(job_id, "queued")
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def git_ref_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """GET /repos/{o}/{r}/git/ref/{heads|tags}/{name} (shared answer: localdev.github_stub)."""
+        from localdev.github_stub import git_ref_answer
+
+        if self.refs_status_code != 200:
+            return self.refs_status_code, {}, '{"message": "Server Error"}'
+        ref = urlsplit(request.url).path.split("/git/ref/", 1)[1]
+        status, body = git_ref_answer(self.refs, ref)
+        return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def git_tag_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """GET /repos/{o}/{r}/git/tags/{sha}: annotated tag objects."""
+        from localdev.github_stub import git_tag_answer
+
+        if self.refs_status_code != 200:
+            return self.refs_status_code, {}, '{"message": "Server Error"}'
+        status, body = git_tag_answer(self.tag_objects, request.url.rsplit("/", 1)[-1])
+        return status, {"Content-Type": "application/json"}, json.dumps(body)
 
     def jit_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         self.authorizations.append(request.headers.get("Authorization", ""))
@@ -274,6 +304,16 @@ class FakeGitHub:
         return 202, {}, "{}"
 
 
+#: A job as ``GET .../actions/jobs/{id}`` shows it, for the jobs ``queued_payload`` makes.
+DEFAULT_JOB: dict[str, Any] = {
+    "run_id": 777,
+    "run_attempt": 1,
+    "head_branch": "main",
+    "head_sha": "0" * 40,
+    "labels": ["self-hosted", "linux", "arm64"],
+    "status": "queued",
+}
+
 JIT_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig"
 )
@@ -286,6 +326,8 @@ HOOK = r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+"
 DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries\?.*")
 META_URL = f"{GITHUB_API}/meta"
 REDELIVER_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries/\d+/attempts")
+GIT_REF_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/ref/.+")
+GIT_TAG_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/tags/[0-9a-f]+")
 RUNNER_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
 )
@@ -303,6 +345,8 @@ def github() -> Iterator[FakeGitHub]:
         mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)
         mock.add_callback(responses.POST, REDELIVER_URL, callback=fake.redeliver_callback)
         mock.add_callback(responses.GET, META_URL, callback=fake.meta_callback)
+        mock.add_callback(responses.GET, GIT_REF_URL, callback=fake.git_ref_callback)
+        mock.add_callback(responses.GET, GIT_TAG_URL, callback=fake.git_tag_callback)
         yield fake
 
 
@@ -356,6 +400,7 @@ def queued_payload(
             "workflow_name": "CI",
             "head_branch": "main",
             "head_sha": "0" * 40,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "status": "queued" if action == "queued" else "completed",
             "labels": labels if labels is not None else ["self-hosted", "linux", "arm64"],
             "runner_name": None,

@@ -251,7 +251,6 @@ DEPLOY_POLICY = {
     "profile": "deploy",
     "allowed_repositories": ["octo-org/app"],
     "allowed_refs": ["refs/heads/main"],
-    "allowed_workflows": [],
     "allowed_events": ["push", "workflow_dispatch"],
     "deny_fork_pull_requests": True,
     "required_env": ["DEPLOY_TOKEN"],

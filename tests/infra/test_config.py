@@ -184,7 +184,7 @@ def test_profile_keys_are_the_dataclass_fields() -> None:
         "capacity", "max_runners",
         "allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events",
         "required_env", "environment", "secrets", "task_role_policies", "registry_prefix",
-        "subnet_ids", "assign_public_ip",
+        "subnet_ids", "assign_public_ip", "runner_group_id",
     } == PROFILE_KEYS  # fmt: skip
 
 

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
+HEAD = "0" * 40  # the head_sha of every queued_payload
+ELSEWHERE = "e" * 40
 POLICY = {
     "allowed_repositories": ["octo-org/app"],
     "allowed_refs": ["refs/heads/main", "refs/tags/v*"],
@@ -65,11 +67,32 @@ def deploy_job(job_id: int = 1, repo: str = "octo-org/app", branch: str = "main"
     return deliver(payload)
 
 
+def branch(github: FakeGitHub, name: str, sha: str = HEAD) -> None:
+    github.refs[f"heads/{name}"] = {"type": "commit", "sha": sha}
+
+
+def tag(github: FakeGitHub, name: str, sha: str = HEAD, *, annotated: bool = False) -> None:
+    if annotated:  # the ref names a tag object, which names the commit
+        tag_sha = "7a9" + sha[3:]
+        github.tag_objects[tag_sha] = {"tag": name, "object": {"type": "commit", "sha": sha}}
+        github.refs[f"tags/{name}"] = {"type": "tag", "sha": tag_sha}
+    else:
+        github.refs[f"tags/{name}"] = {"type": "commit", "sha": sha}
+
+
+def ref_lookups(github: FakeGitHub) -> list[str]:
+    return [
+        c.request.url.split("/git/", 1)[1] for c in github.mock.calls if "/git/" in c.request.url
+    ]
+
+
 def test_allowed_job_is_launched(restricted: FakeAws, github: FakeGitHub) -> None:
     github.runs[777] = run()
+    branch(github, "main")
     status, body = deploy_job()
     assert (status, body["status"], body["profile"]) == (200, "launched", "deploy")
     assert len(restricted.tasks()) == 1
+    assert ref_lookups(github) == ["ref/heads/main", "ref/tags/main"]
 
 
 @pytest.mark.parametrize(
@@ -96,9 +119,114 @@ def test_refused_jobs_get_no_runner_and_say_which_rule(
     assert any(line.get("rule") == rule for line in refusal)
 
 
-def test_tag_pushes_match_tag_patterns(restricted: FakeAws, github: FakeGitHub) -> None:
+@pytest.mark.parametrize("annotated", [False, True])
+def test_tag_pushes_match_tag_patterns(
+    restricted: FakeAws, github: FakeGitHub, annotated: bool
+) -> None:
     github.runs[777] = run(branch="v1.2.3")
+    tag(github, "v1.2.3", annotated=annotated)
     assert deploy_job(branch="v1.2.3")[1]["status"] == "launched"
+    if annotated:
+        assert ref_lookups(github)[-1].startswith("tags/7a9")  # dereferenced to the commit
+
+
+# --- branch or tag: decided by GitHub's refs, never guessed ----------------------------------
+
+
+def refused_for_ref(restricted: FakeAws, github: FakeGitHub, name: str) -> str:
+    github.runs[777] = run(branch=name)
+    status, body = deploy_job(branch=name)
+    assert (status, body["status"]) == (200, "ignored"), body
+    assert "allowed_refs" in body["reason"]
+    assert github.jit_requests == []
+    assert restricted.tasks() == []
+    return str(body["reason"])
+
+
+def test_a_branch_named_like_an_allowed_tag_gets_no_runner(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    """allowed_refs has refs/tags/v*: a pushed *branch* vx-exfil must not pass as a tag."""
+    branch(github, "vx-exfil")
+    reason = refused_for_ref(restricted, github, "vx-exfil")
+    assert "refs/heads/vx-exfil is not allowed" in reason
+
+
+def test_a_tag_named_like_an_allowed_branch_gets_no_runner(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    """allowed_refs has refs/heads/main: a *tag* named main must not pass as the branch."""
+    tag(github, "main")
+    reason = refused_for_ref(restricted, github, "main")
+    assert "refs/tags/main is not allowed" in reason
+
+
+def test_a_name_that_is_both_a_branch_and_a_tag_is_refused(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    branch(github, "main")
+    tag(github, "main")
+    assert "both a branch and a tag" in refused_for_ref(restricted, github, "main")
+
+
+def test_a_ref_that_does_not_exist_is_refused(restricted: FakeAws, github: FakeGitHub) -> None:
+    assert "no branch or tag named 'main'" in refused_for_ref(restricted, github, "main")
+
+
+def test_a_ref_that_points_elsewhere_is_refused(restricted: FakeAws, github: FakeGitHub) -> None:
+    """A branch that moved on, or a tag re-pointed since: the run's commit is not there."""
+    branch(github, "main", sha=ELSEWHERE)
+    reason = refused_for_ref(restricted, github, "main")
+    assert "branch 'main' points at eeeeeeeeeeee, not at the run's commit 000000000000" in reason
+
+
+def test_no_ref_lookup_when_branch_or_tag_would_not_change_the_answer(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    github.runs[777] = run(branch="feature-x")  # neither refs/heads/ nor refs/tags/ allowed
+    assert deploy_job(branch="feature-x")[1]["status"] == "ignored"
+    github.runs[777] = run(event="pull_request", branch="main")  # PRs run at refs/pull/N/merge
+    deploy_job(job_id=2)
+    assert ref_lookups(github) == []
+
+
+def test_ref_lookup_failing_starts_nothing_and_keeps_the_job(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub 5xx on the refs: no runner now, no refusal either: the job waits for a re-check."""
+    for key, value in restricted.queue_env().items():
+        monkeypatch.setenv(key, value)
+    github.runs[777] = run()
+    branch(github, "main")
+    github.refs_status_code = 502
+    status, body = deploy_job()
+    assert (status, body["status"]) == (202, "queued_for_retry")
+    assert github.jit_requests == [] and restricted.tasks() == []
+    (message,) = restricted.messages(restricted.retry_queue_url)
+    assert message["job"]["profile"] == "deploy"
+
+
+def test_ref_lookup_failing_without_a_retry_queue_asks_github_to_redeliver(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    github.runs[777] = run()
+    github.refs_status_code = 503
+    assert deploy_job()[0] == 503
+    assert github.jit_requests == []
+
+
+def test_ref_lookups_share_the_policy_budget(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run + refs together within POLICY_LOOKUP_BUDGET_SECONDS, however slow GitHub is."""
+    from lambda_fn import deliveries
+
+    monkeypatch.setattr(deliveries, "POLICY_LOOKUP_BUDGET_SECONDS", 0.000001)
+    github.runs[777] = run()
+    branch(github, "main")
+    status, _ = deploy_job()
+    assert status == 503  # no time left for the refs: not launched, not refused
+    assert github.jit_requests == []
 
 
 def test_repository_outside_the_policy_is_refused_without_asking_github(
@@ -116,6 +244,7 @@ def test_unreadable_run_falls_back_to_what_the_payload_says(
     restricted: FakeAws, github: FakeGitHub
 ) -> None:
     # no run registered: GET runs/777 answers 404
+    branch(github, "main")
     _, body = deploy_job(branch="feature-x")
     assert body["status"] == "ignored"
     assert "allowed_refs" in body["reason"]
@@ -141,6 +270,7 @@ def test_profile_subnets_and_public_ip_are_used(
         "provide-client-params.ecs.RunTask", lambda params, **_: sent.append(params)
     )
     github.runs[777] = run()
+    branch(github, "main")
     deploy_job()
     deliver(queued_payload(job_id=9))
     deploy_net, default_net = (s["networkConfiguration"]["awsvpcConfiguration"] for s in sent)
@@ -178,6 +308,7 @@ def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(gh.GitHubClient, "__init__", spy)
+    branch(github, "main")
     _, body = deploy_job(branch="main")
     assert body["status"] == "launched"
     assert budgets[0] == 2.0  # the run lookup
