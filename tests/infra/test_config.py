@@ -610,3 +610,50 @@ def test_name_in_both_environment_and_secrets_is_rejected() -> None:
     """ECS refuses a task definition whose secret shares a name with an environment variable."""
     with pytest.raises(ConfigError, match=r"^profiles\[0\]\.secrets"):
         load_config(profiles({**PROFILE, "environment": {"A": "1"}, "secrets": {"A": SECRET_ARN}}))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events", "required_env"],
+)
+@pytest.mark.parametrize("empty", [[], "", "[]"])
+def test_an_empty_restriction_list_is_a_synth_error(key: str, empty: Any) -> None:
+    """``[]`` is not "unrestricted": synth names the key and says to omit it."""
+    profile = {"name": "deploy", "labels": ["deploy"], "allowed_events": ["push"], key: empty}
+    with pytest.raises(ConfigError) as caught:
+        load_config({"profiles": [{"name": "default", "labels": ["x"]}, profile]})
+    assert caught.value.key == f"profiles[1].{key}"
+    assert "omit the key to allow any" in str(caught.value)
+
+
+def test_profile_runner_group_is_carried_to_the_lambda() -> None:
+    config = load_config(
+        {
+            "runner_scope": "org",
+            "profiles": [
+                {"name": "deploy", "labels": ["deploy"], "runner_group_id": "12",
+                 "allowed_refs": ["refs/heads/main"]},
+                {"name": "default", "labels": ["x"]},
+            ],
+        }
+    )  # fmt: skip
+    deploy, default = (p.lambda_entry("arn:td", "runner") for p in config.profiles)
+    assert deploy["runner_group_id"] == 12
+    assert "runner_group_id" not in default
+
+
+@pytest.mark.parametrize(("value", "problem"), [(0, "must be >= 1"), ("x", "not an integer")])
+def test_profile_runner_group_must_be_a_positive_integer(value: Any, problem: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^profiles\[0\]\.runner_group_id: .*{problem}"):
+        load_config(
+            {"runner_scope": "org", "profiles": [{"name": "d", "labels": ["d"],
+                                                  "runner_group_id": value}]}
+        )  # fmt: skip
+
+
+def test_profile_runner_group_with_repo_scope_is_refused() -> None:
+    """Repository runners have no groups: the binding the operator asked for would not exist."""
+    with pytest.raises(ConfigError) as caught:
+        load_config({"profiles": [{"name": "d", "labels": ["d"], "runner_group_id": 5}]})
+    assert caught.value.key == "profiles[0].runner_group_id"
+    assert "set runner_scope to org" in str(caught.value)

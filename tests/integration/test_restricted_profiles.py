@@ -8,6 +8,7 @@ payload and the workflow run already show.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -313,3 +314,134 @@ def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
     assert body["status"] == "launched"
     assert budgets[0] == 2.0  # the run lookup
     assert len([c for c in github.mock.calls if "/actions/runs/" in c.request.url]) <= 3
+
+
+# --- later launches re-check the policy: retry consumer and reconciler ------------------------
+
+
+def deploy_job_on_github(github: FakeGitHub, job_id: int, name: str) -> None:
+    """The job as GitHub's jobs API shows it (what the re-checks trust, not the message)."""
+    github.jobs[job_id] = {"labels": DEPLOY_LABELS, "head_branch": name, "run_id": 777}
+    github.runs[777] = run(branch=name)
+
+
+def forged_retry_message(queues: FakeAws, job_id: int) -> None:
+    """A message on the retry queue naming the deploy profile, as if the webhook had sent it."""
+    from lambda_fn.config import get_settings
+    from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.retry_queue import enqueue_retry, first_failure
+
+    job = QueuedJob(job_id, 777, 1, "octo-org", "app", tuple(DEPLOY_LABELS), "deploy", None, "main")
+    enqueue_retry(get_settings(), first_failure(job, "GitHubTransientError: 502"))
+
+
+@pytest.fixture
+def queues(restricted: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
+    for key, value in restricted.queue_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("lambda_fn.retry_queue.backoff_seconds", lambda attempt, base: 0)
+    return restricted
+
+
+def test_a_refused_job_on_the_retry_queue_is_dropped_not_launched(
+    queues: FakeAws, github: FakeGitHub, capsys: Any
+) -> None:
+    """The message says "deploy, branch main"; GitHub says the job runs on branch vx-exfil."""
+    from tests.integration.test_retry_path import drain
+
+    deploy_job_on_github(github, 31, "vx-exfil")
+    branch(github, "vx-exfil")
+    forged_retry_message(queues, 31)
+    drain(queues)
+    assert github.jit_requests == []
+    assert queues.tasks() == []
+    assert queues.messages(queues.retry_queue_url) == []
+    assert queues.messages(queues.dead_letter_queue_url) == []
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(b.get("JobsDropped") and b.get("reason") == "refused" for b in emf)
+
+
+def test_a_retry_message_cannot_pick_a_profile_the_job_does_not_select(
+    queues: FakeAws, github: FakeGitHub
+) -> None:
+    """GitHub's job has the default labels: a message naming 'deploy' launches nothing."""
+    from tests.integration.test_retry_path import drain
+
+    github.runs[777] = run()
+    branch(github, "main")
+    forged_retry_message(queues, 32)  # github.jobs[32] unset: labels self-hosted, linux, arm64
+    drain(queues)
+    assert github.jit_requests == [] and queues.tasks() == []
+
+
+def test_an_allowed_job_from_the_retry_queue_is_launched_after_the_re_check(
+    queues: FakeAws, github: FakeGitHub
+) -> None:
+    from tests.integration.test_retry_path import drain
+
+    deploy_job_on_github(github, 33, "main")
+    branch(github, "main")
+    github.refs_status_code = 502
+    assert deploy_job(job_id=33)[0] == 202  # refs unreadable: queued, not launched
+    github.refs_status_code = 200
+    drain(queues)
+    assert len(github.jit_requests) == 1
+    assert len(queues.tasks()) == 1
+
+
+def test_retry_re_check_that_cannot_read_github_waits_and_never_launches_blind(
+    queues: FakeAws, github: FakeGitHub
+) -> None:
+    from tests.integration.test_retry_path import drain
+
+    deploy_job_on_github(github, 34, "main")
+    branch(github, "main")
+    github.job_status_code = 502
+    forged_retry_message(queues, 34)
+    drain(queues, rounds=3)
+    assert github.jit_requests == []
+    (message,) = queues.messages(queues.retry_queue_url)
+    assert message["attempt"] == 4
+    assert "could not be read" in message["last_error"]
+
+
+def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    """The runner died; meanwhile the branch moved (or was a tag all along): no replacement."""
+    from tests.integration.test_cleanup_and_reconciler import kill, reconcile
+
+    deploy_job_on_github(github, 35, "main")
+    branch(github, "main")
+    launched = deploy_job(job_id=35)[1]
+    assert launched["status"] == "launched"
+    kill(launched["task_arn"])
+    tag(github, "main")  # now a branch and a tag share the name: undecidable
+    report = reconcile()
+    assert report["replacement_refused"] == 1
+    assert report.get("replaced", 0) == 0
+    assert len(github.jit_requests) == 1
+
+    del github.refs["tags/main"]
+    assert reconcile()["replaced"] == 1
+    assert len(github.jit_requests) == 2
+
+
+# --- binding on GitHub's side: the profile's runner group ---------------------------------
+
+
+def test_the_profile_runner_group_is_in_the_jit_request(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles[0]["runner_group_id"] = 42
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    monkeypatch.setenv("RUNNER_SCOPE", "org")
+    monkeypatch.setenv("RUNNER_GROUP_ID", "3")
+    github.runs[777] = run()
+    branch(github, "main")
+    assert deploy_job()[1]["status"] == "launched"
+    assert deliver(queued_payload(job_id=9))[1]["status"] == "launched"
+    deploy_request, default_request = github.jit_requests
+    assert deploy_request["url"].endswith("/orgs/octo-org/actions/runners/generate-jitconfig")
+    assert (deploy_request["runner_group_id"], default_request["runner_group_id"]) == (42, 3)

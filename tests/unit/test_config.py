@@ -106,3 +106,49 @@ def test_bad_values_name_the_variable(name: str, value: str, fragment: str) -> N
         load_settings({**MINIMAL, name: value})
     assert name.split("[", maxsplit=1)[0] in str(raised.value)
     assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("3600", "at least 25200"), ("90000", "at most 86400"), ("soon", "must be an integer")],
+)
+def test_the_de_duplication_window_is_bounded(value: str, problem: str) -> None:
+    """At least the reconciler's redelivery look-back (+ its longest interval), at most 24 h."""
+    with pytest.raises(ConfigError, match=f"^IDEMPOTENCY_TTL_SECONDS.*{problem}"):
+        load_settings({**MINIMAL, "IDEMPOTENCY_TTL_SECONDS": value})
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events", "required_env"],
+)
+def test_an_empty_restriction_list_fails_closed(key: str) -> None:
+    """Not "no restriction": the profile's runners would take any job (issue: fail closed)."""
+    profiles = [{**PROFILE, "policy": {"allowed_events": ["push"], key: []}}]
+    if key == "allowed_events":
+        profiles = [{**PROFILE, "policy": {key: []}}]
+    with pytest.raises(
+        ConfigError, match=rf"^RUNNER_PROFILES\[0\]\.policy\.{key}: .*omit the key to allow any"
+    ):
+        load_settings({**MINIMAL, "RUNNER_PROFILES": json.dumps(profiles)})
+
+
+def test_profile_runner_group() -> None:
+    profiles = [{**PROFILE, "runner_group_id": 7}, {**PROFILE, "name": "b", "labels": ["b"]}]
+    env = {**MINIMAL, "RUNNER_SCOPE": "org", "RUNNER_PROFILES": json.dumps(profiles)}
+    first, second = load_settings(env).profiles
+    assert (first.runner_group_id, second.runner_group_id) == (7, None)
+
+
+@pytest.mark.parametrize("value", [0, -1, "7", True, 1.5])
+def test_profile_runner_group_must_be_a_positive_integer(value: object) -> None:
+    profiles = [{**PROFILE, "runner_group_id": value}]
+    env = {**MINIMAL, "RUNNER_SCOPE": "org", "RUNNER_PROFILES": json.dumps(profiles)}
+    with pytest.raises(ConfigError, match=r"RUNNER_PROFILES\[0\]\.runner_group_id must be"):
+        load_settings(env)
+
+
+def test_profile_runner_group_needs_org_scope() -> None:
+    profiles = [{**PROFILE, "runner_group_id": 7}]
+    with pytest.raises(ConfigError, match="only for organisation runners"):
+        load_settings({**MINIMAL, "RUNNER_PROFILES": json.dumps(profiles)})

@@ -199,3 +199,45 @@ def test_delete_runner_accepts_already_gone() -> None:
 def test_scope_paths() -> None:
     assert scope_path("repo", "o", "r") == "repos/o/r"
     assert scope_path("org", "o", "r") == "orgs/o"
+
+
+REF = f"{API}/repos/o/r/git/ref/heads/main"
+
+
+@responses.activate
+def test_get_ref_is_none_for_a_missing_ref_and_raises_on_other_errors() -> None:
+    responses.add(responses.GET, REF, json={"message": "Not Found"}, status=404)
+    assert client(Clock()).get_ref("o", "r", "heads/main") is None
+    responses.replace(responses.GET, REF, json={"message": "Forbidden"}, status=403)
+    with pytest.raises(GitHubPermanentError):
+        client(Clock()).get_ref("o", "r", "heads/main")
+
+
+@responses.activate
+def test_get_ref_encodes_the_name_but_keeps_its_slashes() -> None:
+    url = f"{API}/repos/o/r/git/ref/heads/release/1.0%23hotfix"
+    responses.add(responses.GET, url, json={"ref": "refs/heads/release/1.0#hotfix"})
+    assert client(Clock()).get_ref("o", "r", "heads/release/1.0#hotfix") is not None
+
+
+@responses.activate
+def test_a_shared_budget_bounds_all_calls_together() -> None:
+    """The restricted-profile check makes several calls; together they get the budget."""
+    clock = Clock()
+
+    def slow(request: Any) -> tuple[int, dict[str, str], str]:
+        clock.now += 0.8  # each answer takes 0.8 s
+        return 200, {}, '{"ref": "refs/heads/main"}'
+
+    responses.add_callback(responses.GET, REF, callback=slow)
+    gh = GitHubClient(
+        API, lambda force: "tok", session=requests.Session(), budget_seconds=2.0,
+        sleep=clock.sleep, clock=clock, shared_budget=True,
+    )  # fmt: skip
+    gh.get_ref("o", "r", "heads/main")
+    gh.get_ref("o", "r", "heads/main")
+    gh.get_ref("o", "r", "heads/main")  # starts at 1.6 s: within the budget
+    with pytest.raises(GitHubTransientError, match="no time left"):
+        gh.get_ref("o", "r", "heads/main")  # would start at 2.4 s
+    per_call = client(clock, budget=2.0)  # without sharing, each call has its own 2 s
+    per_call.get_ref("o", "r", "heads/main")

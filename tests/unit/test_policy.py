@@ -199,6 +199,14 @@ def test_constructor_forces_fork_denial_for_restricted_policy() -> None:
         ([], r"^profiles\[deploy\]: policy must be an object"),
         ({"allowed_branches": []}, r"^profiles\[deploy\]: unknown key\(s\) allowed_branches"),
         ({"allowed_refs": "refs/heads/main"}, r"^profiles\[deploy\]\.allowed_refs: must be a list"),
+        (
+            {"allowed_refs": []},
+            r"^profiles\[deploy\]\.allowed_refs: an empty list is not allowed.*omit the key",
+        ),
+        (
+            {"allowed_repositories": ["octo/app"], "required_env": []},
+            r"^profiles\[deploy\]\.required_env: an empty list",
+        ),
         ({"allowed_refs": [1]}, r"^profiles\[deploy\]\.allowed_refs\[0\]: must be a string"),
         (
             {"allowed_refs": ["refs/heads/main", "main"]},
@@ -577,3 +585,9 @@ def test_missing_env() -> None:
     assert missing_env(policy, {"A": "1", "B": ""}) == ["B", "C"]
     assert missing_env(policy, {"A": "1", "B": "2", "C": "3"}) == []
     assert missing_env(Policy(profile="p"), {}) == []
+
+
+def test_to_dict_leaves_unset_rules_out() -> None:
+    """An empty list is refused on the way in, so it is never written out either."""
+    data = Policy(profile="p", allowed_events=("push",)).to_dict()
+    assert data == {"profile": "p", "allowed_events": ["push"], "deny_fork_pull_requests": True}
