@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ from runners_cli.stack import (
     silent_alarms,
     stack_alarm_names,
     stack_resources,
+    webhook_function_environment,
 )
+
+#: Every organisation's "Default" runner group: open to all its repositories.
+DEFAULT_RUNNER_GROUP_ID = 1
 
 Out = Callable[[str], None]
 
@@ -240,6 +245,8 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str = ""
+    #: Works, but is weaker than it should be: printed as WARN, does not fail doctor.
+    warning: bool = False
 
 
 class Doctor:
@@ -255,6 +262,9 @@ class Doctor:
     def add(self, name: str, ok: bool, detail: str = "", fix: str = "") -> bool:
         self.checks.append(Check(name, ok, detail, fix))
         return ok
+
+    def warn(self, name: str, detail: str, fix: str) -> None:
+        self.checks.append(Check(name, True, detail, fix, warning=True))
 
     def run(self) -> list[Check]:
         try:
@@ -299,6 +309,7 @@ class Doctor:
         self._cluster_checks(stack)
         self._queue_checks(stack)
         self._alarm_checks(stack)
+        self._runner_group_checks(stack)
         if token:
             self._github_checks(stack, token)
         return self.checks
@@ -386,6 +397,40 @@ class Doctor:
             f"fargate-runners setup --{target.kind} {target.name}",
         )
 
+    def _runner_group_checks(self, stack: StackInfo) -> None:
+        """Restricted org-scope profiles should have their own runner group.
+
+        A JIT runner is not bound to the job it was started for: GitHub gives it
+        any queued job whose labels it has. Only a runner group limited to
+        selected repositories and workflows stops GitHub from assigning other
+        jobs to a deploy runner; the default group (id 1) is open to every
+        repository of the organisation.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            env = webhook_function_environment(self.aws, stack.name)
+            profiles = json.loads(env.get("RUNNER_PROFILES") or "[]")
+            default_group = int(env.get("RUNNER_GROUP_ID") or DEFAULT_RUNNER_GROUP_ID)
+        except (CliError, ClientError, ValueError) as exc:
+            self.warn("runner groups of restricted profiles", f"not checked: {exc}", "")
+            return
+        if env.get("RUNNER_SCOPE", "repo") != "org":
+            return  # repository runners have no groups: nothing to check
+        fix = (
+            "create an organisation runner group limited to selected repositories and "
+            "workflows, set the profile's runner_group_id, cdk deploy (README, 'Runner groups')"
+        )
+        for profile in profiles:
+            if not isinstance(profile, dict) or not profile.get("policy"):
+                continue
+            group = profile.get("runner_group_id") or default_group
+            name = f"restricted profile {profile.get('name')} has its own runner group"
+            if group == DEFAULT_RUNNER_GROUP_ID:
+                self.warn(name, "it uses the default group (1), open to every repository", fix)
+            else:
+                self.add(name, True, f"group {group}")
+
     def _github_checks(self, stack: StackInfo, token: str) -> None:
         github = GitHub(token, self.api_url)
         try:
@@ -466,12 +511,16 @@ def doctor(
 ) -> int:
     checks = Doctor(aws, stack_name, target, api_url).run()
     for check in checks:
-        mark = "PASS" if check.ok else "FAIL"
+        mark = "WARN" if check.warning else "PASS" if check.ok else "FAIL"
         detail = f" ({check.detail})" if check.detail else ""
         out(f"{mark}  {check.name}{detail}")
-        if not check.ok and check.fix:
+        if (check.warning or not check.ok) and check.fix:
             out(f"      fix: {check.fix}")
     failed = sum(not c.ok for c in checks)
+    warned = sum(c.warning for c in checks)
     out("")
-    out(f"{len(checks) - failed} passed, {failed} failed")
+    out(
+        f"{len(checks) - failed - warned} passed, {failed} failed"
+        + (f", {warned} warning(s)" if warned else "")
+    )
     return 1 if failed else 0

@@ -23,7 +23,9 @@ WEBHOOK_SECRET = "stack-webhook-secret-0123456789"
 PAT = "github_pat_" + "CLITESTTOKEN" * 3
 
 
-def template(*, with_queues: bool = True) -> dict[str, Any]:
+def template(
+    *, with_queues: bool = True, function_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The parts of the real stack the CLI reads (moto has no CFN support for secrets:
     they are created directly and passed in as parameters)."""
     resources: dict[str, Any] = {
@@ -74,6 +76,7 @@ def template(*, with_queues: bool = True) -> dict[str, Any]:
                         "ECS_CLUSTER": {"Ref": "RunnersCluster"},
                         "WEBHOOK_SECRET_ARN": {"Ref": "WebhookSecretArn"},
                         "GITHUB_API_URL": API,
+                        **(function_env or {}),
                     }
                 },
             },
@@ -152,7 +155,12 @@ class Deployed:
 
 
 def deploy(
-    *, pat: str | None = PAT, with_queues: bool = True, name: str = STACK, alarm_topic: bool = True
+    *,
+    pat: str | None = PAT,
+    with_queues: bool = True,
+    name: str = STACK,
+    alarm_topic: bool = True,
+    function_env: dict[str, str] | None = None,
 ) -> Deployed:
     sm = boto3.client("secretsmanager", region_name=REGION)
     webhook_arn = sm.create_secret(Name=f"{name}/webhook", SecretString=WEBHOOK_SECRET)["ARN"]
@@ -163,7 +171,7 @@ def deploy(
     cf = boto3.client("cloudformation", region_name=REGION)
     cf.create_stack(
         StackName=name,
-        TemplateBody=json.dumps(template(with_queues=with_queues)),
+        TemplateBody=json.dumps(template(with_queues=with_queues, function_env=function_env)),
         Parameters=[
             {"ParameterKey": "WebhookSecretArn", "ParameterValue": webhook_arn},
             {"ParameterKey": "GitHubTokenSecretArn", "ParameterValue": token_arn},

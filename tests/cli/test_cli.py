@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -354,6 +355,55 @@ def test_doctor_reports_alarms_that_notify_nobody(aws_env: None, github: GitHub)
     assert code == 1
     assert "FAIL  alarms reach a person (1 of 1 alarms notify nobody" in text
     assert "fix: set alarm_email" in text
+
+
+def restricted_profiles(*groups: int | None) -> str:
+    profiles = []
+    for i, group in enumerate(groups):
+        profile: dict[str, object] = {
+            "name": f"deploy-{i}",
+            "labels": ["deploy", str(i)],
+            "policy": {"profile": f"deploy-{i}", "allowed_refs": ["refs/heads/main"]},
+        }
+        if group is not None:
+            profile["runner_group_id"] = group
+        profiles.append(profile)
+    profiles.append({"name": "default", "labels": ["self-hosted"]})
+    return json.dumps(profiles)
+
+
+def test_doctor_warns_when_a_restricted_org_profile_uses_the_default_group(
+    aws_env: None, github: GitHub
+) -> None:
+    deploy(function_env={"RUNNER_SCOPE": "org", "RUNNER_PROFILES": restricted_profiles(None, 7)})
+    run_setup(ORG, token=PAT)
+    code, text = doctor(ORG)
+    assert code == 0, text  # a warning does not fail doctor
+    assert (
+        "WARN  restricted profile deploy-0 has its own runner group "
+        "(it uses the default group (1), open to every repository)" in text
+    )
+    assert "fix: create an organisation runner group limited to selected repositories" in text
+    assert "PASS  restricted profile deploy-1 has its own runner group (group 7)" in text
+    assert "default has its own runner group" not in text  # not restricted: not checked
+    assert text.rstrip().endswith("1 warning(s)")
+
+
+def test_doctor_counts_the_stack_wide_runner_group(aws_env: None, github: GitHub) -> None:
+    env = {
+        "RUNNER_SCOPE": "org",
+        "RUNNER_GROUP_ID": "5",
+        "RUNNER_PROFILES": restricted_profiles(None),
+    }
+    deploy(function_env=env)
+    assert "PASS  restricted profile deploy-0 has its own runner group (group 5)" in doctor()[1]
+
+
+def test_doctor_has_no_runner_group_check_for_repository_runners(
+    aws_env: None, github: GitHub
+) -> None:
+    deploy(function_env={"RUNNER_PROFILES": restricted_profiles(None)})
+    assert "runner group" not in doctor()[1]
 
 
 def test_doctor_reports_empty_pat_with_fix(aws_env: None, github: GitHub) -> None:
