@@ -196,6 +196,18 @@ class GitHubClient:
         """An annotated tag object (``GET /repos/{o}/{r}/git/tags/{sha}``): what it points to."""
         return self._request("GET", f"repos/{owner}/{repo}/git/tags/{sha}", expected=(200,))
 
+    def compare_commits(self, owner: str, repo: str, base: str, head: str) -> str:
+        """How ``head`` relates to ``base``: ``ahead`` (base is an ancestor of head),
+        ``identical``, ``behind`` or ``diverged``.
+
+        ``GET /repos/{o}/{r}/compare/{base}...{head}``:
+        docs.github.com/en/rest/commits/commits#compare-two-commits.
+        """
+        body = self._request(
+            "GET", f"repos/{owner}/{repo}/compare/{base}...{head}?per_page=1", expected=(200,)
+        )
+        return str(body.get("status", ""))
+
     def get_job(self, owner: str, repo: str, job_id: int) -> dict[str, Any]:
         """A workflow job as GitHub sees it now (status ``queued``, ``in_progress``...)."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/jobs/{job_id}", expected=(200,))

@@ -14,9 +14,9 @@ undecided ref is refused at dispatch. The runner's own check on the full
 job the runner would refuse.
 
 A branch that moved on after the run was queued (a later push, or a re-run of
-an older commit) no longer points at ``head_sha``: such a job is refused at
-dispatch with a reason saying so. That is deliberate: a tag created, used and
-deleted again by someone who can push tags looks exactly like that.
+an older commit) no longer points at ``head_sha``; it still counts when
+``head_sha`` is in the branch's history (one more call, the compare API). A
+tag that points elsewhere does not: tags are not meant to move.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ MAX_TAG_DEPTH = 4
 # Characters ``git check-ref-format`` forbids anywhere in a ref name
 # (git-scm.com/docs/git-check-ref-format): control characters, space, ~ ^ : ? * [ \
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def resolve_ref(
     """
     if not valid_ref_name(name):
         return Resolution(None, f"{name!r} is not a valid branch or tag name")
-    if not head_sha:
+    if not head_sha or not _SHA.match(head_sha):
         return Resolution(None, f"the run's commit is unknown, so {name!r} cannot be resolved")
     try:
         branch = gh.get_ref(owner, repo, f"heads/{name}")
@@ -89,15 +90,21 @@ def resolve_ref(
         found = branch if branch is not None else tag
         ref = f"refs/{ref}/{name}"
         commit = _commit_of(gh, owner, repo, (found or {}).get("object"))
+        if commit == head_sha or (
+            kind == "branch"
+            and commit is not None
+            and _SHA.match(commit)
+            and gh.compare_commits(owner, repo, head_sha, commit) in ("ahead", "identical")
+        ):
+            return Resolution(ref)
     except GitHubPermanentError as exc:
         return Resolution(None, f"GitHub would not show the refs: {exc}")
-    if commit != head_sha:
-        return Resolution(
-            None,
-            f"{kind} {name!r} points at {_short(commit)}, not at the run's commit "
-            f"{_short(head_sha)} (moved since, or not this run's ref)",
-        )
-    return Resolution(ref)
+    where = "nor in its history" if kind == "branch" else "(tags do not move)"
+    return Resolution(
+        None,
+        f"{kind} {name!r} points at {_short(commit)}, not at the run's commit "
+        f"{_short(head_sha)} {where}",
+    )
 
 
 def _commit_of(gh: GitHubClient, owner: str, repo: str, target: Any) -> str | None:

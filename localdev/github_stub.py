@@ -22,6 +22,7 @@ and sent asynchronously, as a new delivery with the same ``guid`` and
 (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
     GET    repos/{owner}/{repo}/git/ref/{heads|tags}/{name}   200 ref / 404
     GET    repos/{owner}/{repo}/git/tags/{sha}          200 annotated tag object / 404
+    GET    repos/{owner}/{repo}/compare/{base}...{head} 200 {"status": "ahead"...} / 404
 
 Every request is recorded (method, path, query, JSON body, whether an
 ``Authorization`` header was present -- never its value). A request without
@@ -37,7 +38,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -57,6 +58,9 @@ _DELIVERIES = re.compile(_SCOPE + r"/hooks/(?P<hook>\d+)/deliveries$")
 _ATTEMPTS = re.compile(_SCOPE + r"/hooks/(?P<hook>\d+)/deliveries/(?P<id>\d+)/attempts$")
 _GIT_REF = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/git/ref/(?P<ref>.+)$")
 _GIT_TAG = re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/git/tags/(?P<sha>[0-9a-f]+)$")
+_COMPARE = re.compile(
+    r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/compare/(?P<base>[^./]+)\.\.\.(?P<head>[^./]+)$"
+)
 
 _NOT_FOUND = {
     "message": "Not Found",
@@ -78,6 +82,38 @@ def git_ref_answer(refs: Mapping[str, Mapping[str, str]], ref: str) -> tuple[int
     if target is None:
         return 404, _NOT_FOUND
     return 200, {"ref": f"refs/{unquote(ref)}", "node_id": "REF_x", "object": dict(target)}
+
+
+def compare_answer(parents: Mapping[str, Sequence[str]], base: str, head: str) -> tuple[int, Any]:
+    """``GET /repos/{o}/{r}/compare/{base}...{head}`` over a commit graph (sha -> parents).
+
+    docs.github.com/en/rest/commits/commits#compare-two-commits: ``status`` is
+    ``identical``, ``ahead`` (head has commits since base: base is in head's
+    history), ``behind`` or ``diverged``; an unknown commit answers 404.
+    """
+    known = set(parents) | {p for ps in parents.values() for p in ps}
+    if base not in known or head not in known:
+        return 404, _NOT_FOUND
+
+    def history(sha: str) -> set[str]:
+        seen, todo = {sha}, [sha]
+        while todo:
+            for parent in parents.get(todo.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    of_base, of_head = history(base), history(head)
+    ahead_by, behind_by = len(of_head - of_base), len(of_base - of_head)
+    status = (
+        "identical" if base == head
+        else "ahead" if base in of_head
+        else "behind" if head in of_base
+        else "diverged"
+    )  # fmt: skip
+    body = {"status": status, "ahead_by": ahead_by, "behind_by": behind_by}
+    return 200, {**body, "commits": [], "files": []}
 
 
 def git_tag_answer(tag_objects: Mapping[str, Mapping[str, Any]], sha: str) -> tuple[int, Any]:
@@ -147,6 +183,8 @@ class GitHubStub(Service):
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
     #: annotated tag objects: sha -> {"tag", "object": {"type", "sha"}}.
     tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the commit graph for compare: sha -> parent shas.
+    parents: dict[str, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _failures: list[_Failure] = field(default_factory=list, repr=False)
@@ -353,6 +391,8 @@ class GitHubStub(Service):
             return git_ref_answer(self.refs, m["ref"])
         if m := _GIT_TAG.match(path):
             return git_tag_answer(self.tag_objects, m["sha"])
+        if m := _COMPARE.match(path):
+            return compare_answer(self.parents, m["base"], m["head"])
         return None
 
     def _generate_jitconfig(self, scope: str, body: Any) -> tuple[int, dict[str, str], Any]:

@@ -210,6 +210,8 @@ class FakeGitHub:
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
     #: annotated tag objects: sha -> {"tag", "object": {"type", "sha"}}.
     tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the commit graph for compare: sha -> parent shas.
+    parents: dict[str, list[str]] = field(default_factory=dict)
     #: Answer every git ref/tag lookup with this status instead (5xx: GitHub failing).
     refs_status_code: int = 200
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
@@ -231,6 +233,14 @@ class FakeGitHub:
             return self.refs_status_code, {}, '{"message": "Server Error"}'
         ref = urlsplit(request.url).path.split("/git/ref/", 1)[1]
         status, body = git_ref_answer(self.refs, ref)
+        return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def compare_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """GET /repos/{o}/{r}/compare/{base}...{head} over ``parents``."""
+        from localdev.github_stub import compare_answer
+
+        base, _, head = urlsplit(request.url).path.rsplit("/", 1)[1].partition("...")
+        status, body = compare_answer(self.parents, base, head)
         return status, {"Content-Type": "application/json"}, json.dumps(body)
 
     def git_tag_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -327,6 +337,7 @@ DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries\?.*")
 META_URL = f"{GITHUB_API}/meta"
 REDELIVER_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries/\d+/attempts")
 GIT_REF_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/ref/.+")
+COMPARE_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/compare/[^/]+")
 GIT_TAG_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/tags/[0-9a-f]+")
 RUNNER_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
@@ -347,6 +358,7 @@ def github() -> Iterator[FakeGitHub]:
         mock.add_callback(responses.GET, META_URL, callback=fake.meta_callback)
         mock.add_callback(responses.GET, GIT_REF_URL, callback=fake.git_ref_callback)
         mock.add_callback(responses.GET, GIT_TAG_URL, callback=fake.git_tag_callback)
+        mock.add_callback(responses.GET, COMPARE_URL, callback=fake.compare_callback)
         yield fake
 
 

@@ -82,9 +82,9 @@ def tag(github: FakeGitHub, name: str, sha: str = HEAD, *, annotated: bool = Fal
 
 
 def ref_lookups(github: FakeGitHub) -> list[str]:
-    return [
-        c.request.url.split("/git/", 1)[1] for c in github.mock.calls if "/git/" in c.request.url
-    ]
+    """The git refs, tag objects and comparisons asked for, in order (paths after the repo)."""
+    urls = [c.request.url for c in github.mock.calls]
+    return [u.split("/octo-org/app/", 1)[1] for u in urls if "/git/" in u or "/compare/" in u]
 
 
 def test_allowed_job_is_launched(restricted: FakeAws, github: FakeGitHub) -> None:
@@ -93,7 +93,7 @@ def test_allowed_job_is_launched(restricted: FakeAws, github: FakeGitHub) -> Non
     status, body = deploy_job()
     assert (status, body["status"], body["profile"]) == (200, "launched", "deploy")
     assert len(restricted.tasks()) == 1
-    assert ref_lookups(github) == ["ref/heads/main", "ref/tags/main"]
+    assert ref_lookups(github) == ["git/ref/heads/main", "git/ref/tags/main"]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_tag_pushes_match_tag_patterns(
     tag(github, "v1.2.3", annotated=annotated)
     assert deploy_job(branch="v1.2.3")[1]["status"] == "launched"
     if annotated:
-        assert ref_lookups(github)[-1].startswith("tags/7a9")  # dereferenced to the commit
+        assert ref_lookups(github)[-1].startswith("git/tags/7a9")  # dereferenced to the commit
 
 
 # --- branch or tag: decided by GitHub's refs, never guessed ----------------------------------
@@ -174,11 +174,33 @@ def test_a_ref_that_does_not_exist_is_refused(restricted: FakeAws, github: FakeG
     assert "no branch or tag named 'main'" in refused_for_ref(restricted, github, "main")
 
 
-def test_a_ref_that_points_elsewhere_is_refused(restricted: FakeAws, github: FakeGitHub) -> None:
-    """A branch that moved on, or a tag re-pointed since: the run's commit is not there."""
+def test_a_branch_whose_history_lacks_the_runs_commit_is_refused(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    """E.g. a tag main at HEAD, used, then deleted: the branch main never had that commit."""
     branch(github, "main", sha=ELSEWHERE)
+    github.parents = {ELSEWHERE: ["1" * 40], HEAD: ["1" * 40]}  # siblings: diverged
     reason = refused_for_ref(restricted, github, "main")
     assert "branch 'main' points at eeeeeeeeeeee, not at the run's commit 000000000000" in reason
+    assert "nor in its history" in reason
+
+
+def test_a_branch_that_moved_on_past_the_runs_commit_still_counts(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    """A later push, or a re-run of an older deploy (a rollback): the commit is in main's past."""
+    github.runs[777] = run()
+    branch(github, "main", sha=ELSEWHERE)
+    github.parents = {ELSEWHERE: ["2" * 40], "2" * 40: [HEAD]}
+    assert deploy_job()[1]["status"] == "launched"
+    assert ref_lookups(github)[-1] == f"compare/{HEAD}...{ELSEWHERE}?per_page=1"
+
+
+def test_a_tag_that_points_elsewhere_is_refused(restricted: FakeAws, github: FakeGitHub) -> None:
+    tag(github, "v1.2.3", sha=ELSEWHERE)
+    github.parents = {ELSEWHERE: [HEAD]}  # even with the run's commit in its history
+    reason = refused_for_ref(restricted, github, "v1.2.3")
+    assert "tags do not move" in reason
 
 
 def test_no_ref_lookup_when_branch_or_tag_would_not_change_the_answer(

@@ -141,6 +141,35 @@ def test_stub_issues_jit_configs_and_manages_runners(stub: GitHubStub) -> None:
     assert stub.calls("GET", "runners")[1].query == {"per_page": ["100"]}
 
 
+def test_stub_serves_git_refs_tags_and_comparisons_like_github(stub: GitHubStub) -> None:
+    """Exact-match refs (404 when missing), annotated tag objects, compare statuses."""
+    a, b, c, t = "a" * 40, "b" * 40, "c" * 40, "7" * 40
+    stub.refs.update(
+        {"heads/release/1.x": {"type": "commit", "sha": b}, "tags/v1": {"type": "tag", "sha": t}}
+    )
+    stub.tag_objects[t] = {"tag": "v1", "object": {"type": "commit", "sha": a}}
+    stub.parents.update({b: [a], c: [a]})
+
+    def get(path: str) -> requests.Response:
+        return requests.get(f"{stub.url}/repos/o/r/{path}", headers=AUTH, timeout=5)
+
+    branch = get("git/ref/heads/release/1.x")
+    assert branch.status_code == 200
+    assert branch.json()["ref"] == "refs/heads/release/1.x"
+    assert branch.json()["object"] == {"type": "commit", "sha": b}
+    assert get("git/ref/heads/release").status_code == 404  # a prefix is not a match
+    assert get("git/ref/tags/v1").json()["object"]["type"] == "tag"
+    assert get(f"git/tags/{t}").json()["object"] == {"type": "commit", "sha": a}
+    assert get(f"git/tags/{a}").status_code == 404
+    statuses = [
+        get(f"compare/{x}...{y}").json()["status"] for x, y in ((a, b), (b, a), (b, c), (a, a))
+    ]
+    assert statuses == ["ahead", "behind", "diverged", "identical"]
+    assert get(f"compare/{a}...{'d' * 40}").status_code == 404
+    stub.jobs[5] = {"labels": ["self-hosted"], "run_id": 9, "head_branch": "main"}
+    assert get("actions/jobs/5").json()["labels"] == ["self-hosted"]
+
+
 def test_stub_org_scope_and_conflicts(stub: GitHubStub) -> None:
     url = f"{stub.url}/orgs/octo/actions/runners/generate-jitconfig"
     first = requests.post(url, json={"name": "n", "labels": ["a"]}, headers=AUTH, timeout=5)
