@@ -32,7 +32,7 @@ __all__ = [
     "add_dashboard",
 ]
 
-IGNORE_REASONS = ("event", "action", "repository", "labels", "policy")
+IGNORE_REASONS = ("event", "action", "stale", "repository", "labels", "policy")
 LAUNCH_FAILURE_KINDS = ("transient", "permanent", "config")
 #: Launch failures (all kinds) in five minutes that raise the alarm.
 LAUNCH_FAILURE_THRESHOLD = 3
