@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.integration.test_retry_path import drain
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
 HEAD = "0" * 40  # the head_sha of every queued_payload
@@ -144,22 +145,19 @@ def refused_for_ref(restricted: FakeAws, github: FakeGitHub, name: str) -> str:
     return str(body["reason"])
 
 
-def test_a_branch_named_like_an_allowed_tag_gets_no_runner(
-    restricted: FakeAws, github: FakeGitHub
+@pytest.mark.parametrize(
+    ("make", "name", "refused"),
+    [
+        (branch, "vx-exfil", "refs/heads/vx-exfil"),  # a branch named like refs/tags/v*
+        (tag, "main", "refs/tags/main"),  # a tag named like refs/heads/main
+    ],
+)
+def test_a_ref_named_like_an_allowed_one_of_the_other_kind_gets_no_runner(
+    restricted: FakeAws, github: FakeGitHub, make: Any, name: str, refused: str
 ) -> None:
-    """allowed_refs has refs/tags/v*: a pushed *branch* vx-exfil must not pass as a tag."""
-    branch(github, "vx-exfil")
-    reason = refused_for_ref(restricted, github, "vx-exfil")
-    assert "refs/heads/vx-exfil is not allowed" in reason
-
-
-def test_a_tag_named_like_an_allowed_branch_gets_no_runner(
-    restricted: FakeAws, github: FakeGitHub
-) -> None:
-    """allowed_refs has refs/heads/main: a *tag* named main must not pass as the branch."""
-    tag(github, "main")
-    reason = refused_for_ref(restricted, github, "main")
-    assert "refs/tags/main is not allowed" in reason
+    """allowed_refs: [refs/heads/main, refs/tags/v*]; the short name alone would pass both."""
+    make(github, name)
+    assert f"{refused} is not allowed" in refused_for_ref(restricted, github, name)
 
 
 def test_a_name_that_is_both_a_branch_and_a_tag_is_refused(
@@ -342,9 +340,11 @@ def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
 
 
 def deploy_job_on_github(github: FakeGitHub, job_id: int, name: str) -> None:
-    """The job as GitHub's jobs API shows it (what the re-checks trust, not the message)."""
+    """The job as GitHub's jobs API shows it (what the re-checks trust, not the message),
+    on a branch ``name`` at the run's commit."""
     github.jobs[job_id] = {"labels": DEPLOY_LABELS, "head_branch": name, "run_id": 777}
     github.runs[777] = run(branch=name)
+    branch(github, name)
 
 
 def forged_retry_message(queues: FakeAws, job_id: int) -> None:
@@ -369,10 +369,7 @@ def test_a_refused_job_on_the_retry_queue_is_dropped_not_launched(
     queues: FakeAws, github: FakeGitHub, capsys: Any
 ) -> None:
     """The message says "deploy, branch main"; GitHub says the job runs on branch vx-exfil."""
-    from tests.integration.test_retry_path import drain
-
     deploy_job_on_github(github, 31, "vx-exfil")
-    branch(github, "vx-exfil")
     forged_retry_message(queues, 31)
     drain(queues)
     assert github.jit_requests == []
@@ -387,8 +384,6 @@ def test_a_retry_message_cannot_pick_a_profile_the_job_does_not_select(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
     """GitHub's job has the default labels: a message naming 'deploy' launches nothing."""
-    from tests.integration.test_retry_path import drain
-
     github.runs[777] = run()
     branch(github, "main")
     forged_retry_message(queues, 32)  # github.jobs[32] unset: labels self-hosted, linux, arm64
@@ -399,10 +394,7 @@ def test_a_retry_message_cannot_pick_a_profile_the_job_does_not_select(
 def test_an_allowed_job_from_the_retry_queue_is_launched_after_the_re_check(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
-    from tests.integration.test_retry_path import drain
-
     deploy_job_on_github(github, 33, "main")
-    branch(github, "main")
     github.refs_status_code = 502
     assert deploy_job(job_id=33)[0] == 202  # refs unreadable: queued, not launched
     github.refs_status_code = 200
@@ -414,10 +406,7 @@ def test_an_allowed_job_from_the_retry_queue_is_launched_after_the_re_check(
 def test_retry_re_check_that_cannot_read_github_waits_and_never_launches_blind(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
-    from tests.integration.test_retry_path import drain
-
     deploy_job_on_github(github, 34, "main")
-    branch(github, "main")
     github.job_status_code = 502
     forged_retry_message(queues, 34)
     drain(queues, rounds=3)
@@ -434,7 +423,6 @@ def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
     from tests.integration.test_cleanup_and_reconciler import kill, reconcile
 
     deploy_job_on_github(github, 35, "main")
-    branch(github, "main")
     launched = deploy_job(job_id=35)[1]
     assert launched["status"] == "launched"
     kill(launched["task_arn"])
