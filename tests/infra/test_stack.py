@@ -101,15 +101,8 @@ def gunzip_b64(value: str) -> bytes:
 
 
 def unrestricted_policy(profile: str) -> dict[str, Any]:
-    return {
-        "profile": profile,
-        "allowed_repositories": [],
-        "allowed_refs": [],
-        "allowed_workflows": [],
-        "allowed_events": [],
-        "deny_fork_pull_requests": False,
-        "required_env": [],
-    }
+    """No rules: no rule keys at all (an empty rule list is refused as ambiguous)."""
+    return {"profile": profile, "deny_fork_pull_requests": False}
 
 
 DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
