@@ -146,7 +146,7 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     if age > settings.idempotency_ttl_seconds:
         # GitHub signs the body only: a captured delivery can be sent again after the
         # idempotency record of its job has expired. Such a job is long started or
-        # cancelled; nothing may start for it (CONTRACT.md, "A signed delivery...").
+        # cancelled; nothing may start for it (docs/contract.md, "A signed delivery...").
         return ignored(
             "stale",
             f"job was created {age / 3600:.1f} h ago, before the de-duplication window "

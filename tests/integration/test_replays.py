@@ -1,4 +1,4 @@
-"""A signed delivery is not proof that a job is queued now (CONTRACT.md).
+"""A signed delivery is not proof that a job is queued now (docs/contract.md).
 
 GitHub signs the body only, without a timestamp, so a captured ``queued``
 delivery can be sent again after the job's idempotency record has expired.
