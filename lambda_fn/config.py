@@ -24,9 +24,10 @@ if TYPE_CHECKING:  # imported only when a profile has a policy (~7 ms off every 
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
-#: GitHub fails a job that no self-hosted runner started within 24 hours
-#: ("Usage limits", docs.github.com/en/actions/hosting-your-own-runners/
-#: managing-self-hosted-runners/about-self-hosted-runners#usage-limits).
+#: GitHub cancels a job queued for self-hosted runners for at least 24 hours (the
+#: cancellation itself may take up to 48 h): "Job queue time" in
+#: docs.github.com/en/actions/reference/usage-limits-for-self-hosted-runners.
+#: Nothing here launches for a job older than this (retry queue, replay window).
 QUEUED_JOB_LIMIT_SECONDS = 24 * 3600
 #: The reconciler redelivers failed ``workflow_job`` deliveries up to this old.
 REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
@@ -390,15 +391,16 @@ def _dedup_window(raw: str) -> int:
 
     At least the reconciler's redelivery look-back plus its longest interval
     (60 min), so a job redelivered by the reconciler never looks like a
-    replay; at most GitHub's 24-hour queue limit (an older job has been
-    cancelled, so the window never needs to be longer).
+    replay; at most GitHub's 24-hour queue limit (an older job is cancelled, or
+    about to be, and nothing of ours would launch it, so the window never needs
+    to be longer).
     """
     name = "IDEMPOTENCY_TTL_SECONDS"
     value = _int_at_least(raw, name, REDELIVERY_LOOKBACK_SECONDS + 3600)
     if value > QUEUED_JOB_LIMIT_SECONDS:
         raise ConfigError(
             f"{name} must be at most {QUEUED_JOB_LIMIT_SECONDS} (GitHub cancels a job "
-            f"queued for 24 hours), got {value}"
+            f"queued for 24 hours or more), got {value}"
         )
     return value
 
