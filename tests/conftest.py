@@ -183,6 +183,14 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
     reset_lambda_caches()
 
 
+def use_retry_queue(fake: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
+    """Turn the retry path on, with zero backoff so a test can drain the queue at once."""
+    for key, value in fake.queue_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("lambda_fn.retry_queue.backoff_seconds", lambda attempt, base: 0)
+    return fake
+
+
 @dataclass
 class FakeGitHub:
     """A GitHub REST stand-in at the HTTP layer; records what it was asked."""

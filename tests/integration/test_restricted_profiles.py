@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, use_retry_queue
 from tests.integration.test_retry_path import drain
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
@@ -359,10 +359,7 @@ def forged_retry_message(queues: FakeAws, job_id: int) -> None:
 
 @pytest.fixture
 def queues(restricted: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
-    for key, value in restricted.queue_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr("lambda_fn.retry_queue.backoff_seconds", lambda attempt, base: 0)
-    return restricted
+    return use_retry_queue(restricted, monkeypatch)
 
 
 def test_a_refused_job_on_the_retry_queue_is_dropped_not_launched(

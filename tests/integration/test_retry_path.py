@@ -14,16 +14,20 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, LambdaContext, deliver, queued_payload
+from tests.conftest import (
+    FakeAws,
+    FakeGitHub,
+    LambdaContext,
+    deliver,
+    queued_payload,
+    use_retry_queue,
+)
 
 
 @pytest.fixture
 def queues(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
-    for key, value in fake_aws.queue_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr("lambda_fn.retry_queue.backoff_seconds", lambda attempt, base: 0)
     monkeypatch.setattr("lambda_fn.retry.WAIT_DELAY_SECONDS", 0)
-    yield fake_aws
+    yield use_retry_queue(fake_aws, monkeypatch)
 
 
 def drain(fake_aws: FakeAws, rounds: int = 20) -> list[dict[str, Any]]:
