@@ -637,7 +637,7 @@ def test_profile_runner_group_is_carried_to_the_lambda() -> None:
             ],
         }
     )  # fmt: skip
-    deploy, default = (p.lambda_entry("arn:td", "runner") for p in config.profiles)
+    deploy, default = (p.lambda_entry("arn:td", "runner", "AROAEXAMPLE") for p in config.profiles)
     assert deploy["runner_group_id"] == 12
     assert "runner_group_id" not in default
 
