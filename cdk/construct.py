@@ -66,6 +66,7 @@ from .config import (
     check_profiles,
 )
 from .dashboard import add_dashboard
+from .env_size import check_environment_size
 from .firewall import WebhookFirewall
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
 
@@ -200,45 +201,8 @@ def lambda_profile_entry(
     )
 
 
-#: Lambda rejects environments larger than this (keys + values, all variables).
-LAMBDA_ENV_LIMIT_BYTES = 4096
-#: Length assumed for an unresolved token (an ARN or URL) when estimating the size.
-_TOKEN_ESTIMATE = 110
 #: A realistic IAM role unique id, for the size estimate.
 _SAMPLE_ROLE_ID = "AROA" + "X" * 17
-
-
-def check_environment_size(
-    environment: Mapping[str, str],
-    profiles: Sequence[RunnerProfile],
-    family: Any,
-) -> None:
-    """Fail at synth, naming the cause, rather than at deploy, when the env is too large.
-
-    Tokens (ARNs, URLs) are not resolved yet: each counts as an ARN-sized string,
-    and ``RUNNER_PROFILES`` is measured with a realistic task definition ARN.
-    """
-    sample_arn = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/{}:9999"
-    profiles_json = json.dumps(
-        [
-            p.lambda_entry(sample_arn.format(family(p)), CONTAINER_NAME, _SAMPLE_ROLE_ID)
-            for p in profiles
-        ]
-    )
-    size = 0
-    for key, value in environment.items():
-        if key == "RUNNER_PROFILES":
-            size += len(key) + len(profiles_json)
-        elif Token.is_unresolved(value):
-            size += len(key) + _TOKEN_ESTIMATE * max(1, value.count(",") + 1)
-        else:
-            size += len(key) + len(value)
-    if size > LAMBDA_ENV_LIMIT_BYTES:
-        raise ValueError(
-            f"the Lambda environment would be about {size} bytes, over Lambda's "
-            f"{LAMBDA_ENV_LIMIT_BYTES}: RUNNER_PROFILES alone is {len(profiles_json)} bytes for "
-            f"{len(profiles)} profiles; use fewer profiles or shorter label and policy lists"
-        )
 
 
 def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
@@ -752,7 +716,7 @@ class FargateRunners(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        check_environment_size(environment, profiles, self.family)
+        check_environment_size(environment, self._environment_samples(profiles))
         self.webhook_function, self.webhook_role = self._function(
             "WebhookFunction",
             handler="lambda_fn.app.handler",
@@ -795,6 +759,48 @@ class FargateRunners(Construct):
             schedule=events.Schedule.rate(props.reconcile_interval),
             targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
         )
+
+    def _environment_samples(self, profiles: Sequence[RunnerProfile]) -> dict[str, str]:
+        """Worst-case samples of what the environment's tokens resolve to at deploy.
+
+        Longest region names are 14 characters (``ap-southeast-2``); CloudFormation
+        names what it generates ``<stack>-<logical id><8 hex>-<12-13 random>``.
+        """
+        region, account = "ap-southeast-2", "123456789012"
+
+        def generated(logical_id: str) -> str:
+            return f"{self.name_prefix}-Runners{logical_id}{'A' * 8}-{'B' * 13}"
+
+        def secret(logical_id: str) -> str:
+            name = f"Runners{logical_id}{'A' * 8}-{'B' * 12}-XXXXXX"
+            return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+
+        def queue(logical_id: str) -> str:
+            return f"https://sqs.{region}.amazonaws.com/{account}/{generated(logical_id)}"
+
+        sample_arn = "arn:aws:ecs:{}:{}:task-definition/{}:9999"
+        profiles_json = json.dumps(
+            [
+                p.lambda_entry(
+                    sample_arn.format(region, account, self.family(p)),
+                    CONTAINER_NAME,
+                    _SAMPLE_ROLE_ID,
+                )
+                for p in profiles
+            ],
+            separators=(",", ":"),
+        )
+        return {
+            "WEBHOOK_SECRET_ARN": secret("WebhookSecret"),
+            "GITHUB_TOKEN_SECRET_ARN": secret("GitHubTokenSecret"),
+            "ECS_CLUSTER": generated("Cluster"),
+            "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.subnet_ids),
+            "SECURITY_GROUP_IDS": f"sg-{'0' * 17}",
+            "RUNNER_PROFILES": profiles_json,
+            "IDEMPOTENCY_TABLE": generated("IdempotencyTable"),
+            "RETRY_QUEUE_URL": queue("RetryQueue"),
+            "DEAD_LETTER_QUEUE_URL": queue("DeadLetterQueue"),
+        }
 
     def _function(
         self,

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -40,6 +41,30 @@ LAUNCH_FAILURE_THRESHOLD = 3
 _MINUTE = Duration.minutes(1)
 _FIVE_MINUTES = Duration.minutes(5)
 _WIDTH = 8  # three widgets per 24-column row
+
+
+def allow_alarms_to_publish(topic: sns.ITopic, alarms: Sequence[cloudwatch.IAlarm]) -> None:
+    """Let CloudWatch publish to ``topic`` for exactly these alarms of this account.
+
+    A topic policy replaces the topic's default policy, so once the TLS-only deny
+    exists nothing else may publish; CloudWatch alarms publish as the service
+    principal ``cloudwatch.amazonaws.com`` with the alarm's ARN as ``aws:SourceArn``
+    (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger,
+    https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
+    For an imported topic this is a no-op: its owner writes its policy.
+    """
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowThisStacksAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "ArnEquals": {"aws:SourceArn": [alarm.alarm_arn for alarm in alarms]},
+                "StringEquals": {"aws:SourceAccount": Stack.of(topic).account},
+            },
+        )
+    )
 
 
 def add_dashboard(
@@ -127,6 +152,7 @@ def add_dashboard(
             if isinstance(alarm, cloudwatch.Alarm):
                 alarm.add_alarm_action(action)
                 alarm.add_ok_action(action)
+        allow_alarms_to_publish(alarm_topic, alarms)
 
     dashboard = cloudwatch.Dashboard(container, "Dashboard", default_interval=Duration.hours(3))
     api_metrics = [

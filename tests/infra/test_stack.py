@@ -927,10 +927,25 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
     }
     (policy,) = main_synth.resources("AWS::SNS::TopicPolicy").values()
     assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny"
-    assert statement["Action"] == "sns:Publish"
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    deny, allow = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Action"] == "sns:Publish"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # A topic policy replaces the default one: without this, CloudWatch may not publish.
+    alarm_ids = sorted(main_synth.resources("AWS::CloudWatch::Alarm"))
+    assert allow == {
+        "Sid": "AllowThisStacksAlarmsToPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": {"Ref": topic_id},
+        "Condition": {
+            "ArnEquals": {
+                "aws:SourceArn": [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in alarm_ids]
+            },
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        },
+    }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     # Every alarm (dead-letter queue, launch failures, cdk/alarms.py's four) notifies the topic.
     actions = alarm_actions(main_synth)
