@@ -845,6 +845,9 @@ class FargateRunners(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # API Gateway metrics are keyed on the API *name*: CDK's default ("Api") would
+            # merge with every other API of that name in the region.
+            rest_api_name=f"{self.name_prefix}-webhook",
             description="GitHub webhook endpoint for ephemeral Fargate runners",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=True,

@@ -1,6 +1,8 @@
 """CloudWatch dashboard and alarms for the runner webhook.
 
-The metric names and dimensions match what ``lambda_fn/observability.py``
+Every widget plots a metric that exists for this stack (``tests/infra/test_dashboard.py``
+checks each name and dimension set against what AWS documents and what the Lambda
+emits). The metric names and dimensions match what ``lambda_fn/observability.py``
 emits as EMF (checked by running deliveries through the local endpoint):
 
 - ``Deliveries``, ``DeliveriesRejected``, ``DuplicateDeliveries``,
@@ -237,9 +239,12 @@ def add_dashboard(
         cloudwatch.GraphWidget(
             title="Running runner tasks",
             left=[
+                # Container Insights publishes RunningTaskCount per *service* only; a
+                # cluster of standalone tasks has TaskCount by ClusterName
+                # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html).
                 cloudwatch.Metric(
                     namespace="ECS/ContainerInsights",
-                    metric_name="RunningTaskCount",
+                    metric_name="TaskCount",
                     dimensions_map={"ClusterName": cluster_name},
                     statistic="Maximum",
                     period=_MINUTE,

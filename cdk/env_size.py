@@ -49,9 +49,7 @@ def _contribution(key: str, value: str) -> int:
     return measured_size({key: value}) - len("{}") + len(",")
 
 
-def check_environment_size(
-    environment: Mapping[str, str], token_samples: Mapping[str, str]
-) -> int:
+def check_environment_size(environment: Mapping[str, str], token_samples: Mapping[str, str]) -> int:
     """Fail at synth, naming the biggest variables, when Lambda would reject the env.
 
     ``token_samples`` holds, for each key whose value is (or contains) a token, a

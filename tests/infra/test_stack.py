@@ -940,9 +940,7 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
         "Action": "sns:Publish",
         "Resource": {"Ref": topic_id},
         "Condition": {
-            "ArnEquals": {
-                "aws:SourceArn": [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in alarm_ids]
-            },
+            "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in alarm_ids]},
             "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
         },
     }
