@@ -30,6 +30,7 @@ from aws_cdk import (
     Acknowledgment,
     Annotations,
     ArnFormat,
+    CustomResource,
     Duration,
     RemovalPolicy,
     Stack,
@@ -82,6 +83,9 @@ __all__ = [
 ]
 
 RETRY_FUNCTION_TIMEOUT_SECONDS = 60
+#: Stopping tasks takes up to the container's stop timeout (Fargate: at most 120 s)
+#: plus deprovisioning; the handler waits for all but the last 20 s of this.
+TEARDOWN_TIMEOUT_SECONDS = 600
 #: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -752,6 +756,7 @@ class FargateRunners(Construct):
             props=props,
             timeout=120,
         )
+        self._teardown(code, props)
         self.reconcile_rule = events.Rule(
             self,
             "ReconcileSchedule",
@@ -759,6 +764,40 @@ class FargateRunners(Construct):
             schedule=events.Schedule.rate(props.reconcile_interval),
             targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
         )
+
+    def _teardown(self, code: lambda_.Code, props: FargateRunnersProps) -> None:
+        """A delete step that stops this stack's runner tasks (``lambda_fn/teardown.py``).
+
+        CloudFormation deletes a resource before what it depends on and after what
+        depends on it: the Lambdas that start tasks depend on this resource (gone
+        first), and this resource depends on the cluster, the security group and the
+        VPC (which stay until it has stopped every task).
+        """
+        self.teardown_function, self.teardown_role = self._function(
+            "TeardownFunction",
+            handler="lambda_fn.teardown.handler",
+            description="On stack delete: stops the runner tasks before the cluster and VPC go",
+            code=code,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            props=props,
+            timeout=TEARDOWN_TIMEOUT_SECONDS,
+        )
+        self._grant_task_control(self.teardown_role)
+        self.teardown = CustomResource(
+            self,
+            "RunnerTeardown",
+            service_token=self.teardown_function.function_arn,
+            resource_type="Custom::RunnerTeardown",
+            properties={"Cluster": self.cluster.cluster_name},
+        )
+        self.teardown.node.add_dependency(self.cluster, self.security_group, self.teardown_role)
+        if isinstance(self.vpc, ec2.Vpc):
+            self.teardown.node.add_dependency(self.vpc)
+        for function in (self.webhook_function, self.retry_function, self.reconciler_function):
+            function.node.add_dependency(self.teardown)
 
     def _environment_samples(self, profiles: Sequence[RunnerProfile]) -> dict[str, str]:
         """Worst-case samples of what the environment's tokens resolve to at deploy.
@@ -1020,17 +1059,11 @@ class FargateRunners(Construct):
                 conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
             )
         )
-        task_arns = stack.format_arn(
-            service="ecs",
-            resource="task",
-            resource_name=f"{self.cluster.cluster_name}/*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="TagRunnerTasksAtLaunch",
                 actions=["ecs:TagResource"],
-                resources=[task_arns],
+                resources=[self._task_arns],
                 conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
             )
         )
@@ -1052,22 +1085,7 @@ class FargateRunners(Construct):
                 resources=[self.webhook_secret.secret_arn, self.github_token_secret.secret_arn],
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="InspectAndStopRunnerTasks",
-                actions=["ecs:DescribeTasks", "ecs:StopTask"],
-                resources=[task_arns],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListRunnerTasks",
-                actions=["ecs:ListTasks"],
-                resources=["*"],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-            )
-        )
+        self._grant_task_control(role)
         sealed_configs = self.sealed_configs_arn()
         role.add_to_policy(
             iam.PolicyStatement(
@@ -1125,16 +1143,6 @@ class FargateRunners(Construct):
         ]
         acks.append(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(task_arns))}]",
-                reason=(
-                    "Task ids are unknown before launch; ecs:TagResource (only at RunTask, "
-                    "by the ecs:CreateAction condition), DescribeTasks and StopTask are "
-                    "limited to tasks of this cluster."
-                ),
-            )
-        )
-        acks.append(
-            Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(sealed_configs))}]",
                 reason=(
                     "Per-runner JIT config secrets are named when a job is launched; create "
@@ -1143,18 +1151,57 @@ class FargateRunners(Construct):
                 ),
             )
         )
-        acks.append(
+        Validations.of(role).acknowledge(*acks)
+
+    @property
+    def _task_arns(self) -> str:
+        """Every task of this cluster (task ids are unknown before launch)."""
+        return Stack.of(self).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+    def _grant_task_control(self, role: iam.Role) -> None:
+        """List, inspect and stop the tasks of this cluster, and nothing else."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InspectAndStopRunnerTasks",
+                actions=["ecs:DescribeTasks", "ecs:StopTask"],
+                resources=[self._task_arns],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunnerTasks",
+                actions=["ecs:ListTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        task_arns = nag_flatten(Stack.of(self).resolve(self._task_arns))
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{task_arns}]",
+                reason=(
+                    "Task ids are unknown before launch; every grant on tasks is limited to "
+                    "tasks of this cluster (ecs:TagResource also to RunTask, by the "
+                    "ecs:CreateAction condition)."
+                ),
+            ),
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
                     "'*' is used only by the X-Ray statement added by active tracing (X-Ray has "
                     "no resource-level permissions), by ecs:ListTasks, which is pinned to "
-                    "this cluster by an ecs:cluster condition, and by secretsmanager:ListSecrets "
-                    "(no resource-level permissions; returns names and tags, never values)."
+                    "this cluster by an ecs:cluster condition, and, for the dispatch roles, by "
+                    "secretsmanager:ListSecrets (no resource-level permissions; returns names "
+                    "and tags, never values)."
                 ),
-            )
+            ),
         )
-        Validations.of(role).acknowledge(*acks)
 
     # -- alarms and dashboard ----------------------------------------------------
 

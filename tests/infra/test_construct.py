@@ -58,6 +58,7 @@ def test_uses_the_given_vpc_and_private_subnets(
         for r in resources.values()
         if r["Type"] == "AWS::Lambda::Function"
         and r["Properties"]["Handler"] != "lambda_fn.refresh_sources.handler"
+        and r["Properties"]["Handler"] != "lambda_fn.teardown.handler"
     ]
     assert len(functions) == 3
     envs = [f["Properties"]["Environment"]["Variables"] for f in functions]

@@ -367,8 +367,8 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
 
 def test_every_log_group_has_the_configured_retention(main_synth: Synth) -> None:
     groups = main_synth.resources("AWS::Logs::LogGroup")
-    # runner tasks, three Lambdas, API access logs, VPC flow logs
-    assert len(groups) == 6, sorted(groups)
+    # runner tasks, four Lambdas, API access logs, VPC flow logs
+    assert len(groups) == 7, sorted(groups)
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == TEST_CONTEXT["log_retention_days"]
 
@@ -407,6 +407,8 @@ def test_idempotency_table(main_synth: Synth) -> None:
 
 # -- Lambdas -------------------------------------------------------------------
 
+ALL_SYNTHS = ["main_synth", "existing_vpc_synth", "edge_synth"]
+
 FUNCTIONS = {
     # construct id: (handler, timeout in seconds)
     "WebhookFunction": ("lambda_fn.app.handler", 28),
@@ -425,8 +427,71 @@ def function_env(synth: Synth, name: str) -> dict[str, Any]:
     return variables
 
 
-def test_three_functions(main_synth: Synth) -> None:
-    assert len(main_synth.resources("AWS::Lambda::Function")) == 3
+def test_four_functions(main_synth: Synth) -> None:
+    assert len(main_synth.resources("AWS::Lambda::Function")) == 4
+
+
+# -- teardown: stop runner tasks before the cluster and network go ------------------
+
+
+def test_teardown_function_can_only_list_inspect_and_stop_this_clusters_tasks(
+    main_synth: Synth,
+) -> None:
+    function = main_synth.raw["Resources"][function_id(main_synth, "TeardownFunction")]
+    assert function["Properties"]["Handler"] == "lambda_fn.teardown.handler"
+    assert function["Properties"]["Timeout"] == 600
+    assert function["Properties"]["Environment"]["Variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    found = statements(main_synth, "TeardownFunctionRole")
+    actions = sorted(a for s in found for a in as_list(s["Action"]))
+    assert actions == sorted(
+        [
+            "logs:CreateLogStream", "logs:PutLogEvents",
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+            "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
+        ]
+    )  # fmt: skip
+    cluster = logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
+    on_cluster = {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
+    by_action = {a: s for s in found for a in as_list(s["Action"])}
+    assert by_action["ecs:StopTask"]["Condition"] == on_cluster
+    assert by_action["ecs:ListTasks"]["Condition"] == on_cluster
+    assert (
+        resolve_join(by_action["ecs:StopTask"]["Resource"], {**PSEUDO, cluster: "C"})
+        == "arn:aws:ecs:r:1:task/C/*"
+    )
+
+
+def depends_on(synth: Synth, logical: str) -> set[str]:
+    return set(synth.raw["Resources"][logical].get("DependsOn", []))
+
+
+@pytest.mark.parametrize("fixture", ALL_SYNTHS)
+def test_teardown_is_deleted_after_what_starts_tasks_and_before_what_tasks_hold(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """CloudFormation deletes dependents first: starters -> teardown -> cluster, SG, VPC."""
+    synth: Synth = request.getfixturevalue(fixture)
+    (teardown_id, teardown), *more = synth.resources("Custom::RunnerTeardown").items()
+    assert more == []
+    cluster = logical_id(synth, "AWS::ECS::Cluster", "Cluster")
+    assert teardown["Properties"]["Cluster"] == {"Ref": cluster}
+    assert teardown["Properties"]["ServiceToken"] == {
+        "Fn::GetAtt": [function_id(synth, "TeardownFunction"), "Arn"]
+    }
+    after = depends_on(synth, teardown_id)
+    assert cluster in after
+    assert logical_id(synth, "AWS::EC2::SecurityGroup", "RunnerSecurityGroup") in after
+    assert logical_id(synth, "AWS::IAM::Policy", "TeardownFunctionRoleDefaultPolicy") in after
+    # the capacity provider association belongs to the cluster and goes after it too
+    assert set(synth.resources("AWS::ECS::ClusterCapacityProviderAssociations")) <= after
+    if fixture == "main_synth":  # the stack's own VPC: every part of it waits
+        for kind in ("AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::InternetGateway"):
+            assert set(synth.resources(kind)) <= after, kind
+    for name in FUNCTIONS:
+        assert teardown_id in depends_on(synth, function_id(synth, name)), name
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
@@ -653,8 +718,6 @@ def test_default_reconcile_interval(existing_vpc_synth: Synth) -> None:
 
 
 # -- IAM -------------------------------------------------------------------------
-
-ALL_SYNTHS = ["main_synth", "existing_vpc_synth", "edge_synth"]
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
