@@ -39,6 +39,12 @@ comma-separated lists are accepted in string form too. ``null`` means default.
 ``log_retention_days`` (default ``30``)
     Retention of every log group; one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
     365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653.
+``log_removal_policy`` (default ``destroy``)
+    What ``cdk destroy`` does with the stack's log groups: ``destroy`` or ``retain``.
+``api_gateway_logging`` (default ``off``)
+    ``off``: no API access or execution logs and the account-wide API Gateway
+    CloudWatch role setting untouched; ``existing``: the region's API Gateway account
+    already has that role, turn the logs on; ``create``: also set it (region-wide).
 ``webhook_throttle_rate`` (default ``20``)
     API stage steady-state rate limit, requests per second (> 0).
 ``webhook_throttle_burst`` (default ``40``)
@@ -127,6 +133,8 @@ CONTAINER_NAME = "runner"
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
 ARCHITECTURES = ("ARM64", "X86_64")
 RUNNER_SCOPES = ("repo", "org")
+LOG_REMOVAL_POLICIES = ("destroy", "retain")
+API_GATEWAY_LOGGING = ("off", "existing", "create")
 #: What one profile may hold by default, in vCPUs: a cap, so a burst of queued jobs (a
 #: matrix of 256) cannot take the whole regional Fargate vCPU quota that every Fargate
 #: workload in the account shares, yet large enough that normal CI never waits.
@@ -643,6 +651,8 @@ class RunnersConfig:
     subnet_ids: tuple[str, ...] = ()
     assign_public_ip: bool | None = None
     log_retention_days: int = 30
+    log_removal_policy: str = "destroy"
+    api_gateway_logging: str = "off"
     webhook_throttle_rate: float = 20.0
     webhook_throttle_burst: int = 40
     webhook_firewall: bool = True
@@ -781,6 +791,8 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "github_api_url": _github_api_url,
     "github_token_secret_arn": _secret_arn,
     "log_retention_days": _log_retention_days,
+    "log_removal_policy": lambda v, k: _one_of(v, k, LOG_REMOVAL_POLICIES),
+    "api_gateway_logging": lambda v, k: _one_of(v, k, API_GATEWAY_LOGGING),
     "webhook_throttle_rate": _throttle_rate,
     "webhook_throttle_burst": _throttle_burst,
     "webhook_firewall": _bool,

@@ -60,6 +60,7 @@ from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 from .alarms import operational_alarms
 from .bundling import lambda_code
 from .config import (
+    API_GATEWAY_LOGGING,
     CONTAINER_NAME,
     DEFAULT_GITHUB_API_URL,
     RUNNER_SCOPES,
@@ -92,6 +93,7 @@ LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 #: What the stock image runs without our entrypoint (kept for reference and custom images).
 RUNNER_COMMAND = ("/home/runner/run.sh",)
 SERVICE_NAME = "runner-webhook"
+API_STAGE = "prod"
 METRICS_NAMESPACE = "FargateRunners"
 #: The actions-runner image's non-root ``runner`` user.
 RUNNER_USER = "1001"
@@ -148,6 +150,12 @@ class FargateRunnersProps:
     :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
     :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
     :param log_retention: retention of every log group this construct creates.
+    :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
+        ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
+    :param api_gateway_logging: ``off`` (default: no API access/execution logs, the
+        account-wide API Gateway setting untouched), ``existing`` (the region's API Gateway
+        account already has a CloudWatch role: access logs and ERROR execution logs), or
+        ``create`` (as ``existing``, and this stack sets the region-wide role).
     :param assign_public_ip: public IP for tasks; default: true for the new VPC, else false.
     :param throttling_rate_limit: API stage steady-state requests per second.
     :param throttling_burst_limit: API stage burst.
@@ -180,6 +188,8 @@ class FargateRunnersProps:
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret: secretsmanager.ISecret | None = None
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    api_gateway_logging: str = "off"
     assign_public_ip: bool | None = None
     throttling_rate_limit: float = 20
     throttling_burst_limit: int = 40
@@ -266,6 +276,8 @@ class FargateRunners(Construct):
         self.props = props
         profiles = tuple(props.profiles)
         check_profiles(profiles)
+        if props.api_gateway_logging not in API_GATEWAY_LOGGING:
+            raise ValueError(f"api_gateway_logging must be one of {', '.join(API_GATEWAY_LOGGING)}")
         if props.runner_scope not in RUNNER_SCOPES:
             raise ValueError(f"runner_scope must be one of {', '.join(RUNNER_SCOPES)}")
 
@@ -298,7 +310,7 @@ class FargateRunners(Construct):
     def _network(self, props: FargateRunnersProps) -> None:
         created_vpc = props.vpc is None
         if props.vpc is None:
-            flow_log_group = logs.LogGroup(self, "VpcFlowLogs", retention=props.log_retention)
+            flow_log_group = self._log_group("VpcFlowLogs")
             vpc = ec2.Vpc(
                 self,
                 "Vpc",
@@ -352,20 +364,36 @@ class FargateRunners(Construct):
     # -- ECS -----------------------------------------------------------------
 
     def _cluster(self) -> None:
+        # Container Insights writes to /aws/ecs/containerinsights/<cluster>/performance and
+        # would create that group itself, outside the stack and without expiry
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-reference-performance-logs-ECS.html).
+        # A named cluster lets the stack create the group first, with retention and removal.
+        cluster_name = self.cluster_physical_name
+        insights_logs = self._log_group(
+            "ContainerInsightsLogs",
+            log_group_name=f"/aws/ecs/containerinsights/{cluster_name}/performance",
+        )
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
+            cluster_name=cluster_name,
             vpc=self.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
         )
+        self.cluster.node.add_dependency(insights_logs)
+
+    @property
+    def cluster_physical_name(self) -> str:
+        """The cluster's name, fixed so its Container Insights log group can exist first."""
+        return f"{self.name_prefix}-runners"
 
     def family(self, profile: RunnerProfile) -> str:
         """The task definition family of a profile: ``<prefix>-runner-<profile>``."""
         return f"{self.name_prefix}-runner-{profile.name}"
 
     def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
-        self.runner_log_group = logs.LogGroup(self, "RunnerLogs", retention=props.log_retention)
+        self.runner_log_group = self._log_group("RunnerLogs")
         self.task_definitions = {}
         self.task_roles = {}
         self.execution_roles = {}
@@ -832,7 +860,7 @@ class FargateRunners(Construct):
         return {
             "WEBHOOK_SECRET_ARN": secret("WebhookSecret"),
             "GITHUB_TOKEN_SECRET_ARN": secret("GitHubTokenSecret"),
-            "ECS_CLUSTER": generated("Cluster"),
+            "ECS_CLUSTER": self.cluster_physical_name,
             "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.subnet_ids),
             "SECURITY_GROUP_IDS": f"sg-{'0' * 17}",
             "RUNNER_PROFILES": profiles_json,
@@ -852,7 +880,7 @@ class FargateRunners(Construct):
         props: FargateRunnersProps,
         timeout: int,
     ) -> tuple[lambda_.Function, iam.Role]:
-        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=props.log_retention)
+        log_group = self._log_group(f"{construct_id}Logs")
         role = iam.Role(
             self,
             f"{construct_id}Role",
@@ -880,7 +908,7 @@ class FargateRunners(Construct):
     # -- API -------------------------------------------------------------------
 
     def _api(self, props: FargateRunnersProps) -> None:
-        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=props.log_retention)
+        logging = props.api_gateway_logging != "off"
         self.api = apigw.RestApi(
             self,
             "Api",
@@ -889,29 +917,38 @@ class FargateRunners(Construct):
             rest_api_name=f"{self.name_prefix}-webhook",
             description="GitHub webhook endpoint for ephemeral Fargate runners",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
+            # The account-wide API Gateway logging role (AWS::ApiGateway::Account) only when
+            # asked for: it is one setting per region, shared by every API in the account.
+            cloud_watch_role=props.api_gateway_logging == "create",
             deploy_options=apigw.StageOptions(
-                stage_name="prod",
+                stage_name=API_STAGE,
                 throttling_rate_limit=props.throttling_rate_limit,
                 throttling_burst_limit=props.throttling_burst_limit,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
                 tracing_enabled=True,
                 metrics_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
+                **(self._api_logging_options() if logging else {}),
             ),
         )
+        if logging:
+            # API Gateway would create API-Gateway-Execution-Logs_<id>/<stage> itself, outside
+            # the stack and without expiry; created here first, it has both.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
+            execution_logs = self._log_group(
+                "ApiExecutionLogs",
+                log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{API_STAGE}",
+            )
+            self.api.deployment_stage.node.add_dependency(execution_logs)
+        else:
+            reason = (
+                "api_gateway_logging is off: API Gateway access and execution logs need the "
+                "account-wide API Gateway CloudWatch role, which this stack does not set unless "
+                "asked. Every delivery that reaches the Lambda is logged there with its outcome."
+            )
+            Validations.of(self.api.deployment_stage).acknowledge(
+                Acknowledgment(id="AwsSolutions-APIG1", reason=reason),
+                Acknowledgment(id="AwsSolutions-APIG6", reason=reason),
+            )
         # The stack decides its outputs (WebhookUrl); drop the RestApi's automatic one.
         self.api.node.try_remove_child("Endpoint")
         webhook = self.api.root.add_resource("webhook")
@@ -1030,6 +1067,36 @@ class FargateRunners(Construct):
             description="Refreshes GitHub's webhook source ranges in the web ACL",
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.refresh_function, retry_attempts=2)],
+        )
+
+    def _api_logging_options(self) -> dict[str, Any]:
+        """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""
+        return {
+            "access_log_destination": apigw.LogGroupLogDestination(
+                self._log_group("ApiAccessLogs")
+            ),
+            "access_log_format": apigw.AccessLogFormat.json_with_standard_fields(
+                caller=True,
+                http_method=True,
+                ip=True,
+                protocol=True,
+                request_time=True,
+                resource_path=True,
+                response_length=True,
+                status=True,
+                user=True,
+            ),
+            "logging_level": apigw.MethodLoggingLevel.ERROR,
+        }
+
+    def _log_group(self, construct_id: str, **kwargs: Any) -> logs.LogGroup:
+        """A log group with the configured retention and removal policy."""
+        return logs.LogGroup(
+            self,
+            construct_id,
+            retention=self.props.log_retention,
+            removal_policy=self.props.log_removal_policy,
+            **kwargs,
         )
 
     @property

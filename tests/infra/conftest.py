@@ -72,6 +72,8 @@ TEST_CONTEXT: dict[str, Any] = {
     "allowed_repositories": ["octo-org/*", "other/app"],
     "github_api_url": "https://ghe.example.com/api/v3",
     "log_retention_days": 14,
+    "log_removal_policy": "retain",
+    "api_gateway_logging": "create",
     "webhook_throttle_rate": 5,
     "webhook_throttle_burst": 10,
     "retry_max_attempts": 4,
@@ -91,6 +93,7 @@ EXISTING_VPC_CONTEXT: dict[str, Any] = {
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh/pat-AbC123"
     ),
     "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:ops-alarms",
+    "api_gateway_logging": "existing",
 }
 
 EDGE_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"

@@ -200,7 +200,11 @@ def _realistic_profiles() -> list[RunnerProfile]:
         RunnerProfile(
             name=f"deploy-{stage}",
             labels=("self-hosted", "linux", "arm64", f"deploy-{stage}"),
-            allowed_repositories=("octo-org/platform", "octo-org/infrastructure-live"),
+            allowed_repositories=(
+                "octo-org/platform",
+                "octo-org/infrastructure-live",
+                "octo-org/ops",
+            ),
             allowed_refs=("refs/heads/main", "refs/tags/v*"),
             allowed_workflows=(".github/workflows/deploy.yml", ".github/workflows/release.yml"),
             allowed_events=("push", "workflow_dispatch"),

@@ -365,12 +365,48 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
     )
 
 
-def test_every_log_group_has_the_configured_retention(main_synth: Synth) -> None:
-    groups = main_synth.resources("AWS::Logs::LogGroup")
-    # runner tasks, four Lambdas, API access logs, VPC flow logs
-    assert len(groups) == 7, sorted(groups)
+@pytest.mark.parametrize(
+    ("fixture", "count", "policy"),
+    [
+        # runner tasks, four Lambdas, Container Insights, API access + execution, VPC flow logs
+        ("main_synth", 9, "Retain"),
+        ("existing_vpc_synth", 8, "Delete"),  # no VPC of its own
+        ("edge_synth", 7, "Delete"),  # api_gateway_logging off: no API log groups
+    ],
+)
+def test_every_log_group_has_the_configured_retention_and_removal(
+    request: pytest.FixtureRequest, fixture: str, count: int, policy: str
+) -> None:
+    synth: Synth = request.getfixturevalue(fixture)
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert len(groups) == count, sorted(groups)
+    retention = TEST_CONTEXT["log_retention_days"] if fixture == "main_synth" else 30
     for group in groups.values():
-        assert group["Properties"]["RetentionInDays"] == TEST_CONTEXT["log_retention_days"]
+        assert group["Properties"]["RetentionInDays"] == retention
+        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == policy
+
+
+def test_container_insights_log_group_exists_before_the_cluster(main_synth: Synth) -> None:
+    """ECS would create /aws/ecs/containerinsights/<cluster>/performance outside the stack."""
+    cluster_id = logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
+    cluster = main_synth.raw["Resources"][cluster_id]
+    assert cluster["Properties"]["ClusterName"] == f"{STACK_NAME}-runners"
+    group_id = logical_id(main_synth, "AWS::Logs::LogGroup", "ContainerInsightsLogs")
+    group = main_synth.raw["Resources"][group_id]["Properties"]
+    assert group["LogGroupName"] == f"/aws/ecs/containerinsights/{STACK_NAME}-runners/performance"
+    assert group_id in cluster["DependsOn"]
+
+
+def test_api_execution_log_group_exists_before_the_stage(main_synth: Synth) -> None:
+    """API Gateway would create API-Gateway-Execution-Logs_<api id>/<stage> on its own."""
+    api = logical_id(main_synth, "AWS::ApiGateway::RestApi", "Api")
+    group_id = logical_id(main_synth, "AWS::Logs::LogGroup", "ApiExecutionLogs")
+    group = main_synth.raw["Resources"][group_id]["Properties"]
+    assert group["LogGroupName"] == {
+        "Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api}, "/prod"]]
+    }
+    (stage_id,) = main_synth.resources("AWS::ApiGateway::Stage")
+    assert group_id in main_synth.raw["Resources"][stage_id]["DependsOn"]
 
 
 # -- secrets and table -----------------------------------------------------------
@@ -939,8 +975,37 @@ def test_api_stage_throttling_logging_tracing(main_synth: Synth) -> None:
     assert settings["MetricsEnabled"] is True
     assert settings["DataTraceEnabled"] is False
     assert settings["LoggingLevel"] == "ERROR"
-    # Access and execution logs need the account-level CloudWatch role.
-    main_synth.template.resource_count_is("AWS::ApiGateway::Account", 1)
+    # api_gateway_logging=create: this stack sets the region-wide CloudWatch role, and keeps
+    # the role on delete (the account setting would otherwise point at a deleted role).
+    (account,) = main_synth.resources("AWS::ApiGateway::Account").values()
+    role = logical_id(main_synth, "AWS::IAM::Role", "CloudWatchRole")
+    assert account["Properties"] == {"CloudWatchRoleArn": {"Fn::GetAtt": [role, "Arn"]}}
+    assert main_synth.raw["Resources"][role]["DeletionPolicy"] == "Retain"
+    assert only(main_synth.resources("AWS::ApiGateway::RestApi"))["Properties"]["Name"] == (
+        f"{STACK_NAME}-webhook"
+    )
+
+
+def test_existing_api_gateway_role_logs_without_touching_the_account(
+    existing_vpc_synth: Synth,
+) -> None:
+    existing_vpc_synth.template.resource_count_is("AWS::ApiGateway::Account", 0)
+    roles = existing_vpc_synth.resources("AWS::IAM::Role")
+    assert not [role for role in roles if "CloudWatchRole" in role], sorted(roles)
+    stage = only(existing_vpc_synth.resources("AWS::ApiGateway::Stage"))["Properties"]
+    assert "AccessLogSetting" in stage
+    assert stage["MethodSettings"][0]["LoggingLevel"] == "ERROR"
+
+
+def test_api_gateway_logging_off_by_default(edge_synth: Synth) -> None:
+    """Off: nothing account-wide, no API log groups; the Lambda logs every delivery."""
+    edge_synth.template.resource_count_is("AWS::ApiGateway::Account", 0)
+    stage = only(edge_synth.resources("AWS::ApiGateway::Stage"))["Properties"]
+    assert "AccessLogSetting" not in stage
+    assert "LoggingLevel" not in stage["MethodSettings"][0]
+    assert only(edge_synth.resources("AWS::ApiGateway::RestApi"))["Properties"]["Name"] == (
+        "RunnersEdge-webhook"
+    )
 
 
 def test_outputs(main_synth: Synth) -> None:
