@@ -32,6 +32,7 @@ from aws_cdk import (
     ArnFormat,
     CustomResource,
     Duration,
+    Fn,
     RemovalPolicy,
     Stack,
     Token,
@@ -286,7 +287,14 @@ class FargateRunners(Construct):
         if Token.is_unresolved(prefix):
             raise ValueError("name_prefix is required when the stack name is not a plain string")
         self.name_prefix = prefix
-        self.runner_name_prefix = props.runner_name_prefix or prefix.lower()
+        # The Lambda accepts 1-20 characters (lambda_fn/config.py); the deployment id,
+        # not the prefix, is what keeps two deployments' runners apart.
+        self.runner_name_prefix = (props.runner_name_prefix or prefix.lower())[:20].rstrip("-")
+        # First group of the stack id's UUID (arn:...:stack/<name>/<uuid>): unique per
+        # deployed stack, also for equal stack names in two regions or accounts.
+        self.deployment_id = Fn.select(
+            0, Fn.split("-", Fn.select(2, Fn.split("/", stack.stack_id)))
+        )
         #: Secrets Manager names of the per-runner sealed JIT configs: ``<prefix>/<runner>``.
         self.jit_secret_prefix = f"{prefix}/jit"
 
@@ -738,6 +746,7 @@ class FargateRunners(Construct):
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
             "RETRY_MAX_ATTEMPTS": str(props.retry_max_attempts),
             "RUNNER_NAME_PREFIX": self.runner_name_prefix,
+            "DEPLOYMENT_ID": self.deployment_id,
             # The task's own watchdog acts first; the reconciler is the backstop (an hour
             # when the watchdog is off).
             "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
@@ -867,6 +876,7 @@ class FargateRunners(Construct):
             "IDEMPOTENCY_TABLE": generated("IdempotencyTable"),
             "RETRY_QUEUE_URL": queue("RetryQueue"),
             "DEAD_LETTER_QUEUE_URL": queue("DeadLetterQueue"),
+            "DEPLOYMENT_ID": "0" * 8,
         }
 
     def _function(

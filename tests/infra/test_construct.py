@@ -151,6 +151,15 @@ def template_id(runners: FargateRunners, construct: Any) -> str:
     return logical
 
 
+def test_a_long_stack_name_still_gives_a_runner_name_prefix_the_lambda_accepts() -> None:
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Long", stack_name="Platform-Continuous-Integration-Runners")
+    runners = FargateRunners(
+        stack, "Runners", FargateRunnersProps(profiles=[RunnerProfile("a", ("self-hosted",))])
+    )
+    assert runners.runner_name_prefix == "platform-continuous"  # 20 characters, no trailing '-'
+
+
 def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
     """Lambda caps its environment at 4 KB; RUNNER_PROFILES grows with every profile."""
     app = cdk.App(context=NO_BUNDLING)

@@ -589,6 +589,18 @@ def test_webhook_environment(main_synth: Synth) -> None:
     }
     assert env["RUNNER_NAME_PREFIX"] == STACK_NAME.lower()
     assert env["JIT_SECRET_PREFIX"] == f"{STACK_NAME}/jit"
+    # The first group of the stack id's UUID: unique per deployed stack (lambda_fn/naming.py).
+    assert env["DEPLOYMENT_ID"] == {
+        "Fn::Select": [
+            0,
+            {
+                "Fn::Split": [
+                    "-",
+                    {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                ]
+            },
+        ]
+    }
     assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FargateRunners"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
@@ -601,7 +613,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
     }  # fmt: skip
     extra = {
         "GITHUB_HOOK_PARAMETER",
-        "RUNNER_NAME_PREFIX", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
+        "RUNNER_NAME_PREFIX", "DEPLOYMENT_ID", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }  # fmt: skip
     assert set(env) == contract | extra
