@@ -145,6 +145,11 @@ class FargateRunnersProps:
         for an imported VPC, e.g. ``SubnetSelection(subnets=[Subnet.from_subnet_id(...)])``);
         default: the public subnets of the new VPC, or CDK's default selection.
     :param subnet_ids: subnet ids for runner tasks, instead of ``vpc_subnets`` (no lookups).
+    :param vpc_endpoints: interface endpoints (ECR API and Docker, CloudWatch Logs, Secrets
+        Manager, STS) in the runner subnets and an S3 gateway endpoint on
+        ``vpc_endpoint_route_table_ids``: what Fargate needs to start a task from ECR
+        with awslogs and Secrets Manager secrets in private subnets without NAT.
+    :param vpc_endpoint_route_table_ids: route tables of those subnets (S3 gateway).
     :param runner_scope: ``repo`` or ``org``: where JIT runners are registered.
     :param runner_group_id: runner group id for the JIT config.
     :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
@@ -183,6 +188,8 @@ class FargateRunnersProps:
     vpc: ec2.IVpc | None = None
     vpc_subnets: ec2.SubnetSelection | None = None
     subnet_ids: Sequence[str] = field(default_factory=tuple)
+    vpc_endpoints: bool = False
+    vpc_endpoint_route_table_ids: Sequence[str] = field(default_factory=tuple)
     runner_scope: str = "repo"
     runner_group_id: int = 1
     allowed_repositories: Sequence[str] = field(default_factory=tuple)
@@ -299,6 +306,8 @@ class FargateRunners(Construct):
         self.jit_secret_prefix = f"{prefix}/jit"
 
         self._network(props)
+        if props.vpc_endpoints:
+            self._vpc_endpoints(props)
         self._cluster()
         self._runner_tasks(profiles, props)
         self._secrets(props)
@@ -367,6 +376,63 @@ class FargateRunners(Construct):
             vpc=self.vpc,
             description="GitHub Actions runner tasks: egress only, no inbound access",
             allow_all_outbound=True,
+        )
+
+    def _vpc_endpoints(self, props: FargateRunnersProps) -> None:
+        """What a Fargate task needs in private subnets without NAT, besides GitHub.
+
+        Pulling from ECR needs ``ecr.api``, ``ecr.dkr`` and S3 (image layers) through a
+        gateway endpoint; the awslogs driver needs ``logs``; ECS secrets need
+        ``secretsmanager`` (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html,
+        https://repost.aws/knowledge-center/ecs-fargate-docker-timeout-error). STS is not
+        needed to start a task; it is for jobs that assume roles. Runners still need a
+        route to GitHub (NAT, proxy or GitHub Enterprise Server inside the VPC).
+        """
+        if isinstance(self.vpc, ec2.Vpc) and self.vpc.node.scope is self:
+            raise ValueError("vpc_endpoints is for an existing VPC with private subnets")
+        if not props.vpc_endpoint_route_table_ids:
+            raise ValueError("vpc_endpoints needs vpc_endpoint_route_table_ids (S3 gateway)")
+        endpoint_group = ec2.SecurityGroup(
+            self,
+            "VpcEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="VPC interface endpoints: HTTPS from runner tasks only",
+            allow_all_outbound=False,
+        )
+        endpoint_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from runner tasks"
+        )
+        subnets = ec2.SubnetSelection(
+            subnets=[
+                ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
+                for i, subnet_id in enumerate(self.subnet_ids)
+            ]
+        )
+        services = {
+            "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+            "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+            "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+            "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+        }
+        for name, service in services.items():
+            ec2.InterfaceVpcEndpoint(
+                self,
+                f"{name}Endpoint",
+                vpc=self.vpc,
+                service=service,
+                subnets=subnets,
+                security_groups=[endpoint_group],
+                private_dns_enabled=True,
+                open=False,
+            )
+        ec2.CfnVPCEndpoint(
+            self,
+            "S3Endpoint",
+            vpc_id=self.vpc.vpc_id,
+            service_name=ec2.GatewayVpcEndpointAwsService.S3.name,
+            vpc_endpoint_type="Gateway",
+            route_table_ids=list(props.vpc_endpoint_route_table_ids),
         )
 
     # -- ECS -----------------------------------------------------------------
@@ -470,6 +536,23 @@ class FargateRunners(Construct):
             self._own_jit_config(task_role)
             self._task_role_policies(profile, task_role)
             self._registry_access(profile, execution_role)
+            if profile.secrets_kms_key_arns:
+                # Secrets Manager decrypts with the caller's permissions: ECS needs
+                # kms:Decrypt on a customer-managed key, and only through Secrets Manager
+                # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html).
+                execution_role.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="DecryptProfileSecrets",
+                        actions=["kms:Decrypt"],
+                        resources=list(profile.secrets_kms_key_arns),
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{Stack.of(self).region}"
+                                ".amazonaws.com"
+                            }
+                        },
+                    )
+                )
             Validations.of(task_definition).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-ECS2",

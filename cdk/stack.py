@@ -62,6 +62,8 @@ class FargateRunnersStack(Stack):
                 profiles=config.profiles,
                 vpc=vpc,
                 subnet_ids=config.subnet_ids,
+                vpc_endpoints=config.vpc_endpoints,
+                vpc_endpoint_route_table_ids=config.vpc_endpoint_route_table_ids,
                 runner_scope=config.runner_scope,
                 runner_group_id=config.runner_group_id,
                 allowed_repositories=config.allowed_repositories,

@@ -15,6 +15,7 @@ from cdk.config import load_config
 from lambda_fn.policy import policy_from_json
 
 from .conftest import (
+    DEPLOY_KMS_KEY_ARN,
     DEPLOY_POLICY,
     DEPLOY_REGISTRY,
     DEPLOY_SECRET_ARN,
@@ -338,6 +339,22 @@ def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synt
             },
         },
         {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*"},
+        {  # the profile's secret is encrypted with a customer-managed key
+            "Sid": "DecryptProfileSecrets",
+            "Action": "kms:Decrypt",
+            "Effect": "Allow",
+            "Resource": DEPLOY_KMS_KEY_ARN,
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": [
+                            "",
+                            ["secretsmanager.", {"Ref": "AWS::Region"}, ".amazonaws.com"],
+                        ]
+                    }
+                }
+            },
+        },
     ]
 
 
@@ -1127,8 +1144,55 @@ def test_existing_vpc_variant(existing_vpc_synth: Synth) -> None:
     env = webhook_env(synth)
     assert env["SUBNET_IDS"] == "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
     assert env["ASSIGN_PUBLIC_IP"] == "DISABLED"
-    group = only(synth.resources("AWS::EC2::SecurityGroup"))["Properties"]
+    group = synth.raw["Resources"][
+        logical_id(synth, "AWS::EC2::SecurityGroup", "RunnerSecurityGroup")
+    ]["Properties"]
     assert group["VpcId"] == "vpc-0123456789abcdef0"
+
+
+def test_vpc_endpoints_for_private_subnets(existing_vpc_synth: Synth) -> None:
+    """ECR API + Docker, Logs, Secrets Manager, STS in the runner subnets; S3 as a gateway."""
+    synth = existing_vpc_synth
+    endpoints = synth.resources("AWS::EC2::VPCEndpoint").values()
+    runner_group = logical_id(synth, "AWS::EC2::SecurityGroup", "RunnerSecurityGroup")
+    endpoint_group = logical_id(synth, "AWS::EC2::SecurityGroup", "VpcEndpointSecurityGroup")
+    interface = {}
+    for endpoint in endpoints:
+        props = endpoint["Properties"]
+        name = props["ServiceName"]
+        service = name if isinstance(name, str) else name["Fn::Join"][1][-1].lstrip(".")
+        if props.get("VpcEndpointType") == "Gateway":
+            assert props == {
+                "ServiceName": {
+                    "Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]
+                },
+                "VpcEndpointType": "Gateway",
+                "VpcId": "vpc-0123456789abcdef0",
+                "RouteTableIds": ["rtb-0123456789abcdef0"],
+            }
+            continue
+        interface[service] = props
+    assert sorted(interface) == ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts"]
+    for props in interface.values():
+        assert props["VpcEndpointType"] == "Interface"
+        assert props["PrivateDnsEnabled"] is True
+        assert props["SubnetIds"] == ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        assert props["SecurityGroupIds"] == [{"Fn::GetAtt": [endpoint_group, "GroupId"]}]
+    # HTTPS from the runner tasks only.
+    (ingress,) = synth.resources("AWS::EC2::SecurityGroupIngress").values()
+    assert ingress["Properties"] == {
+        "Description": "HTTPS from runner tasks",
+        "FromPort": 443,
+        "GroupId": {"Fn::GetAtt": [endpoint_group, "GroupId"]},
+        "IpProtocol": "tcp",
+        "SourceSecurityGroupId": {"Fn::GetAtt": [runner_group, "GroupId"]},
+        "ToPort": 443,
+    }
+
+
+def test_no_vpc_endpoints_by_default(main_synth: Synth, edge_synth: Synth) -> None:
+    main_synth.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    edge_synth.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
 
 
 def test_default_environment_values(existing_vpc_synth: Synth) -> None:
