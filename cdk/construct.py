@@ -85,9 +85,11 @@ __all__ = [
 ]
 
 RETRY_FUNCTION_TIMEOUT_SECONDS = 60
-#: Stopping tasks takes up to the container's stop timeout (Fargate: at most 120 s)
-#: plus deprovisioning; the handler waits for all but the last 20 s of this.
+#: Stopping a task takes up to its container's stopTimeout (STOP_TIMEOUT_SECONDS, Fargate's
+#: maximum of 120 s) plus deprovisioning; the handler waits for all but the last 20 s.
 TEARDOWN_TIMEOUT_SECONDS = 600
+if TEARDOWN_TIMEOUT_SECONDS < 3 * STOP_TIMEOUT_SECONDS:  # pragma: no cover
+    raise RuntimeError("the teardown must outlast several stop timeouts")
 #: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
