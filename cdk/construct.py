@@ -914,6 +914,8 @@ class FargateRunners(Construct):
             service_token=self.teardown_function.function_arn,
             resource_type="Custom::RunnerTeardown",
             properties={"Cluster": self.cluster.cluster_name},
+            # Bounds CloudFormation's wait if an answer is ever lost (default: an hour).
+            service_timeout=Duration.seconds(TEARDOWN_TIMEOUT_SECONDS + 60),
         )
         self.teardown.node.add_dependency(self.cluster, self.security_group, self.teardown_role)
         if isinstance(self.vpc, ec2.Vpc):

@@ -531,6 +531,7 @@ def test_teardown_is_deleted_after_what_starts_tasks_and_before_what_tasks_hold(
     assert more == []
     cluster = logical_id(synth, "AWS::ECS::Cluster", "Cluster")
     assert teardown["Properties"]["Cluster"] == {"Ref": cluster}
+    assert teardown["Properties"]["ServiceTimeout"] == "660"  # the Lambda's 600 s + 60
     assert teardown["Properties"]["ServiceToken"] == {
         "Fn::GetAtt": [function_id(synth, "TeardownFunction"), "Arn"]
     }
