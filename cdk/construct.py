@@ -964,6 +964,8 @@ class FargateRunners(Construct):
             "RETRY_QUEUE_URL": queue("RetryQueue"),
             "DEAD_LETTER_QUEUE_URL": queue("DeadLetterQueue"),
             "DEPLOYMENT_ID": "0" * 8,
+            # CloudFormation names a parameter CFN-<logical id>-<random>.
+            "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
         }
 
     def _function(

@@ -179,11 +179,11 @@ def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
 
 
-def test_ten_plain_profiles_fit() -> None:
+def test_nine_plain_profiles_fit() -> None:
     """What the README promises (each profile's entry carries its task role id too)."""
     app = cdk.App(context=NO_BUNDLING)
-    stack = cdk.Stack(app, "Ten")
-    profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(10)]
+    stack = cdk.Stack(app, "Nine")
+    profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(9)]
     FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
 
 
