@@ -39,6 +39,19 @@ comma-separated lists are accepted in string form too. ``null`` means default.
 ``log_retention_days`` (default ``30``)
     Retention of every log group; one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
     365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653.
+``vpc_endpoints`` (default ``false``)
+    Interface endpoints (ECR API and Docker, CloudWatch Logs, Secrets Manager, STS)
+    in ``subnet_ids`` and an S3 gateway endpoint on ``vpc_endpoint_route_table_ids``,
+    for runner tasks in private subnets; requires ``vpc_id``.
+``vpc_endpoint_route_table_ids`` (default unset)
+    Route tables of the private subnets, for the S3 gateway endpoint; required
+    with ``vpc_endpoints``.
+``log_removal_policy`` (default ``destroy``)
+    What ``cdk destroy`` does with the stack's log groups: ``destroy`` or ``retain``.
+``api_gateway_logging`` (default ``off``)
+    ``off``: no API access or execution logs and the account-wide API Gateway
+    CloudWatch role setting untouched; ``existing``: the region's API Gateway account
+    already has that role, turn the logs on; ``create``: also set it (region-wide).
 ``webhook_throttle_rate`` (default ``20``)
     API stage steady-state rate limit, requests per second (> 0).
 ``webhook_throttle_burst`` (default ``40``)
@@ -79,6 +92,9 @@ Profile keys (each item of ``profiles``)
     ``ARM64`` or ``X86_64``.
 ``ephemeral_storage_gib`` (default ``21``)
     Task ephemeral storage, 21..200 GiB.
+``secrets_kms_key_arns`` (default empty)
+    Customer-managed KMS keys of the profile's ``secrets``: the execution role may
+    ``kms:Decrypt`` with them through Secrets Manager.
 ``image`` (default ``ghcr.io/actions/actions-runner:2.332.0``)
     Runner container image; it must provide ``/home/runner/run.sh`` and uid 1001.
 ``max_runners`` (default: 64 vCPUs' worth, see :func:`default_max_runners`)
@@ -132,6 +148,8 @@ CONTAINER_NAME = "runner"
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
 ARCHITECTURES = ("ARM64", "X86_64")
 RUNNER_SCOPES = ("repo", "org")
+LOG_REMOVAL_POLICIES = ("destroy", "retain")
+API_GATEWAY_LOGGING = ("off", "existing", "create")
 #: What one profile may hold by default, in vCPUs: a cap, so a burst of queued jobs (a
 #: matrix of 256) cannot take the whole regional Fargate vCPU quota that every Fargate
 #: workload in the account shares, yet large enough that normal CI never waits.
@@ -174,6 +192,8 @@ _OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_ROUTE_TABLE_ID_RE = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+_KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _SECRET_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 )
@@ -370,6 +390,8 @@ class RunnerProfile:
     environment: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
     task_role_policies: tuple[str | Mapping[str, Any], ...] = ()
+    #: Customer-managed KMS keys that encrypt ``secrets`` (the execution role may decrypt).
+    secrets_kms_key_arns: tuple[str, ...] = ()
     registry_prefix: str | None = None
     subnet_ids: tuple[str, ...] = ()
     assign_public_ip: bool | None = None
@@ -461,6 +483,7 @@ class RunnerProfile:
         for name, arn in self.secrets.items():
             if not _SECRET_REF_RE.match(arn):
                 raise ConfigError(f"secrets.{name}", f"{arn!r} is not a Secrets Manager ARN")
+        self._check_secret_keys()
         for i, item in enumerate(self.task_role_policies):
             _check_task_role_policy(item, f"task_role_policies[{i}]")
         if self.registry_prefix is not None and (
@@ -470,6 +493,16 @@ class RunnerProfile:
         for i, subnet in enumerate(self.subnet_ids):
             if not _SUBNET_ID_RE.match(subnet):
                 raise ConfigError(f"subnet_ids[{i}]", f"{subnet!r} is not a subnet id")
+
+    def _check_secret_keys(self) -> None:
+        for i, key in enumerate(self.secrets_kms_key_arns):
+            if not _KMS_KEY_ARN_RE.match(key):
+                raise ConfigError(
+                    f"secrets_kms_key_arns[{i}]",
+                    f"{key!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)",
+                )
+        if self.secrets_kms_key_arns and not self.secrets:
+            raise ConfigError("secrets_kms_key_arns", "is only used with secrets")
 
     @property
     def policy(self) -> Policy:
@@ -549,6 +582,7 @@ _PROFILE_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "environment": _str_map,
     "secrets": _str_map,
     "task_role_policies": _policy_list,
+    "secrets_kms_key_arns": _str_list,
     "registry_prefix": _str,
     "subnet_ids": _str_list,
     "assign_public_ip": _bool,
@@ -662,7 +696,11 @@ class RunnersConfig:
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     assign_public_ip: bool | None = None
+    vpc_endpoints: bool = False
+    vpc_endpoint_route_table_ids: tuple[str, ...] = ()
     log_retention_days: int = 30
+    log_removal_policy: str = "destroy"
+    api_gateway_logging: str = "off"
     webhook_throttle_rate: float = 20.0
     webhook_throttle_burst: int = 40
     webhook_firewall: bool = True
@@ -794,6 +832,8 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "github_api_url": _github_api_url,
     "github_token_secret_arn": _secret_arn,
     "log_retention_days": _log_retention_days,
+    "log_removal_policy": lambda v, k: _one_of(v, k, LOG_REMOVAL_POLICIES),
+    "api_gateway_logging": lambda v, k: _one_of(v, k, API_GATEWAY_LOGGING),
     "webhook_throttle_rate": _throttle_rate,
     "webhook_throttle_burst": _throttle_burst,
     "webhook_firewall": _bool,
@@ -806,7 +846,9 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "reconcile_interval_minutes": _ranged(1, 60),
     "github_hook_path": _hook_path,
 }
-_NETWORK_KEYS = frozenset({"vpc_id", "subnet_ids", "assign_public_ip"})
+_NETWORK_KEYS = frozenset(
+    {"vpc_id", "subnet_ids", "assign_public_ip", "vpc_endpoints", "vpc_endpoint_route_table_ids"}
+)
 
 if set(_TOP_LEVEL_PARSERS) | _NETWORK_KEYS != TOP_LEVEL_KEYS:  # pragma: no cover
     raise RuntimeError(
@@ -893,3 +935,30 @@ def _load_network(ours: Mapping[str, Any], values: dict[str, Any]) -> None:
         values["subnet_ids"] = subnets
     if "assign_public_ip" in ours:
         values["assign_public_ip"] = _bool(ours["assign_public_ip"], "assign_public_ip")
+    _load_vpc_endpoints(ours, values)
+
+
+def _load_vpc_endpoints(ours: Mapping[str, Any], values: dict[str, Any]) -> None:
+    endpoints = _bool(ours.get("vpc_endpoints", False), "vpc_endpoints")
+    tables = _str_list(ours.get("vpc_endpoint_route_table_ids", []), "vpc_endpoint_route_table_ids")
+    if not endpoints:
+        if tables:
+            raise ConfigError("vpc_endpoint_route_table_ids", "is only used with vpc_endpoints")
+        return
+    if "vpc_id" not in values:
+        raise ConfigError(
+            "vpc_endpoints",
+            "needs vpc_id and subnet_ids (private subnets): the new VPC is public-only",
+        )
+    if not tables:
+        raise ConfigError(
+            "vpc_endpoint_route_table_ids",
+            "is required with vpc_endpoints (the S3 gateway endpoint goes on these route tables)",
+        )
+    for i, table in enumerate(tables):
+        if not _ROUTE_TABLE_ID_RE.match(table):
+            raise ConfigError(
+                f"vpc_endpoint_route_table_ids[{i}]", f"{table!r} is not a route table id (rtb-...)"
+            )
+    values["vpc_endpoints"] = True
+    values["vpc_endpoint_route_table_ids"] = tables

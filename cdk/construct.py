@@ -30,7 +30,9 @@ from aws_cdk import (
     Acknowledgment,
     Annotations,
     ArnFormat,
+    CustomResource,
     Duration,
+    Fn,
     RemovalPolicy,
     Stack,
     Token,
@@ -59,6 +61,7 @@ from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 from .alarms import operational_alarms
 from .bundling import lambda_code
 from .config import (
+    API_GATEWAY_LOGGING,
     CONTAINER_NAME,
     DEFAULT_GITHUB_API_URL,
     RUNNER_SCOPES,
@@ -66,6 +69,7 @@ from .config import (
     check_profiles,
 )
 from .dashboard import add_dashboard
+from .env_size import check_environment_size
 from .firewall import WebhookFirewall
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
 
@@ -81,12 +85,18 @@ __all__ = [
 ]
 
 RETRY_FUNCTION_TIMEOUT_SECONDS = 60
+#: Stopping a task takes up to its container's stopTimeout (STOP_TIMEOUT_SECONDS, Fargate's
+#: maximum of 120 s) plus deprovisioning; the handler waits for all but the last 20 s.
+TEARDOWN_TIMEOUT_SECONDS = 600
+if TEARDOWN_TIMEOUT_SECONDS < 3 * STOP_TIMEOUT_SECONDS:  # pragma: no cover
+    raise RuntimeError("the teardown must outlast several stop timeouts")
 #: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 #: What the stock image runs without our entrypoint (kept for reference and custom images).
 RUNNER_COMMAND = ("/home/runner/run.sh",)
 SERVICE_NAME = "runner-webhook"
+API_STAGE = "prod"
 METRICS_NAMESPACE = "FargateRunners"
 #: The actions-runner image's non-root ``runner`` user.
 RUNNER_USER = "1001"
@@ -137,12 +147,23 @@ class FargateRunnersProps:
         for an imported VPC, e.g. ``SubnetSelection(subnets=[Subnet.from_subnet_id(...)])``);
         default: the public subnets of the new VPC, or CDK's default selection.
     :param subnet_ids: subnet ids for runner tasks, instead of ``vpc_subnets`` (no lookups).
+    :param vpc_endpoints: interface endpoints (ECR API and Docker, CloudWatch Logs, Secrets
+        Manager, STS) in the runner subnets and an S3 gateway endpoint on
+        ``vpc_endpoint_route_table_ids``: what Fargate needs to start a task from ECR
+        with awslogs and Secrets Manager secrets in private subnets without NAT.
+    :param vpc_endpoint_route_table_ids: route tables of those subnets (S3 gateway).
     :param runner_scope: ``repo`` or ``org``: where JIT runners are registered.
     :param runner_group_id: runner group id for the JIT config.
     :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
     :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
     :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
     :param log_retention: retention of every log group this construct creates.
+    :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
+        ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
+    :param api_gateway_logging: ``off`` (default: no API access/execution logs, the
+        account-wide API Gateway setting untouched), ``existing`` (the region's API Gateway
+        account already has a CloudWatch role: access logs and ERROR execution logs), or
+        ``create`` (as ``existing``, and this stack sets the region-wide role).
     :param assign_public_ip: public IP for tasks; default: true for the new VPC, else false.
     :param throttling_rate_limit: API stage steady-state requests per second.
     :param throttling_burst_limit: API stage burst.
@@ -169,12 +190,16 @@ class FargateRunnersProps:
     vpc: ec2.IVpc | None = None
     vpc_subnets: ec2.SubnetSelection | None = None
     subnet_ids: Sequence[str] = field(default_factory=tuple)
+    vpc_endpoints: bool = False
+    vpc_endpoint_route_table_ids: Sequence[str] = field(default_factory=tuple)
     runner_scope: str = "repo"
     runner_group_id: int = 1
     allowed_repositories: Sequence[str] = field(default_factory=tuple)
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret: secretsmanager.ISecret | None = None
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    api_gateway_logging: str = "off"
     assign_public_ip: bool | None = None
     throttling_rate_limit: float = 20
     throttling_burst_limit: int = 40
@@ -200,45 +225,8 @@ def lambda_profile_entry(
     )
 
 
-#: Lambda rejects environments larger than this (keys + values, all variables).
-LAMBDA_ENV_LIMIT_BYTES = 4096
-#: Length assumed for an unresolved token (an ARN or URL) when estimating the size.
-_TOKEN_ESTIMATE = 110
 #: A realistic IAM role unique id, for the size estimate.
 _SAMPLE_ROLE_ID = "AROA" + "X" * 17
-
-
-def check_environment_size(
-    environment: Mapping[str, str],
-    profiles: Sequence[RunnerProfile],
-    family: Any,
-) -> None:
-    """Fail at synth, naming the cause, rather than at deploy, when the env is too large.
-
-    Tokens (ARNs, URLs) are not resolved yet: each counts as an ARN-sized string,
-    and ``RUNNER_PROFILES`` is measured with a realistic task definition ARN.
-    """
-    sample_arn = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/{}:9999"
-    profiles_json = json.dumps(
-        [
-            p.lambda_entry(sample_arn.format(family(p)), CONTAINER_NAME, _SAMPLE_ROLE_ID)
-            for p in profiles
-        ]
-    )
-    size = 0
-    for key, value in environment.items():
-        if key == "RUNNER_PROFILES":
-            size += len(key) + len(profiles_json)
-        elif Token.is_unresolved(value):
-            size += len(key) + _TOKEN_ESTIMATE * max(1, value.count(",") + 1)
-        else:
-            size += len(key) + len(value)
-    if size > LAMBDA_ENV_LIMIT_BYTES:
-        raise ValueError(
-            f"the Lambda environment would be about {size} bytes, over Lambda's "
-            f"{LAMBDA_ENV_LIMIT_BYTES}: RUNNER_PROFILES alone is {len(profiles_json)} bytes for "
-            f"{len(profiles)} profiles; use fewer profiles or shorter label and policy lists"
-        )
 
 
 def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
@@ -298,6 +286,8 @@ class FargateRunners(Construct):
         self.props = props
         profiles = tuple(props.profiles)
         check_profiles(profiles)
+        if props.api_gateway_logging not in API_GATEWAY_LOGGING:
+            raise ValueError(f"api_gateway_logging must be one of {', '.join(API_GATEWAY_LOGGING)}")
         if props.runner_scope not in RUNNER_SCOPES:
             raise ValueError(f"runner_scope must be one of {', '.join(RUNNER_SCOPES)}")
 
@@ -306,11 +296,20 @@ class FargateRunners(Construct):
         if Token.is_unresolved(prefix):
             raise ValueError("name_prefix is required when the stack name is not a plain string")
         self.name_prefix = prefix
-        self.runner_name_prefix = props.runner_name_prefix or prefix.lower()
+        # The Lambda accepts 1-20 characters (lambda_fn/config.py); the deployment id,
+        # not the prefix, is what keeps two deployments' runners apart.
+        self.runner_name_prefix = (props.runner_name_prefix or prefix.lower())[:20].rstrip("-")
+        # First group of the stack id's UUID (arn:...:stack/<name>/<uuid>): unique per
+        # deployed stack, also for equal stack names in two regions or accounts.
+        self.deployment_id = Fn.select(
+            0, Fn.split("-", Fn.select(2, Fn.split("/", stack.stack_id)))
+        )
         #: Secrets Manager names of the per-runner sealed JIT configs: ``<prefix>/<runner>``.
         self.jit_secret_prefix = f"{prefix}/jit"
 
         self._network(props)
+        if props.vpc_endpoints:
+            self._vpc_endpoints(props)
         self._cluster()
         self._runner_tasks(profiles, props)
         self._secrets(props)
@@ -330,7 +329,7 @@ class FargateRunners(Construct):
     def _network(self, props: FargateRunnersProps) -> None:
         created_vpc = props.vpc is None
         if props.vpc is None:
-            flow_log_group = logs.LogGroup(self, "VpcFlowLogs", retention=props.log_retention)
+            flow_log_group = self._log_group("VpcFlowLogs")
             vpc = ec2.Vpc(
                 self,
                 "Vpc",
@@ -381,23 +380,96 @@ class FargateRunners(Construct):
             allow_all_outbound=True,
         )
 
+    def _vpc_endpoints(self, props: FargateRunnersProps) -> None:
+        """What a Fargate task needs in private subnets without NAT, besides GitHub.
+
+        Pulling from ECR needs ``ecr.api``, ``ecr.dkr`` and S3 (image layers) through a
+        gateway endpoint; the awslogs driver needs ``logs``; ECS secrets need
+        ``secretsmanager`` (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html,
+        https://repost.aws/knowledge-center/ecs-fargate-docker-timeout-error). STS is not
+        needed to start a task; it is for jobs that assume roles. Runners still need a
+        route to GitHub (NAT, proxy or GitHub Enterprise Server inside the VPC).
+        """
+        if isinstance(self.vpc, ec2.Vpc) and self.vpc.node.scope is self:
+            raise ValueError("vpc_endpoints is for an existing VPC with private subnets")
+        if not props.vpc_endpoint_route_table_ids:
+            raise ValueError("vpc_endpoints needs vpc_endpoint_route_table_ids (S3 gateway)")
+        endpoint_group = ec2.SecurityGroup(
+            self,
+            "VpcEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="VPC interface endpoints: HTTPS from runner tasks only",
+            allow_all_outbound=False,
+        )
+        endpoint_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from runner tasks"
+        )
+        subnets = ec2.SubnetSelection(
+            subnets=[
+                ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
+                for i, subnet_id in enumerate(self.subnet_ids)
+            ]
+        )
+        services = {
+            "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+            "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+            "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+            "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+        }
+        for name, service in services.items():
+            ec2.InterfaceVpcEndpoint(
+                self,
+                f"{name}Endpoint",
+                vpc=self.vpc,
+                service=service,
+                subnets=subnets,
+                security_groups=[endpoint_group],
+                private_dns_enabled=True,
+                open=False,
+            )
+        ec2.CfnVPCEndpoint(
+            self,
+            "S3Endpoint",
+            vpc_id=self.vpc.vpc_id,
+            service_name=ec2.GatewayVpcEndpointAwsService.S3.name,
+            vpc_endpoint_type="Gateway",
+            route_table_ids=list(props.vpc_endpoint_route_table_ids),
+        )
+
     # -- ECS -----------------------------------------------------------------
 
     def _cluster(self) -> None:
+        # Container Insights writes to /aws/ecs/containerinsights/<cluster>/performance and
+        # would create that group itself, outside the stack and without expiry
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-reference-performance-logs-ECS.html).
+        # A named cluster lets the stack create the group first, with retention and removal.
+        cluster_name = self.cluster_physical_name
+        insights_logs = self._log_group(
+            "ContainerInsightsLogs",
+            log_group_name=f"/aws/ecs/containerinsights/{cluster_name}/performance",
+        )
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
+            cluster_name=cluster_name,
             vpc=self.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
         )
+        self.cluster.node.add_dependency(insights_logs)
+
+    @property
+    def cluster_physical_name(self) -> str:
+        """The cluster's name, fixed so its Container Insights log group can exist first."""
+        return f"{self.name_prefix}-runners"
 
     def family(self, profile: RunnerProfile) -> str:
         """The task definition family of a profile: ``<prefix>-runner-<profile>``."""
         return f"{self.name_prefix}-runner-{profile.name}"
 
     def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
-        self.runner_log_group = logs.LogGroup(self, "RunnerLogs", retention=props.log_retention)
+        self.runner_log_group = self._log_group("RunnerLogs")
         self.task_definitions = {}
         self.task_roles = {}
         self.execution_roles = {}
@@ -466,6 +538,23 @@ class FargateRunners(Construct):
             self._own_jit_config(task_role)
             self._task_role_policies(profile, task_role)
             self._registry_access(profile, execution_role)
+            if profile.secrets_kms_key_arns:
+                # Secrets Manager decrypts with the caller's permissions: ECS needs
+                # kms:Decrypt on a customer-managed key, and only through Secrets Manager
+                # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html).
+                execution_role.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="DecryptProfileSecrets",
+                        actions=["kms:Decrypt"],
+                        resources=list(profile.secrets_kms_key_arns),
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{Stack.of(self).region}"
+                                ".amazonaws.com"
+                            }
+                        },
+                    )
+                )
             Validations.of(task_definition).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-ECS2",
@@ -742,6 +831,7 @@ class FargateRunners(Construct):
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
             "RETRY_MAX_ATTEMPTS": str(props.retry_max_attempts),
             "RUNNER_NAME_PREFIX": self.runner_name_prefix,
+            "DEPLOYMENT_ID": self.deployment_id,
             # The task's own watchdog acts first; the reconciler is the backstop (an hour
             # when the watchdog is off).
             "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
@@ -752,7 +842,7 @@ class FargateRunners(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        check_environment_size(environment, profiles, self.family)
+        check_environment_size(environment, self._environment_samples(profiles))
         self.webhook_function, self.webhook_role = self._function(
             "WebhookFunction",
             handler="lambda_fn.app.handler",
@@ -788,6 +878,7 @@ class FargateRunners(Construct):
             props=props,
             timeout=120,
         )
+        self._teardown(code, props)
         self.reconcile_rule = events.Rule(
             self,
             "ReconcileSchedule",
@@ -795,6 +886,87 @@ class FargateRunners(Construct):
             schedule=events.Schedule.rate(props.reconcile_interval),
             targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
         )
+
+    def _teardown(self, code: lambda_.Code, props: FargateRunnersProps) -> None:
+        """A delete step that stops this stack's runner tasks (``lambda_fn/teardown.py``).
+
+        CloudFormation deletes a resource before what it depends on and after what
+        depends on it: the Lambdas that start tasks depend on this resource (gone
+        first), and this resource depends on the cluster, the security group and the
+        VPC (which stay until it has stopped every task).
+        """
+        self.teardown_function, self.teardown_role = self._function(
+            "TeardownFunction",
+            handler="lambda_fn.teardown.handler",
+            description="On stack delete: stops the runner tasks before the cluster and VPC go",
+            code=code,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            props=props,
+            timeout=TEARDOWN_TIMEOUT_SECONDS,
+        )
+        self._grant_task_control(self.teardown_role)
+        self.teardown = CustomResource(
+            self,
+            "RunnerTeardown",
+            service_token=self.teardown_function.function_arn,
+            resource_type="Custom::RunnerTeardown",
+            properties={"Cluster": self.cluster.cluster_name},
+            # Bounds CloudFormation's wait if an answer is ever lost (default: an hour).
+            service_timeout=Duration.seconds(TEARDOWN_TIMEOUT_SECONDS + 60),
+        )
+        self.teardown.node.add_dependency(self.cluster, self.security_group, self.teardown_role)
+        if isinstance(self.vpc, ec2.Vpc):
+            self.teardown.node.add_dependency(self.vpc)
+        for function in (self.webhook_function, self.retry_function, self.reconciler_function):
+            function.node.add_dependency(self.teardown)
+
+    def _environment_samples(self, profiles: Sequence[RunnerProfile]) -> dict[str, str]:
+        """Worst-case samples of what the environment's tokens resolve to at deploy.
+
+        Longest region names are 14 characters (``ap-southeast-2``); CloudFormation
+        names what it generates ``<stack>-<logical id><8 hex>-<12-13 random>``.
+        """
+        region, account = "ap-southeast-2", "123456789012"
+
+        def generated(logical_id: str) -> str:
+            return f"{self.name_prefix}-Runners{logical_id}{'A' * 8}-{'B' * 13}"
+
+        def secret(logical_id: str) -> str:
+            name = f"Runners{logical_id}{'A' * 8}-{'B' * 12}-XXXXXX"
+            return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+
+        def queue(logical_id: str) -> str:
+            return f"https://sqs.{region}.amazonaws.com/{account}/{generated(logical_id)}"
+
+        sample_arn = "arn:aws:ecs:{}:{}:task-definition/{}:9999"
+        profiles_json = json.dumps(
+            [
+                p.lambda_entry(
+                    sample_arn.format(region, account, self.family(p)),
+                    CONTAINER_NAME,
+                    _SAMPLE_ROLE_ID,
+                )
+                for p in profiles
+            ],
+            separators=(",", ":"),
+        )
+        return {
+            "WEBHOOK_SECRET_ARN": secret("WebhookSecret"),
+            "GITHUB_TOKEN_SECRET_ARN": secret("GitHubTokenSecret"),
+            "ECS_CLUSTER": self.cluster_physical_name,
+            "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.subnet_ids),
+            "SECURITY_GROUP_IDS": f"sg-{'0' * 17}",
+            "RUNNER_PROFILES": profiles_json,
+            "IDEMPOTENCY_TABLE": generated("IdempotencyTable"),
+            "RETRY_QUEUE_URL": queue("RetryQueue"),
+            "DEAD_LETTER_QUEUE_URL": queue("DeadLetterQueue"),
+            "DEPLOYMENT_ID": "0" * 8,
+            # CloudFormation names a parameter CFN-<logical id>-<random>.
+            "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
+        }
 
     def _function(
         self,
@@ -807,7 +979,7 @@ class FargateRunners(Construct):
         props: FargateRunnersProps,
         timeout: int,
     ) -> tuple[lambda_.Function, iam.Role]:
-        log_group = logs.LogGroup(self, f"{construct_id}Logs", retention=props.log_retention)
+        log_group = self._log_group(f"{construct_id}Logs")
         role = iam.Role(
             self,
             f"{construct_id}Role",
@@ -835,35 +1007,47 @@ class FargateRunners(Construct):
     # -- API -------------------------------------------------------------------
 
     def _api(self, props: FargateRunnersProps) -> None:
-        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=props.log_retention)
+        logging = props.api_gateway_logging != "off"
         self.api = apigw.RestApi(
             self,
             "Api",
+            # API Gateway metrics are keyed on the API *name*: CDK's default ("Api") would
+            # merge with every other API of that name in the region.
+            rest_api_name=f"{self.name_prefix}-webhook",
             description="GitHub webhook endpoint for ephemeral Fargate runners",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
+            # The account-wide API Gateway logging role (AWS::ApiGateway::Account) only when
+            # asked for: it is one setting per region, shared by every API in the account.
+            cloud_watch_role=props.api_gateway_logging == "create",
             deploy_options=apigw.StageOptions(
-                stage_name="prod",
+                stage_name=API_STAGE,
                 throttling_rate_limit=props.throttling_rate_limit,
                 throttling_burst_limit=props.throttling_burst_limit,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
                 tracing_enabled=True,
                 metrics_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
+                **(self._api_logging_options() if logging else {}),
             ),
         )
+        if logging:
+            # API Gateway would create API-Gateway-Execution-Logs_<id>/<stage> itself, outside
+            # the stack and without expiry; created here first, it has both.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
+            execution_logs = self._log_group(
+                "ApiExecutionLogs",
+                log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{API_STAGE}",
+            )
+            self.api.deployment_stage.node.add_dependency(execution_logs)
+        else:
+            reason = (
+                "api_gateway_logging is off: API Gateway access and execution logs need the "
+                "account-wide API Gateway CloudWatch role, which this stack does not set unless "
+                "asked. Every delivery that reaches the Lambda is logged there with its outcome."
+            )
+            Validations.of(self.api.deployment_stage).acknowledge(
+                Acknowledgment(id="AwsSolutions-APIG1", reason=reason),
+                Acknowledgment(id="AwsSolutions-APIG6", reason=reason),
+            )
         # The stack decides its outputs (WebhookUrl); drop the RestApi's automatic one.
         self.api.node.try_remove_child("Endpoint")
         webhook = self.api.root.add_resource("webhook")
@@ -984,6 +1168,36 @@ class FargateRunners(Construct):
             targets=[targets.LambdaFunction(self.refresh_function, retry_attempts=2)],
         )
 
+    def _api_logging_options(self) -> dict[str, Any]:
+        """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""
+        return {
+            "access_log_destination": apigw.LogGroupLogDestination(
+                self._log_group("ApiAccessLogs")
+            ),
+            "access_log_format": apigw.AccessLogFormat.json_with_standard_fields(
+                caller=True,
+                http_method=True,
+                ip=True,
+                protocol=True,
+                request_time=True,
+                resource_path=True,
+                response_length=True,
+                status=True,
+                user=True,
+            ),
+            "logging_level": apigw.MethodLoggingLevel.ERROR,
+        }
+
+    def _log_group(self, construct_id: str, **kwargs: Any) -> logs.LogGroup:
+        """A log group with the configured retention and removal policy."""
+        return logs.LogGroup(
+            self,
+            construct_id,
+            retention=self.props.log_retention,
+            removal_policy=self.props.log_removal_policy,
+            **kwargs,
+        )
+
     @property
     def webhook_url(self) -> str:
         """The URL to configure as the GitHub webhook's Payload URL."""
@@ -1011,17 +1225,11 @@ class FargateRunners(Construct):
                 conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
             )
         )
-        task_arns = stack.format_arn(
-            service="ecs",
-            resource="task",
-            resource_name=f"{self.cluster.cluster_name}/*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="TagRunnerTasksAtLaunch",
                 actions=["ecs:TagResource"],
-                resources=[task_arns],
+                resources=[self._task_arns],
                 conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
             )
         )
@@ -1043,22 +1251,7 @@ class FargateRunners(Construct):
                 resources=[self.webhook_secret.secret_arn, self.github_token_secret.secret_arn],
             )
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="InspectAndStopRunnerTasks",
-                actions=["ecs:DescribeTasks", "ecs:StopTask"],
-                resources=[task_arns],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ListRunnerTasks",
-                actions=["ecs:ListTasks"],
-                resources=["*"],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
-            )
-        )
+        self._grant_task_control(role)
         sealed_configs = self.sealed_configs_arn()
         role.add_to_policy(
             iam.PolicyStatement(
@@ -1116,16 +1309,6 @@ class FargateRunners(Construct):
         ]
         acks.append(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(task_arns))}]",
-                reason=(
-                    "Task ids are unknown before launch; ecs:TagResource (only at RunTask, "
-                    "by the ecs:CreateAction condition), DescribeTasks and StopTask are "
-                    "limited to tasks of this cluster."
-                ),
-            )
-        )
-        acks.append(
-            Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(sealed_configs))}]",
                 reason=(
                     "Per-runner JIT config secrets are named when a job is launched; create "
@@ -1134,18 +1317,57 @@ class FargateRunners(Construct):
                 ),
             )
         )
-        acks.append(
+        Validations.of(role).acknowledge(*acks)
+
+    @property
+    def _task_arns(self) -> str:
+        """Every task of this cluster (task ids are unknown before launch)."""
+        return Stack.of(self).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+    def _grant_task_control(self, role: iam.Role) -> None:
+        """List, inspect and stop the tasks of this cluster, and nothing else."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InspectAndStopRunnerTasks",
+                actions=["ecs:DescribeTasks", "ecs:StopTask"],
+                resources=[self._task_arns],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunnerTasks",
+                actions=["ecs:ListTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        task_arns = nag_flatten(Stack.of(self).resolve(self._task_arns))
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{task_arns}]",
+                reason=(
+                    "Task ids are unknown before launch; every grant on tasks is limited to "
+                    "tasks of this cluster (ecs:TagResource also to RunTask, by the "
+                    "ecs:CreateAction condition)."
+                ),
+            ),
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
                     "'*' is used only by the X-Ray statement added by active tracing (X-Ray has "
                     "no resource-level permissions), by ecs:ListTasks, which is pinned to "
-                    "this cluster by an ecs:cluster condition, and by secretsmanager:ListSecrets "
-                    "(no resource-level permissions; returns names and tags, never values)."
+                    "this cluster by an ecs:cluster condition, and, for the dispatch roles, by "
+                    "secretsmanager:ListSecrets (no resource-level permissions; returns names "
+                    "and tags, never values)."
                 ),
-            )
+            ),
         )
-        Validations.of(role).acknowledge(*acks)
 
     # -- alarms and dashboard ----------------------------------------------------
 

@@ -1,6 +1,8 @@
 """CloudWatch dashboard and alarms for the runner webhook.
 
-The metric names and dimensions match what ``lambda_fn/observability.py``
+Every widget plots a metric that exists for this stack (``tests/infra/test_dashboard.py``
+checks each name and dimension set against what AWS documents and what the Lambda
+emits). The metric names and dimensions match what ``lambda_fn/observability.py``
 emits as EMF (checked by running deliveries through the local endpoint):
 
 - ``Deliveries``, ``DeliveriesRejected``, ``DuplicateDeliveries``,
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -40,6 +43,30 @@ LAUNCH_FAILURE_THRESHOLD = 3
 _MINUTE = Duration.minutes(1)
 _FIVE_MINUTES = Duration.minutes(5)
 _WIDTH = 8  # three widgets per 24-column row
+
+
+def allow_alarms_to_publish(topic: sns.ITopic, alarms: Sequence[cloudwatch.IAlarm]) -> None:
+    """Let CloudWatch publish to ``topic`` for exactly these alarms of this account.
+
+    A topic policy replaces the topic's default policy, so once the TLS-only deny
+    exists nothing else may publish; CloudWatch alarms publish as the service
+    principal ``cloudwatch.amazonaws.com`` with the alarm's ARN as ``aws:SourceArn``
+    (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger,
+    https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
+    For an imported topic this is a no-op: its owner writes its policy.
+    """
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowThisStacksAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "ArnEquals": {"aws:SourceArn": [alarm.alarm_arn for alarm in alarms]},
+                "StringEquals": {"aws:SourceAccount": Stack.of(topic).account},
+            },
+        )
+    )
 
 
 def add_dashboard(
@@ -127,6 +154,7 @@ def add_dashboard(
             if isinstance(alarm, cloudwatch.Alarm):
                 alarm.add_alarm_action(action)
                 alarm.add_ok_action(action)
+        allow_alarms_to_publish(alarm_topic, alarms)
 
     dashboard = cloudwatch.Dashboard(container, "Dashboard", default_interval=Duration.hours(3))
     api_metrics = [
@@ -211,9 +239,12 @@ def add_dashboard(
         cloudwatch.GraphWidget(
             title="Running runner tasks",
             left=[
+                # Container Insights publishes RunningTaskCount per *service* only; a
+                # cluster of standalone tasks has TaskCount by ClusterName
+                # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html).
                 cloudwatch.Metric(
                     namespace="ECS/ContainerInsights",
-                    metric_name="RunningTaskCount",
+                    metric_name="TaskCount",
                     dimensions_map={"ClusterName": cluster_name},
                     statistic="Maximum",
                     period=_MINUTE,

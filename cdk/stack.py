@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
@@ -62,12 +62,20 @@ class FargateRunnersStack(Stack):
                 profiles=config.profiles,
                 vpc=vpc,
                 subnet_ids=config.subnet_ids,
+                vpc_endpoints=config.vpc_endpoints,
+                vpc_endpoint_route_table_ids=config.vpc_endpoint_route_table_ids,
                 runner_scope=config.runner_scope,
                 runner_group_id=config.runner_group_id,
                 allowed_repositories=config.allowed_repositories,
                 github_api_url=config.github_api_url,
                 github_token_secret=token_secret,
                 log_retention=retention_days(config.log_retention_days),
+                log_removal_policy=(
+                    RemovalPolicy.RETAIN
+                    if config.log_removal_policy == "retain"
+                    else RemovalPolicy.DESTROY
+                ),
+                api_gateway_logging=config.api_gateway_logging,
                 assign_public_ip=config.effective_assign_public_ip,
                 throttling_rate_limit=config.webhook_throttle_rate,
                 throttling_burst_limit=config.webhook_throttle_burst,

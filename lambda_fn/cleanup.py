@@ -22,6 +22,7 @@ from lambda_fn.config import Settings
 from lambda_fn.errors import GitHubPermanentError
 from lambda_fn.github import GitHubClient, scope_path
 from lambda_fn.launcher import started_by
+from lambda_fn.naming import owns_runner
 from lambda_fn.observability import logger
 
 OUR_TAG = "runner:name"
@@ -94,7 +95,9 @@ def describe_tasks(settings: Settings, task_arns: list[str]) -> list[RunnerTask]
         )
         for task in response.get("tasks", []):
             runner = RunnerTask.from_ecs(task)
-            if runner.runner_name and runner.runner_name.startswith(settings.runner_name_prefix):
+            if runner.runner_name and owns_runner(
+                settings.runner_name_prefix, settings.deployment_id, runner.runner_name
+            ):
                 found.append(runner)
     return found
 

@@ -52,6 +52,7 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "RETRY_MAX_ATTEMPTS": "8",
     "RETRY_BASE_DELAY_SECONDS": "20",
     "RUNNER_NAME_PREFIX": "fargate-runner",
+    "DEPLOYMENT_ID": "",
     "RUNNER_IDLE_TIMEOUT_SECONDS": "900",
     "MAX_REPLACEMENTS": "2",
     "GITHUB_HOOK_PATH": "",
@@ -68,6 +69,7 @@ _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$")
 #: An IAM role's unique id (``RoleId``): "AROA" then upper-case letters and digits.
 _ROLE_ID = re.compile(r"^AROA[A-Z0-9]{8,124}$")
+_DEPLOYMENT_ID = re.compile(r"^[a-z0-9]{0,16}$")
 
 
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
@@ -125,6 +127,8 @@ class Settings:
     retry_max_attempts: int
     retry_base_delay_seconds: int
     runner_name_prefix: str
+    #: This deployment's identity in runner names and tags (see ``lambda_fn.naming``).
+    deployment_id: str
     runner_idle_timeout_seconds: int
     max_replacements: int
     github_hook_path: str | None
@@ -200,6 +204,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                 f"RUNNER_PROFILES: profile {grouped[0]!r} sets runner_group_id, but runner "
                 "groups exist only for organisation runners (RUNNER_SCOPE=org)"
             )
+    deployment_id = env.get("DEPLOYMENT_ID", "").strip()
+    if not _DEPLOYMENT_ID.match(deployment_id):
+        raise ConfigError(
+            f"DEPLOYMENT_ID must be at most 16 lower-case letters or digits, got {deployment_id!r}"
+        )
 
     retry_queue_url = env.get("RETRY_QUEUE_URL", "").strip() or None
     dead_letter_queue_url = env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None
@@ -224,6 +233,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             get("RETRY_BASE_DELAY_SECONDS"), "RETRY_BASE_DELAY_SECONDS"
         ),
         runner_name_prefix=prefix,
+        deployment_id=deployment_id,
         runner_idle_timeout_seconds=_positive_int(
             get("RUNNER_IDLE_TIMEOUT_SECONDS"), "RUNNER_IDLE_TIMEOUT_SECONDS"
         ),

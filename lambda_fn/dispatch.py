@@ -29,7 +29,6 @@ offline registration and any secret whose task is gone.
 
 from __future__ import annotations
 
-import secrets as _random
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -46,6 +45,7 @@ from lambda_fn.launcher import (
     placements,
     run_runner_task,
 )
+from lambda_fn.naming import runner_name
 from lambda_fn.observability import count, logger, traced
 from lambda_fn.secrets import get_secret_string
 
@@ -90,11 +90,6 @@ class QueuedJob:
             head_branch=data.get("head_branch"),
             extra=dict(data.get("extra") or {}),
         )
-
-
-def runner_name(prefix: str, job_id: int) -> str:
-    """Unique per attempt, recognisable as ours (prefix) and traceable to the job (id)."""
-    return f"{prefix}-{job_id}-{_random.token_hex(3)}"
 
 
 def github_client(
@@ -200,7 +195,7 @@ def _generate_jitconfig(
 ) -> JitConfig:
     return gh.generate_jitconfig(
         scope,
-        runner_name(settings.runner_name_prefix, job.job_id),
+        runner_name(settings.runner_name_prefix, settings.deployment_id, job.job_id),
         profile.labels,
         profile.runner_group_id or settings.runner_group_id,
     )

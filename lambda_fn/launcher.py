@@ -140,6 +140,11 @@ def build_run_task_request(
             _tag("runner:profile", profile.name),
             _tag("runner:name", jit.runner_name),
             _tag("runner:id", str(jit.runner_id)),
+            *(
+                [_tag("runner:deployment", settings.deployment_id)]
+                if settings.deployment_id
+                else []
+            ),
         ],
     }
 

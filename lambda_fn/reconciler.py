@@ -13,8 +13,9 @@ effort (one failing step does not stop the others):
    once (its own idempotency record), and only if ``admission.recheck`` still
    admits the job to the profile (labels, repository, policy). A status that
    cannot be read is unknown, not done: the job is looked at again next run.
-3. **Offline registrations.** Runners named with our prefix that GitHub reports
-   ``offline`` and that no live task of ours owns are deleted.
+3. **Offline registrations.** Runners whose name is this deployment's (prefix *and*
+   deployment id, ``lambda_fn.naming``) that GitHub reports ``offline`` and that no
+   live task of ours owns are deleted; another deployment's runners never match.
 4. **Missed deliveries.** GitHub never redelivers a failed delivery by itself
    (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks):
    recent ``workflow_job`` ``queued`` deliveries of our webhook that failed (a
@@ -50,6 +51,7 @@ from lambda_fn.config import (
 from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
 from lambda_fn.errors import ConfigError, DispatchError
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
+from lambda_fn.naming import owns_runner
 from lambda_fn.observability import count, logger, metrics
 
 #: Deliveries older than this are left alone (within the de-duplication window, which
@@ -204,7 +206,7 @@ def _remove_offline(
         for runner in gh.list_runners(scope):
             name = str(runner.get("name", ""))
             if (
-                name.startswith(f"{settings.runner_name_prefix}-")
+                owns_runner(settings.runner_name_prefix, settings.deployment_id, name)
                 and runner.get("status") == "offline"
                 and not runner.get("busy")
                 and name not in owned

@@ -27,6 +27,7 @@ from aws_cdk.assertions import Template  # noqa: E402
 STACK_NAME = "RunnersTest"
 
 DEPLOY_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploy/token-AbC123"
+DEPLOY_KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 DEPLOY_REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghcr"
 DEPLOY_STATEMENT = {
     "Effect": "Allow",
@@ -44,6 +45,7 @@ DEPLOY_PROFILE: dict[str, Any] = {
     "required_env": ["DEPLOY_TOKEN"],
     "environment": {"DEPLOY_STAGE": "prod"},
     "secrets": {"DEPLOY_TOKEN": DEPLOY_SECRET_ARN},
+    "secrets_kms_key_arns": [DEPLOY_KMS_KEY_ARN],
     "task_role_policies": [DEPLOY_STATEMENT],
     "capacity": "FARGATE_SPOT_THEN_FARGATE",
     "max_runners": 2,
@@ -72,6 +74,8 @@ TEST_CONTEXT: dict[str, Any] = {
     "allowed_repositories": ["octo-org/*", "other/app"],
     "github_api_url": "https://ghe.example.com/api/v3",
     "log_retention_days": 14,
+    "log_removal_policy": "retain",
+    "api_gateway_logging": "create",
     "webhook_throttle_rate": 5,
     "webhook_throttle_burst": 10,
     "retry_max_attempts": 4,
@@ -91,6 +95,9 @@ EXISTING_VPC_CONTEXT: dict[str, Any] = {
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh/pat-AbC123"
     ),
     "alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012:ops-alarms",
+    "api_gateway_logging": "existing",
+    "vpc_endpoints": True,
+    "vpc_endpoint_route_table_ids": ["rtb-0123456789abcdef0"],
 }
 
 EDGE_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"

@@ -184,11 +184,73 @@ def test_profile_keys_are_the_dataclass_fields() -> None:
         "capacity", "max_runners",
         "allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events",
         "required_env", "environment", "secrets", "task_role_policies", "registry_prefix",
-        "subnet_ids", "assign_public_ip", "runner_group_id",
+        "subnet_ids", "assign_public_ip", "runner_group_id", "secrets_kms_key_arns",
     } == PROFILE_KEYS  # fmt: skip
 
 
 BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    ("vpc_endpoints", {"vpc_endpoints": True}, "vpc_endpoints: needs vpc_id and subnet_ids"),
+    (
+        "vpc_endpoint_route_table_ids",
+        {"vpc_id": "vpc-01234567", "subnet_ids": "subnet-01234567", "vpc_endpoints": True},
+        "vpc_endpoint_route_table_ids: is required with vpc_endpoints",
+    ),
+    (
+        "vpc_endpoint_route_table_ids[0]",
+        {
+            "vpc_id": "vpc-01234567",
+            "subnet_ids": "subnet-01234567",
+            "vpc_endpoints": "true",
+            "vpc_endpoint_route_table_ids": "subnet-01234567",
+        },
+        "vpc_endpoint_route_table_ids[0]: 'subnet-01234567' is not a route table id",
+    ),
+    (
+        "vpc_endpoint_route_table_ids",
+        {"vpc_endpoint_route_table_ids": ["rtb-01234567"]},
+        "vpc_endpoint_route_table_ids: is only used with vpc_endpoints",
+    ),
+    (
+        "log_removal_policy",
+        {"log_removal_policy": "keep"},
+        "log_removal_policy: 'keep' is not one of destroy, retain",
+    ),
+    (
+        "api_gateway_logging",
+        {"api_gateway_logging": "on"},
+        "api_gateway_logging: 'on' is not one of off, existing, create",
+    ),
+    (
+        "profiles[0].secrets_kms_key_arns[0]",
+        {
+            "profiles": [
+                {
+                    "name": "p",
+                    "labels": ["x"],
+                    "secrets": {
+                        "T": "arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbC123"
+                    },
+                    "secrets_kms_key_arns": ["arn:aws:kms:us-east-1:123456789012:alias/mine"],
+                }
+            ]
+        },
+        "profiles[0].secrets_kms_key_arns[0]: 'arn:aws:kms:us-east-1:123456789012:alias/mine' is not a KMS key ARN",
+    ),
+    (
+        "profiles[0].secrets_kms_key_arns",
+        {
+            "profiles": [
+                {
+                    "name": "p",
+                    "labels": ["x"],
+                    "secrets_kms_key_arns": [
+                        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    ],
+                }
+            ]
+        },
+        "profiles[0].secrets_kms_key_arns: is only used with secrets",
+    ),
     (
         "unknown top-level key",
         {"runner_scop": "org"},

@@ -7,10 +7,12 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 
 from cdk.config import ConfigError, RunnerProfile
 from cdk.construct import FargateRunners, FargateRunnersProps
+from cdk.env_size import check_environment_size, measured_size
 
 from .conftest import NO_BUNDLING
 
@@ -56,6 +58,7 @@ def test_uses_the_given_vpc_and_private_subnets(
         for r in resources.values()
         if r["Type"] == "AWS::Lambda::Function"
         and r["Properties"]["Handler"] != "lambda_fn.refresh_sources.handler"
+        and r["Properties"]["Handler"] != "lambda_fn.teardown.handler"
     ]
     assert len(functions) == 3
     envs = [f["Properties"]["Environment"]["Variables"] for f in functions]
@@ -148,6 +151,15 @@ def template_id(runners: FargateRunners, construct: Any) -> str:
     return logical
 
 
+def test_a_long_stack_name_still_gives_a_runner_name_prefix_the_lambda_accepts() -> None:
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Long", stack_name="Platform-Continuous-Integration-Runners")
+    runners = FargateRunners(
+        stack, "Runners", FargateRunnersProps(profiles=[RunnerProfile("a", ("self-hosted",))])
+    )
+    assert runners.runner_name_prefix == "platform-continuous"  # 20 characters, no trailing '-'
+
+
 def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
     """Lambda caps its environment at 4 KB; RUNNER_PROFILES grows with every profile."""
     app = cdk.App(context=NO_BUNDLING)
@@ -162,13 +174,76 @@ def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
         for i in range(20)
     ]
     with pytest.raises(
-        ValueError, match=r"over Lambda's 4096: RUNNER_PROFILES alone is \d+ bytes for 20"
+        ValueError, match=r"about \d+ bytes as Lambda measures it .* Biggest: RUNNER_PROFILES \d+"
     ):
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
 
 
-def test_a_dozen_plain_profiles_fit() -> None:
-    from cdk.construct import check_environment_size
+def test_nine_plain_profiles_fit() -> None:
+    """What the README promises (each profile's entry carries its task role id too)."""
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Nine")
+    profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(9)]
+    FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
 
-    profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(12)]
-    check_environment_size({"RUNNER_PROFILES": "token"}, profiles, lambda p: f"runners-{p.name}")
+
+def test_size_is_the_compact_json_lambda_measures() -> None:
+    """Lambda's error quotes the measured string: ``{"KEY":"value",...}``, UTF-8."""
+    assert measured_size({"A": "b"}) == len('{"A":"b"}')
+    # JSON inside a value: every quote is escaped, so it costs two bytes.
+    assert measured_size({"P": '[{"n":1}]'}) == len('{"P":"[{\\"n\\":1}]"}')
+    assert measured_size({"E": "é"}) == len('{"E":"é"}'.encode())
+
+
+def test_a_token_without_a_sample_fails_closed() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Tokens")
+    with pytest.raises(ValueError, match="no size estimate for the token in Lambda variable X"):
+        check_environment_size({"X": stack.stack_id}, {})
+
+
+#: Four restricted profiles behind an imported VPC and token secret, a 20-character
+#: stack name (issue 12): summing key and value lengths passed such configurations,
+#: which the compact JSON Lambda measures (escaped quotes included) puts over the limit.
+def _realistic_profiles() -> list[RunnerProfile]:
+    return [
+        RunnerProfile(
+            name=f"deploy-{stage}",
+            labels=("self-hosted", "linux", "arm64", f"deploy-{stage}"),
+            allowed_repositories=(
+                "octo-org/platform",
+                "octo-org/infrastructure-live",
+                "octo-org/ops",
+            ),
+            allowed_refs=("refs/heads/main", "refs/tags/v*"),
+            allowed_workflows=(".github/workflows/deploy.yml", ".github/workflows/release.yml"),
+            allowed_events=("push", "workflow_dispatch"),
+            required_env=("DEPLOY_TOKEN",),
+            secrets={
+                "DEPLOY_TOKEN": "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:d-AbC123"
+            },
+        )
+        for stage in ("dev", "test", "staging", "prod")
+    ]
+
+
+def test_realistic_configuration_near_the_limit_fails_at_synth() -> None:
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Stack", stack_name="platform-ci-runners1")
+    vpc = ec2.Vpc.from_vpc_attributes(
+        stack, "Vpc", vpc_id="vpc-0123456789abcdef0", availability_zones=["a", "b"]
+    )
+    token = "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:ci/github-pat-AbC123"
+    with pytest.raises(ValueError, match="Biggest: RUNNER_PROFILES"):
+        FargateRunners(
+            stack,
+            "Runners",
+            FargateRunnersProps(
+                profiles=_realistic_profiles(),
+                vpc=vpc,
+                subnet_ids=("subnet-0123456789abcdef0", "subnet-0fedcba9876543210"),
+                github_token_secret=secretsmanager.Secret.from_secret_complete_arn(
+                    stack, "Pat", token
+                ),
+            ),
+        )

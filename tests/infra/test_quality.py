@@ -127,6 +127,11 @@ def test_acknowledgments_are_narrow(audit_synth: Synth) -> None:
     expected |= {
         (f"{APP}/Profile-{p}/TaskRole", SEALED_CONFIGS_ACK) for p in ("small", "big-x64", "deploy")
     }
+    # The teardown role: list (pinned by condition), describe and stop this cluster's tasks.
+    expected.add(
+        (f"{APP}/TeardownFunctionRole", f"AwsSolutions-IAM5[Resource::{pseudo}:task/<{cluster}>/*]")
+    )
+    expected.add((f"{APP}/TeardownFunctionRole", "AwsSolutions-IAM5[Resource::*]"))
     expected |= DEPLOY_TASK_ROLE_ACKS
     assert iam == expected, sorted(iam ^ expected)
     ecs2 = {scope for scope, rule in acks if rule == "AwsSolutions-ECS2"}
@@ -162,9 +167,9 @@ def test_cfn_lint_clean(request: pytest.FixtureRequest, fixture: str) -> None:
 
 
 def asset_dir(synth: Synth) -> Path:
-    """The one asset of the three Lambdas (they must share it)."""
+    """The one asset of the four Lambdas (they must share it)."""
     functions = synth.resources("AWS::Lambda::Function").values()
-    assert len(functions) == 3
+    assert len(functions) == 4
     (key,) = {function["Properties"]["Code"]["S3Key"] for function in functions}
     path = synth.outdir / f"asset.{key.removesuffix('.zip')}"
     assert path.is_dir(), sorted(p.name for p in synth.outdir.iterdir())
@@ -175,7 +180,7 @@ def test_lambda_asset_contents(main_synth: Synth) -> None:
     if not (REPO_ROOT / "lambda_fn" / "app.py").is_file():
         pytest.skip("lambda_fn/app.py does not exist yet")
     bundle = asset_dir(main_synth)
-    for module in ("app.py", "retry.py", "reconciler.py", "policy.py"):
+    for module in ("app.py", "retry.py", "reconciler.py", "policy.py", "teardown.py"):
         assert (bundle / "lambda_fn" / module).is_file(), module
     assert (bundle / "lambda_fn" / "__init__.py").is_file()
     for package in ("aws_lambda_powertools", "requests", "pydantic", "aws_xray_sdk"):

@@ -15,6 +15,7 @@ from cdk.config import load_config
 from lambda_fn.policy import policy_from_json
 
 from .conftest import (
+    DEPLOY_KMS_KEY_ARN,
     DEPLOY_POLICY,
     DEPLOY_REGISTRY,
     DEPLOY_SECRET_ARN,
@@ -331,6 +332,22 @@ def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synt
             },
         },
         {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*"},
+        {  # the profile's secret is encrypted with a customer-managed key
+            "Sid": "DecryptProfileSecrets",
+            "Action": "kms:Decrypt",
+            "Effect": "Allow",
+            "Resource": DEPLOY_KMS_KEY_ARN,
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": [
+                            "",
+                            ["secretsmanager.", {"Ref": "AWS::Region"}, ".amazonaws.com"],
+                        ]
+                    }
+                }
+            },
+        },
     ]
 
 
@@ -358,12 +375,48 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
     )
 
 
-def test_every_log_group_has_the_configured_retention(main_synth: Synth) -> None:
-    groups = main_synth.resources("AWS::Logs::LogGroup")
-    # runner tasks, three Lambdas, API access logs, VPC flow logs
-    assert len(groups) == 6, sorted(groups)
+@pytest.mark.parametrize(
+    ("fixture", "count", "policy"),
+    [
+        # runner tasks, four Lambdas, Container Insights, API access + execution, VPC flow logs
+        ("main_synth", 9, "Retain"),
+        ("existing_vpc_synth", 9, "Delete"),  # no VPC of its own; the source-ranges refresh
+        ("edge_synth", 7, "Delete"),  # api_gateway_logging off: no API log groups
+    ],
+)
+def test_every_log_group_has_the_configured_retention_and_removal(
+    request: pytest.FixtureRequest, fixture: str, count: int, policy: str
+) -> None:
+    synth: Synth = request.getfixturevalue(fixture)
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert len(groups) == count, sorted(groups)
+    retention = TEST_CONTEXT["log_retention_days"] if fixture == "main_synth" else 30
     for group in groups.values():
-        assert group["Properties"]["RetentionInDays"] == TEST_CONTEXT["log_retention_days"]
+        assert group["Properties"]["RetentionInDays"] == retention
+        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == policy
+
+
+def test_container_insights_log_group_exists_before_the_cluster(main_synth: Synth) -> None:
+    """ECS would create /aws/ecs/containerinsights/<cluster>/performance outside the stack."""
+    cluster_id = logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
+    cluster = main_synth.raw["Resources"][cluster_id]
+    assert cluster["Properties"]["ClusterName"] == f"{STACK_NAME}-runners"
+    group_id = logical_id(main_synth, "AWS::Logs::LogGroup", "ContainerInsightsLogs")
+    group = main_synth.raw["Resources"][group_id]["Properties"]
+    assert group["LogGroupName"] == f"/aws/ecs/containerinsights/{STACK_NAME}-runners/performance"
+    assert group_id in cluster["DependsOn"]
+
+
+def test_api_execution_log_group_exists_before_the_stage(main_synth: Synth) -> None:
+    """API Gateway would create API-Gateway-Execution-Logs_<api id>/<stage> on its own."""
+    api = logical_id(main_synth, "AWS::ApiGateway::RestApi", "Api")
+    group_id = logical_id(main_synth, "AWS::Logs::LogGroup", "ApiExecutionLogs")
+    group = main_synth.raw["Resources"][group_id]["Properties"]
+    assert group["LogGroupName"] == {
+        "Fn::Join": ["", ["API-Gateway-Execution-Logs_", {"Ref": api}, "/prod"]]
+    }
+    (stage_id,) = main_synth.resources("AWS::ApiGateway::Stage")
+    assert group_id in main_synth.raw["Resources"][stage_id]["DependsOn"]
 
 
 # -- secrets and table -----------------------------------------------------------
@@ -400,6 +453,8 @@ def test_idempotency_table(main_synth: Synth) -> None:
 
 # -- Lambdas -------------------------------------------------------------------
 
+ALL_SYNTHS = ["main_synth", "existing_vpc_synth", "edge_synth"]
+
 FUNCTIONS = {
     # construct id: (handler, timeout in seconds)
     "WebhookFunction": ("lambda_fn.app.handler", 28),
@@ -418,8 +473,72 @@ def function_env(synth: Synth, name: str) -> dict[str, Any]:
     return variables
 
 
-def test_three_functions(main_synth: Synth) -> None:
-    assert len(main_synth.resources("AWS::Lambda::Function")) == 3
+def test_four_functions(main_synth: Synth) -> None:
+    assert len(main_synth.resources("AWS::Lambda::Function")) == 4
+
+
+# -- teardown: stop runner tasks before the cluster and network go ------------------
+
+
+def test_teardown_function_can_only_list_inspect_and_stop_this_clusters_tasks(
+    main_synth: Synth,
+) -> None:
+    function = main_synth.raw["Resources"][function_id(main_synth, "TeardownFunction")]
+    assert function["Properties"]["Handler"] == "lambda_fn.teardown.handler"
+    assert function["Properties"]["Timeout"] == 600
+    assert function["Properties"]["Environment"]["Variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    found = statements(main_synth, "TeardownFunctionRole")
+    actions = sorted(a for s in found for a in as_list(s["Action"]))
+    assert actions == sorted(
+        [
+            "logs:CreateLogStream", "logs:PutLogEvents",
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+            "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
+        ]
+    )  # fmt: skip
+    cluster = logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
+    on_cluster = {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
+    by_action = {a: s for s in found for a in as_list(s["Action"])}
+    assert by_action["ecs:StopTask"]["Condition"] == on_cluster
+    assert by_action["ecs:ListTasks"]["Condition"] == on_cluster
+    assert (
+        resolve_join(by_action["ecs:StopTask"]["Resource"], {**PSEUDO, cluster: "C"})
+        == "arn:aws:ecs:r:1:task/C/*"
+    )
+
+
+def depends_on(synth: Synth, logical: str) -> set[str]:
+    return set(synth.raw["Resources"][logical].get("DependsOn", []))
+
+
+@pytest.mark.parametrize("fixture", ALL_SYNTHS)
+def test_teardown_is_deleted_after_what_starts_tasks_and_before_what_tasks_hold(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """CloudFormation deletes dependents first: starters -> teardown -> cluster, SG, VPC."""
+    synth: Synth = request.getfixturevalue(fixture)
+    (teardown_id, teardown), *more = synth.resources("Custom::RunnerTeardown").items()
+    assert more == []
+    cluster = logical_id(synth, "AWS::ECS::Cluster", "Cluster")
+    assert teardown["Properties"]["Cluster"] == {"Ref": cluster}
+    assert teardown["Properties"]["ServiceTimeout"] == "660"  # the Lambda's 600 s + 60
+    assert teardown["Properties"]["ServiceToken"] == {
+        "Fn::GetAtt": [function_id(synth, "TeardownFunction"), "Arn"]
+    }
+    after = depends_on(synth, teardown_id)
+    assert cluster in after
+    assert logical_id(synth, "AWS::EC2::SecurityGroup", "RunnerSecurityGroup") in after
+    assert logical_id(synth, "AWS::IAM::Policy", "TeardownFunctionRoleDefaultPolicy") in after
+    # the capacity provider association belongs to the cluster and goes after it too
+    assert set(synth.resources("AWS::ECS::ClusterCapacityProviderAssociations")) <= after
+    if fixture == "main_synth":  # the stack's own VPC: every part of it waits
+        for kind in ("AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::InternetGateway"):
+            assert set(synth.resources(kind)) <= after, kind
+    for name in FUNCTIONS:
+        assert teardown_id in depends_on(synth, function_id(synth, name)), name
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
@@ -481,6 +600,18 @@ def test_webhook_environment(main_synth: Synth) -> None:
     }
     assert env["RUNNER_NAME_PREFIX"] == STACK_NAME.lower()
     assert env["JIT_SECRET_PREFIX"] == f"{STACK_NAME}/jit"
+    # The first group of the stack id's UUID: unique per deployed stack (lambda_fn/naming.py).
+    assert env["DEPLOYMENT_ID"] == {
+        "Fn::Select": [
+            0,
+            {
+                "Fn::Split": [
+                    "-",
+                    {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                ]
+            },
+        ]
+    }
     assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FargateRunners"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
@@ -493,7 +624,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
     }  # fmt: skip
     extra = {
         "GITHUB_HOOK_PARAMETER",
-        "RUNNER_NAME_PREFIX", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
+        "RUNNER_NAME_PREFIX", "DEPLOYMENT_ID", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     }  # fmt: skip
     assert set(env) == contract | extra
@@ -646,8 +777,6 @@ def test_default_reconcile_interval(existing_vpc_synth: Synth) -> None:
 
 
 # -- IAM -------------------------------------------------------------------------
-
-ALL_SYNTHS = ["main_synth", "existing_vpc_synth", "edge_synth"]
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
@@ -869,8 +998,37 @@ def test_api_stage_throttling_logging_tracing(main_synth: Synth) -> None:
     assert settings["MetricsEnabled"] is True
     assert settings["DataTraceEnabled"] is False
     assert settings["LoggingLevel"] == "ERROR"
-    # Access and execution logs need the account-level CloudWatch role.
-    main_synth.template.resource_count_is("AWS::ApiGateway::Account", 1)
+    # api_gateway_logging=create: this stack sets the region-wide CloudWatch role, and keeps
+    # the role on delete (the account setting would otherwise point at a deleted role).
+    (account,) = main_synth.resources("AWS::ApiGateway::Account").values()
+    role = logical_id(main_synth, "AWS::IAM::Role", "CloudWatchRole")
+    assert account["Properties"] == {"CloudWatchRoleArn": {"Fn::GetAtt": [role, "Arn"]}}
+    assert main_synth.raw["Resources"][role]["DeletionPolicy"] == "Retain"
+    assert only(main_synth.resources("AWS::ApiGateway::RestApi"))["Properties"]["Name"] == (
+        f"{STACK_NAME}-webhook"
+    )
+
+
+def test_existing_api_gateway_role_logs_without_touching_the_account(
+    existing_vpc_synth: Synth,
+) -> None:
+    existing_vpc_synth.template.resource_count_is("AWS::ApiGateway::Account", 0)
+    roles = existing_vpc_synth.resources("AWS::IAM::Role")
+    assert not [role for role in roles if "CloudWatchRole" in role], sorted(roles)
+    stage = only(existing_vpc_synth.resources("AWS::ApiGateway::Stage"))["Properties"]
+    assert "AccessLogSetting" in stage
+    assert stage["MethodSettings"][0]["LoggingLevel"] == "ERROR"
+
+
+def test_api_gateway_logging_off_by_default(edge_synth: Synth) -> None:
+    """Off: nothing account-wide, no API log groups; the Lambda logs every delivery."""
+    edge_synth.template.resource_count_is("AWS::ApiGateway::Account", 0)
+    stage = only(edge_synth.resources("AWS::ApiGateway::Stage"))["Properties"]
+    assert "AccessLogSetting" not in stage
+    assert "LoggingLevel" not in stage["MethodSettings"][0]
+    assert only(edge_synth.resources("AWS::ApiGateway::RestApi"))["Properties"]["Name"] == (
+        "RunnersEdge-webhook"
+    )
 
 
 def test_outputs(main_synth: Synth) -> None:
@@ -920,10 +1078,23 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
     }
     (policy,) = main_synth.resources("AWS::SNS::TopicPolicy").values()
     assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny"
-    assert statement["Action"] == "sns:Publish"
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    deny, allow = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Action"] == "sns:Publish"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # A topic policy replaces the default one: without this, CloudWatch may not publish.
+    alarm_ids = sorted(main_synth.resources("AWS::CloudWatch::Alarm"))
+    assert allow == {
+        "Sid": "AllowThisStacksAlarmsToPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": {"Ref": topic_id},
+        "Condition": {
+            "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in alarm_ids]},
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        },
+    }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     # Every alarm (dead-letter queue, launch failures, cdk/alarms.py's four) notifies the topic.
     actions = alarm_actions(main_synth)
@@ -967,8 +1138,55 @@ def test_existing_vpc_variant(existing_vpc_synth: Synth) -> None:
     env = webhook_env(synth)
     assert env["SUBNET_IDS"] == "subnet-0123456789abcdef0,subnet-0fedcba9876543210"
     assert env["ASSIGN_PUBLIC_IP"] == "DISABLED"
-    group = only(synth.resources("AWS::EC2::SecurityGroup"))["Properties"]
+    group = synth.raw["Resources"][
+        logical_id(synth, "AWS::EC2::SecurityGroup", "RunnerSecurityGroup")
+    ]["Properties"]
     assert group["VpcId"] == "vpc-0123456789abcdef0"
+
+
+def test_vpc_endpoints_for_private_subnets(existing_vpc_synth: Synth) -> None:
+    """ECR API + Docker, Logs, Secrets Manager, STS in the runner subnets; S3 as a gateway."""
+    synth = existing_vpc_synth
+    endpoints = synth.resources("AWS::EC2::VPCEndpoint").values()
+    runner_group = logical_id(synth, "AWS::EC2::SecurityGroup", "RunnerSecurityGroup")
+    endpoint_group = logical_id(synth, "AWS::EC2::SecurityGroup", "VpcEndpointSecurityGroup")
+    interface = {}
+    for endpoint in endpoints:
+        props = endpoint["Properties"]
+        name = props["ServiceName"]
+        service = name if isinstance(name, str) else name["Fn::Join"][1][-1].lstrip(".")
+        if props.get("VpcEndpointType") == "Gateway":
+            assert props == {
+                "ServiceName": {
+                    "Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]
+                },
+                "VpcEndpointType": "Gateway",
+                "VpcId": "vpc-0123456789abcdef0",
+                "RouteTableIds": ["rtb-0123456789abcdef0"],
+            }
+            continue
+        interface[service] = props
+    assert sorted(interface) == ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "sts"]
+    for props in interface.values():
+        assert props["VpcEndpointType"] == "Interface"
+        assert props["PrivateDnsEnabled"] is True
+        assert props["SubnetIds"] == ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+        assert props["SecurityGroupIds"] == [{"Fn::GetAtt": [endpoint_group, "GroupId"]}]
+    # HTTPS from the runner tasks only.
+    (ingress,) = synth.resources("AWS::EC2::SecurityGroupIngress").values()
+    assert ingress["Properties"] == {
+        "Description": "HTTPS from runner tasks",
+        "FromPort": 443,
+        "GroupId": {"Fn::GetAtt": [endpoint_group, "GroupId"]},
+        "IpProtocol": "tcp",
+        "SourceSecurityGroupId": {"Fn::GetAtt": [runner_group, "GroupId"]},
+        "ToPort": 443,
+    }
+
+
+def test_no_vpc_endpoints_by_default(main_synth: Synth, edge_synth: Synth) -> None:
+    main_synth.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    edge_synth.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
 
 
 def test_default_environment_values(existing_vpc_synth: Synth) -> None:

@@ -226,6 +226,29 @@ def test_offline_registrations_of_ours_without_a_task_are_removed(
     assert alive["runner_id"] in github.runners  # owned by a live task: kept (even offline)
 
 
+def test_another_deployments_runners_are_never_removed(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deployments (same stack name, two regions) serve the same repositories."""
+    from tests.conftest import reset_lambda_caches
+
+    monkeypatch.setenv("DEPLOYMENT_ID", "1c2fa620")
+    reset_lambda_caches()
+    alive = launch(80)
+    assert github.jit_requests[-1]["name"].startswith("fgr-1c2fa620-80-")
+    (task,) = tasks_for(fake_aws, 80)
+    assert {"key": "runner:deployment", "value": "1c2fa620"} in task["tags"]
+    offline = {"status": "offline", "busy": False}
+    github.runners[9101] = {"id": 9101, "name": "fgr-1c2fa620-81-dead00", **offline}
+    github.runners[9102] = {"id": 9102, "name": "fgr-9d8e7f60-82-0ff1ce", **offline}  # theirs,
+    github.runners[9103] = {"id": 9103, "name": "fgr-b-1c2fa620-83-0ff1ce", **offline}  # starting
+    github.runners[9104] = {"id": 9104, "name": "fgr-84-0ff1ce", **offline}
+    report = reconcile()
+    assert report["registrations_removed"] == 1
+    assert github.deleted_runners == [9101]
+    assert {9102, 9103, 9104, alive["runner_id"]} <= set(github.runners)
+
+
 # --- reconciler: missed deliveries --------------------------------------------------------------
 
 

@@ -1,0 +1,38 @@
+"""Runner names: the one place that says which deployment a runner belongs to.
+
+A runner is named ``<prefix>-<deployment>-<job id>-<6 hex>``:
+
+- ``prefix`` (``RUNNER_NAME_PREFIX``, the stack name by default) makes it readable;
+- ``deployment`` (``DEPLOYMENT_ID``, from the CloudFormation stack id, so unique
+  per deployed stack even for equal stack names in two regions or accounts) makes
+  it ours: two deployments registering runners on the same repositories never
+  take each other's registrations for their own;
+- the job id traces it to the job, the random part makes each attempt unique.
+
+Ownership is an exact match of the whole pattern, not a prefix test: a
+deployment with prefix ``runners`` does not own ``runners-b-...`` runners. The
+per-job secret name (issue 11) is derived from the runner name, so it carries
+the same identity.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+__all__ = ["owns_runner", "runner_name"]
+
+
+def _stem(prefix: str, deployment_id: str) -> str:
+    return f"{prefix}-{deployment_id}" if deployment_id else prefix
+
+
+def runner_name(prefix: str, deployment_id: str, job_id: int) -> str:
+    """A new, unique runner name for one launch attempt of ``job_id``."""
+    return f"{_stem(prefix, deployment_id)}-{job_id}-{secrets.token_hex(3)}"
+
+
+def owns_runner(prefix: str, deployment_id: str, name: str) -> bool:
+    """True only for names ``runner_name`` makes for this prefix and deployment."""
+    pattern = rf"{re.escape(_stem(prefix, deployment_id))}-\d+-[0-9a-f]{{6}}"
+    return re.fullmatch(pattern, name) is not None
