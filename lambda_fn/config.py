@@ -288,9 +288,11 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
             not isinstance(max_runners, int) or isinstance(max_runners, bool) or max_runners < 1
         ):
             raise ConfigError(f"{where}.max_runners must be a positive integer or null")
-        task_role_id = item.get("task_role_id")
-        if not isinstance(task_role_id, str) or not _ROLE_ID.match(task_role_id):
-            # Without it the JIT config could not be bound to the task: fail closed.
+        # Optional, because docs/contract.md's profile shape has no such key: without it the
+        # sealed JIT config is bound to no identity at all (jit_secret.task_userid), so the
+        # task cannot read it and no runner starts -- closed, with a warning per launch.
+        task_role_id = item.get("task_role_id") or ""
+        if not isinstance(task_role_id, str) or (task_role_id and not _ROLE_ID.match(task_role_id)):
             raise ConfigError(f"{where}.task_role_id must be the task role's unique id (AROA...)")
         known = {
             "name", "labels", "task_definition", "container_name", "task_role_id", "capacity",

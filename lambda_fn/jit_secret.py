@@ -60,9 +60,24 @@ def secret_name(settings: Settings, runner_name: str) -> str:
     return f"{settings.jit_secret_prefix}/{runner_name}"
 
 
+#: Binding of a profile without ``task_role_id``: matches no ``aws:userid`` (role ids
+#: start with ``AROA``), so nobody can read the config and the runner never starts.
+UNBOUND = "unbound"
+
+
 def task_userid(profile: Profile, task_arn: str) -> str:
     """``aws:userid`` of the task's role session: ``<role id>:<task id>``."""
-    return f"{profile.task_role_id}:{task_arn.rsplit('/', 1)[-1]}"
+    task_id = task_arn.rsplit("/", 1)[-1]
+    if not profile.task_role_id:
+        from lambda_fn.observability import logger
+
+        logger.warning(
+            "profile has no task_role_id: its task cannot read its JIT config and will not "
+            "start a runner (the stack sets it; set it when configuring the handler by hand)",
+            extra={"profile": profile.name},
+        )
+        return f"{UNBOUND}:{task_id}"
+    return f"{profile.task_role_id}:{task_id}"
 
 
 def seal(sm: Any, name: str, jit: JitConfig, profile: Profile, task_arn: str) -> None:

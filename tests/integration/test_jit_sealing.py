@@ -233,3 +233,23 @@ def test_reconciler_removes_sealed_configs_of_tasks_that_are_gone(
     # The stack's own secrets are outside the prefix and untouched.
     sm.get_secret_value(SecretId=fake_aws.token_secret_arn)
     sm.get_secret_value(SecretId=fake_aws.webhook_secret_arn)
+
+
+def test_contract_shaped_profile_without_task_role_id_seals_for_nobody(
+    fake_aws: FakeAws, github: FakeGitHub, lambda_logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/contract.md's profile shape (no task_role_id) still launches, closed: the config
+    is sealed, bound to no identity (the task cannot read it), and a warning says why."""
+    import os
+
+    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    for profile in profiles:
+        profile.pop("task_role_id", None)
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    status, body = deliver(queued_payload(job_id=4399))
+    assert status == 200 and body["status"] == "launched", body
+    (config,) = github.issued_configs
+    assert config not in json.dumps(fake_aws.tasks(), default=str)
+    (secret,) = fake_aws.sealed_configs().values()
+    assert secret["tags"]["runner:task-userid"].startswith("unbound:")
+    assert "profile has no task_role_id" in lambda_logs.getvalue()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lambda_fn.config import ENV_DEFAULTS, load_settings
+from lambda_fn.config import ENV_DEFAULTS, load_settings, parse_profiles
 from lambda_fn.errors import ConfigError
 
 PROFILE = {
@@ -131,6 +131,15 @@ def test_an_empty_restriction_list_fails_closed(key: str) -> None:
         ConfigError, match=rf"^RUNNER_PROFILES\[0\]\.policy\.{key}: .*omit the key to allow any"
     ):
         load_settings({**MINIMAL, "RUNNER_PROFILES": json.dumps(profiles)})
+
+
+def test_task_role_id_is_optional_but_checked() -> None:
+    """The contract's profile shape has no task_role_id: a profile without it still loads."""
+    without = {key: value for key, value in PROFILE.items() if key != "task_role_id"}
+    [profile] = parse_profiles(json.dumps([without]))
+    assert profile.task_role_id == ""
+    with pytest.raises(ConfigError, match="task_role_id must be the task role's unique id"):
+        parse_profiles(json.dumps([{**PROFILE, "task_role_id": "not-a-role-id"}]))
 
 
 def test_profile_runner_group() -> None:
