@@ -137,18 +137,38 @@ def _utc() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
 
 
+def process_table() -> dict[int, list[str]]:
+    """Every process: pid -> the /proc/<pid>/stat fields after the command name
+    (state, ppid, pgrp, session, ...)."""
+    table: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                table[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+    return table
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has exited; only its parent has not collected it yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes whose session id is ``sid``."""
+    return [pid for pid, fields in process_table().items() if int(fields[3]) == sid]
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (by parent pid in /proc)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+    for child, fields in process_table().items():
+        children.setdefault(int(fields[1]), []).append(child)
     found: list[int] = []
     stack = [pid]
     while stack:
@@ -548,18 +568,11 @@ class Worker:
                 return
             deadline = time.monotonic() + wait * scale
             while time.monotonic() < deadline:
-                if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+                if not alive(pid):
                     return
                 time.sleep(0.02)
         self.broker.event("worker", f"killing the process tree of {pid}")
         _kill_tree(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def main(program: str, argv: list[str], root: Path) -> int:

@@ -30,6 +30,7 @@ from cdk.runner_files import encode
 from lambda_fn.policy import Policy
 from localdev import moto_server
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
+from localdev.runner_double.processes import alive
 from localdev.task_identity import TaskIdentities
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,14 +63,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15, what: str = "
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or predicate}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
-from localdev.runner_double.processes import evaluate
+from localdev.runner_double.processes import evaluate, session_members
 
 BASH = shutil.which("bash") or "/bin/bash"
 GITHUB = {"repository": "octo/app", "ref": "refs/heads/main", "event_name": "push"}
@@ -97,19 +97,6 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
                 os.kill(pid, signal.SIGKILL)
         if runner.process.poll() is None:
             runner.process.wait()
-
-
-def session_members(sid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[3]) == sid:
-                members.append(int(entry.name))
-    return members
 
 
 def test_run_sh_started_with_amp_never_stops_the_listener(runner: Runner) -> None:
