@@ -39,7 +39,7 @@ infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized templ
 	$(BIN)/pytest tests/infra
 
 test: lint typecheck  ## the full offline suite with coverage (what CI runs)
-	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-report=xml
+	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered --cov-report=xml
 
 synth: install node_modules/.installed  ## `cdk synth` through the pinned CDK CLI, then cfn-lint
 	rm -rf cdk.out

@@ -324,11 +324,9 @@ def test_hook_that_crashes_refuses_the_job(task: Task, crash: str, code: int) ->
 def test_sigterm_while_idle_reaches_the_listener(task: Task) -> None:
     process = task.start()
     task.listening()
-    started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     code, stderr = task.finish()
 
-    assert time.monotonic() - started < 5
     assert "received SIGTERM; stopping the runner (grace 10 s)" in stderr
     assert task.double.said("SIGINT: runner shutdown")
     assert task.double.said("session deleted")  # graceful: GitHub forgets the session
@@ -355,11 +353,10 @@ def test_sigterm_during_a_step_cancels_the_job(task: Task) -> None:
     ]
     task.double.offer({"name": "deploy", "github": GITHUB_OK, "steps": steps})
     wait_for((task.markers / "long").exists, what="the long step")
-    started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     code, stderr = task.finish()
 
-    assert time.monotonic() - started < 8
+    assert "did not stop" not in stderr  # ended within the grace, not by SIGKILL
     assert task.double.said("SIGINT: runner shutdown")
     result = task.double.result()
     assert result is not None
@@ -404,10 +401,9 @@ def test_processes_a_job_leaves_behind_do_not_outlive_the_task(task: Task) -> No
 
 def test_idle_runner_stops_gracefully(task: Task) -> None:
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "3"
-    started = time.monotonic()
     result = task.run()
 
-    assert time.monotonic() - started < 10
+    assert "did not stop" not in result.stderr
     assert result.returncode == 0, result.stderr
     assert "no job arrived within 3 s; stopping" in result.stderr
     assert task.double.said("SIGINT: runner shutdown")
