@@ -30,7 +30,7 @@ lint: install  ## ruff (lint + format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy, strict, on the Lambda, the CDK app and the tools
-	$(BIN)/mypy lambda_fn cdk localdev runners_cli bench
+	$(BIN)/mypy lambda_fn cdk fargate_runners localdev runners_cli bench
 
 unit: install  ## handler, pure-logic, local-mode and CLI tests (no CDK synth)
 	$(BIN)/pytest tests/unit tests/integration tests/localdev tests/cli

@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
-from cdk.runner_files import encode
+from fargate_runners.runner_files import encode
 from lambda_fn.policy import Policy
 from localdev import moto_server
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
@@ -34,7 +34,7 @@ from localdev.runner_double.processes import alive
 from localdev.task_identity import TaskIdentities
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRYPOINT = ROOT / "runner" / "entrypoint.sh"
+ENTRYPOINT = ROOT / "fargate_runners" / "runner" / "entrypoint.sh"
 BASH = shutil.which("bash") or "/bin/bash"
 SHELLCHECK = shutil.which("shellcheck")
 JIT_PREFIX = "test/jit"
@@ -189,8 +189,8 @@ def task(tmp_path: Path, sealed: Sealed) -> Any:
         "RUNNER_HOME": str(home),
         "RUNNER_POLICY_JSON": POLICY.to_json(),
         "RUNNER_POLICY_PY_GZ_B64": encode(ROOT / "lambda_fn" / "policy.py"),
-        "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "runner" / "job_started.py"),
-        "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "runner" / "jit_config.py"),
+        "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "job_started.py"),
+        "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "jit_config.py"),
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
