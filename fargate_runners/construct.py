@@ -32,6 +32,7 @@ from aws_cdk import (
     CustomResource,
     Duration,
     Fn,
+    Names,
     RemovalPolicy,
     Stack,
     Token,
@@ -55,6 +56,7 @@ from constructs import Construct
 
 import lambda_fn
 from lambda_fn.config import HOOK_NOT_RECORDED
+from lambda_fn.contract import LAMBDA_ENVIRONMENT, POWERTOOLS_ENVIRONMENT
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 
@@ -95,7 +97,6 @@ LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 #: What the stock image runs without our entrypoint (kept for reference and custom images).
 RUNNER_COMMAND = ("/home/runner/run.sh",)
-SERVICE_NAME = "runner-webhook"
 API_STAGE = "prod"
 METRICS_NAMESPACE = "FargateRunners"
 #: The actions-runner image's non-root ``runner`` user.
@@ -259,6 +260,25 @@ def nag_flatten(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _claim_account_setting(runners: Construct, api_gateway_logging: str) -> None:
+    """Refuse a second ``api_gateway_logging="create"`` in one app.
+
+    ``AWS::ApiGateway::Account`` is one setting per account and region: two resources that
+    set it overwrite each other, and deleting either stack resets it for every API. One
+    instance may create it; the others use ``existing``.
+    """
+    if api_gateway_logging != "create":
+        return
+    root = runners.node.root
+    claimed: str | None = getattr(root, "_fargate_runners_account_setting", None)
+    if claimed is not None:
+        raise ValueError(
+            f"{runners.node.path}: api_gateway_logging='create' is already set by {claimed}; "
+            "the API Gateway account setting is one per region: use 'existing' here"
+        )
+    root._fargate_runners_account_setting = runners.node.path  # type: ignore[attr-defined]
+
+
 class FargateRunners(Construct):
     """Webhook-driven, single-use GitHub Actions runners on AWS Fargate."""
 
@@ -292,13 +312,27 @@ class FargateRunners(Construct):
             raise ValueError(f"runner_scope must be one of {', '.join(RUNNER_SCOPES)}")
 
         stack = Stack.of(self)
-        prefix = props.name_prefix or stack.stack_name
-        if Token.is_unresolved(prefix):
-            raise ValueError("name_prefix is required when the stack name is not a plain string")
+        if Token.is_unresolved(stack.stack_name):
+            raise ValueError("FargateRunners needs a stack whose name is a plain string")
+        # Physical names (cluster, task definition families, API, JIT secret path, metrics
+        # service) all derive from the prefix. The default is unique per construct path
+        # (CDK appends a hash of the path), so two instances in one stack, or the same
+        # construct id in two stacks, never share a name.
+        prefix = props.name_prefix or Names.unique_resource_name(self, max_length=32, separator="-")
         self.name_prefix = prefix
-        # The Lambda accepts 1-20 characters (lambda_fn/config.py); the deployment id,
-        # not the prefix, is what keeps two deployments' runners apart.
-        self.runner_name_prefix = (props.runner_name_prefix or prefix.lower())[:20].rstrip("-")
+        # The Lambda accepts 1-20 characters (lambda_fn/config.py); together with the
+        # deployment id it is what keeps two deployments' runners apart.
+        self.runner_name_prefix = (
+            props.runner_name_prefix
+            or (
+                prefix.lower()
+                if props.name_prefix
+                else Names.unique_resource_name(self, max_length=20, separator="-").lower()
+            )
+        )[:20].rstrip("-")
+        #: Powertools' ``service`` dimension: this instance's metrics and alarms only.
+        self.service_name = f"{prefix}-webhook"
+        _claim_account_setting(self, props.api_gateway_logging)
         # First group of the stack id's UUID (arn:...:stack/<name>/<uuid>): unique per
         # deployed stack, also for equal stack names in two regions or accounts.
         self.deployment_id = Fn.select(
@@ -838,11 +872,17 @@ class FargateRunners(Construct):
             "GITHUB_HOOK_PATH": props.github_hook_path or "",
             "JIT_SECRET_PREFIX": self.jit_secret_prefix,
             "GITHUB_HOOK_PARAMETER": self.hook_parameter.parameter_name,
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_SERVICE_NAME": self.service_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
-        check_environment_size(environment, self._environment_samples(profiles))
+        unknown = set(environment) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
+        if unknown:  # pragma: no cover - a bug here, not a user's mistake
+            raise RuntimeError(f"not in lambda_fn.contract: {', '.join(sorted(unknown))}")
+        #: What the three Lambdas get, and realistic samples of its tokens' values.
+        self.lambda_environment = environment
+        self.environment_samples = self._environment_samples(profiles)
+        check_environment_size(environment, self.environment_samples)
         self.webhook_function, self.webhook_role = self._function(
             "WebhookFunction",
             handler="lambda_fn.app.handler",
@@ -901,7 +941,7 @@ class FargateRunners(Construct):
             description="On stack delete: stops the runner tasks before the cluster and VPC go",
             code=code,
             environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
             props=props,
@@ -1139,7 +1179,7 @@ class FargateRunners(Construct):
                 "GITHUB_API_URL": props.github_api_url,
                 "SOURCE_IPV4_SET_ARN": self.firewall.ipv4_set.attr_arn,
                 "SOURCE_IPV6_SET_ARN": self.firewall.ipv6_set.attr_arn,
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
@@ -1376,7 +1416,7 @@ class FargateRunners(Construct):
             self,
             "Dashboard",
             namespace=METRICS_NAMESPACE,
-            service=SERVICE_NAME,
+            service=self.service_name,
             function_names=[
                 f.function_name
                 for f in (self.webhook_function, self.retry_function, self.reconciler_function)
