@@ -1,0 +1,683 @@
+"""One model of GitHub's REST API: the state, the routing and the status codes.
+
+Every GitHub double in this repository is this model behind a thin transport:
+
+- :class:`localdev.github_stub.GitHubStub` -- an HTTP server (local mode, ``make demo``);
+- ``tests/conftest.py`` ``FakeGitHub`` -- a ``responses`` registration (the ``github`` fixture);
+- ``bench/fakes.py`` ``FakeGitHubAdapter`` -- a ``requests`` transport adapter (benchmarks).
+
+A transport turns a request into a :class:`Call` and gives it to :meth:`GitHubModel.handle`,
+which answers ``(status, headers, JSON body or None)`` and records the request (never the
+token). The model answers what GitHub documents, status codes included:
+
+=======  ==========================================================  ============================
+method   path (``{scope}`` = ``repos/{o}/{r}`` or ``orgs/{org}``)     answers
+=======  ==========================================================  ============================
+GET      /meta                                                       200 (no token needed)
+GET      /user                                                       200 (+ ``X-OAuth-Scopes``)
+GET      /{scope}                                                    200
+POST     /{scope}/actions/runners/generate-jitconfig                 201 / 409 name taken / 422
+GET      /{scope}/actions/runners?per_page&page                      200 paged, ``Link``
+GET      /{scope}/actions/runners/{id}                               200 / 404
+DELETE   /{scope}/actions/runners/{id}                               204 / 422 busy / 404
+GET      /repos/{o}/{r}/actions/jobs/{id}                            200
+GET      /repos/{o}/{r}/actions/runs/{id}                            200 / 404
+GET      /{scope}/hooks                                              200
+POST     /{scope}/hooks                                              201
+PATCH    /{scope}/hooks/{id}                                         200 / 404
+GET      /{scope}/hooks/{id}/deliveries?per_page&cursor              200 newest first, ``Link``
+POST     /{scope}/hooks/{id}/deliveries/{id}/attempts                202 / 404
+GET      /repos/{o}/{r}/git/ref/{heads|tags}/{name}                  200 / 404
+GET      /repos/{o}/{r}/git/tags/{sha}                               200 / 404
+GET      /repos/{o}/{r}/compare/{base}...{head}                      200 / 404
+=======  ==========================================================  ============================
+
+Sources for the behaviour (each handler cites its own):
+
+- self-hosted runners, JIT config, delete, list (``per_page`` max 100, ``page``):
+  https://docs.github.com/en/rest/actions/self-hosted-runners. A JIT name already
+  registered answers ``409 Already exists - A runner with the name ... already exists``
+  (seen from GitHub in https://github.com/ubicloud/ubicloud/pull/692 and
+  https://github.com/runs-on/runs-on/pull/30). Deleting a runner that is running a job
+  answers ``422 Bad request - Runner "..." is still running a job`` (actions-runner-controller,
+  ``controllers/actions.summerwind.net/runner_graceful_stop.go`` ``unregisterRunner``, relies on
+  it; so does ``lambda_fn.cleanup.release``).
+- webhook deliveries (cursor pagination through ``Link``, ``per_page`` max 100) and
+  redelivery (202, sent later as a new delivery with the same ``guid``):
+  https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook,
+  https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks.
+- rate limits: 403 or 429 with ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``
+  (primary), or with ``retry-after`` (secondary):
+  https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#rate-limit-errors.
+  Every answer carries the ``x-ratelimit-*`` headers.
+- a request without a token answers 401 ``Requires authentication``; a wrong token 401
+  ``Bad credentials`` (https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api).
+
+Fault injection is one mechanism: :meth:`GitHubModel.fail` answers the next ``times``
+requests matching a method and a pattern with a given status, headers and body (``times=None``:
+until :meth:`GitHubModel.clear_faults`); :meth:`GitHubModel.rate_limited` builds GitHub's
+rate-limit answers on it.
+
+Adding an endpoint (e.g. ``GET /repos/{o}/{r}/installation``) is two small steps:
+
+1. write a handler method ``def get_repo_installation(self, call: Call, p: Params) -> Answer``
+   on :class:`GitHubModel` (``p`` holds the path's named groups; keep any state it needs as a
+   dataclass field) and cite the doc page in its docstring;
+2. add one line to :data:`ROUTES`:
+   ``Route("GET", _REPO + r"/installation", GitHubModel.get_repo_installation)``
+   (``public=True`` if GitHub serves it without a token).
+
+Every transport serves it at once; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+DOCS = "https://docs.github.com/rest"
+
+#: What a handler answers: status, extra headers, JSON body (None: no body).
+Answer = tuple[int, dict[str, str], Any]
+#: The named groups of a route's path pattern.
+Params = dict[str, str]
+
+_SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
+_REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the model sees it. ``token`` is checked, never recorded."""
+
+    method: str
+    path: str
+    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    body: Any = None
+    token: str | None = None
+    #: scheme://host[/api/v3] the client used, for the ``Link`` headers of paged answers.
+    base_url: str = ""
+
+    def param(self, name: str, default: int, maximum: int | None = None) -> int:
+        """An integer query parameter (GitHub falls back to the default on junk)."""
+        try:
+            value = int(self.query.get(name, [str(default)])[0])
+        except ValueError:
+            value = default
+        value = max(1, value)
+        return min(value, maximum) if maximum is not None else value
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the model answered. The token itself is never kept."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    authorized: bool
+    status: int
+
+
+@dataclass
+class Fault:
+    """Answer the next ``remaining`` matching requests (None: every one) with this."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    remaining: int | None
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Hook:
+    """A webhook: where deliveries go, the secret they are signed with, what it sends."""
+
+    id: int
+    scope: str
+    url: str
+    secret: str = ""
+    events: list[str] = field(default_factory=lambda: ["workflow_job"])
+    active: bool = True
+    content_type: str = "json"
+
+    def view(self) -> dict[str, Any]:
+        """The hook as the REST API shows it (the secret masked, as GitHub does)."""
+        config = {"url": self.url, "content_type": self.content_type, "insecure_ssl": "0"}
+        if self.secret:
+            config["secret"] = "********"  # noqa: S105 (GitHub's mask, not a secret)
+        return {
+            "id": self.id,
+            "type": "Repository" if self.scope.startswith("repos/") else "Organization",
+            "name": "web",
+            "active": self.active,
+            "events": list(self.events),
+            "config": config,
+        }
+
+
+@dataclass(frozen=True)
+class Route:
+    """``method`` + a full-match path regex -> a :class:`GitHubModel` handler."""
+
+    method: str
+    pattern: str
+    handler: Callable[[GitHubModel, Call, Params], Answer]
+    public: bool = False
+
+
+NOT_FOUND: dict[str, str] = {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+
+
+def not_found() -> Answer:
+    return 404, {}, dict(NOT_FOUND)
+
+
+def scope_of(p: Params) -> str:
+    """``repos/O/R`` or ``orgs/O`` from a route's named groups."""
+    return f"orgs/{p['org']}" if p.get("org") else f"repos/{p['owner']}/{p['repo']}"
+
+
+def git_ref_answer(refs: Mapping[str, Mapping[str, str]], ref: str) -> tuple[int, Any]:
+    """``GET /repos/{o}/{r}/git/ref/{ref}`` over ``refs`` (``"heads/main"`` -> object).
+
+    https://docs.github.com/en/rest/git/refs#get-a-reference: the ref is ``heads/<branch>``
+    or ``tags/<tag>``, matched exactly (no prefix matching, unlike ``git/refs``); a missing
+    ref answers 404. The object is ``{"type": "commit", "sha"}`` for branches and lightweight
+    tags, ``{"type": "tag", "sha"}`` (a tag object) for annotated tags.
+    """
+    target = refs.get(unquote(ref))
+    if target is None:
+        return 404, dict(NOT_FOUND)
+    return 200, {"ref": f"refs/{unquote(ref)}", "node_id": "REF_x", "object": dict(target)}
+
+
+def compare_answer(parents: Mapping[str, Sequence[str]], base: str, head: str) -> tuple[int, Any]:
+    """``GET /repos/{o}/{r}/compare/{base}...{head}`` over a commit graph (sha -> parents).
+
+    https://docs.github.com/en/rest/commits/commits#compare-two-commits: ``status`` is
+    ``identical``, ``ahead`` (head has commits since base: base is in head's history),
+    ``behind`` or ``diverged``; an unknown commit answers 404.
+    """
+    known = set(parents) | {p for ps in parents.values() for p in ps}
+    if base not in known or head not in known:
+        return 404, dict(NOT_FOUND)
+
+    def history(sha: str) -> set[str]:
+        seen, todo = {sha}, [sha]
+        while todo:
+            for parent in parents.get(todo.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    of_base, of_head = history(base), history(head)
+    status = (
+        "identical" if base == head
+        else "ahead" if base in of_head
+        else "behind" if head in of_base
+        else "diverged"
+    )  # fmt: skip
+    body = {
+        "status": status,
+        "ahead_by": len(of_head - of_base),
+        "behind_by": len(of_base - of_head),
+    }
+    return 200, {**body, "commits": [], "files": []}
+
+
+def git_tag_answer(tag_objects: Mapping[str, Mapping[str, Any]], sha: str) -> tuple[int, Any]:
+    """``GET /repos/{o}/{r}/git/tags/{sha}``: an annotated tag object and what it tags, or 404.
+
+    https://docs.github.com/en/rest/git/tags#get-a-tag; ``tag_objects`` maps the tag object's
+    sha to ``{"tag": name, "object": {"type", "sha"}}``.
+    """
+    tag = tag_objects.get(sha)
+    if tag is None:
+        return 404, dict(NOT_FOUND)
+    return 200, {"sha": sha, "node_id": "TAG_x", **tag}
+
+
+def _default_jit_config(runner_name: str) -> str:
+    """GitHub's ``encoded_jit_config`` shape (what the runner decodes), with fake values."""
+    from localdev.runner_double import configured_files, jit_config
+
+    return jit_config(configured_files(runner_name))
+
+
+#: A job as ``GET .../actions/jobs/{id}`` shows it, where a test or the demo says nothing else.
+DEFAULT_JOB: dict[str, Any] = {
+    "run_id": 777,
+    "run_attempt": 1,
+    "head_branch": "main",
+    "head_sha": "0" * 40,
+    "labels": ["self-hosted", "linux", "arm64"],
+    "status": "queued",
+}
+
+
+@dataclass
+class GitHubModel:
+    """GitHub's state and answers. Thread-safe: every transport calls :meth:`handle`."""
+
+    #: runner id -> runner object as the runners API shows it, plus ``scope`` ("repos/O/R").
+    runners: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: encoded JIT configs handed out, in order.
+    issued_configs: list[str] = field(default_factory=list)
+    #: job id -> fields that differ from :data:`DEFAULT_JOB` (labels, run_id, head_branch...).
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: job id -> status to report (default "queued").
+    job_status: dict[int, str] = field(default_factory=dict)
+    #: run id -> the run as ``GET .../actions/runs/{id}`` shows it (others: 404).
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: What ``GET /meta`` answers (only ``hooks`` matters here).
+    meta: dict[str, Any] = field(
+        default_factory=lambda: {"hooks": ["192.30.252.0/22", "2a0a:a440::/29"]}
+    )
+    hooks: dict[int, Hook] = field(default_factory=dict)
+    #: GitHub's delivery log, oldest first: REST fields plus ``hook_id`` (and ``_body`` to
+    #: redeliver, never shown). Listed newest first, as GitHub does.
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    #: delivery ids a redelivery was asked for, in order.
+    redelivered: list[int] = field(default_factory=list)
+    #: git refs of every repository: "heads/main" / "tags/v1" -> {"type", "sha"}.
+    refs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: annotated tag objects: sha -> {"tag", "object": {"type", "sha"}}.
+    tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the commit graph for compare: sha -> parent shas.
+    parents: dict[str, list[str]] = field(default_factory=dict)
+    #: The one token GitHub accepts (None: any non-empty token).
+    valid_token: str | None = None
+    #: ``X-OAuth-Scopes`` of ``GET /user`` (None: a fine-grained token, no header).
+    classic_scopes: str | None = None
+    #: ``encoded_jit_config`` for a runner name (the bench passes a cheaper one).
+    encode_jit: Callable[[str], str] = field(default=_default_jit_config, repr=False)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    rate_limit: int = 5000
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000), repr=False)
+    _faults: list[Fault] = field(default_factory=list, repr=False)
+
+    # -- fault injection ------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        *,
+        times: int | None = 1,
+        headers: Mapping[str, str] | None = None,
+        body: Any = ...,
+    ) -> None:
+        """Answer the next ``times`` requests (None: all, until :meth:`clear_faults`) whose
+        method is ``method`` and whose path, or ``path?query``, matches regex
+        ``path_pattern`` (searched) with ``status``, ``headers`` and ``body`` instead of
+        the model's answer."""
+        answer = {"message": "injected failure"} if body is ... else body
+        with self._lock:
+            self._faults.append(
+                Fault(
+                    method.upper(), re.compile(path_pattern), status, times, dict(headers or {}),
+                    answer,
+                )
+            )  # fmt: skip
+
+    def rate_limited(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        times: int | None = 1,
+        status: int = 403,
+        retry_after: int | None = None,
+        reset_in: int = 60,
+    ) -> None:
+        """GitHub's rate-limit answer (403 or 429): the primary limit (``x-ratelimit-remaining:
+        0`` and ``x-ratelimit-reset``), or with ``retry_after`` a secondary limit."""
+        if retry_after is not None:
+            headers = {"retry-after": str(retry_after)}
+            message = "You have exceeded a secondary rate limit."
+        else:
+            headers = {
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(int(time.time()) + reset_in),
+            }
+            message = "API rate limit exceeded."
+        body = {"message": message, "documentation_url": DOCS}
+        self.fail(method, path_pattern, status, times=times, headers=headers, body=body)
+
+    def clear_faults(self, method: str | None = None, path_pattern: str | None = None) -> None:
+        """Forget injected faults (all, or those for one method and pattern)."""
+        with self._lock:
+            self._faults = [
+                f
+                for f in self._faults
+                if method is not None
+                and (f.method != method.upper() or f.pattern.pattern != path_pattern)
+            ]
+
+    def _fault_for(self, call: Call) -> Fault | None:
+        target = call.path + ("?" + urlencode(call.query, doseq=True) if call.query else "")
+        for fault in self._faults:
+            if fault.remaining == 0 or fault.method != call.method:
+                continue
+            if fault.pattern.search(call.path) or fault.pattern.search(target):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                return fault
+        return None
+
+    # -- the entry point of every transport ----------------------------------------------
+
+    def handle(self, call: Call) -> Answer:
+        """The answer to one request: (status, headers, JSON body or None). Recorded."""
+        with self._lock:
+            status, headers, body = self._answer(call)
+            used = len(self.requests) + 1
+            self.requests.append(
+                RecordedRequest(
+                    call.method,
+                    call.path,
+                    {k: list(v) for k, v in call.query.items()},
+                    call.body,
+                    bool(call.token),
+                    status,
+                )
+            )
+        rate = {
+            "x-ratelimit-limit": str(self.rate_limit),
+            "x-ratelimit-remaining": str(max(0, self.rate_limit - used)),
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-reset": str(int(time.time()) + 3600),
+            "x-ratelimit-resource": "core",
+        }
+        return status, {**rate, **headers}, body
+
+    def _answer(self, call: Call) -> Answer:
+        fault = self._fault_for(call)
+        if fault is not None:
+            return fault.status, dict(fault.headers), fault.body
+        for route, params in _matches(call):
+            if not route.public:
+                if not call.token:
+                    return 401, {}, {"message": "Requires authentication", "status": "401"}
+                if self.valid_token is not None and call.token != self.valid_token:
+                    return 401, {}, {"message": "Bad credentials", "status": "401"}
+            return route.handler(self, call, params)
+        return not_found()
+
+    def calls(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        with self._lock:
+            recorded = list(self.requests)
+        return [
+            r
+            for r in recorded
+            if (method is None or r.method == method.upper()) and contains in r.path
+        ]
+
+    def new_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    # -- meta, user, repositories and organizations --------------------------------------
+
+    def get_meta(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/meta/meta#get-github-meta-information (public)."""
+        return 200, {}, dict(self.meta)
+
+    def get_user(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/users/users#get-the-authenticated-user; a classic
+        token's scopes come back in ``X-OAuth-Scopes``."""
+        headers = {} if self.classic_scopes is None else {"X-OAuth-Scopes": self.classic_scopes}
+        return 200, headers, {"login": "octocat", "id": 1}
+
+    def get_scope(self, call: Call, p: Params) -> Answer:
+        """A repository or organization: every one exists here."""
+        if p.get("org"):
+            return 200, {}, {"id": 1, "login": p["org"]}
+        return 200, {}, {"id": 1, "name": p["repo"], "full_name": f"{p['owner']}/{p['repo']}"}
+
+    # -- self-hosted runners ---------------------------------------------------------------
+
+    def generate_jitconfig(self, call: Call, p: Params) -> Answer:
+        """201 with the runner and its ``encoded_jit_config``; 422 without ``name``/``labels``/
+        ``runner_group_id``; 409 when the scope has a runner of that name
+        (https://docs.github.com/en/rest/actions/self-hosted-runners#create-configuration-for-a-just-in-time-runner-for-a-repository).
+        The new runner is offline until the runner program connects."""
+        body = call.body if isinstance(call.body, dict) else {}
+        if not body.get("name") or not body.get("labels") or "runner_group_id" not in body:
+            message = "Invalid request: name, runner_group_id and labels are required"
+            return 422, {}, {"message": message, "documentation_url": DOCS, "status": "422"}
+        name, scope = str(body["name"]), scope_of(p)
+        if any(r["name"] == name and r.get("scope") == scope for r in self.runners.values()):
+            message = f"Already exists - A runner with the name {name} already exists."
+            return 409, {}, {"message": message, "documentation_url": DOCS, "status": "409"}
+        runner_id = next(self._ids)
+        runner = {
+            "id": runner_id,
+            "name": name,
+            "os": "linux",
+            "status": "offline",
+            "busy": False,
+            "labels": [{"id": i + 1, "name": str(label)} for i, label in enumerate(body["labels"])],
+            "runner_group_id": body["runner_group_id"],
+            "scope": scope,
+        }
+        self.runners[runner_id] = runner
+        encoded = self.encode_jit(name)
+        self.issued_configs.append(encoded)
+        return 201, {}, {"runner": _public(runner), "encoded_jit_config": encoded}
+
+    def list_runners(self, call: Call, p: Params) -> Answer:
+        """``per_page`` (default 30, max 100) and ``page``, ``total_count`` of all, ``Link``
+        to the next and last pages (https://docs.github.com/en/rest/actions/self-hosted-runners#list-self-hosted-runners-for-a-repository,
+        https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api)."""
+        scope = scope_of(p)
+        mine = [_public(r) for r in self.runners.values() if r.get("scope", scope) == scope]
+        per_page, page = call.param("per_page", 30, 100), call.param("page", 1)
+        last = max(1, -(-len(mine) // per_page))
+        links = []
+        if page < last:
+            links.append((page + 1, "next"))
+            links.append((last, "last"))
+        headers = _link_header(call, [({"per_page": per_page, "page": n}, rel) for n, rel in links])
+        batch = mine[(page - 1) * per_page : page * per_page]
+        return 200, headers, {"total_count": len(mine), "runners": batch}
+
+    def _runner(self, p: Params) -> dict[str, Any] | None:
+        runner = self.runners.get(int(p["runner_id"]))
+        if runner is None or runner.get("scope", scope_of(p)) != scope_of(p):
+            return None
+        return runner
+
+    def get_runner(self, call: Call, p: Params) -> Answer:
+        runner = self._runner(p)
+        return not_found() if runner is None else (200, {}, _public(runner))
+
+    def delete_runner(self, call: Call, p: Params) -> Answer:
+        """204; 404 if there is no such runner; 422 while it runs a job -- GitHub refuses to
+        remove a busy runner (https://docs.github.com/en/rest/actions/self-hosted-runners#delete-a-self-hosted-runner-from-a-repository;
+        the message as actions-runner-controller's runner_graceful_stop.go quotes it).
+        ``lambda_fn.cleanup.release`` relies on the 422 to leave a busy runner running."""
+        runner = self._runner(p)
+        if runner is None:
+            return not_found()
+        if runner.get("busy"):
+            message = f'Bad request - Runner "{runner["name"]}" is still running a job"'
+            return 422, {}, {"message": message, "documentation_url": DOCS, "status": "422"}
+        del self.runners[runner["id"]]
+        return 204, {}, None
+
+    # -- jobs and runs ------------------------------------------------------------------
+
+    def get_job(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/actions/workflow-jobs#get-a-job-for-a-workflow-run;
+        every job id is known here (:data:`DEFAULT_JOB` unless ``jobs`` says otherwise)."""
+        job_id = int(p["job_id"])
+        job = {**DEFAULT_JOB, **self.jobs.get(job_id, {}), "id": job_id}
+        job["status"] = self.job_status.get(job_id, job["status"])
+        return 200, {}, job
+
+    def get_run(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/actions/workflow-runs#get-a-workflow-run; 404 for
+        a run not in ``runs``."""
+        run = self.runs.get(int(p["run_id"]))
+        return not_found() if run is None else (200, {}, run)
+
+    # -- webhooks, deliveries, redelivery ----------------------------------------------------
+
+    def add_hook(self, scope: str, url: str, secret: str = "", *, hook_id: int | None = None,
+                 events: Sequence[str] = ("workflow_job",)) -> Hook:  # fmt: skip
+        """Register a webhook (``scope`` is ``repos/O/R`` or ``orgs/O``)."""
+        with self._lock:
+            hook = Hook(hook_id or next(self._ids), scope, url, secret, list(events))
+            self.hooks[hook.id] = hook
+        return hook
+
+    def _hook(self, p: Params) -> Hook | None:
+        hook = self.hooks.get(int(p["hook_id"]))
+        return hook if hook is not None and hook.scope == scope_of(p) else None
+
+    def list_hooks(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/repos/webhooks#list-repository-webhooks."""
+        scope = scope_of(p)
+        return 200, {}, [h.view() for h in self.hooks.values() if h.scope == scope]
+
+    def create_hook(self, call: Call, p: Params) -> Answer:
+        """201 (https://docs.github.com/en/rest/repos/webhooks#create-a-repository-webhook);
+        422 without ``config.url``."""
+        body = call.body if isinstance(call.body, dict) else {}
+        config = body.get("config") or {}
+        if not config.get("url"):
+            return 422, {}, {"message": "Validation Failed", "errors": [{"field": "config.url"}]}
+        hook = self.add_hook(scope_of(p), config["url"], config.get("secret", ""),
+                             events=body.get("events", ["push"]))  # fmt: skip
+        self._update_hook(hook, body)
+        return 201, {}, hook.view()
+
+    def update_hook(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/repos/webhooks#update-a-repository-webhook."""
+        hook = self._hook(p)
+        if hook is None:
+            return not_found()
+        self._update_hook(hook, call.body if isinstance(call.body, dict) else {})
+        return 200, {}, hook.view()
+
+    @staticmethod
+    def _update_hook(hook: Hook, body: Mapping[str, Any]) -> None:
+        config = body.get("config") or {}
+        hook.active = bool(body.get("active", hook.active))
+        hook.events = list(body.get("events", hook.events))
+        hook.url = config.get("url", hook.url)
+        hook.secret = config.get("secret", hook.secret)
+        hook.content_type = config.get("content_type", hook.content_type)
+
+    def list_deliveries(self, call: Call, p: Params) -> Answer:
+        """Newest first, ``per_page`` (default 30, max 100), the next page through a ``cursor``
+        in ``Link`` (https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook)."""
+        hook = self._hook(p)
+        if hook is None:
+            return not_found()
+        log = [_delivery_view(d) for d in reversed(self.deliveries) if d.get("hook_id") == hook.id]
+        per_page = call.param("per_page", 30, 100)
+        cursor = call.query.get("cursor", [""])[0]
+        start = next((i for i, d in enumerate(log) if str(d["id"]) == cursor), 0)
+        page, rest = log[start : start + per_page], log[start + per_page :]
+        links = [({"per_page": per_page, "cursor": rest[0]["id"]}, "next")] if rest else []
+        return 200, _link_header(call, links), page
+
+    def redeliver(self, call: Call, p: Params) -> Answer:
+        """202 Accepted; GitHub sends it later, as a new delivery with the same ``guid`` and
+        ``redelivery: true`` (:meth:`on_redeliver`). 404 for an unknown delivery
+        (https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook)."""
+        hook, delivery_id = self._hook(p), int(p["delivery_id"])
+        original = next((d for d in self.deliveries if d["id"] == delivery_id), None)
+        if hook is None or original is None or original.get("hook_id") != hook.id:
+            return not_found()
+        self.redelivered.append(delivery_id)
+        self.on_redeliver(hook, original)
+        return 202, {}, {}
+
+    def on_redeliver(self, hook: Hook, delivery: dict[str, Any]) -> None:
+        """Send a redelivery: the HTTP transport does (asynchronously); others only record."""
+
+    # -- git -------------------------------------------------------------------------------
+
+    def get_git_ref(self, call: Call, p: Params) -> Answer:
+        status, body = git_ref_answer(self.refs, p["ref"])
+        return status, {}, body
+
+    def get_git_tag(self, call: Call, p: Params) -> Answer:
+        status, body = git_tag_answer(self.tag_objects, p["sha"])
+        return status, {}, body
+
+    def compare(self, call: Call, p: Params) -> Answer:
+        status, body = compare_answer(self.parents, p["base"], p["head"])
+        return status, {}, body
+
+
+#: Every endpoint the model serves. To add one: a handler method and a line here.
+ROUTES: tuple[Route, ...] = (
+    Route("GET", r"/meta", GitHubModel.get_meta, public=True),
+    Route("GET", r"/user", GitHubModel.get_user),
+    Route("GET", _SCOPE, GitHubModel.get_scope),
+    Route("POST", _SCOPE + r"/actions/runners/generate-jitconfig", GitHubModel.generate_jitconfig),
+    Route("GET", _SCOPE + r"/actions/runners", GitHubModel.list_runners),
+    Route("GET", _SCOPE + r"/actions/runners/(?P<runner_id>\d+)", GitHubModel.get_runner),
+    Route("DELETE", _SCOPE + r"/actions/runners/(?P<runner_id>\d+)", GitHubModel.delete_runner),
+    Route("GET", _REPO + r"/actions/jobs/(?P<job_id>\d+)", GitHubModel.get_job),
+    Route("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)", GitHubModel.get_run),
+    Route("GET", _SCOPE + r"/hooks", GitHubModel.list_hooks),
+    Route("POST", _SCOPE + r"/hooks", GitHubModel.create_hook),
+    Route("PATCH", _SCOPE + r"/hooks/(?P<hook_id>\d+)", GitHubModel.update_hook),
+    Route("GET", _SCOPE + r"/hooks/(?P<hook_id>\d+)/deliveries", GitHubModel.list_deliveries),
+    Route(
+        "POST",
+        _SCOPE + r"/hooks/(?P<hook_id>\d+)/deliveries/(?P<delivery_id>\d+)/attempts",
+        GitHubModel.redeliver,
+    ),
+    Route("GET", _REPO + r"/git/ref/(?P<ref>.+)", GitHubModel.get_git_ref),
+    Route("GET", _REPO + r"/git/tags/(?P<sha>[0-9a-f]+)", GitHubModel.get_git_tag),
+    Route("GET", _REPO + r"/compare/(?P<base>[^./]+)\.\.\.(?P<head>[^./]+)", GitHubModel.compare),
+)
+_COMPILED = tuple((route, re.compile(route.pattern)) for route in ROUTES)
+
+
+def _matches(call: Call) -> list[tuple[Route, Params]]:
+    found = []
+    for route, pattern in _COMPILED:
+        if route.method == call.method and (m := pattern.fullmatch(call.path)):
+            found.append((route, {k: v for k, v in m.groupdict().items() if v is not None}))
+    return found
+
+
+def _link_header(call: Call, links: list[tuple[dict[str, Any], str]]) -> dict[str, str]:
+    """GitHub's ``Link`` header (RFC 8288) for the given query strings and relations."""
+    if not links:
+        return {}
+    return {
+        "Link": ", ".join(
+            f'<{call.base_url}{call.path}?{urlencode(query)}>; rel="{rel}"' for query, rel in links
+        )
+    }
+
+
+def _delivery_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A delivery as the REST API lists it (no body)."""
+    return {k: v for k, v in entry.items() if not k.startswith("_")}
+
+
+def _public(runner: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in runner.items() if k != "scope"}
