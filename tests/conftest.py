@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 import json
 import os
 import re
-import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -41,6 +39,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws
+
+from localdev.github_model import Call, GitHubModel
 
 GITHUB_API = "https://api.github.test"
 WEBHOOK_SECRET = "whsec-" + "a1b2c3d4" * 4
@@ -191,182 +191,103 @@ def use_retry_queue(fake: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
     return fake
 
 
-@dataclass
-class FakeGitHub:
-    """A GitHub REST stand-in at the HTTP layer; records what it was asked."""
+class FakeGitHub(GitHubModel):
+    """The GitHub model (``localdev.github_model``) served through ``responses``: every
+    request ``requests`` sends to ``base_url`` reaches :meth:`GitHubModel.handle`.
 
-    mock: responses.RequestsMock
-    jit_requests: list[dict[str, Any]] = field(default_factory=list)
-    deleted_runners: list[int] = field(default_factory=list)
-    issued_configs: list[str] = field(default_factory=list)
-    authorizations: list[str] = field(default_factory=list)
-    runners: dict[int, dict[str, Any]] = field(default_factory=dict)
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    redelivered: list[int] = field(default_factory=list)
-    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    job_status: dict[int, str] = field(default_factory=dict)
-    job_status_code: int = 200
-    #: What ``GET /meta`` answers (only ``hooks`` matters here); a status other than 200 fails it.
-    meta: dict[str, Any] = field(
-        default_factory=lambda: {"hooks": ["192.30.252.0/22", "2a0a:a440::/29"]}
-    )
-    meta_status: int = 200
-    meta_requests: list[dict[str, str]] = field(default_factory=list)
-    #: job id -> fields that differ from DEFAULT_JOB (labels, run_id, head_branch, head_sha).
-    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    #: git refs: "heads/main" / "tags/v1" -> {"type": "commit"|"tag", "sha"}.
-    refs: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: annotated tag objects: sha -> {"tag", "object": {"type", "sha"}}.
-    tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the commit graph for compare: sha -> parent shas.
-    parents: dict[str, list[str]] = field(default_factory=dict)
-    #: Answer every git ref/tag lookup with this status instead (5xx: GitHub failing).
-    refs_status_code: int = 200
-    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+    What the tests read besides the model's state is derived from what was sent
+    (``mock.calls``), so it cannot disagree with it.
+    """
 
-    def job_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """GET /repos/{o}/{r}/actions/jobs/{id}: 'queued' unless a test says otherwise."""
-        job_id = int(request.url.rstrip("/").rsplit("/", 1)[-1])
-        if self.job_status_code != 200:
-            return self.job_status_code, {}, '{"message": "unavailable"}'
-        body = {**DEFAULT_JOB, **self.jobs.get(job_id, {}), "id": job_id}
-        body["status"] = self.job_status.get(job_id, "queued")
-        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+    def __init__(self, mock: responses.RequestsMock, base_url: str = GITHUB_API, **state: Any):
+        super().__init__(**state)
+        self.mock = mock
+        self.base_url = base_url
+        self._jit_override: Callable[[Any], Any] | None = None
+        for method in (responses.GET, responses.POST, responses.PATCH, responses.DELETE):
+            mock.add_callback(
+                method, re.compile(re.escape(base_url) + r"/.*"), callback=self._callback
+            )
 
-    def git_ref_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """GET /repos/{o}/{r}/git/ref/{heads|tags}/{name} (shared answer: localdev.github_stub)."""
-        from localdev.github_stub import git_ref_answer
-
-        if self.refs_status_code != 200:
-            return self.refs_status_code, {}, '{"message": "Server Error"}'
-        ref = urlsplit(request.url).path.split("/git/ref/", 1)[1]
-        status, body = git_ref_answer(self.refs, ref)
-        return status, {"Content-Type": "application/json"}, json.dumps(body)
-
-    def compare_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """GET /repos/{o}/{r}/compare/{base}...{head} over ``parents``."""
-        from localdev.github_stub import compare_answer
-
-        base, _, head = urlsplit(request.url).path.rsplit("/", 1)[1].partition("...")
-        status, body = compare_answer(self.parents, base, head)
-        return status, {"Content-Type": "application/json"}, json.dumps(body)
-
-    def git_tag_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """GET /repos/{o}/{r}/git/tags/{sha}: annotated tag objects."""
-        from localdev.github_stub import git_tag_answer
-
-        if self.refs_status_code != 200:
-            return self.refs_status_code, {}, '{"message": "Server Error"}'
-        status, body = git_tag_answer(self.tag_objects, request.url.rsplit("/", 1)[-1])
-        return status, {"Content-Type": "application/json"}, json.dumps(body)
+    def _callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self._jit_override is not None and JIT_PATH.search(urlsplit(request.url).path):
+            return self._jit_override(request)  # type: ignore[no-any-return]
+        return self.jit_callback(request)
 
     def jit_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        self.authorizations.append(request.headers.get("Authorization", ""))
-        body = json.loads(request.body)
-        self.jit_requests.append({"url": request.url, "headers": dict(request.headers), **body})
-        runner_id = next(self._ids)
-        encoded = base64.b64encode(secrets.token_bytes(48)).decode()
-        self.issued_configs.append(encoded)
-        self.runners[runner_id] = {
-            "id": runner_id,
-            "name": body["name"],
-            "status": "offline",
-            "busy": False,
-        }
-        answer = {
-            "runner": {"id": runner_id, "name": body["name"], "labels": body["labels"]},
-            "encoded_jit_config": encoded,
-        }
-        return 201, {"Content-Type": "application/json"}, json.dumps(answer)
+        """The model's own answer to ``request`` (a ``set_jit`` callback can fall back to it)."""
+        parts = urlsplit(request.url)
+        raw = request.body or b""
+        credentials = request.headers.get("Authorization", "")
+        call = Call(
+            method=request.method,
+            path=parts.path.removeprefix(urlsplit(self.base_url).path),
+            query=parse_qs(parts.query),
+            body=json.loads(raw) if raw else None,
+            token=credentials.partition(" ")[2].strip() or None,
+            base_url=self.base_url,
+        )
+        status, headers, body = self.handle(call)
+        headers = {**headers, "Content-Type": "application/json; charset=utf-8"}
+        return status, headers, "" if body is None else json.dumps(body)
 
     def set_jit(self, callback: Any = None, **response: Any) -> None:
-        """Change how generate-jitconfig answers: a callback, or a fixed status/json."""
-        self.mock.remove(responses.POST, JIT_URL)
-        if callback is not None:
-            self.mock.add_callback(responses.POST, JIT_URL, callback=callback)
-        else:
-            self.mock.add(responses.POST, JIT_URL, **response)
+        """How generate-jitconfig answers from now on: a ``responses`` callback, or a fixed
+        ``status``/``json`` (a fault without end); ``set_jit(github.jit_callback)`` restores
+        the model's answer."""
+        self.clear_faults("POST", JIT_PATH.pattern)
+        self._jit_override = None
+        if callback is not None and callback != self.jit_callback:
+            self._jit_override = callback
+        elif callback is None:
+            body = response.get("json", {"message": "injected failure"})
+            self.fail("POST", JIT_PATH.pattern, response["status"], times=None, body=body)
 
-    def delete_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """Like GitHub: 422 while the runner runs a job, 404 when it is gone."""
-        runner_id = int(request.url.rstrip("/").rsplit("/", 1)[-1])
-        runner = self.runners.get(runner_id)
-        if runner is not None and runner["busy"]:
-            return 422, {}, '{"message": "Bad request - Runner is still running a job"}'
-        self.deleted_runners.append(runner_id)
-        self.runners.pop(runner_id, None)
-        return 204, {}, ""
+    def _sent(self, method: str, path: re.Pattern[str], status: int | None = None) -> list[Any]:
+        return [
+            c.request
+            for c in self.mock.calls
+            if c.request.method == method
+            and path.search(urlsplit(c.request.url).path)
+            and (status is None or getattr(c.response, "status_code", None) == status)
+        ]
 
-    def run_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        run = self.runs.get(int(request.url.rstrip("/").rsplit("/", 1)[-1]))
-        if run is None:
-            return 404, {}, '{"message": "Not Found"}'
-        return 200, {"Content-Type": "application/json"}, json.dumps(run)
+    @property
+    def jit_requests(self) -> list[dict[str, Any]]:
+        """The generate-jitconfig requests GitHub granted: body, ``url`` and ``headers``."""
+        return [
+            {"url": r.url, "headers": dict(r.headers), **json.loads(r.body)}
+            for r in self._sent("POST", JIT_PATH, 201)
+        ]
 
-    def list_runners_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        body = {"total_count": len(self.runners), "runners": list(self.runners.values())}
-        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+    @property
+    def authorizations(self) -> list[str]:
+        """The ``Authorization`` headers of the granted generate-jitconfig requests."""
+        return [r.headers.get("Authorization", "") for r in self._sent("POST", JIT_PATH, 201)]
 
-    def deliveries_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        return 200, {"Content-Type": "application/json"}, json.dumps(self.deliveries)
+    @property
+    def deleted_runners(self) -> list[int]:
+        """Runner ids GitHub deleted (answered 204)."""
+        return [int(r.url.rsplit("/", 1)[-1]) for r in self._sent("DELETE", RUNNER_PATH, 204)]
 
-    def meta_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        """GET /meta: public (GitHub answers it without a token)."""
-        self.meta_requests.append(dict(request.headers))
-        if self.meta_status != 200:
-            return self.meta_status, {}, '{"message": "unavailable"}'
-        return 200, {"Content-Type": "application/json"}, json.dumps(self.meta)
-
-    def redeliver_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        self.redelivered.append(int(request.url.rstrip("/").split("/")[-2]))
-        return 202, {}, "{}"
+    @property
+    def meta_requests(self) -> list[dict[str, str]]:
+        """The headers of every ``GET /meta``."""
+        return [dict(r.headers) for r in self._sent("GET", re.compile(r"/meta$"))]
 
 
-#: A job as ``GET .../actions/jobs/{id}`` shows it, for the jobs ``queued_payload`` makes.
-DEFAULT_JOB: dict[str, Any] = {
-    "run_id": 777,
-    "run_attempt": 1,
-    "head_branch": "main",
-    "head_sha": "0" * 40,
-    "labels": ["self-hosted", "linux", "arm64"],
-    "status": "queued",
-}
-
-JIT_URL = re.compile(
-    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig"
-)
-RUN_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/runs/\d+")
-JOB_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/jobs/\d+")
-RUNNERS_URL = re.compile(
-    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners\?.*"
-)
-HOOK = r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/\d+"
-DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries\?.*")
-META_URL = f"{GITHUB_API}/meta"
-REDELIVER_URL = re.compile(re.escape(GITHUB_API) + HOOK + r"/deliveries/\d+/attempts")
-GIT_REF_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/ref/.+")
-COMPARE_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/compare/[^/]+")
-GIT_TAG_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/tags/[0-9a-f]+")
-RUNNER_URL = re.compile(
-    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
-)
+JIT_PATH = re.compile(r"/actions/runners/generate-jitconfig$")
+RUNNER_PATH = re.compile(r"/actions/runners/\d+$")
+#: The webhooks the tests' stacks were set up with (``GITHUB_HOOK_PATH`` / the SSM parameter).
+TEST_HOOKS = {12: "repos/octo-org/app", 99: "orgs/octo-org"}
 
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake = FakeGitHub(mock)
-        mock.add_callback(responses.POST, JIT_URL, callback=fake.jit_callback)
-        mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
-        mock.add_callback(responses.GET, JOB_URL, callback=fake.job_callback)
-        mock.add_callback(responses.GET, RUN_URL, callback=fake.run_callback)
-        mock.add_callback(responses.GET, RUNNERS_URL, callback=fake.list_runners_callback)
-        mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)
-        mock.add_callback(responses.POST, REDELIVER_URL, callback=fake.redeliver_callback)
-        mock.add_callback(responses.GET, META_URL, callback=fake.meta_callback)
-        mock.add_callback(responses.GET, GIT_REF_URL, callback=fake.git_ref_callback)
-        mock.add_callback(responses.GET, GIT_TAG_URL, callback=fake.git_tag_callback)
-        mock.add_callback(responses.GET, COMPARE_URL, callback=fake.compare_callback)
+        for hook_id, scope in TEST_HOOKS.items():
+            fake.add_hook(scope, "https://abc123.execute-api.test/prod/webhook", hook_id=hook_id)
         yield fake
 
 

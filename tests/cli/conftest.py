@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -14,6 +13,7 @@ import responses
 from moto import mock_aws
 
 from runners_cli.stack import Aws
+from tests.conftest import FakeGitHub
 
 REGION = "us-east-1"
 STACK = "FargateRunners"
@@ -232,73 +232,31 @@ def deployed(aws_env: None) -> Deployed:
     return deploy()
 
 
-@dataclass
-class GitHub:
-    """GitHub at the HTTP layer: users, repos, orgs, runners, hooks, deliveries."""
+class GitHub(FakeGitHub):
+    """The one GitHub model (``localdev.github_model``) as the CLI meets it: one valid token."""
 
-    mock: responses.RequestsMock
-    hooks: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
-    runner_status: int = 200
-    classic_scopes: str | None = None
-    valid_token: str = PAT
-    calls: list[tuple[str, str]] = field(default_factory=list)
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        super().__init__(mock, base_url=API, valid_token=PAT)
 
-    def _auth_ok(self, request: Any) -> bool:
-        return request.headers.get("Authorization") == f"Bearer {self.valid_token}"
+    def seed_hook(self, rest: dict[str, Any], scope: str = "repos/octo-org/app") -> None:
+        """A webhook that already exists, given as the REST API shows it."""
+        config = rest["config"]
+        hook = self.add_hook(
+            scope, config["url"], "x" if "secret" in config else "",
+            hook_id=rest["id"], events=rest["events"],
+        )  # fmt: skip
+        hook.active, hook.content_type = rest["active"], config["content_type"]
 
-    def callback(self, request: Any) -> tuple[int, dict[str, str], str]:
-        path = request.path_url.split("?")[0]
-        self.calls.append((request.method, path))
-        if not self._auth_ok(request):
-            return 401, {}, json.dumps({"message": "Bad credentials"})
-        if path == "/user":
-            headers = {} if self.classic_scopes is None else {"X-OAuth-Scopes": self.classic_scopes}
-            return 200, headers, json.dumps({"login": "octocat"})
-        if re.fullmatch(r"/(repos/[^/]+/[^/]+|orgs/[^/]+)", path):
-            return 200, {}, json.dumps({"id": 1})
-        if path.endswith("/actions/runners"):
-            if self.runner_status != 200:
-                return (
-                    self.runner_status,
-                    {},
-                    json.dumps({"message": "Resource not accessible by personal access token"}),
-                )
-            return 200, {}, json.dumps({"total_count": 0, "runners": []})
-        if m := re.fullmatch(r"/(?:repos/[^/]+/[^/]+|orgs/[^/]+)/hooks/(\d+)/deliveries", path):
-            return 200, {}, json.dumps(self.deliveries)
-        if path.endswith("/hooks") and request.method == "GET":
-            return 200, {}, json.dumps(self.hooks)
-        if path.endswith("/hooks") and request.method == "POST":
-            body = json.loads(request.body)
-            hook = {
-                "id": 100 + len(self.hooks),
-                "name": "web",
-                "active": body["active"],
-                "events": body["events"],
-                "config": {**body["config"], "secret": "********"},
-            }
-            self.hooks.append(hook)
-            return 201, {}, json.dumps(hook)
-        if (m := re.fullmatch(r".*/hooks/(\d+)", path)) and request.method == "PATCH":
-            body = json.loads(request.body)
-            hook = next(h for h in self.hooks if h["id"] == int(m[1]))
-            hook.update(
-                active=body["active"],
-                events=body["events"],
-                config={**body["config"], "secret": "********"},
-            )
-            return 200, {}, json.dumps(hook)
-        return 404, {}, json.dumps({"message": "Not Found"})
+    def hook_views(self) -> list[dict[str, Any]]:
+        return [hook.view() for hook in self.hooks.values()]
 
     def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] in ("POST", "PATCH", "DELETE")]
+        return [
+            (r.method, r.path) for r in self.requests if r.method in ("POST", "PATCH", "DELETE")
+        ]
 
 
 @pytest.fixture
 def github() -> Iterator[GitHub]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        fake = GitHub(mock)
-        for method in (responses.GET, responses.POST, responses.PATCH):
-            mock.add_callback(method, re.compile(re.escape(API) + r"/.*"), callback=fake.callback)
-        yield fake
+        yield GitHub(mock)

@@ -118,7 +118,7 @@ def test_setup_stores_token_and_creates_hook(deployed: Deployed, github: GitHub)
     lines = run_setup()
     assert deployed.pat() == NEW_PAT
     assert github.writes() == [("POST", "/repos/octo-org/app/hooks")]
-    (hook,) = github.hooks
+    (hook,) = github.hook_views()
     assert hook["events"] == ["workflow_job"]
     assert hook["config"]["url"] == WEBHOOK_URL
     assert hook["config"]["content_type"] == "json"
@@ -149,7 +149,7 @@ def test_setup_twice_changes_nothing(deployed: Deployed, github: GitHub) -> None
 
 def test_setup_patches_a_hook_that_differs(deployed: Deployed, github: GitHub) -> None:
     github.valid_token = PAT
-    github.hooks.append(
+    github.seed_hook(
         {
             "id": 7,
             "active": False,
@@ -159,7 +159,7 @@ def test_setup_patches_a_hook_that_differs(deployed: Deployed, github: GitHub) -
     )
     lines = run_setup(token=PAT)
     assert github.writes() == [("PATCH", "/repos/octo-org/app/hooks/7")]
-    assert github.hooks[0]["events"] == ["workflow_job"] and github.hooks[0]["active"] is True
+    assert github.hook_views()[0]["events"] == ["workflow_job"] and github.hook_views()[0]["active"]
     assert any(line.startswith("webhook: updated") for line in lines)
 
 
@@ -167,7 +167,8 @@ def test_setup_resend_secret_patches_even_when_equal(deployed: Deployed, github:
     github.valid_token = PAT
     run_setup(token=PAT)
     run_setup(token=PAT, resend_secret=True)
-    assert github.writes()[-1] == ("PATCH", "/repos/octo-org/app/hooks/100")
+    (hook,) = github.hook_views()
+    assert github.writes()[-1] == ("PATCH", f"/repos/octo-org/app/hooks/{hook['id']}")
 
 
 @pytest.mark.parametrize(
@@ -178,7 +179,8 @@ def test_setup_names_missing_runner_permission_and_stores_nothing(
     deployed: Deployed, github: GitHub, target: Target, needed: str
 ) -> None:
     github.valid_token = NEW_PAT
-    github.runner_status = 403
+    github.fail("GET", r"/actions/runners$", 403, times=None,
+                body={"message": "Resource not accessible by personal access token"})  # fmt: skip
     with pytest.raises(CliError) as raised:
         run_setup(target)
     assert raised.value.exit_code == 1
@@ -245,7 +247,7 @@ def test_status_lists_runners_queues_and_failed_deliveries(
     deployed.run_runner_task(4243, "octo-org/api")
     sqs = boto3.client("sqs", region_name=REGION)
     sqs.send_message(QueueUrl=deployed.outputs["DeadLetterQueueUrl"], MessageBody="{}")
-    github.hooks.append(
+    github.seed_hook(
         {
             "id": 9,
             "active": True,
@@ -256,6 +258,7 @@ def test_status_lists_runners_queues_and_failed_deliveries(
     github.deliveries = [
         {
             "id": 1,
+            "hook_id": 9,
             "guid": "g-1",
             "status_code": 401,
             "status": "Unauthorized",
@@ -263,7 +266,14 @@ def test_status_lists_runners_queues_and_failed_deliveries(
             "action": "queued",
             "delivered_at": "2025-01-01T10:00:00Z",
         },
-        {"id": 2, "guid": "g-2", "status_code": 200, "status": "OK", "event": "workflow_job"},
+        {
+            "id": 2,
+            "hook_id": 9,
+            "guid": "g-2",
+            "status_code": 200,
+            "status": "OK",
+            "event": "workflow_job",
+        },
     ]
     lines: list[str] = []
     later = datetime.now(UTC) + timedelta(minutes=3)
@@ -332,7 +342,7 @@ def test_setup_records_the_webhook_for_the_reconciler(deployed: Deployed, github
     lines = run_setup(token=PAT)
     ssm = boto3.client("ssm", region_name=REGION)
     value = ssm.get_parameter(Name=deployed.outputs["WebhookHookParameter"])["Parameter"]["Value"]
-    (hook,) = github.hooks
+    (hook,) = github.hook_views()
     assert value == f"repos/octo-org/app/hooks/{hook['id']}"
     assert any(line.startswith("webhook: recorded as repos/octo-org/app/hooks/") for line in lines)
 
@@ -415,7 +425,7 @@ def test_doctor_reports_empty_pat_with_fix(aws_env: None, github: GitHub) -> Non
 
 
 def test_doctor_reports_hook_problems_and_dlq(deployed: Deployed, github: GitHub) -> None:
-    github.hooks.append(
+    github.seed_hook(
         {
             "id": 5,
             "active": False,
@@ -423,7 +433,9 @@ def test_doctor_reports_hook_problems_and_dlq(deployed: Deployed, github: GitHub
             "config": {"url": WEBHOOK_URL, "content_type": "form"},
         }
     )
-    github.deliveries = [{"id": 1, "status_code": 401, "delivered_at": "2025-01-01T10:00:00Z"}]
+    github.deliveries = [
+        {"id": 1, "hook_id": 5, "status_code": 401, "delivered_at": "2025-01-01T10:00:00Z"}
+    ]
     sqs = boto3.client("sqs", region_name=REGION)
     sqs.send_message(QueueUrl=deployed.outputs["DeadLetterQueueUrl"], MessageBody="{}")
     code, text = doctor()
@@ -436,7 +448,7 @@ def test_doctor_reports_hook_problems_and_dlq(deployed: Deployed, github: GitHub
 
 
 def test_doctor_reports_missing_permission(deployed: Deployed, github: GitHub) -> None:
-    github.runner_status = 404
+    github.fail("GET", r"/actions/runners$", 404, times=None)
     code, text = doctor(ORG)
     assert code == 1
     assert "FAIL  token can manage self-hosted runners of organisation octo-org" in text

@@ -174,11 +174,11 @@ def test_jobs_that_started_or_finished_get_no_replacement(
 def test_unreadable_job_status_is_unknown_not_done(fake_aws: FakeAws, github: FakeGitHub) -> None:
     launched = launch(64)
     kill(launched["task_arn"])
-    github.job_status_code = 502
+    github.fail("GET", r"/actions/jobs/", 502, times=None)
     report = reconcile()
     assert report["status_unknown"] == 1
     assert report.get("replaced", 0) == 0
-    github.job_status_code = 200  # GitHub is back: the next run replaces it
+    github.clear_faults()  # GitHub is back: the next run replaces it
     assert reconcile()["replaced"] == 1
 
 
@@ -264,6 +264,7 @@ def delivery(
         "status_code": status_code,
         "event": "workflow_job",
         "action": "queued",
+        "hook_id": 12,  # tests.conftest.TEST_HOOKS: repos/octo-org/app/hooks/12
         **extra,
     }
 
@@ -324,7 +325,7 @@ def test_redelivery_is_on_once_setup_recorded_the_webhook(
     fake_aws: FakeAws, github: FakeGitHub
 ) -> None:
     """No GITHUB_HOOK_PATH by hand: the stack's SSM parameter names the webhook."""
-    github.deliveries = [delivery(1, "a", 429), delivery(2, "b", 200)]
+    github.deliveries = [delivery(1, "a", 429, hook_id=99), delivery(2, "b", 200, hook_id=99)]
     report = reconcile()
     assert report["webhook_unknown"] == 1  # not recorded yet: nothing to ask GitHub
     assert github.redelivered == []
@@ -375,28 +376,19 @@ def test_deliveries_are_read_across_pages_on_the_api_host_only(
     fake_aws: FakeAws, github: FakeGitHub
 ) -> None:
     """GitHub pages deliveries with a cursor in ``Link``; a next link elsewhere is not followed."""
-    import json as _json
-
-    import responses
-
-    from tests.conftest import DELIVERIES_URL, GITHUB_API
-
     record_hook(fake_aws, "repos/octo-org/app/hooks/12")
-    pages = {
-        "": (
-            [delivery(1, "a", 200)],
-            f'<{GITHUB_API}/repos/octo-org/app/hooks/12/deliveries?per_page=100&cursor=p2>; rel="next"',
-        ),
-        "p2": ([delivery(2, "b", 502)], '<https://evil.example/steal?cursor=p3>; rel="next"'),
-    }
-
-    def paged(request: Any) -> tuple[int, dict[str, str], str]:
-        cursor = request.url.partition("cursor=")[2]
-        items, link = pages[cursor]
-        return 200, {"Link": link, "Content-Type": "application/json"}, _json.dumps(items)
-
-    github.mock.remove(responses.GET, DELIVERIES_URL)
-    github.mock.add_callback(responses.GET, DELIVERIES_URL, callback=paged)
+    # 150 deliveries: GitHub answers the newest 100, then a cursor to the older 50.
+    github.deliveries = [delivery(1, "a", 502)] + [
+        delivery(100 + i, f"ok{i}", 200, minutes_ago=4) for i in range(149)
+    ]
+    evil = '<https://evil.example/steal?cursor=p3>; rel="next"'
     reconcile()
-    assert github.redelivered == [2]
+    assert github.redelivered == [1]  # found on the second page
+    assert len(github.calls("GET", "/deliveries")) == 2
+    # A next link to another host is never followed (the token would go with it).
+    github.redelivered.clear()
+    github.fail("GET", r"/deliveries\?.*cursor=", 200, headers={"Link": evil},
+                body=[delivery(1, "a", 502)])  # fmt: skip
+    reconcile()
+    assert github.redelivered == [1]
     assert not [c for c in github.mock.calls if "evil.example" in c.request.url]

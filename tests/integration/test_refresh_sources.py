@@ -88,7 +88,7 @@ def test_github_unavailable_keeps_the_last_good_list(
 ) -> None:
     from lambda_fn.refresh_sources import refresh
 
-    github.meta_status = 503
+    github.fail("GET", r"^/meta$", 503, times=None)
     with pytest.raises(GitHubTransientError):
         refresh()
     assert addresses(ip_sets["IPV4"]) == ["192.30.252.0/22"]

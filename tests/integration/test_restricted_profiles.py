@@ -219,7 +219,7 @@ def test_ref_lookup_failing_starts_nothing_and_keeps_the_job(
         monkeypatch.setenv(key, value)
     github.runs[777] = run()
     branch(github, "main")
-    github.refs_status_code = 502
+    github.fail("GET", r"/git/(ref|tags)/", 502, times=None)
     status, body = deploy_job()
     assert (status, body["status"]) == (202, "queued_for_retry")
     assert github.jit_requests == [] and restricted.tasks() == []
@@ -231,7 +231,7 @@ def test_ref_lookup_failing_without_a_retry_queue_asks_github_to_redeliver(
     restricted: FakeAws, github: FakeGitHub
 ) -> None:
     github.runs[777] = run()
-    github.refs_status_code = 503
+    github.fail("GET", r"/git/(ref|tags)/", 503, times=None)
     assert deploy_job()[0] == 503
     assert github.jit_requests == []
 
@@ -314,13 +314,9 @@ def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
     restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lookup is optional and short (2 s budget): the JIT call must still fit in 10 s."""
-    import responses
-
     from lambda_fn import github as gh
-    from tests.conftest import RUN_URL
 
-    github.mock.remove(responses.GET, RUN_URL)
-    github.mock.add(responses.GET, RUN_URL, status=502)
+    github.fail("GET", r"/actions/runs/", 502, times=None)
     budgets: list[float | None] = []
     original = gh.GitHubClient.__init__
 
@@ -392,9 +388,9 @@ def test_an_allowed_job_from_the_retry_queue_is_launched_after_the_re_check(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
     deploy_job_on_github(github, 33, "main")
-    github.refs_status_code = 502
+    github.fail("GET", r"/git/(ref|tags)/", 502, times=None)
     assert deploy_job(job_id=33)[0] == 202  # refs unreadable: queued, not launched
-    github.refs_status_code = 200
+    github.clear_faults()
     drain(queues)
     assert len(github.jit_requests) == 1
     assert len(queues.tasks()) == 1
@@ -404,7 +400,7 @@ def test_retry_re_check_that_cannot_read_github_waits_and_never_launches_blind(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
     deploy_job_on_github(github, 34, "main")
-    github.job_status_code = 502
+    github.fail("GET", r"/actions/jobs/", 502, times=None)
     forged_retry_message(queues, 34)
     drain(queues, rounds=3)
     assert github.jit_requests == []

@@ -137,7 +137,7 @@ def test_unreadable_job_status_is_unknown_not_done(queues: FakeAws, github: Fake
     github.set_jit(status=503)
     deliver(queued_payload(job_id=25))
     github.set_jit(github.jit_callback)
-    github.job_status_code = 500
+    github.fail("GET", r"/actions/jobs/", 500, times=None)
     drain(queues)
     assert tasks_per_job(queues) == {"25": 1}
 

@@ -112,7 +112,8 @@ def test_stub_issues_jit_configs_and_manages_runners(stub: GitHubStub) -> None:
     runner = requests.get(
         f"{stub.url}/repos/o/r/actions/runners/{runner_id}", headers=AUTH, timeout=5
     )
-    assert runner.json()["status"] == "online" and runner.json()["busy"] is False
+    # Registered, not yet connected: offline until the runner program starts.
+    assert runner.json()["status"] == "offline" and runner.json()["busy"] is False
     listed = requests.get(
         f"{stub.url}/repos/o/r/actions/runners?per_page=100", headers=AUTH, timeout=5
     )
@@ -132,7 +133,12 @@ def test_stub_issues_jit_configs_and_manages_runners(stub: GitHubStub) -> None:
     )
     assert again.status_code == 404
     job = requests.get(f"{stub.url}/repos/o/r/actions/jobs/77", headers=AUTH, timeout=5).json()
-    assert job == {"id": 77, "status": "queued"}
+    assert (job["id"], job["status"]) == (77, "queued")
+    assert (
+        requests.get(f"{stub.url}/repos/o/r/actions/runs/9", headers=AUTH, timeout=5).status_code
+        == 404
+    )
+    stub.runs[9] = {"id": 9, "event": "push"}
     assert (
         requests.get(f"{stub.url}/repos/o/r/actions/runs/9", headers=AUTH, timeout=5).json()["id"]
         == 9
@@ -172,10 +178,54 @@ def test_stub_serves_git_refs_tags_and_comparisons_like_github(stub: GitHubStub)
 
 def test_stub_org_scope_and_conflicts(stub: GitHubStub) -> None:
     url = f"{stub.url}/orgs/octo/actions/runners/generate-jitconfig"
-    first = requests.post(url, json={"name": "n", "labels": ["a"]}, headers=AUTH, timeout=5)
-    second = requests.post(url, json={"name": "n", "labels": ["a"]}, headers=AUTH, timeout=5)
+    first = requests.post(
+        url, json={"name": "n", "labels": ["a"], "runner_group_id": 1}, headers=AUTH, timeout=5
+    )
+    second = requests.post(
+        url, json={"name": "n", "labels": ["a"], "runner_group_id": 1}, headers=AUTH, timeout=5
+    )
     assert (first.status_code, second.status_code) == (201, 409)
     assert requests.post(url, json={"labels": ["a"]}, headers=AUTH, timeout=5).status_code == 422
+    no_group = {"name": "m", "labels": ["a"]}  # runner_group_id is required
+    assert requests.post(url, json=no_group, headers=AUTH, timeout=5).status_code == 422
+
+
+def test_stub_refuses_to_delete_a_busy_runner_like_github(stub: GitHubStub) -> None:
+    """GitHub answers 422 while the runner runs a job; lambda_fn.cleanup.release relies on it."""
+    url = f"{stub.url}/repos/o/r/actions/runners"
+    body = {"name": "b", "labels": ["a"], "runner_group_id": 1}
+    runner_id = requests.post(
+        f"{url}/generate-jitconfig", json=body, headers=AUTH, timeout=5
+    ).json()["runner"]["id"]
+    stub.runners[runner_id].update(status="online", busy=True)
+    busy = requests.delete(f"{url}/{runner_id}", headers=AUTH, timeout=5)
+    assert busy.status_code == 422
+    assert "is still running a job" in busy.json()["message"]
+    assert runner_id in stub.runners
+    stub.runners[runner_id]["busy"] = False
+    assert requests.delete(f"{url}/{runner_id}", headers=AUTH, timeout=5).status_code == 204
+
+
+def test_stub_pages_runners_and_answers_rate_limits_like_github(stub: GitHubStub) -> None:
+    url = f"{stub.url}/orgs/o/actions/runners"
+    for i in range(5):
+        body = {"name": f"p{i}", "labels": ["a"], "runner_group_id": 1}
+        requests.post(f"{url}/generate-jitconfig", json=body, headers=AUTH, timeout=5)
+    first = requests.get(url, params={"per_page": 2}, headers=AUTH, timeout=5)
+    assert first.json()["total_count"] == 5 and len(first.json()["runners"]) == 2
+    assert first.links["next"]["url"] == f"{url}?per_page=2&page=2"
+    assert first.links["last"]["url"] == f"{url}?per_page=2&page=3"
+    last = requests.get(first.links["last"]["url"], headers=AUTH, timeout=5)
+    assert [r["name"] for r in last.json()["runners"]] == ["p4"] and "next" not in last.links
+    assert int(last.headers["x-ratelimit-remaining"]) < int(first.headers["x-ratelimit-remaining"])
+    stub.rate_limited("GET", "/actions/runners$", status=403)
+    stub.rate_limited("GET", "/actions/runners$", status=429, retry_after=7)
+    primary = requests.get(url, headers=AUTH, timeout=5)
+    assert (primary.status_code, primary.headers["x-ratelimit-remaining"]) == (403, "0")
+    assert int(primary.headers["x-ratelimit-reset"]) > 0
+    secondary = requests.get(url, headers=AUTH, timeout=5)
+    assert (secondary.status_code, secondary.headers["retry-after"]) == (429, "7")
+    assert requests.get(url, headers=AUTH, timeout=5).status_code == 200
 
 
 def test_stub_never_stores_the_token_and_needs_one(stub: GitHubStub) -> None:
@@ -189,7 +239,12 @@ def test_stub_injected_failures(stub: GitHubStub) -> None:
     stub.fail("POST", "generate-jitconfig", 503, times=2, headers={"Retry-After": "1"})
     url = f"{stub.url}/repos/o/r/actions/runners/generate-jitconfig"
     statuses = [
-        requests.post(url, json={"name": f"n{i}", "labels": ["a"]}, headers=AUTH, timeout=5)
+        requests.post(
+            url,
+            json={"name": f"n{i}", "labels": ["a"], "runner_group_id": 1},
+            headers=AUTH,
+            timeout=5,
+        )
         for i in range(3)
     ]
     assert [s.status_code for s in statuses] == [503, 503, 201]
