@@ -6,9 +6,10 @@
   that honours the idempotency record's condition) and Secrets Manager
   ``GetSecretValue``. botocore still builds, signs (SigV4) and parses every
   call: only the socket is skipped.
-- :class:`FakeGitHubAdapter` is a ``requests`` transport adapter for
-  ``generate-jitconfig``, mounted on the handler's shared session: ``requests``
-  still prepares, merges settings and decodes JSON; only the socket is skipped.
+- :class:`FakeGitHubAdapter` serves the one GitHub model (``localdev.github_model``)
+  as a ``requests`` transport adapter, mounted on the handler's shared session:
+  ``requests`` still prepares, merges settings and decodes JSON; only the socket is
+  skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -30,6 +33,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from bench.fixtures import ACCOUNT, PAT, REGION, WEBHOOK_SECRET
+from localdev.github_model import Call, GitHubModel
 
 
 class _RawBody(io.BytesIO):
@@ -188,42 +192,55 @@ def _record_is_live(item: dict[str, Any]) -> bool:
 
 
 class FakeGitHubAdapter(BaseAdapter):
-    """Answers ``POST .../actions/runners/generate-jitconfig`` with a fresh runner."""
+    """The GitHub model (``localdev.github_model``) as a ``requests`` transport adapter.
 
-    def __init__(self) -> None:
+    Mount it on the handler's shared session for ``https://`` and every GitHub call is
+    answered by :attr:`model` with no socket; ``requests`` still prepares the request,
+    merges settings and decodes JSON. JIT configs are cheap fixed-size strings so the fake
+    does not add to the handler's measured cost.
+    """
+
+    def __init__(self, model: GitHubModel | None = None) -> None:
         super().__init__()
-        self._ids = itertools.count(1000)
-        self._lock = threading.Lock()
-        self.jit_configs_issued = 0
-        self.requests_seen = 0
+        self.model = model or GitHubModel(encode_jit=_cheap_jit_config)
+
+    @property
+    def jit_configs_issued(self) -> int:
+        return len(self.model.issued_configs)
+
+    @property
+    def requests_seen(self) -> int:
+        return len(self.model.requests)
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            self.requests_seen += 1
+        parts = urlsplit(request.url or "")
+        raw = request.body or b""
+        credentials = request.headers.get("Authorization", "")
+        status, headers, body = self.model.handle(
+            Call(
+                method=request.method or "GET",
+                path=parts.path,
+                query=parse_qs(parts.query),
+                body=json.loads(raw) if raw else None,
+                token=credentials.partition(" ")[2].strip() or None,
+                base_url=f"{parts.scheme}://{parts.netloc}",
+            )
+        )
         response = requests.Response()
         response.request = request
         response.url = request.url or ""
         response.encoding = "utf-8"
-        if request.method == "POST" and (request.url or "").endswith("/generate-jitconfig"):
-            body = json.loads(request.body or b"{}")
-            with self._lock:
-                runner_id = next(self._ids)
-                self.jit_configs_issued += 1
-            encoded = base64.b64encode(f"jit-{runner_id}".encode() * 8).decode()
-            payload = {
-                "runner": {"id": runner_id, "name": body["name"], "labels": body["labels"]},
-                "encoded_jit_config": encoded,
-            }
-            response.status_code = 201
-            response._content = json.dumps(payload).encode()
-        else:
-            response.status_code = 404
-            response._content = b'{"message": "Not Found"}'
+        response.status_code = status
+        response.reason = HTTPStatus(status).phrase
+        response._content = b"" if body is None else json.dumps(body).encode()
         response.headers = CaseInsensitiveDict(
-            {"Content-Type": "application/json; charset=utf-8", "X-RateLimit-Remaining": "4999"}
+            {"Content-Type": "application/json; charset=utf-8", **headers}
         )
-        response.reason = "Created" if response.status_code == 201 else "Not Found"
         return response
 
     def close(self) -> None:
         return None
+
+
+def _cheap_jit_config(runner_name: str) -> str:
+    return base64.b64encode(f"jit-{runner_name}".encode() * 8).decode()
