@@ -121,9 +121,7 @@ JOBS = [101, 102, 103]
 
 def test_github_502_then_ok(world: Any) -> None:
     fake_aws, github = world
-    original = github.jit_callback
-    calls = itertools.count()
-    github.set_jit(lambda r: (502, {}, "{}") if next(calls) < 2 else original(r))
+    github.fail("POST", "generate-jitconfig", 502, times=2)
     outcome = run_jobs(fake_aws, JOBS)
     assert outcome.launched == set(JOBS)
     assert_conserved(outcome, JOBS)
@@ -131,9 +129,7 @@ def test_github_502_then_ok(world: Any) -> None:
 
 def test_github_429_with_retry_after(world: Any, no_real_sleep: list[float]) -> None:
     fake_aws, github = world
-    original = github.jit_callback
-    calls = itertools.count()
-    github.set_jit(lambda r: (429, {"Retry-After": "2"}, "{}") if next(calls) < 4 else original(r))
+    github.rate_limited("POST", "generate-jitconfig", status=429, retry_after=2, times=4)
     outcome = run_jobs(fake_aws, JOBS)
     assert outcome.launched == set(JOBS)
     assert 2.0 in no_real_sleep

@@ -422,19 +422,10 @@ def test_duplicate_arriving_while_first_is_in_progress_is_2xx(
 def test_github_502_then_ok_is_retried(
     fake_aws: FakeAws, github: FakeGitHub, no_real_sleep: list[float]
 ) -> None:
-    calls = {"n": 0}
-    original = github.jit_callback
-
-    def flaky(request: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return 502, {}, '{"message": "Server Error"}'
-        return original(request)
-
-    github.set_jit(flaky)
+    github.fail("POST", "generate-jitconfig", 502, times=1)
     status, body = deliver(queued_payload())
     assert status == 200, body
-    assert calls["n"] == 2
+    assert [r.status for r in github.calls("POST", "generate-jitconfig")] == [502, 201]
     assert len(no_real_sleep) == 1
     assert len(fake_aws.tasks()) == 1
 
@@ -442,19 +433,22 @@ def test_github_502_then_ok_is_retried(
 def test_github_429_honours_retry_after(
     fake_aws: FakeAws, github: FakeGitHub, no_real_sleep: list[float]
 ) -> None:
-    calls = {"n": 0}
-    original = github.jit_callback
-
-    def limited(request: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return 429, {"Retry-After": "2"}, '{"message": "rate limited"}'
-        return original(request)
-
-    github.set_jit(limited)
+    github.rate_limited("POST", "generate-jitconfig", status=429, retry_after=2)
     status, _ = deliver(queued_payload())
     assert status == 200
     assert no_real_sleep == [2.0]
+    assert len(fake_aws.tasks()) == 1
+
+
+def test_github_primary_rate_limit_403_waits_for_the_reset(
+    fake_aws: FakeAws, github: FakeGitHub, no_real_sleep: list[float]
+) -> None:
+    """403 + ``x-ratelimit-remaining: 0`` is a rate limit, not a refusal: wait until
+    ``x-ratelimit-reset``, then retry (docs: troubleshooting-the-rest-api#rate-limit-errors)."""
+    github.rate_limited("POST", "generate-jitconfig", status=403, reset_in=3)
+    status, _ = deliver(queued_payload())
+    assert status == 200
+    assert len(no_real_sleep) == 1 and 0 < no_real_sleep[0] <= 3.0  # until the reset
     assert len(fake_aws.tasks()) == 1
 
 
