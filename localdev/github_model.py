@@ -271,6 +271,7 @@ class GitHubModel:
     """GitHub's state and answers. Thread-safe: every transport calls :meth:`handle`."""
 
     #: runner id -> runner object as the runners API shows it, plus ``scope`` ("repos/O/R").
+    #: A runner put here without ``scope`` belongs to every scope (a test shortcut).
     runners: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: encoded JIT configs handed out, in order.
     issued_configs: list[str] = field(default_factory=list)
