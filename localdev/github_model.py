@@ -136,6 +136,8 @@ class Fault:
     remaining: int | None
     headers: dict[str, str]
     body: Any
+    #: a primary rate limit: ``x-ratelimit-reset`` this many seconds after the answer.
+    reset_in: int | None = None
 
 
 @dataclass
@@ -350,13 +352,13 @@ class GitHubModel:
             headers = {"retry-after": str(retry_after)}
             message = "You have exceeded a secondary rate limit."
         else:
-            headers = {
-                "x-ratelimit-remaining": "0",
-                "x-ratelimit-reset": str(int(time.time()) + reset_in),
-            }
+            headers = {"x-ratelimit-remaining": "0"}
             message = "API rate limit exceeded."
         body = {"message": message, "documentation_url": DOCS}
         self.fail(method, path_pattern, status, times=times, headers=headers, body=body)
+        if retry_after is None:
+            with self._lock:
+                self._faults[-1].reset_in = reset_in
 
     def clear_faults(self, method: str | None = None, path_pattern: str | None = None) -> None:
         """Forget injected faults (all, or those for one method and pattern)."""
@@ -408,7 +410,10 @@ class GitHubModel:
     def _answer(self, call: Call) -> Answer:
         fault = self._fault_for(call)
         if fault is not None:
-            return fault.status, dict(fault.headers), fault.body
+            headers = dict(fault.headers)
+            if fault.reset_in is not None:
+                headers["x-ratelimit-reset"] = str(int(time.time()) + fault.reset_in)
+            return fault.status, headers, fault.body
         for route, params in _matches(call):
             if not route.public:
                 if not call.token:
