@@ -61,12 +61,11 @@ from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 from .alarms import operational_alarms
 from .bundling import lambda_code
 from .config import (
-    API_GATEWAY_LOGGING,
     CONTAINER_NAME,
     DEFAULT_GITHUB_API_URL,
-    RUNNER_SCOPES,
     RunnerProfile,
-    check_profiles,
+    check_construct_props,
+    check_names,
 )
 from .dashboard import add_dashboard
 from .env_size import check_environment_size
@@ -140,7 +139,11 @@ def retention_days(days: int) -> logs.RetentionDays:
 class FargateRunnersProps:
     """Properties of :class:`FargateRunners`.
 
-    :param profiles: runner profiles (validated: unique names and label sets).
+    :param profiles: runner profiles (validated: unique names, none shadowed by another).
+
+    Constructing props validates them like ``cdk.json`` (``ConfigError`` listing every
+    problem, keys named as here): an ``http://`` ``github_api_url``, ``assign_public_ip=False``
+    without ``vpc``, an empty restriction list... fail here, not at deploy.
     :param vpc: VPC for runner tasks; default: a new VPC, public subnets in 2 AZs,
         no NAT gateway, flow logs on.
     :param vpc_subnets: which subnets of ``vpc`` tasks run in (required in practice
@@ -215,6 +218,11 @@ class FargateRunnersProps:
     webhook_source_cidrs: Sequence[str] | None = None
     webhook_rate_limit: int = 2000
 
+    def __post_init__(self) -> None:
+        """The checks ``cdk.json`` gets (fargate_runners/config.py); ``ConfigError`` if not."""
+        settings = check_construct_props(self)
+        object.__setattr__(self, "profiles", settings.profiles)
+
 
 def lambda_profile_entry(
     profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition, task_role: iam.Role
@@ -284,17 +292,18 @@ class FargateRunners(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: FargateRunnersProps) -> None:
         super().__init__(scope, construct_id)
         self.props = props
-        profiles = tuple(props.profiles)
-        check_profiles(profiles)
-        if props.api_gateway_logging not in API_GATEWAY_LOGGING:
-            raise ValueError(f"api_gateway_logging must be one of {', '.join(API_GATEWAY_LOGGING)}")
-        if props.runner_scope not in RUNNER_SCOPES:
-            raise ValueError(f"runner_scope must be one of {', '.join(RUNNER_SCOPES)}")
+        profiles = tuple(props.profiles)  # validated by FargateRunnersProps
 
         stack = Stack.of(self)
         prefix = props.name_prefix or stack.stack_name
         if Token.is_unresolved(prefix):
             raise ValueError("name_prefix is required when the stack name is not a plain string")
+        check_names(
+            prefix,
+            key="name_prefix" if props.name_prefix else "stack_name",
+            webhook_firewall=props.webhook_firewall,
+            profiles=profiles,
+        )
         self.name_prefix = prefix
         # The Lambda accepts 1-20 characters (lambda_fn/config.py); the deployment id,
         # not the prefix, is what keeps two deployments' runners apart.

@@ -63,7 +63,6 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "JIT_SECRET_PREFIX": "fargate-runners/jit",
 }
 
-_REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 #: Secrets Manager names allow letters, digits and /_+=.@- (no trailing '/': we add it).
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$")
@@ -179,9 +178,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(f"GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
 
     allowed = _split_csv(get("ALLOWED_REPOSITORIES"))
-    for pattern in allowed:
-        if not _REPO_PATTERN.match(pattern):
-            raise ConfigError(f"ALLOWED_REPOSITORIES: {pattern!r} is not 'owner/repo' or 'owner/*'")
+    if allowed:  # the one owner/repo rule; imported only when there is something to check
+        from lambda_fn.policy import repository_pattern_problem
+
+        for pattern in allowed:
+            problem = repository_pattern_problem(pattern)
+            if problem is not None:
+                raise ConfigError(f"ALLOWED_REPOSITORIES: {problem}")
 
     prefix = get("RUNNER_NAME_PREFIX")
     if not _NAME_PREFIX.match(prefix):

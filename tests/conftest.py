@@ -60,6 +60,9 @@ TEST_CONTEXT: dict[str, Any] = {
             "memory": 8192,
         },
     ],
+    # Private subnets behind a NAT (no public IP without a VPC of one's own is refused).
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": ["subnet-0123456789abcdef0"],
     "assign_public_ip": False,
 }
 

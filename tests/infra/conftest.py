@@ -103,9 +103,12 @@ EXISTING_VPC_CONTEXT: dict[str, Any] = {
 EDGE_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 #: Watchdog off, no alarm topic, no web ACL; one profile with a managed task role policy, a
-#: non-ECR registry mirror and its own subnets.
+#: non-ECR registry mirror and its own subnets (in an existing VPC: the stack's own VPC has
+#: no subnet to name yet).
 EDGE_CONTEXT: dict[str, Any] = {
     "stack_name": "RunnersEdge",
+    "vpc_id": "vpc-0aaaaaaaaaaaaaaaa",
+    "subnet_ids": ["subnet-0bbbbbbbbbbbbbbbb"],
     "runner_idle_timeout_seconds": 0,
     "webhook_firewall": False,
     "profiles": [

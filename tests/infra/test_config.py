@@ -104,6 +104,9 @@ def test_cli_string_values_of_new_keys_are_parsed() -> None:
             "runner_idle_timeout_seconds": "0",
             "reconcile_interval_minutes": "15",
             "github_hook_path": "/repos/octo/app/hooks/1/",
+            # A profile's own subnets are in an existing VPC (the stack's own has none yet).
+            "vpc_id": "vpc-01234567",
+            "subnet_ids": "subnet-0abcdef0",
         }
     )
     (profile,) = config.profiles
