@@ -16,7 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from fargate_runners.config import load_config
+from fargate_runners.config import ConfigError, load_config
 from fargate_runners.stack import FargateRunnersStack
 
 __all__ = ["build_app", "main"]
@@ -38,9 +38,17 @@ def build_app(
 
 
 def main() -> None:
+    """Synthesize; a configuration error prints one line per problem (no traceback), exit 2."""
     # Nothing in the stack is region-specific; a region only keeps SDK-based code quiet.
     os.environ.setdefault("CDK_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
-    app, _ = build_app(outdir=os.environ.get("CDK_OUTDIR"))
+    try:
+        app, _ = build_app(outdir=os.environ.get("CDK_OUTDIR"))
+    except ConfigError as error:
+        count = len(error.problems)
+        print(f"cdk.json: {count} configuration problem{'s' * (count > 1)}:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
     app.synth()
 
 

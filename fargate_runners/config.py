@@ -795,6 +795,10 @@ class _Deployment(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         """Rules between keys (each key is valid on its own here)."""
+        _raise_all(self._problems())
+        return self
+
+    def _problems(self) -> list[Problem]:
         problems = _profile_set_problems(self.profiles, "profiles")
         problems += self._network_problems()
         if self.runner_scope != "org":
@@ -821,8 +825,7 @@ class _Deployment(_Model):
                     "your server delivers webhooks from (or set webhook_firewall to false)",
                 )
             )
-        _raise_all(problems)
-        return self
+        return problems
 
     def _network_problems(self) -> list[Problem]:
         """Runner tasks must reach GitHub and pull their image (README: Networks)."""
@@ -938,9 +941,8 @@ class RunnersConfig(_Deployment):
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None
 
-    @model_validator(mode="after")
-    def _consistent_stack(self) -> Self:
-        problems: list[Problem] = []
+    def _problems(self) -> list[Problem]:
+        problems = super()._problems()
         if self.vpc_id is not None and not self.subnet_ids:
             given = "subnet_ids" in self.model_fields_set
             problems.append(
@@ -959,8 +961,7 @@ class RunnersConfig(_Deployment):
                 profile_names=[p.name for p in self.profiles],
             )
         ]
-        _raise_all(problems)
-        return self
+        return problems
 
     @property
     def uses_existing_vpc(self) -> bool:
