@@ -45,7 +45,8 @@ def main() -> None:
         app, _ = build_app(outdir=os.environ.get("CDK_OUTDIR"))
     except ConfigError as error:
         count = len(error.problems)
-        print(f"cdk.json: {count} configuration problem{'s' * (count > 1)}:", file=sys.stderr)
+        plural = "s" * (count > 1)
+        print(f"configuration: {count} problem{plural} (cdk.json context, -c):", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -314,6 +314,8 @@ Text = Annotated[str, _parsed(_str)]
 SubnetIds = Annotated[
     tuple[str, ...], _parsed(_list_of(_matching(_SUBNET_ID_RE, "a subnet id (subnet-0123abcd...)")))
 ]
+
+
 def _runner_group_id(value: Any, key: str = "") -> int:
     group = _int(value, key)
     if group < 1:

@@ -167,9 +167,7 @@ def test_a_profile_whose_labels_are_a_subset_of_an_earlier_one_is_refused() -> N
 
 def test_a_restricted_profile_listed_first_is_named_as_catching_ordinary_jobs() -> None:
     deploy = {"name": "deploy", "labels": ["self-hosted", "linux", "deploy"]}
-    problem = only_problem(
-        {"profiles": [{**deploy, "allowed_refs": ["refs/heads/main"]}, DEFAULT]}
-    )
+    problem = only_problem({"profiles": [{**deploy, "allowed_refs": ["refs/heads/main"]}, DEFAULT]})
     assert "'deploy' is restricted, so the ordinary jobs meant for 'default' go to it" in problem
     assert "are refused" in problem
     # The fix the message gives works: the ordinary profile first.
@@ -378,7 +376,8 @@ def test_one_owner_repo_rule_accepts_alike_everywhere(pattern: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "pattern", ["acme.org/app", "-octo/app", "o/..", "octo/app-*", "a" * 40 + "/r", "o/" + "r" * 101]
+    "pattern",
+    ["acme.org/app", "-octo/app", "o/..", "octo/app-*", "a" * 40 + "/r", "o/" + "r" * 101],
 )
 def test_one_owner_repo_rule_refuses_alike_everywhere(pattern: str) -> None:
     message = f"{pattern!r} is not 'owner/repo' or 'owner/*'"
