@@ -29,7 +29,8 @@ exit 78 with a message on stderr if either fails.
 
 Runs on the runner image's python3 (3.12; 3.10 compatible), standard library
 only. ``policy.py`` is loaded from this file's directory (the entrypoint writes
-both side by side) or, in a source checkout, from ``../lambda_fn/policy.py``.
+both side by side) or, in a source checkout, from ``../../lambda_fn/policy.py`` (this file
+is ``fargate_runners/runner/job_started.py``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ EXIT_REFUSED = 1
 EXIT_CONFIG = 78  # EX_CONFIG: the task stops, nothing runs
 
 _HERE = Path(__file__).resolve().parent
-_POLICY_CANDIDATES = (_HERE / "policy.py", _HERE.parent / "lambda_fn" / "policy.py")
+_POLICY_CANDIDATES = (_HERE / "policy.py", _HERE.parent.parent / "lambda_fn" / "policy.py")
 
 
 def load_policy_module() -> ModuleType:
