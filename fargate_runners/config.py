@@ -63,7 +63,6 @@ __all__ = [
     "RunnersConfig",
     "check_construct_props",
     "check_names",
-    "check_profiles",
     "load_config",
 ]
 
@@ -346,7 +345,7 @@ class _Model(BaseModel):
             raise self._error(exc, data) from None
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> Self:
+    def validated(cls, data: Mapping[str, Any]) -> Self:
         """Validate ``data`` (e.g. parsed JSON); raise :class:`ConfigError` with every problem."""
         try:
             return cls.model_validate(data)
@@ -708,13 +707,6 @@ def _shadowed(later: RunnerProfile, earlier: RunnerProfile, i: int, key: str) ->
     return f"{why}: list {later.name!r} before {earlier.name!r}, or give it a label of its own"
 
 
-def check_profiles(profiles: Sequence[RunnerProfile], key: str = "profiles") -> None:
-    """Cross-profile checks: unique names, no profile shadowed by an earlier one."""
-    if not profiles:
-        raise ConfigError(key, "must contain at least one profile")
-    _raise_all(_profile_set_problems(profiles, key))
-
-
 def _profiles(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         try:
@@ -823,8 +815,9 @@ class _Deployment(_Model):
             problems.append(
                 Problem(
                     "webhook_source_cidrs",
-                    "is required with a GitHub Enterprise github_api_url: list the addresses "
-                    "your server delivers webhooks from (or set webhook_firewall to false)",
+                    "is required with a GitHub Enterprise Server or GHE.com github_api_url: "
+                    "list the addresses your server delivers webhooks from (or set "
+                    "webhook_firewall to false)",
                 )
             )
         return problems
@@ -993,7 +986,7 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
     ours = {
         key: value for key, value in context.items() if not _is_cdk_key(key) and value is not None
     }
-    return RunnersConfig.parse(ours)
+    return RunnersConfig.validated(ours)
 
 
 # ---------------------------------------------------------------------------
@@ -1046,7 +1039,7 @@ def check_construct_props(props: Any) -> ConstructSettings:
     """Validate a ``FargateRunnersProps`` (duck-typed: no ``aws_cdk`` here) like cdk.json."""
     data = {field: getattr(props, attribute) for attribute, field in _PROPS_FIELDS.items()}
     data["existing_vpc"] = getattr(props, "vpc", None) is not None
-    return ConstructSettings.parse(data)
+    return ConstructSettings.validated(data)
 
 
 def check_names(
