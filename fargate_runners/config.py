@@ -6,11 +6,12 @@ one runner profile, and ``FargateRunnersProps`` validates its plain-data fields 
 a profile or URL built in Python gets exactly the checks a ``cdk.json`` value gets.
 
 Every problem is reported at once as a :class:`ConfigError` (one line per problem: key path,
-value, fix). Keys and values are documented in README.md ("Configuration"); how to add a
-key is in docs/configuration.md. This module does not import ``aws_cdk``: the CLI and the
-local mode use it too.
+value, fix). Keys and values are documented in README.md ("Configuration"); the value
+parsers are in :mod:`fargate_runners.config_values`, single-value rules with their sources
+in :mod:`fargate_runners.rules`; how to add a key is in docs/configuration.md. This
+module does not import ``aws_cdk``: the CLI and the local mode use it too.
 
-Keys that look like ours are checked, in any spelling: an unknown or misspelt key
+Every key CDK does not own is ours and checked, in any spelling: an unknown or misspelt key
 (``allowedRepositories``, ``allowed-repositories``, ``alowed_repositories``) is an error
 with a "did you mean". Keys CDK owns (feature flags ``@aws-cdk/...``, ``aws:cdk:...``,
 lookups ``availability-zones:...``, :data:`CDK_KEYS`) are left to CDK. Values given with
@@ -20,33 +21,63 @@ are accepted in string form too. ``null`` at the top level means default.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Self, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     model_validator,
 )
 
 from lambda_fn.policy import (
-    EMPTY_RULE_PROBLEM,
     Policy,
-    PolicyError,
     policy_from_dict,
     repository_pattern_problem,
 )
-from lambda_fn.source_ranges import SourceRanges, SourceRangesError
 
 from . import rules
 from .config_errors import ConfigError, Problem, problems_from_validation
+from .config_values import (
+    EMAIL_RE,
+    KMS_KEY_ARN_RE,
+    ROUTE_TABLE_ID_RE,
+    SECRET_ARN_RE,
+    STACK_NAME_RE,
+    TOPIC_ARN_RE,
+    VPC_ID_RE,
+    Bool,
+    EnvMap,
+    Int,
+    Rule,
+    RunnerGroupId,
+    SubnetIds,
+    check_secret_refs,
+    checked,
+    describe_allowed,
+    list_of,
+    matching,
+    one_of,
+    parse_bool,
+    parse_github_api_url,
+    parse_hook_path,
+    parse_int,
+    parse_labels,
+    parse_name_prefix,
+    parse_profile_name,
+    parse_profiles,
+    parse_registry,
+    parse_source_cidrs,
+    parse_task_role_policies,
+    parse_throttle_rate,
+    parsed,
+    raise_all,
+    ranged,
+    unique,
+)
 
 __all__ = [
     "CDK_KEYS",
@@ -127,204 +158,6 @@ POLICY_KEYS = (
     "required_env",
 )
 
-_PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_ROUTE_TABLE_ID_RE = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
-_SECRET_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
-)
-_SECRET_REF_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
-_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/\S+$")
-_LABEL_RE = re.compile(r"^[^\s,]{1,100}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-_HOOK_PATH_RE = re.compile(
-    r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$"
-)
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-#: Variables the runner or entrypoint owns: a profile may not set them.
-_RESERVED_ENV_PREFIXES = ("ACTIONS_", "GITHUB_", "RUNNER_")
-
-T = TypeVar("T")
-
-# ---------------------------------------------------------------------------
-# Parsers: (value, key) -> typed value, or ConfigError naming ``key`` (relative to the
-# field, "" for the field itself). They accept the string forms ``-c key=value`` gives.
-# ---------------------------------------------------------------------------
-
-
-def _int(value: Any, key: str = "") -> int:
-    if isinstance(value, bool):
-        raise ConfigError(key, f"{value!r} is not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    raise ConfigError(key, f"{value!r} is not an integer")
-
-
-def _number(value: Any, key: str = "") -> float:
-    if isinstance(value, bool):
-        raise ConfigError(key, f"{value!r} is not a number")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ConfigError(key, f"{value!r} is not a number")
-
-
-def _bool(value: Any, key: str = "") -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(key, f"{value!r} is not a boolean (true or false)")
-
-
-def _str(value: Any, key: str = "") -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"{value!r} is not a string")
-    text: str = value.strip()
-    if not text:
-        raise ConfigError(key, "must not be empty")
-    return text
-
-
-def _str_list(value: Any, key: str = "") -> tuple[str, ...]:
-    """A list of strings; a JSON list or a comma-separated string is accepted too."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(key, f"is not a valid JSON list ({exc.msg})") from None
-        else:
-            value = [part for part in (p.strip() for p in text.split(",")) if part]
-    if not isinstance(value, list | tuple):
-        raise ConfigError(key, f"{value!r} is not a list of strings")
-    return _collect(value, _str, key)
-
-
-def _str_map(value: Any, key: str = "") -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be an object of NAME: value")
-    checked = _collect(list(value.items()), lambda item, _: _str(item[1], f"{key}.{item[0]}"))
-    return {str(name): text for name, text in zip(value, checked, strict=True)}
-
-
-def _collect(items: Sequence[Any], parse: Callable[[Any, str], T], key: str = "") -> tuple[T, ...]:
-    """``parse`` every item (key ``<key>[i]``); all failures in one ConfigError."""
-    parsed: list[T] = []
-    problems: list[Problem] = []
-    for i, item in enumerate(items):
-        try:
-            parsed.append(parse(item, f"{key}[{i}]"))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return tuple(parsed)
-
-
-def _one_of(allowed: Sequence[str], *, upper: bool = False) -> Callable[[Any, str], str]:
-    def parse(value: Any, key: str = "") -> str:
-        text = _str(value, key)
-        norm = text.upper() if upper else text.lower()
-        if norm not in allowed:
-            raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
-        return norm
-
-    return parse
-
-
-def _ranged(low: int, high: int) -> Callable[[Any, str], int]:
-    def parse(value: Any, key: str = "") -> int:
-        number = _int(value, key)
-        if not low <= number <= high:
-            raise ConfigError(key, f"{number} is outside {low}..{high}")
-        return number
-
-    return parse
-
-
-def _matching(pattern: re.Pattern[str], what: str) -> Callable[[Any, str], str]:
-    def parse(value: Any, key: str = "") -> str:
-        text = _str(value, key)
-        if not pattern.match(text):
-            raise ConfigError(key, f"{text!r} is not {what}")
-        return text
-
-    return parse
-
-
-def _checked(rule: Callable[[str], str | None]) -> Callable[[Any, str], str]:
-    """A string parser from a :mod:`fargate_runners.rules` rule."""
-
-    def parse(value: Any, key: str = "") -> str:
-        text = _str(value, key)
-        problem = rule(text)
-        if problem is not None:
-            raise ConfigError(key, problem)
-        return text
-
-    return parse
-
-
-def _list_of(parse: Callable[[Any, str], str]) -> Callable[[Any, str], tuple[str, ...]]:
-    def parse_list(value: Any, key: str = "") -> tuple[str, ...]:
-        return _collect(_str_list(value, key), parse, key)
-
-    return parse_list
-
-
-def _unique(values: tuple[str, ...]) -> tuple[str, ...]:
-    for i, value in enumerate(values):
-        if value in values[:i]:
-            raise ConfigError(f"[{i}]", f"{value!r} is repeated")
-    return values
-
-
-def _parsed(parse: Callable[[Any, str], Any]) -> BeforeValidator:
-    """Run ``parse`` before pydantic's own check; ``None`` (an optional key) passes."""
-    return BeforeValidator(lambda value: value if value is None else parse(value, ""))
-
-
-def _describe_allowed(values: Sequence[int]) -> str:
-    if len(values) <= 4:
-        return ", ".join(str(v) for v in values)
-    step = values[1] - values[0]
-    return f"{values[0]} to {values[-1]} in steps of {step}"
-
-
-# -- value types: a field is ``name: <type> = default`` --------------------------------
-
-Int = Annotated[int, _parsed(_int)]
-Bool = Annotated[bool, _parsed(_bool)]
-Text = Annotated[str, _parsed(_str)]
-SubnetIds = Annotated[
-    tuple[str, ...], _parsed(_list_of(_matching(_SUBNET_ID_RE, "a subnet id (subnet-0123abcd...)")))
-]
-
-
-def _runner_group_id(value: Any, key: str = "") -> int:
-    group = _int(value, key)
-    if group < 1:
-        raise ConfigError(key, f"{group} must be >= 1")
-    return group
-
-
-RunnerGroupId = Annotated[int, _parsed(_runner_group_id)]
-
-
 # ---------------------------------------------------------------------------
 # The model base: errors are ConfigErrors, whether built from cdk.json or in Python
 # ---------------------------------------------------------------------------
@@ -392,130 +225,9 @@ def _without(data: Any, loc: Sequence[int | str]) -> Any:
     return data
 
 
-def _raise_all(problems: Sequence[Problem]) -> None:
-    if problems:
-        raise ConfigError(problems)
-
-
 # ---------------------------------------------------------------------------
 # Profiles
 # ---------------------------------------------------------------------------
-
-
-def _labels(value: Any, key: str = "") -> tuple[str, ...]:
-    if value is not None and not isinstance(value, str | list | tuple):
-        raise ConfigError(key, "must be a non-empty list of labels")
-    labels = _str_list(value, key)
-    if not labels:
-        raise ConfigError(key, "must be a non-empty list of labels")
-    problems = [
-        Problem(f"{key}[{i}]", f"{label!r} is not a valid label (no spaces or commas)")
-        for i, label in enumerate(labels)
-        if not _LABEL_RE.match(label)
-    ]
-    lowered = [label.lower() for label in labels]
-    problems += [
-        Problem(f"{key}[{i}]", f"{labels[i]!r} is repeated (labels compare case-insensitively)")
-        for i, label in enumerate(lowered)
-        if label in lowered[:i]
-    ]
-    _raise_all(problems)
-    return labels
-
-
-def _policy_rule(values: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-    """One policy key, checked by the policy module the Lambda and the runner use."""
-    field = str(info.field_name)
-    if not values:
-        raise ConfigError("", EMPTY_RULE_PROBLEM)
-    problems = []
-    for i, value in enumerate(values):
-        try:
-            policy_from_dict("profile", {field: [value]}, where="")
-        except PolicyError as exc:
-            problems.append(Problem(f"[{i}]", str(exc).partition(": ")[2] or str(exc)))
-            continue
-        if field == "allowed_events":
-            problem = rules.event_problem(value)
-            if problem is not None:
-                problems.append(Problem(f"[{i}]", problem))
-    _raise_all(problems)
-    return values
-
-
-def _env_map(values: dict[str, str]) -> dict[str, str]:
-    problems = [
-        Problem(
-            "",
-            f"{name!r} is not an allowed variable name (reserved: "
-            f"{', '.join(p + '*' for p in _RESERVED_ENV_PREFIXES)})",
-        )
-        for name in values
-        if not _ENV_NAME_RE.match(name) or name.startswith(_RESERVED_ENV_PREFIXES)
-    ]
-    _raise_all(problems)
-    return values
-
-
-def _secret_refs(values: dict[str, str]) -> dict[str, str]:
-    _raise_all(
-        [
-            Problem(f".{name}", f"{arn!r} is not a Secrets Manager ARN")
-            for name, arn in values.items()
-            if not _SECRET_REF_RE.match(arn)
-        ]
-    )
-    return values
-
-
-def _task_role_policies(value: Any, key: str = "") -> tuple[str | Mapping[str, Any], ...]:
-    if not isinstance(value, list | tuple):
-        raise ConfigError(key, "must be a list of managed policy ARNs or IAM statements")
-    return _collect(value, _task_role_policy, key)
-
-
-def _task_role_policy(item: Any, key: str) -> str | Mapping[str, Any]:
-    if isinstance(item, str):
-        if not _POLICY_ARN_RE.match(item):
-            raise ConfigError(key, f"{item!r} is not a managed policy ARN")
-        return item
-    if not isinstance(item, Mapping):
-        raise ConfigError(key, "must be a managed policy ARN or an IAM statement object")
-    unknown = set(item) - {"Effect", "Action", "Resource", "Condition", "Sid"}
-    if unknown:
-        raise ConfigError(key, f"unknown statement keys: {', '.join(sorted(unknown))}")
-    if item.get("Effect", "Allow") not in ("Allow", "Deny"):
-        raise ConfigError(f"{key}.Effect", "must be Allow or Deny")
-    for part in ("Action", "Resource"):
-        value = item.get(part)
-        if not value or not (
-            isinstance(value, str)
-            or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value))
-        ):
-            raise ConfigError(f"{key}.{part}", "is required: a string or a list of strings")
-    return item
-
-
-def _registry(value: Any, key: str = "") -> str:
-    text = _str(value, key)
-    if any(c.isspace() for c in text):
-        raise ConfigError(key, f"{text!r} is not a registry")
-    return text
-
-
-def _profile_name(value: Any, key: str = "") -> str:
-    name = _str(value, key)
-    if not _PROFILE_NAME_RE.match(name):
-        raise ConfigError(
-            key,
-            f"{name!r} must match ^[a-z0-9][a-z0-9-]{{0,30}}$ "
-            "(lowercase letters, digits, hyphens; at most 31 characters)",
-        )
-    return name
-
-
-Rule = Annotated[tuple[str, ...], _parsed(_str_list), AfterValidator(_policy_rule)]
-EnvMap = Annotated[dict[str, str], _parsed(_str_map), AfterValidator(_env_map)]
 
 
 class RunnerProfile(_Model):
@@ -527,15 +239,15 @@ class RunnerProfile(_Model):
 
     KEY_KIND: ClassVar[str] = "profile key"
 
-    name: Annotated[str, _parsed(_profile_name)]
-    labels: Annotated[tuple[str, ...], _parsed(_labels)]
+    name: Annotated[str, parsed(parse_profile_name)]
+    labels: Annotated[tuple[str, ...], parsed(parse_labels)]
     cpu: Int = 1024
     memory: Int = 2048
-    architecture: Annotated[str, _parsed(_one_of(ARCHITECTURES, upper=True))] = "ARM64"
-    ephemeral_storage_gib: Annotated[int, _parsed(_ranged(*EPHEMERAL_STORAGE_RANGE))] = 21
-    image: Annotated[str, _parsed(_checked(rules.image_problem))] = DEFAULT_IMAGE
-    capacity: Annotated[str, _parsed(_one_of(CAPACITIES, upper=True))] = "FARGATE"
-    max_runners: Annotated[int | None, _parsed(_ranged(1, 10_000))] = None
+    architecture: Annotated[str, parsed(one_of(ARCHITECTURES, upper=True))] = "ARM64"
+    ephemeral_storage_gib: Annotated[int, parsed(ranged(*EPHEMERAL_STORAGE_RANGE))] = 21
+    image: Annotated[str, parsed(checked(rules.image_problem))] = DEFAULT_IMAGE
+    capacity: Annotated[str, parsed(one_of(CAPACITIES, upper=True))] = "FARGATE"
+    max_runners: Annotated[int | None, parsed(ranged(1, 10_000))] = None
     # Restricted profiles (checked at dispatch and by the runner's job-started hook):
     allowed_repositories: Rule = ()
     allowed_refs: Rule = ()
@@ -544,24 +256,24 @@ class RunnerProfile(_Model):
     required_env: Rule = ()
     # What the task gets:
     environment: EnvMap = Field(default_factory=dict)
-    secrets: Annotated[EnvMap, AfterValidator(_secret_refs)] = Field(default_factory=dict)
+    secrets: Annotated[EnvMap, AfterValidator(check_secret_refs)] = Field(default_factory=dict)
     task_role_policies: Annotated[
-        tuple[str | Mapping[str, Any], ...], _parsed(_task_role_policies)
+        tuple[str | Mapping[str, Any], ...], parsed(parse_task_role_policies)
     ] = ()
     #: Customer-managed KMS keys that encrypt ``secrets`` (the execution role may decrypt).
     secrets_kms_key_arns: Annotated[
         tuple[str, ...],
-        _parsed(
-            _list_of(
-                _matching(
-                    _KMS_KEY_ARN_RE, "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)"
+        parsed(
+            list_of(
+                matching(
+                    KMS_KEY_ARN_RE, "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)"
                 )
             )
         ),
     ] = ()
-    registry_prefix: Annotated[str | None, _parsed(_registry)] = None
+    registry_prefix: Annotated[str | None, parsed(parse_registry)] = None
     subnet_ids: SubnetIds = ()
-    assign_public_ip: Annotated[bool | None, _parsed(_bool)] = None
+    assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
     #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
     runner_group_id: RunnerGroupId | None = None
 
@@ -583,7 +295,7 @@ class RunnerProfile(_Model):
                 Problem(
                     "memory",
                     f"{self.memory} is not valid with cpu {self.cpu} "
-                    f"(allowed: {_describe_allowed(allowed_memory)})",
+                    f"(allowed: {describe_allowed(allowed_memory)})",
                 )
             )
         architecture = rules.architecture_problem(self.architecture, self.labels)
@@ -606,7 +318,7 @@ class RunnerProfile(_Model):
         ]
         if self.secrets_kms_key_arns and not self.secrets:
             problems.append(Problem("secrets_kms_key_arns", "is only used with secrets"))
-        _raise_all(problems)
+        raise_all(problems)
         return self
 
     @property
@@ -707,48 +419,9 @@ def _shadowed(later: RunnerProfile, earlier: RunnerProfile, i: int, key: str) ->
     return f"{why}: list {later.name!r} before {earlier.name!r}, or give it a label of its own"
 
 
-def _profiles(value: Any, key: str = "") -> Any:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(key, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(key, "must be a non-empty list of profile objects")
-    return value
-
-
 # ---------------------------------------------------------------------------
 # Deployment-wide keys, shared by cdk.json and the construct's props
 # ---------------------------------------------------------------------------
-
-
-def _github_api_url(value: Any, key: str = "") -> str:
-    return _checked(rules.github_api_url_problem)(value, key).rstrip("/")
-
-
-def _source_cidrs(value: Any, key: str = "") -> tuple[str, ...]:
-    try:
-        return SourceRanges.parse(_str_list(value, key), "").all
-    except SourceRangesError as exc:
-        where, _, problem = str(exc).partition(": ")
-        raise ConfigError(where, problem) from None
-
-
-def _hook_path(value: Any, key: str = "") -> str:
-    path = _str(value, key).strip("/")
-    if not _HOOK_PATH_RE.match(path):
-        raise ConfigError(
-            key, f"{path!r} must look like repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID"
-        )
-    return path
-
-
-def _throttle_rate(value: Any, key: str = "") -> float:
-    rate = _number(value, key)
-    if not rate > 0:
-        raise ConfigError(key, f"{rate:g} must be > 0")
-    return rate
 
 
 _ONLY_WITH_ENDPOINTS = "is only used with vpc_endpoints"
@@ -757,31 +430,31 @@ _ONLY_WITH_ENDPOINTS = "is only used with vpc_endpoints"
 class _Deployment(_Model):
     """Keys ``cdk.json`` and ``FargateRunnersProps`` share, and the rules between them."""
 
-    profiles: Annotated[tuple[RunnerProfile, ...], _parsed(_profiles)] = (
+    profiles: Annotated[tuple[RunnerProfile, ...], parsed(parse_profiles)] = (
         RunnerProfile(name="default", labels=DEFAULT_PROFILE_LABELS),
     )
-    runner_scope: Annotated[str, _parsed(_one_of(RUNNER_SCOPES))] = "repo"
+    runner_scope: Annotated[str, parsed(one_of(RUNNER_SCOPES))] = "repo"
     runner_group_id: RunnerGroupId = 1
     allowed_repositories: Annotated[
-        tuple[str, ...], _parsed(_list_of(_checked(repository_pattern_problem)))
+        tuple[str, ...], parsed(list_of(checked(repository_pattern_problem)))
     ] = ()
-    github_api_url: Annotated[str, _parsed(_github_api_url)] = DEFAULT_GITHUB_API_URL
-    subnet_ids: Annotated[SubnetIds, AfterValidator(_unique)] = ()
-    assign_public_ip: Annotated[bool | None, _parsed(_bool)] = None
+    github_api_url: Annotated[str, parsed(parse_github_api_url)] = DEFAULT_GITHUB_API_URL
+    subnet_ids: Annotated[SubnetIds, AfterValidator(unique)] = ()
+    assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
     vpc_endpoints: Bool = False
     vpc_endpoint_route_table_ids: Annotated[
         tuple[str, ...],
-        _parsed(_list_of(_matching(_ROUTE_TABLE_ID_RE, "a route table id (rtb-...)"))),
+        parsed(list_of(matching(ROUTE_TABLE_ID_RE, "a route table id (rtb-...)"))),
     ] = ()
-    api_gateway_logging: Annotated[str, _parsed(_one_of(API_GATEWAY_LOGGING))] = "off"
-    webhook_throttle_rate: Annotated[float, _parsed(_throttle_rate)] = 20.0
-    webhook_throttle_burst: Annotated[int, _parsed(_ranged(1, 5000))] = 40
+    api_gateway_logging: Annotated[str, parsed(one_of(API_GATEWAY_LOGGING))] = "off"
+    webhook_throttle_rate: Annotated[float, parsed(parse_throttle_rate)] = 20.0
+    webhook_throttle_burst: Annotated[int, parsed(ranged(1, 5000))] = 40
     webhook_firewall: Bool = True
-    webhook_source_cidrs: Annotated[tuple[str, ...] | None, _parsed(_source_cidrs)] = None
-    webhook_rate_limit: Annotated[int, _parsed(_ranged(*RATE_LIMIT_RANGE))] = 2000
-    retry_max_attempts: Annotated[int, _parsed(_ranged(1, 20))] = 8
-    runner_idle_timeout_seconds: Annotated[int, _parsed(_ranged(0, 86_400))] = 900
-    github_hook_path: Annotated[str | None, _parsed(_hook_path)] = None
+    webhook_source_cidrs: Annotated[tuple[str, ...] | None, parsed(parse_source_cidrs)] = None
+    webhook_rate_limit: Annotated[int, parsed(ranged(*RATE_LIMIT_RANGE))] = 2000
+    retry_max_attempts: Annotated[int, parsed(ranged(1, 20))] = 8
+    runner_idle_timeout_seconds: Annotated[int, parsed(ranged(0, 86_400))] = 900
+    github_hook_path: Annotated[str | None, parsed(parse_hook_path)] = None
 
     def _existing_vpc(self) -> bool:
         raise NotImplementedError
@@ -789,7 +462,7 @@ class _Deployment(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         """Rules between keys (each key is valid on its own here)."""
-        _raise_all(self._problems())
+        raise_all(self._problems())
         return self
 
     def _problems(self) -> list[Problem]:
@@ -903,9 +576,9 @@ class RunnersConfig(_Deployment):
 
     stack_name: Annotated[
         str,
-        _parsed(
-            _matching(
-                _STACK_NAME_RE,
+        parsed(
+            matching(
+                STACK_NAME_RE,
                 "a valid CloudFormation stack name (letter first, then letters, digits, "
                 "hyphens; at most 128)",
             )
@@ -913,25 +586,23 @@ class RunnersConfig(_Deployment):
     ] = DEFAULT_STACK_NAME
     github_token_secret_arn: Annotated[
         str | None,
-        _parsed(
-            _matching(
-                _SECRET_ARN_RE,
+        parsed(
+            matching(
+                SECRET_ARN_RE,
                 "a complete Secrets Manager secret ARN "
                 "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)",
             )
         ),
     ] = None
-    vpc_id: Annotated[str | None, _parsed(_matching(_VPC_ID_RE, "a VPC id (vpc-0123abcd...)"))] = (
-        None
-    )
-    log_retention_days: Annotated[int, _parsed(_int), AfterValidator(_retention)] = 30
-    log_removal_policy: Annotated[str, _parsed(_one_of(LOG_REMOVAL_POLICIES))] = "destroy"
-    alarm_email: Annotated[str | None, _parsed(_matching(_EMAIL_RE, "an e-mail address"))] = None
+    vpc_id: Annotated[str | None, parsed(matching(VPC_ID_RE, "a VPC id (vpc-0123abcd...)"))] = None
+    log_retention_days: Annotated[int, parsed(parse_int), AfterValidator(_retention)] = 30
+    log_removal_policy: Annotated[str, parsed(one_of(LOG_REMOVAL_POLICIES))] = "destroy"
+    alarm_email: Annotated[str | None, parsed(matching(EMAIL_RE, "an e-mail address"))] = None
     alarm_topic_arn: Annotated[
         str | None,
-        _parsed(_matching(_TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
+        parsed(matching(TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
     ] = None
-    reconcile_interval_minutes: Annotated[int, _parsed(_ranged(1, 60))] = 5
+    reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
 
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None
@@ -994,15 +665,6 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
 # ---------------------------------------------------------------------------
 
 
-def _name_prefix(value: Any, key: str = "") -> str:
-    text = _str(value, key)
-    # Checked against the profiles in check_names, where the prefix is final.
-    problems = rules.name_prefix_problems(text, webhook_firewall=False, profile_names=())
-    if problems:
-        raise ConfigError(key, problems[0])
-    return text
-
-
 class ConstructSettings(_Deployment):
     """The plain-data ``FargateRunnersProps`` fields, validated like ``cdk.json``.
 
@@ -1018,10 +680,10 @@ class ConstructSettings(_Deployment):
 
     #: ``props.vpc`` is set (an existing VPC, or one the user's app creates).
     existing_vpc: bool = False
-    name_prefix: Annotated[str | None, _parsed(_name_prefix)] = None
-    runner_name_prefix: Annotated[
-        str | None, _parsed(_checked(rules.runner_name_prefix_problem))
-    ] = None
+    name_prefix: Annotated[str | None, parsed(parse_name_prefix)] = None
+    runner_name_prefix: Annotated[str | None, parsed(checked(rules.runner_name_prefix_problem))] = (
+        None
+    )
 
     def _existing_vpc(self) -> bool:
         return self.existing_vpc
@@ -1053,4 +715,4 @@ def check_names(
     problems = rules.name_prefix_problems(
         prefix, webhook_firewall=webhook_firewall, profile_names=[p.name for p in profiles]
     )
-    _raise_all([Problem(key, problem) for problem in problems])
+    raise_all([Problem(key, problem) for problem in problems])
