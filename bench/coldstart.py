@@ -21,7 +21,7 @@ from bench._coldchild import MARKER
 from bench.stats import ratio, spread
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("boto3", "deps", "app", "first", "first-notrace")
+MODES = ("boto3", "deps", "app", "first", "first-traced")
 IMPORT_RATIO_TARGET = 1.3
 
 
@@ -129,7 +129,7 @@ class ColdResult:
         app = spread(self.values("app", "import_s"))
         first = spread(self.values("first", "first_delivery_s"))
         second = spread(self.values("first", "second_delivery_s"))
-        first_notrace = spread(self.values("first-notrace", "first_delivery_s"))
+        first_traced = spread(self.values("first-traced", "first_delivery_s"))
         import_ratio = ratio(app.median, boto3.median)
         per_run_ratio = spread(
             [
@@ -151,7 +151,7 @@ class ColdResult:
             "import_ratio_target": IMPORT_RATIO_TARGET,
             "import_ratio_ok": import_ratio <= IMPORT_RATIO_TARGET,
             "first_delivery_s": first.as_dict(),
-            "first_delivery_tracing_disabled_s": first_notrace.as_dict(),
+            "first_delivery_traced_s": first_traced.as_dict(),
             "second_delivery_s": second.as_dict(),
             "first_delivery_one_off_s": round(first.median - second.median, 6),
             "cold_total_estimate_s": round(app.median + first.median + deps.median, 6),
@@ -168,7 +168,7 @@ class ColdResult:
                 run["statuses"] == ["launched", "launched"]
                 and run["tasks_started"] == 2
                 and run["jit_configs_issued"] == 2
-                for mode in ("first", "first-notrace")
+                for mode in ("first", "first-traced")
                 for run in self.runs[mode]
             ),
             "top_imports_app": top_imports(self.app_imports),

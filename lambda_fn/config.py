@@ -61,6 +61,8 @@ ENV_DEFAULTS: dict[str, str | None] = {
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
     "JIT_SECRET_PREFIX": "fargate-runners/jit",
+    # Read by lambda_fn.observability (the tracer is built before any settings are).
+    "TRACE_REMOTE_CALLS": "false",
 }
 
 _REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")

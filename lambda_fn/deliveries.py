@@ -27,7 +27,7 @@ from lambda_fn.observability import count, logger, milliseconds
 from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 
-if TYPE_CHECKING:  # imported lazily at run time: they pull in pydantic and boto3
+if TYPE_CHECKING:  # imported lazily at run time: it pulls in boto3
     from lambda_fn.dispatch import QueuedJob
 
 #: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
@@ -118,13 +118,11 @@ def _bad_request(reason: str) -> Answer:
 
 
 def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: Any) -> Answer:
-    from pydantic import ValidationError
-
-    from lambda_fn.webhook import EventAction, WorkflowJobEvent
+    from lambda_fn.webhook import PayloadError, event_action, parse_event
 
     try:
-        action = EventAction.model_validate(payload).action
-    except ValidationError:
+        action = event_action(payload)
+    except PayloadError:
         return _bad_request("workflow_job payload has no valid 'action'")
     if action == "completed":
         return _job_completed(payload, settings)
@@ -132,11 +130,9 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         return ignored("action", f"action {action!r} does not start runners")
 
     try:
-        event = WorkflowJobEvent.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return _bad_request(f"invalid workflow_job payload at {where}: {first['msg']}")
+        event = parse_event(payload)
+    except PayloadError as exc:
+        return _bad_request(f"invalid workflow_job payload at {exc.where}: {exc.message}")
 
     job = event.workflow_job
     repository = event.repository.slug
