@@ -126,6 +126,8 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         return _bad_request("workflow_job payload has no valid 'action'")
     if action == "completed":
         return _job_completed(payload, settings)
+    if action == "in_progress":
+        return _job_started(payload, settings)
     if action != "queued":
         return ignored("action", f"action {action!r} does not start runners")
 
@@ -188,6 +190,28 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         if refusal is not None:
             return ignored("policy", refusal)
     return launch_answer(queued, context)
+
+
+def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
+    """A runner took the job: record how long it waited (never starts or stops anything)."""
+    from lambda_fn.naming import owns_runner
+    from lambda_fn.webhook import PayloadError, parse_event
+
+    try:
+        job = parse_event(payload).workflow_job
+    except PayloadError as exc:
+        return _bad_request(f"invalid workflow_job payload at {exc.where}: {exc.message}")
+    runner = job.runner_name or ""
+    if not owns_runner(settings.runner_name_prefix, settings.deployment_id, runner):
+        return ignored("action", "job started on a runner this deployment did not launch")
+    profile = routing.match_profile(job.labels, settings.profiles)
+    if profile is None or job.started_at is None:
+        return ignored("action", "job started without a profile or a start time")
+    logger.append_keys(job_id=job.id, profile=profile.name)
+    from lambda_fn.start_time import record
+
+    figures = record(settings, profile.name, runner, job.created_at, job.started_at)
+    return Answer(200, {"status": "started", "job_id": job.id, **figures})
 
 
 def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
