@@ -72,6 +72,7 @@ from .dashboard import add_dashboard
 from .env_size import check_environment_size
 from .firewall import WebhookFirewall
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
+from .tracing import TRACING_ENVIRONMENT, DetailedTracing
 
 __all__ = [
     "CONTAINER_NAME",
@@ -184,6 +185,8 @@ class FargateRunnersProps:
     :param webhook_source_cidrs: where deliveries come from; default: github.com's
         ``hooks`` ranges, kept current by a scheduled refresh from ``/meta``.
     :param webhook_rate_limit: requests per source address per 5 minutes.
+    :param detailed_tracing: X-Ray subsegments for the GitHub and ECS calls (adds the
+        X-Ray SDK as a layer; costs every cold start its import, ``fargate_runners/tracing.py``).
     """
 
     profiles: Sequence[RunnerProfile]
@@ -214,6 +217,7 @@ class FargateRunnersProps:
     webhook_firewall: bool = True
     webhook_source_cidrs: Sequence[str] | None = None
     webhook_rate_limit: int = 2000
+    detailed_tracing: bool = False
 
 
 def lambda_profile_entry(
@@ -814,6 +818,12 @@ class FargateRunners(Construct):
         code = self._code = lambda_code(
             props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
         )
+        self._layers: list[lambda_.ILayerVersion] = []
+        if props.detailed_tracing:
+            tracing = DetailedTracing(
+                self, "DetailedTracing", runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+            )
+            self._layers.append(tracing.layer)
         environment = {
             "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
             "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
@@ -841,6 +851,7 @@ class FargateRunners(Construct):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
         }
         check_environment_size(environment, self._environment_samples(profiles))
         self.webhook_function, self.webhook_role = self._function(
@@ -998,6 +1009,8 @@ class FargateRunners(Construct):
             memory_size=1024,
             timeout=Duration.seconds(timeout),
             tracing=lambda_.Tracing.ACTIVE,
+            # Only the dispatcher functions trace their remote calls (their environment says so).
+            layers=list(self._layers) if TRACING_ENVIRONMENT.keys() <= environment.keys() else [],
             role=role,
             log_group=log_group,
             environment=dict(environment),

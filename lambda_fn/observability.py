@@ -49,9 +49,15 @@ def remote_calls_traced() -> bool:
 def _tracer() -> Any:
     if not remote_calls_traced():
         return None
-    from aws_lambda_powertools import Tracer
+    try:
+        from aws_lambda_powertools import Tracer
 
-    return Tracer(service=SERVICE)
+        return Tracer(service=SERVICE)
+    except ImportError as exc:  # the X-Ray SDK layer is missing: run untraced, say so once
+        logger.warning(
+            "TRACE_REMOTE_CALLS is on but the X-Ray SDK is missing", extra={"error": str(exc)}
+        )
+        return None
 
 
 def traced(fn: F) -> F:
