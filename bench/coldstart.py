@@ -25,19 +25,21 @@ MODES = ("boto3", "deps", "app", "first", "first-traced")
 IMPORT_RATIO_TARGET = 1.3
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(root: Path = ROOT) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("AWS_", "POWERTOOLS_"))
     }
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # measure against the existing .pyc files only
     return env
 
 
-def run_child(mode: str, *, importtime: bool = False) -> tuple[dict[str, Any], str]:
-    """Run one child; return its result and (with ``importtime``) its stderr."""
+def run_child(
+    mode: str, *, importtime: bool = False, root: Path = ROOT
+) -> tuple[dict[str, Any], str]:
+    """Run one child of the tree at ``root``; its result and (with ``importtime``) stderr."""
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable]
@@ -46,8 +48,8 @@ def run_child(mode: str, *, importtime: bool = False) -> tuple[dict[str, Any], s
         argv += ["-m", "bench._coldchild", mode, str(out)]
         proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
             argv,
-            cwd=ROOT,
-            env=_child_env(),
+            cwd=root,
+            env=_child_env(root),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -122,7 +122,7 @@ def render_package(package: dict[str, Any]) -> list[str]:
     layer = package["with_powertools_layer"]
     lines = [
         f"4. Lambda asset (pip for Python {package['python_version']} / {package['platform']}, "
-        f"as cdk/bundling.py; zip deflate-9; deps "
+        f"as fargate_runners/bundling.py; zip deflate-9; deps "
         f"{'cached' if package['cached_dependencies'] else 'freshly built'})",
         f"   total: {_size(package['zipped_bytes'])} zipped, "
         f"{_size(package['unzipped_bytes'])} unzipped, {package['files']} files",

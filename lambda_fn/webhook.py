@@ -41,7 +41,9 @@ class PayloadError(ValueError):
 
 
 @dataclass(frozen=True)
-class Owner:
+class Account:
+    """A user or organization: a repository's owner, or the delivery's organization."""
+
     login: str
 
 
@@ -49,17 +51,12 @@ class Owner:
 class Repository:
     name: str
     full_name: str
-    owner: Owner
+    owner: Account
 
     @property
     def slug(self) -> str:
         """``owner/name`` built from the validated parts (never trust ``full_name`` alone)."""
         return f"{self.owner.login}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Organization:
-    login: str
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ class WorkflowJobEvent:
     action: str
     workflow_job: WorkflowJob
     repository: Repository
-    organization: Organization | None = None
+    organization: Account | None = None
 
 
 def event_action(payload: Mapping[str, Any]) -> str:
@@ -106,7 +103,7 @@ def parse_event(payload: Mapping[str, Any]) -> WorkflowJobEvent:
         repository=_repository(_object(payload, "repository", "")),
         organization=None
         if organization is None
-        else Organization(_login(_object(payload, "organization", ""), "organization")),
+        else Account(_login(_object(payload, "organization", ""), "organization")),
     )
 
 
@@ -140,7 +137,7 @@ def _repository(data: Mapping[str, Any]) -> Repository:
     return Repository(
         name=name,
         full_name=_text(data, "full_name", where, MAX_FULL_NAME, required=True) or "",
-        owner=Owner(_login(_object(data, "owner", where), f"{where}.owner")),
+        owner=Account(_login(_object(data, "owner", where), f"{where}.owner")),
     )
 
 

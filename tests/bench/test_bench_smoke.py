@@ -97,3 +97,13 @@ def test_main_writes_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert data["parts"]["warm"]["scenarios"]["launched"]["deliveries"] > 0
     assert "2. Warm handler overhead" in capsys.readouterr().out
     assert report.all_correct(data)
+
+
+def test_ab_runs_a_baseline_tree_and_this_one() -> None:
+    from bench import ab
+
+    tree = ab.baseline_tree("HEAD")
+    assert (tree / "lambda_fn" / "app.py").is_file()
+    seconds = ab.compare("HEAD", runs=1)
+    assert set(seconds) == {"HEAD", "this tree"}
+    assert all(len(values) == 1 and values[0] > 0 for values in seconds.values())
