@@ -192,12 +192,16 @@ def test_lambda_asset_contents(main_synth: Synth) -> None:
     for module in ("app.py", "retry.py", "reconciler.py", "policy.py", "teardown.py"):
         assert (bundle / "lambda_fn" / module).is_file(), module
     assert (bundle / "lambda_fn" / "__init__.py").is_file()
-    for package in ("aws_lambda_powertools", "requests", "pydantic", "aws_xray_sdk"):
+    for package in ("aws_lambda_powertools", "requests"):
         assert (bundle / package).is_dir(), package
-    core = list((bundle / "pydantic_core").glob("_pydantic_core.*.so"))
-    assert len(core) == 1, core
-    assert "aarch64" in core[0].name
-    assert "cpython-314" in core[0].name  # the Lambda runtime's Python, not the build machine's
+    # Small and fast: no pydantic (plain payload checks), no X-Ray SDK (a layer, opt-in).
+    for absent in ("pydantic", "pydantic_core", "aws_xray_sdk", "wrapt"):
+        assert not (bundle / absent).exists(), absent
+    compiled = list((bundle / "charset_normalizer").glob("*.so"))
+    assert compiled, "requests' charset_normalizer ships compiled wheels"
+    for so in compiled:
+        assert "aarch64" in so.name
+        assert "cpython-314" in so.name  # the Lambda runtime's Python, not the build machine's
     # The Lambda runtime provides boto3/botocore; no byte code from the build machine.
     for provided in ("boto3", "botocore", "s3transfer", "bin"):
         assert not (bundle / provided).exists(), provided
@@ -214,7 +218,7 @@ def test_lambda_asset_versions_are_the_tested_ones(main_synth: Synth) -> None:
     for dist_info in bundle.glob("*.dist-info"):
         meta = email.parser.Parser().parsestr((dist_info / "METADATA").read_text())
         bundled[canonical(meta["Name"])] = meta["Version"]
-    assert {"aws-lambda-powertools", "requests", "pydantic", "pydantic-core"} <= set(bundled)
+    assert {"aws-lambda-powertools", "requests"} <= set(bundled)
     tested = {name: importlib.metadata.version(name) for name in bundled}
     assert bundled == tested
     locked = {
@@ -233,7 +237,39 @@ def canonical(name: str) -> str:
 def test_lambda_asset_size(main_synth: Synth) -> None:
     bundle = asset_dir(main_synth)
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
-    assert size < 50 * 1024 * 1024  # unzipped; Lambda's limit is 250 MB
+    assert size < 10 * 1024 * 1024  # unzipped (2 MB zipped: bench/package.py); limit 250 MB
+
+
+def test_tracing_layer_holds_only_the_xray_sdk(main_synth: Synth) -> None:
+    """detailed_tracing: the SDK and wrapt under python/, at the tested versions, no botocore."""
+    layers = main_synth.resources("AWS::Lambda::LayerVersion")
+    assert len(layers) == 1
+    (layer,) = layers.values()
+    key = layer["Properties"]["Content"]["S3Key"]
+    root = main_synth.outdir / f"asset.{key.removesuffix('.zip')}"
+    assert sorted(p.name for p in root.iterdir()) == ["python"]
+    tops = {canonical(p.name.split("-", 1)[0]) for p in (root / "python").iterdir()}
+    assert tops == {"aws-xray-sdk", "wrapt"}, tops  # each module and its dist-info
+    for dist_info in (root / "python").glob("*.dist-info"):
+        meta = email.parser.Parser().parsestr((dist_info / "METADATA").read_text())
+        assert meta["Version"] == importlib.metadata.version(meta["Name"])
+    for so in (root / "python").rglob("*.so"):
+        assert "aarch64" in so.name and "cpython-314" in so.name, so
+    layer_ref = {"Ref": next(iter(layers))}
+    traced = [
+        function["Properties"]
+        for function in main_synth.resources("AWS::Lambda::Function").values()
+        if layer_ref in function["Properties"].get("Layers", [])
+    ]
+    assert len(traced) == 3  # webhook, retry consumer, reconciler: the ones that launch
+    for properties in traced:
+        assert properties["Environment"]["Variables"]["TRACE_REMOTE_CALLS"] == "true"
+
+
+def test_no_tracing_layer_by_default(existing_vpc_synth: Synth) -> None:
+    assert existing_vpc_synth.resources("AWS::Lambda::LayerVersion") == {}
+    for function in existing_vpc_synth.resources("AWS::Lambda::Function").values():
+        assert "TRACE_REMOTE_CALLS" not in function["Properties"]["Environment"]["Variables"]
 
 
 # -- entry points ------------------------------------------------------------------------

@@ -588,7 +588,9 @@ def test_function_settings(main_synth: Synth, name: str) -> None:
     assert function["Role"] == {
         "Fn::GetAtt": [logical_id(main_synth, "AWS::IAM::Role", f"{name}Role"), "Arn"]
     }
-    assert "Layers" not in function
+    # detailed_tracing (on in TEST_CONTEXT): the X-Ray SDK layer, nothing else.
+    layer = logical_id(main_synth, "AWS::Lambda::LayerVersion", "XRaySdk")
+    assert function["Layers"] == [{"Ref": layer}]
 
 
 def test_functions_share_one_asset_and_one_environment(main_synth: Synth) -> None:
@@ -657,9 +659,10 @@ def test_webhook_environment(main_synth: Synth) -> None:
     extra = {
         "GITHUB_HOOK_PARAMETER",
         "RUNNER_NAME_PREFIX", "DEPLOYMENT_ID", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "TRACE_REMOTE_CALLS",
     }  # fmt: skip
     assert set(env) == contract | extra
+    assert env["TRACE_REMOTE_CALLS"] == "true"  # detailed_tracing
 
 
 def resolve_join(value: Any, refs: dict[str, str]) -> str:
