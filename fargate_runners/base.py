@@ -19,6 +19,7 @@ from constructs import Construct
 
 from .config import RunnerProfile
 from .props import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FargateRunnersProps
+from .tracing import TRACING_ENVIRONMENT
 
 
 class RunnersBase(Construct):
@@ -52,6 +53,7 @@ class RunnersBase(Construct):
     assign_public_ip: bool
     refresh_function: lambda_.Function | None
     _code: lambda_.Code
+    _layers: list[lambda_.ILayerVersion]
 
     def _log_group(self, construct_id: str, **kwargs: Any) -> logs.LogGroup:
         """A log group with the configured retention and removal policy."""
@@ -112,6 +114,8 @@ class RunnersBase(Construct):
             memory_size=1024,
             timeout=Duration.seconds(timeout),
             tracing=lambda_.Tracing.ACTIVE,
+            # Only the dispatcher functions trace their remote calls (their environment says so).
+            layers=list(self._layers) if TRACING_ENVIRONMENT.keys() <= environment.keys() else [],
             role=role,
             log_group=log_group,
             environment=dict(environment),

@@ -455,6 +455,7 @@ class _Deployment(_Model):
     retry_max_attempts: Annotated[int, parsed(ranged(1, 20))] = 8
     runner_idle_timeout_seconds: Annotated[int, parsed(ranged(0, 86_400))] = 900
     github_hook_path: Annotated[str | None, parsed(parse_hook_path)] = None
+    detailed_tracing: Bool = False
 
     def _existing_vpc(self) -> bool:
         raise NotImplementedError

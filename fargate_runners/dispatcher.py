@@ -50,6 +50,7 @@ from .props import (
     FargateRunnersProps,
     lambda_profile_entry,
 )
+from .tracing import TRACING_ENVIRONMENT, DetailedTracing
 
 
 class DispatcherPart(RunnersBase):
@@ -184,6 +185,12 @@ class DispatcherPart(RunnersBase):
         code = self._code = lambda_code(
             props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
         )
+        self._layers = []
+        if props.detailed_tracing:
+            tracing = DetailedTracing(
+                self, "DetailedTracing", runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+            )
+            self._layers.append(tracing.layer)
         environment = {
             "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
             "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
@@ -211,6 +218,7 @@ class DispatcherPart(RunnersBase):
             "POWERTOOLS_SERVICE_NAME": self.service_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
         }
         unknown = set(environment) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
         if unknown:  # pragma: no cover - a bug here, not a user's mistake

@@ -132,6 +132,8 @@ class FargateRunnersProps:
     :param webhook_source_cidrs: where deliveries come from; default: github.com's
         ``hooks`` ranges, kept current by a scheduled refresh from ``/meta``.
     :param webhook_rate_limit: requests per source address per 5 minutes.
+    :param detailed_tracing: X-Ray subsegments for the GitHub and ECS calls (adds the
+        X-Ray SDK as a layer; costs every cold start its import, ``fargate_runners/tracing.py``).
     """
 
     profiles: Sequence[RunnerProfile]
@@ -162,6 +164,7 @@ class FargateRunnersProps:
     webhook_firewall: bool = True
     webhook_source_cidrs: Sequence[str] | None = None
     webhook_rate_limit: int = 2000
+    detailed_tracing: bool = False
 
     def __post_init__(self) -> None:
         """The checks ``cdk.json`` gets (fargate_runners/config.py); ``ConfigError`` if not."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import (
+    Annotations,
     ArnFormat,
     Duration,
     Stack,
@@ -94,7 +95,7 @@ class RunnerTasksPart(RunnersBase):
                 task_role=task_role,
                 execution_role=execution_role,
             )
-            task_definition.add_container(
+            container = task_definition.add_container(
                 CONTAINER_NAME,
                 container_name=CONTAINER_NAME,
                 image=ecs.ContainerImage.from_registry(profile.effective_image),
@@ -126,7 +127,12 @@ class RunnerTasksPart(RunnersBase):
             )
             self._own_jit_config(task_role)
             self._task_role_policies(profile, task_role)
-            self._registry_access(profile, execution_role)
+            if self._registry_access(profile, execution_role):
+                # CDK warns that an ECR image needs pull permissions: granted just above.
+                Annotations.of(container).acknowledge_warning(
+                    "@aws-cdk/aws-ecs:ecrImageRequiresPolicy",
+                    "the execution role may pull the profile's ECR image (_registry_access)",
+                )
             if profile.secrets_kms_key_arns:
                 # Secrets Manager decrypts with the caller's permissions: ECS needs
                 # kms:Decrypt on a customer-managed key, and only through Secrets Manager
@@ -224,21 +230,35 @@ class RunnerTasksPart(RunnersBase):
                 task_role, *(Acknowledgment(id=finding, reason=reason) for finding in finding_ids)
             )
 
-    def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> None:
-        """Let ECS pull from a private ECR registry prefix (e.g. a pull-through cache)."""
-        prefix = (profile.registry_prefix or "").rstrip("/")
-        host, _, path = prefix.partition("/")
+    def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> bool:
+        """Let ECS pull the profile's image when it is in a private ECR registry.
+
+        Under an ECR ``registry_prefix`` (a pull-through cache) any repository below the
+        prefix, which the cache creates on first pull; otherwise, for an ECR ``image``, that
+        one repository. True when ECR permissions were granted.
+        """
+        cached = bool(profile.registry_prefix)
+        source = (profile.registry_prefix or "").rstrip("/") if cached else profile.image
+        host, _, path = source.partition("/")
         parts = host.split(".")
         if len(parts) < 6 or parts[1:3] != ["dkr", "ecr"]:
-            return  # not ECR: public registries need no permissions
+            return False  # not ECR: public registries need no permissions
         account, region = parts[0], parts[3]
+        if cached:
+            resource_name = f"{path}/*" if path else "*"
+            actions = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+            reason = "Pulls any image under the profile's registry_prefix (pull-through cache)."
+        else:
+            resource_name = path.split("@", 1)[0].rsplit(":", 1)[0]  # the repository only
+            actions = []
+            reason = ""
         stack = Stack.of(self)
         repositories = stack.format_arn(
             service="ecr",
             region=region,
             account=account,
             resource="repository",
-            resource_name=f"{path}/*" if path else "*",
+            resource_name=resource_name,
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
         execution_role.add_to_policy(
@@ -247,8 +267,7 @@ class RunnerTasksPart(RunnersBase):
                     "ecr:BatchCheckLayerAvailability",
                     "ecr:GetDownloadUrlForLayer",
                     "ecr:BatchGetImage",
-                    "ecr:BatchImportUpstreamImage",
-                    "ecr:CreateRepository",
+                    *actions,
                 ],
                 resources=[repositories],
             )
@@ -256,14 +275,18 @@ class RunnerTasksPart(RunnersBase):
         execution_role.add_to_policy(
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )
-        acknowledge(
-            execution_role,
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(repositories))}]",
-                reason="Pulls any image under the profile's registry_prefix (pull-through cache).",
-            ),
+        acknowledgments = [
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="ecr:GetAuthorizationToken has no resource-level permissions.",
-            ),
-        )
+            )
+        ]
+        if cached:
+            acknowledgments.append(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(repositories))}]",
+                    reason=reason,
+                )
+            )
+        acknowledge(execution_role, *acknowledgments)
+        return True

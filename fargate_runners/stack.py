@@ -90,6 +90,7 @@ class FargateRunnersStack(Stack):
                 webhook_firewall=config.webhook_firewall,
                 webhook_source_cidrs=config.webhook_source_cidrs,
                 webhook_rate_limit=config.webhook_rate_limit,
+                detailed_tracing=config.detailed_tracing,
             ),
         )
 

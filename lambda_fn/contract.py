@@ -45,6 +45,8 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
     "JIT_SECRET_PREFIX": "fargate-runners/jit",
+    # Read by lambda_fn.observability (the tracer is built before any settings are).
+    "TRACE_REMOTE_CALLS": "false",
 }
 
 #: Read by AWS Lambda Powertools itself, set by the construct.

@@ -85,6 +85,7 @@ TEST_CONTEXT: dict[str, Any] = {
     "alarm_email": "ops@example.com",
     "webhook_source_cidrs": ["203.0.113.0/24", "198.51.100.7/32", "2001:db8:10::/48"],
     "webhook_rate_limit": 600,
+    "detailed_tracing": True,
 }
 
 EXISTING_VPC_CONTEXT: dict[str, Any] = {
