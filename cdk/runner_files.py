@@ -20,6 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
 HOOK = REPO_ROOT / "runner" / "job_started.py"
 JIT_FETCH = REPO_ROOT / "runner" / "jit_config.py"
+AWS_CALL = REPO_ROOT / "runner" / "aws_call.py"
+STEPS_HOOK = REPO_ROOT / "runner" / "managed_steps.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 
@@ -49,6 +51,7 @@ def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, s
         "RUNNER_POLICY_PY_GZ_B64": encode(POLICY_MODULE),
         "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
         "RUNNER_JIT_PY_GZ_B64": encode(JIT_FETCH),
+        "RUNNER_AWS_PY_GZ_B64": encode(AWS_CALL),
         "RUNNER_IDLE_TIMEOUT_SECONDS": str(idle_timeout_seconds),
         "RUNNER_STOP_GRACE_SECONDS": str(STOP_GRACE_SECONDS),
     }

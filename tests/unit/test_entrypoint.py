@@ -191,6 +191,7 @@ def task(tmp_path: Path, sealed: Sealed) -> Any:
         "RUNNER_POLICY_PY_GZ_B64": encode(ROOT / "lambda_fn" / "policy.py"),
         "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "runner" / "job_started.py"),
         "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "runner" / "jit_config.py"),
+        "RUNNER_AWS_PY_GZ_B64": encode(ROOT / "runner" / "aws_call.py"),
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
@@ -447,7 +448,7 @@ def test_listener_environment(task: Task, sealed: Sealed) -> None:
     for name in (
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_JIT_SECRET_ID", "RUNNER_JIT_SECRET_REGION",
-        "ACTIONS_RUNNER_INPUT_JITCONFIG",
+        "RUNNER_AWS_PY_GZ_B64", "ACTIONS_RUNNER_INPUT_JITCONFIG",
     ):  # fmt: skip
         assert name not in env  # no JIT config, not even its secret's name
     assert env["ACTIONS_RUNNER_HOOK_JOB_STARTED"] == str(task.hooks / "job-started.sh")
@@ -470,6 +471,7 @@ def test_hook_files_are_read_only(task: Task) -> None:
         "policy.py": 0o444,
         "job_started.py": 0o444,
         "jit_config.py": 0o444,
+        "aws_call.py": 0o444,
         "policy.json": 0o444,
         "job-started.sh": 0o555,
         "no-containers.sh": 0o555,
