@@ -1,4 +1,4 @@
-"""runner/managed_steps.py driven as the runner drives a container hook.
+"""fargate_runners/runner/managed_steps.py driven as the runner drives a container hook.
 
 Each call is what ``ContainerHookManager.ExecuteHookScript`` does (actions/runner
 v2.332.0): the hook path ends in ``.sh``, so it runs with
@@ -49,9 +49,9 @@ IMAGE = "registry.example/deploy@sha256:" + "ab" * 32
 COMMANDS = ("deploy", "migrate")
 STEP_ENV = ("DEPLOY_TARGET", "GITHUB_SHA")
 HOOK_FILES = {
-    "managed_steps.py": ROOT / "runner" / "managed_steps.py",
-    "aws_call.py": ROOT / "runner" / "aws_call.py",
-    "job_started.py": ROOT / "runner" / "job_started.py",
+    "managed_steps.py": ROOT / "fargate_runners" / "runner" / "managed_steps.py",
+    "aws_call.py": ROOT / "fargate_runners" / "runner" / "aws_call.py",
+    "job_started.py": ROOT / "fargate_runners" / "runner" / "job_started.py",
     "policy.py": ROOT / "lambda_fn" / "policy.py",
 }
 BEHAVIOURS = {
