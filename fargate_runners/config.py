@@ -106,6 +106,33 @@ Profile keys (each item of ``profiles``)
 ``required_env`` (default unset)
     Make the profile restricted. An empty list is an error: omit the key to allow any.
 
+``steps`` (default ``runner``)
+    ``managed``: job steps never run in the runner's task. Every job must declare
+    ``container: <step_image>``; through the runner's container hooks each ``run:``
+    step that names one of ``managed_commands`` runs as its own Fargate task of a
+    fixed step task definition; anything else (other ``run:`` text, actions, Docker
+    actions, services) is refused. Needs ``step_image`` and ``managed_commands``;
+    the runner task then takes no ``task_role_policies`` or ``secrets`` (use
+    ``step_role_policies`` and ``step_secrets``).
+``step_image`` (managed steps, required)
+    The one image steps run in, pinned by digest (``REPO@sha256:<64 hex>``); a
+    job's ``container:`` must name exactly this string. It needs ``/bin/sh``.
+``managed_commands`` (managed steps, required)
+    Object ``name -> argv``: a step whose ``run:`` text, trimmed, is ``name``
+    runs ``argv`` (an absolute path first) in the step image, e.g.
+    ``{"deploy": ["/usr/local/bin/trigger-deploy"]}``. Names match
+    ``^[a-z][a-z0-9-]{0,63}$``.
+``step_env`` (managed steps, default empty)
+    Environment variable names a step may pass to its command; the others are
+    dropped (the step log names them). Not ``ACTIONS_*``, ``RUNNER_*``, ``AWS_*``,
+    ``ECS_*``, ``LD_*`` or a shell/loader variable (``PATH``, ``HOME``, ...).
+``step_role_policies`` (managed steps, default empty)
+    The step task role's permissions, in the shape of ``task_role_policies``.
+``step_secrets`` (managed steps, default empty)
+    ``NAME -> Secrets Manager ARN``: ECS secrets of the step task definition.
+``step_cpu`` / ``step_memory`` (managed steps, default ``256`` / ``512``)
+    Fargate size of each step task (same table as ``cpu``/``memory``).
+
 Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
 ``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
 it, an entry in ``fargate_runners.construct.lambda_profile_entry``.
@@ -327,6 +354,21 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 #: Variables the runner or entrypoint owns: a profile may not set them.
 _RESERVED_ENV_PREFIXES = ("ACTIONS_", "GITHUB_", "RUNNER_")
 _SECRET_REF_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
+STEP_MODES = ("runner", "managed")
+#: Profile keys that only a managed-steps profile may set.
+MANAGED_STEP_KEYS = (
+    "step_image", "managed_commands", "step_env", "step_role_policies", "step_secrets",
+    "step_cpu", "step_memory",
+)  # fmt: skip
+_DIGEST_IMAGE_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+_COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+#: Names a step may not receive from a workflow: the runner's, AWS's and the ECS agent's
+#: (credentials provider), and what changes how the command is loaded or run.
+_STEP_ENV_RESERVED_PREFIXES = ("ACTIONS_", "RUNNER_", "AWS_", "ECS_", "LD_")
+_STEP_ENV_RESERVED_NAMES = frozenset(
+    {"PATH", "HOME", "SHELL", "ENV", "BASH_ENV", "IFS", "PS4", "SHELLOPTS", "BASHOPTS",
+     "PYTHONPATH", "PYTHONSTARTUP", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS"}
+)  # fmt: skip
 _POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/\S+$")
 
 
@@ -334,6 +376,17 @@ def _str_map(value: Any, key: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, "must be an object of NAME: value")
     return {str(k): _str(v, f"{key}.{k}") for k, v in value.items()}
+
+
+def _command_map(value: Any, key: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be an object of name: [absolute path, args...]")
+    commands: dict[str, tuple[str, ...]] = {}
+    for name, argv in value.items():
+        if not isinstance(argv, list | tuple) or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"{key}.{name}", "must be a list of strings")
+        commands[str(name)] = tuple(argv)
+    return commands
 
 
 def _policy_list(value: Any, key: str) -> tuple[str | Mapping[str, Any], ...]:
@@ -397,6 +450,15 @@ class RunnerProfile:
     assign_public_ip: bool | None = None
     #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
     runner_group_id: int | None = None
+    # Managed steps (steps == "managed"): each step is a task of a fixed step task definition.
+    steps: str = "runner"
+    step_image: str | None = None
+    managed_commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    step_env: tuple[str, ...] = ()
+    step_role_policies: tuple[str | Mapping[str, Any], ...] = ()
+    step_secrets: Mapping[str, str] = field(default_factory=dict)
+    step_cpu: int = 256
+    step_memory: int = 512
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str) or not isinstance(self.labels, Sequence):
@@ -439,6 +501,7 @@ class RunnerProfile:
             )
         self._check_task_size()
         self._check_restrictions()
+        self._check_managed_steps()
 
     def _check_task_size(self) -> None:
         """Fargate storage, image reference, capacity and runner cap."""
@@ -493,6 +556,82 @@ class RunnerProfile:
         for i, subnet in enumerate(self.subnet_ids):
             if not _SUBNET_ID_RE.match(subnet):
                 raise ConfigError(f"subnet_ids[{i}]", f"{subnet!r} is not a subnet id")
+
+    @property
+    def managed_steps(self) -> bool:
+        """Whether job steps run as tasks of a step task definition (``steps: managed``)."""
+        return self.steps == "managed"
+
+    def _check_managed_steps(self) -> None:
+        """``steps`` and the ``step_*`` keys (see the module docstring)."""
+        if self.steps not in STEP_MODES:
+            raise ConfigError("steps", f"{self.steps!r} is not one of {', '.join(STEP_MODES)}")
+        given = [
+            name for name in MANAGED_STEP_KEYS
+            if getattr(self, name) != _PROFILE_DEFAULTS[name]
+        ]  # fmt: skip
+        if not self.managed_steps:
+            if given:
+                raise ConfigError(given[0], 'is only used with steps: "managed"')
+            return
+        if not self.step_image or not _DIGEST_IMAGE_RE.match(self.step_image):
+            raise ConfigError(
+                "step_image",
+                f"{self.step_image!r} must be an image pinned by digest (REPO@sha256:<64 hex>)",
+            )
+        self._check_step_commands()
+        self._check_step_env()
+        for i, item in enumerate(self.step_role_policies):
+            _check_task_role_policy(item, f"step_role_policies[{i}]")
+        if self.step_memory not in FARGATE_CPU_MEMORY.get(self.step_cpu, ()):
+            raise ConfigError(
+                "step_memory", f"{self.step_memory} is not valid with step_cpu {self.step_cpu}"
+            )
+        for key, instead in (
+            ("task_role_policies", "step_role_policies"),
+            ("secrets", "step_secrets"),
+        ):
+            if getattr(self, key):
+                raise ConfigError(
+                    key,
+                    f"a managed-steps runner holds no permissions or secrets: use {instead} "
+                    "for the step task",
+                )
+
+    def _check_step_commands(self) -> None:
+        if not self.managed_commands:
+            raise ConfigError("managed_commands", "is required with steps: managed")
+        for name, argv in self.managed_commands.items():
+            if not _COMMAND_NAME_RE.match(name):
+                raise ConfigError(
+                    f"managed_commands.{name}", "name must match ^[a-z][a-z0-9-]{0,63}$"
+                )
+            if not argv or not argv[0].startswith("/"):
+                raise ConfigError(
+                    f"managed_commands.{name}", "must be a list starting with an absolute path"
+                )
+            if any(not arg or any(ch in arg for ch in "\0\r\n") for arg in argv):
+                raise ConfigError(
+                    f"managed_commands.{name}", "arguments must be non-empty single lines"
+                )
+
+    def _check_step_env(self) -> None:
+        for i, name in enumerate(self.step_env):
+            if (
+                not _ENV_NAME_RE.match(name)
+                or name.startswith(_STEP_ENV_RESERVED_PREFIXES)
+                or name in _STEP_ENV_RESERVED_NAMES
+            ):
+                raise ConfigError(f"step_env[{i}]", f"{name!r} may not be passed to a step")
+        for name, arn in self.step_secrets.items():
+            if not _ENV_NAME_RE.match(name) or name.startswith(_RESERVED_ENV_PREFIXES):
+                raise ConfigError(f"step_secrets.{name}", f"{name!r} is not an allowed name")
+            if name in self.step_env:
+                raise ConfigError(
+                    f"step_secrets.{name}", "is also in step_env: a step could override it"
+                )
+            if not _SECRET_REF_RE.match(arn):
+                raise ConfigError(f"step_secrets.{name}", f"{arn!r} is not a Secrets Manager ARN")
 
     def _check_secret_keys(self) -> None:
         for i, key in enumerate(self.secrets_kms_key_arns):
@@ -587,9 +726,22 @@ _PROFILE_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "subnet_ids": _str_list,
     "assign_public_ip": _bool,
     "runner_group_id": _runner_group_id,
+    "steps": lambda v, k: _one_of(v, k, STEP_MODES),
+    "step_image": _str,
+    "managed_commands": _command_map,
+    "step_env": _str_list,
+    "step_role_policies": _policy_list,
+    "step_secrets": _str_map,
+    "step_cpu": _int,
+    "step_memory": _int,
 }
 PROFILE_KEYS: frozenset[str] = frozenset(_PROFILE_PARSERS)
 _REQUIRED_PROFILE_KEYS = ("name", "labels")
+
+_PROFILE_DEFAULTS: dict[str, Any] = {
+    f.name: f.default_factory() if callable(f.default_factory) else f.default
+    for f in fields(RunnerProfile)
+}
 
 if {f.name for f in fields(RunnerProfile)} != PROFILE_KEYS:  # pragma: no cover
     raise RuntimeError("_PROFILE_PARSERS and RunnerProfile fields must list the same keys")

@@ -71,7 +71,9 @@ from .config import (
 from .dashboard import add_dashboard
 from .env_size import check_environment_size
 from .firewall import WebhookFirewall
+from .role_policies import add_operator_policies
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
+from .steps import ManagedSteps
 
 __all__ = [
     "CONTAINER_NAME",
@@ -505,6 +507,7 @@ class FargateRunners(Construct):
                 task_role=task_role,
                 execution_role=execution_role,
             )
+            steps = self._managed_steps(scope, profile) if profile.managed_steps else None
             task_definition.add_container(
                 CONTAINER_NAME,
                 container_name=CONTAINER_NAME,
@@ -514,6 +517,7 @@ class FargateRunners(Construct):
                 environment={
                     **runner_environment(profile.policy, props.runner_idle_timeout_seconds),
                     **profile.environment,
+                    **(steps.runner_environment if steps else {}),
                 },
                 secrets={
                     name: ecs.Secret.from_secrets_manager(
@@ -536,7 +540,13 @@ class FargateRunners(Construct):
                 ),
             )
             self._own_jit_config(task_role)
-            self._task_role_policies(profile, task_role)
+            if steps:
+                steps.grant_runner(task_role)
+            add_operator_policies(
+                task_role,
+                profile.task_role_policies,
+                f"profiles[{profile.name}].task_role_policies for jobs of this profile",
+            )
             self._registry_access(profile, execution_role)
             if profile.secrets_kms_key_arns:
                 # Secrets Manager decrypts with the caller's permissions: ECS needs
@@ -568,6 +578,25 @@ class FargateRunners(Construct):
             self.task_definitions[profile.name] = task_definition
             self.task_roles[profile.name] = task_role
             self.execution_roles[profile.name] = execution_role
+
+    def _managed_steps(self, scope: Construct, profile: RunnerProfile) -> ManagedSteps:
+        """The step task definition of a ``steps: managed`` profile (fargate_runners/steps.py)."""
+        return ManagedSteps(
+            scope,
+            "Steps",
+            profile=profile,
+            family=f"{self.name_prefix}-step-{profile.name}",
+            cluster=self.cluster,
+            subnet_ids=list(profile.subnet_ids or self.subnet_ids),
+            security_group_id=self.security_group.security_group_id,
+            assign_public_ip=(
+                profile.assign_public_ip
+                if profile.assign_public_ip is not None
+                else self.assign_public_ip
+            ),
+            log_retention=self.props.log_retention,
+            log_removal_policy=self.props.log_removal_policy,
+        )
 
     def sealed_configs_arn(self) -> str:
         """ARN pattern of the per-runner JIT config secrets (the ``-??????`` suffix included)."""
@@ -608,39 +637,6 @@ class FargateRunners(Construct):
                 ),
             )
         )
-
-    def _task_role_policies(self, profile: RunnerProfile, task_role: iam.Role) -> None:
-        """Exactly the permissions the operator listed for this profile, nothing else."""
-        for item in profile.task_role_policies:
-            if isinstance(item, str):
-                task_role.add_managed_policy(
-                    iam.ManagedPolicy.from_managed_policy_arn(
-                        task_role, f"Managed{len(task_role.node.children)}", item
-                    )
-                )
-            else:
-                task_role.add_to_policy(iam.PolicyStatement.from_json(dict(item)))
-        # cdk-nag names each finding (IAM4[Policy::arn], IAM5[Resource::...]): acknowledge
-        # exactly the findings the operator's own policies produce, nothing broader.
-        finding_ids: dict[str, None] = {}
-        for item in profile.task_role_policies:
-            if isinstance(item, str):
-                if ":iam::aws:" in item:
-                    finding_ids[f"AwsSolutions-IAM4[Policy::{item}]"] = None
-            elif item.get("Effect", "Allow") == "Allow":
-                for kind in ("Action", "Resource"):
-                    values = item[kind]
-                    for value in [values] if isinstance(values, str) else values:
-                        if "*" in value:
-                            finding_ids[f"AwsSolutions-IAM5[{kind}::{value}]"] = None
-        if finding_ids:
-            reason = (
-                f"Granted explicitly by the operator in cdk.json profiles[{profile.name}]."
-                "task_role_policies for jobs of this profile; reviewed there."
-            )
-            Validations.of(task_role).acknowledge(
-                *(Acknowledgment(id=finding, reason=reason) for finding in finding_ids)
-            )
 
     def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> None:
         """Let ECS pull from a private ECR registry prefix (e.g. a pull-through cache)."""

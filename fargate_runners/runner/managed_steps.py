@@ -140,7 +140,7 @@ def escape_data(text: str) -> str:
 
 @dataclass(frozen=True)
 class StepsConfig:
-    """``RUNNER_STEPS_JSON``: what the hook may start (built by cdk/runner_files.py)."""
+    """``RUNNER_STEPS_JSON``: what the hook may start (built by fargate_runners/runner_files.py)."""
 
     profile: str
     image: str

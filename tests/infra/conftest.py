@@ -121,6 +121,38 @@ EDGE_CONTEXT: dict[str, Any] = {
     ],
 }
 
+STEP_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/deploy@sha256:" + "ab" * 32
+STEP_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploy/step-AbC123"
+STEP_STATEMENT = {
+    "Effect": "Allow",
+    "Action": "s3:PutObject",
+    "Resource": "arn:aws:s3:::deploy-bucket/releases/*",
+}
+
+#: One managed-steps profile: steps run as tasks of a step task definition.
+STEPS_CONTEXT: dict[str, Any] = {
+    "stack_name": "RunnersSteps",
+    "profiles": [
+        {
+            "name": "deploy",
+            "labels": ["self-hosted", "linux", "deploy"],
+            "allowed_repositories": ["octo-org/app"],
+            "allowed_refs": ["refs/heads/main"],
+            "steps": "managed",
+            "step_image": STEP_IMAGE,
+            "managed_commands": {
+                "deploy": ["/usr/local/bin/trigger-deploy"],
+                "migrate": ["/usr/local/bin/migrate", "up"],
+            },
+            "step_env": ["DEPLOY_TARGET", "GITHUB_SHA"],
+            "step_role_policies": [STEP_STATEMENT],
+            "step_secrets": {"DEPLOY_TOKEN": STEP_SECRET_ARN},
+            "step_cpu": 512,
+            "step_memory": 1024,
+        }
+    ],
+}
+
 #: Skip Lambda asset bundling (pip) where a synth does not look at the bundle.
 NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 
@@ -182,6 +214,12 @@ def existing_vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 def edge_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Watchdog off, no alarms, managed task role policy, non-ECR mirror, profile subnets."""
     return synth({**EDGE_CONTEXT, **NO_BUNDLING}, tmp_path_factory.mktemp("cdk-edge"))
+
+
+@pytest.fixture(scope="session")
+def steps_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """One managed-steps profile: the step task definition and the runner role's grants."""
+    return synth({**STEPS_CONTEXT, **NO_BUNDLING}, tmp_path_factory.mktemp("cdk-steps"))
 
 
 @pytest.fixture(scope="session")
