@@ -231,8 +231,4 @@ class ManagedSteps(Construct):
                 reason="Step task ids are unknown before RunTask; DescribeTasks and StopTask "
                 "are limited to tasks of this cluster.",
             ),
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{flat(resolve(self.log_group.log_group_arn))}]",
-                reason="GetLogEvents on the streams of the step log group only (one per task).",
-            ),
         )

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,12 +222,23 @@ def steps_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """A synth whose acknowledgments are recorded instead of applied.
 
     The report then lists every finding; the tests compare it with the
     acknowledgments one by one (none missing, none stale).
     """
+    return audited_synth(TEST_CONTEXT, tmp_path_factory.mktemp("cdk-audit"))
+
+
+@pytest.fixture(scope="session")
+def steps_audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """:func:`audit_synth` of the managed-steps context."""
+    return audited_synth(STEPS_CONTEXT, tmp_path_factory.mktemp("cdk-steps-audit"))
+
+
+def audited_synth(context: dict[str, Any], outdir: Path) -> Synth:
+    """Synthesize ``context`` recording acknowledgments instead of applying them."""
     from cdk.app import build_app
 
     # Every module of the app that imported ``Validations`` (to acknowledge findings).
@@ -253,17 +263,16 @@ def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
         def of(scope: Any) -> Recorder:
             return Recorder(scope)
 
-    outdir = tmp_path_factory.mktemp("cdk-audit")
     for module in modules:
         setattr(module, "Validations", FakeValidations)  # noqa: B010
     try:
-        app, stack = build_app(context={**TEST_CONTEXT, **NO_BUNDLING}, outdir=str(outdir))
+        app, stack = build_app(context={**context, **NO_BUNDLING}, outdir=str(outdir))
         with pytest.raises(Exception, match=r"Validation ?[Ff]ailed"):
             app.synth()
     finally:
         for module, original in zip(modules, real, strict=True):
             setattr(module, "Validations", original)  # noqa: B010
-    yield Synth(
+    return Synth(
         template=Template.from_json({"Resources": {}}),
         raw={},
         outdir=outdir,

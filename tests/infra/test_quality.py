@@ -79,12 +79,16 @@ def audit(audit_synth: Synth) -> tuple[set[tuple[str, str]], set[tuple[str, str]
     return stale, found - acknowledged
 
 
-def test_every_acknowledgment_matches_a_finding(audit_synth: Synth) -> None:
+@pytest.mark.parametrize("fixture", ["audit_synth", "steps_audit_synth"])
+def test_every_acknowledgment_matches_a_finding(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
     """With acknowledgments switched off, the findings are exactly the acknowledged ones."""
-    stale, unacknowledged = audit(audit_synth)
+    audited: Synth = request.getfixturevalue(fixture)
+    stale, unacknowledged = audit(audited)
     assert stale == set(), f"stale acknowledgments: {sorted(stale)}"
     assert unacknowledged == set(), sorted(unacknowledged)
-    assert len(audit_synth.acknowledgments) == len(set(audit_synth.acknowledgments))
+    assert len(audited.acknowledgments) == len(set(audited.acknowledgments))
 
 
 SEALED_CONFIGS_ACK = (
