@@ -241,6 +241,16 @@ def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def runtime_platform(architecture: str) -> ecs.RuntimePlatform:
+    """Linux on ``ARM64`` or ``X86_64`` (a profile's ``architecture``)."""
+    return ecs.RuntimePlatform(
+        operating_system_family=ecs.OperatingSystemFamily.LINUX,
+        cpu_architecture=(
+            ecs.CpuArchitecture.ARM64 if architecture == "ARM64" else ecs.CpuArchitecture.X86_64
+        ),
+    )
+
+
 def nag_flatten(value: Any) -> str:
     """A resolved CloudFormation value flattened the way cdk-nag names findings."""
     if isinstance(value, str):
@@ -496,14 +506,7 @@ class FargateRunners(Construct):
                 cpu=profile.cpu,
                 memory_limit_mib=profile.memory,
                 ephemeral_storage_gib=profile.ephemeral_storage_gib,
-                runtime_platform=ecs.RuntimePlatform(
-                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                    cpu_architecture=(
-                        ecs.CpuArchitecture.ARM64
-                        if profile.architecture == "ARM64"
-                        else ecs.CpuArchitecture.X86_64
-                    ),
-                ),
+                runtime_platform=runtime_platform(profile.architecture),
                 task_role=task_role,
                 execution_role=execution_role,
             )
@@ -587,6 +590,7 @@ class FargateRunners(Construct):
             profile=profile,
             family=f"{self.name_prefix}-step-{profile.name}",
             cluster=self.cluster,
+            cluster_task_arns=self._task_arns,
             subnet_ids=list(profile.subnet_ids or self.subnet_ids),
             security_group_id=self.security_group.security_group_id,
             assign_public_ip=(

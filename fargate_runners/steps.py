@@ -47,16 +47,21 @@ class ManagedSteps(Construct):
         profile: RunnerProfile,
         family: str,
         cluster: ecs.ICluster,
+        cluster_task_arns: str,
         subnet_ids: list[str],
         security_group_id: str,
         assign_public_ip: bool,
         log_retention: logs.RetentionDays,
         log_removal_policy: RemovalPolicy,
     ) -> None:
+        from .construct import runtime_platform  # construct imports this module
+
         super().__init__(scope, construct_id)
         if not profile.managed_steps or profile.step_image is None:
             raise ValueError(f"profile {profile.name} has no managed steps")
         self.cluster = cluster
+        #: Every task of the cluster (step task ids are unknown before RunTask).
+        self._task_arns = cluster_task_arns
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=log_removal_policy
         )
@@ -83,14 +88,7 @@ class ManagedSteps(Construct):
             family=family,
             cpu=profile.step_cpu,
             memory_limit_mib=profile.step_memory,
-            runtime_platform=ecs.RuntimePlatform(
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                cpu_architecture=(
-                    ecs.CpuArchitecture.ARM64
-                    if profile.architecture == "ARM64"
-                    else ecs.CpuArchitecture.X86_64
-                ),
-            ),
+            runtime_platform=runtime_platform(profile.architecture),
             task_role=self.task_role,
             execution_role=self.execution_role,
         )
@@ -171,15 +169,6 @@ class ManagedSteps(Construct):
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="ecr:GetAuthorizationToken has no resource-level permissions.",
             )
-        )
-
-    @property
-    def _task_arns(self) -> str:
-        return Stack.of(self).format_arn(
-            service="ecs",
-            resource="task",
-            resource_name=f"{self.cluster.cluster_name}/*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
 
     def grant_runner(self, runner_role: iam.Role) -> None:

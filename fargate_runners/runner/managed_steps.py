@@ -115,19 +115,16 @@ class Cancelled(BaseException):
         self.signum = signum
 
 
-def _load(name: str, candidates: Sequence[Path]) -> ModuleType:
-    """Import a sibling module by path (never via ``sys.path``)."""
+def _job_started() -> ModuleType:
+    """``job_started.py`` from this file's directory, by path: the policy check, and
+    ``load_sibling`` for the other siblings (``aws_call.py``)."""
     sys.dont_write_bytecode = True  # no __pycache__ in the read-only hooks directory
-    for candidate in candidates:
-        if candidate.is_file():
-            spec = importlib.util.spec_from_file_location(name, candidate)
-            if spec is None or spec.loader is None:  # pragma: no cover - defensive
-                continue
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module  # dataclasses look the module up while loading
-            spec.loader.exec_module(module)
-            return module
-    raise ImportError(f"{candidates[0].name} not found next to managed_steps.py")
+    spec = importlib.util.spec_from_file_location("runner_job_started", _HERE / "job_started.py")
+    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+        raise ImportError("job_started.py not found next to managed_steps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def escape_data(text: str) -> str:
@@ -251,7 +248,7 @@ class Hook:
 
     def _aws(self) -> tuple[Call, Call]:
         if self.ecs is None or self.logs is None:
-            aws = _load("runner_aws_call", (_HERE / "aws_call.py",))
+            aws = _job_started().load_sibling("runner_aws_call", (_HERE / "aws_call.py",))
             self.ecs = aws.api("ecs", self.config.region, self.env).call
             self.logs = aws.api("logs", self.config.region, self.env).call
         assert self.ecs is not None and self.logs is not None
@@ -319,11 +316,7 @@ class Hook:
         """The job-started check's verdict, and the same policy evaluated again."""
         if not self._state("allowed").is_file():
             raise Refusal("the job-started policy check did not allow this job")
-        job_started = _load(
-            "runner_job_started",
-            (_HERE / "job_started.py",),
-        )
-        if job_started.run_hook(self.policy_file, None, self.env) != 0:
+        if _job_started().run_hook(self.policy_file, None, self.env) != 0:
             raise Refusal("the runner profile's policy refuses this job")
 
     # -- run_script_step

@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -561,22 +562,28 @@ def wait_for(predicate: Any, timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+@contextmanager
+def slow_step(aws: Aws, job: Job) -> Iterator[tuple[Call, str]]:
+    """A ``deploy`` step that runs for a minute: (the hook call, its step task ARN)."""
+    aws.tasks.behaviours = {**BEHAVIOURS, "deploy": Behaviour(lines=("working",), seconds=60)}
+    try:
+        running = job.start("run_script_step", job.script("deploy"))
+        tasks = job.state / "step-tasks"
+        wait_for(lambda: tasks.exists() and tasks.read_text().strip())
+        [arn] = tasks.read_text().split()
+        wait_for(lambda: aws.task(arn)["lastStatus"] == "RUNNING")
+        yield running, arn
+    finally:
+        aws.tasks.behaviours = BEHAVIOURS
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cancelling_the_step_stops_its_task(
     aws: Aws, prepared: Job, signum: signal.Signals
 ) -> None:
-    slow = Behaviour(lines=("working",), seconds=60)
-    aws.tasks.behaviours = {**BEHAVIOURS, "deploy": slow}
-    try:
-        running = prepared.start("run_script_step", prepared.script("deploy"))
-        tasks = prepared.state / "step-tasks"
-        wait_for(lambda: tasks.exists() and tasks.read_text().strip())
-        [arn] = tasks.read_text().split()
-        wait_for(lambda: aws.task(arn)["lastStatus"] == "RUNNING")
+    with slow_step(aws, prepared) as (running, arn):
         running.process.send_signal(signum)
         result = running.result(timeout=30)
-    finally:
-        aws.tasks.behaviours = BEHAVIOURS
     assert result.code == 128 + signum
     assert f"::error::Step cancelled; step task {arn} stopped" in result.out
     task = aws.task(arn)
@@ -585,19 +592,11 @@ def test_cancelling_the_step_stops_its_task(
 
 
 def test_cleanup_job_stops_what_is_left_and_waits_for_nothing(aws: Aws, prepared: Job) -> None:
-    slow = Behaviour(lines=("working",), seconds=60)
-    aws.tasks.behaviours = {**BEHAVIOURS, "deploy": slow}
-    try:
-        running = prepared.start("run_script_step", prepared.script("deploy"))
-        tasks = prepared.state / "step-tasks"
-        wait_for(lambda: tasks.exists() and tasks.read_text().strip())
-        [arn] = tasks.read_text().split()
+    with slow_step(aws, prepared) as (running, arn):
         running.process.kill()  # the Worker killed the hook: the task is left running
         running.result()
         assert aws.task(arn)["desiredStatus"] == "RUNNING"
         result = prepared.call("cleanup_job", {})
-    finally:
-        aws.tasks.behaviours = BEHAVIOURS
     assert result.code == 0
     assert f"Stopped step task {arn}" in result.out
     task = aws.task(arn)
@@ -607,18 +606,10 @@ def test_cleanup_job_stops_what_is_left_and_waits_for_nothing(aws: Aws, prepared
 
 def test_a_late_stop_is_followed_until_the_task_has_stopped(aws: Aws, prepared: Job) -> None:
     """Stopped from outside (e.g. the console), the task takes a while; the step fails."""
-    slow = Behaviour(lines=("working",), seconds=60)
-    aws.tasks.behaviours = {**BEHAVIOURS, "deploy": slow}
-    try:
-        running = prepared.start("run_script_step", prepared.script("deploy"))
-        tasks = prepared.state / "step-tasks"
-        wait_for(lambda: tasks.exists() and tasks.read_text().strip())
-        [arn] = tasks.read_text().split()
-        wait_for(lambda: aws.task(arn)["lastStatus"] == "RUNNING")
+    with slow_step(aws, prepared) as (running, arn):
         aws.ecs().stop_task(cluster=CLUSTER, task=arn, reason="operator")
         result = running.result()
-    finally:
-        aws.tasks.behaviours = BEHAVIOURS
+        assert aws.task(arn)["lastStatus"] == "STOPPED"
     assert result.code == 143
     assert "::error::The managed command exited with code 143" in result.out
 
