@@ -397,7 +397,8 @@ class Hook:
         others = [name for name in dropped if name not in runner_set]
         self.say(f"Passing to the step: {', '.join(sorted(passed)) or 'no variables'}")
         if others:
-            self.say(f"::warning::Dropped (not in this profile's step_env): {', '.join(others)}")
+            dropped_line = f"Dropped (not in this profile's step_env): {', '.join(others)}"
+            self.say(f"::warning::{escape_data(dropped_line)}")
         if runner_set:
             self.say(
                 f"Dropped {len(runner_set)} variable(s) the runner sets (GITHUB_*, RUNNER_*, ...)"

@@ -222,3 +222,11 @@ def test_runner_container_carries_the_hook_and_its_configuration(steps_synth: Sy
     }
     assert {"Ref": STEP_TASK_DEFINITION} in parts
     assert "Secrets" not in container  # the runner task holds no secret of the steps
+
+
+def test_the_local_mode_refuses_managed_steps() -> None:
+    """It does not model step tasks; a plain runner there would run the steps itself."""
+    from localdev.provision import provision
+
+    with pytest.raises(ValueError, match="managed steps .* are not supported by the local mode"):
+        provision(None, STEPS_CONTEXT)
