@@ -228,5 +228,14 @@ def test_the_local_mode_refuses_managed_steps() -> None:
     """It does not model step tasks; a plain runner there would run the steps itself."""
     from localdev.provision import provision
 
-    with pytest.raises(ValueError, match="managed steps .* are not supported by the local mode"):
+    with pytest.raises(ValueError, match=r"managed steps .* are not supported by the local mode"):
         provision(None, STEPS_CONTEXT)
+
+
+def test_private_subnets_get_an_ecs_endpoint_for_the_hook(tmp_path: Any) -> None:
+    from .conftest import EXISTING_VPC_CONTEXT, NO_BUNDLING, synth
+
+    context = {**EXISTING_VPC_CONTEXT, **NO_BUNDLING, "profiles": STEPS_CONTEXT["profiles"]}
+    endpoints = synth(context, tmp_path).resources("AWS::EC2::VPCEndpoint").values()
+    names = [json.dumps(e["Properties"]["ServiceName"]) for e in endpoints]
+    assert sum(".ecs" in name and "ecs-" not in name for name in names) == 1, names
