@@ -6,6 +6,7 @@ environment-agnostic and does no lookups.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,19 @@ from fargate_runners.stack import FargateRunnersStack
 __all__ = ["build_app", "main"]
 
 
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def feature_flags(path: Path = CDK_JSON) -> dict[str, object]:
+    """The CDK feature flags ``cdk.json`` sets (every flag CDK recommends for new apps).
+
+    The CLI passes them to the app itself; tests and tools that call :func:`build_app`
+    get the same ones, so what they check is what ``cdk deploy`` deploys.
+    """
+    context = json.loads(path.read_text())["context"]
+    return {key: value for key, value in context.items() if key.startswith("@aws-cdk")}
+
+
 def build_app(
     context: dict[str, object] | None = None,
     *,
@@ -29,7 +43,7 @@ def build_app(
     nag: bool = True,
 ) -> tuple[cdk.App, FargateRunnersStack]:
     """The app with its one stack; cdk-nag AwsSolutions checks when ``nag``."""
-    app = cdk.App(context=context, outdir=outdir)
+    app = cdk.App(context={**feature_flags(), **(context or {})}, outdir=outdir)
     config = load_config(app.node.get_all_context())
     stack = FargateRunnersStack(app, "FargateRunners", config=config)
     if nag:

@@ -69,6 +69,10 @@ comma-separated lists are accepted in string form too. ``null`` means default.
 ``webhook_rate_limit`` (default ``2000``)
     Requests per source address per 5 minutes before the web ACL blocks that address
     (10..2000000000).
+``detailed_tracing`` (default ``false``)
+    X-Ray subsegments for the dispatcher's GitHub and ECS calls: adds the X-Ray SDK
+    as a layer and ``TRACE_REMOTE_CALLS=true``; every cold start then pays the SDK's
+    import (about 0.1-0.3 s). Off, Lambda's active tracing still records each invocation.
 
 The new VPC (when ``vpc_id`` is unset) has public subnets only in 2 AZs, no
 NAT gateway (no hourly cost), and VPC flow logs to CloudWatch Logs.
@@ -135,7 +139,7 @@ Profile keys (each item of ``profiles``)
 
 Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
 ``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
-it, an entry in ``fargate_runners.construct.lambda_profile_entry``.
+it, an entry in ``fargate_runners.props.lambda_profile_entry``.
 """
 
 from __future__ import annotations
@@ -864,6 +868,7 @@ class RunnersConfig:
     runner_idle_timeout_seconds: int = 900
     reconcile_interval_minutes: int = 5
     github_hook_path: str | None = None
+    detailed_tracing: bool = False
 
     @property
     def uses_existing_vpc(self) -> bool:
@@ -997,6 +1002,7 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "runner_idle_timeout_seconds": _ranged(0, 86_400),
     "reconcile_interval_minutes": _ranged(1, 60),
     "github_hook_path": _hook_path,
+    "detailed_tracing": _bool,
 }
 _NETWORK_KEYS = frozenset(
     {"vpc_id", "subnet_ids", "assign_public_ip", "vpc_endpoints", "vpc_endpoint_route_table_ids"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_iam as iam
+
+from .nag import Acknowledgment, acknowledge
 
 
 def add_operator_policies(
@@ -41,6 +42,4 @@ def add_operator_policies(
                         finding_ids[f"AwsSolutions-IAM5[{kind}::{value}]"] = None
     if finding_ids:
         reason = f"Granted explicitly by the operator in cdk.json {origin}; reviewed there."
-        Validations.of(role).acknowledge(
-            *(Acknowledgment(id=finding, reason=reason) for finding in finding_ids)
-        )
+        acknowledge(role, *(Acknowledgment(id=finding, reason=reason) for finding in finding_ids))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aws_cdk import Acknowledgment, ArnFormat, RemovalPolicy, Stack, Validations
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -24,6 +24,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .config import RunnerProfile
+from .nag import Acknowledgment, acknowledge
 from .role_policies import add_operator_policies
 from .runner_files import STEP_USER, step_entry_point, steps_environment
 
@@ -54,7 +55,7 @@ class ManagedSteps(Construct):
         log_retention: logs.RetentionDays,
         log_removal_policy: RemovalPolicy,
     ) -> None:
-        from .construct import runtime_platform  # construct imports this module
+        from .runner_tasks import runtime_platform  # runner_tasks imports this module
 
         super().__init__(scope, construct_id)
         if not profile.managed_steps or profile.step_image is None:
@@ -164,11 +165,12 @@ class ManagedSteps(Construct):
         self.execution_role.add_to_policy(
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )
-        Validations.of(self.execution_role).acknowledge(
+        acknowledge(
+            self.execution_role,
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="ecr:GetAuthorizationToken has no resource-level permissions.",
-            )
+            ),
         )
 
     def grant_runner(self, runner_role: iam.Role) -> None:
@@ -206,10 +208,11 @@ class ManagedSteps(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        from .construct import nag_flatten as flat  # construct imports this module
+        from .nag import nag_flatten as flat
 
         resolve = stack.resolve
-        Validations.of(runner_role).acknowledge(
+        acknowledge(
+            runner_role,
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{flat(resolve(family_arn))}]",
                 reason="RunTask on the step task definition family (':*' = its revisions), "

@@ -7,9 +7,10 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
+from lambda_fn import contract
 from runners_cli.errors import CliError
 from runners_cli.github import GitHub, GitHubError, Target, hook_differences
 from runners_cli.stack import (
@@ -146,7 +147,7 @@ def running_tasks(aws: Aws, cluster: str) -> list[RunnerTask]:
             started = task.get("startedAt") or task.get("createdAt")
             tasks.append(
                 RunnerTask(
-                    profile=tags.get("runner:profile", "?"),
+                    profile=tags.get(contract.TAG_PROFILE, "?"),
                     job_id=tags.get("github:job-id", "?"),
                     repository=tags.get("github:repository", "?"),
                     status=str(task.get("lastStatus", "?")),
@@ -179,6 +180,103 @@ def github_for_stack(aws: Aws, stack: StackInfo, api_url: str) -> GitHub | None:
     return GitHub(token, api_url) if token else None
 
 
+#: Where the Lambda publishes its metrics (``fargate_runners.construct.METRICS_NAMESPACE``)
+#: and what ``lambda_fn/start_time.py`` calls queued -> a runner took the job.
+METRICS_NAMESPACE = "FargateRunners"
+TIME_TO_START = "TimeToStart"
+_START_STATS = ("p50", "p90", "SampleCount")
+
+
+@dataclass(frozen=True)
+class StartFigures:
+    """One profile's time to start over a window, as CloudWatch aggregates it."""
+
+    profile: str
+    jobs: int
+    p50: float | None
+    p90: float | None
+
+
+def time_to_start(aws: Aws, now: datetime, window: timedelta) -> list[StartFigures]:
+    """p50, p90 and count of ``TimeToStart`` per profile over ``window`` up to ``now``.
+
+    The dimension sets (``profile`` plus ``service``) come from ``ListMetrics`` (a
+    metric is listed for two weeks after its last datum), so profiles that started
+    nothing in the window report zero jobs. One ``GetMetricData`` call, one period
+    covering the window
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html).
+    """
+    cloudwatch = aws.client("cloudwatch")
+    dimension_sets = [
+        metric["Dimensions"]
+        for page in cloudwatch.get_paginator("list_metrics").paginate(
+            Namespace=METRICS_NAMESPACE, MetricName=TIME_TO_START
+        )
+        for metric in page["Metrics"]
+    ]
+    queries = [
+        {
+            "Id": f"m{index}_{stat.lower()}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": METRICS_NAMESPACE,
+                    "MetricName": TIME_TO_START,
+                    "Dimensions": dimensions,
+                },
+                "Period": int(window.total_seconds()),
+                "Stat": stat,
+            },
+        }
+        for index, dimensions in enumerate(dimension_sets)
+        for stat in _START_STATS
+    ]
+    values: dict[str, float] = {}
+    for start in range(0, len(queries), 500):  # GetMetricData takes up to 500 queries
+        pages = cloudwatch.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries[start : start + 500],
+            StartTime=now - window,
+            EndTime=now,
+        )
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                if result.get("Values"):
+                    values[result["Id"]] = float(result["Values"][0])
+    figures = []
+    for index, dimensions in enumerate(dimension_sets):
+        profile = next((d["Value"] for d in dimensions if d["Name"] == "profile"), "?")
+        figures.append(
+            StartFigures(
+                profile=profile,
+                jobs=int(values.get(f"m{index}_samplecount", 0)),
+                p50=values.get(f"m{index}_p50"),
+                p90=values.get(f"m{index}_p90"),
+            )
+        )
+    return sorted(figures, key=lambda figure: figure.profile)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def print_time_to_start(aws: Aws, now: datetime, out: Out) -> None:
+    try:
+        figures = time_to_start(aws, now, timedelta(hours=1))
+    except Exception as exc:  # status goes on without the figures
+        out(f"time to start, last hour: unavailable ({type(exc).__name__}: {exc})")
+        return
+    if not any(figure.jobs for figure in figures):
+        out("time to start, last hour: no job started on these runners")
+        return
+    out("time to start, last hour (job queued -> a runner took it):")
+    out(f"  {'profile':<12} {'jobs':>5} {'p50':>8} {'p90':>8}")
+    for figure in figures:
+        out(
+            f"  {figure.profile:<12} {figure.jobs:>5} {_seconds(figure.p50):>8} "
+            f"{_seconds(figure.p90):>8}"
+        )
+
+
 def status(
     aws: Aws,
     stack_name: str,
@@ -204,6 +302,8 @@ def status(
         for task in tasks:
             counts[task.profile] = counts.get(task.profile, 0) + 1
         out("  per profile: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items())))
+    out("")
+    print_time_to_start(aws, now or datetime.now(UTC), out)
     out("")
     for label, url in (
         ("retry queue", stack.retry_queue_url),

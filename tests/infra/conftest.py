@@ -84,6 +84,7 @@ TEST_CONTEXT: dict[str, Any] = {
     "alarm_email": "ops@example.com",
     "webhook_source_cidrs": ["203.0.113.0/24", "198.51.100.7/32", "2001:db8:10::/48"],
     "webhook_rate_limit": 600,
+    "detailed_tracing": True,
 }
 
 EXISTING_VPC_CONTEXT: dict[str, Any] = {
@@ -247,7 +248,7 @@ def audited_synth(context: dict[str, Any], outdir: Path) -> Synth:
         for name, module in sorted(sys.modules.items())
         if name.startswith("fargate_runners.") and hasattr(module, "Validations")
     ]
-    assert any(module.__name__ == "fargate_runners.construct" for module in modules)
+    assert any(module.__name__ == "fargate_runners.nag" for module in modules)
     recorded: list[tuple[str, str]] = []
     real = [getattr(module, "Validations") for module in modules]  # noqa: B009
 

@@ -295,12 +295,40 @@ def runner_logs_statement(synth: Synth) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("profile", ["small", "big-x64"])
-def test_execution_roles_only_write_runner_logs(main_synth: Synth, profile: str) -> None:
-    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-{profile}")
+def test_execution_role_of_a_public_image_only_writes_runner_logs(main_synth: Synth) -> None:
+    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-small")
     role = assert_ecs_tasks_role(main_synth, execution_role)
     assert "ManagedPolicyArns" not in role
     assert role_statements(main_synth, execution_role) == [runner_logs_statement(main_synth)]
+
+
+def test_private_ecr_image_is_pullable_from_exactly_its_repository(main_synth: Synth) -> None:
+    """An ECR ``image`` (no registry_prefix): pull rights on that one repository.
+
+    Without them the task fails to start with CannotPullContainerError; CDK warns about it
+    (@aws-cdk/aws-ecs:ecrImageRequiresPolicy), which is how this was found.
+    """
+    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-big-x64")
+    found = role_statements(main_synth, execution_role)
+    assert {
+        "Action": [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage",
+        ],
+        "Effect": "Allow",
+        "Resource": {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":ecr:eu-west-1:123456789012:repository/runner",
+                ],
+            ]
+        },
+    } in found
+    assert {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*"} in found
 
 
 def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synth) -> None:
@@ -478,7 +506,11 @@ def function_env(synth: Synth, name: str) -> dict[str, Any]:
 
 
 def test_four_functions(main_synth: Synth) -> None:
-    assert len(main_synth.resources("AWS::Lambda::Function")) == 4
+    """Ours; the fifth is CDK's provider that strips the new VPC's default security group
+    (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup)."""
+    functions = main_synth.resources("AWS::Lambda::Function")
+    assert len([f for f in functions if not f.startswith("Custom")]) == 4
+    assert len(functions) == 5
 
 
 # -- teardown: stop runner tasks before the cluster and network go ------------------
@@ -491,7 +523,7 @@ def test_teardown_function_can_only_list_inspect_and_stop_this_clusters_tasks(
     assert function["Properties"]["Handler"] == "lambda_fn.teardown.handler"
     assert function["Properties"]["Timeout"] == 600
     assert function["Properties"]["Environment"]["Variables"] == {
-        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+        "POWERTOOLS_SERVICE_NAME": "RunnersTest-webhook",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     found = statements(main_synth, "TeardownFunctionRole")
@@ -560,7 +592,9 @@ def test_function_settings(main_synth: Synth, name: str) -> None:
     assert function["Role"] == {
         "Fn::GetAtt": [logical_id(main_synth, "AWS::IAM::Role", f"{name}Role"), "Arn"]
     }
-    assert "Layers" not in function
+    # detailed_tracing (on in TEST_CONTEXT): the X-Ray SDK layer, nothing else.
+    layer = logical_id(main_synth, "AWS::Lambda::LayerVersion", "XRaySdk")
+    assert function["Layers"] == [{"Ref": layer}]
 
 
 def test_functions_share_one_asset_and_one_environment(main_synth: Synth) -> None:
@@ -616,7 +650,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
             },
         ]
     }
-    assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "RunnersTest-webhook"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FargateRunners"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
     contract = {
@@ -629,9 +663,10 @@ def test_webhook_environment(main_synth: Synth) -> None:
     extra = {
         "GITHUB_HOOK_PARAMETER",
         "RUNNER_NAME_PREFIX", "DEPLOYMENT_ID", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "TRACE_REMOTE_CALLS",
     }  # fmt: skip
     assert set(env) == contract | extra
+    assert env["TRACE_REMOTE_CALLS"] == "true"  # detailed_tracing
 
 
 def resolve_join(value: Any, refs: dict[str, str]) -> str:
@@ -817,8 +852,9 @@ def test_star_resource_only_for_xray_list_tasks_and_ecr_token(
     synth: Synth = request.getfixturevalue(fixture)
     cluster = logical_id(synth, "AWS::ECS::Cluster", "Cluster")
     ecr_execution_roles = set()
-    if fixture == "main_synth":
+    if fixture == "main_synth":  # an ECR registry_prefix and a private ECR image
         ecr_execution_roles.add(profile_roles(synth, f"{STACK_NAME}-runner-deploy")[1])
+        ecr_execution_roles.add(profile_roles(synth, f"{STACK_NAME}-runner-big-x64")[1])
     seen_token_roles = set()
     for policy in synth.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -993,7 +1029,11 @@ def test_api_stage_throttling_logging_tracing(main_synth: Synth) -> None:
     stage = only(main_synth.resources("AWS::ApiGateway::Stage"))["Properties"]
     assert stage["TracingEnabled"] is True
     access_logs = logical_id(main_synth, "AWS::Logs::LogGroup", "ApiAccessLogs")
-    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": [access_logs, "Arn"]}
+    # @aws-cdk/aws-apigateway:logGroupDestinationArnWithoutWildcard: the group's ARN, no ':*'.
+    destination = json.dumps(stage["AccessLogSetting"]["DestinationArn"])
+    assert f'{{"Ref": "{access_logs}"}}' in destination
+    assert ":logs:" in destination
+    assert ":*" not in destination
     log_format = json.loads(stage["AccessLogSetting"]["Format"])
     assert {"requestId", "ip", "httpMethod", "status", "resourcePath"} <= set(log_format)
     (settings,) = stage["MethodSettings"]

@@ -161,3 +161,23 @@ def test_profile_runner_group_needs_org_scope() -> None:
     profiles = [{**PROFILE, "runner_group_id": 7}]
     with pytest.raises(ConfigError, match="only for organisation runners"):
         load_settings({**MINIMAL, "RUNNER_PROFILES": json.dumps(profiles)})
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted"),
+    [
+        # What CloudFormation names an SSM parameter the stack does not name.
+        ("CFN-RunnersWebhookHookParameter3B1C9E2A-Xy7dZQk2LmNo", True),
+        ("/fargate-runners/webhook", True),
+        ("has space", False),
+        ("no/leading/slash", False),
+        ("arn:aws:ssm:us-east-1:123456789012:parameter/x", False),
+    ],
+)
+def test_hook_parameter_names_follow_ssm_naming(name: str, accepted: bool) -> None:
+    env = {**MINIMAL, "GITHUB_HOOK_PARAMETER": name}
+    if accepted:
+        assert load_settings(env).github_hook_parameter == name
+    else:
+        with pytest.raises(ConfigError, match="GITHUB_HOOK_PARAMETER"):
+            load_settings(env)

@@ -1,0 +1,292 @@
+"""The cluster and one fixed Fargate task definition per profile, with its roles.
+
+One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
+their resources in the construct's own scope, so logical ids do not depend on how the code
+is split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import (
+    Annotations,
+    ArnFormat,
+    Duration,
+    Stack,
+)
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from lambda_fn.jit_secret import BOUND_TAG
+
+from .base import RunnersBase
+from .config import (
+    CONTAINER_NAME,
+    RunnerProfile,
+)
+from .nag import Acknowledgment, acknowledge, nag_flatten
+from .props import (
+    RUNNER_USER,
+    FargateRunnersProps,
+)
+from .role_policies import add_operator_policies
+from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
+from .steps import ManagedSteps
+
+
+def runtime_platform(architecture: str) -> ecs.RuntimePlatform:
+    """Linux on ``ARM64`` or ``X86_64`` (a profile's ``architecture``)."""
+    return ecs.RuntimePlatform(
+        operating_system_family=ecs.OperatingSystemFamily.LINUX,
+        cpu_architecture=(
+            ecs.CpuArchitecture.ARM64 if architecture == "ARM64" else ecs.CpuArchitecture.X86_64
+        ),
+    )
+
+
+class RunnerTasksPart(RunnersBase):
+    # -- ECS -----------------------------------------------------------------
+
+    def _cluster(self) -> None:
+        # Container Insights writes to /aws/ecs/containerinsights/<cluster>/performance and
+        # would create that group itself, outside the stack and without expiry
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-reference-performance-logs-ECS.html).
+        # A named cluster lets the stack create the group first, with retention and removal.
+        cluster_name = self.cluster_physical_name
+        insights_logs = self._log_group(
+            "ContainerInsightsLogs",
+            log_group_name=f"/aws/ecs/containerinsights/{cluster_name}/performance",
+        )
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=cluster_name,
+            vpc=self.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+        )
+        self.cluster.node.add_dependency(insights_logs)
+
+    def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
+        self.runner_log_group = self._log_group("RunnerLogs")
+        self.task_definitions = {}
+        self.task_roles = {}
+        self.execution_roles = {}
+        for profile in profiles:
+            scope = Construct(self, f"Profile-{profile.name}")
+            task_role = iam.Role(
+                scope,
+                "TaskRole",
+                assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                description=f"Runner profile {profile.name}: task role, reads its own JIT config",
+            )
+            execution_role = iam.Role(
+                scope,
+                "ExecutionRole",
+                assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+                description=f"Runner profile {profile.name}: ECS execution role (logs only)",
+            )
+            task_definition = ecs.FargateTaskDefinition(
+                scope,
+                "TaskDefinition",
+                family=self.family(profile),
+                cpu=profile.cpu,
+                memory_limit_mib=profile.memory,
+                ephemeral_storage_gib=profile.ephemeral_storage_gib,
+                runtime_platform=runtime_platform(profile.architecture),
+                task_role=task_role,
+                execution_role=execution_role,
+            )
+            steps = self._managed_steps(scope, profile) if profile.managed_steps else None
+            container = task_definition.add_container(
+                CONTAINER_NAME,
+                container_name=CONTAINER_NAME,
+                image=ecs.ContainerImage.from_registry(profile.effective_image),
+                # The entrypoint installs the policy hook and idle watchdog, then runs run.sh.
+                command=entrypoint_command(),
+                environment={
+                    **runner_environment(profile.policy, props.runner_idle_timeout_seconds),
+                    **profile.environment,
+                    **(steps.runner_environment if steps else {}),
+                },
+                secrets={
+                    name: ecs.Secret.from_secrets_manager(
+                        secretsmanager.Secret.from_secret_complete_arn(scope, f"Secret-{name}", arn)
+                    )
+                    for name, arn in profile.secrets.items()
+                },
+                user=RUNNER_USER,
+                # SIGTERM reaches the Listener as SIGINT (entrypoint.sh); this is the time
+                # ECS gives the runner before SIGKILL.
+                stop_timeout=Duration.seconds(STOP_TIMEOUT_SECONDS),
+                readonly_root_filesystem=False,
+                essential=True,
+                privileged=False,
+                # Container-level limits equal to the task's (local emulators need them).
+                cpu=profile.cpu,
+                memory_limit_mib=profile.memory,
+                logging=ecs.LogDrivers.aws_logs(
+                    stream_prefix=profile.name, log_group=self.runner_log_group
+                ),
+            )
+            self._own_jit_config(task_role)
+            if steps:
+                steps.grant_runner(task_role)
+            add_operator_policies(
+                task_role,
+                profile.task_role_policies,
+                f"profiles[{profile.name}].task_role_policies for jobs of this profile",
+            )
+            if self._registry_access(profile, execution_role):
+                # CDK warns that an ECR image needs pull permissions: granted just above.
+                Annotations.of(container).acknowledge_warning(
+                    "@aws-cdk/aws-ecs:ecrImageRequiresPolicy",
+                    "the execution role may pull the profile's ECR image (_registry_access)",
+                )
+            if profile.secrets_kms_key_arns:
+                # Secrets Manager decrypts with the caller's permissions: ECS needs
+                # kms:Decrypt on a customer-managed key, and only through Secrets Manager
+                # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html).
+                execution_role.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="DecryptProfileSecrets",
+                        actions=["kms:Decrypt"],
+                        resources=list(profile.secrets_kms_key_arns),
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"secretsmanager.{Stack.of(self).region}"
+                                ".amazonaws.com"
+                            }
+                        },
+                    )
+                )
+            acknowledge(
+                task_definition,
+                Acknowledgment(
+                    id="AwsSolutions-ECS2",
+                    reason=(
+                        "The environment holds only non-secret values: the profile's policy, "
+                        "the job-started hook code and the idle limit. Secrets reach the task "
+                        "through ECS secrets (Secrets Manager), never as plain environment."
+                    ),
+                ),
+            )
+            self.task_definitions[profile.name] = task_definition
+            self.task_roles[profile.name] = task_role
+            self.execution_roles[profile.name] = execution_role
+
+    def _own_jit_config(self, task_role: iam.Role) -> None:
+        """Read and delete the JIT config secret bound to this very task, no other.
+
+        The Lambda tags each secret ``runner:task-userid = <role id>:<task id>``;
+        ``${aws:userid}`` of a task-role session is ``<role id>:<session name>``
+        and ECS names the session after the task id (docs/jit-config.md), so a
+        task of the same profile (same role, other session) matches nothing.
+        """
+        task_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadAndConsumeOwnJitConfig",
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
+                resources=[self.sealed_configs_arn()],
+                conditions={
+                    "StringEquals": {f"secretsmanager:ResourceTag/{BOUND_TAG}": "${aws:userid}"}
+                },
+            )
+        )
+        stack = Stack.of(self)
+        acknowledge(
+            task_role,
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::"
+                f"{nag_flatten(stack.resolve(self.sealed_configs_arn()))}]",
+                reason=(
+                    "Secret names are per runner and unknown at deploy; the statement only "
+                    "matches a secret whose runner:task-userid tag equals the caller's own "
+                    "aws:userid (this task's session), so each task reads only its own."
+                ),
+            ),
+        )
+
+    def _managed_steps(self, scope: Construct, profile: RunnerProfile) -> ManagedSteps:
+        """The step task definition of a ``steps: managed`` profile (fargate_runners/steps.py)."""
+        return ManagedSteps(
+            scope,
+            "Steps",
+            profile=profile,
+            family=f"{self.name_prefix}-step-{profile.name}",
+            cluster=self.cluster,
+            cluster_task_arns=self._task_arns,
+            subnet_ids=list(profile.subnet_ids or self.subnet_ids),
+            security_group_id=self.security_group.security_group_id,
+            assign_public_ip=(
+                profile.assign_public_ip
+                if profile.assign_public_ip is not None
+                else self.assign_public_ip
+            ),
+            log_retention=self.props.log_retention,
+            log_removal_policy=self.props.log_removal_policy,
+        )
+
+    def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> bool:
+        """Let ECS pull the profile's image when it is in a private ECR registry.
+
+        Under an ECR ``registry_prefix`` (a pull-through cache) any repository below the
+        prefix, which the cache creates on first pull; otherwise, for an ECR ``image``, that
+        one repository. True when ECR permissions were granted.
+        """
+        cached = bool(profile.registry_prefix)
+        source = (profile.registry_prefix or "").rstrip("/") if cached else profile.image
+        host, _, path = source.partition("/")
+        parts = host.split(".")
+        if len(parts) < 6 or parts[1:3] != ["dkr", "ecr"]:
+            return False  # not ECR: public registries need no permissions
+        account, region = parts[0], parts[3]
+        if cached:
+            resource_name = f"{path}/*" if path else "*"
+            actions = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+            reason = "Pulls any image under the profile's registry_prefix (pull-through cache)."
+        else:
+            resource_name = path.split("@", 1)[0].rsplit(":", 1)[0]  # the repository only
+            actions = []
+            reason = ""
+        stack = Stack.of(self)
+        repositories = stack.format_arn(
+            service="ecr",
+            region=region,
+            account=account,
+            resource="repository",
+            resource_name=resource_name,
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        execution_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                    *actions,
+                ],
+                resources=[repositories],
+            )
+        )
+        execution_role.add_to_policy(
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
+        )
+        acknowledgments = [
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="ecr:GetAuthorizationToken has no resource-level permissions.",
+            )
+        ]
+        if cached:
+            acknowledgments.append(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(repositories))}]",
+                    reason=reason,
+                )
+            )
+        acknowledge(execution_role, *acknowledgments)
+        return True
