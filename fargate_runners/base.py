@@ -121,3 +121,13 @@ class RunnersBase(Construct):
             environment=dict(environment),
         )
         return function, role
+
+    @property
+    def _task_arns(self) -> str:
+        """Every task of this cluster (task ids are unknown before launch)."""
+        return Stack.of(self).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )

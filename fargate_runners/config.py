@@ -21,6 +21,7 @@ are accepted in string form too. ``null`` at the top level means default.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Self
 
@@ -43,9 +44,12 @@ from . import rules
 from .config_errors import ConfigError, Problem, problems_from_validation
 from .config_values import (
     EMAIL_RE,
+    ENV_NAME_RE,
     KMS_KEY_ARN_RE,
+    RESERVED_ENV_PREFIXES,
     ROUTE_TABLE_ID_RE,
     SECRET_ARN_RE,
+    SECRET_REF_RE,
     STACK_NAME_RE,
     TOPIC_ARN_RE,
     VPC_ID_RE,
@@ -71,6 +75,9 @@ from .config_values import (
     parse_profiles,
     parse_registry,
     parse_source_cidrs,
+    parse_str,
+    parse_str_list,
+    parse_str_map,
     parse_task_role_policies,
     parse_throttle_rate,
     parsed,
@@ -230,6 +237,34 @@ def _without(data: Any, loc: Sequence[int | str]) -> Any:
 # ---------------------------------------------------------------------------
 
 
+STEP_MODES = ("runner", "managed")
+#: Profile keys that only a managed-steps profile may set.
+MANAGED_STEP_KEYS = (
+    "step_image", "managed_commands", "step_env", "step_role_policies", "step_secrets",
+    "step_cpu", "step_memory",
+)  # fmt: skip
+_DIGEST_IMAGE_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+_COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+#: Names a step may not receive from a workflow: the runner's, AWS's and the ECS agent's
+#: (credentials provider), and what changes how the command is loaded or run.
+_STEP_ENV_RESERVED_PREFIXES = ("ACTIONS_", "RUNNER_", "AWS_", "ECS_", "LD_")
+_STEP_ENV_RESERVED_NAMES = frozenset(
+    {"PATH", "HOME", "SHELL", "ENV", "BASH_ENV", "IFS", "PS4", "SHELLOPTS", "BASHOPTS",
+     "PYTHONPATH", "PYTHONSTARTUP", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS"}
+)  # fmt: skip
+
+
+def _parse_command_map(value: Any, key: str = "") -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be an object of name: [absolute path, args...]")
+    commands: dict[str, tuple[str, ...]] = {}
+    for name, argv in value.items():
+        if not isinstance(argv, list | tuple) or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"{key}.{name}", "must be a list of strings")
+        commands[str(name)] = tuple(argv)
+    return commands
+
+
 class RunnerProfile(_Model):
     """One kind of runner: a Fargate task definition plus the labels that select it.
 
@@ -276,6 +311,19 @@ class RunnerProfile(_Model):
     assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
     #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
     runner_group_id: RunnerGroupId | None = None
+    # Managed steps (steps == "managed"): each step is a task of a fixed step task definition.
+    steps: Annotated[str, parsed(one_of(STEP_MODES))] = "runner"
+    step_image: Annotated[str | None, parsed(parse_str)] = None
+    managed_commands: Annotated[dict[str, tuple[str, ...]], parsed(_parse_command_map)] = Field(
+        default_factory=dict
+    )
+    step_env: Annotated[tuple[str, ...], parsed(parse_str_list)] = ()
+    step_role_policies: Annotated[
+        tuple[str | Mapping[str, Any], ...], parsed(parse_task_role_policies)
+    ] = ()
+    step_secrets: Annotated[dict[str, str], parsed(parse_str_map)] = Field(default_factory=dict)
+    step_cpu: Int = 256
+    step_memory: Int = 512
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -318,8 +366,79 @@ class RunnerProfile(_Model):
         ]
         if self.secrets_kms_key_arns and not self.secrets:
             problems.append(Problem("secrets_kms_key_arns", "is only used with secrets"))
+        problems += self._managed_step_problems()
         raise_all(problems)
         return self
+
+    @property
+    def managed_steps(self) -> bool:
+        """Whether job steps run as tasks of a step task definition (``steps: managed``)."""
+        return self.steps == "managed"
+
+    def _managed_step_problems(self) -> list[Problem]:
+        """``steps`` and the ``step_*`` keys (README, "Managed-step profiles")."""
+        defaults = {name: type(self).model_fields[name].get_default(call_default_factory=True)
+                    for name in MANAGED_STEP_KEYS}  # fmt: skip
+        given = [name for name in MANAGED_STEP_KEYS if getattr(self, name) != defaults[name]]
+        if not self.managed_steps:
+            return [Problem(name, 'is only used with steps: "managed"') for name in given]
+        problems: list[Problem] = []
+        if not self.step_image or not _DIGEST_IMAGE_RE.match(self.step_image):
+            problems.append(Problem(
+                "step_image",
+                f"{self.step_image!r} must be an image pinned by digest (REPO@sha256:<64 hex>)",
+            ))  # fmt: skip
+        if not self.managed_commands:
+            problems.append(Problem("managed_commands", "is required with steps: managed"))
+        for name, argv in self.managed_commands.items():
+            key = f"managed_commands.{name}"
+            if not _COMMAND_NAME_RE.match(name):
+                problems.append(Problem(key, "name must match ^[a-z][a-z0-9-]{0,63}$"))
+            elif not argv or not argv[0].startswith("/"):
+                problems.append(Problem(key, "must be a list starting with an absolute path"))
+            elif any(not arg or any(ch in arg for ch in "\0\r\n") for arg in argv):
+                problems.append(Problem(key, "arguments must be non-empty single lines"))
+        problems += self._step_env_problems()
+        if self.step_memory not in FARGATE_CPU_MEMORY.get(self.step_cpu, ()):
+            problems.append(
+                Problem(
+                    "step_memory",
+                    f"{self.step_memory} is not valid with step_cpu {self.step_cpu}",
+                )
+            )
+        for key, instead in (
+            ("task_role_policies", "step_role_policies"),
+            ("secrets", "step_secrets"),
+        ):
+            if getattr(self, key):
+                problems.append(
+                    Problem(
+                        key,
+                        f"a managed-steps runner holds no permissions or secrets: use {instead} "
+                        "for the step task",
+                    )
+                )
+        return problems
+
+    def _step_env_problems(self) -> list[Problem]:
+        """What a workflow may pass to a step, and the step task's own secrets."""
+        problems: list[Problem] = []
+        for i, name in enumerate(self.step_env):
+            if (
+                not ENV_NAME_RE.match(name)
+                or name.startswith(_STEP_ENV_RESERVED_PREFIXES)
+                or name in _STEP_ENV_RESERVED_NAMES
+            ):
+                problems.append(Problem(f"step_env[{i}]", f"{name!r} may not be passed to a step"))
+        for name, arn in self.step_secrets.items():
+            key = f"step_secrets.{name}"
+            if not ENV_NAME_RE.match(name) or name.startswith(RESERVED_ENV_PREFIXES):
+                problems.append(Problem(key, f"{name!r} is not an allowed name"))
+            elif name in self.step_env:
+                problems.append(Problem(key, "is also in step_env: a step could override it"))
+            elif not SECRET_REF_RE.match(arn):
+                problems.append(Problem(key, f"{arn!r} is not a Secrets Manager ARN"))
+        return problems
 
     @property
     def policy(self) -> Policy:

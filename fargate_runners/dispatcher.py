@@ -468,16 +468,6 @@ class DispatcherPart(RunnersBase):
         )
         acknowledge(role, *acks)
 
-    @property
-    def _task_arns(self) -> str:
-        """Every task of this cluster (task ids are unknown before launch)."""
-        return Stack.of(self).format_arn(
-            service="ecs",
-            resource="task",
-            resource_name=f"{self.cluster.cluster_name}/*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
-
     def _grant_task_control(self, role: iam.Role) -> None:
         """List, inspect and stop the tasks of this cluster, and nothing else."""
         role.add_to_policy(

@@ -128,6 +128,9 @@ class NetworkPart(RunnersBase):
             "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
             "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
         }
+        if any(profile.managed_steps for profile in props.profiles):
+            # The managed-steps hook in the runner task calls ECS (RunTask, DescribeTasks).
+            services["Ecs"] = ec2.InterfaceVpcEndpointAwsService.ECS
         for name, service in services.items():
             ec2.InterfaceVpcEndpoint(
                 self,

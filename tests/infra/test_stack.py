@@ -33,6 +33,7 @@ pytestmark = pytest.mark.infra
 ENTRYPOINT = REPO_ROOT / "fargate_runners" / "runner" / "entrypoint.sh"
 HOOK = REPO_ROOT / "fargate_runners" / "runner" / "job_started.py"
 JIT_FETCH = REPO_ROOT / "fargate_runners" / "runner" / "jit_config.py"
+AWS_CALL = REPO_ROOT / "fargate_runners" / "runner" / "aws_call.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 
@@ -157,7 +158,8 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_JIT_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
+        "RUNNER_STOP_GRACE_SECONDS",
     }  # fmt: skip
     # ECS waits StopTimeout after SIGTERM; the entrypoint's grace ends well before that.
     assert container["StopTimeout"] == 120
@@ -167,6 +169,7 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     assert gunzip_b64(env["RUNNER_POLICY_PY_GZ_B64"]) == POLICY_MODULE.read_bytes()
     assert gunzip_b64(env["RUNNER_HOOK_PY_GZ_B64"]) == HOOK.read_bytes()
     assert gunzip_b64(env["RUNNER_JIT_PY_GZ_B64"]) == JIT_FETCH.read_bytes()
+    assert gunzip_b64(env["RUNNER_AWS_PY_GZ_B64"]) == AWS_CALL.read_bytes()
     assert "Secrets" not in container
 
 
@@ -180,7 +183,8 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_JIT_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
+        "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
     }  # fmt: skip
     assert json.loads(env["RUNNER_POLICY_JSON"]) == DEPLOY_POLICY
     (deploy,) = [p for p in load_config(TEST_CONTEXT).profiles if p.name == "deploy"]
