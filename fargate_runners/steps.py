@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -93,7 +93,7 @@ class ManagedSteps(Construct):
             task_role=self.task_role,
             execution_role=self.execution_role,
         )
-        self.task_definition.add_container(
+        container = self.task_definition.add_container(
             STEP_CONTAINER,
             container_name=STEP_CONTAINER,
             image=ecs.ContainerImage.from_registry(profile.step_image),
@@ -115,7 +115,12 @@ class ManagedSteps(Construct):
                 stream_prefix=STEP_STREAM_PREFIX, log_group=self.log_group
             ),
         )
-        self._grant_image_pull(profile.step_image)
+        if self._grant_image_pull(profile.step_image):
+            # CDK warns that an ECR image needs pull permissions: granted just above.
+            Annotations.of(container).acknowledge_warning(
+                "@aws-cdk/aws-ecs:ecrImageRequiresPolicy",
+                "the step execution role may pull the step image (_grant_image_pull)",
+            )
         stack = Stack.of(self)
         self.runner_environment = steps_environment(
             stack.to_json_string(
@@ -137,11 +142,14 @@ class ManagedSteps(Construct):
             )
         )
 
-    def _grant_image_pull(self, image: str) -> None:
-        """Let ECS pull a private ECR ``step_image`` (public registries need nothing)."""
+    def _grant_image_pull(self, image: str) -> bool:
+        """Let ECS pull a private ECR ``step_image`` (public registries need nothing).
+
+        True when the image is in ECR and the pull permissions were granted.
+        """
         match = _ECR_IMAGE_RE.match(image)
         if match is None:
-            return
+            return False
         account, region, repository = match.groups()
         repository_arn = Stack.of(self).format_arn(
             service="ecr",
@@ -172,6 +180,7 @@ class ManagedSteps(Construct):
                 reason="ecr:GetAuthorizationToken has no resource-level permissions.",
             ),
         )
+        return True
 
     def grant_runner(self, runner_role: iam.Role) -> None:
         """What the runner task's hook needs to run, follow and stop step tasks; no more."""

@@ -135,6 +135,7 @@ STEP_STATEMENT = {
 #: One managed-steps profile: steps run as tasks of a step task definition.
 STEPS_CONTEXT: dict[str, Any] = {
     "stack_name": "RunnersSteps",
+    "alarm_email": "ops@example.com",
     "profiles": [
         {
             "name": "deploy",
