@@ -139,6 +139,13 @@ class GitHubAppDouble:
             return self._with_jwt(authorization, self._app)
         return None
 
+    def refusal(self, method: str, path: str, authorization: str) -> Answer | None:
+        """GitHub's 401/403 for a request the App makes, or None when it is let through:
+        ``/app/...`` (the App's own webhook) wants the JWT, the rest an installation token."""
+        if path.startswith("/app/"):
+            return self.jwt_refusal(authorization)
+        return self.token_refusal(method, path, authorization)
+
     def token_refusal(self, method: str, path: str, authorization: str) -> Answer | None:
         """None when ``authorization`` is a live installation token allowed on ``path``;
         else GitHub's 401 (unknown/expired token, or a JWT) or 403 (outside its scope)."""

@@ -244,7 +244,7 @@ class FakeGitHub:
 
         def answer(request: Any) -> tuple[int, dict[str, str], str]:
             if self.app is not None:
-                refusal = self.app.token_refusal(
+                refusal = self.app.refusal(
                     request.method,
                     urlsplit(request.url).path,
                     request.headers.get("Authorization", ""),
@@ -387,6 +387,8 @@ INSTALLATION_URL = re.compile(
 )
 ACCESS_TOKENS_URL = re.compile(re.escape(GITHUB_API) + r"/app/installations/\d+/access_tokens")
 APP_URL = f"{GITHUB_API}/app"
+APP_DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + r"/app/hook/deliveries\?.*")
+APP_REDELIVER_URL = re.compile(re.escape(GITHUB_API) + r"/app/hook/deliveries/\d+/attempts")
 
 
 @pytest.fixture
@@ -404,6 +406,8 @@ def github() -> Iterator[FakeGitHub]:
             (responses.GET, GIT_REF_URL, fake.git_ref_callback),
             (responses.GET, GIT_TAG_URL, fake.git_tag_callback),
             (responses.GET, COMPARE_URL, fake.compare_callback),
+            (responses.GET, APP_DELIVERIES_URL, fake.deliveries_callback),
+            (responses.POST, APP_REDELIVER_URL, fake.redeliver_callback),
         ):
             mock.add_callback(method, url, callback=fake.guarded(callback))
         mock.add_callback(responses.GET, META_URL, callback=fake.meta_callback)
