@@ -190,6 +190,10 @@ class GitHubClient:
             "POST", f"app/installations/{installation_id}/access_tokens", expected=(201,)
         )
 
+    def get_app(self) -> dict[str, Any]:
+        """``GET /app`` (JWT): the App itself, its ``permissions`` and ``events``."""
+        return self._request("GET", "app", expected=(200,))
+
     def get_meta(self) -> dict[str, Any]:
         """``GET /meta``: GitHub's published address ranges (no token needed or sent)."""
         return self._request("GET", "meta", expected=(200,))

@@ -133,6 +133,7 @@ class GitHubApp:
     ) -> None:
         self.app_id = app_id
         self.key_arn = key_arn
+        self.api_url = api_url
         self._kms = kms
         self._clock = clock
         #: The App's own calls (installation lookup, token): authenticated by the JWT.

@@ -14,6 +14,9 @@ Built from GitHub's documentation:
   "permissions", "repository_selection"}``, the token valid one hour; 404 for an unknown
   installation. An expired token is answered 401 (same page).
 * ``GET /app`` (JWT): the App, its ``permissions`` and ``events``.
+* ``GET`` / ``PATCH /app/hook/config`` (JWT): the App's own webhook (``url``,
+  ``content_type``, ``insecure_ssl``, ``secret`` shown as ``********``)
+  (https://docs.github.com/en/rest/apps/webhooks).
 * An installation token works only on the accounts/repositories of its installation and
   within its permissions: anything else is 403 "Resource not accessible by integration";
   an unknown or expired token is 401 "Bad credentials".
@@ -92,6 +95,8 @@ class GitHubAppDouble:
     client_id: str = "Iv23liTESTCLIENTID"
     installations: list[Installation] = field(default_factory=list)
     events: list[str] = field(default_factory=lambda: ["workflow_job"])
+    #: The App's own webhook configuration (``secret`` is kept, shown masked).
+    hook_config: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     token_lifetime_seconds: int = 3600
     #: Claims of every JWT GitHub accepted, and every installation token it minted.
@@ -129,7 +134,7 @@ class GitHubAppDouble:
 
     # -- answers ----------------------------------------------------------------------
 
-    def answer(self, method: str, path: str, authorization: str) -> Answer | None:
+    def answer(self, method: str, path: str, authorization: str, body: Any = None) -> Answer | None:
         """GitHub's answer to an App endpoint (JWT-authenticated), or None for other paths."""
         if method == "GET" and _INSTALLATION.match(path):
             return self._with_jwt(authorization, lambda: self._installation(path))
@@ -137,7 +142,20 @@ class GitHubAppDouble:
             return self._with_jwt(authorization, lambda: self._access_token(int(m["id"])))
         if method == "GET" and path == "/app":
             return self._with_jwt(authorization, self._app)
+        if path == "/app/hook/config" and method in ("GET", "PATCH"):
+            return self._with_jwt(authorization, lambda: self._hook_config(method, body))
         return None
+
+    def _hook_config(self, method: str, body: Any) -> Answer:
+        if method == "PATCH":
+            if not isinstance(body, dict):
+                return _error(422, "Invalid request")
+            keys = ("url", "content_type", "secret", "insecure_ssl")
+            self.hook_config |= {k: str(v) for k, v in body.items() if k in keys}
+        shown = dict(self.hook_config)
+        if shown.get("secret"):
+            shown["secret"] = "********"  # noqa: S105 - GitHub's mask
+        return 200, shown
 
     def refusal(self, method: str, path: str, authorization: str) -> Answer | None:
         """GitHub's 401/403 for a request the App makes, or None when it is let through:
