@@ -30,7 +30,7 @@ lint: install  ## ruff (lint + format check)
 	$(BIN)/ruff format --check .
 
 typecheck: install  ## mypy, strict, on the Lambda, the CDK app and the tools
-	$(BIN)/mypy lambda_fn cdk localdev runners_cli bench
+	$(BIN)/mypy lambda_fn cdk fargate_runners localdev runners_cli bench
 
 unit: install  ## handler, pure-logic, local-mode and CLI tests (no CDK synth)
 	$(BIN)/pytest tests/unit tests/integration tests/localdev tests/cli
@@ -39,7 +39,7 @@ infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized templ
 	$(BIN)/pytest tests/infra
 
 test: lint typecheck  ## the full offline suite with coverage (what CI runs)
-	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-report=xml
+	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered --cov-report=xml
 
 synth: install node_modules/.installed  ## `cdk synth` through the pinned CDK CLI, then cfn-lint
 	rm -rf cdk.out

@@ -50,7 +50,7 @@ def _import_only(modules: tuple[str, ...]) -> dict[str, Any]:
 def _create_resources() -> dict[str, str]:
     """What ``cdk deploy`` would create, in the active moto backend; the Lambda env.
 
-    Deliberately not ``localdev.provision``: that imports ``cdk.config`` and
+    Deliberately not ``localdev.provision``: that imports ``fargate_runners.config`` and
     ``lambda_fn.policy``, which would then be loaded before the timer starts
     and hide part of the import cost this child measures.
     """

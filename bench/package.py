@@ -1,7 +1,7 @@
 """Size of the Lambda asset as deployed: ``lambda_fn/`` + its pip-installed requirements, zipped.
 
 The dependencies are installed exactly as ``cdk deploy`` does, by
-``cdk.bundling.LocalPipBundling`` (same pip command, same platform and Python
+``fargate_runners.bundling.LocalPipBundling`` (same pip command, same platform and Python
 version as the construct's ``LAMBDA_RUNTIME``/``LAMBDA_ARCHITECTURE``, same
 pruning of what the runtime provides). They are cached under
 ``build/bench-asset/<sha256 of lambda_fn/requirements.txt>``; the current
@@ -114,14 +114,14 @@ def dependencies(cache: Path = CACHE) -> tuple[Path, dict[str, str], bool]:
     try:
         from aws_cdk import BundlingOptions, DockerImage
 
-        from cdk.bundling import (
+        from fargate_runners.bundling import (
             PLACEHOLDER_IMAGE,
             BundlingError,
             LocalPipBundling,
             pip_platform,
             python_version,
         )
-        from cdk.construct import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+        from fargate_runners.construct import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
     except ImportError as exc:  # the CDK extra is not installed
         raise PackageSkipped(f"skipped: cdk bundling unavailable ({exc})") from None
 

@@ -1,7 +1,5 @@
-"""CDK app for ephemeral GitHub Actions runners on AWS Fargate.
+"""The repository's CDK app: ``python -m cdk.app`` (see ``cdk.json``).
 
-- :mod:`cdk.config`: ``cdk.json`` context -> validated, typed configuration.
-- :mod:`cdk.bundling`: the webhook Lambda asset, bundled with pip (no Docker).
-- :mod:`cdk.construct`: :class:`~cdk.construct.FargateRunners`, the reusable construct.
-- :mod:`cdk.stack`: the thin stack that reads context; :mod:`cdk.app`: the entry point.
+Everything it builds comes from the installable :mod:`fargate_runners` library; this
+package only reads ``cdk.json`` and synthesizes one stack.
 """

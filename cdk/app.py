@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from cdk.config import load_config
-from cdk.stack import FargateRunnersStack
+from fargate_runners.config import load_config
+from fargate_runners.stack import FargateRunnersStack
 
 __all__ = ["build_app", "main"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import secrets
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lambda_fn.config import HOOK_NOT_RECORDED
 
 if TYPE_CHECKING:
-    from cdk.config import RunnersConfig
+    from fargate_runners.config import RunnersConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_PAT = "ghp_localdemo" + "0" * 27  # a fake PAT: the stand-in only checks that one is sent
@@ -36,13 +35,9 @@ FAKE_CREDENTIALS = {
 
 
 def load_runners_config(context: Mapping[str, Any]) -> RunnersConfig:
-    """``cdk.config.load_config`` (``cdk`` lives at the repo root, not in site-packages)."""
-    try:
-        from cdk.config import load_config
-    except ImportError:
-        if (REPO_ROOT / "cdk" / "config.py").is_file() and str(REPO_ROOT) not in sys.path:
-            sys.path.insert(0, str(REPO_ROOT))
-        from cdk.config import load_config
+    """The same validated configuration ``cdk synth`` builds from ``cdk.json``."""
+    from fargate_runners.config import load_config
+
     return load_config(context)
 
 
@@ -150,8 +145,8 @@ def provision(
     stand-in's URL (or use :meth:`LocalStack.with_github`) for offline use.
     """
     config = load_runners_config(context)  # also makes ``cdk`` importable from a checkout
-    from cdk.config import CONTAINER_NAME
-    from cdk.runner_files import entrypoint_command, runner_environment
+    from fargate_runners.config import CONTAINER_NAME
+    from fargate_runners.runner_files import entrypoint_command, runner_environment
 
     prefix = config.stack_name
     # Every moto server in a process shares one set of backends (so does ``mock_aws``): a

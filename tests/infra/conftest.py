@@ -197,9 +197,9 @@ def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     modules = [
         module
         for name, module in sorted(sys.modules.items())
-        if (name == "cdk" or name.startswith("cdk.")) and hasattr(module, "Validations")
+        if name.startswith("fargate_runners.") and hasattr(module, "Validations")
     ]
-    assert any(module.__name__ == "cdk.construct" for module in modules)
+    assert any(module.__name__ == "fargate_runners.construct" for module in modules)
     recorded: list[tuple[str, str]] = []
     real = [getattr(module, "Validations") for module in modules]  # noqa: B009
 

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import BundlingOptions, DockerImage
 from aws_cdk import aws_lambda as lambda_
 
-from cdk.bundling import (
+from fargate_runners.bundling import (
     CONSTRAINTS,
     PLACEHOLDER_IMAGE,
     BundlingError,
@@ -16,7 +16,7 @@ from cdk.bundling import (
     pip_platform,
     python_version,
 )
-from cdk.construct import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from fargate_runners.construct import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 pytestmark = pytest.mark.infra
 

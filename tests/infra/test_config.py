@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cdk.config import (
+from fargate_runners.config import (
     DEFAULT_IMAGE,
     DEFAULT_PROFILE_LABELS,
     PROFILE_KEYS,

@@ -10,9 +10,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk.assertions import Template
 
-from cdk.config import ConfigError, RunnerProfile
-from cdk.construct import FargateRunners, FargateRunnersProps
-from cdk.env_size import check_environment_size, measured_size
+from fargate_runners.config import ConfigError, RunnerProfile
+from fargate_runners.construct import FargateRunners, FargateRunnersProps
+from fargate_runners.env_size import check_environment_size, measured_size
 
 from .conftest import NO_BUNDLING
 

@@ -14,7 +14,7 @@ from aws_cdk import aws_sns as sns  # noqa: E402
 from aws_cdk import aws_sqs as sqs  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
-from cdk.dashboard import IGNORE_REASONS, LAUNCH_FAILURE_KINDS, add_dashboard  # noqa: E402
+from fargate_runners.dashboard import IGNORE_REASONS, LAUNCH_FAILURE_KINDS, add_dashboard  # noqa: E402
 
 NAMESPACE = "FargateRunners"
 SERVICE = "runner-webhook"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk.bundling import CONSTRAINTS
+from fargate_runners.bundling import CONSTRAINTS
 
 from .conftest import NO_BUNDLING, REPO_ROOT, Synth, findings
 

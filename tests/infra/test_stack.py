@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from cdk.config import load_config
+from fargate_runners.config import load_config
 from lambda_fn.policy import policy_from_json
 
 from .conftest import (
@@ -29,10 +29,10 @@ from .conftest import (
 
 pytestmark = pytest.mark.infra
 
-# The repository's files, read directly (not through cdk.runner_files).
-ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
-HOOK = REPO_ROOT / "runner" / "job_started.py"
-JIT_FETCH = REPO_ROOT / "runner" / "jit_config.py"
+# The repository's files, read directly (not through fargate_runners.runner_files).
+ENTRYPOINT = REPO_ROOT / "fargate_runners" / "runner" / "entrypoint.sh"
+HOOK = REPO_ROOT / "fargate_runners" / "runner" / "job_started.py"
+JIT_FETCH = REPO_ROOT / "fargate_runners" / "runner" / "jit_config.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 

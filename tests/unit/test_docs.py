@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk.config import PROFILE_KEYS, TOP_LEVEL_KEYS
+from fargate_runners.config import PROFILE_KEYS, TOP_LEVEL_KEYS
 from lambda_fn.config import ENV_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]

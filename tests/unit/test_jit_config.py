@@ -22,14 +22,14 @@ from typing import Any
 import boto3
 import pytest
 
+from fargate_runners.runner import jit_config
 from localdev import moto_server
 from localdev.runner_double import configured_files
 from localdev.runner_double import jit_config as encoded_jit_config
 from localdev.task_identity import TaskIdentities
-from runner import jit_config
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "runner" / "jit_config.py"
+SCRIPT = ROOT / "fargate_runners" / "runner" / "jit_config.py"
 PREFIX = "unit/jit"
 ROLE_ID = "AROAEXAMPLETASKROLE01"
 

@@ -18,7 +18,7 @@ import pytest
 from lambda_fn.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
-HOOK = ROOT / "runner" / "job_started.py"
+HOOK = ROOT / "fargate_runners" / "runner" / "job_started.py"
 POLICY_PY = ROOT / "lambda_fn" / "policy.py"
 
 DEPLOY = Policy(

@@ -14,13 +14,16 @@ import base64
 import gzip
 from pathlib import Path
 
+from lambda_fn import policy
 from lambda_fn.policy import Policy
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ENTRYPOINT = REPO_ROOT / "runner" / "entrypoint.sh"
-HOOK = REPO_ROOT / "runner" / "job_started.py"
-JIT_FETCH = REPO_ROOT / "runner" / "jit_config.py"
-POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
+#: The task's files, shipped inside this package (package data), so an installed wheel has them.
+RUNNER_DIR = Path(__file__).resolve().parent / "runner"
+ENTRYPOINT = RUNNER_DIR / "entrypoint.sh"
+HOOK = RUNNER_DIR / "job_started.py"
+JIT_FETCH = RUNNER_DIR / "jit_config.py"
+#: The task runs the Lambda's own policy module: one implementation of the rules.
+POLICY_MODULE = Path(policy.__file__).resolve()
 
 
 def encode(path: Path) -> str:

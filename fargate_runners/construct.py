@@ -2,8 +2,7 @@
 
 Drop it into any CDK app::
 
-    from cdk.config import RunnerProfile
-    from cdk.construct import FargateRunners, FargateRunnersProps
+    from fargate_runners import FargateRunners, FargateRunnersProps, RunnerProfile
 
     FargateRunners(stack, "Runners", FargateRunnersProps(
         profiles=[RunnerProfile(name="default", labels=("self-hosted", "linux", "arm64"))],
@@ -54,6 +53,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+import lambda_fn
 from lambda_fn.config import HOOK_NOT_RECORDED
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
@@ -100,7 +100,7 @@ API_STAGE = "prod"
 METRICS_NAMESPACE = "FargateRunners"
 #: The actions-runner image's non-root ``runner`` user.
 RUNNER_USER = "1001"
-DEFAULT_LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_fn"
+DEFAULT_LAMBDA_SOURCE = Path(lambda_fn.__file__).resolve().parent
 
 _RETENTION: Mapping[int, logs.RetentionDays] = {
     1: logs.RetentionDays.ONE_DAY,

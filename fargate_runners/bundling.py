@@ -44,7 +44,7 @@ __all__ = [
 PLACEHOLDER_IMAGE = "local-bundling-only/no-docker-fallback"
 
 #: The lock every install (tests, CI, the Lambda bundle) uses.
-CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
+CONSTRAINTS = Path(__file__).resolve().parent / "constraints.txt"
 
 #: Top-level names (packages, their dist-info and scripts) the Lambda runtime provides.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "bin")
