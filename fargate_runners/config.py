@@ -29,6 +29,16 @@ comma-separated lists are accepted in string form too. ``null`` means default.
     GitHub REST base URL, must be ``https://`` (GHES: ``https://HOST/api/v3``).
 ``github_token_secret_arn`` (default unset: a new, empty secret is created)
     Complete ARN of an existing Secrets Manager secret holding the PAT (plain string).
+``github_auth`` (default ``pat``)
+    How the Lambdas authenticate to GitHub: ``pat`` (the PAT in the token secret) or
+    ``app`` (a GitHub App's installation tokens; its private key lives only in KMS,
+    imported by ``fargate-runners setup --app-id ... --private-key app.pem``).
+``github_app_id`` (required with ``github_auth: app``)
+    The GitHub App's ID (digits) or client ID (``Iv…``): the JWT's issuer.
+``github_app_key_arn`` (default unset: with ``github_auth: app`` the stack creates a KMS key,
+    ``RSA_2048`` ``SIGN_VERIFY``, origin ``EXTERNAL``, awaiting the App key's import)
+    An existing such KMS key (ARN) to sign the App's JWT with; only the dispatching Lambdas
+    may ``kms:Sign`` with it.
 ``vpc_id`` (default unset: a new VPC)
     Existing VPC for runner tasks; requires ``subnet_ids``. No lookups are made.
 ``subnet_ids`` (default unset)
@@ -201,8 +211,11 @@ _LABEL_RE = re.compile(r"^[^\s,]{1,100}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 _HOOK_PATH_RE = re.compile(
-    r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$"
+    r"^((repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+|app/hook)$"
 )
+#: A GitHub App's ID (digits) or client ID (``Iv1.…``, ``Iv23…``), as lambda_fn/config.py.
+_APP_ID_RE = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
+GITHUB_AUTH = ("pat", "app")
 _OUR_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -693,6 +706,9 @@ class RunnersConfig:
     allowed_repositories: tuple[str, ...] = ()
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret_arn: str | None = None
+    github_auth: str = "pat"
+    github_app_id: str | None = None
+    github_app_key_arn: str | None = None
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     assign_public_ip: bool | None = None
@@ -816,7 +832,8 @@ def _hook_path(value: Any, key: str) -> str:
     path = _str(value, key).strip("/")
     if not _HOOK_PATH_RE.match(path):
         raise ConfigError(
-            key, f"{path!r} must look like repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID"
+            key,
+            f"{path!r} must look like repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app/hook",
         )
     return path
 
@@ -831,6 +848,9 @@ _TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "allowed_repositories": _allowed_repositories,
     "github_api_url": _github_api_url,
     "github_token_secret_arn": _secret_arn,
+    "github_auth": lambda v, k: _one_of(v, k, GITHUB_AUTH),
+    "github_app_id": lambda v, k: _matching(v, k, _APP_ID_RE, "a GitHub App ID or client ID"),
+    "github_app_key_arn": lambda v, k: _matching(v, k, _KMS_KEY_ARN_RE, "a KMS key ARN"),
     "log_retention_days": _log_retention_days,
     "log_removal_policy": lambda v, k: _one_of(v, k, LOG_REMOVAL_POLICIES),
     "api_gateway_logging": lambda v, k: _one_of(v, k, API_GATEWAY_LOGGING),
@@ -876,6 +896,7 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
     }
     _load_network(ours, values)
     _check_runner_groups(values)
+    _check_github_app(values)
     if "alarm_email" in values and "alarm_topic_arn" in values:
         raise ConfigError("alarm_email", "give alarm_email or alarm_topic_arn, not both")
     if (
@@ -889,6 +910,23 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
             "your server delivers webhooks from (or set webhook_firewall to false)",
         )
     return RunnersConfig(**values)
+
+
+def _check_github_app(values: Mapping[str, Any]) -> None:
+    """``github_app_id`` goes with ``github_auth: app`` (and the key ARN only with it)."""
+    app = values.get("github_auth") == "app"
+    if app and "github_app_id" not in values:
+        raise ConfigError("github_app_id", "is required with github_auth: app")
+    for key in ("github_app_id", "github_app_key_arn"):
+        if key in values and not app:
+            raise ConfigError(key, "is used only with github_auth: app")
+
+
+def _matching(value: Any, key: str, pattern: re.Pattern[str], what: str) -> str:
+    text = _str(value, key)
+    if not pattern.match(text):
+        raise ConfigError(key, f"{text[:100]!r} is not {what}")
+    return text
 
 
 def _check_runner_groups(values: Mapping[str, Any]) -> None:

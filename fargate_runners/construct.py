@@ -71,6 +71,7 @@ from .config import (
 from .dashboard import add_dashboard
 from .env_size import check_environment_size
 from .firewall import WebhookFirewall
+from .github_app import GitHubAppAuth, GitHubAppKey
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
 
 __all__ = [
@@ -157,6 +158,8 @@ class FargateRunnersProps:
     :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
     :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
     :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
+    :param github_app: authenticate as this GitHub App (JWT signed by a KMS key holding its
+        private key, ``github_app.py``) instead of with the PAT; default: the PAT.
     :param log_retention: retention of every log group this construct creates.
     :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
         ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
@@ -197,6 +200,7 @@ class FargateRunnersProps:
     allowed_repositories: Sequence[str] = field(default_factory=tuple)
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret: secretsmanager.ISecret | None = None
+    github_app: GitHubAppAuth | None = None
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
     api_gateway_logging: str = "off"
@@ -313,6 +317,8 @@ class FargateRunners(Construct):
         self._cluster()
         self._runner_tasks(profiles, props)
         self._secrets(props)
+        app = props.github_app
+        self.github_app = GitHubAppKey(self, "GitHubApp", app) if app else None
         self._table()
         self._queues()
         self._hook_parameter()
@@ -321,6 +327,8 @@ class FargateRunners(Construct):
         self._firewall(props)
         for role in (self.webhook_role, self.retry_role, self.reconciler_role):
             self._grant_dispatch(role)
+            if self.github_app is not None:
+                self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
         self._observability(profiles, props)
 
@@ -841,6 +849,7 @@ class FargateRunners(Construct):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            **(self.github_app.environment() if self.github_app else {}),
         }
         check_environment_size(environment, self._environment_samples(profiles))
         self.webhook_function, self.webhook_role = self._function(
@@ -966,6 +975,7 @@ class FargateRunners(Construct):
             "DEPLOYMENT_ID": "0" * 8,
             # CloudFormation names a parameter CFN-<logical id>-<random>.
             "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
+            "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{'0' * 8}-{'0' * 27}",
         }
 
     def _function(
@@ -1248,7 +1258,9 @@ class FargateRunners(Construct):
             iam.PolicyStatement(
                 sid="ReadWebhookSecrets",
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[self.webhook_secret.secret_arn, self.github_token_secret.secret_arn],
+                # With a GitHub App the PAT secret stays empty and unreadable.
+                resources=[self.webhook_secret.secret_arn]
+                + ([] if self.github_app else [self.github_token_secret.secret_arn]),
             )
         )
         self._grant_task_control(role)

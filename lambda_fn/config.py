@@ -79,7 +79,8 @@ _DEPLOYMENT_ID = re.compile(r"^[a-z0-9]{0,16}$")
 #: generating-a-json-web-token-jwt-for-a-github-app).
 _APP_ID = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
 _KMS_KEY_ARN = re.compile(
-    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$"
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/"
+    r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$"
 )
 
 
