@@ -41,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     setup = commands.add_parser(
         "setup",
         parents=[common, target],
-        help="store the PAT and create/update the GitHub webhook",
+        help="store the PAT (or import the GitHub App key) and create/update the webhook",
         description="Check the PAT with GitHub, store it in the stack's secret and create or "
         "update the webhook (idempotent). The token is read from a hidden prompt, or from "
-        "stdin with --token-stdin; never from the command line.",
+        "stdin with --token-stdin; never from the command line. GitHub App stacks: "
+        "--app-id and --private-key import the App's key into the stack's KMS key instead.",
     )
     setup.add_argument("--token-stdin", action="store_true", help="read the PAT from stdin")
     setup.add_argument(
