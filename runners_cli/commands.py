@@ -210,8 +210,14 @@ def age(started: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-def github_for_stack(aws: Aws, stack: StackInfo, api_url: str) -> GitHub | None:
-    """A client with the stack's PAT (the operator's AWS access is enough); None if unset."""
+def github_for_stack(aws: Aws, stack: StackInfo, api_url: str, target: Target) -> GitHub | None:
+    """A client with the stack's PAT, or (App stacks) an installation token for ``target``
+    (the operator's AWS access is enough); None if the PAT is unset."""
+    from runners_cli.app import app_config, github_app, installation_token
+
+    app = app_config(aws, stack)
+    if app is not None:
+        return GitHub(installation_token(github_app(aws, app, api_url), target)[1], api_url)
     token = read_secret(aws, stack.github_token_secret_arn)
     return GitHub(token, api_url) if token else None
 
@@ -252,7 +258,7 @@ def status(
             out(f"{label}: (not in this stack's outputs)")
     if target is not None:
         out("")
-        github = github_for_stack(aws, stack, api_url)
+        github = github_for_stack(aws, stack, api_url, target)
         if github is None:
             out("webhook deliveries: the PAT secret is empty (run `fargate-runners setup`)")
             return 0

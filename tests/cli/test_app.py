@@ -304,3 +304,14 @@ def test_the_pat_flags_are_not_mixed_with_app_ones(deployed: Deployed, pem: Path
     argv = ["setup", "--repo", "o/r", "--private-key", str(pem), "--region", REGION]
     assert main(argv) == 2
     assert PAT  # the PAT stack is untouched
+
+
+def test_status_reads_deliveries_with_the_installation_token(
+    app_stack: Deployed, github: GitHub, app: GitHubAppDouble, pem: Path
+) -> None:
+    setup_app(pem=pem)
+    lines: list[str] = []
+    assert commands.status(Aws(REGION), STACK, REPO, api_url=API, out=lines.append) == 0
+    assert any(line.startswith("failed webhook deliveries") for line in lines)
+    listed = github.calls.index(("GET", "/repos/octo-org/app/hooks/100/deliveries"))
+    assert github.authorizations[listed] == f"Bearer {app.minted[-1]}"
