@@ -280,15 +280,16 @@ def _github_auth(get: Callable[[str], str]) -> tuple[Literal["pat", "app"], str,
         return "pat", "", ""
     if auth != "app":
         raise ConfigError(f"GITHUB_AUTH must be 'pat' or 'app', got {auth[:20]!r}")
-    app_id = get("GITHUB_APP_ID")
-    if not _APP_ID.match(app_id):
-        raise ConfigError(
-            f"GITHUB_APP_ID must be the GitHub App's ID or client ID, got {app_id[:64]!r}"
-        )
-    key_arn = get("GITHUB_APP_KEY_ARN")
-    if not _KMS_KEY_ARN.match(key_arn):
-        raise ConfigError(f"GITHUB_APP_KEY_ARN must be a KMS key ARN, got {key_arn[:200]!r}")
-    return "app", app_id, key_arn
+    values: list[str] = []
+    for name, pattern, what in (
+        ("GITHUB_APP_ID", _APP_ID, "the GitHub App's ID or client ID"),
+        ("GITHUB_APP_KEY_ARN", _KMS_KEY_ARN, "a KMS key ARN"),
+    ):
+        value = get(name)
+        if not pattern.match(value):
+            raise ConfigError(f"{name} must be {what}, got {value[:200]!r}")
+        values.append(value)
+    return "app", values[0], values[1]
 
 
 def parse_profiles(raw: str) -> tuple[Profile, ...]:
