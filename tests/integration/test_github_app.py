@@ -310,3 +310,24 @@ def test_the_pat_path_is_unchanged(fake_aws: FakeAws, github: FakeGitHub) -> Non
     assert deliver(queued_payload(job_id=50))[0] == 200
     assert github.authorizations == [f"Bearer {PAT}"]
     assert calls(github, "GET", "/installation") == []
+
+
+def test_the_lambda_has_no_jwt_or_crypto_library() -> None:
+    """The JWT is built by hand and KMS signs it: nothing in the asset can hold a key."""
+    import ast
+    from pathlib import Path
+
+    import lambda_fn
+
+    package = Path(lambda_fn.__file__).parent
+    imported: set[str] = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    requirements = (package / "requirements.txt").read_text().lower()
+    for library in ("cryptography", "jwt", "jose", "jwcrypto", "authlib"):
+        assert library not in imported
+        assert library not in requirements
