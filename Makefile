@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test lint typecheck unit infra synth demo serve bench bench-smoke clean
+.PHONY: help install test lint typecheck unit infra synth package-check demo serve bench bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,15 @@ infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized templ
 
 test: lint typecheck  ## the full offline suite with coverage (what CI runs)
 	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered --cov-report=xml
+
+package-check: install node_modules/.installed  ## build the wheel, install it in a fresh venv, synth a user's app outside the repo
+	rm -rf build/dist build/wheel-venv
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir build/dist .
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/python -m pip install --quiet -c constraints.txt "$$(ls build/dist/*.whl)[cdk]"
+	app=$$(mktemp -d) && cp tests/package/user_app.py "$$app/" && cd "$$app" && \
+		PATH="$(CURDIR)/build/wheel-venv/bin:$$PATH" CDK_DEFAULT_REGION=eu-west-1 \
+		$(CURDIR)/build/wheel-venv/bin/python -I user_app.py
 
 synth: install node_modules/.installed  ## `cdk synth` through the pinned CDK CLI, then cfn-lint
 	rm -rf cdk.out

@@ -121,7 +121,7 @@ def dependencies(cache: Path = CACHE) -> tuple[Path, dict[str, str], bool]:
             pip_platform,
             python_version,
         )
-        from fargate_runners.construct import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+        from fargate_runners.props import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
     except ImportError as exc:  # the CDK extra is not installed
         raise PackageSkipped(f"skipped: cdk bundling unavailable ({exc})") from None
 

@@ -118,7 +118,7 @@ Profile keys (each item of ``profiles``)
 
 Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
 ``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
-it, an entry in ``fargate_runners.construct.lambda_profile_entry``.
+it, an entry in ``fargate_runners.props.lambda_profile_entry``.
 """
 
 from __future__ import annotations

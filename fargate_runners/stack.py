@@ -11,6 +11,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from lambda_fn import contract
+
 from .config import RunnersConfig
 from .construct import FargateRunners, FargateRunnersProps, retention_days
 from .github_app import GitHubAppAuth
@@ -99,19 +101,19 @@ class FargateRunnersStack(Stack):
 
         CfnOutput(
             self,
-            "WebhookUrl",
+            contract.OUTPUT_WEBHOOK_URL,
             value=self.runners.webhook_url,
             description="GitHub webhook Payload URL (content type application/json)",
         )
         CfnOutput(
             self,
-            "WebhookSecretArn",
+            contract.OUTPUT_WEBHOOK_SECRET_ARN,
             value=self.runners.webhook_secret.secret_arn,
             description="Secret whose value goes into the GitHub webhook's Secret field",
         )
         CfnOutput(
             self,
-            "GitHubTokenSecretArn",
+            contract.OUTPUT_GITHUB_TOKEN_SECRET_ARN,
             value=self.runners.github_token_secret.secret_arn,
             description=(
                 "Secret holding the GitHub PAT: aws secretsmanager put-secret-value "
@@ -120,25 +122,25 @@ class FargateRunnersStack(Stack):
         )
         CfnOutput(
             self,
-            "ClusterName",
+            contract.OUTPUT_CLUSTER_NAME,
             value=self.runners.cluster.cluster_name,
             description="ECS cluster the runner tasks run in",
         )
         CfnOutput(
             self,
-            "RetryQueueUrl",
+            contract.OUTPUT_RETRY_QUEUE_URL,
             value=self.runners.retry_queue.queue_url,
             description="Jobs whose launch failed transiently wait here for a retry",
         )
         CfnOutput(
             self,
-            "DeadLetterQueueUrl",
+            contract.OUTPUT_DEAD_LETTER_QUEUE_URL,
             value=self.runners.dead_letter_queue.queue_url,
             description="Jobs that could not be launched (see README: Failure handling)",
         )
         CfnOutput(
             self,
-            "WebhookHookParameter",
+            contract.OUTPUT_HOOK_PARAMETER,
             value=self.runners.hook_parameter.parameter_name,
             description=(
                 "SSM parameter where fargate-runners setup records the webhook, so failed "
@@ -147,7 +149,7 @@ class FargateRunnersStack(Stack):
         )
         CfnOutput(
             self,
-            "DashboardName",
+            contract.OUTPUT_DASHBOARD_NAME,
             value=self.runners.dashboard.dashboard_name,
             description="CloudWatch dashboard of deliveries, launches and queues",
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lambda_fn import aws
+from lambda_fn import aws, contract
 from lambda_fn.config import Settings
 from lambda_fn.errors import GitHubPermanentError
 from lambda_fn.github import GitHubClient, scope_path
@@ -25,7 +25,7 @@ from lambda_fn.launcher import started_by
 from lambda_fn.naming import owns_runner
 from lambda_fn.observability import logger
 
-OUR_TAG = "runner:name"
+OUR_TAG = contract.TAG_RUNNER_NAME
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ class RunnerTask:
             job_id=_int_or_none(tags.get("github:job-id")),
             run_id=_int_or_none(tags.get("github:run-id")),
             repository=tags.get("github:repository"),
-            profile=tags.get("runner:profile"),
+            profile=tags.get(contract.TAG_PROFILE),
             runner_name=tags.get(OUR_TAG),
-            runner_id=_int_or_none(tags.get("runner:id")),
+            runner_id=_int_or_none(tags.get(contract.TAG_RUNNER_ID)),
             created_at=task.get("createdAt"),
             stopped_reason=task.get("stoppedReason"),
             exit_code=int(exit_code) if exit_code is not None else None,

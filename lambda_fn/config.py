@@ -1,6 +1,6 @@
 """Environment variables -> typed, validated settings.
 
-Every variable the Lambda reads is listed in ``ENV_DEFAULTS`` with its default
+Every variable the Lambda reads is listed in ``lambda_fn.contract`` with its default
 (``None`` = required); ``docs/contract.md`` documents the same table. Settings are
 parsed once per distinct environment and cached, so a warm invocation pays a
 dictionary lookup, while tests (or a long-lived local server) that change the
@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
+from lambda_fn.contract import (
+    LAMBDA_ENVIRONMENT,
+    PROFILE_OPTIONAL_KEYS,
+    PROFILE_REQUIRED_KEYS,
+)
 from lambda_fn.errors import ConfigError
 
 if TYPE_CHECKING:  # imported only when a profile has a policy (~7 ms off every cold start)
     from lambda_fn.policy import Policy
 
-DEFAULT_GITHUB_API_URL = "https://api.github.com"
 
 #: GitHub cancels a job queued for self-hosted runners for at least 24 hours (the
 #: cancellation itself may take up to 48 h): "Job queue time" in
@@ -32,40 +36,8 @@ QUEUED_JOB_LIMIT_SECONDS = 24 * 3600
 #: The reconciler redelivers failed ``workflow_job`` deliveries up to this old.
 REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
 
-#: name -> default (``None`` means required).
-ENV_DEFAULTS: dict[str, str | None] = {
-    "WEBHOOK_SECRET_ARN": None,
-    "GITHUB_TOKEN_SECRET_ARN": None,
-    "GITHUB_API_URL": DEFAULT_GITHUB_API_URL,
-    "ECS_CLUSTER": None,
-    "SUBNET_IDS": None,
-    "SECURITY_GROUP_IDS": None,
-    "ASSIGN_PUBLIC_IP": "DISABLED",
-    "RUNNER_PROFILES": None,
-    "RUNNER_SCOPE": "repo",
-    "RUNNER_GROUP_ID": "1",
-    "ALLOWED_REPOSITORIES": "",
-    "IDEMPOTENCY_TABLE": None,
-    "RETRY_QUEUE_URL": "",
-    # Additions beyond docs/contract.md (all optional):
-    "DEAD_LETTER_QUEUE_URL": "",
-    "RETRY_MAX_ATTEMPTS": "8",
-    "RETRY_BASE_DELAY_SECONDS": "20",
-    "RUNNER_NAME_PREFIX": "fargate-runner",
-    "DEPLOYMENT_ID": "",
-    "RUNNER_IDLE_TIMEOUT_SECONDS": "900",
-    "MAX_REPLACEMENTS": "2",
-    "GITHUB_HOOK_PATH": "",
-    "GITHUB_HOOK_PARAMETER": "",
-    "SECRETS_MAX_AGE_SECONDS": "300",
-    "IDEMPOTENCY_TTL_SECONDS": "86400",
-    "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
-    "JIT_SECRET_PREFIX": "fargate-runners/jit",
-    # GitHub App authentication (docs/github-app.md); the PAT stays the default:
-    "GITHUB_AUTH": "pat",
-    "GITHUB_APP_ID": "",
-    "GITHUB_APP_KEY_ARN": "",
-}
+#: name -> default (``None`` means required): the contract's table, owned there.
+ENV_DEFAULTS = LAMBDA_ENVIRONMENT
 
 _REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
@@ -307,7 +279,9 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
         where = f"RUNNER_PROFILES[{index}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{where} must be an object")
-        for key in ("name", "task_definition", "container_name"):
+        for key in PROFILE_REQUIRED_KEYS:
+            if key == "labels":
+                continue
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise ConfigError(f"{where}.{key} must be a non-empty string")
         labels = item.get("labels")
@@ -335,10 +309,7 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
         task_role_id = item.get("task_role_id") or ""
         if not isinstance(task_role_id, str) or (task_role_id and not _ROLE_ID.match(task_role_id)):
             raise ConfigError(f"{where}.task_role_id must be the task role's unique id (AROA...)")
-        known = {
-            "name", "labels", "task_definition", "container_name", "task_role_id", "capacity",
-            "max_runners", "policy", "subnet_ids", "assign_public_ip", "runner_group_id",
-        }  # fmt: skip
+        known = {*PROFILE_REQUIRED_KEYS, *PROFILE_OPTIONAL_KEYS}
         profiles.append(
             Profile(
                 name=name,
@@ -433,7 +404,10 @@ def hook_path(raw: str, name: str = "GITHUB_HOOK_PATH") -> str | None:
 #: The webhook SSM parameter's value until ``fargate-runners setup`` records the webhook
 #: (SSM parameters cannot be empty); the CDK app writes it, the reconciler reads it.
 HOOK_NOT_RECORDED = "not-recorded"
-_PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
+#: An SSM parameter name: simple (``CFN-WebhookHookParameter...``, what CloudFormation
+#: generates for an unnamed parameter) or a hierarchy, which must begin with '/'
+#: (naming constraints of https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html).
+_PARAMETER_NAME = re.compile(r"^(?:/[A-Za-z0-9_.\-/]{1,1010}|[A-Za-z0-9_.\-]{1,1011})$")
 
 
 def _parameter_name(raw: str) -> str | None:

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from lambda_fn import contract
+
 if TYPE_CHECKING:  # cdk/ imports the names below; keep this module free of requests/boto3
     from lambda_fn.config import Profile, Settings
     from lambda_fn.github import JitConfig
@@ -50,9 +52,9 @@ SECRET_ID_ENV = "RUNNER_JIT_SECRET_ID"  # noqa: S105 - a variable name
 #: Override variable with the secret's region (the Lambda's own).
 SECRET_REGION_ENV = "RUNNER_JIT_SECRET_REGION"  # noqa: S105 - a variable name
 #: Tag whose value must equal the reader's ``aws:userid`` (task role policy condition).
-BOUND_TAG = "runner:task-userid"
+BOUND_TAG = contract.TAG_TASK_USERID
 #: Tag naming the task, so the reconciler can remove secrets of tasks that are gone.
-TASK_TAG = "runner:task-arn"
+TASK_TAG = contract.TAG_TASK_ARN
 
 
 def secret_name(settings: Settings, runner_name: str) -> str:

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lambda_fn import aws
+from lambda_fn import aws, contract
 from lambda_fn.config import Profile, Settings
 from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
 from lambda_fn.github import JitConfig
@@ -132,16 +132,16 @@ def build_run_task_request(
         "clientToken": client_token(job.job_id, jit.runner_name, placement),
         "enableECSManagedTags": True,
         "tags": [
-            _tag("runner:capacity", placement),
+            _tag(contract.TAG_CAPACITY, placement),
             _tag("github:job-id", str(job.job_id)),
             _tag("github:run-id", str(job.run_id)),
             _tag("github:run-attempt", str(job.run_attempt)),
             _tag("github:repository", job.repository),
-            _tag("runner:profile", profile.name),
-            _tag("runner:name", jit.runner_name),
-            _tag("runner:id", str(jit.runner_id)),
+            _tag(contract.TAG_PROFILE, profile.name),
+            _tag(contract.TAG_RUNNER_NAME, jit.runner_name),
+            _tag(contract.TAG_RUNNER_ID, str(jit.runner_id)),
             *(
-                [_tag("runner:deployment", settings.deployment_id)]
+                [_tag(contract.TAG_DEPLOYMENT, settings.deployment_id)]
                 if settings.deployment_id
                 else []
             ),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambda_fn import aws
-from lambda_fn.config import DEFAULT_GITHUB_API_URL
+from lambda_fn.contract import DEFAULT_GITHUB_API_URL
 from lambda_fn.errors import ConfigError
 from lambda_fn.github import GitHubClient
 from lambda_fn.observability import count, logger, metrics

@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from lambda_fn import contract
 from localdev import deliveries, moto_server
 from localdev.endpoint import WebhookServer
 from localdev.env import handler_environment
@@ -323,7 +324,7 @@ def play_task(started: Started, task_arn: str, tasks: Sequence[dict[str, Any]]) 
     if task is None:
         raise DemoFailure("play the task", f"no task {task_arn}")
     tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-    role_id = local.task_role_ids[tags["runner:profile"]]
+    role_id = local.task_role_ids[tags[contract.TAG_PROFILE]]
     env = container_environment(local.client("ecs"), task)
     neighbour = f"{task_arn.rsplit('/', 1)[0]}/0123456789abcdef0123456789abcdef"
     lines = []
@@ -344,7 +345,7 @@ def play_task(started: Started, task_arn: str, tasks: Sequence[dict[str, Any]]) 
             raise DemoFailure("play the task", fetched.stderr.strip())
         written = sorted(p.name for p in Path(root).iterdir())
         runner = json.loads((Path(root) / ".runner").read_text())
-        if runner.get("agentName") != tags["runner:name"]:
+        if runner.get("agentName") != tags[contract.TAG_RUNNER_NAME]:
             raise DemoFailure("play the task", ".runner is not this task's runner")
         lines.append(
             f"{short_arn(task_arn)} as itself: jit_config.py wrote {', '.join(written)} (0600) "

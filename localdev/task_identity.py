@@ -41,11 +41,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from lambda_fn import contract
 from localdev._background import BackgroundHTTPServer, Service
 
 #: The task role statement this double enforces (cdk/construct.py, _own_jit_config).
 TASK_ROLE_ACTIONS = frozenset({"GetSecretValue", "DeleteSecret"})
-BOUND_TAG = "runner:task-userid"
+BOUND_TAG = contract.TAG_TASK_USERID
 
 
 @dataclass(frozen=True)

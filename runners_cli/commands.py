@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from lambda_fn import contract
 from runners_cli.errors import CliError
 from runners_cli.github import GitHub, GitHubError, Target, hook_differences
 from runners_cli.stack import (
@@ -183,7 +184,7 @@ def running_tasks(aws: Aws, cluster: str) -> list[RunnerTask]:
             started = task.get("startedAt") or task.get("createdAt")
             tasks.append(
                 RunnerTask(
-                    profile=tags.get("runner:profile", "?"),
+                    profile=tags.get(contract.TAG_PROFILE, "?"),
                     job_id=tags.get("github:job-id", "?"),
                     repository=tags.get("github:repository", "?"),
                     status=str(task.get("lastStatus", "?")),

@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambda_fn import contract
+from lambda_fn.contract import REQUIRED_OUTPUTS
 from runners_cli.errors import CliError
 
 DEFAULT_STACK_NAME = "FargateRunners"
-REQUIRED_OUTPUTS = ("WebhookUrl", "WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName")
-OPTIONAL_OUTPUTS = ("RetryQueueUrl", "DeadLetterQueueUrl", "WebhookHookParameter")
 
 
 @dataclass(frozen=True)
@@ -26,32 +26,32 @@ class StackInfo:
 
     @property
     def webhook_url(self) -> str:
-        return self._required("WebhookUrl")
+        return self._required(contract.OUTPUT_WEBHOOK_URL)
 
     @property
     def webhook_secret_arn(self) -> str:
-        return self._required("WebhookSecretArn")
+        return self._required(contract.OUTPUT_WEBHOOK_SECRET_ARN)
 
     @property
     def github_token_secret_arn(self) -> str:
-        return self._required("GitHubTokenSecretArn")
+        return self._required(contract.OUTPUT_GITHUB_TOKEN_SECRET_ARN)
 
     @property
     def cluster_name(self) -> str:
-        return self._required("ClusterName")
+        return self._required(contract.OUTPUT_CLUSTER_NAME)
 
     @property
     def retry_queue_url(self) -> str | None:
-        return self.outputs.get("RetryQueueUrl") or None
+        return self.outputs.get(contract.OUTPUT_RETRY_QUEUE_URL) or None
 
     @property
     def dead_letter_queue_url(self) -> str | None:
-        return self.outputs.get("DeadLetterQueueUrl") or None
+        return self.outputs.get(contract.OUTPUT_DEAD_LETTER_QUEUE_URL) or None
 
     @property
     def hook_parameter(self) -> str | None:
         """SSM parameter where ``setup`` records the webhook (stacks before it: None)."""
-        return self.outputs.get("WebhookHookParameter") or None
+        return self.outputs.get(contract.OUTPUT_HOOK_PARAMETER) or None
 
     def _required(self, key: str) -> str:
         value = self.outputs.get(key)

@@ -199,7 +199,7 @@ def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
         for name, module in sorted(sys.modules.items())
         if name.startswith("fargate_runners.") and hasattr(module, "Validations")
     ]
-    assert any(module.__name__ == "fargate_runners.construct" for module in modules)
+    assert any(module.__name__ == "fargate_runners.nag" for module in modules)
     recorded: list[tuple[str, str]] = []
     real = [getattr(module, "Validations") for module in modules]  # noqa: B009
 

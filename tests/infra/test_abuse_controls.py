@@ -125,7 +125,7 @@ def test_github_com_starts_from_the_snapshot_and_refreshes_hourly(
 
 def acknowledged(context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """rule id -> reason of every cdk-nag acknowledgment the construct makes for ``context``."""
-    import fargate_runners.construct
+    import fargate_runners.nag
     from cdk.app import build_app
 
     recorded: dict[str, str] = {}
@@ -137,7 +137,7 @@ def acknowledged(context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> di
         def acknowledge(self, *rules: Any) -> None:
             recorded.update({rule.id: rule.reason for rule in rules})
 
-    monkeypatch.setattr(fargate_runners.construct, "Validations", type("V", (), {"of": Recorder}))
+    monkeypatch.setattr(fargate_runners.nag, "Validations", type("V", (), {"of": Recorder}))
     build_app({**context, **NO_BUNDLING}, nag=False)
     return recorded
 

@@ -16,7 +16,7 @@ from fargate_runners.bundling import (
     pip_platform,
     python_version,
 )
-from fargate_runners.construct import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
+from fargate_runners.props import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME
 
 pytestmark = pytest.mark.infra
 

@@ -68,9 +68,11 @@ def test_uses_the_given_vpc_and_private_subnets(
     refs = [p["Ref"] for p in env["SUBNET_IDS"]["Fn::Join"][1] if isinstance(p, dict)]
     assert len(refs) == 2
     assert all("PrivateSubnet" in ref for ref in refs)
-    assert runners.task_definitions["default"].family == "Platform-runner-default"
-    assert runners.task_definitions["cached"].family == "Platform-runner-cached"
-    assert runners.runner_name_prefix == "platform"
+    # Names derive from the construct's path (plus CDK's hash of it) unless name_prefix is set.
+    assert runners.name_prefix == "Platform-Ci-1C46AB23"
+    assert runners.task_definitions["default"].family == "Platform-Ci-1C46AB23-runner-default"
+    assert runners.task_definitions["cached"].family == "Platform-Ci-1C46AB23-runner-cached"
+    assert runners.runner_name_prefix == "platform-ci-1c46ab23"
 
 
 def test_exposes_its_parts(embedded: tuple[FargateRunners, dict[str, Any]]) -> None:
@@ -118,7 +120,7 @@ def test_registry_prefix_image(embedded: tuple[FargateRunners, dict[str, Any]]) 
         r["Properties"]
         for r in template["Resources"].values()
         if r["Type"] == "AWS::ECS::TaskDefinition"
-        and r["Properties"]["Family"] == "Platform-runner-cached"
+        and r["Properties"]["Family"] == "Platform-Ci-1C46AB23-runner-cached"
     ]
     (container,) = task_def["ContainerDefinitions"]
     assert container["Image"] == f"{CACHE_REGISTRY}/actions/actions-runner:2.332.0"
@@ -155,7 +157,11 @@ def test_a_long_stack_name_still_gives_a_runner_name_prefix_the_lambda_accepts()
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "Long", stack_name="Platform-Continuous-Integration-Runners")
     runners = FargateRunners(
-        stack, "Runners", FargateRunnersProps(profiles=[RunnerProfile("a", ("self-hosted",))])
+        stack,
+        "Runners",
+        FargateRunnersProps(
+            profiles=[RunnerProfile("a", ("self-hosted",))], name_prefix=stack.stack_name
+        ),
     )
     assert runners.runner_name_prefix == "platform-continuous"  # 20 characters, no trailing '-'
 
@@ -180,11 +186,15 @@ def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
 
 
 def test_nine_plain_profiles_fit() -> None:
-    """What the README promises (each profile's entry carries its task role id too)."""
+    """What the README promises (each profile's entry carries its task role id too).
+
+    With the repository stack's names (name_prefix = the stack name): every profile's task
+    definition ARN carries the prefix, so a long prefix costs bytes per profile.
+    """
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "Nine")
     profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(9)]
-    FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
+    FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles, name_prefix="Nine"))
 
 
 def test_size_is_the_compact_json_lambda_measures() -> None:
@@ -247,3 +257,49 @@ def test_realistic_configuration_near_the_limit_fails_at_synth() -> None:
                 ),
             ),
         )
+
+
+def _names(runners: FargateRunners) -> set[str]:
+    api_name = cdk.Stack.of(runners).resolve(runners.api.node.default_child.name)  # type: ignore[union-attr]
+    return {
+        runners.cluster_physical_name,
+        f"api:{api_name}",
+        runners.jit_secret_prefix,
+        runners.service_name,
+        runners.runner_name_prefix,
+        *(td.family for td in runners.task_definitions.values()),
+    }
+
+
+def test_two_instances_in_one_stack_and_two_stacks_share_no_name() -> None:
+    """Every physical name, the runner-name prefix and the metrics service differ."""
+    app = cdk.App(context=NO_BUNDLING)
+    team = cdk.Stack(app, "Team")
+    profiles = [RunnerProfile(name="default", labels=("self-hosted", "linux"))]
+    ci = FargateRunners(team, "Ci", FargateRunnersProps(profiles=profiles))
+    deploy = FargateRunners(team, "Deploy", FargateRunnersProps(profiles=profiles))
+    other = FargateRunners(cdk.Stack(app, "Other"), "Ci", FargateRunnersProps(profiles=profiles))
+    app.synth()
+
+    names = [_names(runners) for runners in (ci, deploy, other)]
+    assert all(len(n) == 6 for n in names)
+    assert not names[0] & names[1]
+    assert not names[0] & names[2]
+    assert not names[1] & names[2]
+    assert ci.runner_name_prefix.startswith("team-ci-")
+    assert len(ci.runner_name_prefix) <= 20
+
+
+def test_only_one_instance_may_create_the_region_wide_api_gateway_setting() -> None:
+    app = cdk.App(context=NO_BUNDLING)
+    profiles = [RunnerProfile(name="default", labels=("self-hosted", "linux"))]
+    props = FargateRunnersProps(profiles=profiles, api_gateway_logging="create")
+    FargateRunners(cdk.Stack(app, "One"), "Runners", props)
+    with pytest.raises(ValueError, match=r"already set by One/Runners.*use 'existing' here"):
+        FargateRunners(cdk.Stack(app, "Two"), "Runners", props)
+    # 'existing' next to it is fine.
+    FargateRunners(
+        cdk.Stack(app, "Three"),
+        "Runners",
+        FargateRunnersProps(profiles=profiles, api_gateway_logging="existing"),
+    )

@@ -487,7 +487,7 @@ def test_teardown_function_can_only_list_inspect_and_stop_this_clusters_tasks(
     assert function["Properties"]["Handler"] == "lambda_fn.teardown.handler"
     assert function["Properties"]["Timeout"] == 600
     assert function["Properties"]["Environment"]["Variables"] == {
-        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
+        "POWERTOOLS_SERVICE_NAME": "RunnersTest-webhook",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     found = statements(main_synth, "TeardownFunctionRole")
@@ -612,7 +612,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
             },
         ]
     }
-    assert env["POWERTOOLS_SERVICE_NAME"] == "runner-webhook"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "RunnersTest-webhook"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "FargateRunners"
     assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
     contract = {

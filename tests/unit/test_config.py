@@ -209,3 +209,23 @@ def test_github_app_auth_errors_name_the_variable(extra: dict[str, str], named: 
 
 def test_the_apps_own_webhook_is_a_hook_path() -> None:
     assert load_settings({**MINIMAL, "GITHUB_HOOK_PATH": "app/hook"}).github_hook_path == "app/hook"
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted"),
+    [
+        # What CloudFormation names an SSM parameter the stack does not name.
+        ("CFN-RunnersWebhookHookParameter3B1C9E2A-Xy7dZQk2LmNo", True),
+        ("/fargate-runners/webhook", True),
+        ("has space", False),
+        ("no/leading/slash", False),
+        ("arn:aws:ssm:us-east-1:123456789012:parameter/x", False),
+    ],
+)
+def test_hook_parameter_names_follow_ssm_naming(name: str, accepted: bool) -> None:
+    env = {**MINIMAL, "GITHUB_HOOK_PARAMETER": name}
+    if accepted:
+        assert load_settings(env).github_hook_parameter == name
+    else:
+        with pytest.raises(ConfigError, match="GITHUB_HOOK_PARAMETER"):
+            load_settings(env)

@@ -1,0 +1,122 @@
+"""What every part of :class:`~fargate_runners.construct.FargateRunners` shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from .config import RunnerProfile
+from .github_app import GitHubAppKey
+from .props import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FargateRunnersProps
+
+
+class RunnersBase(Construct):
+    """Attributes the parts build and read; see :class:`FargateRunners` for the whole."""
+
+    vpc: ec2.IVpc
+    cluster: ecs.Cluster
+    security_group: ec2.SecurityGroup
+    task_definitions: dict[str, ecs.FargateTaskDefinition]
+    task_roles: dict[str, iam.Role]
+    execution_roles: dict[str, iam.Role]
+    runner_log_group: logs.LogGroup
+    webhook_secret: secretsmanager.Secret
+    github_token_secret: secretsmanager.ISecret
+    #: ``github_auth: app``: the App's KMS key and its Lambda settings; None with the PAT.
+    github_app: GitHubAppKey | None
+    idempotency_table: dynamodb.Table
+    webhook_function: lambda_.Function
+    webhook_role: iam.Role
+    retry_function: lambda_.Function
+    reconciler_function: lambda_.Function
+    retry_queue: sqs.Queue
+    dead_letter_queue: sqs.Queue
+    api: apigw.RestApi
+    subnet_ids: list[str]
+
+    props: FargateRunnersProps
+    name_prefix: str
+    runner_name_prefix: str
+    service_name: str
+    deployment_id: str
+    jit_secret_prefix: str
+    assign_public_ip: bool
+    refresh_function: lambda_.Function | None
+    _code: lambda_.Code
+
+    def _log_group(self, construct_id: str, **kwargs: Any) -> logs.LogGroup:
+        """A log group with the configured retention and removal policy."""
+        return logs.LogGroup(
+            self,
+            construct_id,
+            retention=self.props.log_retention,
+            removal_policy=self.props.log_removal_policy,
+            **kwargs,
+        )
+
+    @property
+    def cluster_physical_name(self) -> str:
+        """The cluster's name, fixed so its Container Insights log group can exist first."""
+        return f"{self.name_prefix}-runners"
+
+    def family(self, profile: RunnerProfile) -> str:
+        """The task definition family of a profile: ``<prefix>-runner-<profile>``."""
+        return f"{self.name_prefix}-runner-{profile.name}"
+
+    def sealed_configs_arn(self) -> str:
+        """ARN pattern of the per-runner JIT config secrets (the ``-??????`` suffix included)."""
+        arn: str = Stack.of(self).format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{self.jit_secret_prefix}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return arn
+
+    def _function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        props: FargateRunnersProps,
+        timeout: int,
+    ) -> tuple[lambda_.Function, iam.Role]:
+        log_group = self._log_group(f"{construct_id}Logs")
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description}: logs, X-Ray, the dispatcher's permissions",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            description=description,
+            runtime=LAMBDA_RUNTIME,
+            architecture=LAMBDA_ARCHITECTURE,
+            handler=handler,
+            code=code,
+            memory_size=1024,
+            timeout=Duration.seconds(timeout),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            environment=dict(environment),
+        )
+        return function, role

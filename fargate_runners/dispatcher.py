@@ -1,0 +1,516 @@
+"""The dispatcher: secrets, state, queues, the three Lambdas and their least-privilege IAM.
+
+One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
+their resources in the construct's own scope, so logical ids do not depend on how the code
+is split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from aws_cdk import (
+    ArnFormat,
+    CustomResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+
+from lambda_fn.config import HOOK_NOT_RECORDED
+from lambda_fn.contract import LAMBDA_ENVIRONMENT, POWERTOOLS_ENVIRONMENT
+from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
+
+from .base import RunnersBase
+from .bundling import lambda_code
+from .config import (
+    CONTAINER_NAME,
+    RunnerProfile,
+)
+from .env_size import check_environment_size
+from .nag import Acknowledgment, acknowledge, nag_flatten
+from .props import (
+    _SAMPLE_ROLE_ID,
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    METRICS_NAMESPACE,
+    RETRY_FUNCTION_TIMEOUT_SECONDS,
+    TEARDOWN_TIMEOUT_SECONDS,
+    FargateRunnersProps,
+    lambda_profile_entry,
+)
+
+
+class DispatcherPart(RunnersBase):
+    # -- secrets and state ---------------------------------------------------
+
+    def _secrets(self, props: FargateRunnersProps) -> None:
+        self.webhook_secret = secretsmanager.Secret(
+            self,
+            "WebhookSecret",
+            description=(
+                "GitHub webhook secret for the runner webhook. Copy its value into the "
+                "GitHub webhook's 'Secret' field."
+            ),
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=40,
+                exclude_punctuation=True,
+                include_space=False,
+            ),
+        )
+        acknowledge(
+            self.webhook_secret,
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason=(
+                    "The webhook secret is shared with GitHub's webhook settings; rotating it "
+                    "needs a matching manual change on GitHub, so automatic rotation would "
+                    "break deliveries."
+                ),
+            ),
+        )
+        if props.github_token_secret is not None:
+            self.github_token_secret = props.github_token_secret
+        else:
+            token_secret = secretsmanager.Secret(
+                self,
+                "GitHubTokenSecret",
+                description=(
+                    "GitHub personal access token for the runner webhook (plain string). "
+                    "Created empty; set it with: aws secretsmanager put-secret-value "
+                    "--secret-id <arn> --secret-string <PAT>"
+                ),
+            )
+            # No initial value at all: drop the GenerateSecretString CDK adds by default.
+            cfn_secret = token_secret.node.default_child
+            if not isinstance(cfn_secret, secretsmanager.CfnSecret):  # pragma: no cover
+                raise TypeError("unexpected default child of secretsmanager.Secret")
+            cfn_secret.add_property_deletion_override("GenerateSecretString")
+            acknowledge(
+                token_secret,
+                Acknowledgment(
+                    id="AwsSolutions-SMG4",
+                    reason=(
+                        "The GitHub PAT is issued by GitHub; it is rotated by creating a new "
+                        "token on GitHub and putting it here, which Secrets Manager rotation "
+                        "cannot do."
+                    ),
+                ),
+            )
+            self.github_token_secret = token_secret
+
+    def _hook_parameter(self) -> None:
+        """Where ``fargate-runners setup`` records the webhook it created, so the reconciler
+        can redeliver failed deliveries without hand configuration."""
+        self.hook_parameter = ssm.StringParameter(
+            self,
+            "WebhookHookParameter",
+            description=(
+                "The GitHub webhook (repos/O/R/hooks/ID or orgs/O/hooks/ID) whose failed "
+                "deliveries the reconciler redelivers; written by fargate-runners setup"
+            ),
+            string_value=HOOK_NOT_RECORDED,
+        )
+
+    def _grant_hook_parameter(self, role: iam.Role) -> None:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRecordedWebhook",
+                actions=["ssm:GetParameter"],
+                resources=[self.hook_parameter.parameter_arn],
+            )
+        )
+
+    def _table(self) -> None:
+        self.idempotency_table = dynamodb.Table(
+            self,
+            "IdempotencyTable",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute="expiration",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # Only short-lived de-duplication records live here.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    # -- webhook Lambda ------------------------------------------------------
+
+    def runner_profiles_json(self, profiles: Sequence[RunnerProfile]) -> str:
+        """``RUNNER_PROFILES`` for the Lambda (a JSON string with ARN tokens)."""
+        entries = [
+            lambda_profile_entry(p, self.task_definitions[p.name], self.task_roles[p.name])
+            for p in profiles
+        ]
+        return Stack.of(self).to_json_string(entries)
+
+    def _queues(self) -> None:
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.retry_queue = sqs.Queue(
+            self,
+            "RetryQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # Six times the consumer's timeout, as AWS recommends for Lambda event sources.
+            visibility_timeout=Duration.seconds(6 * RETRY_FUNCTION_TIMEOUT_SECONDS),
+            retention_period=Duration.days(1),
+            # The consumer parks jobs in the DLQ itself; this only catches crashes.
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=5
+            ),
+        )
+
+    def _functions(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
+        """The three Lambdas share one asset and one environment; each has its own role."""
+        code = self._code = lambda_code(
+            props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+        )
+        environment = {
+            "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+            "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
+            "GITHUB_API_URL": props.github_api_url,
+            "ECS_CLUSTER": self.cluster.cluster_name,
+            "SUBNET_IDS": ",".join(self.subnet_ids),
+            "SECURITY_GROUP_IDS": self.security_group.security_group_id,
+            "ASSIGN_PUBLIC_IP": "ENABLED" if self.assign_public_ip else "DISABLED",
+            "RUNNER_PROFILES": self.runner_profiles_json(profiles),
+            "RUNNER_SCOPE": props.runner_scope,
+            "RUNNER_GROUP_ID": str(props.runner_group_id),
+            "ALLOWED_REPOSITORIES": ",".join(props.allowed_repositories),
+            "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+            "RETRY_QUEUE_URL": self.retry_queue.queue_url,
+            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
+            "RETRY_MAX_ATTEMPTS": str(props.retry_max_attempts),
+            "RUNNER_NAME_PREFIX": self.runner_name_prefix,
+            "DEPLOYMENT_ID": self.deployment_id,
+            # The task's own watchdog acts first; the reconciler is the backstop (an hour
+            # when the watchdog is off).
+            "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
+            "GITHUB_HOOK_PATH": props.github_hook_path or "",
+            "JIT_SECRET_PREFIX": self.jit_secret_prefix,
+            "GITHUB_HOOK_PARAMETER": self.hook_parameter.parameter_name,
+            "POWERTOOLS_SERVICE_NAME": self.service_name,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            **(self.github_app.environment() if self.github_app else {}),
+        }
+        unknown = set(environment) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
+        if unknown:  # pragma: no cover - a bug here, not a user's mistake
+            raise RuntimeError(f"not in lambda_fn.contract: {', '.join(sorted(unknown))}")
+        #: What the three Lambdas get, and realistic samples of its tokens' values.
+        self.lambda_environment = environment
+        self.environment_samples = self._environment_samples(profiles)
+        check_environment_size(environment, self.environment_samples)
+        self.webhook_function, self.webhook_role = self._function(
+            "WebhookFunction",
+            handler="lambda_fn.app.handler",
+            description="GitHub workflow_job webhook: starts one JIT runner task per queued job",
+            code=code,
+            environment=environment,
+            props=props,
+            timeout=28,
+        )
+        self.retry_function, self.retry_role = self._function(
+            "RetryFunction",
+            handler="lambda_fn.retry.handler",
+            description="Retries launches that failed transiently (SQS retry queue consumer)",
+            code=code,
+            environment=environment,
+            props=props,
+            timeout=RETRY_FUNCTION_TIMEOUT_SECONDS,
+        )
+        self.retry_function.add_event_source(
+            event_sources.SqsEventSource(
+                self.retry_queue,
+                batch_size=5,
+                report_batch_item_failures=True,
+                max_concurrency=5,
+            )
+        )
+        self.reconciler_function, self.reconciler_role = self._function(
+            "ReconcilerFunction",
+            handler="lambda_fn.reconciler.handler",
+            description="Stops idle runners, replaces dead ones, removes stale registrations",
+            code=code,
+            environment=environment,
+            props=props,
+            timeout=120,
+        )
+        self._teardown(code, props)
+        self.reconcile_rule = events.Rule(
+            self,
+            "ReconcileSchedule",
+            description="Runs the runner reconciler",
+            schedule=events.Schedule.rate(props.reconcile_interval),
+            targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
+        )
+
+    def _teardown(self, code: lambda_.Code, props: FargateRunnersProps) -> None:
+        """A delete step that stops this stack's runner tasks (``lambda_fn/teardown.py``).
+
+        CloudFormation deletes a resource before what it depends on and after what
+        depends on it: the Lambdas that start tasks depend on this resource (gone
+        first), and this resource depends on the cluster, the security group and the
+        VPC (which stay until it has stopped every task).
+        """
+        self.teardown_function, self.teardown_role = self._function(
+            "TeardownFunction",
+            handler="lambda_fn.teardown.handler",
+            description="On stack delete: stops the runner tasks before the cluster and VPC go",
+            code=code,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            props=props,
+            timeout=TEARDOWN_TIMEOUT_SECONDS,
+        )
+        self._grant_task_control(self.teardown_role)
+        self.teardown = CustomResource(
+            self,
+            "RunnerTeardown",
+            service_token=self.teardown_function.function_arn,
+            resource_type="Custom::RunnerTeardown",
+            properties={"Cluster": self.cluster.cluster_name},
+            # Bounds CloudFormation's wait if an answer is ever lost (default: an hour).
+            service_timeout=Duration.seconds(TEARDOWN_TIMEOUT_SECONDS + 60),
+        )
+        self.teardown.node.add_dependency(self.cluster, self.security_group, self.teardown_role)
+        if isinstance(self.vpc, ec2.Vpc):
+            self.teardown.node.add_dependency(self.vpc)
+        for function in (self.webhook_function, self.retry_function, self.reconciler_function):
+            function.node.add_dependency(self.teardown)
+
+    def _environment_samples(self, profiles: Sequence[RunnerProfile]) -> dict[str, str]:
+        """Worst-case samples of what the environment's tokens resolve to at deploy.
+
+        Longest region names are 14 characters (``ap-southeast-2``); CloudFormation
+        names what it generates ``<stack>-<logical id><8 hex>-<12-13 random>``.
+        """
+        region, account = "ap-southeast-2", "123456789012"
+
+        def generated(logical_id: str) -> str:
+            return f"{self.name_prefix}-Runners{logical_id}{'A' * 8}-{'B' * 13}"
+
+        def secret(logical_id: str) -> str:
+            name = f"Runners{logical_id}{'A' * 8}-{'B' * 12}-XXXXXX"
+            return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}"
+
+        def queue(logical_id: str) -> str:
+            return f"https://sqs.{region}.amazonaws.com/{account}/{generated(logical_id)}"
+
+        sample_arn = "arn:aws:ecs:{}:{}:task-definition/{}:9999"
+        profiles_json = json.dumps(
+            [
+                p.lambda_entry(
+                    sample_arn.format(region, account, self.family(p)),
+                    CONTAINER_NAME,
+                    _SAMPLE_ROLE_ID,
+                )
+                for p in profiles
+            ],
+            separators=(",", ":"),
+        )
+        return {
+            "WEBHOOK_SECRET_ARN": secret("WebhookSecret"),
+            "GITHUB_TOKEN_SECRET_ARN": secret("GitHubTokenSecret"),
+            "ECS_CLUSTER": self.cluster_physical_name,
+            "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.subnet_ids),
+            "SECURITY_GROUP_IDS": f"sg-{'0' * 17}",
+            "RUNNER_PROFILES": profiles_json,
+            "IDEMPOTENCY_TABLE": generated("IdempotencyTable"),
+            "RETRY_QUEUE_URL": queue("RetryQueue"),
+            "DEAD_LETTER_QUEUE_URL": queue("DeadLetterQueue"),
+            "DEPLOYMENT_ID": "0" * 8,
+            # CloudFormation names a parameter CFN-<logical id>-<random>.
+            "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
+            "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{'0' * 8}-{'0' * 27}",
+        }
+
+    # -- least-privilege IAM for the webhook -----------------------------------
+
+    def _grant_dispatch(self, role: iam.Role) -> None:
+        """What launching, retrying and cleaning up need, and nothing more."""
+        stack = Stack.of(self)
+        run_task_resources = [
+            stack.format_arn(
+                service="ecs",
+                resource="task-definition",
+                resource_name=f"{task_definition.family}:*",
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for task_definition in self.task_definitions.values()
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunRunnerTasks",
+                actions=["ecs:RunTask"],
+                resources=run_task_resources,
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagRunnerTasksAtLaunch",
+                actions=["ecs:TagResource"],
+                resources=[self._task_arns],
+                conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
+            )
+        )
+        pass_roles = [r.role_arn for r in self.task_roles.values()] + [
+            r.role_arn for r in self.execution_roles.values()
+        ]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassRunnerTaskRoles",
+                actions=["iam:PassRole"],
+                resources=pass_roles,
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadWebhookSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                # With a GitHub App the PAT secret stays empty and unreadable.
+                resources=[self.webhook_secret.secret_arn]
+                + ([] if self.github_app else [self.github_token_secret.secret_arn]),
+            )
+        )
+        self._grant_task_control(role)
+        sealed_configs = self.sealed_configs_arn()
+        role.add_to_policy(
+            iam.PolicyStatement(
+                # CreateSecret with Tags also needs TagResource; only our two tag keys.
+                sid="SealJitConfigs",
+                actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                resources=[sealed_configs],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [BOUND_TAG, TASK_TAG]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeleteJitConfigs",
+                actions=["secretsmanager:DeleteSecret"],
+                resources=[sealed_configs],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListJitConfigs",
+                actions=["secretsmanager:ListSecrets"],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="QueueJobs",
+                actions=["sqs:SendMessage"],
+                resources=[self.retry_queue.queue_arn, self.dead_letter_queue.queue_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="IdempotencyRecords",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                resources=[self.idempotency_table.table_arn],
+            )
+        )
+
+        acks = [
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(arn))}]",
+                reason=(
+                    "RunTask is limited to this profile's task definition family; the ':*' "
+                    "matches its revisions, which change on every deploy. The cluster is "
+                    "pinned by an ecs:cluster condition."
+                ),
+            )
+            for arn in run_task_resources
+        ]
+        acks.append(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(sealed_configs))}]",
+                reason=(
+                    "Per-runner JIT config secrets are named when a job is launched; create "
+                    "(with only the two binding tags) and delete are limited to this "
+                    "deployment's name prefix. The Lambda never reads them."
+                ),
+            )
+        )
+        acknowledge(role, *acks)
+
+    @property
+    def _task_arns(self) -> str:
+        """Every task of this cluster (task ids are unknown before launch)."""
+        return Stack.of(self).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+    def _grant_task_control(self, role: iam.Role) -> None:
+        """List, inspect and stop the tasks of this cluster, and nothing else."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InspectAndStopRunnerTasks",
+                actions=["ecs:DescribeTasks", "ecs:StopTask"],
+                resources=[self._task_arns],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunnerTasks",
+                actions=["ecs:ListTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+            )
+        )
+        task_arns = nag_flatten(Stack.of(self).resolve(self._task_arns))
+        acknowledge(
+            role,
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{task_arns}]",
+                reason=(
+                    "Task ids are unknown before launch; every grant on tasks is limited to "
+                    "tasks of this cluster (ecs:TagResource also to RunTask, by the "
+                    "ecs:CreateAction condition)."
+                ),
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason=(
+                    "'*' is used only by the X-Ray statement added by active tracing (X-Ray has "
+                    "no resource-level permissions), by ecs:ListTasks, which is pinned to "
+                    "this cluster by an ecs:cluster condition, and, for the dispatch roles, by "
+                    "secretsmanager:ListSecrets (no resource-level permissions; returns names "
+                    "and tags, never values)."
+                ),
+            ),
+        )

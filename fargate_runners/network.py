@@ -1,0 +1,142 @@
+"""The runner network: VPC (new or given), subnets, security group, VPC endpoints.
+
+One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
+their resources in the construct's own scope, so logical ids do not depend on how the code
+is split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import aws_ec2 as ec2
+
+from .base import RunnersBase
+from .props import (
+    FargateRunnersProps,
+)
+
+
+def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
+    """``SubnetSelection`` as keyword arguments for ``IVpc.select_subnets``."""
+    names = (
+        "availability_zones", "one_per_az", "subnet_filters", "subnet_group_name",
+        "subnets", "subnet_type",
+    )  # fmt: skip
+    values = {name: getattr(selection, name) for name in names}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class NetworkPart(RunnersBase):
+    # -- network -----------------------------------------------------------
+
+    def _network(self, props: FargateRunnersProps) -> None:
+        created_vpc = props.vpc is None
+        if props.vpc is None:
+            flow_log_group = self._log_group("VpcFlowLogs")
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                max_azs=2,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(
+                        name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20
+                    )
+                ],
+                flow_logs={
+                    "FlowLogs": ec2.FlowLogOptions(
+                        destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
+                        traffic_type=ec2.FlowLogTrafficType.ALL,
+                    )
+                },
+            )
+            self.vpc = vpc
+        else:
+            self.vpc = props.vpc
+        selection = props.vpc_subnets
+        if props.subnet_ids and selection is not None:
+            raise ValueError("give either subnet_ids or vpc_subnets, not both")
+        if props.subnet_ids:
+            self.subnet_ids = list(props.subnet_ids)
+        elif selection is not None and selection.subnets:
+            # Explicit subnets (e.g. Subnet.from_subnet_id): no AZ lookup needed.
+            self.subnet_ids = [subnet.subnet_id for subnet in selection.subnets]
+        else:
+            if selection is None and created_vpc:
+                selection = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+            selected = (
+                self.vpc.select_subnets(**_selection_kwargs(selection))
+                if selection is not None
+                else self.vpc.select_subnets()
+            )
+            self.subnet_ids = list(selected.subnet_ids)
+        if not self.subnet_ids:
+            raise ValueError("the subnet selection for runner tasks is empty")
+        self.assign_public_ip = (
+            props.assign_public_ip if props.assign_public_ip is not None else created_vpc
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "RunnerSecurityGroup",
+            vpc=self.vpc,
+            description="GitHub Actions runner tasks: egress only, no inbound access",
+            allow_all_outbound=True,
+        )
+
+    def _vpc_endpoints(self, props: FargateRunnersProps) -> None:
+        """What a Fargate task needs in private subnets without NAT, besides GitHub.
+
+        Pulling from ECR needs ``ecr.api``, ``ecr.dkr`` and S3 (image layers) through a
+        gateway endpoint; the awslogs driver needs ``logs``; ECS secrets need
+        ``secretsmanager`` (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html,
+        https://repost.aws/knowledge-center/ecs-fargate-docker-timeout-error). STS is not
+        needed to start a task; it is for jobs that assume roles. Runners still need a
+        route to GitHub (NAT, proxy or GitHub Enterprise Server inside the VPC).
+        """
+        if isinstance(self.vpc, ec2.Vpc) and self.vpc.node.scope is self:
+            raise ValueError("vpc_endpoints is for an existing VPC with private subnets")
+        if not props.vpc_endpoint_route_table_ids:
+            raise ValueError("vpc_endpoints needs vpc_endpoint_route_table_ids (S3 gateway)")
+        endpoint_group = ec2.SecurityGroup(
+            self,
+            "VpcEndpointSecurityGroup",
+            vpc=self.vpc,
+            description="VPC interface endpoints: HTTPS from runner tasks only",
+            allow_all_outbound=False,
+        )
+        endpoint_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from runner tasks"
+        )
+        subnets = ec2.SubnetSelection(
+            subnets=[
+                ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
+                for i, subnet_id in enumerate(self.subnet_ids)
+            ]
+        )
+        services = {
+            "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
+            "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+            "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+            "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+            "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+        }
+        for name, service in services.items():
+            ec2.InterfaceVpcEndpoint(
+                self,
+                f"{name}Endpoint",
+                vpc=self.vpc,
+                service=service,
+                subnets=subnets,
+                security_groups=[endpoint_group],
+                private_dns_enabled=True,
+                open=False,
+            )
+        ec2.CfnVPCEndpoint(
+            self,
+            "S3Endpoint",
+            vpc_id=self.vpc.vpc_id,
+            service_name=ec2.GatewayVpcEndpointAwsService.S3.name,
+            vpc_endpoint_type="Gateway",
+            route_table_ids=list(props.vpc_endpoint_route_table_ids),
+        )

@@ -1,0 +1,176 @@
+"""The construct's typed properties and the constants its parts share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import (
+    Duration,
+    RemovalPolicy,
+)
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+
+import lambda_fn
+
+from .config import (
+    CONTAINER_NAME,
+    DEFAULT_GITHUB_API_URL,
+    RunnerProfile,
+)
+from .github_app import GitHubAppAuth
+from .runner_files import STOP_TIMEOUT_SECONDS
+
+RETRY_FUNCTION_TIMEOUT_SECONDS = 60
+#: Stopping a task takes up to its container's stopTimeout (STOP_TIMEOUT_SECONDS, Fargate's
+#: maximum of 120 s) plus deprovisioning; the handler waits for all but the last 20 s.
+TEARDOWN_TIMEOUT_SECONDS = 600
+if TEARDOWN_TIMEOUT_SECONDS < 3 * STOP_TIMEOUT_SECONDS:  # pragma: no cover
+    raise RuntimeError("the teardown must outlast several stop timeouts")
+#: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
+#: What the stock image runs without our entrypoint (kept for reference and custom images).
+RUNNER_COMMAND = ("/home/runner/run.sh",)
+API_STAGE = "prod"
+METRICS_NAMESPACE = "FargateRunners"
+#: The actions-runner image's non-root ``runner`` user.
+RUNNER_USER = "1001"
+DEFAULT_LAMBDA_SOURCE = Path(lambda_fn.__file__).resolve().parent
+
+_RETENTION: Mapping[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def retention_days(days: int) -> logs.RetentionDays:
+    """CloudWatch ``RetentionDays`` for a number of days (one of the allowed values)."""
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise ValueError(f"{days} is not a CloudWatch Logs retention value") from None
+
+
+@dataclass(frozen=True)
+class FargateRunnersProps:
+    """Properties of :class:`FargateRunners`.
+
+    :param profiles: runner profiles (validated: unique names and label sets).
+    :param vpc: VPC for runner tasks; default: a new VPC, public subnets in 2 AZs,
+        no NAT gateway, flow logs on.
+    :param vpc_subnets: which subnets of ``vpc`` tasks run in (required in practice
+        for an imported VPC, e.g. ``SubnetSelection(subnets=[Subnet.from_subnet_id(...)])``);
+        default: the public subnets of the new VPC, or CDK's default selection.
+    :param subnet_ids: subnet ids for runner tasks, instead of ``vpc_subnets`` (no lookups).
+    :param vpc_endpoints: interface endpoints (ECR API and Docker, CloudWatch Logs, Secrets
+        Manager, STS) in the runner subnets and an S3 gateway endpoint on
+        ``vpc_endpoint_route_table_ids``: what Fargate needs to start a task from ECR
+        with awslogs and Secrets Manager secrets in private subnets without NAT.
+    :param vpc_endpoint_route_table_ids: route tables of those subnets (S3 gateway).
+    :param runner_scope: ``repo`` or ``org``: where JIT runners are registered.
+    :param runner_group_id: runner group id for the JIT config.
+    :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
+    :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
+    :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
+    :param github_app: authenticate as this GitHub App (JWT signed by a KMS key holding its
+        private key, ``github_app.py``) instead of with the PAT; default: the PAT.
+    :param log_retention: retention of every log group this construct creates.
+    :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
+        ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
+    :param api_gateway_logging: ``off`` (default: no API access/execution logs, the
+        account-wide API Gateway setting untouched), ``existing`` (the region's API Gateway
+        account already has a CloudWatch role: access logs and ERROR execution logs), or
+        ``create`` (as ``existing``, and this stack sets the region-wide role).
+    :param assign_public_ip: public IP for tasks; default: true for the new VPC, else false.
+    :param throttling_rate_limit: API stage steady-state requests per second.
+    :param throttling_burst_limit: API stage burst.
+    :param name_prefix: prefix of task definition families (``<prefix>-runner-<profile>``);
+        default: the stack name.
+    :param runner_name_prefix: prefix of runner names; default: lowercase ``name_prefix``.
+    :param lambda_source_dir: the webhook Lambda package; default: ``lambda_fn/`` of this repo.
+    :param retry_max_attempts: launch attempts before a job goes to the dead-letter queue.
+    :param alarm_topic: SNS topic for the alarms (DLQ not empty, launch failures); optional.
+    :param runner_idle_timeout_seconds: a runner with no job after this long stops (the
+        task's own watchdog) and is cleaned up by the reconciler; 0 turns the watchdog off.
+    :param reconcile_interval: how often the reconciler runs.
+    :param github_hook_path: ``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``: the webhook
+        whose failed deliveries the reconciler redelivers; default: the one
+        ``fargate-runners setup`` records in :attr:`FargateRunners.hook_parameter`.
+    :param webhook_firewall: a WAF web ACL on the stage that admits only
+        ``webhook_source_cidrs`` and rate-limits each source (``cdk/firewall.py``).
+    :param webhook_source_cidrs: where deliveries come from; default: github.com's
+        ``hooks`` ranges, kept current by a scheduled refresh from ``/meta``.
+    :param webhook_rate_limit: requests per source address per 5 minutes.
+    """
+
+    profiles: Sequence[RunnerProfile]
+    vpc: ec2.IVpc | None = None
+    vpc_subnets: ec2.SubnetSelection | None = None
+    subnet_ids: Sequence[str] = field(default_factory=tuple)
+    vpc_endpoints: bool = False
+    vpc_endpoint_route_table_ids: Sequence[str] = field(default_factory=tuple)
+    runner_scope: str = "repo"
+    runner_group_id: int = 1
+    allowed_repositories: Sequence[str] = field(default_factory=tuple)
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_token_secret: secretsmanager.ISecret | None = None
+    github_app: GitHubAppAuth | None = None
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    api_gateway_logging: str = "off"
+    assign_public_ip: bool | None = None
+    throttling_rate_limit: float = 20
+    throttling_burst_limit: int = 40
+    name_prefix: str | None = None
+    runner_name_prefix: str | None = None
+    lambda_source_dir: Path = DEFAULT_LAMBDA_SOURCE
+    retry_max_attempts: int = 8
+    alarm_topic: sns.ITopic | None = None
+    runner_idle_timeout_seconds: int = 900
+    reconcile_interval: Duration = field(default_factory=lambda: Duration.minutes(5))
+    github_hook_path: str | None = None
+    webhook_firewall: bool = True
+    webhook_source_cidrs: Sequence[str] | None = None
+    webhook_rate_limit: int = 2000
+
+
+def lambda_profile_entry(
+    profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition, task_role: iam.Role
+) -> dict[str, Any]:
+    """One item of the Lambda's ``RUNNER_PROFILES`` (see ``RunnerProfile.lambda_entry``)."""
+    return profile.lambda_entry(
+        task_definition.task_definition_arn, CONTAINER_NAME, task_role.role_id
+    )
+
+
+#: A realistic IAM role unique id, for the size estimate.
+_SAMPLE_ROLE_ID = "AROA" + "X" * 17

@@ -1,0 +1,231 @@
+"""The webhook's front door: the REST API, its logging and the WAF web ACL.
+
+One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
+their resources in the construct's own scope, so logical ids do not depend on how the code
+is split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import (
+    Duration,
+    Stack,
+)
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+
+from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
+
+from .base import RunnersBase
+from .config import (
+    DEFAULT_GITHUB_API_URL,
+)
+from .firewall import WebhookFirewall
+from .nag import Acknowledgment, acknowledge, nag_flatten
+from .props import (
+    API_STAGE,
+    METRICS_NAMESPACE,
+    FargateRunnersProps,
+)
+
+
+class WebhookApiPart(RunnersBase):
+    # -- API -------------------------------------------------------------------
+
+    def _api(self, props: FargateRunnersProps) -> None:
+        logging = props.api_gateway_logging != "off"
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            # API Gateway metrics are keyed on the API *name*: CDK's default ("Api") would
+            # merge with every other API of that name in the region.
+            rest_api_name=f"{self.name_prefix}-webhook",
+            description="GitHub webhook endpoint for ephemeral Fargate runners",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # The account-wide API Gateway logging role (AWS::ApiGateway::Account) only when
+            # asked for: it is one setting per region, shared by every API in the account.
+            cloud_watch_role=props.api_gateway_logging == "create",
+            deploy_options=apigw.StageOptions(
+                stage_name=API_STAGE,
+                throttling_rate_limit=props.throttling_rate_limit,
+                throttling_burst_limit=props.throttling_burst_limit,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                data_trace_enabled=False,
+                **(self._api_logging_options() if logging else {}),
+            ),
+        )
+        if logging:
+            # API Gateway would create API-Gateway-Execution-Logs_<id>/<stage> itself, outside
+            # the stack and without expiry; created here first, it has both.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
+            execution_logs = self._log_group(
+                "ApiExecutionLogs",
+                log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{API_STAGE}",
+            )
+            self.api.deployment_stage.node.add_dependency(execution_logs)
+        else:
+            reason = (
+                "api_gateway_logging is off: API Gateway access and execution logs need the "
+                "account-wide API Gateway CloudWatch role, which this stack does not set unless "
+                "asked. Every delivery that reaches the Lambda is logged there with its outcome."
+            )
+            acknowledge(
+                self.api.deployment_stage,
+                Acknowledgment(id="AwsSolutions-APIG1", reason=reason),
+                Acknowledgment(id="AwsSolutions-APIG6", reason=reason),
+            )
+        # The stack decides its outputs (WebhookUrl); drop the RestApi's automatic one.
+        self.api.node.try_remove_child("Endpoint")
+        webhook = self.api.root.add_resource("webhook")
+        self.webhook_method = webhook.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.webhook_function, proxy=True, allow_test_invoke=False),
+            authorization_type=apigw.AuthorizationType.NONE,
+        )
+        method_reason = (
+            "GitHub webhooks cannot sign requests with IAM (SigV4) or present Cognito tokens; "
+            "every request is authenticated in the Lambda by the X-Hub-Signature-256 HMAC "
+            "over the body with the webhook secret, and unsigned requests get 401."
+        )
+        acknowledge(
+            self.webhook_method,
+            Acknowledgment(id="AwsSolutions-APIG4", reason=method_reason),
+            Acknowledgment(id="AwsSolutions-COG4", reason=method_reason),
+        )
+        acknowledge(
+            self.api,
+            Acknowledgment(
+                id="AwsSolutions-APIG2",
+                reason=(
+                    "The body must reach the Lambda byte-for-byte for HMAC verification, and a "
+                    "bad signature must answer 401 before any body validation (400); the Lambda "
+                    "validates the payload after verifying the signature."
+                ),
+            ),
+        )
+        if not props.webhook_firewall:
+            acknowledge(
+                self.api.deployment_stage,
+                Acknowledgment(
+                    id="AwsSolutions-APIG3",
+                    reason=(
+                        "The operator turned the web ACL off (webhook_firewall: false). Without "
+                        "it anyone who knows the URL shares the stage throttle with GitHub's "
+                        "deliveries and can make them fail with 429 (the reconciler redelivers "
+                        "them); the HMAC check only stops forged jobs, not the flood."
+                    ),
+                ),
+            )
+        cloud_watch_role = self.api.node.try_find_child("CloudWatchRole")
+        if cloud_watch_role is not None:
+            policy_arn = nag_flatten(
+                Stack.of(self).resolve(
+                    iam.ManagedPolicy.from_aws_managed_policy_name(
+                        "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                    ).managed_policy_arn
+                )
+            )
+            acknowledge(
+                cloud_watch_role,
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM4[Policy::{policy_arn}]",
+                    reason=(
+                        "API Gateway's account-level CloudWatch role needs the AWS-managed "
+                        "AmazonAPIGatewayPushToCloudWatchLogs policy to write access and "
+                        "execution logs."
+                    ),
+                ),
+            )
+
+    def _firewall(self, props: FargateRunnersProps) -> None:
+        """The web ACL (``cdk/firewall.py``) and, for github.com, the refresh of its list."""
+        self.firewall: WebhookFirewall | None = None
+        self.refresh_function: lambda_.Function | None = None
+        if not props.webhook_firewall:
+            return
+        fixed = props.webhook_source_cidrs is not None
+        if not fixed and props.github_api_url != DEFAULT_GITHUB_API_URL:
+            raise ValueError(
+                "webhook_source_cidrs is required when github_api_url is not github.com "
+                "(GitHub Enterprise Server delivers from its own addresses)"
+            )
+        cidrs = props.webhook_source_cidrs if fixed else GITHUB_HOOKS_SNAPSHOT
+        self.firewall = WebhookFirewall(
+            self,
+            "WebhookFirewall",
+            stage=self.api.deployment_stage,
+            ranges=SourceRanges.parse(cidrs or (), "webhook_source_cidrs"),
+            rate_limit=props.webhook_rate_limit,
+            metric_prefix=self.name_prefix,
+        )
+        if fixed:
+            return
+        self.refresh_function, role = self._function(
+            "SourceRangesFunction",
+            handler="lambda_fn.refresh_sources.handler",
+            description="Keeps the web ACL's IP sets equal to GitHub's webhook source ranges",
+            code=self._code,
+            environment={
+                "GITHUB_API_URL": props.github_api_url,
+                "SOURCE_IPV4_SET_ARN": self.firewall.ipv4_set.attr_arn,
+                "SOURCE_IPV6_SET_ARN": self.firewall.ipv6_set.attr_arn,
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            props=props,
+            timeout=60,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReplaceWebhookSourceRanges",
+                actions=["wafv2:GetIPSet", "wafv2:UpdateIPSet"],
+                resources=self.firewall.ip_set_arns,
+            )
+        )
+        acknowledge(
+            role,
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="'*' is only the X-Ray statement added by active tracing (X-Ray has no "
+                "resource-level permissions).",
+            ),
+        )
+        self.refresh_rule = events.Rule(
+            self,
+            "SourceRangesSchedule",
+            description="Refreshes GitHub's webhook source ranges in the web ACL",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.refresh_function, retry_attempts=2)],
+        )
+
+    def _api_logging_options(self) -> dict[str, Any]:
+        """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""
+        return {
+            "access_log_destination": apigw.LogGroupLogDestination(
+                self._log_group("ApiAccessLogs")
+            ),
+            "access_log_format": apigw.AccessLogFormat.json_with_standard_fields(
+                caller=True,
+                http_method=True,
+                ip=True,
+                protocol=True,
+                request_time=True,
+                resource_path=True,
+                response_length=True,
+                status=True,
+                user=True,
+            ),
+            "logging_level": apigw.MethodLoggingLevel.ERROR,
+        }
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL to configure as the GitHub webhook's Payload URL."""
+        return self.api.url_for_path("/webhook")

@@ -1,0 +1,104 @@
+"""Every name and shape that crosses a package boundary, owned here and only here.
+
+The construct (``fargate_runners``) writes them, the Lambda (``lambda_fn``) reads them,
+and local mode (``localdev``) and the CLI (``runners_cli``) read or imitate them. A
+name spelled anywhere else is a bug: ``tests/infra/test_contract.py`` synthesizes the
+stack and feeds the Lambda environment it produces to the Lambda's own settings loader.
+
+Stdlib only and import-free, because the Lambda imports it on every cold start and the
+CLI must not pull in ``aws_cdk``. ``docs/contract.md`` documents the same tables.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_GITHUB_API_URL: Final = "https://api.github.com"
+
+#: The Lambda's environment: name -> default (``None`` = required). The construct sets
+#: every one of these it has a value for and nothing else (checked at synth).
+LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
+    "WEBHOOK_SECRET_ARN": None,
+    "GITHUB_TOKEN_SECRET_ARN": None,
+    "GITHUB_API_URL": DEFAULT_GITHUB_API_URL,
+    "ECS_CLUSTER": None,
+    "SUBNET_IDS": None,
+    "SECURITY_GROUP_IDS": None,
+    "ASSIGN_PUBLIC_IP": "DISABLED",
+    "RUNNER_PROFILES": None,
+    "RUNNER_SCOPE": "repo",
+    "RUNNER_GROUP_ID": "1",
+    "ALLOWED_REPOSITORIES": "",
+    "IDEMPOTENCY_TABLE": None,
+    "RETRY_QUEUE_URL": "",
+    # Additions beyond docs/contract.md's original table (all optional):
+    "DEAD_LETTER_QUEUE_URL": "",
+    "RETRY_MAX_ATTEMPTS": "8",
+    "RETRY_BASE_DELAY_SECONDS": "20",
+    "RUNNER_NAME_PREFIX": "fargate-runner",
+    "DEPLOYMENT_ID": "",
+    "RUNNER_IDLE_TIMEOUT_SECONDS": "900",
+    "MAX_REPLACEMENTS": "2",
+    "GITHUB_HOOK_PATH": "",
+    "GITHUB_HOOK_PARAMETER": "",
+    "SECRETS_MAX_AGE_SECONDS": "300",
+    "IDEMPOTENCY_TTL_SECONDS": "86400",
+    "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
+    "JIT_SECRET_PREFIX": "fargate-runners/jit",
+    # GitHub App authentication (docs/github-app.md); the PAT stays the default:
+    "GITHUB_AUTH": "pat",
+    "GITHUB_APP_ID": "",
+    "GITHUB_APP_KEY_ARN": "",
+}
+
+#: Read by AWS Lambda Powertools itself, set by the construct.
+POWERTOOLS_ENVIRONMENT: Final = (
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+)
+
+#: Keys of one ``RUNNER_PROFILES`` item (a JSON array of objects, in match order).
+PROFILE_REQUIRED_KEYS: Final = ("name", "labels", "task_definition", "container_name")
+PROFILE_OPTIONAL_KEYS: Final = (
+    "task_role_id",
+    "capacity",
+    "max_runners",
+    "policy",
+    "subnet_ids",
+    "assign_public_ip",
+    "runner_group_id",
+)
+
+#: Tags on every runner task (set at ``RunTask``) and on every sealed JIT config secret.
+TAG_PROFILE: Final = "runner:profile"
+TAG_RUNNER_NAME: Final = "runner:name"
+TAG_RUNNER_ID: Final = "runner:id"
+TAG_CAPACITY: Final = "runner:capacity"
+TAG_DEPLOYMENT: Final = "runner:deployment"
+#: On the sealed JIT secret: ``<task role id>:<task id>``, the one session that may read it.
+TAG_TASK_USERID: Final = "runner:task-userid"
+#: On the sealed JIT secret: the task it was made for.
+TAG_TASK_ARN: Final = "runner:task-arn"
+
+#: The stack's outputs, which ``fargate-runners`` (the CLI) reads.
+OUTPUT_WEBHOOK_URL: Final = "WebhookUrl"
+OUTPUT_WEBHOOK_SECRET_ARN: Final = "WebhookSecretArn"  # noqa: S105 - an output name
+OUTPUT_GITHUB_TOKEN_SECRET_ARN: Final = "GitHubTokenSecretArn"  # noqa: S105 - an output name
+OUTPUT_CLUSTER_NAME: Final = "ClusterName"
+OUTPUT_RETRY_QUEUE_URL: Final = "RetryQueueUrl"
+OUTPUT_DEAD_LETTER_QUEUE_URL: Final = "DeadLetterQueueUrl"
+OUTPUT_HOOK_PARAMETER: Final = "WebhookHookParameter"
+OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
+REQUIRED_OUTPUTS: Final = (
+    OUTPUT_WEBHOOK_URL,
+    OUTPUT_WEBHOOK_SECRET_ARN,
+    OUTPUT_GITHUB_TOKEN_SECRET_ARN,
+    OUTPUT_CLUSTER_NAME,
+)
+OPTIONAL_OUTPUTS: Final = (
+    OUTPUT_RETRY_QUEUE_URL,
+    OUTPUT_DEAD_LETTER_QUEUE_URL,
+    OUTPUT_HOOK_PARAMETER,
+    OUTPUT_DASHBOARD_NAME,
+)

@@ -1,0 +1,89 @@
+"""The names and shapes that cross from the construct to the Lambda and the CLI agree.
+
+The synthesized Lambda environment, with each token replaced by the realistic sample the
+construct's size check uses, goes through the Lambda's own settings loader: a variable
+renamed on one side, a profile key the Lambda does not know, or a value it refuses fails
+here, not in a deployed account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import Token
+
+from lambda_fn import contract
+from lambda_fn.config import load_settings
+
+from .conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+SYNTHS = ("main_synth", "existing_vpc_synth", "edge_synth")
+
+
+def _resolved_environment(synth: Synth) -> dict[str, str]:
+    runners = synth.stack.runners
+    return {
+        key: runners.environment_samples[key] if Token.is_unresolved(value) else value
+        for key, value in runners.lambda_environment.items()
+    }
+
+
+@pytest.mark.parametrize("fixture", SYNTHS)
+def test_the_synthesized_environment_loads_in_the_lambda(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    synth: Synth = request.getfixturevalue(fixture)
+    runners = synth.stack.runners
+    config = synth.stack.config
+    settings = load_settings(_resolved_environment(synth))
+
+    assert [p.name for p in settings.profiles] == [p.name for p in config.profiles]
+    for loaded, configured in zip(settings.profiles, config.profiles, strict=True):
+        assert loaded.labels == configured.labels
+        assert loaded.max_runners == configured.effective_max_runners
+        assert loaded.extra == {}, f"keys the Lambda does not know: {sorted(loaded.extra)}"
+        assert (loaded.policy is not None) == configured.policy.restricted
+    assert settings.runner_name_prefix == runners.runner_name_prefix
+    assert settings.jit_secret_prefix == runners.jit_secret_prefix
+    assert settings.github_api_url == config.github_api_url
+    assert settings.runner_scope == config.runner_scope
+
+
+@pytest.mark.parametrize("fixture", SYNTHS)
+def test_every_variable_is_in_the_contract_and_every_required_one_is_set(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    synth: Synth = request.getfixturevalue(fixture)
+    environment = synth.stack.runners.lambda_environment
+    known = set(contract.LAMBDA_ENVIRONMENT) | set(contract.POWERTOOLS_ENVIRONMENT)
+    assert set(environment) <= known
+    required = {k for k, default in contract.LAMBDA_ENVIRONMENT.items() if default is None}
+    assert required <= set(environment)
+    # And the template carries exactly that environment on the three dispatch Lambdas.
+    functions = synth.resources("AWS::Lambda::Function").values()
+    with_profiles = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in functions
+        if "RUNNER_PROFILES" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(with_profiles) == 3
+    assert all(set(variables) == set(environment) for variables in with_profiles)
+
+
+def test_profile_entries_use_only_contract_keys(main_synth: Synth, edge_synth: Synth) -> None:
+    allowed = {*contract.PROFILE_REQUIRED_KEYS, *contract.PROFILE_OPTIONAL_KEYS}
+    seen: set[str] = set()
+    for synth in (main_synth, edge_synth):
+        for profile in synth.stack.config.profiles:
+            entry: dict[str, Any] = profile.lambda_entry("arn", "runner", "AROA" + "X" * 17)
+            assert set(contract.PROFILE_REQUIRED_KEYS) <= set(entry)
+            seen |= set(entry)
+    assert seen <= allowed
+
+
+def test_the_stack_has_every_output_the_cli_reads(main_synth: Synth) -> None:
+    outputs = set(main_synth.raw["Outputs"])
+    assert set(contract.REQUIRED_OUTPUTS) | set(contract.OPTIONAL_OUTPUTS) <= outputs
