@@ -8,6 +8,7 @@ is split.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 
 from aws_cdk import (
@@ -343,7 +344,7 @@ class DispatcherPart(RunnersBase):
             "DEPLOYMENT_ID": "0" * 8,
             # CloudFormation names a parameter CFN-<logical id>-<random>.
             "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
-            "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{'0' * 8}-{'0' * 27}",
+            "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{uuid.UUID(int=0)}",
         }
 
     # -- least-privilege IAM for the webhook -----------------------------------

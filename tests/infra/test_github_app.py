@@ -162,3 +162,13 @@ def test_config_accepts_a_client_id_and_the_app_hook() -> None:
         {"github_auth": "app", "github_app_id": "Iv23liABCDEF", "github_hook_path": "app/hook"}
     )
     assert (config.github_app_id, config.github_hook_path) == ("Iv23liABCDEF", "app/hook")
+
+
+def test_the_lambda_loads_the_app_stacks_environment(app_synth: Synth) -> None:
+    from lambda_fn.config import load_settings
+
+    from .test_contract import _resolved_environment
+
+    settings = load_settings(_resolved_environment(app_synth))
+    assert (settings.github_auth, settings.github_app_id) == ("app", "123456")
+    assert settings.github_app_key_arn.startswith("arn:aws:kms:")
