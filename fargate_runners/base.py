@@ -18,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import RunnerProfile
+from .github_app import GitHubAppKey
 from .props import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FargateRunnersProps
 from .tracing import TRACING_ENVIRONMENT
 
@@ -34,6 +35,8 @@ class RunnersBase(Construct):
     runner_log_group: logs.LogGroup
     webhook_secret: secretsmanager.Secret
     github_token_secret: secretsmanager.ISecret
+    #: ``github_auth: app``: the App's KMS key and its Lambda settings; None with the PAT.
+    github_app: GitHubAppKey | None
     idempotency_table: dynamodb.Table
     webhook_function: lambda_.Function
     webhook_role: iam.Role

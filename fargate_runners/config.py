@@ -689,6 +689,11 @@ def _retention(days: int) -> int:
     return days
 
 
+GITHUB_AUTH = ("pat", "app")
+#: A GitHub App's ID (digits) or client ID (``Iv1.…``, ``Iv23…``), as lambda_fn/config.py.
+_APP_ID_RE = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
+
+
 class RunnersConfig(_Deployment):
     """The whole app configuration, from the ``cdk.json`` context (see README.md)."""
 
@@ -723,6 +728,14 @@ class RunnersConfig(_Deployment):
         parsed(matching(TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
     ] = None
     reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
+    #: How the Lambdas authenticate to GitHub (README, "PAT or GitHub App").
+    github_auth: Annotated[str, parsed(one_of(GITHUB_AUTH))] = "pat"
+    github_app_id: Annotated[
+        str | None, parsed(matching(_APP_ID_RE, "a GitHub App ID or client ID"))
+    ] = None
+    github_app_key_arn: Annotated[str | None, parsed(matching(KMS_KEY_ARN_RE, "a KMS key ARN"))] = (
+        None
+    )
 
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None
@@ -739,6 +752,14 @@ class RunnersConfig(_Deployment):
             )
         if self.alarm_email is not None and self.alarm_topic_arn is not None:
             problems.append(Problem("alarm_email", "give alarm_email or alarm_topic_arn, not both"))
+        app = self.github_auth == "app"
+        if app and self.github_app_id is None:
+            problems.append(Problem("github_app_id", "is required with github_auth: app"))
+        problems += [
+            Problem(key, "is used only with github_auth: app")
+            for key in ("github_app_id", "github_app_key_arn")
+            if getattr(self, key) is not None and not app
+        ]
         problems += [
             Problem("stack_name", problem)
             for problem in rules.name_prefix_problems(

@@ -36,7 +36,7 @@ LABEL_RE = re.compile(r"^[^\s,]{1,100}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 HOOK_PATH_RE = re.compile(
-    r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$"
+    r"^((repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+|app/hook)$"
 )
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 #: Variables the runner or entrypoint owns: a profile may not set them.
@@ -367,7 +367,8 @@ def parse_hook_path(value: Any, key: str = "") -> str:
     path = parse_str(value, key).strip("/")
     if not HOOK_PATH_RE.match(path):
         raise ConfigError(
-            key, f"{path!r} must look like repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID"
+            key,
+            f"{path!r} must look like repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app/hook",
         )
     return path
 

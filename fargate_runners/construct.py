@@ -43,6 +43,7 @@ from constructs import Construct
 
 from .config import CONTAINER_NAME, check_names
 from .dispatcher import DispatcherPart
+from .github_app import GitHubAppKey
 from .network import NetworkPart
 from .observability import ObservabilityPart
 from .props import (
@@ -143,6 +144,8 @@ class FargateRunners(
         self._cluster()
         self._runner_tasks(profiles, props)
         self._secrets(props)
+        app = props.github_app
+        self.github_app = GitHubAppKey(self, "GitHubApp", app) if app else None
         self._table()
         self._queues()
         self._hook_parameter()
@@ -151,5 +154,7 @@ class FargateRunners(
         self._firewall(props)
         for role in (self.webhook_role, self.retry_role, self.reconciler_role):
             self._grant_dispatch(role)
+            if self.github_app is not None:
+                self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
         self._observability(profiles, props)

@@ -8,6 +8,7 @@ is split.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 
 from aws_cdk import (
@@ -219,6 +220,7 @@ class DispatcherPart(RunnersBase):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
+            **(self.github_app.environment() if self.github_app else {}),
         }
         unknown = set(environment) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
         if unknown:  # pragma: no cover - a bug here, not a user's mistake
@@ -350,6 +352,7 @@ class DispatcherPart(RunnersBase):
             "DEPLOYMENT_ID": "0" * 8,
             # CloudFormation names a parameter CFN-<logical id>-<random>.
             "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
+            "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{uuid.UUID(int=0)}",
         }
 
     # -- least-privilege IAM for the webhook -----------------------------------
@@ -397,7 +400,9 @@ class DispatcherPart(RunnersBase):
             iam.PolicyStatement(
                 sid="ReadWebhookSecrets",
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[self.webhook_secret.secret_arn, self.github_token_secret.secret_arn],
+                # With a GitHub App the PAT secret stays empty and unreadable.
+                resources=[self.webhook_secret.secret_arn]
+                + ([] if self.github_app else [self.github_token_secret.secret_arn]),
             )
         )
         self._grant_task_control(role)

@@ -27,6 +27,7 @@ from .config import (
     RunnerProfile,
     check_construct_props,
 )
+from .github_app import GitHubAppAuth
 from .runner_files import STOP_TIMEOUT_SECONDS
 
 RETRY_FUNCTION_TIMEOUT_SECONDS = 60
@@ -105,6 +106,8 @@ class FargateRunnersProps:
     :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
     :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
     :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
+    :param github_app: authenticate as this GitHub App (JWT signed by a KMS key holding its
+        private key, ``github_app.py``) instead of with the PAT; default: the PAT.
     :param log_retention: retention of every log group this construct creates.
     :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
         ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
@@ -147,6 +150,7 @@ class FargateRunnersProps:
     allowed_repositories: Sequence[str] = field(default_factory=tuple)
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret: secretsmanager.ISecret | None = None
+    github_app: GitHubAppAuth | None = None
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
     api_gateway_logging: str = "off"

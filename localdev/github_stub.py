@@ -26,8 +26,10 @@ and sent asynchronously, as a new delivery with the same ``guid`` and
 
 Every request is recorded (method, path, query, JSON body, whether an
 ``Authorization`` header was present -- never its value). A request without
-one is answered 401, as GitHub does. :meth:`GitHubStub.fail` makes the next
-matching requests fail (5xx, 429...) to exercise retries.
+one is answered 401, as GitHub does. With ``app`` set (a
+``localdev.github_app_double.GitHubAppDouble``), GitHub's App endpoints are served
+and every other request needs a live installation token allowed there.
+:meth:`GitHubStub.fail` makes the next matching requests fail (5xx, 429...) to exercise retries.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from localdev._background import BackgroundHTTPServer, Service
+from localdev.github_app_double import GitHubAppDouble
 from localdev.runner_double import configured_files, jit_config
 
 _SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
@@ -185,6 +188,8 @@ class GitHubStub(Service):
     tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the commit graph for compare: sha -> parent shas.
     parents: dict[str, list[str]] = field(default_factory=dict)
+    #: GitHub's side of a GitHub App (GITHUB_AUTH=app); None: any token is accepted.
+    app: GitHubAppDouble | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _failures: list[_Failure] = field(default_factory=list, repr=False)
@@ -330,7 +335,7 @@ class GitHubStub(Service):
         return None
 
     def handle(
-        self, method: str, path: str, body: Any, authorized: bool
+        self, method: str, path: str, body: Any, authorization: str
     ) -> tuple[int, dict[str, str], Any]:
         """The answer to one request: (status, extra headers, JSON body or None)."""
         with self._lock:
@@ -346,8 +351,13 @@ class GitHubStub(Service):
                         "hooks": [f"{self.hook_source}/32"],
                     },
                 )
-            if not authorized:
+            if not authorization.strip():
                 return 401, {}, {"message": "Requires authentication"}
+            if self.app is not None:
+                answer = self.app.answer(method, path, authorization, body)
+                answer = answer or self.app.refusal(method, path, authorization)
+                if answer is not None:
+                    return answer[0], {}, answer[1]
             return self._route(method, path, body)
 
     def _route(self, method: str, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
@@ -451,8 +461,9 @@ class _StubHandler(BaseHTTPRequestHandler):
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = {"_unparsed": raw[:200].decode("utf-8", "replace")}
-        authorized = bool(self.headers.get("Authorization", "").strip())
-        status, headers, answer = self.owner.handle(self.command, parts.path, body, authorized)
+        authorization = self.headers.get("Authorization", "")
+        authorized = bool(authorization.strip())
+        status, headers, answer = self.owner.handle(self.command, parts.path, body, authorization)
         with self.owner._lock:
             self.owner.requests.append(
                 RecordedRequest(

@@ -42,6 +42,8 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws
 
+from localdev.github_app_double import GitHubAppDouble
+
 GITHUB_API = "https://api.github.test"
 WEBHOOK_SECRET = "whsec-" + "a1b2c3d4" * 4
 PAT = "ghp_" + "PATSHOULDNEVERLEAK" + "x" * 18
@@ -138,12 +140,13 @@ class FakeAws:
 
 def reset_lambda_caches() -> None:
     """The handler caches clients, secrets and launchers per process: start each test clean."""
-    from lambda_fn import aws, dispatch, secrets
+    from lambda_fn import aws, dispatch, github_auth, secrets
     from lambda_fn.config import _parse_cached
 
     aws.reset()
     secrets.reset()
     dispatch.reset()
+    github_auth.reset()
     _parse_cached.cache_clear()
 
 
@@ -225,7 +228,36 @@ class FakeGitHub:
     parents: dict[str, list[str]] = field(default_factory=dict)
     #: Answer every git ref/tag lookup with this status instead (5xx: GitHub failing).
     refs_status_code: int = 200
+    #: GITHUB_AUTH=app: GitHub's side of the App (``use_github_app``). When set, every
+    #: endpoint wants a live installation token allowed there, as GitHub does.
+    app: GitHubAppDouble | None = None
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
+
+    def app_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """The App endpoints (installations, access tokens, GET /app): JWT only."""
+        if self.app is None:  # no App: GitHub cannot decode a PAT as a JWT
+            return 401, {}, '{"message": "A JSON web token could not be decoded"}'
+        path = urlsplit(request.url).path
+        answer = self.app.answer(request.method, path, request.headers.get("Authorization", ""))
+        status, body = answer if answer is not None else (404, {"message": "Not Found"})
+        return status, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def guarded(self, callback: Any) -> Any:
+        """``callback`` behind GitHub's token check when the App is in use."""
+
+        def answer(request: Any) -> tuple[int, dict[str, str], str]:
+            if self.app is not None:
+                refusal = self.app.refusal(
+                    request.method,
+                    urlsplit(request.url).path,
+                    request.headers.get("Authorization", ""),
+                )
+                if refusal is not None:
+                    return refusal[0], {"Content-Type": "application/json"}, json.dumps(refusal[1])
+            result: tuple[int, dict[str, str], str] = callback(request)
+            return result
+
+        return answer
 
     def job_callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         """GET /repos/{o}/{r}/actions/jobs/{id}: 'queued' unless a test says otherwise."""
@@ -353,24 +385,66 @@ GIT_TAG_URL = re.compile(re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/git/tags/[
 RUNNER_URL = re.compile(
     re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/\d+"
 )
+INSTALLATION_URL = re.compile(
+    re.escape(GITHUB_API) + r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/installation"
+)
+ACCESS_TOKENS_URL = re.compile(re.escape(GITHUB_API) + r"/app/installations/\d+/access_tokens")
+APP_URL = f"{GITHUB_API}/app"
+APP_DELIVERIES_URL = re.compile(re.escape(GITHUB_API) + r"/app/hook/deliveries\?.*")
+APP_REDELIVER_URL = re.compile(re.escape(GITHUB_API) + r"/app/hook/deliveries/\d+/attempts")
 
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake = FakeGitHub(mock)
-        mock.add_callback(responses.POST, JIT_URL, callback=fake.jit_callback)
-        mock.add_callback(responses.DELETE, RUNNER_URL, callback=fake.delete_callback)
-        mock.add_callback(responses.GET, JOB_URL, callback=fake.job_callback)
-        mock.add_callback(responses.GET, RUN_URL, callback=fake.run_callback)
-        mock.add_callback(responses.GET, RUNNERS_URL, callback=fake.list_runners_callback)
-        mock.add_callback(responses.GET, DELIVERIES_URL, callback=fake.deliveries_callback)
-        mock.add_callback(responses.POST, REDELIVER_URL, callback=fake.redeliver_callback)
+        for method, url, callback in (
+            (responses.POST, JIT_URL, fake.jit_callback),
+            (responses.DELETE, RUNNER_URL, fake.delete_callback),
+            (responses.GET, JOB_URL, fake.job_callback),
+            (responses.GET, RUN_URL, fake.run_callback),
+            (responses.GET, RUNNERS_URL, fake.list_runners_callback),
+            (responses.GET, DELIVERIES_URL, fake.deliveries_callback),
+            (responses.POST, REDELIVER_URL, fake.redeliver_callback),
+            (responses.GET, GIT_REF_URL, fake.git_ref_callback),
+            (responses.GET, GIT_TAG_URL, fake.git_tag_callback),
+            (responses.GET, COMPARE_URL, fake.compare_callback),
+            (responses.GET, APP_DELIVERIES_URL, fake.deliveries_callback),
+            (responses.POST, APP_REDELIVER_URL, fake.redeliver_callback),
+        ):
+            mock.add_callback(method, url, callback=fake.guarded(callback))
         mock.add_callback(responses.GET, META_URL, callback=fake.meta_callback)
-        mock.add_callback(responses.GET, GIT_REF_URL, callback=fake.git_ref_callback)
-        mock.add_callback(responses.GET, GIT_TAG_URL, callback=fake.git_tag_callback)
-        mock.add_callback(responses.GET, COMPARE_URL, callback=fake.compare_callback)
+        mock.add_callback(responses.GET, INSTALLATION_URL, callback=fake.app_callback)
+        mock.add_callback(responses.POST, ACCESS_TOKENS_URL, callback=fake.app_callback)
+        mock.add_callback(responses.GET, APP_URL, callback=fake.app_callback)
         yield fake
+
+
+#: The App of the App-mode tests (a numeric App ID is the JWT's ``iss``).
+APP_ID = "424242"
+
+
+def use_github_app(
+    fake: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, *, install: bool = True
+) -> GitHubAppDouble:
+    """Switch the handler to ``GITHUB_AUTH=app``: an RSA_2048 SIGN_VERIFY key in moto's KMS
+    (moto makes the key material: its ImportKeyMaterial is missing, see tests/cli), and
+    GitHub's side of the App knowing that key's public half. ``install``: on octo-org."""
+    from localdev.github_app_double import GitHubAppDouble
+
+    kms = boto3.client("kms", region_name=fake.region)
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    public = kms.get_public_key(KeyId=key["Arn"])["PublicKey"]
+    github.app = GitHubAppDouble(APP_ID, public)
+    if install:
+        github.app.install("octo-org")
+    for name, value in (
+        ("GITHUB_AUTH", "app"),
+        ("GITHUB_APP_ID", APP_ID),
+        ("GITHUB_APP_KEY_ARN", key["Arn"]),
+    ):
+        monkeypatch.setenv(name, value)
+    return github.app
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import pytest
 import responses
 from moto import mock_aws
 
+from localdev.github_app_double import GitHubAppDouble
 from runners_cli.stack import Aws
+from tests.cli.kms_import import kms_import  # noqa: F401 - a fixture for the App tests
 
 REGION = "us-east-1"
 STACK = "FargateRunners"
@@ -243,15 +245,36 @@ class GitHub:
     classic_scopes: str | None = None
     valid_token: str = PAT
     calls: list[tuple[str, str]] = field(default_factory=list)
+    #: GitHub's side of a GitHub App (App stacks): its endpoints want the JWT, and the
+    #: repository/organisation endpoints accept its installation tokens too.
+    app: GitHubAppDouble | None = None
+    #: The Authorization header of each call (to tell the PAT from an installation token).
+    authorizations: list[str] = field(default_factory=list)
 
     def _auth_ok(self, request: Any) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.valid_token}"
 
+    def _refusal(self, request: Any, path: str) -> tuple[int, Any] | None:
+        """GitHub's App answer or refusal when an App is in play; else the PAT check."""
+        authorization = request.headers.get("Authorization", "")
+        if self.app is not None:
+            body = json.loads(request.body) if request.body else None
+            answer = self.app.answer(request.method, path, authorization, body)
+            if answer is not None:
+                return answer
+            if not self._auth_ok(request):
+                return self.app.refusal(request.method, path, authorization)
+            return None
+        if not self._auth_ok(request):
+            return 401, {"message": "Bad credentials"}
+        return None
+
     def callback(self, request: Any) -> tuple[int, dict[str, str], str]:
         path = request.path_url.split("?")[0]
         self.calls.append((request.method, path))
-        if not self._auth_ok(request):
-            return 401, {}, json.dumps({"message": "Bad credentials"})
+        self.authorizations.append(request.headers.get("Authorization", ""))
+        if (refusal := self._refusal(request, path)) is not None:
+            return refusal[0], {}, json.dumps(refusal[1])
         if path == "/user":
             headers = {} if self.classic_scopes is None else {"X-OAuth-Scopes": self.classic_scopes}
             return 200, headers, json.dumps({"login": "octocat"})
