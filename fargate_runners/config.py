@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from lambda_fn.config import APP_ID_RE
 from lambda_fn.policy import (
     Policy,
     policy_from_dict,
@@ -690,8 +691,6 @@ def _retention(days: int) -> int:
 
 
 GITHUB_AUTH = ("pat", "app")
-#: A GitHub App's ID (digits) or client ID (``Iv1.…``, ``Iv23…``), as lambda_fn/config.py.
-_APP_ID_RE = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
 
 
 class RunnersConfig(_Deployment):
@@ -731,7 +730,7 @@ class RunnersConfig(_Deployment):
     #: How the Lambdas authenticate to GitHub (README, "PAT or GitHub App").
     github_auth: Annotated[str, parsed(one_of(GITHUB_AUTH))] = "pat"
     github_app_id: Annotated[
-        str | None, parsed(matching(_APP_ID_RE, "a GitHub App ID or client ID"))
+        str | None, parsed(matching(APP_ID_RE, "a GitHub App ID or client ID"))
     ] = None
     github_app_key_arn: Annotated[str | None, parsed(matching(KMS_KEY_ARN_RE, "a KMS key ARN"))] = (
         None

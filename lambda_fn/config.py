@@ -48,7 +48,7 @@ _DEPLOYMENT_ID = re.compile(r"^[a-z0-9]{0,16}$")
 #: A GitHub App's numeric App ID, or its client ID (``Iv1.…``, ``Iv23…``): either is the JWT's
 #: ``iss`` (docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/
 #: generating-a-json-web-token-jwt-for-a-github-app).
-_APP_ID = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
+APP_ID_RE = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
 _KMS_KEY_ARN = re.compile(
     r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/"
     r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$"
@@ -257,7 +257,7 @@ def _github_auth(get: Callable[[str], str]) -> tuple[Literal["pat", "app"], str,
         raise ConfigError(f"GITHUB_AUTH must be 'pat' or 'app', got {auth[:20]!r}")
     values: list[str] = []
     for name, pattern, what in (
-        ("GITHUB_APP_ID", _APP_ID, "the GitHub App's ID or client ID"),
+        ("GITHUB_APP_ID", APP_ID_RE, "the GitHub App's ID or client ID"),
         ("GITHUB_APP_KEY_ARN", _KMS_KEY_ARN, "a KMS key ARN"),
     ):
         value = get(name)
