@@ -5,10 +5,11 @@
 - ``boto3``: time ``import boto3`` (the floor).
 - ``deps``: time ``import boto3, requests`` (what the fakes pre-import in ``first``).
 - ``app``: time ``import lambda_fn.app``.
-- ``first`` / ``first-notrace``: set up moto (``mock_aws``) and ``responses``
+- ``first`` / ``first-traced``: set up moto (``mock_aws``) and ``responses``
   *before* the timer, then time ``import lambda_fn.app``, the first queued
-  delivery, and a second (new job) delivery; ``first-notrace`` sets
-  ``POWERTOOLS_TRACE_DISABLED=true``.
+  delivery, and a second (new job) delivery. ``first`` is as deployed by
+  default (remote calls not traced); ``first-traced`` sets
+  ``TRACE_REMOTE_CALLS=true`` (the stack's ``detailed_tracing``).
 
 The result goes to ``OUT.json`` (the handler's own log lines go to stdout).
 A line ``BENCH-TIMER-START`` is written to stderr where the timer starts, so a
@@ -115,8 +116,8 @@ def _first_delivery(trace: bool) -> dict[str, Any]:
 
     os.environ.update(BASE_ENV)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    if not trace:
-        os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+    if trace:
+        os.environ["TRACE_REMOTE_CALLS"] = "true"
 
     jit_url = re.compile(
         re.escape(GITHUB_API) + r"/repos/[^/]+/[^/]+/actions/runners/generate-jitconfig"
@@ -183,8 +184,8 @@ def main(argv: list[str]) -> int:
         result = _import_only(("boto3", "requests"))
     elif mode == "app":
         result = _import_only(("lambda_fn.app",))
-    elif mode in ("first", "first-notrace"):
-        result = _first_delivery(trace=mode == "first")
+    elif mode in ("first", "first-traced"):
+        result = _first_delivery(trace=mode == "first-traced")
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     result["mode"] = mode

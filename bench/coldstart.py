@@ -21,23 +21,25 @@ from bench._coldchild import MARKER
 from bench.stats import ratio, spread
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("boto3", "deps", "app", "first", "first-notrace")
+MODES = ("boto3", "deps", "app", "first", "first-traced")
 IMPORT_RATIO_TARGET = 1.3
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(root: Path = ROOT) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("AWS_", "POWERTOOLS_"))
     }
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # measure against the existing .pyc files only
     return env
 
 
-def run_child(mode: str, *, importtime: bool = False) -> tuple[dict[str, Any], str]:
-    """Run one child; return its result and (with ``importtime``) its stderr."""
+def run_child(
+    mode: str, *, importtime: bool = False, root: Path = ROOT
+) -> tuple[dict[str, Any], str]:
+    """Run one child of the tree at ``root``; its result and (with ``importtime``) stderr."""
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable]
@@ -46,8 +48,8 @@ def run_child(mode: str, *, importtime: bool = False) -> tuple[dict[str, Any], s
         argv += ["-m", "bench._coldchild", mode, str(out)]
         proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
             argv,
-            cwd=ROOT,
-            env=_child_env(),
+            cwd=root,
+            env=_child_env(root),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -129,7 +131,7 @@ class ColdResult:
         app = spread(self.values("app", "import_s"))
         first = spread(self.values("first", "first_delivery_s"))
         second = spread(self.values("first", "second_delivery_s"))
-        first_notrace = spread(self.values("first-notrace", "first_delivery_s"))
+        first_traced = spread(self.values("first-traced", "first_delivery_s"))
         import_ratio = ratio(app.median, boto3.median)
         per_run_ratio = spread(
             [
@@ -151,7 +153,7 @@ class ColdResult:
             "import_ratio_target": IMPORT_RATIO_TARGET,
             "import_ratio_ok": import_ratio <= IMPORT_RATIO_TARGET,
             "first_delivery_s": first.as_dict(),
-            "first_delivery_tracing_disabled_s": first_notrace.as_dict(),
+            "first_delivery_traced_s": first_traced.as_dict(),
             "second_delivery_s": second.as_dict(),
             "first_delivery_one_off_s": round(first.median - second.median, 6),
             "cold_total_estimate_s": round(app.median + first.median + deps.median, 6),
@@ -168,7 +170,7 @@ class ColdResult:
                 run["statuses"] == ["launched", "launched"]
                 and run["tasks_started"] == 2
                 and run["jit_configs_issued"] == 2
-                for mode in ("first", "first-notrace")
+                for mode in ("first", "first-traced")
                 for run in self.runs[mode]
             ),
             "top_imports_app": top_imports(self.app_imports),

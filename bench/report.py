@@ -38,9 +38,8 @@ def render_cold(cold: dict[str, Any]) -> list[str]:
         f"(per-run min {cold['import_ratio_per_run']['minimum']:.2f}, "
         f"max {cold['import_ratio_per_run']['maximum']:.2f}; target <= "
         f"{cold['import_ratio_target']}x: {ok})",
-        f"   first delivery (as deployed, tracing on)   {_ms(cold['first_delivery_s'])}",
-        "   first delivery (POWERTOOLS_TRACE_DISABLED) "
-        + _ms(cold["first_delivery_tracing_disabled_s"]),
+        f"   first delivery (as deployed)              {_ms(cold['first_delivery_s'])}",
+        "   first delivery (TRACE_REMOTE_CALLS=true)  " + _ms(cold["first_delivery_traced_s"]),
         f"   second delivery, same process  {_ms(cold['second_delivery_s'])}",
         f"   -> one-off cost of the first delivery: "
         f"{cold['first_delivery_one_off_s'] * 1000:.0f} ms",
@@ -123,7 +122,7 @@ def render_package(package: dict[str, Any]) -> list[str]:
     layer = package["with_powertools_layer"]
     lines = [
         f"4. Lambda asset (pip for Python {package['python_version']} / {package['platform']}, "
-        f"as cdk/bundling.py; zip deflate-9; deps "
+        f"as fargate_runners/bundling.py; zip deflate-9; deps "
         f"{'cached' if package['cached_dependencies'] else 'freshly built'})",
         f"   total: {_size(package['zipped_bytes'])} zipped, "
         f"{_size(package['unzipped_bytes'])} unzipped, {package['files']} files",

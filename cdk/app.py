@@ -6,6 +6,7 @@ environment-agnostic and does no lookups.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,10 +17,23 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from fargate_runners.config import load_config
+from fargate_runners.config import ConfigError, load_config
 from fargate_runners.stack import FargateRunnersStack
 
 __all__ = ["build_app", "main"]
+
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+
+
+def feature_flags(path: Path = CDK_JSON) -> dict[str, object]:
+    """The CDK feature flags ``cdk.json`` sets (every flag CDK recommends for new apps).
+
+    The CLI passes them to the app itself; tests and tools that call :func:`build_app`
+    get the same ones, so what they check is what ``cdk deploy`` deploys.
+    """
+    context = json.loads(path.read_text())["context"]
+    return {key: value for key, value in context.items() if key.startswith("@aws-cdk")}
 
 
 def build_app(
@@ -29,7 +43,7 @@ def build_app(
     nag: bool = True,
 ) -> tuple[cdk.App, FargateRunnersStack]:
     """The app with its one stack; cdk-nag AwsSolutions checks when ``nag``."""
-    app = cdk.App(context=context, outdir=outdir)
+    app = cdk.App(context={**feature_flags(), **(context or {})}, outdir=outdir)
     config = load_config(app.node.get_all_context())
     stack = FargateRunnersStack(app, "FargateRunners", config=config)
     if nag:
@@ -38,9 +52,18 @@ def build_app(
 
 
 def main() -> None:
+    """Synthesize; a configuration error prints one line per problem (no traceback), exit 2."""
     # Nothing in the stack is region-specific; a region only keeps SDK-based code quiet.
     os.environ.setdefault("CDK_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
-    app, _ = build_app(outdir=os.environ.get("CDK_OUTDIR"))
+    try:
+        app, _ = build_app(outdir=os.environ.get("CDK_OUTDIR"))
+    except ConfigError as error:
+        count = len(error.problems)
+        plural = "s" * (count > 1)
+        print(f"configuration: {count} problem{plural} (cdk.json context, -c):", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
     app.synth()
 
 

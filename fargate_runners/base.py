@@ -18,7 +18,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import RunnerProfile
+from .github_app import GitHubAppKey
 from .props import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FargateRunnersProps
+from .tracing import TRACING_ENVIRONMENT
 
 
 class RunnersBase(Construct):
@@ -33,6 +35,8 @@ class RunnersBase(Construct):
     runner_log_group: logs.LogGroup
     webhook_secret: secretsmanager.Secret
     github_token_secret: secretsmanager.ISecret
+    #: ``github_auth: app``: the App's KMS key and its Lambda settings; None with the PAT.
+    github_app: GitHubAppKey | None
     idempotency_table: dynamodb.Table
     webhook_function: lambda_.Function
     webhook_role: iam.Role
@@ -52,6 +56,7 @@ class RunnersBase(Construct):
     assign_public_ip: bool
     refresh_function: lambda_.Function | None
     _code: lambda_.Code
+    _layers: list[lambda_.ILayerVersion]
 
     def _log_group(self, construct_id: str, **kwargs: Any) -> logs.LogGroup:
         """A log group with the configured retention and removal policy."""
@@ -112,8 +117,20 @@ class RunnersBase(Construct):
             memory_size=1024,
             timeout=Duration.seconds(timeout),
             tracing=lambda_.Tracing.ACTIVE,
+            # Only the dispatcher functions trace their remote calls (their environment says so).
+            layers=list(self._layers) if TRACING_ENVIRONMENT.keys() <= environment.keys() else [],
             role=role,
             log_group=log_group,
             environment=dict(environment),
         )
         return function, role
+
+    @property
+    def _task_arns(self) -> str:
+        """Every task of this cluster (task ids are unknown before launch)."""
+        return Stack.of(self).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )

@@ -16,6 +16,10 @@ dependency), so a dependency released after the last test run cannot slip in.
 
 Docker is never used: :class:`LocalPipBundling` either succeeds or raises,
 so CDK never falls back to the placeholder image.
+
+The same bundler builds the optional tracing layer (``layer_code``): only the
+requirements, installed under ``python/`` as Lambda layers expect, without
+their dependencies (each one the layer needs is listed itself).
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from aws_cdk import aws_lambda as lambda_
 __all__ = [
     "PLACEHOLDER_IMAGE",
     "RUNTIME_PROVIDED",
+    "TRACING_REQUIREMENTS",
     "BundlingError",
     "LocalPipBundling",
     "lambda_code",
+    "layer_code",
     "pip_platform",
     "python_version",
 ]
@@ -45,6 +51,9 @@ PLACEHOLDER_IMAGE = "local-bundling-only/no-docker-fallback"
 
 #: The lock every install (tests, CI, the Lambda bundle) uses.
 CONSTRAINTS = Path(__file__).resolve().parent / "constraints.txt"
+
+#: What the ``detailed_tracing`` layer holds: the X-Ray SDK the Powertools tracer needs.
+TRACING_REQUIREMENTS = Path(__file__).resolve().parent / "tracing_layer" / "requirements.txt"
 
 #: Top-level names (packages, their dist-info and scripts) the Lambda runtime provides.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "bin")
@@ -76,7 +85,11 @@ def pip_platform(architecture: lambda_.Architecture) -> str:
 
 @jsii.implements(ILocalBundling)
 class LocalPipBundling:
-    """Copies the package into ``<output>/<package>/`` and pip-installs its requirements."""
+    """Copies the package into ``<output>/<package>/`` and pip-installs its requirements.
+
+    With ``layer=True``: no package, the requirements alone (``--no-deps``) under
+    ``<output>/python/``.
+    """
 
     def __init__(
         self,
@@ -85,11 +98,13 @@ class LocalPipBundling:
         python_version: str,
         platform: str,
         constraints: Path | None = CONSTRAINTS,
+        layer: bool = False,
     ) -> None:
         self.source_dir = Path(source_dir).resolve()
         self.python_version = python_version
         self.platform = platform
         self.constraints = constraints
+        self.layer = layer
 
     @property
     def requirements(self) -> Path:
@@ -97,6 +112,8 @@ class LocalPipBundling:
 
     def pip_command(self, output_dir: str) -> list[str]:
         pinned = ["-c", str(self.constraints)] if self.constraints is not None else []
+        if self.layer:
+            pinned.append("--no-deps")
         return [
             sys.executable, "-m", "pip", "install",
             "--target", output_dir,
@@ -124,12 +141,16 @@ class LocalPipBundling:
         return True
 
     def _bundle(self, output: Path) -> None:
-        if not (self.source_dir / "__init__.py").is_file():
+        if not self.layer and not (self.source_dir / "__init__.py").is_file():
             raise BundlingError(f"{self.source_dir} is not a Python package (no __init__.py)")
         if self.constraints is not None and not self.constraints.is_file():
             raise BundlingError(f"the version lock {self.constraints} is missing")
-        package_dir = output / self.source_dir.name
-        shutil.copytree(self.source_dir, package_dir, ignore=_IGNORED, dirs_exist_ok=True)
+        if self.layer:
+            output = output / "python"
+            output.mkdir(parents=True, exist_ok=True)
+        else:
+            package_dir = output / self.source_dir.name
+            shutil.copytree(self.source_dir, package_dir, ignore=_IGNORED, dirs_exist_ok=True)
         if self.requirements.is_file():
             result = subprocess.run(  # noqa: S603 - fixed argv, no shell
                 self.pip_command(str(output)),
@@ -170,8 +191,26 @@ def lambda_code(
     source_dir: Path, *, runtime: lambda_.Runtime, architecture: lambda_.Architecture
 ) -> lambda_.Code:
     """A Lambda ``Code`` asset for ``source_dir`` bundled locally (no Docker)."""
+    return _code(source_dir, runtime=runtime, architecture=architecture, layer=False)
+
+
+def layer_code(
+    requirements_dir: Path, *, runtime: lambda_.Runtime, architecture: lambda_.Architecture
+) -> lambda_.Code:
+    """A layer ``Code`` asset: ``requirements_dir/requirements.txt`` under ``python/``."""
+    return _code(requirements_dir, runtime=runtime, architecture=architecture, layer=True)
+
+
+def _code(
+    source_dir: Path,
+    *,
+    runtime: lambda_.Runtime,
+    architecture: lambda_.Architecture,
+    layer: bool,
+) -> lambda_.Code:
     version = python_version(runtime)
     platform = pip_platform(architecture)
+    bundler = LocalPipBundling(source_dir, python_version=version, platform=platform, layer=layer)
     return lambda_.Code.from_asset(
         str(source_dir),
         exclude=["**/__pycache__", "**/*.pyc", "**/*.pyo", ".pytest_cache", ".mypy_cache"],
@@ -179,10 +218,7 @@ def lambda_code(
             image=DockerImage.from_registry(PLACEHOLDER_IMAGE),
             # jsii calls try_bundle(output_dir, options) positionally; the generated
             # Protocol spells options as keyword arguments, hence the cast.
-            local=cast(
-                ILocalBundling,
-                LocalPipBundling(source_dir, python_version=version, platform=platform),
-            ),
+            local=cast(ILocalBundling, bundler),
             # Not used by the local bundler; here so the asset hash changes with them.
             environment={
                 "PIP_PLATFORM": platform,

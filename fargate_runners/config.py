@@ -1,130 +1,94 @@
-"""Typed, validated configuration read from the CDK context (``cdk.json``).
+"""One typed, validated configuration for ``cdk.json`` and for the construct's props.
 
-This module does not import ``aws_cdk``: it is plain Python so that it is fast
-to test and usable from anywhere.
+:class:`RunnersConfig` is the ``cdk.json`` context (:func:`load_config`), :class:`RunnerProfile`
+one runner profile, and ``FargateRunnersProps`` validates its plain-data fields through
+:class:`ConstructSettings`: the three share their fields, their rules and their errors, so
+a profile or URL built in Python gets exactly the checks a ``cdk.json`` value gets.
 
-Context keys
-============
+Every problem is reported at once as a :class:`ConfigError` (one line per problem: key path,
+value, fix). Keys and values are documented in README.md ("Configuration"); the value
+parsers are in :mod:`fargate_runners.config_values`, single-value rules with their sources
+in :mod:`fargate_runners.rules`; how to add a key is in docs/configuration.md. This
+module does not import ``aws_cdk``: the CLI and the local mode use it too.
 
-Keys that look like ``lower_snake_case`` belong to this app; an unknown one is
-an error (typos are caught at synth time). Any other key (CDK feature flags
-such as ``@aws-cdk/...``, ``aws:cdk:...`` keys the CLI injects, lookups cached
-in ``cdk.context.json``) is left to CDK. Values given on the command line with
-``-c key=value`` arrive as strings: numbers, booleans, JSON lists and
-comma-separated lists are accepted in string form too. ``null`` means default.
-
-``stack_name`` (default ``FargateRunners``)
-    CloudFormation stack name, ``^[A-Za-z][A-Za-z0-9-]{0,127}$``. Also the prefix of
-    task definition families (``<stack_name>-runner-<profile>``) and, lowercased,
-    of runner names.
-``profiles`` (default: one profile ``default``, labels ``self-hosted, linux, arm64, fargate``)
-    Runner profiles, see below.
-``runner_scope`` (default ``repo``)
-    Where just-in-time runners are registered: ``repo`` or ``org``.
-``runner_group_id`` (default ``1``)
-    Runner group id used for the JIT config (>= 1).
-``allowed_repositories`` (default empty = any repository)
-    List of ``owner/repo`` or ``owner/*``; a comma-separated string is accepted too.
-``github_api_url`` (default ``https://api.github.com``)
-    GitHub REST base URL, must be ``https://`` (GHES: ``https://HOST/api/v3``).
-``github_token_secret_arn`` (default unset: a new, empty secret is created)
-    Complete ARN of an existing Secrets Manager secret holding the PAT (plain string).
-``vpc_id`` (default unset: a new VPC)
-    Existing VPC for runner tasks; requires ``subnet_ids``. No lookups are made.
-``subnet_ids`` (default unset)
-    Existing subnets for runner tasks (list or comma-separated); requires ``vpc_id``.
-``assign_public_ip`` (default ``true`` for the new VPC, ``false`` for an existing VPC)
-    Give runner tasks a public IP (needed in public subnets without NAT, to pull
-    images and reach GitHub).
-``log_retention_days`` (default ``30``)
-    Retention of every log group; one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
-    365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653.
-``vpc_endpoints`` (default ``false``)
-    Interface endpoints (ECR API and Docker, CloudWatch Logs, Secrets Manager, STS)
-    in ``subnet_ids`` and an S3 gateway endpoint on ``vpc_endpoint_route_table_ids``,
-    for runner tasks in private subnets; requires ``vpc_id``.
-``vpc_endpoint_route_table_ids`` (default unset)
-    Route tables of the private subnets, for the S3 gateway endpoint; required
-    with ``vpc_endpoints``.
-``log_removal_policy`` (default ``destroy``)
-    What ``cdk destroy`` does with the stack's log groups: ``destroy`` or ``retain``.
-``api_gateway_logging`` (default ``off``)
-    ``off``: no API access or execution logs and the account-wide API Gateway
-    CloudWatch role setting untouched; ``existing``: the region's API Gateway account
-    already has that role, turn the logs on; ``create``: also set it (region-wide).
-``webhook_throttle_rate`` (default ``20``)
-    API stage steady-state rate limit, requests per second (> 0).
-``webhook_throttle_burst`` (default ``40``)
-    API stage burst limit (1..5000).
-``webhook_firewall`` (default ``true``)
-    An AWS WAF web ACL on the API stage that refuses requests from outside GitHub's
-    webhook source ranges before they reach the stage throttle, and rate-limits each
-    source. ``false`` removes it (and its cost; see the README).
-``webhook_source_cidrs`` (default unset: github.com's ``hooks`` ranges from ``/meta``,
-    refreshed hourly)
-    The CIDRs deliveries come from (IPv4 and IPv6, none broader than /8 or /16);
-    required for GitHub Enterprise Server (``github_api_url`` other than
-    ``https://api.github.com``) when ``webhook_firewall`` is on. Given, the list is
-    fixed: no refresh.
-``webhook_rate_limit`` (default ``2000``)
-    Requests per source address per 5 minutes before the web ACL blocks that address
-    (10..2000000000).
-
-The new VPC (when ``vpc_id`` is unset) has public subnets only in 2 AZs, no
-NAT gateway (no hourly cost), and VPC flow logs to CloudWatch Logs.
-
-Profile keys (each item of ``profiles``)
-----------------------------------------
-
-``name`` (required)
-    ``^[a-z0-9][a-z0-9-]{0,30}$``, unique among profiles.
-``labels`` (required)
-    Non-empty list of labels (or a comma-separated string). A job runs on the profile
-    whose labels contain all of the job's labels (case-insensitive); two profiles may
-    not have the same label set.
-``cpu`` (default ``1024``)
-    Fargate task CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384.
-``memory`` (default ``2048``)
-    Task memory in MiB, valid for ``cpu`` per Fargate's table (256: 512-2048;
-    512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720, steps of
-    1024; 8192: 16384-61440, steps of 4096; 16384: 32768-122880, steps of 8192).
-``architecture`` (default ``ARM64``)
-    ``ARM64`` or ``X86_64``.
-``ephemeral_storage_gib`` (default ``21``)
-    Task ephemeral storage, 21..200 GiB.
-``secrets_kms_key_arns`` (default empty)
-    Customer-managed KMS keys of the profile's ``secrets``: the execution role may
-    ``kms:Decrypt`` with them through Secrets Manager.
-``image`` (default ``ghcr.io/actions/actions-runner:2.332.0``)
-    Runner container image; it must provide ``/home/runner/run.sh`` and uid 1001.
-``max_runners`` (default: 64 vCPUs' worth, see :func:`default_max_runners`)
-    At most this many pending or running tasks of the profile (1..10000); further
-    jobs wait in the retry queue.
-``runner_group_id`` (default: the top-level ``runner_group_id``)
-    Organisation runner group for this profile's runners (``runner_scope: org`` only).
-``allowed_repositories``, ``allowed_refs``, ``allowed_workflows``, ``allowed_events``,
-``required_env`` (default unset)
-    Make the profile restricted. An empty list is an error: omit the key to allow any.
-
-Adding a profile key: add a field to :class:`RunnerProfile`, a parser to
-``_PROFILE_PARSERS`` (the one list of allowed keys) and, if the Lambda needs
-it, an entry in ``fargate_runners.props.lambda_profile_entry``.
+Every key CDK does not own is ours and checked, in any spelling: an unknown or misspelt key
+(``allowedRepositories``, ``allowed-repositories``, ``alowed_repositories``) is an error
+with a "did you mean". Keys CDK owns (feature flags ``@aws-cdk/...``, ``aws:cdk:...``,
+lookups ``availability-zones:...``, :data:`CDK_KEYS`) are left to CDK. Values given with
+``-c key=value`` arrive as strings: numbers, booleans, JSON lists and comma-separated lists
+are accepted in string form too. ``null`` at the top level means default.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
-from urllib.parse import urlparse
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Self
 
-from lambda_fn.policy import EMPTY_RULE_PROBLEM, Policy, PolicyError, policy_from_dict
-from lambda_fn.source_ranges import SourceRanges, SourceRangesError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from lambda_fn.config import APP_ID_RE
+from lambda_fn.policy import (
+    Policy,
+    policy_from_dict,
+    repository_pattern_problem,
+)
+
+from . import rules
+from .config_errors import ConfigError, Problem, problems_from_validation
+from .config_values import (
+    EMAIL_RE,
+    ENV_NAME_RE,
+    KMS_KEY_ARN_RE,
+    RESERVED_ENV_PREFIXES,
+    ROUTE_TABLE_ID_RE,
+    SECRET_ARN_RE,
+    SECRET_REF_RE,
+    STACK_NAME_RE,
+    TOPIC_ARN_RE,
+    VPC_ID_RE,
+    Bool,
+    EnvMap,
+    Int,
+    Rule,
+    RunnerGroupId,
+    SubnetIds,
+    check_secret_refs,
+    checked,
+    describe_allowed,
+    list_of,
+    matching,
+    one_of,
+    parse_bool,
+    parse_github_api_url,
+    parse_hook_path,
+    parse_int,
+    parse_labels,
+    parse_name_prefix,
+    parse_profile_name,
+    parse_profiles,
+    parse_registry,
+    parse_source_cidrs,
+    parse_str,
+    parse_str_list,
+    parse_str_map,
+    parse_task_role_policies,
+    parse_throttle_rate,
+    parsed,
+    raise_all,
+    ranged,
+    unique,
+)
 
 __all__ = [
+    "CDK_KEYS",
     "DEFAULT_IMAGE",
     "DEFAULT_PROFILE_LABELS",
     "FARGATE_CPU_MEMORY",
@@ -132,15 +96,19 @@ __all__ = [
     "PROFILE_KEYS",
     "TOP_LEVEL_KEYS",
     "ConfigError",
+    "ConstructSettings",
+    "Problem",
     "RunnerProfile",
     "RunnersConfig",
+    "check_construct_props",
+    "check_names",
     "load_config",
 ]
 
 DEFAULT_IMAGE = "ghcr.io/actions/actions-runner:2.332.0"
 DEFAULT_PROFILE_LABELS = ("self-hosted", "linux", "arm64", "fargate")
 DEFAULT_STACK_NAME = "FargateRunners"
-DEFAULT_GITHUB_API_URL = "https://api.github.com"
+DEFAULT_GITHUB_API_URL = rules.GITHUB_DOT_COM_API
 
 #: The runner container in every task definition (the Lambda overrides its environment).
 CONTAINER_NAME = "runner"
@@ -156,6 +124,11 @@ API_GATEWAY_LOGGING = ("off", "existing", "create")
 DEFAULT_PROFILE_VCPUS = 64
 #: WAF rate-based rules count per source over a 5-minute window (min limit 10).
 RATE_LIMIT_RANGE = (10, 2_000_000_000)
+EPHEMERAL_STORAGE_RANGE = (21, 200)
+
+#: Context keys without ':', '/' or '@' that the CDK CLI itself writes (``cdk acknowledge``,
+#: ``cdk cli-telemetry``): left alone like every key with those characters.
+CDK_KEYS = frozenset({"acknowledged-issue-numbers", "cli-telemetry"})
 
 
 def default_max_runners(cpu: int) -> int:
@@ -184,137 +157,6 @@ LOG_RETENTION_DAYS = (
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
-EPHEMERAL_STORAGE_RANGE = (21, 200)
-
-_PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-_OWNER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_ROUTE_TABLE_ID_RE = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
-_SECRET_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
-)
-_LABEL_RE = re.compile(r"^[^\s,]{1,100}$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-_HOOK_PATH_RE = re.compile(
-    r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$"
-)
-_OUR_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; ``key`` names it (e.g. ``profiles[1].memory``)."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
-
-    def under(self, prefix: str) -> ConfigError:
-        """The same error with its key nested under ``prefix``."""
-        return ConfigError(f"{prefix}.{self.key}", self.problem)
-
-
-# ---------------------------------------------------------------------------
-# Scalar parsers. Each takes (value, key) and returns the typed value or raises
-# ConfigError naming ``key``.
-# ---------------------------------------------------------------------------
-
-
-def _int(value: Any, key: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(key, f"{value!r} is not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    raise ConfigError(key, f"{value!r} is not an integer")
-
-
-def _runner_group_id(value: Any, key: str) -> int:
-    group = _int(value, key)
-    if group < 1:
-        raise ConfigError(key, f"{group} must be >= 1")
-    return group
-
-
-def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(key, f"{value!r} is not a number")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ConfigError(key, f"{value!r} is not a number")
-
-
-def _bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(key, f"{value!r} is not a boolean (true or false)")
-
-
-def _str(value: Any, key: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(key, f"{value!r} is not a string")
-    text: str = value.strip()
-    if not text:
-        raise ConfigError(key, "must not be empty")
-    return text
-
-
-def _str_list(value: Any, key: str) -> tuple[str, ...]:
-    """A list of strings; a JSON list or a comma-separated string is accepted too."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(key, f"is not a valid JSON list ({exc.msg})") from None
-        else:
-            value = [part for part in (p.strip() for p in text.split(",")) if part]
-    if not isinstance(value, list | tuple):
-        raise ConfigError(key, f"{value!r} is not a list of strings")
-    return tuple(_str(item, f"{key}[{i}]") for i, item in enumerate(value))
-
-
-def _one_of(value: Any, key: str, allowed: Sequence[str], *, upper: bool = False) -> str:
-    text = _str(value, key)
-    norm = text.upper() if upper else text.lower()
-    if norm not in allowed:
-        raise ConfigError(key, f"{value!r} is not one of {', '.join(allowed)}")
-    return norm
-
-
-def _suggest(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _describe_allowed(values: Sequence[int]) -> str:
-    if len(values) <= 4:
-        return ", ".join(str(v) for v in values)
-    step = values[1] - values[0]
-    return f"{values[0]} to {values[-1]} in steps of {step}"
-
-
-# ---------------------------------------------------------------------------
-# Profiles
-# ---------------------------------------------------------------------------
-
-
 #: Profile keys that form its policy (``lambda_fn.policy.Policy`` fields).
 POLICY_KEYS = (
     "allowed_repositories",
@@ -323,196 +165,287 @@ POLICY_KEYS = (
     "allowed_events",
     "required_env",
 )
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-#: Variables the runner or entrypoint owns: a profile may not set them.
-_RESERVED_ENV_PREFIXES = ("ACTIONS_", "GITHUB_", "RUNNER_")
-_SECRET_REF_RE = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+$")
-_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/\S+$")
+
+# ---------------------------------------------------------------------------
+# The model base: errors are ConfigErrors, whether built from cdk.json or in Python
+# ---------------------------------------------------------------------------
 
 
-def _str_map(value: Any, key: str) -> dict[str, str]:
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: How an unknown key of this model is called in errors.
+    KEY_KIND: ClassVar[str] = "key"
+    #: Field name -> how the user spells it, for error keys (the construct's props).
+    KEY_NAMES: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise self._error(exc, data) from None
+
+    @classmethod
+    def validated(cls, data: Mapping[str, Any]) -> Self:
+        """Validate ``data`` (e.g. parsed JSON); raise :class:`ConfigError` with every problem."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise cls._error(exc, data) from None
+
+    @classmethod
+    def _error(cls, exc: ValidationError, data: Mapping[str, Any]) -> ConfigError:
+        """Every problem: when only unknown keys failed, also what the rest would fail.
+
+        Pydantic runs the rules between keys only once every key is valid; an unknown
+        key (a typo) must not hide them, so they run again without the unknown keys.
+        """
+        problems = problems_from_validation(exc, cls)
+        errors = exc.errors(include_url=False)
+        if all(error["type"] == "extra_forbidden" for error in errors):
+            known = data
+            for error in errors:
+                known = _without(known, error["loc"])
+            try:
+                cls.model_validate(known)
+            except ValidationError as rest:
+                problems += problems_from_validation(rest, cls)
+        return ConfigError(problems).renamed(cls.KEY_NAMES)
+
+    @classmethod
+    def _name(cls, key: str) -> str:
+        return cls.KEY_NAMES.get(key, key)
+
+
+def _without(data: Any, loc: Sequence[int | str]) -> Any:
+    """``data`` (JSON-like) without the key at ``loc``; unchanged if ``loc`` is not there."""
+    if not loc:
+        return data
+    head, rest = loc[0], loc[1:]
+    if isinstance(data, Mapping) and head in data:
+        if not rest:
+            return {key: value for key, value in data.items() if key != head}
+        return {**data, head: _without(data[head], rest)}
+    if isinstance(data, list | tuple) and isinstance(head, int) and head < len(data):
+        items = list(data)
+        items[head] = _without(items[head], rest)
+        return items
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Profiles
+# ---------------------------------------------------------------------------
+
+
+STEP_MODES = ("runner", "managed")
+#: Profile keys that only a managed-steps profile may set.
+MANAGED_STEP_KEYS = (
+    "step_image", "managed_commands", "step_env", "step_role_policies", "step_secrets",
+    "step_cpu", "step_memory",
+)  # fmt: skip
+_DIGEST_IMAGE_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+_COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+#: Names a step may not receive from a workflow: the runner's, AWS's and the ECS agent's
+#: (credentials provider), and what changes how the command is loaded or run.
+_STEP_ENV_RESERVED_PREFIXES = ("ACTIONS_", "RUNNER_", "AWS_", "ECS_", "LD_")
+_STEP_ENV_RESERVED_NAMES = frozenset(
+    {"PATH", "HOME", "SHELL", "ENV", "BASH_ENV", "IFS", "PS4", "SHELLOPTS", "BASHOPTS",
+     "PYTHONPATH", "PYTHONSTARTUP", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS"}
+)  # fmt: skip
+
+
+def _parse_command_map(value: Any, key: str = "") -> dict[str, tuple[str, ...]]:
     if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be an object of NAME: value")
-    return {str(k): _str(v, f"{key}.{k}") for k, v in value.items()}
+        raise ConfigError(key, "must be an object of name: [absolute path, args...]")
+    commands: dict[str, tuple[str, ...]] = {}
+    for name, argv in value.items():
+        if not isinstance(argv, list | tuple) or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"{key}.{name}", "must be a list of strings")
+        commands[str(name)] = tuple(argv)
+    return commands
 
 
-def _policy_list(value: Any, key: str) -> tuple[str | Mapping[str, Any], ...]:
-    if not isinstance(value, list | tuple):
-        raise ConfigError(key, "must be a list of managed policy ARNs or IAM statements")
-    return tuple(value)
-
-
-def _check_task_role_policy(item: Any, key: str) -> None:
-    if isinstance(item, str):
-        if not _POLICY_ARN_RE.match(item):
-            raise ConfigError(key, f"{item!r} is not a managed policy ARN")
-        return
-    if not isinstance(item, Mapping):
-        raise ConfigError(key, "must be a managed policy ARN or an IAM statement object")
-    unknown = set(item) - {"Effect", "Action", "Resource", "Condition", "Sid"}
-    if unknown:
-        raise ConfigError(key, f"unknown statement keys: {', '.join(sorted(unknown))}")
-    if item.get("Effect", "Allow") not in ("Allow", "Deny"):
-        raise ConfigError(f"{key}.Effect", "must be Allow or Deny")
-    for part in ("Action", "Resource"):
-        value = item.get(part)
-        if not value or not (
-            isinstance(value, str)
-            or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value))
-        ):
-            raise ConfigError(f"{key}.{part}", "is required: a string or a list of strings")
-
-
-@dataclass(frozen=True)
-class RunnerProfile:
+class RunnerProfile(_Model):
     """One kind of runner: a Fargate task definition plus the labels that select it.
 
-    Constructing one validates it (``ConfigError`` keys are relative to the
-    profile, e.g. ``memory``; :func:`load_config` prefixes ``profiles[i].``).
+    Constructing one validates it (``ConfigError`` keys are relative to the profile, e.g.
+    ``memory``; :func:`load_config` prefixes ``profiles[i].``).
     """
 
-    name: str
-    labels: tuple[str, ...]
-    cpu: int = 1024
-    memory: int = 2048
-    architecture: str = "ARM64"
-    ephemeral_storage_gib: int = 21
-    image: str = DEFAULT_IMAGE
-    capacity: str = "FARGATE"
-    max_runners: int | None = None
+    KEY_KIND: ClassVar[str] = "profile key"
+
+    name: Annotated[str, parsed(parse_profile_name)]
+    labels: Annotated[tuple[str, ...], parsed(parse_labels)]
+    cpu: Int = 1024
+    memory: Int = 2048
+    architecture: Annotated[str, parsed(one_of(ARCHITECTURES, upper=True))] = "ARM64"
+    ephemeral_storage_gib: Annotated[int, parsed(ranged(*EPHEMERAL_STORAGE_RANGE))] = 21
+    image: Annotated[str, parsed(checked(rules.image_problem))] = DEFAULT_IMAGE
+    capacity: Annotated[str, parsed(one_of(CAPACITIES, upper=True))] = "FARGATE"
+    max_runners: Annotated[int | None, parsed(ranged(1, 10_000))] = None
     # Restricted profiles (checked at dispatch and by the runner's job-started hook):
-    allowed_repositories: tuple[str, ...] = ()
-    allowed_refs: tuple[str, ...] = ()
-    allowed_workflows: tuple[str, ...] = ()
-    allowed_events: tuple[str, ...] = ()
-    required_env: tuple[str, ...] = ()
+    allowed_repositories: Rule = ()
+    allowed_refs: Rule = ()
+    allowed_workflows: Rule = ()
+    allowed_events: Rule = ()
+    required_env: Rule = ()
     # What the task gets:
-    environment: Mapping[str, str] = field(default_factory=dict)
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    task_role_policies: tuple[str | Mapping[str, Any], ...] = ()
+    environment: EnvMap = Field(default_factory=dict)
+    secrets: Annotated[EnvMap, AfterValidator(check_secret_refs)] = Field(default_factory=dict)
+    task_role_policies: Annotated[
+        tuple[str | Mapping[str, Any], ...], parsed(parse_task_role_policies)
+    ] = ()
     #: Customer-managed KMS keys that encrypt ``secrets`` (the execution role may decrypt).
-    secrets_kms_key_arns: tuple[str, ...] = ()
-    registry_prefix: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    assign_public_ip: bool | None = None
+    secrets_kms_key_arns: Annotated[
+        tuple[str, ...],
+        parsed(
+            list_of(
+                matching(
+                    KMS_KEY_ARN_RE, "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)"
+                )
+            )
+        ),
+    ] = ()
+    registry_prefix: Annotated[str | None, parsed(parse_registry)] = None
+    subnet_ids: SubnetIds = ()
+    assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
     #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
-    runner_group_id: int | None = None
+    runner_group_id: RunnerGroupId | None = None
+    # Managed steps (steps == "managed"): each step is a task of a fixed step task definition.
+    steps: Annotated[str, parsed(one_of(STEP_MODES))] = "runner"
+    step_image: Annotated[str | None, parsed(parse_str)] = None
+    managed_commands: Annotated[dict[str, tuple[str, ...]], parsed(_parse_command_map)] = Field(
+        default_factory=dict
+    )
+    step_env: Annotated[tuple[str, ...], parsed(parse_str_list)] = ()
+    step_role_policies: Annotated[
+        tuple[str | Mapping[str, Any], ...], parsed(parse_task_role_policies)
+    ] = ()
+    step_secrets: Annotated[dict[str, str], parsed(parse_str_map)] = Field(default_factory=dict)
+    step_cpu: Int = 256
+    step_memory: Int = 512
 
-    def __post_init__(self) -> None:
-        if isinstance(self.labels, str) or not isinstance(self.labels, Sequence):
-            raise ConfigError("labels", "must be a non-empty list of labels")
-        object.__setattr__(self, "labels", tuple(self.labels))
-        if not isinstance(self.name, str) or not _PROFILE_NAME_RE.match(self.name):
-            raise ConfigError(
-                "name",
-                f"{self.name!r} must match ^[a-z0-9][a-z0-9-]{{0,30}}$ "
-                "(lowercase letters, digits, hyphens; at most 31 characters)",
-            )
-        if not self.labels:
-            raise ConfigError("labels", "must be a non-empty list of labels")
-        for i, label in enumerate(self.labels):
-            if not isinstance(label, str) or not _LABEL_RE.match(label):
-                raise ConfigError(
-                    f"labels[{i}]", f"{label!r} is not a valid label (no spaces or commas)"
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Rules between this profile's keys (each key is valid on its own here)."""
+        problems: list[Problem] = []
+        allowed_memory = FARGATE_CPU_MEMORY.get(self.cpu)
+        if allowed_memory is None:
+            problems.append(
+                Problem(
+                    "cpu",
+                    f"{self.cpu} is not a Fargate cpu value "
+                    f"(allowed: {', '.join(str(c) for c in FARGATE_CPU_MEMORY)})",
                 )
-        lowered = [label.lower() for label in self.labels]
-        for i, label in enumerate(lowered):
-            if label in lowered[:i]:
-                raise ConfigError(f"labels[{i}]", f"{self.labels[i]!r} is repeated")
-        if self.cpu not in FARGATE_CPU_MEMORY:
-            raise ConfigError(
-                "cpu",
-                f"{self.cpu} is not a Fargate cpu value "
-                f"(allowed: {', '.join(str(c) for c in FARGATE_CPU_MEMORY)})",
             )
-        allowed_memory = FARGATE_CPU_MEMORY[self.cpu]
-        if self.memory not in allowed_memory:
-            raise ConfigError(
-                "memory",
-                f"{self.memory} is not valid with cpu {self.cpu} "
-                f"(allowed: {_describe_allowed(allowed_memory)})",
+        elif self.memory not in allowed_memory:
+            problems.append(
+                Problem(
+                    "memory",
+                    f"{self.memory} is not valid with cpu {self.cpu} "
+                    f"(allowed: {describe_allowed(allowed_memory)})",
+                )
             )
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(
-                "architecture",
-                f"{self.architecture!r} is not one of {', '.join(ARCHITECTURES)}",
-            )
-        self._check_task_size()
-        self._check_restrictions()
-
-    def _check_task_size(self) -> None:
-        """Fargate storage, image reference, capacity and runner cap."""
-        low, high = EPHEMERAL_STORAGE_RANGE
-        if not low <= self.ephemeral_storage_gib <= high:
-            raise ConfigError(
-                "ephemeral_storage_gib",
-                f"{self.ephemeral_storage_gib} is outside {low}..{high}",
-            )
-        if not self.image or any(ch.isspace() for ch in self.image):
-            raise ConfigError("image", f"{self.image!r} is not a container image reference")
-        if self.capacity not in CAPACITIES:
-            raise ConfigError(
-                "capacity", f"{self.capacity!r} is not one of {', '.join(CAPACITIES)}"
-            )
-        if self.max_runners is not None and not 1 <= self.max_runners <= 10_000:
-            raise ConfigError("max_runners", f"{self.max_runners} is outside 1..10000")
-
-    def _check_restrictions(self) -> None:
-        """Policy, task environment, secrets, role policies, registry and subnets."""
-        self.policy  # validates the policy keys  # noqa: B018
+        architecture = rules.architecture_problem(self.architecture, self.labels)
+        if architecture is not None:
+            problems.append(Problem("labels", architecture))
         provided = set(self.environment) | set(self.secrets)
-        for i, name in enumerate(self.required_env):
-            if name not in provided:
-                raise ConfigError(
-                    f"required_env[{i}]",
-                    f"{name!r} is neither in this profile's environment nor its secrets, "
-                    "so every runner would refuse to start",
-                )
-        for name in (*self.environment, *self.secrets):
-            if not _ENV_NAME_RE.match(name) or name.startswith(_RESERVED_ENV_PREFIXES):
-                raise ConfigError(
-                    "environment" if name in self.environment else "secrets",
-                    f"{name!r} is not an allowed variable name (reserved: "
-                    f"{', '.join(p + '*' for p in _RESERVED_ENV_PREFIXES)})",
-                )
-        for name in self.secrets:
-            if name in self.environment:
-                raise ConfigError(
-                    f"secrets.{name}", f"{name!r} is also in this profile's environment"
-                )
-        for name, arn in self.secrets.items():
-            if not _SECRET_REF_RE.match(arn):
-                raise ConfigError(f"secrets.{name}", f"{arn!r} is not a Secrets Manager ARN")
-        self._check_secret_keys()
-        for i, item in enumerate(self.task_role_policies):
-            _check_task_role_policy(item, f"task_role_policies[{i}]")
-        if self.registry_prefix is not None and (
-            not self.registry_prefix or any(c.isspace() for c in self.registry_prefix)
-        ):
-            raise ConfigError("registry_prefix", f"{self.registry_prefix!r} is not a registry")
-        for i, subnet in enumerate(self.subnet_ids):
-            if not _SUBNET_ID_RE.match(subnet):
-                raise ConfigError(f"subnet_ids[{i}]", f"{subnet!r} is not a subnet id")
-
-    def _check_secret_keys(self) -> None:
-        for i, key in enumerate(self.secrets_kms_key_arns):
-            if not _KMS_KEY_ARN_RE.match(key):
-                raise ConfigError(
-                    f"secrets_kms_key_arns[{i}]",
-                    f"{key!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)",
-                )
+        problems += [
+            Problem(
+                f"required_env[{i}]",
+                f"{name!r} is neither in this profile's environment nor its secrets, "
+                "so every runner would refuse to start",
+            )
+            for i, name in enumerate(self.required_env)
+            if name not in provided
+        ]
+        problems += [
+            Problem(f"secrets.{name}", f"{name!r} is also in this profile's environment")
+            for name in self.secrets
+            if name in self.environment
+        ]
         if self.secrets_kms_key_arns and not self.secrets:
-            raise ConfigError("secrets_kms_key_arns", "is only used with secrets")
+            problems.append(Problem("secrets_kms_key_arns", "is only used with secrets"))
+        problems += self._managed_step_problems()
+        raise_all(problems)
+        return self
+
+    @property
+    def managed_steps(self) -> bool:
+        """Whether job steps run as tasks of a step task definition (``steps: managed``)."""
+        return self.steps == "managed"
+
+    def _managed_step_problems(self) -> list[Problem]:
+        """``steps`` and the ``step_*`` keys (README, "Managed-step profiles")."""
+        defaults = {name: type(self).model_fields[name].get_default(call_default_factory=True)
+                    for name in MANAGED_STEP_KEYS}  # fmt: skip
+        given = [name for name in MANAGED_STEP_KEYS if getattr(self, name) != defaults[name]]
+        if not self.managed_steps:
+            return [Problem(name, 'is only used with steps: "managed"') for name in given]
+        problems: list[Problem] = []
+        if not self.step_image or not _DIGEST_IMAGE_RE.match(self.step_image):
+            problems.append(Problem(
+                "step_image",
+                f"{self.step_image!r} must be an image pinned by digest (REPO@sha256:<64 hex>)",
+            ))  # fmt: skip
+        if not self.managed_commands:
+            problems.append(Problem("managed_commands", "is required with steps: managed"))
+        for name, argv in self.managed_commands.items():
+            key = f"managed_commands.{name}"
+            if not _COMMAND_NAME_RE.match(name):
+                problems.append(Problem(key, "name must match ^[a-z][a-z0-9-]{0,63}$"))
+            elif not argv or not argv[0].startswith("/"):
+                problems.append(Problem(key, "must be a list starting with an absolute path"))
+            elif any(not arg or any(ch in arg for ch in "\0\r\n") for arg in argv):
+                problems.append(Problem(key, "arguments must be non-empty single lines"))
+        problems += self._step_env_problems()
+        if self.step_memory not in FARGATE_CPU_MEMORY.get(self.step_cpu, ()):
+            problems.append(
+                Problem(
+                    "step_memory",
+                    f"{self.step_memory} is not valid with step_cpu {self.step_cpu}",
+                )
+            )
+        for key, instead in (
+            ("task_role_policies", "step_role_policies"),
+            ("secrets", "step_secrets"),
+        ):
+            if getattr(self, key):
+                problems.append(
+                    Problem(
+                        key,
+                        f"a managed-steps runner holds no permissions or secrets: use {instead} "
+                        "for the step task",
+                    )
+                )
+        return problems
+
+    def _step_env_problems(self) -> list[Problem]:
+        """What a workflow may pass to a step, and the step task's own secrets."""
+        problems: list[Problem] = []
+        for i, name in enumerate(self.step_env):
+            if (
+                not ENV_NAME_RE.match(name)
+                or name.startswith(_STEP_ENV_RESERVED_PREFIXES)
+                or name in _STEP_ENV_RESERVED_NAMES
+            ):
+                problems.append(Problem(f"step_env[{i}]", f"{name!r} may not be passed to a step"))
+        for name, arn in self.step_secrets.items():
+            key = f"step_secrets.{name}"
+            if not ENV_NAME_RE.match(name) or name.startswith(RESERVED_ENV_PREFIXES):
+                problems.append(Problem(key, f"{name!r} is not an allowed name"))
+            elif name in self.step_env:
+                problems.append(Problem(key, "is also in step_env: a step could override it"))
+            elif not SECRET_REF_RE.match(arn):
+                problems.append(Problem(key, f"{arn!r} is not a Secrets Manager ARN"))
+        return problems
 
     @property
     def policy(self) -> Policy:
         """The profile's policy (shared with the Lambda and the runner hook)."""
         data = {key: list(getattr(self, key)) for key in POLICY_KEYS if getattr(self, key)}
-        try:
-            return policy_from_dict(self.name, data, where="")
-        except PolicyError as exc:
-            key, _, message = str(exc).partition(": ")
-            raise ConfigError(key.lstrip(".") or "policy", message or str(exc)) from None
+        return policy_from_dict(self.name, data, where="")
 
     def lambda_entry(
         self, task_definition_arn: str, container_name: str, task_role_id: str
@@ -563,155 +496,278 @@ class RunnerProfile:
         return frozenset(label.lower() for label in self.labels)
 
 
-#: The allowed profile keys and how each is parsed: the ONE place to add a key.
-_PROFILE_PARSERS: dict[str, Callable[[Any, str], Any]] = {
-    "name": _str,
-    "labels": _str_list,
-    "cpu": _int,
-    "memory": _int,
-    "architecture": lambda v, k: _one_of(v, k, ARCHITECTURES, upper=True),
-    "ephemeral_storage_gib": _int,
-    "image": _str,
-    "capacity": lambda v, k: _one_of(v, k, CAPACITIES, upper=True),
-    "max_runners": _int,
-    "allowed_repositories": _str_list,
-    "allowed_refs": _str_list,
-    "allowed_workflows": _str_list,
-    "allowed_events": _str_list,
-    "required_env": _str_list,
-    "environment": _str_map,
-    "secrets": _str_map,
-    "task_role_policies": _policy_list,
-    "secrets_kms_key_arns": _str_list,
-    "registry_prefix": _str,
-    "subnet_ids": _str_list,
-    "assign_public_ip": _bool,
-    "runner_group_id": _runner_group_id,
-}
-PROFILE_KEYS: frozenset[str] = frozenset(_PROFILE_PARSERS)
-_REQUIRED_PROFILE_KEYS = ("name", "labels")
-
-if {f.name for f in fields(RunnerProfile)} != PROFILE_KEYS:  # pragma: no cover
-    raise RuntimeError("_PROFILE_PARSERS and RunnerProfile fields must list the same keys")
+PROFILE_KEYS: frozenset[str] = frozenset(RunnerProfile.model_fields)
 
 
-def _parse_profile(raw: Any, key: str) -> RunnerProfile:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(key, f"must be an object, got {type(raw).__name__}")
-    for name in raw:
-        if name not in PROFILE_KEYS:
-            raise ConfigError(
-                f"{key}.{name}",
-                f"unknown profile key{_suggest(str(name), sorted(PROFILE_KEYS))}; "
-                f"allowed: {', '.join(sorted(PROFILE_KEYS))}",
+def _profile_set_problems(profiles: Sequence[RunnerProfile], key: str) -> list[Problem]:
+    """Unique names, and no profile that can never be picked.
+
+    The Lambda gives a job the first profile (config order) whose labels include all
+    of the job's labels (lambda_fn/routing.py): a profile whose labels are a subset of
+    an earlier profile's never gets a job.
+    """
+    problems: list[Problem] = []
+    for j, later in enumerate(profiles):
+        names = [p.name for p in profiles[:j]]
+        if later.name in names:
+            problems.append(
+                Problem(
+                    f"{key}[{j}].name",
+                    f"duplicate profile name {later.name!r} "
+                    f"(also {key}[{names.index(later.name)}].name)",
+                )
             )
-    for name in _REQUIRED_PROFILE_KEYS:
-        if name not in raw:
-            raise ConfigError(f"{key}.{name}", "is required")
-    values = {name: _PROFILE_PARSERS[name](value, f"{key}.{name}") for name, value in raw.items()}
-    for name in POLICY_KEYS:
-        if name in values and not values[name]:
-            raise ConfigError(f"{key}.{name}", EMPTY_RULE_PROBLEM)
-    try:
-        return RunnerProfile(**values)
-    except ConfigError as exc:
-        raise exc.under(key) from None
+        for i, earlier in enumerate(profiles[:j]):
+            if later.label_set <= earlier.label_set:
+                problems.append(Problem(f"{key}[{j}].labels", _shadowed(later, earlier, i, key)))
+                break
+    return problems
 
 
-def _parse_profiles(value: Any, key: str) -> tuple[RunnerProfile, ...]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(key, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(key, "must be a non-empty list of profile objects")
-    profiles = tuple(_parse_profile(item, f"{key}[{i}]") for i, item in enumerate(value))
-    check_profiles(profiles, key)
-    return profiles
-
-
-def check_profiles(profiles: Sequence[RunnerProfile], key: str = "profiles") -> None:
-    """Cross-profile checks: unique names and unique (case-insensitive) label sets."""
-    if not profiles:
-        raise ConfigError(key, "must contain at least one profile")
-    seen_names: dict[str, int] = {}
-    seen_labels: dict[frozenset[str], int] = {}
-    for i, profile in enumerate(profiles):
-        if profile.name in seen_names:
-            raise ConfigError(
-                f"{key}[{i}].name",
-                f"duplicate profile name {profile.name!r} "
-                f"(also {key}[{seen_names[profile.name]}].name)",
-            )
-        seen_names[profile.name] = i
-        if profile.label_set in seen_labels:
-            raise ConfigError(
-                f"{key}[{i}].labels",
-                f"same label set as {key}[{seen_labels[profile.label_set]}].labels "
-                "(labels compare case-insensitively)",
-            )
-        seen_labels[profile.label_set] = i
-
-
-# ---------------------------------------------------------------------------
-# Top level
-# ---------------------------------------------------------------------------
-
-
-def _repo_pattern(value: str, key: str) -> str:
-    owner, sep, repo = value.partition("/")
-    if (
-        not sep
-        or not _OWNER_RE.match(owner)
-        or not (repo == "*" or (_REPO_RE.match(repo) and repo not in (".", "..")))
-    ):
-        raise ConfigError(key, f"{value!r} is not 'owner/repo' or 'owner/*'")
-    return value
-
-
-def _github_api_url(value: Any, key: str) -> str:
-    text = _str(value, key)
-    parsed = urlparse(text)
-    if parsed.scheme != "https" or not parsed.netloc:
-        raise ConfigError(key, f"{text!r} must be an https:// URL")
-    if parsed.query or parsed.fragment:
-        raise ConfigError(key, f"{text!r} must not have a query or fragment")
-    return text.rstrip("/")
-
-
-@dataclass(frozen=True)
-class RunnersConfig:
-    """The whole app configuration (see the module docstring for each key)."""
-
-    stack_name: str = DEFAULT_STACK_NAME
-    profiles: tuple[RunnerProfile, ...] = field(
-        default_factory=lambda: (RunnerProfile(name="default", labels=DEFAULT_PROFILE_LABELS),)
+def _shadowed(later: RunnerProfile, earlier: RunnerProfile, i: int, key: str) -> str:
+    if later.label_set == earlier.label_set:
+        return f"same label set as {key}[{i}].labels (labels compare case-insensitively)"
+    why = (
+        f"{', '.join(later.labels)} is a subset of {key}[{i}].labels ({earlier.name!r}), "
+        f"which comes first, so no job can ever reach {later.name!r}"
     )
-    runner_scope: str = "repo"
-    runner_group_id: int = 1
-    allowed_repositories: tuple[str, ...] = ()
-    github_api_url: str = DEFAULT_GITHUB_API_URL
-    github_token_secret_arn: str | None = None
-    vpc_id: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    assign_public_ip: bool | None = None
-    vpc_endpoints: bool = False
-    vpc_endpoint_route_table_ids: tuple[str, ...] = ()
-    log_retention_days: int = 30
-    log_removal_policy: str = "destroy"
-    api_gateway_logging: str = "off"
-    webhook_throttle_rate: float = 20.0
-    webhook_throttle_burst: int = 40
-    webhook_firewall: bool = True
-    webhook_source_cidrs: tuple[str, ...] | None = None
-    webhook_rate_limit: int = 2000
-    retry_max_attempts: int = 8
-    alarm_email: str | None = None
-    alarm_topic_arn: str | None = None
-    runner_idle_timeout_seconds: int = 900
-    reconcile_interval_minutes: int = 5
-    github_hook_path: str | None = None
+    if earlier.policy.restricted and not later.policy.restricted:
+        why += (
+            f"; worse, {earlier.name!r} is restricted, so the ordinary jobs meant for "
+            f"{later.name!r} go to it and are refused"
+        )
+    return f"{why}: list {later.name!r} before {earlier.name!r}, or give it a label of its own"
+
+
+# ---------------------------------------------------------------------------
+# Deployment-wide keys, shared by cdk.json and the construct's props
+# ---------------------------------------------------------------------------
+
+
+_ONLY_WITH_ENDPOINTS = "is only used with vpc_endpoints"
+
+
+class _Deployment(_Model):
+    """Keys ``cdk.json`` and ``FargateRunnersProps`` share, and the rules between them."""
+
+    profiles: Annotated[tuple[RunnerProfile, ...], parsed(parse_profiles)] = (
+        RunnerProfile(name="default", labels=DEFAULT_PROFILE_LABELS),
+    )
+    runner_scope: Annotated[str, parsed(one_of(RUNNER_SCOPES))] = "repo"
+    runner_group_id: RunnerGroupId = 1
+    allowed_repositories: Annotated[
+        tuple[str, ...], parsed(list_of(checked(repository_pattern_problem)))
+    ] = ()
+    github_api_url: Annotated[str, parsed(parse_github_api_url)] = DEFAULT_GITHUB_API_URL
+    subnet_ids: Annotated[SubnetIds, AfterValidator(unique)] = ()
+    assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
+    vpc_endpoints: Bool = False
+    vpc_endpoint_route_table_ids: Annotated[
+        tuple[str, ...],
+        parsed(list_of(matching(ROUTE_TABLE_ID_RE, "a route table id (rtb-...)"))),
+    ] = ()
+    api_gateway_logging: Annotated[str, parsed(one_of(API_GATEWAY_LOGGING))] = "off"
+    webhook_throttle_rate: Annotated[float, parsed(parse_throttle_rate)] = 20.0
+    webhook_throttle_burst: Annotated[int, parsed(ranged(1, 5000))] = 40
+    webhook_firewall: Bool = True
+    webhook_source_cidrs: Annotated[tuple[str, ...] | None, parsed(parse_source_cidrs)] = None
+    webhook_rate_limit: Annotated[int, parsed(ranged(*RATE_LIMIT_RANGE))] = 2000
+    retry_max_attempts: Annotated[int, parsed(ranged(1, 20))] = 8
+    runner_idle_timeout_seconds: Annotated[int, parsed(ranged(0, 86_400))] = 900
+    github_hook_path: Annotated[str | None, parsed(parse_hook_path)] = None
+    detailed_tracing: Bool = False
+
+    def _existing_vpc(self) -> bool:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Rules between keys (each key is valid on its own here)."""
+        raise_all(self._problems())
+        return self
+
+    def _problems(self) -> list[Problem]:
+        problems = _profile_set_problems(self.profiles, "profiles")
+        problems += self._network_problems()
+        if self.runner_scope != "org":
+            # Runner groups exist only for organisation (and enterprise) runners: with
+            # repo scope the binding the operator asked for would not exist.
+            problems += [
+                Problem(
+                    f"profiles[{i}].runner_group_id",
+                    "runner groups exist only for organisation runners: set runner_scope "
+                    "to org, or remove the key",
+                )
+                for i, profile in enumerate(self.profiles)
+                if profile.runner_group_id is not None
+            ]
+        if (
+            self.webhook_firewall
+            and self.webhook_source_cidrs is None
+            and self.github_api_url != DEFAULT_GITHUB_API_URL
+        ):
+            problems.append(
+                Problem(
+                    "webhook_source_cidrs",
+                    "is required with a GitHub Enterprise Server or GHE.com github_api_url: "
+                    "list the addresses your server delivers webhooks from (or set "
+                    "webhook_firewall to false)",
+                )
+            )
+        return problems
+
+    def _network_problems(self) -> list[Problem]:
+        """Runner tasks must reach GitHub and pull their image (README: Networks)."""
+        vpc = self._name("vpc_id")
+        if self._existing_vpc():
+            if self.vpc_endpoints and not self.vpc_endpoint_route_table_ids:
+                return [
+                    Problem(
+                        "vpc_endpoint_route_table_ids",
+                        "is required with vpc_endpoints (the S3 gateway endpoint goes on "
+                        "these route tables)",
+                    )
+                ]
+            if self.vpc_endpoint_route_table_ids and not self.vpc_endpoints:
+                return [Problem("vpc_endpoint_route_table_ids", _ONLY_WITH_ENDPOINTS)]
+            return []
+        # The stack's own VPC: public subnets only, no NAT gateway.
+        no_nat = (
+            "the stack's own VPC has public subnets and no NAT gateway, so a task without a "
+            "public IP cannot pull its image or reach GitHub"
+        )
+        problems = []
+        if self.vpc_endpoints:
+            problems.append(
+                Problem(
+                    "vpc_endpoints",
+                    f"needs {vpc} and subnet_ids (private subnets): the new VPC is public-only",
+                )
+            )
+        elif self.vpc_endpoint_route_table_ids:
+            problems.append(Problem("vpc_endpoint_route_table_ids", _ONLY_WITH_ENDPOINTS))
+        if self.subnet_ids:
+            problems.append(Problem("vpc_id", "is required when subnet_ids is set"))
+        if self.assign_public_ip is False:
+            problems.append(
+                Problem(
+                    "assign_public_ip",
+                    f"false: {no_nat}; remove the key, or set {vpc} and subnet_ids to "
+                    "subnets with a NAT gateway or proxy",
+                )
+            )
+        for i, profile in enumerate(self.profiles):
+            if profile.subnet_ids:
+                problems.append(
+                    Problem(
+                        f"profiles[{i}].subnet_ids",
+                        f"needs {vpc} (and subnet_ids): the stack's own VPC is created at "
+                        "deploy time, so no existing subnet can be in it",
+                    )
+                )
+            if profile.assign_public_ip is False:
+                problems.append(
+                    Problem(
+                        f"profiles[{i}].assign_public_ip",
+                        f"false: {no_nat}; remove the key, or set {vpc} and subnet_ids",
+                    )
+                )
+        return problems
+
+
+# ---------------------------------------------------------------------------
+# cdk.json
+# ---------------------------------------------------------------------------
+
+
+def _retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            "",
+            f"{days} is not a CloudWatch Logs retention value "
+            f"(allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)})",
+        )
+    return days
+
+
+GITHUB_AUTH = ("pat", "app")
+
+
+class RunnersConfig(_Deployment):
+    """The whole app configuration, from the ``cdk.json`` context (see README.md)."""
+
+    KEY_KIND: ClassVar[str] = "context key"
+
+    stack_name: Annotated[
+        str,
+        parsed(
+            matching(
+                STACK_NAME_RE,
+                "a valid CloudFormation stack name (letter first, then letters, digits, "
+                "hyphens; at most 128)",
+            )
+        ),
+    ] = DEFAULT_STACK_NAME
+    github_token_secret_arn: Annotated[
+        str | None,
+        parsed(
+            matching(
+                SECRET_ARN_RE,
+                "a complete Secrets Manager secret ARN "
+                "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)",
+            )
+        ),
+    ] = None
+    vpc_id: Annotated[str | None, parsed(matching(VPC_ID_RE, "a VPC id (vpc-0123abcd...)"))] = None
+    log_retention_days: Annotated[int, parsed(parse_int), AfterValidator(_retention)] = 30
+    log_removal_policy: Annotated[str, parsed(one_of(LOG_REMOVAL_POLICIES))] = "destroy"
+    alarm_email: Annotated[str | None, parsed(matching(EMAIL_RE, "an e-mail address"))] = None
+    alarm_topic_arn: Annotated[
+        str | None,
+        parsed(matching(TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
+    ] = None
+    reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
+    #: How the Lambdas authenticate to GitHub (README, "PAT or GitHub App").
+    github_auth: Annotated[str, parsed(one_of(GITHUB_AUTH))] = "pat"
+    github_app_id: Annotated[
+        str | None, parsed(matching(APP_ID_RE, "a GitHub App ID or client ID"))
+    ] = None
+    github_app_key_arn: Annotated[str | None, parsed(matching(KMS_KEY_ARN_RE, "a KMS key ARN"))] = (
+        None
+    )
+
+    def _existing_vpc(self) -> bool:
+        return self.vpc_id is not None
+
+    def _problems(self) -> list[Problem]:
+        problems = super()._problems()
+        if self.vpc_id is not None and not self.subnet_ids:
+            given = "subnet_ids" in self.model_fields_set
+            problems.append(
+                Problem(
+                    "subnet_ids",
+                    "must list at least one subnet" if given else "is required when vpc_id is set",
+                )
+            )
+        if self.alarm_email is not None and self.alarm_topic_arn is not None:
+            problems.append(Problem("alarm_email", "give alarm_email or alarm_topic_arn, not both"))
+        app = self.github_auth == "app"
+        if app and self.github_app_id is None:
+            problems.append(Problem("github_app_id", "is required with github_auth: app"))
+        problems += [
+            Problem(key, "is used only with github_auth: app")
+            for key in ("github_app_id", "github_app_key_arn")
+            if getattr(self, key) is not None and not app
+        ]
+        problems += [
+            Problem("stack_name", problem)
+            for problem in rules.name_prefix_problems(
+                self.stack_name,
+                webhook_firewall=self.webhook_firewall,
+                profile_names=[p.name for p in self.profiles],
+            )
+        ]
+        return problems
 
     @property
     def uses_existing_vpc(self) -> bool:
@@ -725,240 +781,78 @@ class RunnersConfig:
         return not self.uses_existing_vpc
 
 
-TOP_LEVEL_KEYS: frozenset[str] = frozenset(f.name for f in fields(RunnersConfig))
+TOP_LEVEL_KEYS: frozenset[str] = frozenset(RunnersConfig.model_fields)
 
 
-def _stack_name(value: Any, key: str) -> str:
-    name = _str(value, key)
-    if not _STACK_NAME_RE.match(name):
-        raise ConfigError(
-            key,
-            f"{name!r} is not a valid CloudFormation stack name "
-            "(letter first, then letters, digits, hyphens; at most 128)",
-        )
-    return name
-
-
-def _allowed_repositories(value: Any, key: str) -> tuple[str, ...]:
-    repos = _str_list(value, key)
-    return tuple(_repo_pattern(r, f"{key}[{i}]") for i, r in enumerate(repos))
-
-
-def _secret_arn(value: Any, key: str) -> str:
-    arn = _str(value, key)
-    if not _SECRET_ARN_RE.match(arn):
-        raise ConfigError(
-            key,
-            f"{arn!r} is not a complete Secrets Manager secret ARN "
-            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)",
-        )
-    return arn
-
-
-def _log_retention_days(value: Any, key: str) -> int:
-    days = _int(value, key)
-    if days not in LOG_RETENTION_DAYS:
-        raise ConfigError(
-            key,
-            f"{days} is not a CloudWatch Logs retention value "
-            f"(allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)})",
-        )
-    return days
-
-
-def _throttle_rate(value: Any, key: str) -> float:
-    rate = _number(value, key)
-    if not rate > 0:
-        raise ConfigError(key, f"{rate:g} must be > 0")
-    return rate
-
-
-def _throttle_burst(value: Any, key: str) -> int:
-    burst = _int(value, key)
-    if not 1 <= burst <= 5000:
-        raise ConfigError(key, f"{burst} is outside 1..5000")
-    return burst
-
-
-def _ranged(low: int, high: int) -> Callable[[Any, str], int]:
-    def parse(value: Any, key: str) -> int:
-        number = _int(value, key)
-        if not low <= number <= high:
-            raise ConfigError(key, f"{number} is outside {low}..{high}")
-        return number
-
-    return parse
-
-
-def _email(value: Any, key: str) -> str:
-    email = _str(value, key)
-    if not _EMAIL_RE.match(email):
-        raise ConfigError(key, f"{email!r} is not an e-mail address")
-    return email
-
-
-def _topic_arn(value: Any, key: str) -> str:
-    arn = _str(value, key)
-    if not _TOPIC_ARN_RE.match(arn):
-        raise ConfigError(key, f"{arn!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
-    return arn
-
-
-def _source_cidrs(value: Any, key: str) -> tuple[str, ...]:
-    try:
-        return SourceRanges.parse(_str_list(value, key), key).all
-    except SourceRangesError as exc:
-        where, _, problem = str(exc).partition(": ")
-        raise ConfigError(where, problem) from None
-
-
-def _hook_path(value: Any, key: str) -> str:
-    path = _str(value, key).strip("/")
-    if not _HOOK_PATH_RE.match(path):
-        raise ConfigError(
-            key, f"{path!r} must look like repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID"
-        )
-    return path
-
-
-#: Top-level keys parsed on their own; the network keys (vpc_id, subnet_ids,
-#: assign_public_ip) depend on each other and are handled by _load_network.
-_TOP_LEVEL_PARSERS: dict[str, Callable[[Any, str], Any]] = {
-    "stack_name": _stack_name,
-    "profiles": _parse_profiles,
-    "runner_scope": lambda v, k: _one_of(v, k, RUNNER_SCOPES),
-    "runner_group_id": _runner_group_id,
-    "allowed_repositories": _allowed_repositories,
-    "github_api_url": _github_api_url,
-    "github_token_secret_arn": _secret_arn,
-    "log_retention_days": _log_retention_days,
-    "log_removal_policy": lambda v, k: _one_of(v, k, LOG_REMOVAL_POLICIES),
-    "api_gateway_logging": lambda v, k: _one_of(v, k, API_GATEWAY_LOGGING),
-    "webhook_throttle_rate": _throttle_rate,
-    "webhook_throttle_burst": _throttle_burst,
-    "webhook_firewall": _bool,
-    "webhook_source_cidrs": _source_cidrs,
-    "webhook_rate_limit": _ranged(*RATE_LIMIT_RANGE),
-    "retry_max_attempts": _ranged(1, 20),
-    "alarm_email": _email,
-    "alarm_topic_arn": _topic_arn,
-    "runner_idle_timeout_seconds": _ranged(0, 86_400),
-    "reconcile_interval_minutes": _ranged(1, 60),
-    "github_hook_path": _hook_path,
-}
-_NETWORK_KEYS = frozenset(
-    {"vpc_id", "subnet_ids", "assign_public_ip", "vpc_endpoints", "vpc_endpoint_route_table_ids"}
-)
-
-if set(_TOP_LEVEL_PARSERS) | _NETWORK_KEYS != TOP_LEVEL_KEYS:  # pragma: no cover
-    raise RuntimeError(
-        "_TOP_LEVEL_PARSERS, _NETWORK_KEYS and RunnersConfig must list the same keys"
-    )
+def _is_cdk_key(key: str) -> bool:
+    return key in CDK_KEYS or any(mark in key for mark in ":/@")
 
 
 def load_config(context: Mapping[str, Any]) -> RunnersConfig:
     """Build a validated :class:`RunnersConfig` from CDK context values.
 
-    Raises :class:`ConfigError` naming the offending key.
+    Raises :class:`ConfigError` listing every problem found.
     """
-    ours = {k: v for k, v in context.items() if _OUR_KEY_RE.match(k)}
-    for key in ours:
-        if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(
-                key,
-                f"unknown context key{_suggest(key, sorted(TOP_LEVEL_KEYS))}; "
-                f"allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}",
-            )
     # ``null`` in cdk.json means "use the default".
-    ours = {k: v for k, v in ours.items() if v is not None}
-    values: dict[str, Any] = {
-        key: parse(ours[key], key) for key, parse in _TOP_LEVEL_PARSERS.items() if key in ours
+    ours = {
+        key: value for key, value in context.items() if not _is_cdk_key(key) and value is not None
     }
-    _load_network(ours, values)
-    _check_runner_groups(values)
-    if "alarm_email" in values and "alarm_topic_arn" in values:
-        raise ConfigError("alarm_email", "give alarm_email or alarm_topic_arn, not both")
-    if (
-        values.get("webhook_firewall", True)
-        and "webhook_source_cidrs" not in values
-        and values.get("github_api_url", DEFAULT_GITHUB_API_URL) != DEFAULT_GITHUB_API_URL
-    ):
-        raise ConfigError(
-            "webhook_source_cidrs",
-            "is required with a GitHub Enterprise Server github_api_url: list the addresses "
-            "your server delivers webhooks from (or set webhook_firewall to false)",
-        )
-    return RunnersConfig(**values)
+    return RunnersConfig.validated(ours)
 
 
-def _check_runner_groups(values: Mapping[str, Any]) -> None:
-    """A profile's ``runner_group_id`` needs organisation runners.
+# ---------------------------------------------------------------------------
+# The construct's props
+# ---------------------------------------------------------------------------
 
-    Runner groups exist only for organisation (and enterprise) runners; a
-    repository's runners are all in its default group, so a group id with
-    ``runner_scope: repo`` would bind nothing. Refused rather than ignored,
-    because the operator meant to bind the profile's runners on GitHub's side.
+
+class ConstructSettings(_Deployment):
+    """The plain-data ``FargateRunnersProps`` fields, validated like ``cdk.json``.
+
+    Fields keep their ``cdk.json`` names; errors use the props' names (``KEY_NAMES``).
     """
-    if values.get("runner_scope", "repo") == "org":
-        return
-    for i, profile in enumerate(values.get("profiles", ())):
-        if profile.runner_group_id is not None:
-            raise ConfigError(
-                f"profiles[{i}].runner_group_id",
-                "runner groups exist only for organisation runners: set runner_scope to "
-                "org, or remove the key",
-            )
+
+    KEY_KIND: ClassVar[str] = "FargateRunnersProps field"
+    KEY_NAMES: ClassVar[Mapping[str, str]] = {
+        "vpc_id": "vpc",
+        "webhook_throttle_rate": "throttling_rate_limit",
+        "webhook_throttle_burst": "throttling_burst_limit",
+    }
+
+    #: ``props.vpc`` is set (an existing VPC, or one the user's app creates).
+    existing_vpc: bool = False
+    name_prefix: Annotated[str | None, parsed(parse_name_prefix)] = None
+    runner_name_prefix: Annotated[str | None, parsed(checked(rules.runner_name_prefix_problem))] = (
+        None
+    )
+
+    def _existing_vpc(self) -> bool:
+        return self.existing_vpc
 
 
-def _load_network(ours: Mapping[str, Any], values: dict[str, Any]) -> None:
-    has_vpc = "vpc_id" in ours
-    has_subnets = "subnet_ids" in ours
-    if has_vpc and not has_subnets:
-        raise ConfigError("subnet_ids", "is required when vpc_id is set")
-    if has_subnets and not has_vpc:
-        raise ConfigError("vpc_id", "is required when subnet_ids is set")
-    if has_vpc:
-        vpc_id = _str(ours["vpc_id"], "vpc_id")
-        if not _VPC_ID_RE.match(vpc_id):
-            raise ConfigError("vpc_id", f"{vpc_id!r} is not a VPC id (vpc-0123abcd...)")
-        subnets = _str_list(ours["subnet_ids"], "subnet_ids")
-        if not subnets:
-            raise ConfigError("subnet_ids", "must list at least one subnet")
-        for i, subnet in enumerate(subnets):
-            if not _SUBNET_ID_RE.match(subnet):
-                raise ConfigError(
-                    f"subnet_ids[{i}]", f"{subnet!r} is not a subnet id (subnet-0123abcd...)"
-                )
-            if subnet in subnets[:i]:
-                raise ConfigError(f"subnet_ids[{i}]", f"{subnet!r} is repeated")
-        values["vpc_id"] = vpc_id
-        values["subnet_ids"] = subnets
-    if "assign_public_ip" in ours:
-        values["assign_public_ip"] = _bool(ours["assign_public_ip"], "assign_public_ip")
-    _load_vpc_endpoints(ours, values)
+#: ``FargateRunnersProps`` attribute -> ``ConstructSettings`` field.
+_PROPS_FIELDS = {
+    ConstructSettings.KEY_NAMES.get(name, name): name
+    for name in ConstructSettings.model_fields
+    if name != "existing_vpc"
+}
 
 
-def _load_vpc_endpoints(ours: Mapping[str, Any], values: dict[str, Any]) -> None:
-    endpoints = _bool(ours.get("vpc_endpoints", False), "vpc_endpoints")
-    tables = _str_list(ours.get("vpc_endpoint_route_table_ids", []), "vpc_endpoint_route_table_ids")
-    if not endpoints:
-        if tables:
-            raise ConfigError("vpc_endpoint_route_table_ids", "is only used with vpc_endpoints")
-        return
-    if "vpc_id" not in values:
-        raise ConfigError(
-            "vpc_endpoints",
-            "needs vpc_id and subnet_ids (private subnets): the new VPC is public-only",
-        )
-    if not tables:
-        raise ConfigError(
-            "vpc_endpoint_route_table_ids",
-            "is required with vpc_endpoints (the S3 gateway endpoint goes on these route tables)",
-        )
-    for i, table in enumerate(tables):
-        if not _ROUTE_TABLE_ID_RE.match(table):
-            raise ConfigError(
-                f"vpc_endpoint_route_table_ids[{i}]", f"{table!r} is not a route table id (rtb-...)"
-            )
-    values["vpc_endpoints"] = True
-    values["vpc_endpoint_route_table_ids"] = tables
+def check_construct_props(props: Any) -> ConstructSettings:
+    """Validate a ``FargateRunnersProps`` (duck-typed: no ``aws_cdk`` here) like cdk.json."""
+    data = {field: getattr(props, attribute) for attribute, field in _PROPS_FIELDS.items()}
+    data["existing_vpc"] = getattr(props, "vpc", None) is not None
+    return ConstructSettings.validated(data)
+
+
+def check_names(
+    prefix: str,
+    *,
+    key: str,
+    webhook_firewall: bool,
+    profiles: Iterable[RunnerProfile],
+) -> None:
+    """Names built from ``prefix`` must fit the AWS and Lambda limits (see rules.py)."""
+    problems = rules.name_prefix_problems(
+        prefix, webhook_firewall=webhook_firewall, profile_names=[p.name for p in profiles]
+    )
+    raise_all([Problem(key, problem) for problem in problems])

@@ -41,13 +41,9 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from .config import (
-    API_GATEWAY_LOGGING,
-    CONTAINER_NAME,
-    RUNNER_SCOPES,
-    check_profiles,
-)
+from .config import CONTAINER_NAME, check_names
 from .dispatcher import DispatcherPart
+from .github_app import GitHubAppKey
 from .network import NetworkPart
 from .observability import ObservabilityPart
 from .props import (
@@ -104,12 +100,7 @@ class FargateRunners(
     def __init__(self, scope: Construct, construct_id: str, props: FargateRunnersProps) -> None:
         super().__init__(scope, construct_id)
         self.props = props
-        profiles = tuple(props.profiles)
-        check_profiles(profiles)
-        if props.api_gateway_logging not in API_GATEWAY_LOGGING:
-            raise ValueError(f"api_gateway_logging must be one of {', '.join(API_GATEWAY_LOGGING)}")
-        if props.runner_scope not in RUNNER_SCOPES:
-            raise ValueError(f"runner_scope must be one of {', '.join(RUNNER_SCOPES)}")
+        profiles = tuple(props.profiles)  # validated by FargateRunnersProps
 
         stack = Stack.of(self)
         if Token.is_unresolved(stack.stack_name):
@@ -119,6 +110,12 @@ class FargateRunners(
         # (CDK appends a hash of the path), so two instances in one stack, or the same
         # construct id in two stacks, never share a name.
         prefix = props.name_prefix or Names.unique_resource_name(self, max_length=32, separator="-")
+        check_names(
+            prefix,
+            key="name_prefix",
+            webhook_firewall=props.webhook_firewall,
+            profiles=profiles,
+        )
         self.name_prefix = prefix
         # The Lambda accepts 1-20 characters (lambda_fn/config.py); together with the
         # deployment id it is what keeps two deployments' runners apart.
@@ -147,6 +144,8 @@ class FargateRunners(
         self._cluster()
         self._runner_tasks(profiles, props)
         self._secrets(props)
+        app = props.github_app
+        self.github_app = GitHubAppKey(self, "GitHubApp", app) if app else None
         self._table()
         self._queues()
         self._hook_parameter()
@@ -155,5 +154,7 @@ class FargateRunners(
         self._firewall(props)
         for role in (self.webhook_role, self.retry_role, self.reconciler_role):
             self._grant_dispatch(role)
+            if self.github_app is not None:
+                self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
         self._observability(profiles, props)

@@ -8,7 +8,9 @@ emits as EMF (checked by running deliveries through the local endpoint):
 - ``Deliveries``, ``DeliveriesRejected``, ``DuplicateDeliveries``,
   ``JobsQueuedForRetry``, ``JobsDeadLettered`` and ``DispatchLatency`` (ms) come
   from the shared ``Metrics`` object: one dimension, ``service``.
-- ``RunnersLaunched`` and ``JobsWaitingForCapacity`` (``profile``), ``JobsIgnored``
+- ``TimeToStart`` and the task phases ``TaskProvisioning``, ``ImagePull``,
+  ``ContainerStart`` (seconds, ``profile``; ``lambda_fn/start_time.py``),
+  ``RunnersLaunched`` and ``JobsWaitingForCapacity`` (``profile``), ``JobsIgnored``
   (``reason``) and ``LaunchFailures`` (``kind``) are ``single_metric`` s: their own dimension
   *plus* ``service`` (Powertools adds it from ``POWERTOOLS_SERVICE_NAME``).
 
@@ -32,11 +34,14 @@ __all__ = [
     "IGNORE_REASONS",
     "LAUNCH_FAILURE_KINDS",
     "LAUNCH_FAILURE_THRESHOLD",
+    "TASK_PHASES",
     "add_dashboard",
 ]
 
 IGNORE_REASONS = ("event", "action", "stale", "repository", "labels", "policy")
 LAUNCH_FAILURE_KINDS = ("transient", "permanent", "config")
+#: Where a task's start went, in order (``lambda_fn.start_time.PHASE_METRICS``).
+TASK_PHASES = ("TaskProvisioning", "ImagePull", "ContainerStart")
 #: Launch failures (all kinds) in five minutes that raise the alarm.
 LAUNCH_FAILURE_THRESHOLD = 3
 
@@ -231,6 +236,37 @@ def add_dashboard(
                     emf("JobsWaitingForCapacity", f"{p} at max_runners", profile=p)
                     for p in profiles
                 ),
+            ],
+            width=_WIDTH,
+        ),
+    )
+    dashboard.add_widgets(
+        cloudwatch.GraphWidget(
+            title="Time to start per profile (s, queued -> runner took the job)",
+            left=[
+                emf("TimeToStart", f"{p} {stat}", statistic=stat, profile=p).with_(
+                    period=_FIVE_MINUTES
+                )
+                for p in profiles
+                for stat in ("p50", "p90")
+            ],
+            width=_WIDTH,
+        ),
+        cloudwatch.GraphWidget(
+            title="Task start phases p90 (s)",
+            left=[
+                emf(phase, f"{p} {phase}", statistic="p90", profile=p).with_(period=_FIVE_MINUTES)
+                for p in profiles
+                for phase in TASK_PHASES
+            ],
+            stacked=True,
+            width=_WIDTH,
+        ),
+        cloudwatch.SingleValueWidget(
+            title="Time to start p90, last 3 h (s)",
+            metrics=[
+                emf("TimeToStart", p, statistic="p90", profile=p).with_(period=Duration.hours(3))
+                for p in profiles
             ],
             width=_WIDTH,
         ),

@@ -8,6 +8,7 @@ is split.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 
 from aws_cdk import (
@@ -50,6 +51,7 @@ from .props import (
     FargateRunnersProps,
     lambda_profile_entry,
 )
+from .tracing import TRACING_ENVIRONMENT, DetailedTracing
 
 
 class DispatcherPart(RunnersBase):
@@ -184,6 +186,12 @@ class DispatcherPart(RunnersBase):
         code = self._code = lambda_code(
             props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
         )
+        self._layers = []
+        if props.detailed_tracing:
+            tracing = DetailedTracing(
+                self, "DetailedTracing", runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+            )
+            self._layers.append(tracing.layer)
         environment = {
             "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
             "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
@@ -211,6 +219,8 @@ class DispatcherPart(RunnersBase):
             "POWERTOOLS_SERVICE_NAME": self.service_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
+            **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
+            **(self.github_app.environment() if self.github_app else {}),
         }
         unknown = set(environment) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
         if unknown:  # pragma: no cover - a bug here, not a user's mistake
@@ -342,6 +352,7 @@ class DispatcherPart(RunnersBase):
             "DEPLOYMENT_ID": "0" * 8,
             # CloudFormation names a parameter CFN-<logical id>-<random>.
             "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
+            "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{uuid.UUID(int=0)}",
         }
 
     # -- least-privilege IAM for the webhook -----------------------------------
@@ -389,7 +400,9 @@ class DispatcherPart(RunnersBase):
             iam.PolicyStatement(
                 sid="ReadWebhookSecrets",
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[self.webhook_secret.secret_arn, self.github_token_secret.secret_arn],
+                # With a GitHub App the PAT secret stays empty and unreadable.
+                resources=[self.webhook_secret.secret_arn]
+                + ([] if self.github_app else [self.github_token_secret.secret_arn]),
             )
         )
         self._grant_task_control(role)
@@ -459,16 +472,6 @@ class DispatcherPart(RunnersBase):
             )
         )
         acknowledge(role, *acks)
-
-    @property
-    def _task_arns(self) -> str:
-        """Every task of this cluster (task ids are unknown before launch)."""
-        return Stack.of(self).format_arn(
-            service="ecs",
-            resource="task",
-            resource_name=f"{self.cluster.cluster_name}/*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
 
     def _grant_task_control(self, role: iam.Role) -> None:
         """List, inspect and stop the tasks of this cluster, and nothing else."""

@@ -33,10 +33,16 @@ from constructs import Construct
 
 from lambda_fn.source_ranges import SourceRanges
 
+from .rules import WAF_METRIC_SUFFIXES
+
 __all__ = ["RATE_LIMIT_WINDOW_SECONDS", "WebhookFirewall"]
 
 #: The rate-based rule's evaluation window (WAF allows 60, 120, 300 or 600 s).
 RATE_LIMIT_WINDOW_SECONDS = 300
+
+
+#: Metric name suffixes; rules.py checks at synth that the longest fits WAF's limit.
+_ACL_METRIC, _OUTSIDE_METRIC, _RATE_METRIC = WAF_METRIC_SUFFIXES
 
 
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -91,7 +97,7 @@ class WebhookFirewall(Construct):
             scope="REGIONAL",
             description="GitHub webhook: only GitHub webhook senders, each rate-limited",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=_visibility(f"{metric_prefix}-webhook"),
+            visibility_config=_visibility(metric_prefix + _ACL_METRIC),
             rules=[
                 wafv2.CfnWebACL.RuleProperty(
                     name="BlockOutsideWebhookSources",
@@ -100,7 +106,7 @@ class WebhookFirewall(Construct):
                     statement=wafv2.CfnWebACL.StatementProperty(
                         not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=in_sources)
                     ),
-                    visibility_config=_visibility(f"{metric_prefix}-outside-sources"),
+                    visibility_config=_visibility(metric_prefix + _OUTSIDE_METRIC),
                 ),
                 wafv2.CfnWebACL.RuleProperty(
                     name="RateLimitPerSource",
@@ -113,7 +119,7 @@ class WebhookFirewall(Construct):
                             evaluation_window_sec=RATE_LIMIT_WINDOW_SECONDS,
                         )
                     ),
-                    visibility_config=_visibility(f"{metric_prefix}-rate-limited"),
+                    visibility_config=_visibility(metric_prefix + _RATE_METRIC),
                 ),
             ],
         )

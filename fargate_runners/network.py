@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_cdk import Annotations
 from aws_cdk import aws_ec2 as ec2
 
 from .base import RunnersBase
@@ -108,12 +109,18 @@ class NetworkPart(RunnersBase):
         endpoint_group.add_ingress_rule(
             self.security_group, ec2.Port.tcp(443), "HTTPS from runner tasks"
         )
-        subnets = ec2.SubnetSelection(
-            subnets=[
-                ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
-                for i, subnet_id in enumerate(self.subnet_ids)
-            ]
-        )
+        imported = [
+            ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
+            for i, subnet_id in enumerate(self.subnet_ids)
+        ]
+        for subnet in imported:
+            # Interface endpoints need no route table; the S3 gateway endpoint is given
+            # vpc_endpoint_route_table_ids explicitly below.
+            Annotations.of(subnet).acknowledge_warning(
+                "@aws-cdk/aws-ec2:noSubnetRouteTableId",
+                "route tables come from vpc_endpoint_route_table_ids",
+            )
+        subnets = ec2.SubnetSelection(subnets=imported)
         services = {
             "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
             "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
@@ -121,6 +128,9 @@ class NetworkPart(RunnersBase):
             "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
             "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
         }
+        if any(profile.managed_steps for profile in props.profiles):
+            # The managed-steps hook in the runner task calls ECS (RunTask, DescribeTasks).
+            services["Ecs"] = ec2.InterfaceVpcEndpointAwsService.ECS
         for name, service in services.items():
             ec2.InterfaceVpcEndpoint(
                 self,

@@ -25,7 +25,9 @@ from .config import (
     CONTAINER_NAME,
     DEFAULT_GITHUB_API_URL,
     RunnerProfile,
+    check_construct_props,
 )
+from .github_app import GitHubAppAuth
 from .runner_files import STOP_TIMEOUT_SECONDS
 
 RETRY_FUNCTION_TIMEOUT_SECONDS = 60
@@ -83,7 +85,11 @@ def retention_days(days: int) -> logs.RetentionDays:
 class FargateRunnersProps:
     """Properties of :class:`FargateRunners`.
 
-    :param profiles: runner profiles (validated: unique names and label sets).
+    :param profiles: runner profiles (validated: unique names, none shadowed by another).
+
+    Constructing props validates them like ``cdk.json`` (``ConfigError`` listing every
+    problem, keys named as here): an ``http://`` ``github_api_url``, ``assign_public_ip=False``
+    without ``vpc``, an empty restriction list... fail here, not at deploy.
     :param vpc: VPC for runner tasks; default: a new VPC, public subnets in 2 AZs,
         no NAT gateway, flow logs on.
     :param vpc_subnets: which subnets of ``vpc`` tasks run in (required in practice
@@ -100,6 +106,8 @@ class FargateRunnersProps:
     :param allowed_repositories: ``owner/repo`` or ``owner/*``; empty = any.
     :param github_api_url: GitHub REST base URL (GHES: ``https://HOST/api/v3``).
     :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
+    :param github_app: authenticate as this GitHub App (JWT signed by a KMS key holding its
+        private key, ``github_app.py``) instead of with the PAT; default: the PAT.
     :param log_retention: retention of every log group this construct creates.
     :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
         ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
@@ -127,6 +135,8 @@ class FargateRunnersProps:
     :param webhook_source_cidrs: where deliveries come from; default: github.com's
         ``hooks`` ranges, kept current by a scheduled refresh from ``/meta``.
     :param webhook_rate_limit: requests per source address per 5 minutes.
+    :param detailed_tracing: X-Ray subsegments for the GitHub and ECS calls (adds the
+        X-Ray SDK as a layer; costs every cold start its import, ``fargate_runners/tracing.py``).
     """
 
     profiles: Sequence[RunnerProfile]
@@ -140,6 +150,7 @@ class FargateRunnersProps:
     allowed_repositories: Sequence[str] = field(default_factory=tuple)
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret: secretsmanager.ISecret | None = None
+    github_app: GitHubAppAuth | None = None
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
     api_gateway_logging: str = "off"
@@ -157,6 +168,12 @@ class FargateRunnersProps:
     webhook_firewall: bool = True
     webhook_source_cidrs: Sequence[str] | None = None
     webhook_rate_limit: int = 2000
+    detailed_tracing: bool = False
+
+    def __post_init__(self) -> None:
+        """The checks ``cdk.json`` gets (fargate_runners/config.py); ``ConfigError`` if not."""
+        settings = check_construct_props(self)
+        object.__setattr__(self, "profiles", settings.profiles)
 
 
 def lambda_profile_entry(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import gzip
+import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lambda_fn import policy
@@ -22,6 +24,8 @@ RUNNER_DIR = Path(__file__).resolve().parent / "runner"
 ENTRYPOINT = RUNNER_DIR / "entrypoint.sh"
 HOOK = RUNNER_DIR / "job_started.py"
 JIT_FETCH = RUNNER_DIR / "jit_config.py"
+AWS_CALL = RUNNER_DIR / "aws_call.py"
+STEPS_HOOK = RUNNER_DIR / "managed_steps.py"
 #: The task runs the Lambda's own policy module: one implementation of the rules.
 POLICY_MODULE = Path(policy.__file__).resolve()
 
@@ -52,6 +56,42 @@ def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, s
         "RUNNER_POLICY_PY_GZ_B64": encode(POLICY_MODULE),
         "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
         "RUNNER_JIT_PY_GZ_B64": encode(JIT_FETCH),
+        "RUNNER_AWS_PY_GZ_B64": encode(AWS_CALL),
         "RUNNER_IDLE_TIMEOUT_SECONDS": str(idle_timeout_seconds),
         "RUNNER_STOP_GRACE_SECONDS": str(STOP_GRACE_SECONDS),
     }
+
+
+#: The step container's user: not root (any uid works without an /etc/passwd entry).
+STEP_USER = "1000"
+#: Exit code of the step dispatcher for a name that is not a managed command.
+STEP_REFUSED_EXIT = 126
+
+
+def step_entry_point(commands: Mapping[str, Sequence[str]]) -> list[str]:
+    """The step container's fixed entry point: name (the one command override) -> argv.
+
+    ECS lets ``RunTask`` override a container's ``command`` but not its
+    ``entryPoint`` (API_ContainerOverride), so whoever may start a step task can
+    choose only among the managed commands, never run anything else in the step image.
+    """
+    cases = "".join(
+        f"  {shlex.quote(name)}) exec {shlex.join(argv)} ;;\n" for name, argv in commands.items()
+    )
+    script = (
+        'case "${1-}" in\n'
+        f"{cases}"
+        '  *) echo "managed step: not a managed command: ${1-}" >&2; '
+        f"exit {STEP_REFUSED_EXIT} ;;\n"
+        "esac\n"
+    )
+    # sh -c SCRIPT NAME ARG...: $0 = "managed-step", $1 = the command override.
+    return ["/bin/sh", "-c", script, "managed-step"]
+
+
+def steps_environment(steps_json: str) -> dict[str, str]:
+    """What a managed-steps runner container gets besides :func:`runner_environment`.
+
+    ``steps_json`` is the hook's configuration (``managed_steps.StepsConfig``).
+    """
+    return {"RUNNER_STEPS_JSON": steps_json, "RUNNER_STEPS_PY_GZ_B64": encode(STEPS_HOOK)}

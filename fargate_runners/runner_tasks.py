@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import (
+    Annotations,
     ArnFormat,
     Duration,
     Stack,
@@ -31,7 +32,19 @@ from .props import (
     RUNNER_USER,
     FargateRunnersProps,
 )
+from .role_policies import add_operator_policies
 from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
+from .steps import ManagedSteps
+
+
+def runtime_platform(architecture: str) -> ecs.RuntimePlatform:
+    """Linux on ``ARM64`` or ``X86_64`` (a profile's ``architecture``)."""
+    return ecs.RuntimePlatform(
+        operating_system_family=ecs.OperatingSystemFamily.LINUX,
+        cpu_architecture=(
+            ecs.CpuArchitecture.ARM64 if architecture == "ARM64" else ecs.CpuArchitecture.X86_64
+        ),
+    )
 
 
 class RunnerTasksPart(RunnersBase):
@@ -83,18 +96,12 @@ class RunnerTasksPart(RunnersBase):
                 cpu=profile.cpu,
                 memory_limit_mib=profile.memory,
                 ephemeral_storage_gib=profile.ephemeral_storage_gib,
-                runtime_platform=ecs.RuntimePlatform(
-                    operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                    cpu_architecture=(
-                        ecs.CpuArchitecture.ARM64
-                        if profile.architecture == "ARM64"
-                        else ecs.CpuArchitecture.X86_64
-                    ),
-                ),
+                runtime_platform=runtime_platform(profile.architecture),
                 task_role=task_role,
                 execution_role=execution_role,
             )
-            task_definition.add_container(
+            steps = self._managed_steps(scope, profile) if profile.managed_steps else None
+            container = task_definition.add_container(
                 CONTAINER_NAME,
                 container_name=CONTAINER_NAME,
                 image=ecs.ContainerImage.from_registry(profile.effective_image),
@@ -103,6 +110,7 @@ class RunnerTasksPart(RunnersBase):
                 environment={
                     **runner_environment(profile.policy, props.runner_idle_timeout_seconds),
                     **profile.environment,
+                    **(steps.runner_environment if steps else {}),
                 },
                 secrets={
                     name: ecs.Secret.from_secrets_manager(
@@ -125,8 +133,19 @@ class RunnerTasksPart(RunnersBase):
                 ),
             )
             self._own_jit_config(task_role)
-            self._task_role_policies(profile, task_role)
-            self._registry_access(profile, execution_role)
+            if steps:
+                steps.grant_runner(task_role)
+            add_operator_policies(
+                task_role,
+                profile.task_role_policies,
+                f"profiles[{profile.name}].task_role_policies for jobs of this profile",
+            )
+            if self._registry_access(profile, execution_role):
+                # CDK warns that an ECR image needs pull permissions: granted just above.
+                Annotations.of(container).acknowledge_warning(
+                    "@aws-cdk/aws-ecs:ecrImageRequiresPolicy",
+                    "the execution role may pull the profile's ECR image (_registry_access)",
+                )
             if profile.secrets_kms_key_arns:
                 # Secrets Manager decrypts with the caller's permissions: ECS needs
                 # kms:Decrypt on a customer-managed key, and only through Secrets Manager
@@ -191,54 +210,55 @@ class RunnerTasksPart(RunnersBase):
             ),
         )
 
-    def _task_role_policies(self, profile: RunnerProfile, task_role: iam.Role) -> None:
-        """Exactly the permissions the operator listed for this profile, nothing else."""
-        for item in profile.task_role_policies:
-            if isinstance(item, str):
-                task_role.add_managed_policy(
-                    iam.ManagedPolicy.from_managed_policy_arn(
-                        task_role, f"Managed{len(task_role.node.children)}", item
-                    )
-                )
-            else:
-                task_role.add_to_policy(iam.PolicyStatement.from_json(dict(item)))
-        # cdk-nag names each finding (IAM4[Policy::arn], IAM5[Resource::...]): acknowledge
-        # exactly the findings the operator's own policies produce, nothing broader.
-        finding_ids: dict[str, None] = {}
-        for item in profile.task_role_policies:
-            if isinstance(item, str):
-                if ":iam::aws:" in item:
-                    finding_ids[f"AwsSolutions-IAM4[Policy::{item}]"] = None
-            elif item.get("Effect", "Allow") == "Allow":
-                for kind in ("Action", "Resource"):
-                    values = item[kind]
-                    for value in [values] if isinstance(values, str) else values:
-                        if "*" in value:
-                            finding_ids[f"AwsSolutions-IAM5[{kind}::{value}]"] = None
-        if finding_ids:
-            reason = (
-                f"Granted explicitly by the operator in cdk.json profiles[{profile.name}]."
-                "task_role_policies for jobs of this profile; reviewed there."
-            )
-            acknowledge(
-                task_role, *(Acknowledgment(id=finding, reason=reason) for finding in finding_ids)
-            )
+    def _managed_steps(self, scope: Construct, profile: RunnerProfile) -> ManagedSteps:
+        """The step task definition of a ``steps: managed`` profile (fargate_runners/steps.py)."""
+        return ManagedSteps(
+            scope,
+            "Steps",
+            profile=profile,
+            family=f"{self.name_prefix}-step-{profile.name}",
+            cluster=self.cluster,
+            cluster_task_arns=self._task_arns,
+            subnet_ids=list(profile.subnet_ids or self.subnet_ids),
+            security_group_id=self.security_group.security_group_id,
+            assign_public_ip=(
+                profile.assign_public_ip
+                if profile.assign_public_ip is not None
+                else self.assign_public_ip
+            ),
+            log_retention=self.props.log_retention,
+            log_removal_policy=self.props.log_removal_policy,
+        )
 
-    def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> None:
-        """Let ECS pull from a private ECR registry prefix (e.g. a pull-through cache)."""
-        prefix = (profile.registry_prefix or "").rstrip("/")
-        host, _, path = prefix.partition("/")
+    def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> bool:
+        """Let ECS pull the profile's image when it is in a private ECR registry.
+
+        Under an ECR ``registry_prefix`` (a pull-through cache) any repository below the
+        prefix, which the cache creates on first pull; otherwise, for an ECR ``image``, that
+        one repository. True when ECR permissions were granted.
+        """
+        cached = bool(profile.registry_prefix)
+        source = (profile.registry_prefix or "").rstrip("/") if cached else profile.image
+        host, _, path = source.partition("/")
         parts = host.split(".")
         if len(parts) < 6 or parts[1:3] != ["dkr", "ecr"]:
-            return  # not ECR: public registries need no permissions
+            return False  # not ECR: public registries need no permissions
         account, region = parts[0], parts[3]
+        if cached:
+            resource_name = f"{path}/*" if path else "*"
+            actions = ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+            reason = "Pulls any image under the profile's registry_prefix (pull-through cache)."
+        else:
+            resource_name = path.split("@", 1)[0].rsplit(":", 1)[0]  # the repository only
+            actions = []
+            reason = ""
         stack = Stack.of(self)
         repositories = stack.format_arn(
             service="ecr",
             region=region,
             account=account,
             resource="repository",
-            resource_name=f"{path}/*" if path else "*",
+            resource_name=resource_name,
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
         execution_role.add_to_policy(
@@ -247,8 +267,7 @@ class RunnerTasksPart(RunnersBase):
                     "ecr:BatchCheckLayerAvailability",
                     "ecr:GetDownloadUrlForLayer",
                     "ecr:BatchGetImage",
-                    "ecr:BatchImportUpstreamImage",
-                    "ecr:CreateRepository",
+                    *actions,
                 ],
                 resources=[repositories],
             )
@@ -256,14 +275,18 @@ class RunnerTasksPart(RunnersBase):
         execution_role.add_to_policy(
             iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"])
         )
-        acknowledge(
-            execution_role,
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(repositories))}]",
-                reason="Pulls any image under the profile's registry_prefix (pull-through cache).",
-            ),
+        acknowledgments = [
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="ecr:GetAuthorizationToken has no resource-level permissions.",
-            ),
-        )
+            )
+        ]
+        if cached:
+            acknowledgments.append(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(repositories))}]",
+                    reason=reason,
+                )
+            )
+        acknowledge(execution_role, *acknowledgments)
+        return True

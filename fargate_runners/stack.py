@@ -15,6 +15,7 @@ from lambda_fn import contract
 
 from .config import RunnersConfig
 from .construct import FargateRunners, FargateRunnersProps, retention_days
+from .github_app import GitHubAppAuth
 
 __all__ = ["FargateRunnersStack"]
 
@@ -71,6 +72,11 @@ class FargateRunnersStack(Stack):
                 allowed_repositories=config.allowed_repositories,
                 github_api_url=config.github_api_url,
                 github_token_secret=token_secret,
+                github_app=(
+                    GitHubAppAuth(config.github_app_id, config.github_app_key_arn)
+                    if config.github_auth == "app" and config.github_app_id
+                    else None
+                ),
                 log_retention=retention_days(config.log_retention_days),
                 log_removal_policy=(
                     RemovalPolicy.RETAIN
@@ -90,6 +96,7 @@ class FargateRunnersStack(Stack):
                 webhook_firewall=config.webhook_firewall,
                 webhook_source_cidrs=config.webhook_source_cidrs,
                 webhook_rate_limit=config.webhook_rate_limit,
+                detailed_tracing=config.detailed_tracing,
             ),
         )
 

@@ -44,6 +44,10 @@ class RunnerTask:
     created_at: datetime | None
     stopped_reason: str | None
     exit_code: int | None
+    #: ECS lifecycle timestamps (time to start: lambda_fn/start_time.py).
+    pull_started_at: datetime | None = None
+    pull_stopped_at: datetime | None = None
+    started_at: datetime | None = None
 
     @property
     def owner_repo(self) -> tuple[str, str] | None:
@@ -75,6 +79,9 @@ class RunnerTask:
             created_at=task.get("createdAt"),
             stopped_reason=task.get("stoppedReason"),
             exit_code=int(exit_code) if exit_code is not None else None,
+            pull_started_at=task.get("pullStartedAt"),
+            pull_stopped_at=task.get("pullStoppedAt"),
+            started_at=task.get("startedAt"),
         )
 
 

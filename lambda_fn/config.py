@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,13 +39,20 @@ REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
 #: name -> default (``None`` means required): the contract's table, owned there.
 ENV_DEFAULTS = LAMBDA_ENVIRONMENT
 
-_REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
 _NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 #: Secrets Manager names allow letters, digits and /_+=.@- (no trailing '/': we add it).
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$")
 #: An IAM role's unique id (``RoleId``): "AROA" then upper-case letters and digits.
 _ROLE_ID = re.compile(r"^AROA[A-Z0-9]{8,124}$")
 _DEPLOYMENT_ID = re.compile(r"^[a-z0-9]{0,16}$")
+#: A GitHub App's numeric App ID, or its client ID (``Iv1.…``, ``Iv23…``): either is the JWT's
+#: ``iss`` (docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/
+#: generating-a-json-web-token-jwt-for-a-github-app).
+APP_ID_RE = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
+_KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/"
+    r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$"
+)
 
 
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
@@ -115,6 +122,11 @@ class Settings:
     idempotency_ttl_seconds: int
     github_timeout_budget_seconds: float
     jit_secret_prefix: str = "fargate-runners/jit"  # noqa: S105 - a name prefix
+    #: ``pat`` (the PAT in ``github_token_secret_arn``) or ``app`` (a GitHub App's
+    #: installation tokens, its JWT signed by the KMS key ``github_app_key_arn``).
+    github_auth: Literal["pat", "app"] = "pat"
+    github_app_id: str = ""
+    github_app_key_arn: str = ""
 
 
 def get_settings() -> Settings:
@@ -155,9 +167,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(f"GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
 
     allowed = _split_csv(get("ALLOWED_REPOSITORIES"))
-    for pattern in allowed:
-        if not _REPO_PATTERN.match(pattern):
-            raise ConfigError(f"ALLOWED_REPOSITORIES: {pattern!r} is not 'owner/repo' or 'owner/*'")
+    if allowed:  # the one owner/repo rule; imported only when there is something to check
+        from lambda_fn.policy import repository_pattern_problem
+
+        for pattern in allowed:
+            problem = repository_pattern_problem(pattern)
+            if problem is not None:
+                raise ConfigError(f"ALLOWED_REPOSITORIES: {problem}")
 
     prefix = get("RUNNER_NAME_PREFIX")
     if not _NAME_PREFIX.match(prefix):
@@ -185,6 +201,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(
             f"DEPLOYMENT_ID must be at most 16 lower-case letters or digits, got {deployment_id!r}"
         )
+
+    github_auth, app_id, app_key_arn = _github_auth(get)
 
     retry_queue_url = env.get("RETRY_QUEUE_URL", "").strip() or None
     dead_letter_queue_url = env.get("DEAD_LETTER_QUEUE_URL", "").strip() or None
@@ -224,7 +242,29 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             _positive_int(get("GITHUB_TIMEOUT_BUDGET_SECONDS"), "GITHUB_TIMEOUT_BUDGET_SECONDS")
         ),
         jit_secret_prefix=jit_secret_prefix,
+        github_auth=github_auth,
+        github_app_id=app_id,
+        github_app_key_arn=app_key_arn,
     )
+
+
+def _github_auth(get: Callable[[str], str]) -> tuple[Literal["pat", "app"], str, str]:
+    """``GITHUB_AUTH`` and, for ``app``, the App id and its KMS key (both required then)."""
+    auth = get("GITHUB_AUTH").lower()
+    if auth == "pat":
+        return "pat", "", ""
+    if auth != "app":
+        raise ConfigError(f"GITHUB_AUTH must be 'pat' or 'app', got {auth[:20]!r}")
+    values: list[str] = []
+    for name, pattern, what in (
+        ("GITHUB_APP_ID", APP_ID_RE, "the GitHub App's ID or client ID"),
+        ("GITHUB_APP_KEY_ARN", _KMS_KEY_ARN, "a KMS key ARN"),
+    ):
+        value = get(name)
+        if not pattern.match(value):
+            raise ConfigError(f"{name} must be {what}, got {value[:200]!r}")
+        values.append(value)
+    return "app", values[0], values[1]
 
 
 def parse_profiles(raw: str) -> tuple[Profile, ...]:
@@ -343,17 +383,23 @@ def _required_list(raw: str, name: str) -> tuple[str, ...]:
     return items
 
 
-_HOOK_PATH = re.compile(r"^(repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+$")
+_HOOK_PATH = re.compile(
+    r"^((repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|orgs/[A-Za-z0-9_-]+)/hooks/\d+|app/hook)$"
+)
+#: The GitHub App's own webhook (GITHUB_AUTH=app): its deliveries are ``app/hook/deliveries``.
+APP_HOOK_PATH = "app/hook"
 
 
 def hook_path(raw: str, name: str = "GITHUB_HOOK_PATH") -> str | None:
-    """A webhook's REST path (``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``); None if empty."""
+    """A webhook's REST path (``repos/O/R/hooks/ID``, ``orgs/O/hooks/ID``, or ``app/hook``
+    for a GitHub App's own webhook); None if empty."""
     path = raw.strip().strip("/")
     if not path:
         return None
     if not _HOOK_PATH.match(path):
         raise ConfigError(
-            f"{name} must be repos/OWNER/REPO/hooks/ID or orgs/ORG/hooks/ID, got {path[:200]!r}"
+            f"{name} must be repos/OWNER/REPO/hooks/ID, orgs/ORG/hooks/ID or app/hook, "
+            f"got {path[:200]!r}"
         )
     return path
 

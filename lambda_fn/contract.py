@@ -45,6 +45,12 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "GITHUB_TIMEOUT_BUDGET_SECONDS": "6",
     "JIT_SECRET_PREFIX": "fargate-runners/jit",
+    # Read by lambda_fn.observability (the tracer is built before any settings are).
+    "TRACE_REMOTE_CALLS": "false",
+    # GitHub App authentication (docs/github-app.md); the PAT stays the default:
+    "GITHUB_AUTH": "pat",
+    "GITHUB_APP_ID": "",
+    "GITHUB_APP_KEY_ARN": "",
 }
 
 #: Read by AWS Lambda Powertools itself, set by the construct.

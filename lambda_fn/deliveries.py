@@ -27,7 +27,7 @@ from lambda_fn.observability import count, logger, milliseconds
 from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 
-if TYPE_CHECKING:  # imported lazily at run time: they pull in pydantic and boto3
+if TYPE_CHECKING:  # imported lazily at run time: it pulls in boto3
     from lambda_fn.dispatch import QueuedJob
 
 #: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
@@ -118,25 +118,23 @@ def _bad_request(reason: str) -> Answer:
 
 
 def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: Any) -> Answer:
-    from pydantic import ValidationError
-
-    from lambda_fn.webhook import EventAction, WorkflowJobEvent
+    from lambda_fn.webhook import PayloadError, event_action, parse_event
 
     try:
-        action = EventAction.model_validate(payload).action
-    except ValidationError:
+        action = event_action(payload)
+    except PayloadError:
         return _bad_request("workflow_job payload has no valid 'action'")
     if action == "completed":
         return _job_completed(payload, settings)
+    if action == "in_progress":
+        return _job_started(payload, settings)
     if action != "queued":
         return ignored("action", f"action {action!r} does not start runners")
 
     try:
-        event = WorkflowJobEvent.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return _bad_request(f"invalid workflow_job payload at {where}: {first['msg']}")
+        event = parse_event(payload)
+    except PayloadError as exc:
+        return _bad_request(f"invalid workflow_job payload at {exc.where}: {exc.message}")
 
     job = event.workflow_job
     repository = event.repository.slug
@@ -192,6 +190,28 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         if refusal is not None:
             return ignored("policy", refusal)
     return launch_answer(queued, context)
+
+
+def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
+    """A runner took the job: record how long it waited (never starts or stops anything)."""
+    from lambda_fn.naming import owns_runner
+    from lambda_fn.webhook import PayloadError, parse_event
+
+    try:
+        job = parse_event(payload).workflow_job
+    except PayloadError as exc:
+        return _bad_request(f"invalid workflow_job payload at {exc.where}: {exc.message}")
+    runner = job.runner_name or ""
+    if not owns_runner(settings.runner_name_prefix, settings.deployment_id, runner):
+        return ignored("action", "job started on a runner this deployment did not launch")
+    profile = routing.match_profile(job.labels, settings.profiles)
+    if profile is None or job.started_at is None:
+        return ignored("action", "job started without a profile or a start time")
+    logger.append_keys(job_id=job.id, profile=profile.name)
+    from lambda_fn.start_time import record
+
+    figures = record(settings, profile.name, runner, job.created_at, job.started_at)
+    return Answer(200, {"status": "started", "job_id": job.id, **figures})
 
 
 def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:

@@ -37,6 +37,7 @@ from lambda_fn import aws, jit_secret
 from lambda_fn.config import Profile, Settings, get_settings
 from lambda_fn.errors import CapacityWaitError, ConfigError, LaunchTransientError
 from lambda_fn.github import GitHubClient, JitConfig, scope_path
+from lambda_fn.github_auth import token_provider
 from lambda_fn.launcher import (
     JobRef,
     build_run_task_request,
@@ -47,7 +48,6 @@ from lambda_fn.launcher import (
 )
 from lambda_fn.naming import runner_name
 from lambda_fn.observability import count, logger, traced
-from lambda_fn.secrets import get_secret_string
 
 IDEMPOTENCY_KEY_PREFIX = "workflow-job"
 
@@ -95,21 +95,15 @@ class QueuedJob:
 def github_client(
     settings: Settings, budget_seconds: float | None = None, *, shared_budget: bool = False
 ) -> GitHubClient:
-    """A client whose token comes from Secrets Manager (cached, never logged).
+    """A client whose token is the PAT or the GitHub App's (``lambda_fn.github_auth``).
 
     ``budget_seconds`` caps one call's time including retries (default: the
     configured ``GITHUB_TIMEOUT_BUDGET_SECONDS``); with ``shared_budget`` it
     caps all the client's calls together.
     """
-
-    def token(force: bool) -> str:
-        return get_secret_string(
-            settings.github_token_secret_arn, settings.secrets_max_age_seconds, force=force
-        )
-
     return GitHubClient(
         settings.github_api_url,
-        token,
+        token_provider(settings),
         budget_seconds=budget_seconds or settings.github_timeout_budget_seconds,
         shared_budget=shared_budget,
     )

@@ -33,15 +33,22 @@ READ_TIMEOUT = 5.0
 MAX_ATTEMPTS = 3
 BACKOFF_BASE = 0.25
 
-TokenProvider = Callable[[bool], str]
-"""Returns the PAT; ``True`` asks it to bypass its cache (the token may have been rotated)."""
+TokenProvider = Callable[[str, bool], str]
+"""The bearer token for a request to an API path (``repos/O/R/...``, ``orgs/O/...``,
+``app/...``, relative to the API URL): the PAT, or a GitHub App's token for that path
+(``lambda_fn.github_auth``). ``True`` asks for a fresh one: GitHub refused the last with
+401 (a rotated PAT, an expired or revoked installation token)."""
 
 _HINTS = {
-    401: "GitHub rejected the token: put a valid PAT in the GitHub token secret",
+    401: (
+        "GitHub rejected the token: put a valid PAT in the GitHub token secret (GitHub App: "
+        "check GITHUB_APP_ID and that the App's private key was imported into its KMS key)"
+    ),
     403: (
         "the token may not manage self-hosted runners here: a repository needs "
         "'Administration: write', an organisation 'Self-hosted runners: write' "
-        "(classic PAT: repo / admin:org)"
+        "(classic PAT: repo / admin:org; a GitHub App: the same permissions, accepted "
+        "by the installation)"
     ),
     404: "not found, or the token cannot see it: check the repository/organisation and token scope",
     409: "a runner with this name already exists",
@@ -167,6 +174,26 @@ class GitHubClient:
         https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks)."""
         self._request("POST", f"{hook_path}/deliveries/{delivery_id}/attempts", expected=(200, 202))
 
+    def get_installation(self, resource: str) -> dict[str, Any]:
+        """This App's installation on ``repos/O/R`` or ``orgs/O`` (JWT): ``GET
+        {resource}/installation`` answers 200, or 404 where the App is not installed
+        (for a repository: nor given access to it)
+        (https://docs.github.com/en/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app,
+        ...#get-an-organization-installation-for-the-authenticated-app)."""
+        return self._request("GET", f"{resource}/installation", expected=(200,))
+
+    def create_installation_token(self, installation_id: int) -> dict[str, Any]:
+        """A new installation access token (JWT): 201 ``{"token", "expires_at",
+        "permissions"}``, valid one hour; 401/403/404/422 are refusals
+        (https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app)."""
+        return self._request(
+            "POST", f"app/installations/{installation_id}/access_tokens", expected=(201,)
+        )
+
+    def get_app(self) -> dict[str, Any]:
+        """``GET /app`` (JWT): the App itself, its ``permissions`` and ``events``."""
+        return self._request("GET", "app", expected=(200,))
+
     def get_meta(self) -> dict[str, Any]:
         """``GET /meta``: GitHub's published address ranges (no token needed or sent)."""
         return self._request("GET", "meta", expected=(200,))
@@ -244,7 +271,8 @@ class GitHubClient:
                 raise GitHubTransientError(f"{method} {path}: no time left for GitHub")
             headers = dict(API_HEADERS)
             if self._token is not None:  # None: an unauthenticated endpoint (GET /meta)
-                headers["Authorization"] = f"Bearer {self._token(refreshed_token)}"
+                token = self._token(url.removeprefix(f"{self._api_url}/"), refreshed_token)
+                headers["Authorization"] = f"Bearer {token}"
             try:
                 response = self._session.request(
                     method,
@@ -266,7 +294,7 @@ class GitHubClient:
             if status in expected:
                 return response
             if status == 401 and not refreshed_token and self._token is not None:
-                refreshed_token = True  # the PAT may have been rotated: re-read it once
+                refreshed_token = True  # rotated PAT, expired installation token: once more
                 continue
             if status in RETRY_STATUSES or _is_rate_limited(response):
                 retry_after = _retry_after(response)

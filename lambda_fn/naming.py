@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import secrets
 
-__all__ = ["owns_runner", "runner_name"]
+__all__ = ["launched_for", "owns_runner", "runner_name"]
 
 
 def _stem(prefix: str, deployment_id: str) -> str:
@@ -32,7 +32,21 @@ def runner_name(prefix: str, deployment_id: str, job_id: int) -> str:
     return f"{_stem(prefix, deployment_id)}-{job_id}-{secrets.token_hex(3)}"
 
 
+def _match(prefix: str, deployment_id: str, name: str) -> re.Match[str] | None:
+    pattern = rf"{re.escape(_stem(prefix, deployment_id))}-(\d+)-[0-9a-f]{{6}}"
+    return re.fullmatch(pattern, name)
+
+
 def owns_runner(prefix: str, deployment_id: str, name: str) -> bool:
     """True only for names ``runner_name`` makes for this prefix and deployment."""
-    pattern = rf"{re.escape(_stem(prefix, deployment_id))}-\d+-[0-9a-f]{{6}}"
-    return re.fullmatch(pattern, name) is not None
+    return _match(prefix, deployment_id, name) is not None
+
+
+def launched_for(prefix: str, deployment_id: str, name: str) -> int | None:
+    """The job id a runner of ours was launched for (its task's ``startedBy``); None if not ours.
+
+    An ephemeral runner takes any job with its labels, so this may differ from
+    the job it ran.
+    """
+    match = _match(prefix, deployment_id, name)
+    return int(match.group(1)) if match else None

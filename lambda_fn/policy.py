@@ -60,6 +60,7 @@ __all__ = [
     "parse_workflow_ref",
     "policy_from_dict",
     "policy_from_json",
+    "repository_pattern_problem",
 ]
 
 #: Events whose payload carries a ``pull_request`` and whose head may be a fork.
@@ -96,7 +97,15 @@ _LIST_KEYS = (
 )
 _KNOWN_KEYS = frozenset((*_LIST_KEYS, "deny_fork_pull_requests", "profile"))
 
-_REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(\*|[A-Za-z0-9_.-]+)$")
+#: The one ``owner/repo`` / ``owner/*`` rule (cdk.json, profiles, the Lambda's
+#: ALLOWED_REPOSITORIES). Owner: a GitHub account name, letters, digits and hyphens, at most
+#: 39 characters, plus '_' because Enterprise Managed Users are named ``handle_SHORTCODE``
+#: (docs.github.com/en/enterprise-cloud@latest/admin/managing-iam/iam-configuration-reference/
+#: username-considerations-for-external-authentication). Repository: letters, digits, '.',
+#: '-', '_', at most 100, not '.' or '..'; or '*' for every repository of the owner.
+_REPOSITORY_PATTERN = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(\*|(?!\.\.?$)[A-Za-z0-9._-]{1,100})$"
+)
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -307,9 +316,17 @@ def _string_list(data: Mapping[str, Any], key: str, prefix: str) -> tuple[str, .
     return tuple(value)
 
 
+def repository_pattern_problem(value: str) -> str | None:
+    """Why ``value`` is not ``owner/repo`` or ``owner/*`` (see ``_REPOSITORY_PATTERN``)."""
+    if _REPOSITORY_PATTERN.match(value):
+        return None
+    return f"{value!r} is not 'owner/repo' or 'owner/*'"
+
+
 def _check_repository_pattern(value: str, where: str) -> None:
-    if not _REPOSITORY_PATTERN.match(value):
-        raise PolicyError(f"{where}: {value!r} is not 'owner/repo' or 'owner/*'")
+    problem = repository_pattern_problem(value)
+    if problem is not None:
+        raise PolicyError(f"{where}: {problem}")
 
 
 def _check_event_name(value: str, where: str) -> None:

@@ -1,7 +1,7 @@
 """GitHub's ``X-Hub-Signature-256``: HMAC-SHA256 of the raw body, compared in constant time.
 
-Kept apart from the payload models so that rejecting a bad request never
-pays for importing pydantic.
+Kept apart from the payload checks so that rejecting a bad request reads
+nothing else.
 """
 
 from __future__ import annotations

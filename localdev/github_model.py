@@ -27,6 +27,8 @@ POST     /{scope}/hooks                                              201
 PATCH    /{scope}/hooks/{id}                                         200 / 404
 GET      /{scope}/hooks/{id}/deliveries?per_page&cursor              200 newest first, ``Link``
 POST     /{scope}/hooks/{id}/deliveries/{id}/attempts                202 / 404
+GET      /app/hook/deliveries?per_page&cursor                        200 newest first (App JWT)
+POST     /app/hook/deliveries/{id}/attempts                          202 / 404 (App JWT)
 GET      /repos/{o}/{r}/git/ref/{heads|tags}/{name}                  200 / 404
 GET      /repos/{o}/{r}/git/tags/{sha}                               200 / 404
 GET      /repos/{o}/{r}/compare/{base}...{head}                      200 / 404
@@ -52,6 +54,15 @@ Sources for the behaviour (each handler cites its own):
   Every answer carries the ``x-ratelimit-*`` headers.
 - a request without a token answers 401 ``Requires authentication``; a wrong token 401
   ``Bad credentials`` (https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api).
+- GitHub App authentication: with ``app`` set (a
+  :class:`localdev.github_app_double.GitHubAppDouble`), the App's own endpoints (``/app``,
+  ``/app/installations/{id}/access_tokens``, ``/{scope}/installation``, ``/app/hook/config``)
+  are answered by it, ``/app/...`` wants the App's JWT, and every other non-public endpoint
+  a live installation token allowed there (or ``valid_token``); see that module for the
+  sources. Without an App, ``/app/...`` and ``/{scope}/installation`` answer 401 ``A JSON
+  web token could not be decoded`` (GitHub cannot read a PAT as a JWT). The App's own
+  webhook deliveries (https://docs.github.com/en/rest/apps/webhooks) are those of
+  ``deliveries`` with ``hook_id`` :data:`APP_HOOK_ID`.
 
 Fault injection is one mechanism: :meth:`GitHubModel.fail` answers the next ``times``
 requests matching a method and a pattern with a given status, headers and body (``times=None``:
@@ -81,6 +92,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from localdev.github_app_double import GitHubAppDouble
+
 DOCS = "https://docs.github.com/rest"
 
 #: What a handler answers: status, extra headers, JSON body (None: no body).
@@ -90,6 +103,11 @@ Params = dict[str, str]
 
 _SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+#: Endpoints only a GitHub App's JWT opens (answered by ``GitHubModel.app``).
+_APP_ONLY = re.compile(r"/app(?:/.*)?|" + _SCOPE + r"/installation")
+#: The ``hook_id`` of the App's own webhook deliveries in ``GitHubModel.deliveries``
+#: (GitHub shows them under ``/app/hook/deliveries``, no hook id of their own).
+APP_HOOK_ID = 0
 
 
 @dataclass(frozen=True)
@@ -301,6 +319,10 @@ class GitHubModel:
     parents: dict[str, list[str]] = field(default_factory=dict)
     #: The one token GitHub accepts (None: any non-empty token).
     valid_token: str | None = None
+    #: GitHub's side of a GitHub App (GITHUB_AUTH=app). When set, its endpoints are served
+    #: and every other non-public request needs ``valid_token`` or an installation token
+    #: allowed there (with ``valid_token`` None: an installation token).
+    app: GitHubAppDouble | None = None
     #: ``X-OAuth-Scopes`` of ``GET /user`` (None: a fine-grained token, no header).
     classic_scopes: str | None = None
     #: ``encoded_jit_config`` for a runner name (the bench passes a cheaper one).
@@ -414,11 +436,24 @@ class GitHubModel:
             if fault.reset_in is not None:
                 headers["x-ratelimit-reset"] = str(int(time.time()) + fault.reset_in)
             return fault.status, headers, fault.body
+        authorization = f"Bearer {call.token}" if call.token else ""
+        if self.app is not None:
+            answered = self.app.answer(call.method, call.path, authorization, call.body)
+            if answered is not None:
+                return answered[0], {}, answered[1]
+        elif _APP_ONLY.fullmatch(call.path):
+            return 401, {}, {"message": "A JSON web token could not be decoded", "status": "401"}
         for route, params in _matches(call):
             if not route.public:
                 if not call.token:
                     return 401, {}, {"message": "Requires authentication", "status": "401"}
-                if self.valid_token is not None and call.token != self.valid_token:
+                if self.app is not None and (
+                    call.token != self.valid_token or call.path.startswith("/app/")
+                ):
+                    refused = self.app.refusal(call.method, call.path, authorization)
+                    if refused is not None:
+                        return refused[0], {}, refused[1]
+                elif self.valid_token is not None and call.token != self.valid_token:
                     return 401, {}, {"message": "Bad credentials", "status": "401"}
             return route.handler(self, call, params)
         return not_found()
@@ -594,9 +629,15 @@ class GitHubModel:
         """Newest first, ``per_page`` (default 30, max 100), the next page through a ``cursor``
         in ``Link`` (https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook)."""
         hook = self._hook(p)
-        if hook is None:
-            return not_found()
-        log = [_delivery_view(d) for d in reversed(self.deliveries) if d.get("hook_id") == hook.id]
+        return not_found() if hook is None else self._deliveries_page(call, hook.id)
+
+    def list_app_deliveries(self, call: Call, p: Params) -> Answer:
+        """The App's own webhook, paged alike
+        (https://docs.github.com/en/rest/apps/webhooks#list-deliveries-for-an-app-webhook)."""
+        return self._deliveries_page(call, APP_HOOK_ID)
+
+    def _deliveries_page(self, call: Call, hook_id: int) -> Answer:
+        log = [_delivery_view(d) for d in reversed(self.deliveries) if d.get("hook_id") == hook_id]
         per_page = call.param("per_page", 30, 100)
         cursor = call.query.get("cursor", [""])[0]
         start = next((i for i, d in enumerate(log) if str(d["id"]) == cursor), 0)
@@ -608,13 +649,29 @@ class GitHubModel:
         """202 Accepted; GitHub sends it later, as a new delivery with the same ``guid`` and
         ``redelivery: true`` (:meth:`on_redeliver`). 404 for an unknown delivery
         (https://docs.github.com/en/rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook)."""
-        hook, delivery_id = self._hook(p), int(p["delivery_id"])
-        original = next((d for d in self.deliveries if d["id"] == delivery_id), None)
-        if hook is None or original is None or original.get("hook_id") != hook.id:
+        hook = self._hook(p)
+        original = self._delivery(None if hook is None else hook.id, int(p["delivery_id"]))
+        if hook is None or original is None:
             return not_found()
-        self.redelivered.append(delivery_id)
+        self.redelivered.append(original["id"])
         self.on_redeliver(hook, original)
         return 202, {}, {}
+
+    def redeliver_app(self, call: Call, p: Params) -> Answer:
+        """202 / 404, as for a repository webhook
+        (https://docs.github.com/en/rest/apps/webhooks#redeliver-a-delivery-for-an-app-webhook).
+        Recorded only: the model keeps no URL for the App's webhook."""
+        original = self._delivery(APP_HOOK_ID, int(p["delivery_id"]))
+        if original is None:
+            return not_found()
+        self.redelivered.append(original["id"])
+        return 202, {}, {}
+
+    def _delivery(self, hook_id: int | None, delivery_id: int) -> dict[str, Any] | None:
+        return next(
+            (d for d in self.deliveries if d["id"] == delivery_id and d.get("hook_id") == hook_id),
+            None,
+        )
 
     def on_redeliver(self, hook: Hook, delivery: dict[str, Any]) -> None:
         """Send a redelivery: the HTTP transport does (asynchronously); others only record."""
@@ -654,6 +711,8 @@ ROUTES: tuple[Route, ...] = (
         _SCOPE + r"/hooks/(?P<hook_id>\d+)/deliveries/(?P<delivery_id>\d+)/attempts",
         GitHubModel.redeliver,
     ),
+    Route("GET", r"/app/hook/deliveries", GitHubModel.list_app_deliveries),
+    Route("POST", r"/app/hook/deliveries/(?P<delivery_id>\d+)/attempts", GitHubModel.redeliver_app),
     Route("GET", _REPO + r"/git/ref/(?P<ref>.+)", GitHubModel.get_git_ref),
     Route("GET", _REPO + r"/git/tags/(?P<sha>[0-9a-f]+)", GitHubModel.get_git_tag),
     Route("GET", _REPO + r"/compare/(?P<base>[^./]+)\.\.\.(?P<head>[^./]+)", GitHubModel.compare),

@@ -12,6 +12,10 @@ endpoints and their sources); this module only adds the two things a real socket
   own; a redelivery is asked for through the API and sent asynchronously, as a new delivery
   with the same ``guid`` and ``redelivery: true``
   (https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks).
+
+GitHub App mode (``GITHUB_AUTH=app``) is the model's too: set ``app`` (a
+``localdev.github_app_double.GitHubAppDouble``) and GitHub's App endpoints are served, and
+every other request needs a live installation token allowed there.
 """
 
 from __future__ import annotations

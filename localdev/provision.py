@@ -145,6 +145,14 @@ def provision(
     stand-in's URL (or use :meth:`LocalStack.with_github`) for offline use.
     """
     config = load_runners_config(context)  # also makes ``cdk`` importable from a checkout
+    for profile in config.profiles:
+        if profile.managed_steps:
+            # Not modelled here: a runner task without its step task definition would
+            # run the job's steps itself, which a managed-steps profile must never do.
+            raise ValueError(
+                f"profile {profile.name}: managed steps (steps: managed) are not supported "
+                "by the local mode"
+            )
     from fargate_runners.config import CONTAINER_NAME
     from fargate_runners.runner_files import entrypoint_command, runner_environment
 

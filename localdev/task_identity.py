@@ -320,6 +320,9 @@ def fetch_jit_config(
     as entrypoint.sh does, with ``identity_env`` standing in for the ECS agent's."""
     script = runner_root / "_jit_config.py"
     script.write_bytes(gzip.decompress(base64.b64decode(container_env["RUNNER_JIT_PY_GZ_B64"])))
+    # jit_config.py loads aws_call.py from its own directory, as the entrypoint lays them out.
+    helper = runner_root / "aws_call.py"
+    helper.write_bytes(gzip.decompress(base64.b64decode(container_env["RUNNER_AWS_PY_GZ_B64"])))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         **{k: v for k, v in container_env.items() if k.startswith("RUNNER_JIT_SECRET_")},
@@ -336,3 +339,4 @@ def fetch_jit_config(
         )
     finally:
         script.unlink()
+        helper.unlink()

@@ -41,12 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     setup = commands.add_parser(
         "setup",
         parents=[common, target],
-        help="store the PAT and create/update the GitHub webhook",
+        help="store the PAT (or import the GitHub App key) and create/update the webhook",
         description="Check the PAT with GitHub, store it in the stack's secret and create or "
         "update the webhook (idempotent). The token is read from a hidden prompt, or from "
-        "stdin with --token-stdin; never from the command line.",
+        "stdin with --token-stdin; never from the command line. GitHub App stacks: "
+        "--app-id and --private-key import the App's key into the stack's KMS key instead.",
     )
     setup.add_argument("--token-stdin", action="store_true", help="read the PAT from stdin")
+    setup.add_argument(
+        "--app-id",
+        help="GitHub App stacks (github_auth app): the App's ID; no PAT is asked for",
+    )
+    setup.add_argument(
+        "--private-key",
+        type=Path,
+        metavar="APP.PEM",
+        help="with --app-id: the App's private key, imported into the stack's KMS key "
+        "(read once, never stored elsewhere; delete the file afterwards)",
+    )
+    setup.add_argument(
+        "--app-webhook",
+        action="store_true",
+        help="with --app-id: deliver through the App's own webhook instead of a "
+        "repository/organisation webhook",
+    )
     setup.add_argument(
         "--resend-secret",
         action="store_true",
@@ -94,6 +112,19 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "setup":
             if target is None:
                 raise CliError("setup needs --repo OWNER/REPO or --org ORG")
+            if args.app_id:
+                return commands.setup_with_app(
+                    aws,
+                    args.stack,
+                    target,
+                    app_id=args.app_id,
+                    private_key=args.private_key,
+                    api_url=args.github_api_url,
+                    app_webhook=args.app_webhook,
+                    resend_secret=args.resend_secret,
+                )
+            if args.private_key or args.app_webhook:
+                raise CliError("--private-key and --app-webhook go with --app-id")
             token = commands.read_token(from_stdin=args.token_stdin)
             return commands.setup(
                 aws,

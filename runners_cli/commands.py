@@ -7,7 +7,8 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from lambda_fn import contract
@@ -82,23 +83,59 @@ def setup(
         verb = "stored" if current is None else "replaced"
         out(f"token:   {verb} in {_secret_name(stack.github_token_secret_arn)}")
 
-    secret = read_secret(aws, stack.webhook_secret_arn)
-    if not secret:
-        raise CliError(f"the webhook secret {stack.webhook_secret_arn} has no value", 1)
     outcome, hook = github.ensure_hook(
-        target, stack.webhook_url, secret, resend_secret=resend_secret
+        target, stack.webhook_url, webhook_secret(aws, stack), resend_secret=resend_secret
     )
     out(
         f"webhook: {outcome} (id {hook.get('id')}) on {target.label} -> {stack.webhook_url}, "
         "events workflow_job, content type json"
     )
-    record_hook(aws, stack, target, int(hook["id"]), out)
+    record_hook(aws, stack, f"{target.path}/hooks/{hook['id']}", out)
     return 0
 
 
-def record_hook(aws: Aws, stack: StackInfo, target: Target, hook_id: int, out: Out) -> None:
+def setup_with_app(
+    aws: Aws,
+    stack_name: str,
+    target: Target,
+    *,
+    app_id: str,
+    private_key: Path | None,
+    api_url: str,
+    app_webhook: bool = False,
+    resend_secret: bool = False,
+    out: Out = print,
+) -> int:
+    """``github_auth: "app"`` stacks: import the App's key into KMS, check the App and its
+    installation on ``target``, create the webhook (or point the App's own at the stack)."""
+    from runners_cli.app import setup_app
+
+    stack = load_stack(aws, stack_name)
+    path = setup_app(
+        aws,
+        stack,
+        target,
+        app_id=app_id,
+        private_key=private_key,
+        api_url=api_url,
+        app_webhook=app_webhook,
+        resend_secret=resend_secret,
+        secret=webhook_secret(aws, stack),
+        out=out,
+    )
+    record_hook(aws, stack, path, out)
+    return 0
+
+
+def webhook_secret(aws: Aws, stack: StackInfo) -> str:
+    secret = read_secret(aws, stack.webhook_secret_arn)
+    if not secret:
+        raise CliError(f"the webhook secret {stack.webhook_secret_arn} has no value", 1)
+    return secret
+
+
+def record_hook(aws: Aws, stack: StackInfo, path: str, out: Out) -> None:
     """Write the webhook's path where the reconciler looks, so failed deliveries come back."""
-    path = f"{target.path}/hooks/{hook_id}"
     if stack.hook_parameter is None:
         out(
             "webhook: this stack predates automatic redelivery; deploy the current version "
@@ -174,10 +211,113 @@ def age(started: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-def github_for_stack(aws: Aws, stack: StackInfo, api_url: str) -> GitHub | None:
-    """A client with the stack's PAT (the operator's AWS access is enough); None if unset."""
+def github_for_stack(aws: Aws, stack: StackInfo, api_url: str, target: Target) -> GitHub | None:
+    """A client with the stack's PAT, or (App stacks) an installation token for ``target``
+    (the operator's AWS access is enough); None if the PAT is unset."""
+    from runners_cli.app import app_config, github_app, installation_token
+
+    app = app_config(aws, stack)
+    if app is not None:
+        return GitHub(installation_token(github_app(aws, app, api_url), target)[1], api_url)
     token = read_secret(aws, stack.github_token_secret_arn)
     return GitHub(token, api_url) if token else None
+
+
+#: Where the Lambda publishes its metrics (``fargate_runners.construct.METRICS_NAMESPACE``)
+#: and what ``lambda_fn/start_time.py`` calls queued -> a runner took the job.
+METRICS_NAMESPACE = "FargateRunners"
+TIME_TO_START = "TimeToStart"
+_START_STATS = ("p50", "p90", "SampleCount")
+
+
+@dataclass(frozen=True)
+class StartFigures:
+    """One profile's time to start over a window, as CloudWatch aggregates it."""
+
+    profile: str
+    jobs: int
+    p50: float | None
+    p90: float | None
+
+
+def time_to_start(aws: Aws, now: datetime, window: timedelta) -> list[StartFigures]:
+    """p50, p90 and count of ``TimeToStart`` per profile over ``window`` up to ``now``.
+
+    The dimension sets (``profile`` plus ``service``) come from ``ListMetrics`` (a
+    metric is listed for two weeks after its last datum), so profiles that started
+    nothing in the window report zero jobs. One ``GetMetricData`` call, one period
+    covering the window
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html).
+    """
+    cloudwatch = aws.client("cloudwatch")
+    dimension_sets = [
+        metric["Dimensions"]
+        for page in cloudwatch.get_paginator("list_metrics").paginate(
+            Namespace=METRICS_NAMESPACE, MetricName=TIME_TO_START
+        )
+        for metric in page["Metrics"]
+    ]
+    queries = [
+        {
+            "Id": f"m{index}_{stat.lower()}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": METRICS_NAMESPACE,
+                    "MetricName": TIME_TO_START,
+                    "Dimensions": dimensions,
+                },
+                "Period": int(window.total_seconds()),
+                "Stat": stat,
+            },
+        }
+        for index, dimensions in enumerate(dimension_sets)
+        for stat in _START_STATS
+    ]
+    values: dict[str, float] = {}
+    for start in range(0, len(queries), 500):  # GetMetricData takes up to 500 queries
+        pages = cloudwatch.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries[start : start + 500],
+            StartTime=now - window,
+            EndTime=now,
+        )
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                if result.get("Values"):
+                    values[result["Id"]] = float(result["Values"][0])
+    figures = []
+    for index, dimensions in enumerate(dimension_sets):
+        profile = next((d["Value"] for d in dimensions if d["Name"] == "profile"), "?")
+        figures.append(
+            StartFigures(
+                profile=profile,
+                jobs=int(values.get(f"m{index}_samplecount", 0)),
+                p50=values.get(f"m{index}_p50"),
+                p90=values.get(f"m{index}_p90"),
+            )
+        )
+    return sorted(figures, key=lambda figure: figure.profile)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def print_time_to_start(aws: Aws, now: datetime, out: Out) -> None:
+    try:
+        figures = time_to_start(aws, now, timedelta(hours=1))
+    except Exception as exc:  # status goes on without the figures
+        out(f"time to start, last hour: unavailable ({type(exc).__name__}: {exc})")
+        return
+    if not any(figure.jobs for figure in figures):
+        out("time to start, last hour: no job started on these runners")
+        return
+    out("time to start, last hour (job queued -> a runner took it):")
+    out(f"  {'profile':<12} {'jobs':>5} {'p50':>8} {'p90':>8}")
+    for figure in figures:
+        out(
+            f"  {figure.profile:<12} {figure.jobs:>5} {_seconds(figure.p50):>8} "
+            f"{_seconds(figure.p90):>8}"
+        )
 
 
 def status(
@@ -206,6 +346,8 @@ def status(
             counts[task.profile] = counts.get(task.profile, 0) + 1
         out("  per profile: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items())))
     out("")
+    print_time_to_start(aws, now or datetime.now(UTC), out)
+    out("")
     for label, url in (
         ("retry queue", stack.retry_queue_url),
         ("dead-letter queue", stack.dead_letter_queue_url),
@@ -216,7 +358,7 @@ def status(
             out(f"{label}: (not in this stack's outputs)")
     if target is not None:
         out("")
-        github = github_for_stack(aws, stack, api_url)
+        github = github_for_stack(aws, stack, api_url, target)
         if github is None:
             out("webhook deliveries: the PAT secret is empty (run `fargate-runners setup`)")
             return 0
@@ -302,16 +444,25 @@ class Doctor:
             "the stack creates it with a value; check your IAM permission "
             "secretsmanager:GetSecretValue on it",
         )
-        token = self._secret_check(
-            "GitHub token secret has a value",
-            stack.github_token_secret_arn,
-            "fargate-runners setup --repo OWNER/REPO (or --org ORG)",
-        )
+        from runners_cli.app import app_config
+
+        app = app_config(self.aws, stack)
+        token = None
+        if app is None:
+            token = self._secret_check(
+                "GitHub token secret has a value",
+                stack.github_token_secret_arn,
+                "fargate-runners setup --repo OWNER/REPO (or --org ORG)",
+            )
         self._cluster_checks(stack)
         self._queue_checks(stack)
         self._alarm_checks(stack)
         self._runner_group_checks(stack)
-        if token:
+        if app is not None:
+            from runners_cli.app import AppDoctor
+
+            AppDoctor(self, stack, app).run()
+        elif token:
             self._github_checks(stack, token)
         return self.checks
 
@@ -384,18 +535,22 @@ class Doctor:
             "cdk.json and cdk deploy",
         )
 
-    def _hook_record_check(self, stack: StackInfo, target: Target, hook_id: int) -> None:
+    def recorded_hook(self, stack: StackInfo) -> str | None:
+        """The webhook path ``setup`` recorded for the reconciler (None: no parameter)."""
         if stack.hook_parameter is None:
+            return None
+        ssm = self.aws.client("ssm")
+        return str(ssm.get_parameter(Name=stack.hook_parameter)["Parameter"]["Value"])
+
+    def hook_record_check(self, stack: StackInfo, expected: str, fix: str) -> None:
+        value = self.recorded_hook(stack)
+        if value is None:
             return
-        expected = f"{target.path}/hooks/{hook_id}"
-        value = self.aws.client("ssm").get_parameter(Name=stack.hook_parameter)["Parameter"][
-            "Value"
-        ]
         self.add(
             "webhook recorded for automatic redelivery",
             value == expected,
             "" if value == expected else f"{stack.hook_parameter} holds {value!r}",
-            f"fargate-runners setup --{target.kind} {target.name}",
+            fix,
         )
 
     def _runner_group_checks(self, stack: StackInfo) -> None:
@@ -466,6 +621,10 @@ class Doctor:
                 self.add(name, False, exc.message, fix)
                 return
             self.add(name, True)
+        self.hook_checks(stack, github, target)
+
+    def hook_checks(self, stack: StackInfo, github: GitHub, target: Target) -> None:
+        """The target's webhook: exists, recorded, configured right, delivering."""
         try:
             hook = github.find_hook(target, stack.webhook_url)
         except GitHubError as exc:
@@ -482,7 +641,7 @@ class Doctor:
         ):
             return
         assert hook is not None
-        self._hook_record_check(stack, target, int(hook["id"]))
+        self.hook_record_check(stack, f"{target.path}/hooks/{hook['id']}", setup_fix)
         differences = hook_differences(hook)
         self.add(
             "webhook active, workflow_job only, json, with secret",

@@ -40,6 +40,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws
 
+from localdev.github_app_double import GitHubAppDouble
 from localdev.github_model import Call, GitHubModel
 
 GITHUB_API = "https://api.github.test"
@@ -60,6 +61,9 @@ TEST_CONTEXT: dict[str, Any] = {
             "memory": 8192,
         },
     ],
+    # Private subnets behind a NAT (no public IP without a VPC of one's own is refused).
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": ["subnet-0123456789abcdef0"],
     "assign_public_ip": False,
 }
 
@@ -135,12 +139,13 @@ class FakeAws:
 
 def reset_lambda_caches() -> None:
     """The handler caches clients, secrets and launchers per process: start each test clean."""
-    from lambda_fn import aws, dispatch, secrets
+    from lambda_fn import aws, dispatch, github_auth, secrets
     from lambda_fn.config import _parse_cached
 
     aws.reset()
     secrets.reset()
     dispatch.reset()
+    github_auth.reset()
     _parse_cached.cache_clear()
 
 
@@ -289,6 +294,31 @@ def github() -> Iterator[FakeGitHub]:
         for hook_id, scope in TEST_HOOKS.items():
             fake.add_hook(scope, "https://abc123.execute-api.test/prod/webhook", hook_id=hook_id)
         yield fake
+
+
+#: The App of the App-mode tests (a numeric App ID is the JWT's ``iss``).
+APP_ID = "424242"
+
+
+def use_github_app(
+    fake: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, *, install: bool = True
+) -> GitHubAppDouble:
+    """Switch the handler to ``GITHUB_AUTH=app``: an RSA_2048 SIGN_VERIFY key in moto's KMS
+    (moto makes the key material: its ImportKeyMaterial is missing, see tests/cli), and
+    GitHub's side of the App knowing that key's public half. ``install``: on octo-org."""
+    kms = boto3.client("kms", region_name=fake.region)
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    public = kms.get_public_key(KeyId=key["Arn"])["PublicKey"]
+    github.app = GitHubAppDouble(APP_ID, public)
+    if install:
+        github.app.install("octo-org")
+    for name, value in (
+        ("GITHUB_AUTH", "app"),
+        ("GITHUB_APP_ID", APP_ID),
+        ("GITHUB_APP_KEY_ARN", key["Arn"]),
+    ):
+        monkeypatch.setenv(name, value)
+    return github.app
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ hook_timeout="$(whole_seconds RUNNER_HOOK_TIMEOUT_SECONDS 60)"
 refusal_flush="$(whole_seconds RUNNER_REFUSAL_FLUSH_SECONDS 2)"
 
 # --- 2. hook files -------------------------------------------------------------
-for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64; do
+for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64 RUNNER_AWS_PY_GZ_B64; do
   [[ -n "${!name:-}" ]] || die "$EX_CONFIG" "$name is not set; the task definition must provide it"
 done
 
@@ -65,15 +65,17 @@ fi
 rm -rf "$state"
 mkdir -p "$hooks" "$state"
 
-if ! printf '%s' "$RUNNER_POLICY_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/policy.py" 2>/dev/null; then
-  die "$EX_CONFIG" "RUNNER_POLICY_PY_GZ_B64 is not valid gzip+base64"
-fi
-if ! printf '%s' "$RUNNER_HOOK_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/job_started.py" 2>/dev/null; then
-  die "$EX_CONFIG" "RUNNER_HOOK_PY_GZ_B64 is not valid gzip+base64"
-fi
-if ! printf '%s' "$RUNNER_JIT_PY_GZ_B64" | base64 -d 2>/dev/null | gzip -dc >"$hooks/jit_config.py" 2>/dev/null; then
-  die "$EX_CONFIG" "RUNNER_JIT_PY_GZ_B64 is not valid gzip+base64"
-fi
+unpack() {
+  # $1: variable holding gzip+base64, $2: file to write. Exits 78 if it does not decode.
+  if ! printf '%s' "${!1}" | base64 -d 2>/dev/null | gzip -dc >"$2" 2>/dev/null; then
+    die "$EX_CONFIG" "$1 is not valid gzip+base64"
+  fi
+  chmod 0444 "$2"
+}
+unpack RUNNER_POLICY_PY_GZ_B64 "$hooks/policy.py"
+unpack RUNNER_HOOK_PY_GZ_B64 "$hooks/job_started.py"
+unpack RUNNER_JIT_PY_GZ_B64 "$hooks/jit_config.py"
+unpack RUNNER_AWS_PY_GZ_B64 "$hooks/aws_call.py"
 printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 
 # The job-started hook the runner runs (with `bash -e`). The job goes on only when the
@@ -107,15 +109,40 @@ echo "::error::This runner cannot run containers (jobs.<id>.container, services 
 exit 1
 EOF
 
-chmod 0444 "$hooks/policy.py" "$hooks/job_started.py" "$hooks/jit_config.py" "$hooks/policy.json"
-chmod 0555 "$hooks/job-started.sh" "$hooks/no-containers.sh" "$hooks"
+chmod 0444 "$hooks/policy.json"
+chmod 0555 "$hooks/job-started.sh" "$hooks/no-containers.sh"
 
 export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks/job-started.sh"
 export ACTIONS_RUNNER_CONTAINER_HOOKS="${ACTIONS_RUNNER_CONTAINER_HOOKS:-$hooks/no-containers.sh}"
 # run.sh then traps SIGINT/SIGTERM and sends SIGINT to the Listener's process group.
 export RUNNER_MANUALLY_TRAP_SIG=1
 
+# Managed steps (RUNNER_STEPS_JSON set): every job must declare `container:` (a job
+# without one fails in "Set up job"), and every step reaches managed_steps.py through the
+# runner's container hooks, which runs it as a task of the step task definition. The
+# hook path is ours whatever the image configures. The runner accepts only .js/.sh/.ps1
+# hooks and runs a .sh one with bash, the JSON input on stdin (docs/runner.md).
+if [[ -n "${RUNNER_STEPS_JSON:-}" ]]; then
+  [[ -n "${RUNNER_STEPS_PY_GZ_B64:-}" ]] ||
+    die "$EX_CONFIG" "RUNNER_STEPS_PY_GZ_B64 is not set; the task definition must provide it"
+  unpack RUNNER_STEPS_PY_GZ_B64 "$hooks/managed_steps.py"
+  printf '%s\n' "$RUNNER_STEPS_JSON" >"$hooks/steps.json"
+  chmod 0444 "$hooks/steps.json"
+  steps_hook="$(printf '%q ' "$python" "$hooks/managed_steps.py" --config "$hooks/steps.json" --policy-file "$hooks/policy.json" --state-dir "$state")"
+  cat >"$hooks/managed-steps.sh" <<WRAPPER
+#!/usr/bin/env bash
+# Written by entrypoint.sh: the container hook of a managed-steps profile (managed_steps.py).
+exec $steps_hook
+WRAPPER
+  chmod 0555 "$hooks/managed-steps.sh"
+  python3 "$hooks/managed_steps.py" --preflight --config "$hooks/steps.json" || exit "$EX_CONFIG"
+  export ACTIONS_RUNNER_CONTAINER_HOOKS="$hooks/managed-steps.sh"
+  export ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true
+fi
+chmod 0555 "$hooks"
+
 unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64
+unset RUNNER_AWS_PY_GZ_B64 RUNNER_STEPS_JSON RUNNER_STEPS_PY_GZ_B64
 
 # --- 3. policy valid and required_env present (checked in the runner's env) ----
 python3 "$hooks/job_started.py" --preflight --policy-file "$hooks/policy.json" || exit "$EX_CONFIG"

@@ -5,13 +5,10 @@ Run by entrypoint.sh before the runner starts, as
 (the stock actions-runner image has python3 and curl, no AWS SDK).
 
 1. Read the task role's credentials from the ECS container credentials
-   endpoint (``http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``,
-   or ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN``
-   as the AWS SDKs accept; the local mode uses the latter).
-2. Call Secrets Manager ``GetSecretValue`` on ``RUNNER_JIT_SECRET_ID`` with
-   ``curl --aws-sigv4`` (curl's maintained SigV4 signer, not a hand-written
-   one). Credentials and the request body go to curl on stdin as a config
-   file (``--config -``), never on its command line (visible in /proc).
+   endpoint and
+2. call Secrets Manager ``GetSecretValue`` on ``RUNNER_JIT_SECRET_ID`` with
+   ``curl --aws-sigv4``, both through ``aws_call.py`` (written next to this
+   file; credentials and body reach curl on stdin, never its command line).
    The Lambda stores the secret right after ``run_task``, so the task may be
    first: ``ResourceNotFoundException`` and ``AccessDeniedException`` (the
    tag condition cannot match a secret that does not exist yet) are retried
@@ -35,19 +32,33 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-ECS_CREDENTIALS_HOST = "http://169.254.170.2"
+
+def _load_aws_call() -> ModuleType:
+    """``aws_call.py`` from this file's directory, by path (never via ``sys.path``)."""
+    sys.dont_write_bytecode = True  # no __pycache__ in the read-only hooks directory
+    spec = importlib.util.spec_from_file_location(
+        "runner_aws_call", Path(__file__).resolve().parent / "aws_call.py"
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+        raise ImportError("aws_call.py not found next to jit_config.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while loading
+    spec.loader.exec_module(module)
+    return module
+
+
+aws = _load_aws_call()
+
 #: The Lambda stores the secret within seconds of run_task; a task takes longer to start.
 DEFAULT_WAIT_SECONDS = 120
 #: Files the runner needs before it can start without a JIT config (Runner.cs, ConfigurationStore).
@@ -66,142 +77,13 @@ RETRYABLE_CODES = frozenset(
 )
 
 
-class JitConfigError(Exception):
-    """A one-line reason to refuse to start the runner."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key_id: str
-    secret_access_key: str
-    token: str = ""
-
-
-class AwsError(Exception):
-    """An AWS JSON-protocol error answer (``__type`` + message) or a transport failure."""
-
-    def __init__(self, code: str, message: str, status: int = 0) -> None:
-        super().__init__(code, message, status)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}" if self.message else self.code
+#: A one-line reason to refuse to start the runner.
+JitConfigError = aws.ReasonError
+AwsError = aws.AwsError
 
 
 def log(message: str) -> None:
     print(f"jit_config: {message}", file=sys.stderr, flush=True)
-
-
-# -- credentials ------------------------------------------------------------------
-
-
-def container_credentials(env: Mapping[str, str], timeout: float = 5.0) -> Credentials:
-    """The task role's temporary credentials, as the SDKs' container provider gets them."""
-    relative = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "")
-    full = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")
-    headers = {}
-    if relative:
-        url = ECS_CREDENTIALS_HOST + relative
-    elif full:
-        url = full
-        token = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN", "")
-        if token:
-            headers["Authorization"] = token
-    else:
-        raise JitConfigError(
-            "no container credentials: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is not set "
-            "(the task definition needs a task role)"
-        )
-    if not url.startswith(("http://", "https://")):
-        raise JitConfigError("the container credentials URI is not http(s)")
-    try:
-        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-            data = json.load(answer)
-        return Credentials(data["AccessKeyId"], data["SecretAccessKey"], data.get("Token", ""))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise JitConfigError(
-            f"cannot read the task role's credentials: {type(exc).__name__}"
-        ) from None
-
-
-# -- Secrets Manager through curl --------------------------------------------------
-
-
-def _quoted(value: str) -> str:
-    """A curl config-file value: double-quoted, with \\ and " escaped."""
-    if any(ch in value for ch in "\r\n\0"):
-        raise JitConfigError("refusing a value with a line break for curl's config")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def curl_config(
-    url: str, region: str, credentials: Credentials, action: str, body: Mapping[str, Any]
-) -> str:
-    """What curl reads on stdin: URL, signer, credentials, headers and body."""
-    lines = {
-        "url": url,
-        "aws-sigv4": f"aws:amz:{region}:secretsmanager",
-        "user": f"{credentials.access_key_id}:{credentials.secret_access_key}",
-        "request": "POST",
-        "data-binary": json.dumps(body, separators=(",", ":")),
-    }
-    headers = [
-        f"X-Amz-Target: secretsmanager.{action}",
-        "Content-Type: application/x-amz-json-1.1",
-    ]
-    if credentials.token:
-        headers.append(f"X-Amz-Security-Token: {credentials.token}")
-    text = "".join(f"{key} = {_quoted(value)}\n" for key, value in lines.items())
-    text += "".join(f"header = {_quoted(header)}\n" for header in headers)
-    return text
-
-
-#: One marker line after the body carries the HTTP status (``--write-out``).
-_STATUS_MARK = "\n@@jit-config-status@@"
-
-
-@dataclass(frozen=True)
-class SecretsManager:
-    """Secrets Manager's JSON API, each call signed by ``curl --aws-sigv4``."""
-
-    url: str
-    region: str
-    credentials: Credentials
-    curl: str = "curl"
-
-    def call(self, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """One call; raises ``AwsError`` on an error answer or a transport failure."""
-        argv = [
-            self.curl, "--config", "-", "--silent", "--show-error", "--max-time", "10",
-            "--write-out", _STATUS_MARK + "%{http_code}",
-        ]  # fmt: skip
-        config = curl_config(self.url, self.region, self.credentials, action, body)
-        try:
-            # A fixed argv (no shell); everything variable, secrets included, is on stdin.
-            done = subprocess.run(  # noqa: S603
-                argv, input=config, capture_output=True, text=True, timeout=20, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AwsError("CurlFailed", type(exc).__name__) from None
-        payload, _, status_text = done.stdout.rpartition(_STATUS_MARK)
-        if done.returncode != 0 or not status_text.isdigit():
-            reason = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-            raise AwsError("CurlFailed", reason[0][:200])
-        status = int(status_text)
-        try:
-            answer = json.loads(payload) if payload.strip() else {}
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        if status != 200:
-            code = str(answer.get("__type", f"HTTP{status}")).rsplit("#", 1)[-1]
-            message = str(answer.get("message") or answer.get("Message") or "")[:200]
-            raise AwsError(code, message, status)
-        return answer
 
 
 Call = Callable[[str, Mapping[str, Any]], dict[str, Any]]
@@ -270,14 +152,6 @@ def write_files(root: Path, files: Mapping[str, bytes]) -> None:
 # -- main ----------------------------------------------------------------------------
 
 
-def endpoint(region: str, env: Mapping[str, str]) -> str:
-    """Secrets Manager's endpoint; ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` as the SDKs honour it."""
-    return (
-        env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        or f"https://secretsmanager.{region}.amazonaws.com/"
-    )
-
-
 def wait_seconds(args: argparse.Namespace, env: Mapping[str, str]) -> float:
     """How long the secret may take to appear (the Lambda stores it after run_task)."""
     if args.wait_seconds is not None:
@@ -304,10 +178,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         )
     if not region:
         raise JitConfigError("RUNNER_JIT_SECRET_REGION is not set")
-    url = endpoint(region, env)
-    credentials = container_credentials(env)
-
-    call = SecretsManager(url, region, credentials, args.curl).call
+    call = aws.api("secretsmanager", region, env, args.curl).call
     files = decode(fetch(call, secret_id, wait_seconds(args, env)))
     write_files(root, files)
     try:

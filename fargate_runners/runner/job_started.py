@@ -29,7 +29,8 @@ exit 78 with a message on stderr if either fails.
 
 Runs on the runner image's python3 (3.12; 3.10 compatible), standard library
 only. ``policy.py`` is loaded from this file's directory (the entrypoint writes
-both side by side) or, in a source checkout, from ``../lambda_fn/policy.py``.
+both side by side) or, in a source checkout, from ``../../lambda_fn/policy.py`` (this file
+is ``fargate_runners/runner/job_started.py``).
 """
 
 from __future__ import annotations
@@ -48,22 +49,31 @@ EXIT_REFUSED = 1
 EXIT_CONFIG = 78  # EX_CONFIG: the task stops, nothing runs
 
 _HERE = Path(__file__).resolve().parent
-_POLICY_CANDIDATES = (_HERE / "policy.py", _HERE.parent / "lambda_fn" / "policy.py")
+_POLICY_CANDIDATES = (_HERE / "policy.py", _HERE.parent.parent / "lambda_fn" / "policy.py")
 
 
-def load_policy_module() -> ModuleType:
-    """Import ``policy.py`` by path (never via ``sys.path``, which a job could influence)."""
+def load_sibling(name: str, candidates: Sequence[Path]) -> ModuleType:
+    """Import the first of ``candidates`` that exists, by path, as module ``name``.
+
+    Never via ``sys.path``, which a job could influence. Also used by
+    ``managed_steps.py`` for its siblings.
+    """
     sys.dont_write_bytecode = True  # no __pycache__ in the read-only hooks directory
-    for candidate in _POLICY_CANDIDATES:
+    for candidate in candidates:
         if candidate.is_file():
-            spec = importlib.util.spec_from_file_location("runner_policy", candidate)
+            spec = importlib.util.spec_from_file_location(name, candidate)
             if spec is None or spec.loader is None:  # pragma: no cover - defensive
                 continue
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module  # dataclasses look the module up while loading
             spec.loader.exec_module(module)
             return module
-    raise ImportError("policy.py not found next to job_started.py")
+    raise ImportError(f"{candidates[0].name} not found next to {Path(__file__).name}")
+
+
+def load_policy_module() -> ModuleType:
+    """Import ``policy.py`` by path."""
+    return load_sibling("runner_policy", _POLICY_CANDIDATES)
 
 
 def escape_data(text: str) -> str:

@@ -547,7 +547,10 @@ class Worker:
             if cancelling is None and self.cancelled.is_set() and self._stop_running(step):
                 cancelling = threading.Thread(target=self.cancel_process, args=(process.pid,))
                 cancelling.start()
-        reader.join(timeout=5)
+        # The step's output is copied until its pipe closes; a loaded machine can take
+        # seconds to drain it (5 s lost the container hook's last line under CI load). A
+        # process the step left behind holding the pipe only delays the step this long.
+        reader.join(timeout=30)
         return None if cancelling is not None else code
 
     def _stop_running(self, step: Step) -> bool:

@@ -36,14 +36,18 @@ def test_burst_starts_exactly_one_task_per_job() -> None:
     assert result.correct
 
 
-def test_cold_child_launches_two_jobs() -> None:
-    child, stderr = coldstart.run_child("first-notrace", importtime=True)
+@pytest.mark.parametrize(("mode", "xray"), [("first", False), ("first-traced", True)])
+def test_cold_child_launches_two_jobs(mode: str, xray: bool) -> None:
+    child, stderr = coldstart.run_child(mode, importtime=True)
     assert child["statuses"] == ["launched", "launched"]
     assert child["tasks_started"] == 2
     assert child["jit_configs_issued"] == 2
     lines = coldstart.parse_importtime(stderr, after_marker=True)
     assert any(line.module == "lambda_fn.app" for line in lines)
     assert not any(line.module == "moto" for line in lines)  # the fakes load before the marker
+    # The X-Ray SDK is imported only when remote calls are traced; pydantic never.
+    assert any(line.module == "aws_xray_sdk.core" for line in lines) is xray
+    assert not any(line.module.startswith("pydantic") for line in lines)
 
 
 def test_parse_importtime() -> None:
@@ -93,3 +97,13 @@ def test_main_writes_json_and_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert data["parts"]["warm"]["scenarios"]["launched"]["deliveries"] > 0
     assert "2. Warm handler overhead" in capsys.readouterr().out
     assert report.all_correct(data)
+
+
+def test_ab_runs_a_baseline_tree_and_this_one() -> None:
+    from bench import ab
+
+    tree = ab.baseline_tree("HEAD")
+    assert (tree / "lambda_fn" / "app.py").is_file()
+    seconds = ab.compare("HEAD", runs=1)
+    assert set(seconds) == {"HEAD", "this tree"}
+    assert all(len(values) == 1 and values[0] > 0 for values in seconds.values())

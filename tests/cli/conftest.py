@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -13,6 +14,7 @@ import responses
 from moto import mock_aws
 
 from runners_cli.stack import Aws
+from tests.cli.kms_import import kms_import  # noqa: F401 - a fixture for the App tests
 from tests.conftest import FakeGitHub
 
 REGION = "us-east-1"
@@ -249,6 +251,16 @@ class GitHub(FakeGitHub):
 
     def hook_views(self) -> list[dict[str, Any]]:
         return [hook.view() for hook in self.hooks.values()]
+
+    def sent(self) -> list[tuple[str, str]]:
+        """(method, path) of every request, in order (``authorizations`` lines up with it)."""
+        return [(c.request.method, urlsplit(c.request.url).path) for c in self.mock.calls]
+
+    @property
+    def authorizations(self) -> list[str]:
+        """The ``Authorization`` header of every request (to tell the PAT from an
+        installation token), in the order of :meth:`sent`."""
+        return [c.request.headers.get("Authorization", "") for c in self.mock.calls]
 
     def writes(self) -> list[tuple[str, str]]:
         return [

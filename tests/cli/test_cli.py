@@ -294,6 +294,105 @@ def test_status_without_queue_outputs(aws_env: None) -> None:
     assert commands.status(Aws(REGION), STACK, None, api_url=API, out=lines.append) == 0
     assert "retry queue: (not in this stack's outputs)" in lines
     assert "runner tasks: 0" in lines
+    # moto: ListMetrics answers no TimeToStart metric yet.
+    assert "time to start, last hour: no job started on these runners" in lines
+
+
+def _stubbed_cloudwatch(aws: Aws, now: datetime, results: list[dict[str, object]]) -> object:
+    """CloudWatch answered by botocore's Stubber: each request is checked against the
+    service model, the answers have GetMetricData's documented shape. (moto computes no
+    percentiles, so it cannot stand in here.)"""
+    from botocore.stub import ANY, Stubber
+
+    client = boto3.client("cloudwatch", region_name=REGION)
+    aws._clients["cloudwatch"] = client
+    stubber = Stubber(client)
+    dimensions = [
+        [{"Name": "profile", "Value": p}, {"Name": "service", "Value": "runner-webhook"}]
+        for p in ("small", "default")
+    ]
+    stubber.add_response(
+        "list_metrics",
+        {"Metrics": [{"Namespace": "FargateRunners", "MetricName": "TimeToStart", "Dimensions": d}
+                     for d in dimensions]},
+        {"Namespace": "FargateRunners", "MetricName": "TimeToStart"},
+    )  # fmt: skip
+    stubber.add_response(
+        "get_metric_data",
+        {"MetricDataResults": results},
+        {"MetricDataQueries": ANY, "StartTime": now - timedelta(hours=1), "EndTime": now},
+    )
+    stubber.activate()
+    return stubber
+
+
+def test_status_time_to_start_per_profile(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    aws = Aws(REGION)
+
+    def result(query_id: str, values: list[float]) -> dict[str, object]:
+        return {"Id": query_id, "Label": query_id, "StatusCode": "Complete",
+                "Timestamps": [now - timedelta(hours=1)] if values else [], "Values": values}  # fmt: skip
+
+    stubber = _stubbed_cloudwatch(
+        aws,
+        now,
+        [
+            result("m0_p50", [38.25]), result("m0_p90", [61.0]), result("m0_samplecount", [12.0]),
+            result("m1_p50", []), result("m1_p90", []), result("m1_samplecount", []),
+        ],
+    )  # fmt: skip
+    lines: list[str] = []
+    assert commands.status(aws, STACK, None, api_url=API, out=lines.append, now=now) == 0
+    stubber.assert_no_pending_responses()  # type: ignore[attr-defined]
+    text = "\n".join(lines)
+    assert "time to start, last hour (job queued -> a runner took it):" in text
+    assert any(line.split() == ["small", "12", "38.2s", "61.0s"] for line in lines), text
+    assert any(line.split() == ["default", "0", "-", "-"] for line in lines), text
+
+
+def test_time_to_start_queries(deployed: Deployed) -> None:
+    """Three statistics per listed dimension set, one period over the hour."""
+    now = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    aws = Aws(REGION)
+    _stubbed_cloudwatch(aws, now, [])
+    seen: list[dict[str, object]] = []
+    client = aws.client("cloudwatch")
+    client.meta.events.register(
+        "provide-client-params.cloudwatch.GetMetricData",
+        lambda params, **kwargs: seen.extend(params["MetricDataQueries"]),
+    )
+    figures = commands.time_to_start(aws, now, timedelta(hours=1))
+    assert [(f.profile, f.jobs, f.p50, f.p90) for f in figures] == [
+        ("default", 0, None, None),
+        ("small", 0, None, None),
+    ]
+    assert [q["Id"] for q in seen] == [
+        "m0_p50", "m0_p90", "m0_samplecount", "m1_p50", "m1_p90", "m1_samplecount",
+    ]  # fmt: skip
+    stat = seen[0]["MetricStat"]
+    assert isinstance(stat, dict) and stat["Period"] == 3600
+    assert stat["Metric"]["Dimensions"][0] == {"Name": "profile", "Value": "small"}
+
+
+def test_status_without_metric_permissions_still_reports(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(*args: object, **kwargs: object) -> object:
+        raise CliError("AccessDenied: cloudwatch:ListMetrics")
+
+    monkeypatch.setattr(commands, "time_to_start", denied)
+    lines: list[str] = []
+    assert commands.status(Aws(REGION), STACK, None, api_url=API, out=lines.append) == 0
+    assert any(line.startswith("time to start, last hour: unavailable") for line in lines)
+    assert "runner tasks: 0" in lines
+
+
+def test_metrics_namespace_is_the_stacks() -> None:
+    construct = pytest.importorskip("fargate_runners.construct")
+    assert commands.METRICS_NAMESPACE == construct.METRICS_NAMESPACE
 
 
 def test_age_formatting() -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +84,7 @@ TEST_CONTEXT: dict[str, Any] = {
     "alarm_email": "ops@example.com",
     "webhook_source_cidrs": ["203.0.113.0/24", "198.51.100.7/32", "2001:db8:10::/48"],
     "webhook_rate_limit": 600,
+    "detailed_tracing": True,
 }
 
 EXISTING_VPC_CONTEXT: dict[str, Any] = {
@@ -103,9 +103,12 @@ EXISTING_VPC_CONTEXT: dict[str, Any] = {
 EDGE_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 #: Watchdog off, no alarm topic, no web ACL; one profile with a managed task role policy, a
-#: non-ECR registry mirror and its own subnets.
+#: non-ECR registry mirror and its own subnets (in an existing VPC: the stack's own VPC has
+#: no subnet to name yet).
 EDGE_CONTEXT: dict[str, Any] = {
     "stack_name": "RunnersEdge",
+    "vpc_id": "vpc-0aaaaaaaaaaaaaaaa",
+    "subnet_ids": ["subnet-0bbbbbbbbbbbbbbbb"],
     "runner_idle_timeout_seconds": 0,
     "webhook_firewall": False,
     "profiles": [
@@ -117,6 +120,39 @@ EDGE_CONTEXT: dict[str, Any] = {
             "registry_prefix": "mirror.example.com/hub",
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
             "assign_public_ip": False,
+        }
+    ],
+}
+
+STEP_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/deploy@sha256:" + "ab" * 32
+STEP_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:deploy/step-AbC123"
+STEP_STATEMENT = {
+    "Effect": "Allow",
+    "Action": "s3:PutObject",
+    "Resource": "arn:aws:s3:::deploy-bucket/releases/*",
+}
+
+#: One managed-steps profile: steps run as tasks of a step task definition.
+STEPS_CONTEXT: dict[str, Any] = {
+    "stack_name": "RunnersSteps",
+    "alarm_email": "ops@example.com",
+    "profiles": [
+        {
+            "name": "deploy",
+            "labels": ["self-hosted", "linux", "deploy"],
+            "allowed_repositories": ["octo-org/app"],
+            "allowed_refs": ["refs/heads/main"],
+            "steps": "managed",
+            "step_image": STEP_IMAGE,
+            "managed_commands": {
+                "deploy": ["/usr/local/bin/trigger-deploy"],
+                "migrate": ["/usr/local/bin/migrate", "up"],
+            },
+            "step_env": ["DEPLOY_TARGET", "GITHUB_SHA"],
+            "step_role_policies": [STEP_STATEMENT],
+            "step_secrets": {"DEPLOY_TOKEN": STEP_SECRET_ARN},
+            "step_cpu": 512,
+            "step_memory": 1024,
         }
     ],
 }
@@ -185,12 +221,29 @@ def edge_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+def steps_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """One managed-steps profile: the step task definition and the runner role's grants."""
+    return synth({**STEPS_CONTEXT, **NO_BUNDLING}, tmp_path_factory.mktemp("cdk-steps"))
+
+
+@pytest.fixture(scope="session")
+def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """A synth whose acknowledgments are recorded instead of applied.
 
     The report then lists every finding; the tests compare it with the
     acknowledgments one by one (none missing, none stale).
     """
+    return audited_synth(TEST_CONTEXT, tmp_path_factory.mktemp("cdk-audit"))
+
+
+@pytest.fixture(scope="session")
+def steps_audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """:func:`audit_synth` of the managed-steps context."""
+    return audited_synth(STEPS_CONTEXT, tmp_path_factory.mktemp("cdk-steps-audit"))
+
+
+def audited_synth(context: dict[str, Any], outdir: Path) -> Synth:
+    """Synthesize ``context`` recording acknowledgments instead of applying them."""
     from cdk.app import build_app
 
     # Every module of the app that imported ``Validations`` (to acknowledge findings).
@@ -215,17 +268,16 @@ def audit_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
         def of(scope: Any) -> Recorder:
             return Recorder(scope)
 
-    outdir = tmp_path_factory.mktemp("cdk-audit")
     for module in modules:
         setattr(module, "Validations", FakeValidations)  # noqa: B010
     try:
-        app, stack = build_app(context={**TEST_CONTEXT, **NO_BUNDLING}, outdir=str(outdir))
+        app, stack = build_app(context={**context, **NO_BUNDLING}, outdir=str(outdir))
         with pytest.raises(Exception, match=r"Validation ?[Ff]ailed"):
             app.synth()
     finally:
         for module, original in zip(modules, real, strict=True):
             setattr(module, "Validations", original)  # noqa: B010
-    yield Synth(
+    return Synth(
         template=Template.from_json({"Resources": {}}),
         raw={},
         outdir=outdir,

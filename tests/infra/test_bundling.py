@@ -44,6 +44,16 @@ def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
         assert part in joined
 
 
+def test_layer_mode_installs_only_what_is_listed(tmp_path: Path) -> None:
+    """The tracing layer: no --no-deps would drag botocore's dependencies in."""
+    plain = LocalPipBundling(tmp_path, python_version="3.14", platform="manylinux2014_aarch64")
+    layer = LocalPipBundling(
+        tmp_path, python_version="3.14", platform="manylinux2014_aarch64", layer=True
+    )
+    assert "--no-deps" not in plain.pip_command("/out")
+    assert "--no-deps" in layer.pip_command("/out")
+
+
 def test_missing_lock_raises(tmp_path: Path) -> None:
     package = make_package(tmp_path, requirements="requests\n")
     bundler = LocalPipBundling(

@@ -104,6 +104,9 @@ def test_cli_string_values_of_new_keys_are_parsed() -> None:
             "runner_idle_timeout_seconds": "0",
             "reconcile_interval_minutes": "15",
             "github_hook_path": "/repos/octo/app/hooks/1/",
+            # A profile's own subnets are in an existing VPC (the stack's own has none yet).
+            "vpc_id": "vpc-01234567",
+            "subnet_ids": "subnet-0abcdef0",
         }
     )
     (profile,) = config.profiles
@@ -185,6 +188,8 @@ def test_profile_keys_are_the_dataclass_fields() -> None:
         "allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events",
         "required_env", "environment", "secrets", "task_role_policies", "registry_prefix",
         "subnet_ids", "assign_public_ip", "runner_group_id", "secrets_kms_key_arns",
+        "steps", "step_image", "managed_commands", "step_env", "step_role_policies",
+        "step_secrets", "step_cpu", "step_memory",
     } == PROFILE_KEYS  # fmt: skip
 
 

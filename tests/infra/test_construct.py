@@ -96,8 +96,8 @@ def test_rejects_duplicate_label_sets() -> None:
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "Dup")
     profiles = [
-        RunnerProfile(name="a", labels=("linux", "x64")),
-        RunnerProfile(name="b", labels=("X64", "Linux")),
+        RunnerProfile(name="a", labels=("linux", "x64"), architecture="X86_64"),
+        RunnerProfile(name="b", labels=("X64", "Linux"), architecture="X86_64"),
     ]
     with pytest.raises(ConfigError, match=r"^profiles\[1\]\.labels: same label set"):
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
@@ -160,7 +160,8 @@ def test_a_long_stack_name_still_gives_a_runner_name_prefix_the_lambda_accepts()
         stack,
         "Runners",
         FargateRunnersProps(
-            profiles=[RunnerProfile("a", ("self-hosted",))], name_prefix=stack.stack_name
+            profiles=[RunnerProfile(name="a", labels=("self-hosted",))],
+            name_prefix=stack.stack_name,
         ),
     )
     assert runners.runner_name_prefix == "platform-continuous"  # 20 characters, no trailing '-'

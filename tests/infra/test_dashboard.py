@@ -14,7 +14,12 @@ from aws_cdk import aws_sns as sns  # noqa: E402
 from aws_cdk import aws_sqs as sqs  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
-from fargate_runners.dashboard import IGNORE_REASONS, LAUNCH_FAILURE_KINDS, add_dashboard  # noqa: E402
+from fargate_runners.dashboard import (  # noqa: E402
+    IGNORE_REASONS,
+    LAUNCH_FAILURE_KINDS,
+    TASK_PHASES,
+    add_dashboard,
+)
 
 NAMESPACE = "FargateRunners"
 SERVICE = "runner-webhook"
@@ -148,7 +153,7 @@ STACK_HAS_NO = {"ServiceName"}
 
 
 def emitted_by_lambda() -> dict[tuple[str, str], list[set[str]]]:
-    """What ``lambda_fn`` emits, read from its ``count``/``milliseconds`` calls.
+    """What ``lambda_fn`` emits, read from its ``count``/``milliseconds``/``seconds`` calls.
 
     ``count(name)`` and ``milliseconds(name, ...)`` go to the shared Metrics object
     (dimension ``service``); ``count(name, (dim, value))`` is a single metric with
@@ -162,14 +167,15 @@ def emitted_by_lambda() -> dict[tuple[str, str], list[set[str]]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
-            if node.func.id not in ("count", "milliseconds") or not node.args:
+            if node.func.id not in ("count", "milliseconds", "seconds") or not node.args:
                 continue
             first = node.args[0]
             if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
                 continue  # computed names (Reconciler_*) are not on the dashboard
             dimensions = {"service"}
-            if node.func.id == "count" and len(node.args) > 1:
-                second = node.args[1]
+            position = {"count": 1, "seconds": 2}.get(node.func.id)
+            if position is not None and len(node.args) > position:
+                second = node.args[position]
                 assert isinstance(second, ast.Tuple), ast.dump(second)
                 dimension = second.elts[0]
                 assert isinstance(dimension, ast.Constant), ast.dump(dimension)
@@ -233,3 +239,22 @@ def test_without_queues_or_topic() -> None:
     assert "AlarmActions" not in alarm["Properties"]
     queues = widget(dashboard_body(template), "Retry and dead-letter queue depth")["metrics"]
     assert all(m[0] != "AWS/SQS" for m in queues)
+
+
+def test_time_to_start_percentiles_per_profile(template: Template) -> None:
+    body = dashboard_body(template)
+    waits = widget(body, "Time to start per profile (s, queued -> runner took the job)")["metrics"]
+    assert [(m[:6], m[6]["stat"]) for m in waits] == [
+        ([NAMESPACE, "TimeToStart", "profile", p, "service", SERVICE], stat)
+        for p in ("default", "big")
+        for stat in ("p50", "p90")
+    ]
+    phases = widget(body, "Task start phases p90 (s)")["metrics"]
+    assert [m[1] for m in phases] == list(TASK_PHASES) * 2
+    assert all(m[6]["stat"] == "p90" for m in phases)
+
+
+def test_task_phase_names_are_the_lambdas() -> None:
+    from lambda_fn.start_time import PHASE_METRICS
+
+    assert PHASE_METRICS == TASK_PHASES

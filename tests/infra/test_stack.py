@@ -33,6 +33,7 @@ pytestmark = pytest.mark.infra
 ENTRYPOINT = REPO_ROOT / "fargate_runners" / "runner" / "entrypoint.sh"
 HOOK = REPO_ROOT / "fargate_runners" / "runner" / "job_started.py"
 JIT_FETCH = REPO_ROOT / "fargate_runners" / "runner" / "jit_config.py"
+AWS_CALL = REPO_ROOT / "fargate_runners" / "runner" / "aws_call.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
 
 
@@ -157,7 +158,8 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_JIT_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
+        "RUNNER_STOP_GRACE_SECONDS",
     }  # fmt: skip
     # ECS waits StopTimeout after SIGTERM; the entrypoint's grace ends well before that.
     assert container["StopTimeout"] == 120
@@ -167,6 +169,7 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     assert gunzip_b64(env["RUNNER_POLICY_PY_GZ_B64"]) == POLICY_MODULE.read_bytes()
     assert gunzip_b64(env["RUNNER_HOOK_PY_GZ_B64"]) == HOOK.read_bytes()
     assert gunzip_b64(env["RUNNER_JIT_PY_GZ_B64"]) == JIT_FETCH.read_bytes()
+    assert gunzip_b64(env["RUNNER_AWS_PY_GZ_B64"]) == AWS_CALL.read_bytes()
     assert "Secrets" not in container
 
 
@@ -180,7 +183,8 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
     env = container_env(container)
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_JIT_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS", "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
+        "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
     }  # fmt: skip
     assert json.loads(env["RUNNER_POLICY_JSON"]) == DEPLOY_POLICY
     (deploy,) = [p for p in load_config(TEST_CONTEXT).profiles if p.name == "deploy"]
@@ -291,12 +295,40 @@ def runner_logs_statement(synth: Synth) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("profile", ["small", "big-x64"])
-def test_execution_roles_only_write_runner_logs(main_synth: Synth, profile: str) -> None:
-    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-{profile}")
+def test_execution_role_of_a_public_image_only_writes_runner_logs(main_synth: Synth) -> None:
+    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-small")
     role = assert_ecs_tasks_role(main_synth, execution_role)
     assert "ManagedPolicyArns" not in role
     assert role_statements(main_synth, execution_role) == [runner_logs_statement(main_synth)]
+
+
+def test_private_ecr_image_is_pullable_from_exactly_its_repository(main_synth: Synth) -> None:
+    """An ECR ``image`` (no registry_prefix): pull rights on that one repository.
+
+    Without them the task fails to start with CannotPullContainerError; CDK warns about it
+    (@aws-cdk/aws-ecs:ecrImageRequiresPolicy), which is how this was found.
+    """
+    _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-big-x64")
+    found = role_statements(main_synth, execution_role)
+    assert {
+        "Action": [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage",
+        ],
+        "Effect": "Allow",
+        "Resource": {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":ecr:eu-west-1:123456789012:repository/runner",
+                ],
+            ]
+        },
+    } in found
+    assert {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*"} in found
 
 
 def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synth) -> None:
@@ -381,7 +413,8 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
         # runner tasks, four Lambdas, Container Insights, API access + execution, VPC flow logs
         ("main_synth", 9, "Retain"),
         ("existing_vpc_synth", 9, "Delete"),  # no VPC of its own; the source-ranges refresh
-        ("edge_synth", 7, "Delete"),  # api_gateway_logging off: no API log groups
+        # api_gateway_logging off: no API log groups; an existing VPC: no flow logs
+        ("edge_synth", 6, "Delete"),
     ],
 )
 def test_every_log_group_has_the_configured_retention_and_removal(
@@ -474,7 +507,11 @@ def function_env(synth: Synth, name: str) -> dict[str, Any]:
 
 
 def test_four_functions(main_synth: Synth) -> None:
-    assert len(main_synth.resources("AWS::Lambda::Function")) == 4
+    """Ours; the fifth is CDK's provider that strips the new VPC's default security group
+    (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup)."""
+    functions = main_synth.resources("AWS::Lambda::Function")
+    assert len([f for f in functions if not f.startswith("Custom")]) == 4
+    assert len(functions) == 5
 
 
 # -- teardown: stop runner tasks before the cluster and network go ------------------
@@ -556,7 +593,9 @@ def test_function_settings(main_synth: Synth, name: str) -> None:
     assert function["Role"] == {
         "Fn::GetAtt": [logical_id(main_synth, "AWS::IAM::Role", f"{name}Role"), "Arn"]
     }
-    assert "Layers" not in function
+    # detailed_tracing (on in TEST_CONTEXT): the X-Ray SDK layer, nothing else.
+    layer = logical_id(main_synth, "AWS::Lambda::LayerVersion", "XRaySdk")
+    assert function["Layers"] == [{"Ref": layer}]
 
 
 def test_functions_share_one_asset_and_one_environment(main_synth: Synth) -> None:
@@ -625,9 +664,10 @@ def test_webhook_environment(main_synth: Synth) -> None:
     extra = {
         "GITHUB_HOOK_PARAMETER",
         "RUNNER_NAME_PREFIX", "DEPLOYMENT_ID", "JIT_SECRET_PREFIX", "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "TRACE_REMOTE_CALLS",
     }  # fmt: skip
     assert set(env) == contract | extra
+    assert env["TRACE_REMOTE_CALLS"] == "true"  # detailed_tracing
 
 
 def resolve_join(value: Any, refs: dict[str, str]) -> str:
@@ -813,8 +853,9 @@ def test_star_resource_only_for_xray_list_tasks_and_ecr_token(
     synth: Synth = request.getfixturevalue(fixture)
     cluster = logical_id(synth, "AWS::ECS::Cluster", "Cluster")
     ecr_execution_roles = set()
-    if fixture == "main_synth":
+    if fixture == "main_synth":  # an ECR registry_prefix and a private ECR image
         ecr_execution_roles.add(profile_roles(synth, f"{STACK_NAME}-runner-deploy")[1])
+        ecr_execution_roles.add(profile_roles(synth, f"{STACK_NAME}-runner-big-x64")[1])
     seen_token_roles = set()
     for policy in synth.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -989,7 +1030,11 @@ def test_api_stage_throttling_logging_tracing(main_synth: Synth) -> None:
     stage = only(main_synth.resources("AWS::ApiGateway::Stage"))["Properties"]
     assert stage["TracingEnabled"] is True
     access_logs = logical_id(main_synth, "AWS::Logs::LogGroup", "ApiAccessLogs")
-    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": [access_logs, "Arn"]}
+    # @aws-cdk/aws-apigateway:logGroupDestinationArnWithoutWildcard: the group's ARN, no ':*'.
+    destination = json.dumps(stage["AccessLogSetting"]["DestinationArn"])
+    assert f'{{"Ref": "{access_logs}"}}' in destination
+    assert ":logs:" in destination
+    assert ":*" not in destination
     log_format = json.loads(stage["AccessLogSetting"]["Format"])
     assert {"requestId", "ip", "httpMethod", "status", "resourcePath"} <= set(log_format)
     (settings,) = stage["MethodSettings"]

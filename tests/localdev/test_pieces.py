@@ -235,6 +235,28 @@ def test_stub_never_stores_the_token_and_needs_one(stub: GitHubStub) -> None:
     assert "secretvalue" not in repr(stub.requests)
 
 
+def test_stub_plays_github_for_a_github_app(stub: GitHubStub) -> None:
+    """The App side (shared with the tests' FakeGitHub): tokens only from a JWT KMS signed."""
+    import boto3
+    from moto import mock_aws
+
+    from lambda_fn.github_auth import GitHubApp
+    from localdev.github_app_double import GitHubAppDouble
+
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+        stub.app = GitHubAppDouble("7", kms.get_public_key(KeyId=key)["PublicKey"])
+        stub.app.install("o")
+        token = GitHubApp(stub.url, "7", key, kms=kms).token("repos/o/r/actions/jobs/1", False)
+    jobs = f"{stub.url}/repos/o/r/actions/jobs/1"
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(jobs, headers=bearer, timeout=5).status_code == 200
+    assert requests.get(jobs, headers=AUTH, timeout=5).status_code == 401  # not a token it minted
+    other = f"{stub.url}/repos/elsewhere/r/actions/jobs/1"
+    assert requests.get(other, headers=bearer, timeout=5).status_code == 403
+
+
 def test_stub_injected_failures(stub: GitHubStub) -> None:
     stub.fail("POST", "generate-jitconfig", 503, times=2, headers={"Retry-After": "1"})
     url = f"{stub.url}/repos/o/r/actions/runners/generate-jitconfig"

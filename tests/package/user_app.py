@@ -90,9 +90,12 @@ def check_lambda_asset() -> None:
         for info in asset.glob("*.dist-info"):
             name, _, version = info.name.removesuffix(".dist-info").rpartition("-")
             dists[normalize(name)] = version
-        for needed in ("aws-lambda-powertools", "requests", "pydantic", "aws-xray-sdk"):
+        for needed in ("aws-lambda-powertools", "requests", "urllib3"):
             if needed not in dists:
                 sys.exit(f"{asset}: the Lambda asset lacks {needed}")
+        for unwanted in ("pydantic", "aws-xray-sdk", "boto3", "botocore"):
+            if unwanted in dists:
+                sys.exit(f"{asset}: the Lambda asset should not carry {unwanted}")
         wrong = {n: (v, pins.get(n)) for n, v in dists.items() if pins.get(n) != v}
         if wrong:
             sys.exit(f"{asset}: bundled versions differ from the lock: {json.dumps(wrong)}")

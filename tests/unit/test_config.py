@@ -163,6 +163,54 @@ def test_profile_runner_group_needs_org_scope() -> None:
         load_settings({**MINIMAL, "RUNNER_PROFILES": json.dumps(profiles)})
 
 
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+
+
+def test_the_pat_is_the_default_auth() -> None:
+    settings = load_settings(MINIMAL)
+    assert (settings.github_auth, settings.github_app_id, settings.github_app_key_arn) == (
+        "pat",
+        "",
+        "",
+    )
+
+
+@pytest.mark.parametrize("app_id", ["123456", "Iv23liABCDEF", "Iv1.0123456789abcdef"])
+def test_github_app_auth(app_id: str) -> None:
+    env = {**MINIMAL, "GITHUB_AUTH": "APP", "GITHUB_APP_ID": app_id, "GITHUB_APP_KEY_ARN": KEY_ARN}
+    settings = load_settings(env)
+    assert (settings.github_auth, settings.github_app_id, settings.github_app_key_arn) == (
+        "app",
+        app_id,
+        KEY_ARN,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"GITHUB_AUTH": "oauth"}, "GITHUB_AUTH"),
+        ({"GITHUB_AUTH": "app", "GITHUB_APP_KEY_ARN": KEY_ARN}, "GITHUB_APP_ID"),
+        (
+            {"GITHUB_AUTH": "app", "GITHUB_APP_ID": "0x1", "GITHUB_APP_KEY_ARN": KEY_ARN},
+            "GITHUB_APP_ID",
+        ),
+        ({"GITHUB_AUTH": "app", "GITHUB_APP_ID": "1"}, "GITHUB_APP_KEY_ARN"),
+        (
+            {"GITHUB_AUTH": "app", "GITHUB_APP_ID": "1", "GITHUB_APP_KEY_ARN": "alias/app"},
+            "GITHUB_APP_KEY_ARN",
+        ),
+    ],
+)
+def test_github_app_auth_errors_name_the_variable(extra: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings({**MINIMAL, **extra})
+
+
+def test_the_apps_own_webhook_is_a_hook_path() -> None:
+    assert load_settings({**MINIMAL, "GITHUB_HOOK_PATH": "app/hook"}).github_hook_path == "app/hook"
+
+
 @pytest.mark.parametrize(
     ("name", "accepted"),
     [

@@ -191,6 +191,7 @@ def task(tmp_path: Path, sealed: Sealed) -> Any:
         "RUNNER_POLICY_PY_GZ_B64": encode(ROOT / "lambda_fn" / "policy.py"),
         "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "job_started.py"),
         "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "jit_config.py"),
+        "RUNNER_AWS_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "aws_call.py"),
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
@@ -443,7 +444,7 @@ def test_listener_environment(task: Task, sealed: Sealed) -> None:
     for name in (
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_JIT_SECRET_ID", "RUNNER_JIT_SECRET_REGION",
-        "ACTIONS_RUNNER_INPUT_JITCONFIG",
+        "RUNNER_AWS_PY_GZ_B64", "ACTIONS_RUNNER_INPUT_JITCONFIG",
     ):  # fmt: skip
         assert name not in env  # no JIT config, not even its secret's name
     assert env["ACTIONS_RUNNER_HOOK_JOB_STARTED"] == str(task.hooks / "job-started.sh")
@@ -466,6 +467,7 @@ def test_hook_files_are_read_only(task: Task) -> None:
         "policy.py": 0o444,
         "job_started.py": 0o444,
         "jit_config.py": 0o444,
+        "aws_call.py": 0o444,
         "policy.json": 0o444,
         "job-started.sh": 0o555,
         "no-containers.sh": 0o555,
@@ -595,6 +597,71 @@ def test_bad_task_configuration_exits_78(
     result = task.run()
     assert result.returncode == 78
     assert message in result.stderr
+    assert task.double.events() == []
+
+
+# --- managed steps ---------------------------------------------------------------------
+
+STEP_IMAGE = "registry.example/deploy@sha256:" + "ab" * 32
+STEPS_CONFIG = {
+    "profile": "deploy", "image": STEP_IMAGE, "commands": ["deploy"], "env": [],
+    "cluster": "c", "task_definition": "steps-deploy", "container": "step",
+    "subnets": ["subnet-1"], "security_groups": ["sg-1"], "assign_public_ip": False,
+    "log_group": "/steps", "log_stream_prefix": "step", "region": "us-east-1",
+}  # fmt: skip
+
+
+def managed(task: Task, config: Any = None) -> None:
+    task.env["RUNNER_STEPS_JSON"] = json.dumps(STEPS_CONFIG if config is None else config)
+    task.env["RUNNER_STEPS_PY_GZ_B64"] = encode(
+        ROOT / "fargate_runners" / "runner" / "managed_steps.py"
+    )
+    task.env["ACTIONS_RUNNER_CONTAINER_HOOKS"] = "/opt/hooks/index.js"  # the image's own: replaced
+
+
+def test_managed_steps_runner_takes_only_container_jobs(task: Task) -> None:
+    managed(task)
+    task.start()
+    task.listening()
+    [pid] = [e.pid for e in task.double.events() if e.what.startswith("session created")]
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    env = dict(item.decode().split("=", 1) for item in raw.split(b"\0") if b"=" in item)
+    task.double.offer({"name": "plain", "github": GITHUB_OK, "steps": [task.step("s")]})
+    code, _ = task.finish()
+    assert code == 0
+    assert env["ACTIONS_RUNNER_CONTAINER_HOOKS"] == str(task.hooks / "managed-steps.sh")
+    assert env["ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"] == "true"
+    assert "RUNNER_STEPS_JSON" not in env and "RUNNER_STEPS_PY_GZ_B64" not in env
+    assert "Jobs without a job container are forbidden on this runner" in task.double.job_log()
+    assert task.ran() == set()
+    assert (task.hooks / "managed-steps.sh").stat().st_mode & 0o777 == 0o555
+    assert (task.hooks / "steps.json").stat().st_mode & 0o777 == 0o444
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (STEP_IMAGE, "Managed steps (profile 'deploy'): each step runs as its own task"),
+        ("node:20", "::error::Managed steps (profile 'deploy'): job container 'node:20'"),
+    ],
+)
+def test_managed_steps_prepare_job_through_the_runner(
+    task: Task, image: str, expected: str
+) -> None:
+    managed(task)
+    task.start()
+    task.listening()
+    task.double.offer({"name": "c", "github": GITHUB_OK, "container": image, "steps": []})
+    code, _ = task.finish()
+    assert code == 0
+    assert expected in task.double.job_log()
+
+
+def test_managed_steps_with_a_bad_configuration_exit_78(task: Task) -> None:
+    managed(task, {"profile": "deploy"})
+    result = task.run()
+    assert result.returncode == 78
+    assert "invalid step configuration: missing keys" in result.stdout + result.stderr
     assert task.double.events() == []
 
 

@@ -33,7 +33,7 @@ class Clock:
 
 
 def client(clock: Clock, tokens: list[bool] | None = None, budget: float = 6.0) -> GitHubClient:
-    def token(force: bool) -> str:
+    def token(path: str, force: bool) -> str:
         if tokens is not None:
             tokens.append(force)
         return "tok-new" if force else "tok"
@@ -231,7 +231,7 @@ def test_a_shared_budget_bounds_all_calls_together() -> None:
 
     responses.add_callback(responses.GET, REF, callback=slow)
     gh = GitHubClient(
-        API, lambda force: "tok", session=requests.Session(), budget_seconds=2.0,
+        API, lambda path, force: "tok", session=requests.Session(), budget_seconds=2.0,
         sleep=clock.sleep, clock=clock, shared_budget=True,
     )  # fmt: skip
     gh.get_ref("o", "r", "heads/main")

@@ -225,11 +225,11 @@ def test_credentials_are_never_on_curls_command_line(
         seen.append(list(argv))
         return real_run(argv, **kwargs)
 
-    monkeypatch.setattr(jit_config.subprocess, "run", spy)
+    monkeypatch.setattr(jit_config.aws.subprocess, "run", spy)
     env = launch.env()
     args = jit_config.parse_args(["--runner-root", str(tmp_path), "--wait-seconds", "5"])
     assert jit_config.run(args, env) == 0
-    creds = jit_config.container_credentials(env)
+    creds = jit_config.aws.container_credentials(env)
     assert [argv[1:3] for argv in seen] == [["--config", "-"], ["--config", "-"]]
     flat = " ".join(" ".join(argv) for argv in seen)
     for secret in (creds.secret_access_key, creds.token, creds.access_key_id, launch.encoded):
@@ -243,14 +243,14 @@ def test_a_failed_delete_warns_and_still_starts_the_runner(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     launch.seal()
-    real_call = jit_config.SecretsManager.call
+    real_call = jit_config.aws.AwsJsonApi.call
 
-    def no_delete(self: jit_config.SecretsManager, action: str, body: Any) -> Any:
+    def no_delete(self: Any, action: str, body: Any) -> Any:
         if action == "DeleteSecret":
             raise jit_config.AwsError("ThrottlingException", "Rate exceeded", 400)
         return real_call(self, action, body)
 
-    monkeypatch.setattr(jit_config.SecretsManager, "call", no_delete)
+    monkeypatch.setattr(jit_config.aws.AwsJsonApi, "call", no_delete)
     args = jit_config.parse_args(["--runner-root", str(tmp_path), "--wait-seconds", "5"])
     assert jit_config.run(args, launch.env()) == 0
     err = capsys.readouterr().err
@@ -299,16 +299,17 @@ def test_wait_seconds_from_the_environment_is_validated(tmp_path: Path, value: s
 
 
 def test_curl_config_quotes_every_value() -> None:
-    text = jit_config.curl_config(
+    text = jit_config.aws.AwsJsonApi(
+        "secretsmanager",
         "https://secretsmanager.eu-west-1.amazonaws.com/",
         "eu-west-1",
-        jit_config.Credentials("AKID", 'se"cr\\et', "tok"),
-        "GetSecretValue",
-        {"SecretId": 'a"b'},
-    )
+        jit_config.aws.Credentials("AKID", 'se"cr\\et', "tok"),
+    ).curl_config("GetSecretValue", {"SecretId": 'a"b'})
     assert 'user = "AKID:se\\"cr\\\\et"\n' in text
     assert 'data-binary = "{\\"SecretId\\":\\"a\\\\\\"b\\"}"\n' in text
     assert 'aws-sigv4 = "aws:amz:eu-west-1:secretsmanager"\n' in text
     assert 'header = "X-Amz-Security-Token: tok"\n' in text
     with pytest.raises(jit_config.JitConfigError):
-        jit_config.curl_config("u", "r", jit_config.Credentials("a\nb", "s"), "A", {})
+        jit_config.aws.AwsJsonApi(
+            "secretsmanager", "u", "r", jit_config.aws.Credentials("a\nb", "s")
+        ).curl_config("A", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambda_fn.naming import owns_runner, runner_name
+from lambda_fn.naming import launched_for, owns_runner, runner_name
 
 
 def test_names_carry_prefix_deployment_and_job() -> None:
@@ -13,6 +13,12 @@ def test_names_carry_prefix_deployment_and_job() -> None:
     assert len(name) == len("runners-1c2fa620-4242-") + 6
     assert owns_runner("runners", "1c2fa620", name)
     assert runner_name("runners", "1c2fa620", 4242) != name  # unique per attempt
+    assert launched_for("runners", "1c2fa620", name) == 4242
+
+
+def test_launched_for_is_none_for_runners_not_ours() -> None:
+    assert launched_for("runners", "1c2fa620", "runners-9d8e7f60-4242-abcdef") is None
+    assert launched_for("runners", "1c2fa620", "GitHub Actions 2") is None
 
 
 @pytest.mark.parametrize(

@@ -267,7 +267,11 @@ ref_patterns = st.builds(
     st.lists(st.from_regex(r"[A-Za-z0-9._*?-]{1,8}", fullmatch=True), min_size=1, max_size=3),
 )
 workflow_patterns = st.from_regex(r"\.github/workflows/[A-Za-z0-9._*?-]{1,12}", fullmatch=True)
-repo_patterns = st.from_regex(r"[A-Za-z0-9_.-]{1,8}/(\*|[A-Za-z0-9_.-]{1,8})", fullmatch=True)
+#: GitHub owners have no '.', may have '_' (managed users); a repository is never '.' or
+#: '..' (here: never starts with '.', so no filter slows generation down).
+repo_patterns = st.from_regex(
+    r"[A-Za-z0-9][A-Za-z0-9_-]{0,7}/(\*|[A-Za-z0-9_-][A-Za-z0-9_.-]{0,7})", fullmatch=True
+)
 events = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
 env_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
 

@@ -15,7 +15,9 @@ SHA = "a" * 40
 
 
 def gh() -> GitHubClient:
-    return GitHubClient(API, lambda force: "tok", session=requests.Session(), sleep=lambda s: None)
+    return GitHubClient(
+        API, lambda path, force: "tok", session=requests.Session(), sleep=lambda s: None
+    )
 
 
 def ref(name: str, kind: str = "commit", sha: str = SHA, status: int = 200) -> None:

@@ -1,0 +1,63 @@
+"""``python -m bench.ab REF [RUNS]``: first delivery, as deployed, of REF against this tree.
+
+``git archive REF`` is unpacked under ``build/bench-baseline/<REF>/`` and the same
+cold child (``bench._coldchild first``) of each tree runs alternately in fresh
+processes, with this interpreter, so machine load affects both alike; medians
+are printed. Each tree measures its own default configuration ("as deployed").
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.coldstart import ROOT, run_child
+
+BASELINES = ROOT / "build" / "bench-baseline"
+
+
+def baseline_tree(ref: str) -> Path:
+    """REF's files (``git archive``), unpacked once."""
+    target = BASELINES / re.sub(r"[^A-Za-z0-9_.-]", "_", ref)
+    if not (target / "bench" / "_coldchild.py").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            ["git", "-C", str(ROOT), "archive", ref],  # noqa: S607
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(  # noqa: S603
+            ["tar", "-x", "-C", str(target)],  # noqa: S607
+            input=archive,
+            check=True,
+        )
+    return target
+
+
+def compare(ref: str, runs: int) -> dict[str, list[float]]:
+    """First-delivery seconds per tree, ``runs`` each, interleaved."""
+    trees = {ref: baseline_tree(ref), "this tree": ROOT}
+    seconds: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, root in trees.items():
+            result, _ = run_child("first", root=root)
+            seconds[name].append(float(result["first_delivery_s"]))
+    return seconds
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    runs = int(argv[1]) if len(argv) > 1 else 7
+    for name, values in compare(argv[0], runs).items():
+        ms = sorted(round(value * 1000) for value in values)
+        print(f"{name:<12} first delivery median {statistics.median(ms):7.1f} ms  runs {ms}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

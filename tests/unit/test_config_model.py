@@ -1,0 +1,391 @@
+"""The configuration model's checks (fargate_runners/config.py, rules.py): no CDK synth.
+
+Each test feeds a mistake a user makes and asserts the key path, the value and the fix
+in the message; tests/infra/test_config.py holds the older per-key cases.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fargate_runners.config import ConfigError, RunnerProfile, load_config
+from fargate_runners.rules import WORKFLOW_EVENTS, image_problem
+from lambda_fn.config import load_settings
+from lambda_fn.errors import ConfigError as LambdaConfigError
+
+DEFAULT = {"name": "default", "labels": ["self-hosted", "linux"]}
+EXISTING_VPC = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0123456789abcdef0"]}
+DIGEST = "sha256:" + "ab" * 32
+
+
+def problems(context: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(context)
+    assert str(caught.value).splitlines() == [str(p) for p in caught.value.problems]
+    return [str(p) for p in caught.value.problems]
+
+
+def only_problem(context: dict[str, Any]) -> str:
+    (problem,) = problems(context)
+    return problem
+
+
+# -- unknown keys, in any spelling -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("allowedRepositories", "keys are lower_snake_case: did you mean 'allowed_repositories'?"),
+        ("allowed-repositories", "keys are lower_snake_case: did you mean 'allowed_repositories'?"),
+        ("Allowed_Repositories", "keys are lower_snake_case: did you mean 'allowed_repositories'?"),
+        ("alowed_repositories", "did you mean 'allowed_repositories'?"),
+        ("WebhookFirewall", "keys are lower_snake_case: did you mean 'webhook_firewall'?"),
+    ],
+)
+def test_an_unknown_top_level_key_is_refused_in_any_spelling(key: str, suggestion: str) -> None:
+    """Before, only lower_snake_case keys were checked: a camelCase restriction did nothing."""
+    problem = only_problem({key: ["octo/app"]})
+    assert problem.startswith(f"{key}: unknown context key ({suggestion})")
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("allowedRefs", "keys are lower_snake_case: did you mean 'allowed_refs'?"),
+        ("allowed-refs", "keys are lower_snake_case: did you mean 'allowed_refs'?"),
+        ("alowed_refs", "did you mean 'allowed_refs'?"),
+    ],
+)
+def test_an_unknown_profile_key_is_refused_in_any_spelling(key: str, expected: str) -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, key: ["refs/heads/main"]}]})
+    assert problem.startswith(f"profiles[0].{key}: unknown profile key ({expected})")
+
+
+def test_cdk_owned_keys_in_any_form_are_left_to_cdk() -> None:
+    context = {
+        "@aws-cdk/aws-lambda:recognizeLayerVersion": True,
+        "aws:cdk:enable-path-metadata": True,
+        "vpc-provider:account=1:filter.vpc-id=vpc-1:region=x": {},
+        "acknowledged-issue-numbers": [32775],
+        "cli-telemetry": False,
+    }
+    assert load_config(context) == load_config({})
+
+
+def test_an_unknown_key_does_not_hide_the_other_problems() -> None:
+    found = problems({"runner_scop": "org", "assign_public_ip": False})
+    assert found[0].startswith("runner_scop: unknown context key (did you mean 'runner_scope'?)")
+    assert found[1].startswith("assign_public_ip: false: the stack's own VPC has public subnets")
+
+
+# -- every problem at once ---------------------------------------------------------------
+
+
+def test_every_problem_is_reported_at_once_one_line_each() -> None:
+    found = problems(
+        {
+            "github_api_url": "http://ghe.example.com/api/v3",
+            "runner_scope": "enterprise",
+            "log_retention_days": 31,
+            "allowed_repositories": ["octo"],
+            "profiles": [
+                {**DEFAULT, "cpu": "lots", "image": "Has Space"},
+                {"name": "Bad_Name", "labels": ["x"], "allowed_events": ["psh"]},
+            ],
+        }
+    )
+    assert [line.split(":", 1)[0] for line in found] == [
+        "profiles[0].cpu",
+        "profiles[0].image",
+        "profiles[1].name",
+        "profiles[1].allowed_events[0]",
+        "runner_scope",
+        "allowed_repositories[0]",
+        "github_api_url",
+        "log_retention_days",
+    ]
+    assert "'lots' is not an integer" in found[0]
+    assert "did you mean 'push'?" in found[3]
+
+
+def test_rules_between_keys_are_all_reported_too() -> None:
+    found = problems(
+        {
+            "assign_public_ip": False,
+            "alarm_email": "ops@example.com",
+            "alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:ops",
+            "profiles": [
+                {"name": "a", "labels": ["x", "y"], "subnet_ids": ["subnet-01234567"]},
+                {"name": "b", "labels": ["x"]},
+            ],
+        }
+    )
+    keys = [line.split(":", 1)[0] for line in found]
+    assert keys == [
+        "profiles[1].labels",
+        "assign_public_ip",
+        "profiles[0].subnet_ids",
+        "alarm_email",
+    ]
+
+
+def test_a_profile_reports_all_its_problems_relative_to_itself() -> None:
+    with pytest.raises(ConfigError) as caught:
+        RunnerProfile(name="a", labels=("x", "arm64"), memory=512, architecture="X86_64")
+    assert [p.key for p in caught.value.problems] == ["memory", "labels"]
+    assert caught.value.key == "memory"
+
+
+# -- restriction lists and shadowed profiles ---------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["allowed_refs", "allowed_events", "required_env"])
+def test_an_empty_restriction_list_is_refused_in_python_too(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key}: an empty list is not allowed"):
+        RunnerProfile(name="a", labels=("x",), **{key: ()})
+
+
+def test_a_profile_whose_labels_are_a_subset_of_an_earlier_one_is_refused() -> None:
+    problem = only_problem(
+        {
+            "profiles": [
+                {"name": "big", "labels": ["self-hosted", "linux", "big"]},
+                {"name": "small", "labels": ["Self-Hosted", "linux"]},
+            ]
+        }
+    )
+    assert problem.startswith(
+        "profiles[1].labels: Self-Hosted, linux is a subset of profiles[0].labels ('big'), "
+        "which comes first, so no job can ever reach 'small'"
+    )
+    assert problem.endswith("list 'small' before 'big', or give it a label of its own")
+
+
+def test_a_restricted_profile_listed_first_is_named_as_catching_ordinary_jobs() -> None:
+    deploy = {"name": "deploy", "labels": ["self-hosted", "linux", "deploy"]}
+    problem = only_problem({"profiles": [{**deploy, "allowed_refs": ["refs/heads/main"]}, DEFAULT]})
+    assert "'deploy' is restricted, so the ordinary jobs meant for 'default' go to it" in problem
+    assert "are refused" in problem
+    # The fix the message gives works: the ordinary profile first.
+    config = load_config({"profiles": [DEFAULT, {**deploy, "allowed_refs": ["refs/heads/main"]}]})
+    assert [p.name for p in config.profiles] == ["default", "deploy"]
+
+
+def test_overlapping_profiles_that_each_have_a_label_of_their_own_are_fine() -> None:
+    config = load_config(
+        {
+            "profiles": [
+                {"name": "a", "labels": ["self-hosted", "linux", "arm64"]},
+                {"name": "b", "labels": ["self-hosted", "linux", "x64"], "architecture": "X86_64"},
+            ]
+        }
+    )
+    assert len(config.profiles) == 2
+
+
+# -- images ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/actions/actions-runner:2.332.0",
+        "ubuntu",
+        "library/ubuntu:22.04",
+        "localhost:5000/runner:1",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/runner:v1.2_3",
+        f"ghcr.io/actions/actions-runner@{DIGEST}",
+        f"ghcr.io/actions/actions-runner:2.332.0@{DIGEST}",
+        "registry.example.com/a__b/c-d.e:latest",
+    ],
+)
+def test_image_references_docker_and_ecs_accept(image: str) -> None:
+    assert image_problem(image) is None
+    assert RunnerProfile(name="a", labels=("x",), image=image).image == image
+
+
+@pytest.mark.parametrize(
+    ("image", "fragment"),
+    [
+        ("ghcr.io/Actions/runner:1", "must be lower-case"),
+        ("ghcr.io/actions/runner:", "is not a container image reference"),
+        ("ghcr.io/actions/runner:-bad", "is not a container image reference"),
+        ("ghcr.io//runner", "is not a container image reference"),
+        ("-runner", "is not a container image reference"),
+        ("https://ghcr.io/actions/runner", "is not a container image reference"),
+        ("ghcr.io/actions/runner@sha256:abc", "is not a container image reference"),
+        ("ghcr.io/actions/runner@sha512:" + "a" * 128, "only @sha256: digests"),
+        ("ghcr.io/actions/runner@sha256:" + "a" * 63 + "g", "is not a container image"),
+        ("ghcr.io/" + "a" * 250 + ":1", "longer than ECS allows"),
+    ],
+)
+def test_bad_image_references_are_refused(image: str, fragment: str) -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, "image": image}]})
+    assert problem.startswith(f"profiles[0].image: {image!r}")
+    assert fragment in problem
+
+
+# -- network reachability ----------------------------------------------------------------
+
+
+def test_no_public_ip_in_the_stacks_own_vpc_is_refused() -> None:
+    problem = only_problem({"assign_public_ip": False})
+    assert problem.startswith(
+        "assign_public_ip: false: the stack's own VPC has public subnets and no NAT gateway"
+    )
+    assert "set vpc_id and subnet_ids" in problem
+
+
+def test_a_profile_without_public_ip_in_the_stacks_own_vpc_is_refused() -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, "assign_public_ip": "false"}]})
+    assert problem.startswith("profiles[0].assign_public_ip: false: the stack's own VPC")
+
+
+def test_profile_subnets_need_an_existing_vpc() -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, "subnet_ids": ["subnet-0123abcd"]}]})
+    assert problem.startswith("profiles[0].subnet_ids: needs vpc_id (and subnet_ids)")
+
+
+def test_private_subnets_of_an_existing_vpc_are_accepted() -> None:
+    config = load_config(
+        {
+            **EXISTING_VPC,
+            "assign_public_ip": False,
+            "profiles": [{**DEFAULT, "subnet_ids": ["subnet-0123abcd"], "assign_public_ip": False}],
+        }
+    )
+    assert config.effective_assign_public_ip is False
+
+
+# -- GitHub URL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://api.github.com", "must be an https:// URL"),
+        ("https://github.com", "for github.com use https://api.github.com"),
+        ("https://api.github.com/v3", "for github.com use https://api.github.com"),
+        ("https://ghe.example.com", "use https://ghe.example.com/api/v3"),
+        ("https://ghe.example.com/api", "use https://ghe.example.com/api/v3"),
+        ("https://octo.ghe.com", "use https://api.SUBDOMAIN.ghe.com"),
+        ("https://user:pw@ghe.example.com/api/v3", "must not have credentials"),
+    ],
+)
+def test_github_api_url_must_be_a_rest_base_url(url: str, fragment: str) -> None:
+    problem = problems({"github_api_url": url, "webhook_firewall": False})[0]
+    assert problem.startswith(f"github_api_url: {url!r}")
+    assert fragment in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.github.com",
+        "https://api.github.com/",
+        "https://ghe.example.com/api/v3",
+        "https://ghe.example.com:8443/api/v3/",
+        "https://api.octo.ghe.com",
+    ],
+)
+def test_github_api_urls_that_are_accepted(url: str) -> None:
+    config = load_config({"github_api_url": url, "webhook_firewall": False})
+    assert config.github_api_url == url.rstrip("/")
+
+
+# -- events and architecture -------------------------------------------------------------
+
+
+def test_a_misspelt_event_is_refused_with_a_suggestion_and_the_list() -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, "allowed_events": ["push", "pull_reqest"]}]})
+    assert problem.startswith(
+        "profiles[0].allowed_events[1]: 'pull_reqest' is not an event that triggers workflows "
+        "(did you mean 'pull_request'?"
+    )
+    assert "workflow_dispatch" in problem
+
+
+def test_workflow_call_is_refused_because_jobs_carry_the_callers_event() -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, "allowed_events": ["workflow_call"]}]})
+    assert "carry the caller's event name" in problem
+
+
+def test_every_documented_trigger_event_is_accepted() -> None:
+    profile = RunnerProfile(name="a", labels=("x",), allowed_events=tuple(sorted(WORKFLOW_EVENTS)))
+    assert set(profile.policy.allowed_events) == WORKFLOW_EVENTS
+
+
+@pytest.mark.parametrize(
+    ("architecture", "label", "other"),
+    [("ARM64", "X64", "X86_64"), ("ARM64", "amd64", "X86_64"), ("X86_64", "ARM64", "ARM64")],
+)
+def test_labels_that_contradict_the_architecture_are_refused(
+    architecture: str, label: str, other: str
+) -> None:
+    problem = only_problem(
+        {"profiles": [{**DEFAULT, "labels": ["self-hosted", label], "architecture": architecture}]}
+    )
+    assert problem.startswith(
+        f"profiles[0].labels: labels {label} promise {other} but the task runs on {architecture}"
+    )
+
+
+# -- names with length limits ------------------------------------------------------------
+
+
+def test_a_stack_name_too_long_for_the_waf_metric_names_is_refused() -> None:
+    name = "R" + "x" * 112  # 113 characters: "<name>-outside-sources" would be 129
+    problem = only_problem({"stack_name": name})
+    assert problem.startswith(f"stack_name: {name!r} is 113 characters: the WAF metric names")
+    assert "use at most 112 characters" in problem
+    assert load_config({"stack_name": name[:112]}).stack_name == name[:112]
+    assert load_config({"stack_name": name, "webhook_firewall": False}).stack_name == name
+
+
+def test_a_long_stack_name_is_fine_for_runner_names() -> None:
+    """The Lambda's 20-character RUNNER_NAME_PREFIX is cut from the stack name by the construct
+    (tests/infra/test_construct.py), so a 21+ character stack name is accepted."""
+    assert load_config({"stack_name": "Platform-Continuous-Integration"}).stack_name
+
+
+# -- one owner/repo rule -----------------------------------------------------------------
+
+MINIMAL_LAMBDA_ENV = {
+    "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:w-AbCdEf",
+    "GITHUB_TOKEN_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf",
+    "ECS_CLUSTER": "c",
+    "SUBNET_IDS": "subnet-1",
+    "SECURITY_GROUP_IDS": "sg-1",
+    "IDEMPOTENCY_TABLE": "t",
+    "RUNNER_PROFILES": json.dumps(
+        [{"name": "d", "labels": ["x"], "task_definition": "td", "container_name": "runner"}]
+    ),
+}
+
+
+@pytest.mark.parametrize("pattern", ["acme_emu/app", "octo-org/*", "o/.github", "a/b.c_d-e"])
+def test_one_owner_repo_rule_accepts_alike_everywhere(pattern: str) -> None:
+    """``acme_emu/app`` (a managed user's repository) was refused at the top level only."""
+    load_config({"allowed_repositories": [pattern]})
+    load_config({"profiles": [{**DEFAULT, "allowed_repositories": [pattern]}]})
+    load_settings({**MINIMAL_LAMBDA_ENV, "ALLOWED_REPOSITORIES": pattern})
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["acme.org/app", "-octo/app", "o/..", "octo/app-*", "a" * 40 + "/r", "o/" + "r" * 101],
+)
+def test_one_owner_repo_rule_refuses_alike_everywhere(pattern: str) -> None:
+    message = f"{pattern!r} is not 'owner/repo' or 'owner/*'"
+    assert only_problem({"allowed_repositories": [pattern]}) == (
+        f"allowed_repositories[0]: {message}"
+    )
+    assert only_problem({"profiles": [{**DEFAULT, "allowed_repositories": [pattern]}]}) == (
+        f"profiles[0].allowed_repositories[0]: {message}"
+    )
+    with pytest.raises(LambdaConfigError, match="is not 'owner/repo' or 'owner/\\*'"):
+        load_settings({**MINIMAL_LAMBDA_ENV, "ALLOWED_REPOSITORIES": pattern})
