@@ -20,6 +20,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 
 import lambda_fn
+from lambda_fn import contract
 
 from .config import (
     CONTAINER_NAME,
@@ -42,7 +43,7 @@ LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 #: What the stock image runs without our entrypoint (kept for reference and custom images).
 RUNNER_COMMAND = ("/home/runner/run.sh",)
 API_STAGE = "prod"
-METRICS_NAMESPACE = "FargateRunners"
+METRICS_NAMESPACE = contract.METRICS_NAMESPACE
 #: The actions-runner image's non-root ``runner`` user.
 RUNNER_USER = "1001"
 DEFAULT_LAMBDA_SOURCE = Path(lambda_fn.__file__).resolve().parent

@@ -53,6 +53,10 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
     "GITHUB_APP_KEY_ARN": "",
 }
 
+#: The CloudWatch namespace of the Lambdas' metrics (``POWERTOOLS_METRICS_NAMESPACE``),
+#: which the dashboard, the alarms and ``fargate-runners status`` read.
+METRICS_NAMESPACE: Final = "FargateRunners"
+
 #: Read by AWS Lambda Powertools itself, set by the construct.
 POWERTOOLS_ENVIRONMENT: Final = (
     "POWERTOOLS_SERVICE_NAME",

@@ -223,9 +223,9 @@ def github_for_stack(aws: Aws, stack: StackInfo, api_url: str, target: Target) -
     return GitHub(token, api_url) if token else None
 
 
-#: Where the Lambda publishes its metrics (``fargate_runners.construct.METRICS_NAMESPACE``)
+#: Where the Lambda publishes its metrics (``lambda_fn.contract.METRICS_NAMESPACE``)
 #: and what ``lambda_fn/start_time.py`` calls queued -> a runner took the job.
-METRICS_NAMESPACE = "FargateRunners"
+METRICS_NAMESPACE = contract.METRICS_NAMESPACE
 TIME_TO_START = "TimeToStart"
 _START_STATS = ("p50", "p90", "SampleCount")
 

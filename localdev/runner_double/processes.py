@@ -527,8 +527,12 @@ class Worker:
             cwd=self.root,
         )
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(stdin)
-        process.stdin.close()
+        # A step may exit without reading its input (a container hook that refuses at
+        # once): the runner carries on to its exit code, and so does the double.
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(stdin)
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
         output = process.stdout
 
         def copy_output() -> None:

@@ -391,8 +391,8 @@ def test_status_without_metric_permissions_still_reports(
 
 
 def test_metrics_namespace_is_the_stacks() -> None:
-    construct = pytest.importorskip("fargate_runners.construct")
-    assert commands.METRICS_NAMESPACE == construct.METRICS_NAMESPACE
+    props = pytest.importorskip("fargate_runners.props")
+    assert commands.METRICS_NAMESPACE == props.METRICS_NAMESPACE
 
 
 def test_age_formatting() -> None:
