@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test lint typecheck unit infra synth package-check demo serve bench bench-smoke clean
+.PHONY: help install test coverage lint typecheck unit infra synth package-check demo serve bench bench-smoke clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,7 +38,10 @@ unit: install  ## handler, pure-logic, local-mode and CLI tests (no CDK synth)
 infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized template
 	$(BIN)/pytest tests/infra
 
-test: lint typecheck  ## the full offline suite with coverage (what CI runs)
+test: lint typecheck  ## the full offline suite on every core (what CI runs)
+	$(BIN)/pytest -n auto
+
+coverage: install  ## the full suite with a branch-coverage report (slower: kept out of CI's 15 minutes)
 	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered --cov-report=xml
 
 package-check: install node_modules/.installed  ## build the wheel, install it in a fresh venv, synth a user's app outside the repo
