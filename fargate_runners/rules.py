@@ -10,6 +10,9 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlparse
 
+# The Lambda's own checks of the names synth derives (stdlib only, like this module).
+from lambda_fn.config import JIT_SECRET_PREFIX_MAX, RUNNER_NAME_PREFIX_RE
+
 __all__ = [
     "GITHUB_DOT_COM_API",
     "NAME_LIMITS",
@@ -179,14 +182,17 @@ _WAF_METRIC_MAX = 128
 NAME_LIMITS: tuple[tuple[str, str, int, str], ...] = (
     # lambda_fn/config.py refuses a longer JIT_SECRET_PREFIX (and the Lambda then answers
     # 500 to every delivery); the construct sets it to ``<prefix>/jit``.
-    ("the JIT config secret prefix", "/jit", 200, "the Lambda's JIT_SECRET_PREFIX check"),
+    (
+        "the JIT config secret prefix",
+        "/jit",
+        JIT_SECRET_PREFIX_MAX,
+        "the Lambda's JIT_SECRET_PREFIX check",
+    ),
     # ECS: cluster names and task definition families, "up to 255 letters (uppercase and
     # lowercase), numbers, underscores, and hyphens" (ECS API reference).
     ("the ECS cluster name", "-runners", 255, "ECS cluster names"),
 )
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-#: lambda_fn/config.py: RUNNER_NAME_PREFIX is 1-20 lower-case letters, digits or '-'.
-_RUNNER_NAME_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 _FAMILY_MAX = 255
 
 
@@ -226,7 +232,7 @@ def name_prefix_problems(
 
 def runner_name_prefix_problem(prefix: str) -> str | None:
     """Why the Lambda would refuse ``RUNNER_NAME_PREFIX`` (500 on every delivery), or None."""
-    if _RUNNER_NAME_PREFIX_RE.match(prefix):
+    if RUNNER_NAME_PREFIX_RE.match(prefix):
         return None
     return (
         f"{prefix!r} must be 1-20 lower-case letters, digits or hyphens, starting with a "

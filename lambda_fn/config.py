@@ -39,7 +39,9 @@ REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
 #: name -> default (``None`` means required): the contract's table, owned there.
 ENV_DEFAULTS = LAMBDA_ENVIRONMENT
 
-_NAME_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+RUNNER_NAME_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+#: The longest JIT_SECRET_PREFIX the Lambda accepts (synth checks names against it).
+JIT_SECRET_PREFIX_MAX = 200
 #: Secrets Manager names allow letters, digits and /_+=.@- (no trailing '/': we add it).
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$")
 #: An IAM role's unique id (``RoleId``): "AROA" then upper-case letters and digits.
@@ -176,13 +178,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                 raise ConfigError(f"ALLOWED_REPOSITORIES: {problem}")
 
     prefix = get("RUNNER_NAME_PREFIX")
-    if not _NAME_PREFIX.match(prefix):
+    if not RUNNER_NAME_PREFIX_RE.match(prefix):
         raise ConfigError(
             f"RUNNER_NAME_PREFIX must be 1-20 lower-case letters, digits or '-', got {prefix!r}"
         )
 
     jit_secret_prefix = get("JIT_SECRET_PREFIX")
-    if not _SECRET_PREFIX.match(jit_secret_prefix) or len(jit_secret_prefix) > 200:
+    if (
+        not _SECRET_PREFIX.match(jit_secret_prefix)
+        or len(jit_secret_prefix) > JIT_SECRET_PREFIX_MAX
+    ):
         raise ConfigError(
             "JIT_SECRET_PREFIX must be up to 200 letters, digits or /_+=.@- "
             f"(no leading, trailing or double '/'), got {jit_secret_prefix!r}"
