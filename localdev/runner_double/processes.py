@@ -528,7 +528,9 @@ class Worker:
         )
         assert process.stdin is not None and process.stdout is not None
         # A step may exit without reading its input (a container hook that refuses at
-        # once): the runner carries on to its exit code, and so does the double.
+        # once). The runner writes stdin from a background task (ProcessInvoker.cs,
+        # StartWriteStream, actions/runner v2.332.0), so a failed write never stops it from
+        # taking the exit code; the double does the same.
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(stdin)
         with contextlib.suppress(BrokenPipeError):
