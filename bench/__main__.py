@@ -17,7 +17,7 @@ from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "build" / "bench" / "report.json"
-PARTS = ("cold", "warm", "burst", "package")
+PARTS = ("cold", "warm", "burst", "start", "package")
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,26 @@ class Sizes:
     warm_warmup: int
     burst_jobs: int
     burst_clients: int
+    start_jobs: int
 
 
 FULL = Sizes(
-    cold_runs=5, warm_per_round=600, warm_rounds=5, warm_warmup=50, burst_jobs=250, burst_clients=8
+    cold_runs=5,
+    warm_per_round=600,
+    warm_rounds=5,
+    warm_warmup=50,
+    burst_jobs=250,
+    burst_clients=8,
+    start_jobs=60,
 )
 SMOKE = Sizes(
-    cold_runs=2, warm_per_round=100, warm_rounds=2, warm_warmup=10, burst_jobs=20, burst_clients=8
+    cold_runs=2,
+    warm_per_round=100,
+    warm_rounds=2,
+    warm_warmup=10,
+    burst_jobs=20,
+    burst_clients=8,
+    start_jobs=16,
 )
 
 
@@ -60,6 +73,12 @@ def _burst(sizes: Sizes) -> dict[str, Any]:
     return burst.run(jobs=sizes.burst_jobs, clients=sizes.burst_clients).summary()
 
 
+def _start(sizes: Sizes) -> dict[str, Any]:
+    from bench import start_latency
+
+    return start_latency.run(start_latency.Scenario(jobs=sizes.start_jobs))
+
+
 def _package(sizes: Sizes) -> dict[str, Any]:
     from bench import package
 
@@ -70,6 +89,7 @@ RUNNERS: dict[str, Callable[[Sizes], dict[str, Any]]] = {
     "cold": _cold,
     "warm": _warm,
     "burst": _burst,
+    "start": _start,
     "package": _package,
 }
 

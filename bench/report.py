@@ -118,10 +118,30 @@ def render_burst(burst: dict[str, Any]) -> list[str]:
     ]
 
 
+def render_start(start: dict[str, Any]) -> list[str]:
+    sc = start["scenario"]
+    lines = [
+        f"4. Start latency ({sc['jobs']} jobs, {sc['burst']} at once then one every "
+        f"{sc['mean_gap_s']:.0f} s on average; ECS start {sc['start_delay_s']:.0f} s, "
+        f"assignment {sc['assign_s']:.0f} s, jobs {sc['job_s']:.0f} s, max_runners "
+        f"{sc['max_runners']}; virtual clock, product code on moto + the GitHub model)",
+    ]
+    for key in ("without_pool", "with_pool"):
+        run = start[key]
+        lines.append(
+            f"   warm_runners={run['warm_runners']}: queued->started p50 "
+            f"{run['queued_to_started_p50_s']:.1f} s, p90 {run['queued_to_started_p90_s']:.1f} s, "
+            f"max {run['queued_to_started_max_s']:.1f} s; tasks started {run['tasks_started']} "
+            f"for {run['jobs_started']} jobs; most running at once {run['max_running_tasks']} "
+            f"-> {'CORRECT' if not run['violations'] else 'WRONG: ' + '; '.join(run['violations'])}"
+        )
+    return lines
+
+
 def render_package(package: dict[str, Any]) -> list[str]:
     layer = package["with_powertools_layer"]
     lines = [
-        f"4. Lambda asset (pip for Python {package['python_version']} / {package['platform']}, "
+        f"5. Lambda asset (pip for Python {package['python_version']} / {package['platform']}, "
         f"as fargate_runners/bundling.py; zip deflate-9; deps "
         f"{'cached' if package['cached_dependencies'] else 'freshly built'})",
         f"   total: {_size(package['zipped_bytes'])} zipped, "
@@ -144,9 +164,16 @@ RENDERERS = {
     "cold": render_cold,
     "warm": render_warm,
     "burst": render_burst,
+    "start": render_start,
     "package": render_package,
 }
-TITLES = {"cold": "1. Cold start", "warm": "2. Warm", "burst": "3. Burst", "package": "4. Asset"}
+TITLES = {
+    "cold": "1. Cold start",
+    "warm": "2. Warm",
+    "burst": "3. Burst",
+    "start": "4. Start latency",
+    "package": "5. Asset",
+}
 
 
 def render(results: dict[str, Any]) -> str:
@@ -172,6 +199,13 @@ def all_correct(results: dict[str, Any]) -> bool:
     """No part failed its correctness checks (timings are never judged)."""
     parts = results["parts"]
     if "burst" in parts and _status(parts["burst"]) is None and not parts["burst"]["correct"]:
+        return False
+    start = parts.get("start")
+    if (
+        start is not None
+        and _status(start) is None
+        and any(start[key]["violations"] for key in ("without_pool", "with_pool"))
+    ):
         return False
     return not (
         "cold" in parts

@@ -34,12 +34,16 @@ from pydantic import (
     model_validator,
 )
 
+from lambda_fn import warm_pool
 from lambda_fn.config import APP_ID_RE
+from lambda_fn.errors import ConfigError as LambdaConfigError
 from lambda_fn.policy import (
     Policy,
     policy_from_dict,
+    repository_match,
     repository_pattern_problem,
 )
+from lambda_fn.routing import repository_allowed
 
 from . import rules
 from .config_errors import ConfigError, Problem, problems_from_validation
@@ -255,6 +259,18 @@ _STEP_ENV_RESERVED_NAMES = frozenset(
 )  # fmt: skip
 
 
+#: Profile keys that only a profile with ``warm_runners`` may set.
+WARM_KEYS = ("warm_scope", "warm_days", "warm_hours", "warm_max_age_seconds")
+
+
+def _hours_problem(value: str) -> str | None:
+    try:
+        warm_pool.parse_hours(value, "")
+    except LambdaConfigError as exc:
+        return str(exc).removeprefix(": ")
+    return None
+
+
 def _parse_command_map(value: Any, key: str = "") -> dict[str, tuple[str, ...]]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, "must be an object of name: [absolute path, args...]")
@@ -325,6 +341,14 @@ class RunnerProfile(_Model):
     step_secrets: Annotated[dict[str, str], parsed(parse_str_map)] = Field(default_factory=dict)
     step_cpu: Int = 256
     step_memory: Int = 512
+    # Warm runners (README, "Warm runners"; lambda_fn/warm_pool.py):
+    warm_runners: Annotated[int, parsed(ranged(0, 1000))] = 0
+    warm_scope: Annotated[str | None, parsed(parse_str)] = None
+    warm_days: Annotated[tuple[str, ...], parsed(list_of(one_of(warm_pool.DAYS)))] = warm_pool.DAYS
+    warm_hours: Annotated[str, parsed(checked(_hours_problem))] = "00-24"
+    warm_max_age_seconds: Annotated[int, parsed(ranged(*warm_pool.MAX_AGE_RANGE))] = (
+        warm_pool.DEFAULT_MAX_AGE_SECONDS
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -368,8 +392,50 @@ class RunnerProfile(_Model):
         if self.secrets_kms_key_arns and not self.secrets:
             problems.append(Problem("secrets_kms_key_arns", "is only used with secrets"))
         problems += self._managed_step_problems()
+        problems += self._warm_problems()
         raise_all(problems)
         return self
+
+    def _warm_problems(self) -> list[Problem]:
+        """The ``warm_*`` keys; the scope's shape is checked with ``runner_scope``."""
+        if not self.warm_runners:
+            return [
+                Problem(name, "is only used with warm_runners")
+                for name in WARM_KEYS
+                if name in self.model_fields_set
+            ]
+        problems: list[Problem] = []
+        if not self.warm_scope:
+            problems.append(
+                Problem(
+                    "warm_scope",
+                    "is required with warm_runners: the repository (owner/name) or, with "
+                    "runner_scope org, the organisation the warm runners register in",
+                )
+            )
+        if not self.warm_days:
+            problems.append(Problem("warm_days", "must name at least one day"))
+        if self.warm_runners > self.effective_max_runners:
+            problems.append(
+                Problem(
+                    "warm_runners",
+                    f"{self.warm_runners} is above max_runners ({self.effective_max_runners}): "
+                    "the pool counts under max_runners",
+                )
+            )
+        return problems
+
+    def warm(self) -> warm_pool.WarmPool | None:
+        """The Lambda's view of this profile's pool (None without ``warm_runners``)."""
+        if not self.warm_runners or not self.warm_scope:
+            return None
+        return warm_pool.WarmPool(
+            runners=self.warm_runners,
+            scope=self.warm_scope,
+            days=tuple(sorted({warm_pool.DAYS.index(d) for d in self.warm_days})),
+            hours=warm_pool.parse_hours(self.warm_hours, "warm_hours"),
+            max_age_seconds=self.warm_max_age_seconds,
+        )
 
     @property
     def managed_steps(self) -> bool:
@@ -473,6 +539,9 @@ class RunnerProfile(_Model):
             entry["assign_public_ip"] = self.assign_public_ip
         if self.runner_group_id is not None:
             entry["runner_group_id"] = self.runner_group_id
+        pool = self.warm()
+        if pool is not None:
+            entry["warm"] = pool.to_dict()
         return entry
 
     @property
@@ -601,6 +670,7 @@ class _Deployment(_Model):
                 for i, profile in enumerate(self.profiles)
                 if profile.runner_group_id is not None
             ]
+        problems += self._warm_scope_problems()
         if (
             self.webhook_firewall
             and self.webhook_source_cidrs is None
@@ -614,6 +684,27 @@ class _Deployment(_Model):
                     "webhook_firewall to false)",
                 )
             )
+        return problems
+
+    def _warm_scope_problems(self) -> list[Problem]:
+        """A warm pool's scope must fit ``runner_scope`` and be a repository jobs may use."""
+        problems: list[Problem] = []
+        for i, profile in enumerate(self.profiles):
+            scope = profile.warm_scope
+            if not profile.warm_runners or not scope:
+                continue
+            key = f"profiles[{i}].warm_scope"
+            problem = warm_pool.scope_problem(scope, self.runner_scope)
+            if problem is not None:
+                problems.append(Problem(key, f"{scope!r} {problem}"))
+            elif self.runner_scope == "repo":
+                if not repository_allowed(scope, self.allowed_repositories):
+                    problems.append(Problem(key, f"{scope!r} is not in allowed_repositories"))
+                patterns = profile.allowed_repositories
+                if patterns and not any(repository_match(p, scope) for p in patterns):
+                    problems.append(
+                        Problem(key, f"{scope!r} is not in this profile's allowed_repositories")
+                    )
         return problems
 
     def _network_problems(self) -> list[Problem]:

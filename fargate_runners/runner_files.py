@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lambda_fn import policy
+from lambda_fn.contract import TASK_IDLE_TIMEOUT_ENV
 from lambda_fn.policy import Policy
 
 #: The task's files, shipped inside this package (package data), so an installed wheel has them.
@@ -57,7 +58,7 @@ def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, s
         "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
         "RUNNER_JIT_PY_GZ_B64": encode(JIT_FETCH),
         "RUNNER_AWS_PY_GZ_B64": encode(AWS_CALL),
-        "RUNNER_IDLE_TIMEOUT_SECONDS": str(idle_timeout_seconds),
+        TASK_IDLE_TIMEOUT_ENV: str(idle_timeout_seconds),
         "RUNNER_STOP_GRACE_SECONDS": str(STOP_GRACE_SECONDS),
     }
 

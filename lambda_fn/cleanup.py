@@ -48,6 +48,8 @@ class RunnerTask:
     pull_started_at: datetime | None = None
     pull_stopped_at: datetime | None = None
     started_at: datetime | None = None
+    #: The profile whose warm pool this runner belongs to (``runner:pool`` tag), if any.
+    pool: str | None = None
 
     @property
     def owner_repo(self) -> tuple[str, str] | None:
@@ -56,6 +58,18 @@ class RunnerTask:
             return None
         owner, repo = self.repository.split("/", 1)
         return owner, repo
+
+    def scope(self, runner_scope: str) -> str | None:
+        """Where the runner is registered; None when the tags cannot say.
+
+        An org-scope warm-pool runner, started for no job, has the organisation
+        alone in its repository tag (``lambda_fn.launcher``).
+        """
+        if self.owner_repo is not None:
+            return scope_path(runner_scope, *self.owner_repo)
+        if runner_scope == "org" and self.repository and self.pool:
+            return scope_path("org", self.repository, "")
+        return None
 
     @property
     def alive(self) -> bool:
@@ -82,6 +96,7 @@ class RunnerTask:
             pull_started_at=task.get("pullStartedAt"),
             pull_stopped_at=task.get("pullStoppedAt"),
             started_at=task.get("startedAt"),
+            pool=tags.get(contract.TAG_POOL),
         )
 
 
@@ -122,9 +137,10 @@ def list_task_arns(settings: Settings, status: str, started: str | None = None) 
 
 def release(settings: Settings, gh: GitHubClient, task: RunnerTask, reason: str) -> bool:
     """Deregister the task's runner if idle, then stop the task. False if it is busy."""
-    if task.runner_id is not None and task.owner_repo is not None:
+    scope = task.scope(settings.runner_scope)
+    if task.runner_id is not None and scope is not None:
         try:
-            gh.delete_runner(scope_path(settings.runner_scope, *task.owner_repo), task.runner_id)
+            gh.delete_runner(scope, task.runner_id)
         except GitHubPermanentError as exc:
             if exc.status == 422:  # "still running a job": leave it to finish
                 logger.info("runner is busy, left running", extra={"task_arn": task.task_arn})
@@ -137,13 +153,28 @@ def release(settings: Settings, gh: GitHubClient, task: RunnerTask, reason: str)
     return True
 
 
+def in_warm_pool(settings: Settings, task: RunnerTask) -> bool:
+    """Whether the task is a member of a profile's warm pool that is still configured.
+
+    Members are left to the reconciler (``lambda_fn.reconciler``), which keeps the
+    pool at its size; a pool tag whose profile no longer has a pool counts for nothing.
+    """
+    return task.pool is not None and any(
+        p.name == task.pool and p.warm is not None for p in settings.profiles
+    )
+
+
 def release_for_job(settings: Settings, gh: GitHubClient, job_id: int, reason: str) -> int:
-    """Release every idle runner task that was started for ``job_id``; returns how many."""
+    """Release every idle runner task that was started for ``job_id``; returns how many.
+
+    A warm-pool member is kept even when its job is done: it is the pool's refill
+    (its job ran on a runner that was already warm).
+    """
     arns = list_task_arns(settings, "RUNNING", started_by(job_id))
     if not arns:
         return 0
     released = 0
     for task in describe_tasks(settings, arns):
-        if task.alive and release(settings, gh, task, reason):
+        if task.alive and not in_warm_pool(settings, task) and release(settings, gh, task, reason):
             released += 1
     return released

@@ -26,6 +26,7 @@ from lambda_fn.errors import ConfigError
 
 if TYPE_CHECKING:  # imported only when a profile has a policy (~7 ms off every cold start)
     from lambda_fn.policy import Policy
+    from lambda_fn.warm_pool import WarmPool
 
 
 #: GitHub cancels a job queued for self-hosted runners for at least 24 hours (the
@@ -82,6 +83,8 @@ class Profile:
     assign_public_ip: Literal["ENABLED", "DISABLED"] | None = None
     #: Organisation runner group for this profile's runners instead of ``RUNNER_GROUP_ID``.
     runner_group_id: int | None = None
+    #: Idle runners kept online for this profile (``lambda_fn.warm_pool``); None = no pool.
+    warm: WarmPool | None = None
     #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -193,7 +196,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"(no leading, trailing or double '/'), got {jit_secret_prefix!r}"
         )
 
-    profiles = parse_profiles(get("RUNNER_PROFILES"))
+    profiles = parse_profiles(get("RUNNER_PROFILES"), runner_scope)
     if runner_scope != "org":
         grouped = [p.name for p in profiles if p.runner_group_id is not None]
         if grouped:
@@ -272,7 +275,7 @@ def _github_auth(get: Callable[[str], str]) -> tuple[Literal["pat", "app"], str,
     return "app", values[0], values[1]
 
 
-def parse_profiles(raw: str) -> tuple[Profile, ...]:
+def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
     """Parse ``RUNNER_PROFILES`` (a JSON array of objects) in config order."""
     try:
         data = json.loads(raw)
@@ -331,10 +334,24 @@ def parse_profiles(raw: str) -> tuple[Profile, ...]:
                 subnet_ids=_profile_subnets(item.get("subnet_ids"), f"{where}.subnet_ids"),
                 assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
                 runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
+                warm=_profile_warm(item.get("warm"), f"{where}.warm", runner_scope, max_runners),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
     return tuple(profiles)
+
+
+def _profile_warm(
+    data: Any, where: str, runner_scope: str, max_runners: int | None
+) -> WarmPool | None:
+    if data is None:
+        return None
+    from lambda_fn.warm_pool import WarmPool
+
+    pool = WarmPool.from_dict(data, where, runner_scope)
+    if max_runners is not None and pool.runners > max_runners:
+        raise ConfigError(f"{where}.runners ({pool.runners}) is above max_runners ({max_runners})")
+    return pool
 
 
 def _profile_policy(name: str, data: Any, where: str) -> Policy | None:

@@ -74,7 +74,12 @@ PROFILE_OPTIONAL_KEYS: Final = (
     "subnet_ids",
     "assign_public_ip",
     "runner_group_id",
+    "warm",
 )
+
+#: The runner task's idle watchdog (seconds; ``fargate_runners/runner/entrypoint.sh``): set in
+#: the task definition, raised by the Lambda's container override for a warm-pool runner.
+TASK_IDLE_TIMEOUT_ENV: Final = "RUNNER_IDLE_TIMEOUT_SECONDS"
 
 #: Tags on every runner task (set at ``RunTask``) and on every sealed JIT config secret.
 TAG_PROFILE: Final = "runner:profile"
@@ -82,6 +87,8 @@ TAG_RUNNER_NAME: Final = "runner:name"
 TAG_RUNNER_ID: Final = "runner:id"
 TAG_CAPACITY: Final = "runner:capacity"
 TAG_DEPLOYMENT: Final = "runner:deployment"
+#: On a warm-pool member's task: the profile whose pool it belongs to (lambda_fn/warm_pool.py).
+TAG_POOL: Final = "runner:pool"
 #: On the sealed JIT secret: ``<task role id>:<task id>``, the one session that may read it.
 TAG_TASK_USERID: Final = "runner:task-userid"
 #: On the sealed JIT secret: the task it was made for.

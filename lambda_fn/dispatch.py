@@ -30,6 +30,7 @@ offline registration and any secret whose task is gone.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -46,7 +47,7 @@ from lambda_fn.launcher import (
     placements,
     run_runner_task,
 )
-from lambda_fn.naming import runner_name
+from lambda_fn.naming import pool_runner_name, runner_name
 from lambda_fn.observability import count, logger, traced
 
 IDEMPOTENCY_KEY_PREFIX = "workflow-job"
@@ -116,31 +117,75 @@ def find_profile(settings: Settings, name: str) -> Profile:
     raise ConfigError(f"RUNNER_PROFILES has no profile named {name!r}")
 
 
-def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
-    """Register a JIT runner and start its task. Not idempotent: use ``launch_once``."""
+def launch(job: QueuedJob, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    """Register a JIT runner and start its task. Not idempotent: use ``launch_once``.
+
+    While the profile's warm pool is active and the job is in its scope, the
+    runner is started as a pool member (``lambda_fn.warm_pool``): if a warm
+    runner already took the job, this one refills the pool.
+    """
     profile = find_profile(settings, job.profile)
-    if profile.max_runners is not None:
-        running = count_running_tasks(
-            aws.client("ecs"), settings.ecs_cluster, profile.task_definition
-        )
-        if running >= profile.max_runners:
-            # One place for every path (webhook, retry consumer, reconciler): the job waits in
-            # the retry queue rather than start past the cap.
-            logger.warning(
-                "job waits: profile is at max_runners",
-                extra={"running": running, "max_runners": profile.max_runners},
-            )
-            count("JobsWaitingForCapacity", ("profile", profile.name))
-            raise CapacityWaitError(
-                f"profile {profile.name} already runs {running} of {profile.max_runners} runners"
-            )
-    gh = github_client(settings)
-    scope = scope_path(settings.runner_scope, job.owner, job.repo)
-    jit = _generate_jitconfig(gh, scope, settings, profile, job)
+    _wait_if_full(settings, profile)
+    warm = profile.warm
+    pool = (
+        warm is not None
+        and warm.target(now or datetime.now(UTC)) > 0
+        and warm.serves(settings.runner_scope, job.owner, job.repo)
+    )
+    name = runner_name(settings.runner_name_prefix, settings.deployment_id, job.job_id)
     ref = JobRef(job.job_id, job.run_id, job.run_attempt, job.repository)
+    result = _start_runner(settings, profile, (job.owner, job.repo), name, ref, pool=pool)
+    return {"status": "launched", "job_id": job.job_id, **result}
+
+
+def launch_pool_runner(settings: Settings, profile: Profile) -> dict[str, Any]:
+    """Start one warm-pool runner for ``profile`` (reconciler), for no job in particular.
+
+    The caller checks ``max_runners``; there is no idempotency record, because no
+    delivery can repeat it (a second reconciler run at most overfills the pool
+    until the next run releases the surplus).
+    """
+    if profile.warm is None:
+        raise ConfigError(f"profile {profile.name!r} has no warm pool")
+    name = pool_runner_name(settings.runner_name_prefix, settings.deployment_id)
+    owner_repo = profile.warm.owner_repo(settings.runner_scope)
+    return _start_runner(settings, profile, owner_repo, name, None, pool=True)
+
+
+def _wait_if_full(settings: Settings, profile: Profile) -> None:
+    """Raise ``CapacityWaitError`` when the profile already runs ``max_runners`` tasks."""
+    if profile.max_runners is None:
+        return
+    running = count_running_tasks(aws.client("ecs"), settings.ecs_cluster, profile.task_definition)
+    if running >= profile.max_runners:
+        # One place for every path (webhook, retry consumer, reconciler): the job waits in
+        # the retry queue rather than start past the cap.
+        logger.warning(
+            "job waits: profile is at max_runners",
+            extra={"running": running, "max_runners": profile.max_runners},
+        )
+        count("JobsWaitingForCapacity", ("profile", profile.name))
+        raise CapacityWaitError(
+            f"profile {profile.name} already runs {running} of {profile.max_runners} runners"
+        )
+
+
+def _start_runner(
+    settings: Settings,
+    profile: Profile,
+    owner_repo: tuple[str, str],
+    name: str,
+    ref: JobRef | None,
+    *,
+    pool: bool,
+) -> dict[str, Any]:
+    """JIT config, then ``run_task``, then the sealed config; undo what was done on failure."""
+    gh = github_client(settings)
+    scope = scope_path(settings.runner_scope, *owner_repo)
+    jit = _generate_jitconfig(gh, scope, settings, profile, name)
     sealed = jit_secret.secret_name(settings, jit.runner_name)
     try:
-        task_arn, placement = _start_task(settings, profile, ref, jit, sealed)
+        task_arn, placement = _start_task(settings, profile, ref, jit, sealed, pool=pool)
     except Exception:
         _forget_runner(gh, scope, jit)
         raise
@@ -151,18 +196,23 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
         _forget_runner(gh, scope, jit)
         raise launch_error("storing the JIT config", exc) from None
     return {
-        "status": "launched",
-        "job_id": job.job_id,
         "profile": profile.name,
         "runner_name": jit.runner_name,
         "runner_id": jit.runner_id,
         "task_arn": task_arn,
         "capacity": placement,
+        **({"warm_pool": True} if pool else {}),
     }
 
 
 def _start_task(
-    settings: Settings, profile: Profile, ref: JobRef, jit: JitConfig, sealed: str
+    settings: Settings,
+    profile: Profile,
+    ref: JobRef | None,
+    jit: JitConfig,
+    sealed: str,
+    *,
+    pool: bool,
 ) -> tuple[str, str]:
     """Try each kind of capacity the profile allows; Spot falls back to on-demand if allowed."""
     options = placements(profile.capacity)
@@ -170,7 +220,7 @@ def _start_task(
         try:
             return _run_task(
                 build_run_task_request(
-                    settings, profile, ref, jit, sealed_name=sealed, placement=placement
+                    settings, profile, ref, jit, sealed_name=sealed, placement=placement, pool=pool
                 )
             ), placement
         except LaunchTransientError as exc:
@@ -185,11 +235,11 @@ def _start_task(
 
 @traced
 def _generate_jitconfig(
-    gh: GitHubClient, scope: str, settings: Settings, profile: Profile, job: QueuedJob
+    gh: GitHubClient, scope: str, settings: Settings, profile: Profile, name: str
 ) -> JitConfig:
     return gh.generate_jitconfig(
         scope,
-        runner_name(settings.runner_name_prefix, settings.deployment_id, job.job_id),
+        name,
         profile.labels,
         profile.runner_group_id or settings.runner_group_id,
     )

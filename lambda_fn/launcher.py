@@ -57,12 +57,16 @@ class JobRef:
     repository: str  # owner/name
 
 
-def started_by(job_id: int) -> str:
+#: ``startedBy`` of a warm-pool runner the reconciler starts before any job.
+POOL_STARTED_BY = "gh-pool"
+
+
+def started_by(job_id: int | None) -> str:
     """``startedBy`` names the job (ECS allows 36 letters, digits, '-' or '_')."""
-    return f"gh-job-{job_id}"[:36]
+    return POOL_STARTED_BY if job_id is None else f"gh-job-{job_id}"[:36]
 
 
-def client_token(job_id: int, runner_name: str, placement: str = "FARGATE") -> str:
+def client_token(job_id: int | None, runner_name: str, placement: str = "FARGATE") -> str:
     """ECS idempotency token for one launch attempt of one job.
 
     It is derived from the job id, the attempt's unique runner name and the
@@ -71,7 +75,7 @@ def client_token(job_id: int, runner_name: str, placement: str = "FARGATE") -> s
     JIT config, or on-demand after Spot) is not mistaken for the earlier one.
     """
     digest = hashlib.sha256(f"{job_id}:{runner_name}:{placement}".encode()).hexdigest()[:40]
-    return f"job-{job_id}-{digest}"[:64]
+    return (f"job-{job_id}-{digest}" if job_id is not None else f"pool-{digest}")[:64]
 
 
 def placements(capacity: str) -> tuple[str, ...]:
@@ -91,20 +95,49 @@ def _tag(key: str, value: str) -> dict[str, str]:
     return {"key": key, "value": _TAG_UNSAFE.sub("_", value)[:256]}
 
 
+def _job_tags(job: JobRef | None, profile: Profile) -> list[dict[str, str]]:
+    if job is not None:
+        return [
+            _tag("github:job-id", str(job.job_id)),
+            _tag("github:run-id", str(job.run_id)),
+            _tag("github:run-attempt", str(job.run_attempt)),
+            _tag("github:repository", job.repository),
+        ]
+    # A pool runner started for no job: the scope it registered in stands for the repository.
+    assert profile.warm is not None, "a runner without a job is a warm-pool runner"
+    return [_tag("github:repository", profile.warm.scope)]
+
+
 def build_run_task_request(
     settings: Settings,
     profile: Profile,
-    job: JobRef,
+    job: JobRef | None,
     jit: JitConfig,
     *,
     sealed_name: str,
     placement: str = "FARGATE",
+    pool: bool = False,
 ) -> dict[str, Any]:
     """The exact ``run_task`` keyword arguments for one runner on one kind of capacity.
 
     ``sealed_name`` names the secret the task reads its JIT config from; the
     override carries that name and the region, nothing the runner could use.
+    ``pool`` (or no ``job``) makes the runner a member of the profile's warm pool:
+    tagged ``runner:pool`` and with its idle watchdog raised past the pool's
+    maximum age (lambda_fn/warm_pool.py).
     """
+    environment = [
+        {"name": SECRET_ID_ENV, "value": sealed_name},
+        {"name": SECRET_REGION_ENV, "value": aws.region() or ""},
+    ]
+    pool_tags: list[dict[str, str]] = []
+    if (pool or job is None) and profile.warm is not None:
+        # A container override replaces the task definition's value of the same name
+        # (docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerOverride.html).
+        environment.append(
+            {"name": contract.TASK_IDLE_TIMEOUT_ENV, "value": str(profile.warm.idle_bound_seconds)}
+        )
+        pool_tags.append(_tag(contract.TAG_POOL, profile.name))
     return {
         "cluster": settings.ecs_cluster,
         "taskDefinition": profile.task_definition,
@@ -121,22 +154,17 @@ def build_run_task_request(
             "containerOverrides": [
                 {
                     "name": profile.container_name,
-                    "environment": [
-                        {"name": SECRET_ID_ENV, "value": sealed_name},
-                        {"name": SECRET_REGION_ENV, "value": aws.region() or ""},
-                    ],
+                    "environment": environment,
                 }
             ]
         },
-        "startedBy": started_by(job.job_id),
-        "clientToken": client_token(job.job_id, jit.runner_name, placement),
+        "startedBy": started_by(job.job_id if job else None),
+        "clientToken": client_token(job.job_id if job else None, jit.runner_name, placement),
         "enableECSManagedTags": True,
         "tags": [
             _tag(contract.TAG_CAPACITY, placement),
-            _tag("github:job-id", str(job.job_id)),
-            _tag("github:run-id", str(job.run_id)),
-            _tag("github:run-attempt", str(job.run_attempt)),
-            _tag("github:repository", job.repository),
+            *_job_tags(job, profile),
+            *pool_tags,
             _tag(contract.TAG_PROFILE, profile.name),
             _tag(contract.TAG_RUNNER_NAME, jit.runner_name),
             _tag(contract.TAG_RUNNER_ID, str(jit.runner_id)),

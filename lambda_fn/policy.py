@@ -153,7 +153,8 @@ def glob_match(pattern: str, value: str) -> bool:
     return glob_to_regex(pattern).match(value) is not None
 
 
-def _repository_match(pattern: str, repository: str) -> bool:
+def repository_match(pattern: str, repository: str) -> bool:
+    """An ``allowed_repositories`` glob against ``owner/name``, case-insensitively."""
     return glob_match(pattern.lower(), repository.lower())
 
 
@@ -586,7 +587,7 @@ def _check_repository(policy: Policy, facts: JobFacts, strict: bool) -> Decision
         return None
     if facts.repository is None:
         return _unknown(RULE_REPOSITORIES, "repository", patterns) if strict else None
-    if any(_repository_match(p, facts.repository) for p in patterns):
+    if any(repository_match(p, facts.repository) for p in patterns):
         return None
     return _refuse(
         RULE_REPOSITORIES,

@@ -25,7 +25,13 @@ effort (one failing step does not stop the others):
    a redelivery of a job that did launch start nothing. The webhook is the one
    ``fargate-runners setup`` recorded in the stack's SSM parameter
    (``GITHUB_HOOK_PARAMETER``), or ``GITHUB_HOOK_PATH`` when set by hand.
-5. **Sealed JIT configs left behind.** A task deletes its secret after reading
+5. **Warm pools** (``lambda_fn.warm_pool``). For each profile with a pool, idle
+   members older than the pool's maximum age, and members beyond the schedule's
+   target (oldest first), are released; then the pool is topped up to its target,
+   never past ``max_runners``. Busy members are never touched: a member is idle
+   when GitHub lists its runner as not busy, and ``cleanup.release`` deletes the
+   registration before it stops anything (422 while busy).
+6. **Sealed JIT configs left behind.** A task deletes its secret after reading
    it; a secret under ``JIT_SECRET_PREFIX`` whose task has stopped, or that is
    older than ``SEALED_CONFIG_GRACE`` without a live task, is deleted (a task
    that never started, or a launch that failed half-way).
@@ -40,17 +46,31 @@ from typing import Any
 
 from lambda_fn import aws, jit_secret
 from lambda_fn.admission import recheck
-from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns, release
+from lambda_fn.cleanup import (
+    RunnerTask,
+    describe_tasks,
+    in_warm_pool,
+    list_task_arns,
+    release,
+)
 from lambda_fn.config import (
     HOOK_NOT_RECORDED,
     REDELIVERY_LOOKBACK_SECONDS,
+    Profile,
     Settings,
     get_settings,
     hook_path,
 )
-from lambda_fn.dispatch import QueuedJob, find_profile, github_client, launch_once
-from lambda_fn.errors import ConfigError, DispatchError
+from lambda_fn.dispatch import (
+    QueuedJob,
+    find_profile,
+    github_client,
+    launch_once,
+    launch_pool_runner,
+)
+from lambda_fn.errors import CapacityWaitError, ConfigError, DispatchError
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
+from lambda_fn.launcher import count_running_tasks
 from lambda_fn.naming import owns_runner
 from lambda_fn.observability import count, logger, metrics
 
@@ -78,6 +98,7 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
             "registrations",
             lambda: _remove_offline(settings, gh, _running(settings), stopped, report),
         ),
+        ("warm_pools", lambda: _keep_warm(settings, gh, _running(settings), now, report)),
         ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
         ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
     ]
@@ -117,7 +138,7 @@ def _stop_idle(
 ) -> None:
     limit = timedelta(seconds=settings.runner_idle_timeout_seconds)
     for task in alive:
-        if task.alive and _age(task, now) > limit:
+        if task.alive and _age(task, now) > limit and not in_warm_pool(settings, task):
             reason = f"idle for more than {settings.runner_idle_timeout_seconds} s without a job"
             if release(settings, gh, task, reason):
                 report["idle_stopped"] += 1
@@ -215,6 +236,80 @@ def _remove_offline(
                 report["registrations_removed"] += 1
 
 
+def _keep_warm(
+    settings: Settings,
+    gh: GitHubClient,
+    alive: list[RunnerTask],
+    now: datetime,
+    report: Counter[str],
+) -> None:
+    """Hold each profile's warm pool at its target (module docstring, step 5)."""
+    for profile in settings.profiles:
+        pool = profile.warm
+        if pool is None:
+            continue
+        members = [t for t in alive if t.alive and t.pool == profile.name]
+        scope = scope_path(settings.runner_scope, *pool.owner_repo(settings.runner_scope))
+        listed = {str(r.get("name")): r for r in gh.list_runners(scope)} if members else {}
+        # Idle = registered and not busy (still starting counts: it will be online soon).
+        # A member whose registration is gone has run its job and is exiting.
+        idle = sorted(
+            (
+                t
+                for t in members
+                if t.runner_name in listed and not listed[t.runner_name].get("busy")
+            ),
+            key=lambda t: _age(t, now),
+        )
+        max_age = timedelta(seconds=pool.max_age_seconds)
+        target = pool.target(now)
+        keep: list[RunnerTask] = []
+        for task in idle:  # youngest first: the oldest are released first
+            expired = _age(task, now) > max_age
+            if not expired and len(keep) < target:
+                keep.append(task)
+                continue
+            reason = (
+                f"warm runner older than {pool.max_age_seconds} s"
+                if expired
+                else f"warm pool of {profile.name} above its target of {target}"
+            )
+            if release(settings, gh, task, reason):
+                report["warm_expired" if expired else "warm_released"] += 1
+            else:
+                report["busy_kept"] += 1
+        _top_up(settings, profile, target - len(keep), report)
+
+
+def _idle(runner: dict[str, Any] | None) -> bool:
+    return runner is not None and not runner.get("busy")
+
+
+def _top_up(settings: Settings, profile: Profile, missing: int, report: Counter[str]) -> None:
+    """Start up to ``missing`` pool runners, never past the profile's ``max_runners``."""
+    if missing <= 0:
+        return
+    if profile.max_runners is not None:
+        running = count_running_tasks(
+            aws.client("ecs"), settings.ecs_cluster, profile.task_definition
+        )
+        room = max(0, profile.max_runners - running)
+        if room < missing:
+            report["warm_capped"] += missing - room
+            logger.warning(
+                "warm pool held below its target by max_runners",
+                extra={"profile": profile.name, "missing": missing, "room": room},
+            )
+            missing = room
+    for _ in range(missing):
+        try:
+            result = launch_pool_runner(settings, profile)
+        except CapacityWaitError:  # pragma: no cover - the count above already said so
+            break
+        report["warm_started"] += 1
+        logger.info("warm runner started", extra=result)
+
+
 def _remove_sealed_configs(
     settings: Settings,
     alive: list[RunnerTask],
@@ -240,8 +335,9 @@ def _remove_sealed_configs(
 def _scopes(settings: Settings, tasks: Iterable[RunnerTask]) -> list[str]:
     scopes: set[str] = set()
     for task in tasks:
-        if task.owner_repo is not None:
-            scopes.add(scope_path(settings.runner_scope, *task.owner_repo))
+        scope = task.scope(settings.runner_scope)
+        if scope is not None:
+            scopes.add(scope)
     return sorted(scopes)
 
 

@@ -107,3 +107,21 @@ def test_ab_runs_a_baseline_tree_and_this_one() -> None:
     seconds = ab.compare("HEAD", runs=1)
     assert set(seconds) == {"HEAD", "this tree"}
     assert all(len(values) == 1 and values[0] > 0 for values in seconds.values())
+
+
+def test_start_latency_burst_holds_its_invariants_with_and_without_a_pool() -> None:
+    from bench import start_latency
+
+    scenario = start_latency.Scenario(jobs=10, burst=4, max_runners=6)
+    result = start_latency.run(scenario, warm_runners=3)
+    cold, warm_pool = result["without_pool"], result["with_pool"]
+    for run in (cold, warm_pool):
+        assert run["violations"] == []
+        assert run["jobs_started"] == 10
+        assert run["max_running_tasks"] <= 6  # the pool counts under max_runners
+    # Without a pool no job can start before its own task has: the ECS delay is the floor.
+    assert cold["queued_to_started_p50_s"] >= scenario.start_delay_s
+    assert cold["tasks_started"] == 10  # one launch per job
+    # With a pool the first jobs find a runner online: only GitHub's assignment remains.
+    assert warm_pool["queued_to_started_p50_s"] < scenario.start_delay_s
+    assert warm_pool["tasks_started"] > cold["tasks_started"]  # the pool itself

@@ -103,8 +103,8 @@ EXISTING_VPC_CONTEXT: dict[str, Any] = {
 EDGE_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
 
 #: Watchdog off, no alarm topic, no web ACL; one profile with a managed task role policy, a
-#: non-ECR registry mirror and its own subnets (in an existing VPC: the stack's own VPC has
-#: no subnet to name yet).
+#: non-ECR registry mirror, its own subnets (in an existing VPC: the stack's own VPC has
+#: no subnet to name yet) and a warm pool for working hours.
 EDGE_CONTEXT: dict[str, Any] = {
     "stack_name": "RunnersEdge",
     "vpc_id": "vpc-0aaaaaaaaaaaaaaaa",
@@ -120,6 +120,10 @@ EDGE_CONTEXT: dict[str, Any] = {
             "registry_prefix": "mirror.example.com/hub",
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
             "assign_public_ip": False,
+            "warm_runners": 2,
+            "warm_scope": "octo-org/app",
+            "warm_days": ["mon", "tue", "wed", "thu", "fri"],
+            "warm_hours": "07-19",
         }
     ],
 }

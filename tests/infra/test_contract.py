@@ -46,6 +46,9 @@ def test_the_synthesized_environment_loads_in_the_lambda(
         assert loaded.max_runners == configured.effective_max_runners
         assert loaded.extra == {}, f"keys the Lambda does not know: {sorted(loaded.extra)}"
         assert (loaded.policy is not None) == configured.policy.restricted
+        assert loaded.warm == configured.warm()
+    if fixture == "edge_synth":  # the one with a warm pool: it must survive the trip
+        assert settings.profiles[0].warm is not None
     assert settings.runner_name_prefix == runners.runner_name_prefix
     assert settings.jit_secret_prefix == runners.jit_secret_prefix
     assert settings.github_api_url == config.github_api_url

@@ -389,3 +389,55 @@ def test_one_owner_repo_rule_refuses_alike_everywhere(pattern: str) -> None:
     )
     with pytest.raises(LambdaConfigError, match="is not 'owner/repo' or 'owner/\\*'"):
         load_settings({**MINIMAL_LAMBDA_ENV, "ALLOWED_REPOSITORIES": pattern})
+
+
+# -- warm runners ---------------------------------------------------------------------------
+
+
+def warm_profile(**keys: Any) -> dict[str, Any]:
+    return {**DEFAULT, "warm_runners": 2, "warm_scope": "octo/app", **keys}
+
+
+def test_a_warm_profile_reaches_the_lambda_as_its_own_model_reads_it() -> None:
+    config = load_config({"profiles": [warm_profile(warm_days=["mon", "fri"], warm_hours="22-06")]})
+    [profile] = config.profiles
+    entry = profile.lambda_entry("arn:aws:ecs:us-east-1:1:task-definition/x:1", "runner", "")
+    assert entry["warm"] == {
+        "runners": 2, "scope": "octo/app", "days": ["mon", "fri"], "hours": "22-06",
+        "max_age_seconds": 14400,
+    }  # fmt: skip
+    assert "warm" not in RunnerProfile(**DEFAULT).lambda_entry("arn", "runner", "")
+
+
+@pytest.mark.parametrize(
+    ("profile", "context", "fragment"),
+    [
+        ({**DEFAULT, "warm_scope": "octo/app"}, {}, "warm_scope: is only used with warm_runners"),
+        ({**DEFAULT, "warm_runners": 1}, {}, "warm_scope: is required with warm_runners"),
+        (warm_profile(max_runners=1), {}, "warm_runners: 2 is above max_runners (1)"),
+        (warm_profile(warm_hours="9-5pm"), {}, "warm_hours"),
+        (warm_profile(warm_days=["someday"]), {}, "warm_days[0]"),
+        (warm_profile(warm_max_age_seconds=60), {}, "warm_max_age_seconds"),
+        (warm_profile(), {"runner_scope": "org"}, "organisation name with runner_scope org"),
+        (warm_profile(warm_scope="octo"), {}, "owner/name, with runner_scope repo"),
+        (warm_profile(), {"allowed_repositories": ["other/*"]}, "not in allowed_repositories"),
+        (
+            warm_profile(allowed_repositories=["octo/deploy"]),
+            {},
+            "not in this profile's allowed_repositories",
+        ),
+    ],
+)
+def test_warm_pool_mistakes_are_refused(
+    profile: dict[str, Any], context: dict[str, Any], fragment: str
+) -> None:
+    assert fragment in only_problem({"profiles": [profile], **context})
+
+
+def test_the_lambda_refuses_a_pool_above_max_runners_too() -> None:
+    from lambda_fn.config import parse_profiles
+
+    item = {"name": "d", "labels": ["self-hosted"], "task_definition": "td", "container_name": "c",
+            "max_runners": 1, "warm": {"runners": 2, "scope": "o/r"}}  # fmt: skip
+    with pytest.raises(LambdaConfigError, match=r"warm.runners \(2\) is above max_runners \(1\)"):
+        parse_profiles(json.dumps([item]))

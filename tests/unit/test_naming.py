@@ -43,3 +43,16 @@ def test_without_a_deployment_id_the_prefix_alone_names_runners() -> None:
     assert not owns_runner("fgr", "", "fgr-1c2fa620-7-abcdef")
     # Names stay short: longest prefix, a stack-id group and a 16-digit job id.
     assert len(runner_name("a" * 20, "f" * 8, 10**15)) == 53
+
+
+def test_pool_runners_are_ours_but_launched_for_no_job() -> None:
+    from lambda_fn.naming import pool_runner_name
+
+    name = pool_runner_name("runners", "1c2fa620")
+    assert (
+        name.startswith("runners-1c2fa620-pool-") and len(name) == len("runners-1c2fa620-pool-") + 8
+    )
+    assert owns_runner("runners", "1c2fa620", name)
+    assert launched_for("runners", "1c2fa620", name) is None
+    assert not owns_runner("runners", "9d8e7f60", name)
+    assert not owns_runner("runners", "1c2fa620", "runners-1c2fa620-pool-abc")
