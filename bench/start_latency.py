@@ -192,40 +192,10 @@ class _Simulation:
     def _on_retry(self, _: Any) -> None:
         from lambda_fn import aws
         from lambda_fn.retry import handler
+        from localdev.sqs_source import deliver_batch
 
-        sqs = aws.client("sqs")
-        got = sqs.receive_message(
-            QueueUrl=self.retry_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-        ).get("Messages", [])
-        if not got:
-            return
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:retry",
-                "awsRegion": REGION,
-            }
-            for m in got
-        ]
-        failed = {
-            f["itemIdentifier"]
-            for f in handler({"Records": records}, LambdaContext())["batchItemFailures"]
-        }
-        for m in got:
-            if m["MessageId"] in failed:  # the event source makes it visible again
-                sqs.change_message_visibility(
-                    QueueUrl=self.retry_queue_url,
-                    ReceiptHandle=m["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-            else:
-                sqs.delete_message(QueueUrl=self.retry_queue_url, ReceiptHandle=m["ReceiptHandle"])
+        # One batch per poll: a job still waiting on max_runners goes back on the queue.
+        deliver_batch(aws.client("sqs"), self.retry_queue_url, handler, LambdaContext())
 
     # -- GitHub's side ---------------------------------------------------------------------
 

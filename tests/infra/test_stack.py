@@ -1297,6 +1297,13 @@ def test_profile_network_and_capacity_reach_the_lambda(edge_synth: Synth) -> Non
             "max_runners": 64,
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
             "assign_public_ip": False,
+            "warm": {
+                "runners": 2,
+                "scope": "octo-org/app",
+                "days": ["mon", "tue", "wed", "thu", "fri"],
+                "hours": "07-19",
+                "max_age_seconds": 14400,
+            },
         }
     ]
 

@@ -33,45 +33,15 @@ def queues(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeA
 def drain(fake_aws: FakeAws, rounds: int = 20) -> list[dict[str, Any]]:
     """Feed the retry queue to the consumer as Lambda's SQS event source would."""
     from lambda_fn.retry import handler
+    from localdev.sqs_source import deliver_batch
 
     sqs = boto3.client("sqs", region_name=fake_aws.region)
     responses_seen: list[dict[str, Any]] = []
     for _ in range(rounds):
-        got = sqs.receive_message(
-            QueueUrl=fake_aws.retry_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-        ).get("Messages", [])
-        if not got:
+        result = deliver_batch(sqs, fake_aws.retry_queue_url, handler, LambdaContext())
+        if result is None:
             break
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:runners-retry",
-                    "awsRegion": "us-east-1",
-                }
-                for m in got
-            ]
-        }
-        result = handler(event, LambdaContext())
         responses_seen.append(result)
-        failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
-        for m in got:
-            if m["MessageId"] in failed:  # stays: make it visible again for the next round
-                sqs.change_message_visibility(
-                    QueueUrl=fake_aws.retry_queue_url,
-                    ReceiptHandle=m["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-            else:
-                sqs.delete_message(
-                    QueueUrl=fake_aws.retry_queue_url, ReceiptHandle=m["ReceiptHandle"]
-                )
     return responses_seen
 
 
