@@ -1,4 +1,4 @@
-"""``cdk/dashboard.py``: widgets and alarms, in a bare stack (no app synth, fast)."""
+"""``fargate_runners/dashboard.py``: widgets and alarms, in a bare stack (no app synth, fast)."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def emitted_by_lambda() -> dict[tuple[str, str], list[set[str]]]:
 
     ``count(name)`` and ``milliseconds(name, ...)`` go to the shared Metrics object
     (dimension ``service``); ``count(name, (dim, value))`` is a single metric with
-    ``dim`` plus ``service`` (see cdk/dashboard.py).
+    ``dim`` plus ``service`` (see fargate_runners/dashboard.py).
     """
     import ast
     from pathlib import Path

@@ -1175,7 +1175,7 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
         },
     }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
-    # Every alarm (dead-letter queue, launch failures, cdk/alarms.py's four) notifies the topic.
+    # Every alarm (dead-letter queue, launch failures, alarms.py's four) notifies the topic.
     actions = alarm_actions(main_synth)
     assert len(actions) == 6
     assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
@@ -1195,7 +1195,7 @@ def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
     synth.template.resource_count_is("AWS::SNS::Topic", 0)
     synth.template.resource_count_is("AWS::SNS::Subscription", 0)
     actions = alarm_actions(synth)
-    assert len(actions) == 7  # two of the dashboard, five of cdk/alarms.py (with the refresh)
+    assert len(actions) == 7  # two of the dashboard, five of alarms.py (with the refresh)
     assert all(a == ([arn], [arn]) for a in actions), actions
 
 
