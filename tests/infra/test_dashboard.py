@@ -147,6 +147,7 @@ AWS_PUBLISHED: dict[tuple[str, str], list[set[str]]] = {
     **{("AWS/Lambda", m): _LAMBDA_DIMENSIONS for m in ("Errors", "Throttles", "Duration")},
     # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"): [{"QueueName"}],
+    ("AWS/SQS", "ApproximateAgeOfOldestMessage"): [{"QueueName"}],
 }
 #: Dimensions that need a resource this stack never creates (an ECS service).
 STACK_HAS_NO = {"ServiceName"}
