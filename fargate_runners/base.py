@@ -58,10 +58,13 @@ class RunnersBase(Construct):
     _code: lambda_.Code
     _layers: list[lambda_.ILayerVersion]
 
-    def _log_group(self, construct_id: str, **kwargs: Any) -> logs.LogGroup:
-        """A log group with the configured retention and removal policy."""
+    def _log_group(
+        self, construct_id: str, *, scope: Construct | None = None, **kwargs: Any
+    ) -> logs.LogGroup:
+        """A log group with the configured retention and removal policy (in ``scope``,
+        by default this construct)."""
         return logs.LogGroup(
-            self,
+            scope or self,
             construct_id,
             retention=self.props.log_retention,
             removal_policy=self.props.log_removal_policy,

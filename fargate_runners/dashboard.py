@@ -94,7 +94,7 @@ def add_dashboard(
     Alarms (each notifies ``alarm_topic`` on ALARM and OK when given):
     dead-letter queue not empty (when ``dlq`` is given),
     ``LaunchFailures`` (all kinds) >= 3 in 5 minutes, and ``extra_alarms``
-    (``cdk/alarms.py``).
+    (``fargate_runners/alarms.py``).
     """
     container = Construct(scope, id)
 

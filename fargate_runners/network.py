@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Annotations
+from aws_cdk import Annotations, CfnResource, Stack
 from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
 
 from .base import RunnersBase
 from .props import (
     FargateRunnersProps,
 )
+
+#: The stack-wide provider CDK adds for ``@aws-cdk/aws-ec2:restrictDefaultSecurityGroup``.
+DEFAULT_SG_PROVIDER_ID = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
 
 
 def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
@@ -30,6 +34,29 @@ def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
 
 class NetworkPart(RunnersBase):
     # -- network -----------------------------------------------------------
+
+    def _default_sg_provider_logs(self) -> None:
+        """Give CDK's default-security-group Lambda a log group of this stack.
+
+        With ``@aws-cdk/aws-ec2:restrictDefaultSecurityGroup`` a new VPC gets a custom
+        resource whose provider Lambda (one per stack, outside this construct) strips the
+        default security group's rules on create and runs again on delete. Without a
+        logging configuration Lambda writes to ``/aws/lambda/<function name>``, a group
+        CloudWatch creates on the first invocation, outside the stack and without expiry
+        (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-loggroups.html),
+        so it would outlive ``cdk destroy``. Its ``LoggingConfig.LogGroup`` now names a
+        group with the configured retention and removal policy; the Lambda depends on the
+        group, so CloudFormation deletes the group after the Lambda's last run. Its role
+        (CDK's, with ``AWSLambdaBasicExecutionRole``) may write to any group.
+        """
+        provider = Stack.of(self).node.try_find_child(DEFAULT_SG_PROVIDER_ID)
+        if provider is None or provider.node.try_find_child("Logs") is not None:
+            return  # flag off, or another instance in this stack did it already
+        handler = provider.node.find_child("Handler")
+        if not (isinstance(provider, Construct) and isinstance(handler, CfnResource)):
+            raise TypeError(f"{DEFAULT_SG_PROVIDER_ID} changed shape in this CDK version")
+        group = self._log_group("Logs", scope=provider)
+        handler.add_property_override("LoggingConfig", {"LogGroup": group.log_group_name})
 
     def _network(self, props: FargateRunnersProps) -> None:
         created_vpc = props.vpc is None
@@ -53,6 +80,7 @@ class NetworkPart(RunnersBase):
                 },
             )
             self.vpc = vpc
+            self._default_sg_provider_logs()
         else:
             self.vpc = props.vpc
         selection = props.vpc_subnets

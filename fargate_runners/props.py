@@ -132,7 +132,7 @@ class FargateRunnersProps:
         whose failed deliveries the reconciler redelivers; default: the one
         ``fargate-runners setup`` records in :attr:`FargateRunners.hook_parameter`.
     :param webhook_firewall: a WAF web ACL on the stage that admits only
-        ``webhook_source_cidrs`` and rate-limits each source (``cdk/firewall.py``).
+        ``webhook_source_cidrs`` and rate-limits each source (``fargate_runners/firewall.py``).
     :param webhook_source_cidrs: where deliveries come from; default: github.com's
         ``hooks`` ranges, kept current by a scheduled refresh from ``/meta``.
     :param webhook_rate_limit: requests per source address per 5 minutes.

@@ -144,7 +144,7 @@ class WebhookApiPart(RunnersBase):
             )
 
     def _firewall(self, props: FargateRunnersProps) -> None:
-        """The web ACL (``cdk/firewall.py``) and, for github.com, the refresh of its list."""
+        """The web ACL (``firewall.py``) and, for github.com, the refresh of its list."""
         self.firewall: WebhookFirewall | None = None
         self.refresh_function: lambda_.Function | None = None
         if not props.webhook_firewall:

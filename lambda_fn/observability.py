@@ -92,7 +92,7 @@ def seconds(name: str, value: float, dimension: tuple[str, str]) -> None:
 
 def _emit(name: str, unit: str, value: float, dimension: tuple[str, str] | None) -> None:
     """On the shared ``metrics`` (dimension ``service``), or as a ``single_metric`` with
-    ``service`` plus its own dimension (see cdk/dashboard.py for what widgets expect)."""
+    ``service`` plus its own dimension (fargate_runners/dashboard.py: what widgets expect)."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     if dimension is None:

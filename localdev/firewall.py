@@ -1,6 +1,6 @@
 """What stands in front of the webhook Lambda in AWS, modelled for the local endpoint.
 
-In order, as a request meets them (``cdk/firewall.py`` explains the order):
+In order, as a request meets them (``fargate_runners/firewall.py`` explains the order):
 
 1. :class:`SourceFilter` -- the WAF web ACL: 403 for a source address outside the
    webhook source ranges (the same :class:`~lambda_fn.source_ranges.SourceRanges` the

@@ -9,6 +9,7 @@ import pytest
 from fargate_runners.config import ConfigError, default_max_runners, load_config
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 from tests.infra.conftest import EDGE_CONTEXT, NO_BUNDLING, TEST_CONTEXT, Synth
+from tests.infra.test_dashboard import AWS_PUBLISHED, NAMESPACE, emitted_by_lambda
 from tests.infra.test_stack import as_list, logical_id, only, statements
 
 PSEUDO_STAGE_ARN = ["arn:", ":apigateway:", "::/restapis/", "/stages/"]
@@ -228,6 +229,30 @@ def test_operational_alarms(main_synth: Synth) -> None:
         props = alarm(main_synth, name)
         assert props["AlarmActions"] == props["OKActions"] == [topic]
         assert props["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize("fixture", ["main_synth", "existing_vpc_synth", "edge_synth"])
+def test_every_alarm_watches_a_metric_that_is_published(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """An alarm on a metric or dimension set nobody publishes stays OK for ever: each one
+    watches what AWS documents for the resource or what the Lambda emits (as the widgets)."""
+    from lambda_fn.contract import METRICS_NAMESPACE
+
+    assert METRICS_NAMESPACE == NAMESPACE
+    synth: Synth = request.getfixturevalue(fixture)
+    published = {**AWS_PUBLISHED, **emitted_by_lambda()}
+    alarms = synth.resources("AWS::CloudWatch::Alarm").values()
+    assert alarms
+    for props in (alarm["Properties"] for alarm in alarms):
+        watched = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        watched += [props] if "MetricName" in props else []
+        assert watched, props
+        for metric in watched:
+            key = (metric["Namespace"], metric["MetricName"])
+            dimensions = {d["Name"] for d in metric.get("Dimensions", [])}
+            assert key in published, f"{key} is never published"
+            assert dimensions in published[key], (key, dimensions)
 
 
 def test_refresh_failures_alarm(existing_vpc_synth: Synth) -> None:

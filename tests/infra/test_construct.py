@@ -291,6 +291,26 @@ def test_two_instances_in_one_stack_and_two_stacks_share_no_name() -> None:
     assert len(ci.runner_name_prefix) <= 20
 
 
+@pytest.mark.parametrize("restrict", [True, False])
+def test_cdks_default_security_group_lambda_gets_one_log_group_per_stack(restrict: bool) -> None:
+    """Two instances with new VPCs share CDK's one provider: one log group, set once."""
+    flag = "@aws-cdk/aws-ec2:restrictDefaultSecurityGroup"
+    app = cdk.App(context={**NO_BUNDLING, flag: restrict})
+    stack = cdk.Stack(app, "Shared")
+    profiles = [RunnerProfile(name="default", labels=("self-hosted", "linux"))]
+    for name in ("Ci", "Deploy"):
+        FargateRunners(stack, name, FargateRunnersProps(profiles=profiles))
+    template = Template.from_stack(stack).to_json()["Resources"]
+    handlers = [k for k in template if k.startswith("CustomVpcRestrictDefaultSG") and
+                template[k]["Type"] == "AWS::Lambda::Function"]  # fmt: skip
+    groups = [k for k in template if k.startswith("CustomVpcRestrictDefaultSG") and
+              template[k]["Type"] == "AWS::Logs::LogGroup"]  # fmt: skip
+    assert len(handlers) == len(groups) == int(restrict)
+    for handler, group in zip(handlers, groups, strict=True):
+        assert template[handler]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
+        assert template[group]["DeletionPolicy"] == "Delete"
+
+
 def test_only_one_instance_may_create_the_region_wide_api_gateway_setting() -> None:
     app = cdk.App(context=NO_BUNDLING)
     profiles = [RunnerProfile(name="default", labels=("self-hosted", "linux"))]

@@ -1,4 +1,4 @@
-"""``cdk/dashboard.py``: widgets and alarms, in a bare stack (no app synth, fast)."""
+"""``fargate_runners/dashboard.py``: widgets and alarms, in a bare stack (no app synth, fast)."""
 
 from __future__ import annotations
 
@@ -147,6 +147,7 @@ AWS_PUBLISHED: dict[tuple[str, str], list[set[str]]] = {
     **{("AWS/Lambda", m): _LAMBDA_DIMENSIONS for m in ("Errors", "Throttles", "Duration")},
     # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"): [{"QueueName"}],
+    ("AWS/SQS", "ApproximateAgeOfOldestMessage"): [{"QueueName"}],
 }
 #: Dimensions that need a resource this stack never creates (an ECS service).
 STACK_HAS_NO = {"ServiceName"}
@@ -157,7 +158,7 @@ def emitted_by_lambda() -> dict[tuple[str, str], list[set[str]]]:
 
     ``count(name)`` and ``milliseconds(name, ...)`` go to the shared Metrics object
     (dimension ``service``); ``count(name, (dim, value))`` is a single metric with
-    ``dim`` plus ``service`` (see cdk/dashboard.py).
+    ``dim`` plus ``service`` (see fargate_runners/dashboard.py).
     """
     import ast
     from pathlib import Path

@@ -410,8 +410,9 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
 @pytest.mark.parametrize(
     ("fixture", "count", "policy"),
     [
-        # runner tasks, four Lambdas, Container Insights, API access + execution, VPC flow logs
-        ("main_synth", 9, "Retain"),
+        # runner tasks, four Lambdas, Container Insights, API access + execution, VPC flow logs,
+        # CDK's default-security-group Lambda (a new VPC)
+        ("main_synth", 10, "Retain"),
         ("existing_vpc_synth", 9, "Delete"),  # no VPC of its own; the source-ranges refresh
         # api_gateway_logging off: no API log groups; an existing VPC: no flow logs
         ("edge_synth", 6, "Delete"),
@@ -427,6 +428,39 @@ def test_every_log_group_has_the_configured_retention_and_removal(
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == retention
         assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == policy
+
+
+@pytest.mark.parametrize("fixture", ["main_synth", "existing_vpc_synth", "edge_synth"])
+def test_every_lambda_logs_to_a_group_of_the_stack(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """Lambda would otherwise create /aws/lambda/<name> itself, outside the stack, forever.
+
+    That includes CDK's own provider that strips a new VPC's default security group.
+    """
+    synth: Synth = request.getfixturevalue(fixture)
+    groups = synth.resources("AWS::Logs::LogGroup")
+    functions = synth.resources("AWS::Lambda::Function")
+    assert functions
+    for logical, function in functions.items():
+        target = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+        assert isinstance(target, dict) and target.get("Ref") in groups, (logical, target)
+
+
+def test_cdks_default_security_group_lambda_has_a_log_group_of_the_stack(
+    main_synth: Synth,
+) -> None:
+    handler = logical_id(
+        main_synth, "AWS::Lambda::Function", "CustomVpcRestrictDefaultSGCustomResourceProvider"
+    )
+    group = logical_id(
+        main_synth, "AWS::Logs::LogGroup", "CustomVpcRestrictDefaultSGCustomResourceProvider"
+    )
+    logging = main_synth.raw["Resources"][handler]["Properties"]["LoggingConfig"]
+    assert logging == {"LogGroup": {"Ref": group}}  # so the group outlives the handler's runs
+    properties = main_synth.raw["Resources"][group]["Properties"]
+    assert properties["RetentionInDays"] == TEST_CONTEXT["log_retention_days"]
+    assert "LogGroupName" not in properties
 
 
 def test_container_insights_log_group_exists_before_the_cluster(main_synth: Synth) -> None:
@@ -1141,7 +1175,7 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
         },
     }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
-    # Every alarm (dead-letter queue, launch failures, cdk/alarms.py's four) notifies the topic.
+    # Every alarm (dead-letter queue, launch failures, alarms.py's four) notifies the topic.
     actions = alarm_actions(main_synth)
     assert len(actions) == 6
     assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
@@ -1161,7 +1195,7 @@ def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
     synth.template.resource_count_is("AWS::SNS::Topic", 0)
     synth.template.resource_count_is("AWS::SNS::Subscription", 0)
     actions = alarm_actions(synth)
-    assert len(actions) == 7  # two of the dashboard, five of cdk/alarms.py (with the refresh)
+    assert len(actions) == 7  # two of the dashboard, five of alarms.py (with the refresh)
     assert all(a == ([arn], [arn]) for a in actions), actions
 
 
