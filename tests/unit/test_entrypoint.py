@@ -484,10 +484,19 @@ def test_encoded_jit_config_is_written_nowhere_and_read_once(
     task: Task, sealed: Sealed, identities: TaskIdentities
 ) -> None:
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "1"
-    assert task.run().returncode == 0
+    result = task.run()
+    assert result.returncode == 0
     for path in task.home.rglob("*"):
         if path.is_file():
             assert sealed.encoded not in path.read_text(errors="replace"), path
+    # The task's log (its stdout and stderr go to CloudWatch) holds neither the config
+    # nor any of the files it carries.
+    task_log = result.stdout + result.stderr
+    assert "jit_config: wrote .credentials, .credentials_rsaparams, .runner" in task_log
+    files = json.loads(base64.b64decode(sealed.encoded))
+    decoded = [base64.b64decode(content).decode() for content in files.values()]
+    for secret in (sealed.encoded, *files.values(), *decoded):
+        assert secret not in task_log
     reads = [c for c in identities.calls if c[2] == sealed.name]
     assert [(action, outcome) for _, action, _, outcome in reads] == [
         ("GetSecretValue", "forwarded 200"),
