@@ -300,6 +300,23 @@ def test_hook_that_gives_no_verdict_is_bounded(task: Task) -> None:
     assert task.leftovers() == []
 
 
+def test_check_stuck_before_it_records_anything_is_bounded(task: Task) -> None:
+    """The deadline runs from the hook's start, not from the check's own first write."""
+    task.env["RUNNER_HOOK_TIMEOUT_SECONDS"] = "1"
+    task.start()
+    task.listening()
+    check = task.hooks / "job_started.py"
+    check.chmod(0o644)
+    check.write_text("import time\ntime.sleep(600)\n")  # e.g. stuck importing
+    task.double.offer({"name": "deploy", "github": GITHUB_OK, "steps": every_kind_of_step(task)})
+    code, stderr = task.finish()
+
+    assert code == 77, stderr
+    assert "the job-started hook gave no verdict within 1 s" in stderr
+    assert task.ran() == set()
+    assert task.leftovers() == []
+
+
 @pytest.mark.parametrize(
     ("crash", "code"),
     [("raise SystemExit(3)", 3), ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 137)],
