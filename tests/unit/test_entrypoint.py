@@ -366,7 +366,9 @@ def test_sigterm_during_a_step_cancels_the_job(task: Task) -> None:
     process = task.start()
     task.listening()
     steps = [
-        task.step("long", "sleep 60"),
+        # exec: no bash waiting on a child, so run.sh's SIGINT cannot land between fork
+        # and exec and leave a sleep holding the step's output open (a flake, not a stop).
+        task.step("long", "exec sleep 60"),
         task.step("always", **{"if": "always()"}),
         task.step("after", **{"if": "always()"}),
         {**task.step("action"), "post": f"touch {task.markers / 'action-post'}"},
