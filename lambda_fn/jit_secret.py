@@ -28,7 +28,7 @@ AWS behaviour relied on (docs/jit-config.md cites each):
   resource, so it applies to ``GetSecretValue`` and ``DeleteSecret`` (Service
   Authorization Reference, AWS Secrets Manager);
 * ECS names a task-role session after the task id. This one is NOT in the ECS
-  documentation (only the ECS team's own statement in
+  documentation (only a feature request's description says so,
   aws/containers-roadmap#1917): if ECS ever named sessions differently, the
   condition would match nothing and the task would stop with
   ``jit_config: ... AccessDeniedException`` -- the binding fails closed.

@@ -90,6 +90,7 @@ cat >"$hooks/job-started.sh" <<WRAPPER
 #!/usr/bin/env bash
 # Written by entrypoint.sh: the runner-profile policy check (job_started.py).
 trap '' INT TERM HUP
+: >$(printf '%q' "$state/hook-started") # the verdict's deadline starts now, not when python3 is up
 rc=0
 $check || rc=\$?
 if [[ \$rc -eq 0 && -e $(printf '%q' "$state/allowed") ]]; then exit 0; fi

@@ -44,6 +44,13 @@ Worker (``src/Runner.Worker/``):
   holds; later steps run only if their condition holds for a cancelled job.
 * Cancelling a step process (``Runner.Sdk/ProcessInvoker.cs``): SIGINT, 7.5 s, SIGTERM,
   2.5 s, then the process tree is killed.
+* The job's result: a user cancel ends it ``Canceled``; a runner shutdown once its steps
+  have started ends it ``Failed`` (``StepsRunner.cs`` sets ``Failed`` when the runner
+  shutdown token is cancelled), with the error "The runner has received a shutdown
+  signal..." in its log (``JobRunner.cs``); a shutdown during "Set up job" ends it
+  ``Canceled`` (``JobRunner.cs``, cancelled during initialize). For a GitHub (run
+  service) job the Worker's result is the one GitHub records: the Listener skips its
+  own completion call (``JobDispatcher.cs``, ``CompleteJobRequestAsync``).
 * Worker exit code = 100 + ``TaskResult`` (Succeeded 0, Failed 2, Canceled 3).
 
 A step here is a shell script run with ``bash --noprofile --norc -e -o pipefail``
@@ -82,6 +89,11 @@ REQUIRE_JOB_CONTAINER_ENV = "ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"
 STATE_DIR = "_double"
 RUNNER_FILES = (".runner", ".credentials", ".credentials_rsaparams")
 
+#: The error JobRunner.cs adds to the job when the runner shuts down (ShutdownReason.UserCancelled).
+SHUTDOWN_ISSUE = (
+    "The runner has received a shutdown signal. This can happen when the runner service "
+    "is stopped, or a manually started runner is canceled."
+)
 #: TaskResult values; the Worker exits with 100 + the value (TaskResultUtil.cs).
 TASK_RESULTS = {"Succeeded": 0, "SucceededWithIssues": 1, "Failed": 2, "Canceled": 3}
 RETURN_CODE_OFFSET = 100
@@ -444,6 +456,7 @@ class Worker:
             )
             return "Failed"
         if self.cancelled.wait(float(job.get("setup_seconds", 0))):
+            self._log_shutdown_issue()
             return "Canceled"
         base = self.base_env(job)
         job_env = {str(k): str(v) for k, v in job.get("env", {}).items()}
@@ -453,9 +466,21 @@ class Worker:
                 posts.append(step.post)
         for post in reversed(posts):
             self.run_step(post, base, job_env, job)
+        self._log_shutdown_issue()
+        if self.shutdown.is_set():
+            return "Failed"  # StepsRunner.cs: Failed, not Canceled, on a runner shutdown
         if self.cancelled.is_set():
             return "Canceled"
         return "Failed" if self.failed else "Succeeded"
+
+    def _log_shutdown_issue(self) -> None:
+        """JobRunner.cs logs this error when the runner shuts down during the job.
+
+        Logged here, from the job's thread, rather than from the signal handler: the
+        handler may interrupt a thread that holds the log's lock.
+        """
+        if self.shutdown.is_set():
+            self.broker.log(f"##[error]{SHUTDOWN_ISSUE}")
 
     def run_step(
         self, step: Step, base: Mapping[str, str], job_env: Mapping[str, str], job: Any

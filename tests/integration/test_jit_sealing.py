@@ -141,8 +141,27 @@ def test_cleanup_failures_on_the_failure_path_are_logged_and_reconciled(
     assert status == 202
     logs = lambda_logs.getvalue()
     assert "could not stop the task after failing to store its JIT config" in logs
-    assert len(live_tasks(queues, 4305)) == 1  # not stopped: it gives up by itself
+    (orphan,) = live_tasks(queues, 4305)  # not stopped: it gives up by itself
     assert len(github.deleted_runners) == 1
+
+    # The retry launches the job's runner; the orphan finds no config within its bound and
+    # exits 1 (runner/jit_config.py); the reconciler then launches nothing more for the job
+    # and leaves nothing of the failed attempt: no secret, no registration.
+    from lambda_fn.config import get_settings
+    from lambda_fn.reconciler import reconcile
+
+    drain(queues)
+    (runner,) = [t for t in live_tasks(queues, 4305) if t["taskArn"] != orphan["taskArn"]]
+    ecs = boto3.client("ecs", region_name=queues.region)
+    ecs.stop_task(
+        cluster=queues.cluster, task=orphan["taskArn"], reason="Essential container exited"
+    )
+    report = reconcile(get_settings())
+    assert report["replaced"] == 0 and report["step_errors"] == 0, report
+    assert [t["taskArn"] for t in live_tasks(queues, 4305)] == [runner["taskArn"]]
+    assert_sealed_only_for(queues, github, runner)
+    runner_name = {t["key"]: t["value"] for t in runner["tags"]}["runner:name"]
+    assert [r["name"] for r in github.runners.values()] == [runner_name]
 
 
 def test_unexpected_error_while_storing_still_cleans_up(

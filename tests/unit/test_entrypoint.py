@@ -30,7 +30,7 @@ from fargate_runners.runner_files import encode
 from lambda_fn.policy import Policy
 from localdev import moto_server
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
-from localdev.runner_double.processes import alive
+from localdev.runner_double.processes import SHUTDOWN_ISSUE, alive
 from localdev.task_identity import TaskIdentities
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,7 +251,9 @@ def test_refused_job_runs_no_step_at_all(task: Task, github: dict[str, Any], rul
     assert task.double.said("step 'success' skipped (runner shutdown)")
     assert task.double.said("step 'always' skipped (runner shutdown)")
     assert task.double.said("step 'Pre action' skipped (runner shutdown)")
-    assert task.double.result() == {"job": "deploy", "result": "Canceled", "detail": ""}
+    # A runner shutdown fails the job (StepsRunner.cs), with the runner's shutdown error.
+    assert task.double.result() == {"job": "deploy", "result": "Failed", "detail": ""}
+    assert f"##[error]{SHUTDOWN_ISSUE}" in log
     assert task.double.said("session deleted")
     assert task.leftovers() == []
 
@@ -281,14 +283,22 @@ def test_allowed_job_runs_its_steps(task: Task) -> None:
     assert task.leftovers() == []
 
 
-def test_hook_that_gives_no_verdict_is_bounded(task: Task) -> None:
-    """A hook stuck reading the event file (here a FIFO nobody writes) refuses the job."""
-    fifo = task.tmp / "event.fifo"
-    os.mkfifo(fifo)
+@pytest.mark.parametrize("stuck", ["reading the event file", "before its first write"])
+def test_hook_that_gives_no_verdict_is_bounded(task: Task, stuck: str) -> None:
+    """A hook stuck reading the event file (a FIFO nobody writes), or stuck before the
+    check records anything (the deadline runs from the hook's start), refuses the job."""
     task.env["RUNNER_HOOK_TIMEOUT_SECONDS"] = "1"
     task.start()
     task.listening()
-    github = {**GITHUB_OK, "event_path": str(fifo)}
+    github = dict(GITHUB_OK)
+    if stuck == "reading the event file":
+        fifo = task.tmp / "event.fifo"
+        os.mkfifo(fifo)
+        github["event_path"] = str(fifo)
+    else:
+        check = task.hooks / "job_started.py"
+        check.chmod(0o644)
+        check.write_text("import time\ntime.sleep(600)\n")  # e.g. stuck importing
     task.double.offer({"name": "deploy", "github": github, "steps": every_kind_of_step(task)})
     code, stderr = task.finish()
 
@@ -337,7 +347,7 @@ def test_sigterm_while_idle_reaches_the_listener(task: Task) -> None:
 
 
 def test_sigterm_during_a_step_cancels_the_job(task: Task) -> None:
-    """The stop reaches the Listener, the job ends Canceled, nothing is left running.
+    """The stop reaches the Listener, the job ends Failed, nothing is left running.
 
     run.sh sends SIGINT to the Listener's whole process group, job processes included:
     the running step dies at once, and `always()` steps may start before the Worker
@@ -347,7 +357,9 @@ def test_sigterm_during_a_step_cancels_the_job(task: Task) -> None:
     process = task.start()
     task.listening()
     steps = [
-        task.step("long", "sleep 60"),
+        # exec: no bash waiting on a child, so run.sh's SIGINT cannot land between fork
+        # and exec and leave a sleep holding the step's output open (a flake, not a stop).
+        task.step("long", "exec sleep 60"),
         task.step("always", **{"if": "always()"}),
         task.step("after", **{"if": "always()"}),
         {**task.step("action"), "post": f"touch {task.markers / 'action-post'}"},
@@ -359,9 +371,9 @@ def test_sigterm_during_a_step_cancels_the_job(task: Task) -> None:
 
     assert "did not stop" not in stderr  # ended within the grace, not by SIGKILL
     assert task.double.said("SIGINT: runner shutdown")
-    result = task.double.result()
-    assert result is not None
-    assert result["result"] in {"Canceled", "Failed"}  # Failed: done before the shutdown
+    # Failed either way: the step died of the SIGINT, or the Worker heard the runner
+    # shutdown first (StepsRunner.cs fails the job then; only a user cancel cancels it).
+    assert task.double.result() == {"job": "deploy", "result": "Failed", "detail": ""}
     assert task.double.said("session deleted")
     assert code == 143, stderr
     assert task.leftovers() == []
@@ -482,10 +494,19 @@ def test_encoded_jit_config_is_written_nowhere_and_read_once(
     task: Task, sealed: Sealed, identities: TaskIdentities
 ) -> None:
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "1"
-    assert task.run().returncode == 0
+    result = task.run()
+    assert result.returncode == 0
     for path in task.home.rglob("*"):
         if path.is_file():
             assert sealed.encoded not in path.read_text(errors="replace"), path
+    # The task's log (its stdout and stderr go to CloudWatch) holds neither the config
+    # nor any of the files it carries.
+    task_log = result.stdout + result.stderr
+    assert "jit_config: wrote .credentials, .credentials_rsaparams, .runner" in task_log
+    files = json.loads(base64.b64decode(sealed.encoded))
+    decoded = [base64.b64decode(content).decode() for content in files.values()]
+    for secret in (sealed.encoded, *files.values(), *decoded):
+        assert secret not in task_log
     reads = [c for c in identities.calls if c[2] == sealed.name]
     assert [(action, outcome) for _, action, _, outcome in reads] == [
         ("GetSecretValue", "forwarded 200"),

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
-from localdev.runner_double.processes import evaluate, session_members
+from localdev.runner_double.processes import SHUTDOWN_ISSUE, evaluate, session_members
 
 BASH = shutil.which("bash") or "/bin/bash"
 GITHUB = {"repository": "octo/app", "ref": "refs/heads/main", "event_name": "push"}
@@ -206,6 +206,31 @@ def test_user_cancel_keeps_always_steps(runner: Runner) -> None:
     assert runner.double.result() == {"job": "job", "result": "Canceled", "detail": ""}
     assert runner.double.said("step 'running-always' success")  # not cut short
     assert runner.ran() == {"running-always", "on-cancel"}
+
+
+def test_runner_shutdown_fails_the_job_and_skips_every_later_step(runner: Runner) -> None:
+    """Unlike a user cancel: no condition is evaluated, and the job ends Failed, not
+    Canceled (StepsRunner.cs, JobRunner.cs), with the shutdown error in its log."""
+    runner.start()
+    steps = [
+        # Survives run.sh's SIGINT to the group (as the refused hook does), so the
+        # Worker surely hears the shutdown while it runs; the marker says it is ignoring.
+        {
+            "name": "running",
+            "run": f"trap '' INT\ntouch {runner.markers / 'running'}\nexec sleep 30",
+        },
+        runner.step("always", **{"if": "always()"}),
+        runner.step("on-cancel", **{"if": "cancelled()"}),
+    ]
+    runner.double.offer({"name": "job", "github": GITHUB, "steps": steps})
+    wait_for((runner.markers / "running").exists)
+    assert runner.process is not None
+    runner.process.send_signal(signal.SIGTERM)  # run.sh -> SIGINT -> RunnerShutdown
+    runner.process.wait(timeout=30)
+    assert runner.double.result() == {"job": "job", "result": "Failed", "detail": ""}
+    assert f"##[error]{SHUTDOWN_ISSUE}" in runner.double.job_log()
+    assert runner.double.said("step 'always' skipped (runner shutdown)")
+    assert runner.ran() == {"running"}
 
 
 @pytest.mark.parametrize(
