@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from lambda_fn import warm_pool
-from lambda_fn.config import APP_ID_RE
+from lambda_fn.config import APP_ID_RE, KMS_KEY_ARN_RE
 from lambda_fn.errors import ConfigError as LambdaConfigError
 from lambda_fn.policy import (
     Policy,
@@ -50,7 +50,6 @@ from .config_errors import ConfigError, Problem, problems_from_validation
 from .config_values import (
     EMAIL_RE,
     ENV_NAME_RE,
-    KMS_KEY_ARN_RE,
     RESERVED_ENV_PREFIXES,
     ROUTE_TABLE_ID_RE,
     SECRET_ARN_RE,

@@ -52,7 +52,9 @@ _DEPLOYMENT_ID = re.compile(r"^[a-z0-9]{0,16}$")
 #: ``iss`` (docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/
 #: generating-a-json-web-token-jwt-for-a-github-app).
 APP_ID_RE = re.compile(r"^([1-9][0-9]{0,18}|Iv[0-9A-Za-z.]{4,60})$")
-_KMS_KEY_ARN = re.compile(
+#: A KMS key ARN by key id (a UUID, or ``mrk-`` and 32 hex for a multi-Region key; no
+#: aliases): the Lambda's rule for GITHUB_APP_KEY_ARN, which synth applies to every key ARN.
+KMS_KEY_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/"
     r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$"
 )
@@ -266,7 +268,7 @@ def _github_auth(get: Callable[[str], str]) -> tuple[Literal["pat", "app"], str,
     values: list[str] = []
     for name, pattern, what in (
         ("GITHUB_APP_ID", APP_ID_RE, "the GitHub App's ID or client ID"),
-        ("GITHUB_APP_KEY_ARN", _KMS_KEY_ARN, "a KMS key ARN"),
+        ("GITHUB_APP_KEY_ARN", KMS_KEY_ARN_RE, "a KMS key ARN"),
     ):
         value = get(name)
         if not pattern.match(value):

@@ -441,3 +441,21 @@ def test_the_lambda_refuses_a_pool_above_max_runners_too() -> None:
             "max_runners": 1, "warm": {"runners": 2, "scope": "o/r"}}  # fmt: skip
     with pytest.raises(LambdaConfigError, match=r"warm.runners \(2\) is above max_runners \(1\)"):
         parse_profiles(json.dumps([item]))
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:kms:us-east-1:123456789012:key/abc",  # not a key id
+        "arn:aws:kms:us-east-1:123456789012:key/mrk-1234",
+        "arn:aws:kms:us-east-1:123456789012:alias/github-app",
+    ],
+)
+def test_synth_refuses_the_key_arns_the_lambda_refuses(arn: str) -> None:
+    """One KMS key ARN rule: synth accepting what the Lambda refuses would deploy a stack
+    whose every delivery fails its configuration check."""
+    context = {"github_auth": "app", "github_app_id": "12345", "github_app_key_arn": arn}
+    assert only_problem(context).startswith("github_app_key_arn:")
+    profile = {**DEFAULT, "secrets": {"TOKEN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf"},
+               "secrets_kms_key_arns": [arn]}  # fmt: skip
+    assert only_problem({"profiles": [profile]}).startswith("profiles[0].secrets_kms_key_arns[0]:")
