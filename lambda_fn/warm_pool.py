@@ -46,8 +46,6 @@ DEFAULT_MAX_AGE_SECONDS = 4 * 3600
 #: reconciler is broken.
 WATCHDOG_MARGIN_SECONDS = 900
 _HOURS_RE = re.compile(r"^([01]?[0-9]|2[0-4])-([01]?[0-9]|2[0-4])$")
-_ORG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 
 
 def parse_hours(value: str, where: str) -> tuple[int, int]:
@@ -62,12 +60,18 @@ def parse_hours(value: str, where: str) -> tuple[int, int]:
 
 
 def scope_problem(scope: str, runner_scope: str) -> str | None:
-    """Why ``scope`` cannot be a pool's scope with this ``RUNNER_SCOPE``, or None."""
+    """Why ``scope`` cannot be a pool's scope with this ``RUNNER_SCOPE``, or None.
+
+    Names follow the project's one owner/repository rule (``lambda_fn.policy``), without
+    the ``owner/*`` wildcard: a pool registers in exactly one place.
+    """
+    from lambda_fn.policy import repository_pattern_problem
+
     if runner_scope == "org":
-        return (
-            None if _ORG_RE.match(scope) else "must be an organisation name with runner_scope org"
-        )
-    if _REPO_RE.match(scope):
+        if "/" not in scope and repository_pattern_problem(f"{scope}/*") is None:
+            return None
+        return "must be an organisation name with runner_scope org"
+    if not scope.endswith("/*") and repository_pattern_problem(scope) is None:
         return None
     return "must be a repository, owner/name, with runner_scope repo"
 
