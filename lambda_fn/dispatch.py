@@ -117,7 +117,7 @@ def find_profile(settings: Settings, name: str) -> Profile:
     raise ConfigError(f"RUNNER_PROFILES has no profile named {name!r}")
 
 
-def launch(job: QueuedJob, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
     """Register a JIT runner and start its task. Not idempotent: use ``launch_once``.
 
     While the profile's warm pool is active and the job is in its scope, the
@@ -129,7 +129,7 @@ def launch(job: QueuedJob, settings: Settings, now: datetime | None = None) -> d
     warm = profile.warm
     pool = (
         warm is not None
-        and warm.target(now or datetime.now(UTC)) > 0
+        and warm.target(datetime.now(UTC)) > 0
         and warm.serves(settings.runner_scope, job.owner, job.repo)
     )
     name = runner_name(settings.runner_name_prefix, settings.deployment_id, job.job_id)

@@ -122,7 +122,8 @@ def build_run_task_request(
 
     ``sealed_name`` names the secret the task reads its JIT config from; the
     override carries that name and the region, nothing the runner could use.
-    ``pool`` (or no ``job``) makes the runner a member of the profile's warm pool:
+    ``pool`` makes the runner a member of the profile's warm pool (a runner for no ``job``
+    always is: ``dispatch.launch_pool_runner``):
     tagged ``runner:pool`` and with its idle watchdog raised past the pool's
     maximum age (lambda_fn/warm_pool.py).
     """
@@ -131,7 +132,7 @@ def build_run_task_request(
         {"name": SECRET_REGION_ENV, "value": aws.region() or ""},
     ]
     pool_tags: list[dict[str, str]] = []
-    if (pool or job is None) and profile.warm is not None:
+    if pool and profile.warm is not None:
         # A container override replaces the task definition's value of the same name
         # (docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerOverride.html).
         environment.append(
