@@ -146,9 +146,11 @@ class _Simulation:
         while self.events and len(self.started) < self.scenario.jobs:
             self.now, _, kind, item = heapq.heappop(self.events)
             getattr(self, f"_on_{kind}")(item)
-            self._discover_tasks()
-            self._assign()
-            self._check()
+            # One look at ECS per event: assigning jobs changes only GitHub's state.
+            running = self._tasks("RUNNING")
+            self._discover_tasks(running)
+            self._assign({t["taskArn"] for t in running})
+            self._check(running)
         missing = self.scenario.jobs - len(self.started)
         if missing:
             self.result.violations.append(f"{missing} jobs never started")
@@ -213,9 +215,9 @@ class _Simulation:
                 return registration
         return None
 
-    def _discover_tasks(self) -> None:
+    def _discover_tasks(self, running: list[dict[str, Any]]) -> None:
         """Tasks the product started since the last event: their runner comes online later."""
-        for task in self._tasks("RUNNING"):
+        for task in running:
             if task["taskArn"] not in self.runners:
                 tags = {t["key"]: t["value"] for t in task.get("tags", [])}
                 online = self.now + self.scenario.start_delay_s
@@ -225,10 +227,9 @@ class _Simulation:
                 self.result.tasks_started += 1
                 self.at(online, "online", task["taskArn"])
 
-    def _assign(self) -> None:
+    def _assign(self, running: set[str]) -> None:
         """GitHub: the oldest queued job to an idle online runner, after ``assign_s``."""
         waiting = sorted((t, j) for j, t in self.queued.items() if j not in self.started)
-        running = {t["taskArn"] for t in self._tasks("RUNNING")}
         for runner in sorted(self.runners.values(), key=lambda r: r.online_at):
             if not waiting:
                 return
@@ -249,8 +250,7 @@ class _Simulation:
             self.result.waits_s.append(started - queued_at)
             self.at(started + self.scenario.job_s, "finish", runner.task_arn)
 
-    def _check(self) -> None:
-        running = self._tasks("RUNNING")
+    def _check(self, running: list[dict[str, Any]]) -> None:
         self.result.max_running = max(self.result.max_running, len(running))
         if len(running) > self.scenario.max_runners:
             self.result.violations.append(
