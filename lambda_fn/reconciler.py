@@ -68,7 +68,7 @@ from lambda_fn.dispatch import (
     launch_once,
     launch_pool_runner,
 )
-from lambda_fn.errors import CapacityWaitError, ConfigError, DispatchError
+from lambda_fn.errors import ConfigError, DispatchError
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
 from lambda_fn.launcher import count_running_tasks
 from lambda_fn.naming import owns_runner
@@ -302,10 +302,7 @@ def _top_up(settings: Settings, profile: Profile, missing: int, report: Counter[
             )
             missing = room
     for _ in range(missing):
-        try:
-            result = launch_pool_runner(settings, profile)
-        except CapacityWaitError:  # pragma: no cover - the count above already said so
-            break
+        result = launch_pool_runner(settings, profile)  # no cap check of its own: done above
         report["warm_started"] += 1
         logger.info("warm runner started", extra=result)
 
