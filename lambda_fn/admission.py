@@ -114,7 +114,9 @@ def policy_refusal(
     )
     decision = evaluate(policy, facts, strict=False)
     if decision.allowed:
-        decision = _check_ref(gh, policy, facts, origin, Lookups(max_ref_lookups), decision)
+        decision = _check_ref(
+            gh, policy, facts, origin, lookups=Lookups(max_ref_lookups), allowed=decision
+        )
     return None if decision.allowed else _refusal(policy, decision)
 
 
@@ -123,6 +125,7 @@ def _check_ref(
     policy: Policy,
     facts: JobFacts,
     origin: JobOrigin,
+    *,
     lookups: Lookups,
     allowed: Decision,
 ) -> Decision:
@@ -155,7 +158,9 @@ def _check_ref(
     if needs_history:
         branches = [name] if name and branch_ok else []
         branches += [b for b in exact_branches(policy) if b != name]
-        found = refs.in_reviewed_history(gh, origin.owner, origin.repo, sha, branches, lookups)
+        found = refs.in_reviewed_history(
+            gh, origin.owner, origin.repo, sha, branches, lookups=lookups
+        )
         if found.ref is not None:
             return allowed
         return Decision(
@@ -167,7 +172,7 @@ def _check_ref(
         )
     assert name is not None  # returned above otherwise
     check = refs.branch_holds if branch_ok else refs.tag_points_at
-    reason = check(gh, origin.owner, origin.repo, name, sha, lookups)
+    reason = check(gh, origin.owner, origin.repo, name, sha, lookups=lookups)
     if reason is None:
         return allowed
     return Decision(False, RULE_REFS, f"ref could not be resolved: {reason}")

@@ -326,11 +326,6 @@ def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
         task_role_id = item.get("task_role_id") or ""
         if not isinstance(task_role_id, str) or (task_role_id and not _ROLE_ID.match(task_role_id)):
             raise ConfigError(f"{where}.task_role_id must be the task role's unique id (AROA...)")
-        match = item.get("match", "subset")
-        if match not in MATCH_MODES:
-            raise ConfigError(
-                f"{where}.match must be one of {', '.join(MATCH_MODES)}, got {match!r}"
-            )
         known = {*PROFILE_REQUIRED_KEYS, *PROFILE_OPTIONAL_KEYS}
         profiles.append(
             Profile(
@@ -346,7 +341,7 @@ def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
                 assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
                 runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
                 warm=_profile_warm(item.get("warm"), f"{where}.warm", runner_scope, max_runners),
-                match=match,
+                match=_profile_match(item.get("match", "subset"), where),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
@@ -380,6 +375,12 @@ def _profile_policy(name: str, data: Any, where: str) -> Policy | None:
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     return policy if policy.restricted else None
+
+
+def _profile_match(data: Any, where: str) -> Literal["subset", "exact"]:
+    if data not in MATCH_MODES:
+        raise ConfigError(f"{where}.match must be one of {', '.join(MATCH_MODES)}, got {data!r}")
+    return "exact" if data == "exact" else "subset"
 
 
 def _profile_runner_group(data: Any, where: str) -> int | None:

@@ -114,7 +114,7 @@ def sha_problem(head_sha: str | None) -> str | None:
 
 
 def branch_holds(
-    gh: GitHubClient, owner: str, repo: str, name: str, head_sha: str, lookups: Lookups
+    gh: GitHubClient, owner: str, repo: str, name: str, head_sha: str, *, lookups: Lookups
 ) -> str | None:
     """``None`` if branch ``name`` holds ``head_sha`` (tip or history), else why not.
 
@@ -145,7 +145,7 @@ def branch_holds(
 
 
 def tag_points_at(
-    gh: GitHubClient, owner: str, repo: str, name: str, head_sha: str, lookups: Lookups
+    gh: GitHubClient, owner: str, repo: str, name: str, head_sha: str, *, lookups: Lookups
 ) -> str | None:
     """``None`` if tag ``name`` names ``head_sha`` (annotated tags dereferenced), else why not."""
     try:
@@ -170,9 +170,10 @@ def in_reviewed_history(
     repo: str,
     head_sha: str,
     branches: Sequence[str],
+    *,
     lookups: Lookups,
 ) -> Resolution:
-    """The first of ``branches`` whose history holds ``head_sha`` (as ``refs/heads/X``), or why none.
+    """The first of ``branches`` holding ``head_sha`` (as ``refs/heads/X``), or why none.
 
     Branches are tried in order, each with :func:`branch_holds`; an invalid name
     is skipped with its reason (policy patterns are checked at synth, but this
@@ -183,7 +184,7 @@ def in_reviewed_history(
     reasons: list[str] = []
     for name in branches:
         reason = (
-            branch_holds(gh, owner, repo, name, head_sha, lookups)
+            branch_holds(gh, owner, repo, name, head_sha, lookups=lookups)
             if valid_ref_name(name)
             else f"{name!r} is not a valid branch name"
         )

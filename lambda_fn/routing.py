@@ -38,6 +38,8 @@ def match_profile(job_labels: Iterable[str], profiles: Sequence[Profile]) -> Pro
     if not wanted:
         return None
     for profile in profiles:
-        if wanted == profile.label_set or (profile.match == "subset" and wanted < profile.label_set):
+        if wanted == profile.label_set or (
+            profile.match == "subset" and wanted < profile.label_set
+        ):
             return profile
     return None

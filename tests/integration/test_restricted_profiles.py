@@ -571,3 +571,27 @@ def test_the_profile_runner_group_is_in_the_jit_request(
     deploy_request, default_request = github.jit_requests
     assert deploy_request["url"].endswith("/orgs/octo-org/actions/runners/generate-jitconfig")
     assert (deploy_request["runner_group_id"], default_request["runner_group_id"]) == (42, 3)
+
+
+# --- exact label matching: a generic job never starts a deploy runner ----------------------
+
+
+@pytest.mark.parametrize("match", ["subset", "exact"])
+def test_an_exact_profile_launches_only_for_its_own_label_set(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, match: str
+) -> None:
+    """deploy ([self-hosted, linux, deploy]) listed first: a [self-hosted, linux] job."""
+    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles[0]["match"] = match
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    github.runs[777] = run()
+    branch(github, "main")
+    status, body = deliver(queued_payload(job_id=61, labels=["self-hosted", "linux"]))
+    if match == "exact":
+        assert (status, body["status"], body["profile"]) == (200, "launched", "default")
+        assert github_calls(github) == [
+            "POST /repos/octo-org/app/actions/runners/generate-jitconfig"
+        ]  # the unrestricted path: the JIT config only
+    else:  # subset: the deploy profile takes it (and would launch a deploy runner)
+        assert body.get("profile") == "deploy"
+    assert deploy_job(job_id=62)[1]["profile"] == "deploy"  # its own set still launches it
