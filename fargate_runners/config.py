@@ -35,13 +35,17 @@ from pydantic import (
 )
 
 from lambda_fn import warm_pool
-from lambda_fn.config import APP_ID_RE, KMS_KEY_ARN_RE
+from lambda_fn.config import APP_ID_RE, KMS_KEY_ARN_RE, MATCH_MODES
 from lambda_fn.errors import ConfigError as LambdaConfigError
 from lambda_fn.policy import (
+    DEFAULT_TAG_PROTECTION,
+    TAG_PROTECTIONS,
     Policy,
+    exact_branches,
     policy_from_dict,
     repository_match,
     repository_pattern_problem,
+    tag_pattern,
 )
 from lambda_fn.routing import repository_allowed
 
@@ -305,6 +309,10 @@ class RunnerProfile(_Model):
     allowed_workflows: Rule = ()
     allowed_events: Rule = ()
     required_env: Rule = ()
+    #: How tags in allowed_refs are protected (lambda_fn.policy.TAG_PROTECTIONS).
+    tag_protection: Annotated[str, parsed(one_of(TAG_PROTECTIONS))] = DEFAULT_TAG_PROTECTION
+    #: Which jobs the labels select: all job labels among the profile's, or the same set.
+    match: Annotated[str, parsed(one_of(MATCH_MODES))] = "subset"
     # What the task gets:
     environment: EnvMap = Field(default_factory=dict)
     secrets: Annotated[EnvMap, AfterValidator(check_secret_refs)] = Field(default_factory=dict)
@@ -392,8 +400,36 @@ class RunnerProfile(_Model):
             problems.append(Problem("secrets_kms_key_arns", "is only used with secrets"))
         problems += self._managed_step_problems()
         problems += self._warm_problems()
+        problems += self._tag_problems()
         raise_all(problems)
         return self
+
+    def _tag_problems(self) -> list[Problem]:
+        """Tags are admitted only on reviewed history, or the operator says a ruleset guards them.
+
+        Any writer can push a tag at a commit of their own, so a tag pattern alone
+        (``refs/tags/v*``) admits unreviewed code. With ``branch-history`` dispatch
+        needs an exact branch to look for the tag's commit in (glob branches cannot
+        be searched: lambda_fn/admission.py).
+        """
+        given = "tag_protection" in self.model_fields_set
+        tags = [p for p in self.allowed_refs if tag_pattern(p)]
+        if not tags:
+            if given:
+                return [Problem("tag_protection", "is only used when allowed_refs allows tags")]
+            return []
+        if self.tag_protection != "branch-history" or exact_branches(self.policy):
+            return []
+        return [
+            Problem(
+                "tag_protection",
+                f"'branch-history' (the default) in profile {self.name!r} admits a tag only "
+                "when its commit is in an exact allowed branch's history, but allowed_refs "
+                f"allows tags ({', '.join(tags)}) and names no exact branch: add the branch "
+                'your tags are cut from (e.g. "refs/heads/main"), or set "tag_protection": '
+                '"ruleset" once a tag ruleset restricts who creates and updates these tags',
+            )
+        ]
 
     def _warm_problems(self) -> list[Problem]:
         """The ``warm_*`` keys; the scope's shape is checked with ``runner_scope``."""
@@ -509,7 +545,11 @@ class RunnerProfile(_Model):
     @property
     def policy(self) -> Policy:
         """The profile's policy (shared with the Lambda and the runner hook)."""
-        data = {key: list(getattr(self, key)) for key in POLICY_KEYS if getattr(self, key)}
+        data: dict[str, Any] = {
+            key: list(getattr(self, key)) for key in POLICY_KEYS if getattr(self, key)
+        }
+        if self.tag_protection != DEFAULT_TAG_PROTECTION:
+            data["tag_protection"] = self.tag_protection
         return policy_from_dict(self.name, data, where="")
 
     def lambda_entry(
@@ -541,6 +581,8 @@ class RunnerProfile(_Model):
         pool = self.warm()
         if pool is not None:
             entry["warm"] = pool.to_dict()
+        if self.match != "subset":
+            entry["match"] = self.match
         return entry
 
     @property
@@ -570,9 +612,9 @@ PROFILE_KEYS: frozenset[str] = frozenset(RunnerProfile.model_fields)
 def _profile_set_problems(profiles: Sequence[RunnerProfile], key: str) -> list[Problem]:
     """Unique names, and no profile that can never be picked.
 
-    The Lambda gives a job the first profile (config order) whose labels include all
-    of the job's labels (lambda_fn/routing.py): a profile whose labels are a subset of
-    an earlier profile's never gets a job.
+    The Lambda gives a job the first profile (config order) that serves its labels
+    (lambda_fn/routing.py): a profile whose labels equal an earlier profile's, or are a
+    subset of an earlier ``subset`` profile's, never gets a job (:func:`_shadows`).
     """
     problems: list[Problem] = []
     for j, later in enumerate(profiles):
@@ -586,10 +628,21 @@ def _profile_set_problems(profiles: Sequence[RunnerProfile], key: str) -> list[P
                 )
             )
         for i, earlier in enumerate(profiles[:j]):
-            if later.label_set <= earlier.label_set:
+            if _shadows(earlier, later):
                 problems.append(Problem(f"{key}[{j}].labels", _shadowed(later, earlier, i, key)))
                 break
     return problems
+
+
+def _shadows(earlier: RunnerProfile, later: RunnerProfile) -> bool:
+    """True when every job ``later`` would serve is taken by ``earlier`` (config order wins).
+
+    An ``exact`` earlier profile takes only its own label set; a ``subset`` one every
+    subset of its labels. ``later`` serves its own set (``exact``) or its subsets.
+    """
+    if later.label_set == earlier.label_set:
+        return True
+    return earlier.match == "subset" and later.label_set < earlier.label_set
 
 
 def _shadowed(later: RunnerProfile, earlier: RunnerProfile, i: int, key: str) -> str:

@@ -1,17 +1,45 @@
 """May this job get a runner of this profile? One answer for every path that launches.
 
 * The webhook handler asks before the first launch (:func:`policy_refusal`
-  with ``lookup_required=False``): if the workflow run cannot be read within
-  the short budget, what the signed payload says is checked and the runner's
-  own hook checks the rest.
-* The retry consumer and the reconciler ask again before every later launch
+  with a time budget and a cap on ref lookups, so the whole dispatch of a
+  restricted job makes at most 5 GitHub calls including the JIT config);
+* the retry consumer and the reconciler ask again before every later launch
   (:func:`recheck`), from GitHub's view of the job, not from their queue
-  message or task tags, and they insist on an answer: a lookup that fails
-  means "later", never "yes". A queue message therefore cannot launch a
-  profile whose policy refuses the job.
+  message or task tags. A queue message therefore cannot launch a profile
+  whose policy refuses the job.
+
+Every path insists on an answer: a lookup that fails or runs out of time or
+calls means "later" (``TransientError``; the webhook queues the job for
+retry), never "yes" on the payload's word alone.
 
 A refusal is a reason string (for the answer, the logs and metrics); ``None``
-means "launch". ``GitHubTransientError`` means "cannot tell now".
+means "launch".
+
+Refs (``allowed_refs``): the payload and the run name the ref only by its short
+name, a branch or a tag. Only the kind that decides the verdict is looked up
+(:mod:`lambda_fn.refs`):
+
+* only ``refs/heads/NAME`` allowed: the branch must hold the run's commit;
+* ``refs/tags/NAME`` allowed and ``tag_protection: branch-history`` (the
+  default): the run's commit must be in the history of an allowed branch: the
+  branch ``NAME`` itself if ``allowed_refs`` allows it, then every *exact*
+  ``refs/heads/...`` entry, in order. Glob branch patterns
+  (``refs/heads/release/*``) are not searched for a tag: GitHub has no call
+  that answers "is this commit in any branch matching a pattern"; listing the
+  matching branches (``git/matching-refs``) is one call but then costs a
+  compare per branch, unbounded by the config, and an attacker who can create
+  a matching branch could put their commit in its history. Synth therefore
+  refuses a tag pattern without an exact allowed branch unless the operator
+  chooses ``tag_protection: ruleset``;
+* only ``refs/tags/NAME`` allowed and ``tag_protection: ruleset``: the tag must
+  name the run's commit (the ruleset, verified by ``fargate-runners doctor``,
+  is what keeps unreviewed tags out);
+* both allowed under ``ruleset``: either kind passes; nothing is looked up.
+
+Calls for a tag at the dispatch: the run, then the branch and, when the branch
+has moved on, a compare: 3 or 4 with the JIT config. A tag on the second exact
+branch, or a branch that moved, may need more than the webhook's cap: the job
+then goes to the retry queue and is finished there.
 """
 
 from __future__ import annotations
@@ -29,6 +57,7 @@ if TYPE_CHECKING:  # the policy module is imported only when a profile has a pol
     from lambda_fn.dispatch import QueuedJob
     from lambda_fn.github import GitHubClient
     from lambda_fn.policy import Decision, JobFacts, Policy
+    from lambda_fn.refs import Lookups
 
 
 @dataclass(frozen=True)
@@ -52,18 +81,20 @@ def policy_refusal(
     origin: JobOrigin,
     *,
     budget_seconds: float | None = None,
-    lookup_required: bool,
+    max_ref_lookups: int | None = None,
 ) -> str | None:
-    """Check a restricted profile's policy before anything is created (lenient: unknown passes).
+    """Check a restricted profile's policy before anything is created.
 
-    The origin names the repository and branch; the run (one GitHub call)
-    adds event, workflow file and fork origin; when the branch name could be
-    a branch or a tag and only one of them is allowed, the git refs decide
-    (:mod:`lambda_fn.refs`). ``budget_seconds`` bounds all these calls
-    together (the webhook must answer GitHub within 10 s).
+    The origin names the repository and branch (refused there: no GitHub
+    call); the run (one GitHub call) adds event, workflow file and fork
+    origin; then the refs decide (module docstring). ``budget_seconds`` bounds
+    all these calls together (the webhook must answer GitHub within 10 s),
+    ``max_ref_lookups`` the number of ref calls. Raises ``TransientError`` when
+    GitHub cannot answer within them.
     """
     from lambda_fn.dispatch import github_client
     from lambda_fn.policy import JobFacts, evaluate, facts_from_workflow_run
+    from lambda_fn.refs import Lookups
 
     branch = origin.head_branch
     candidates = (f"refs/heads/{branch}", f"refs/tags/{branch}") if branch else ()
@@ -74,42 +105,77 @@ def policy_refusal(
     gh = github_client(settings, budget_seconds, shared_budget=budget_seconds is not None)
     try:
         from_run = facts_from_workflow_run(gh.get_run(origin.owner, origin.repo, origin.run_id))
-        facts = replace(
-            from_run,
-            repository=origin.repository,  # the signed payload's, not the run's
-            ref_candidates=from_run.ref_candidates or candidates,
-        )
     except DispatchError as exc:
-        if lookup_required:
-            raise _as_transient(exc, "the workflow run") from None
-        logger.warning("could not read the workflow run for the policy", extra={"error": str(exc)})
+        raise _as_transient(exc, "the workflow run") from None
+    facts = replace(
+        from_run,
+        repository=origin.repository,  # the signed payload's, not the run's
+        ref_candidates=from_run.ref_candidates or candidates,
+    )
     decision = evaluate(policy, facts, strict=False)
-    if decision.allowed and branch and _ref_decides(policy, facts):
-        decision = _with_resolved_ref(gh, policy, facts, origin, branch)
+    if decision.allowed:
+        decision = _check_ref(
+            gh, policy, facts, origin, lookups=Lookups(max_ref_lookups), allowed=decision
+        )
     return None if decision.allowed else _refusal(policy, decision)
 
 
-def _ref_decides(policy: Policy, facts: JobFacts) -> bool:
-    """True when branch-or-tag changes the verdict: exactly one candidate is allowed."""
-    from lambda_fn.policy import PULL_REQUEST_EVENTS, glob_match
-
-    if facts.ref is not None or facts.event in PULL_REQUEST_EVENTS:
-        return False  # pull requests run at refs/pull/N/merge: the runner checks that
-    patterns = policy.allowed_refs
-    allowed = [c for c in facts.ref_candidates if any(glob_match(p, c) for p in patterns)]
-    return len(facts.ref_candidates) == 2 and len(allowed) == 1
-
-
-def _with_resolved_ref(
-    gh: GitHubClient, policy: Policy, facts: JobFacts, origin: JobOrigin, branch: str
+def _check_ref(
+    gh: GitHubClient,
+    policy: Policy,
+    facts: JobFacts,
+    origin: JobOrigin,
+    *,
+    lookups: Lookups,
+    allowed: Decision,
 ) -> Decision:
-    from lambda_fn.policy import RULE_REFS, Decision, evaluate
-    from lambda_fn.refs import resolve_ref
+    """``allowed`` when the refs confirm it (module docstring), else a refusal."""
+    from lambda_fn import refs
+    from lambda_fn.policy import (
+        PULL_REQUEST_EVENTS,
+        RULE_REFS,
+        Decision,
+        exact_branches,
+        glob_match,
+        tag_pattern,
+    )
 
-    resolution = resolve_ref(gh, origin.owner, origin.repo, branch, origin.head_sha)
-    if resolution.ref is None:
-        return Decision(False, RULE_REFS, f"ref could not be resolved: {resolution.reason}")
-    return evaluate(policy, replace(facts, ref=resolution.ref), strict=False)
+    patterns = policy.allowed_refs
+    if not patterns or facts.ref is not None or facts.event in PULL_REQUEST_EVENTS:
+        return allowed  # pull requests run at refs/pull/N/merge: the runner checks that
+    name, sha = origin.head_branch, origin.head_sha
+    if name:
+        branch_ok = any(glob_match(p, f"refs/heads/{name}") for p in patterns)
+        tag_ok = any(glob_match(p, f"refs/tags/{name}") for p in patterns)
+    else:  # no name: it could be any tag the patterns allow
+        branch_ok, tag_ok = False, any(tag_pattern(p) for p in patterns)
+    needs_history = tag_ok and policy.tag_protection == "branch-history"
+    if not needs_history and (not name or branch_ok == tag_ok):
+        return allowed  # both kinds pass (or none: refused already); nothing to look up
+    problem = refs.name_problem(name, sha) if name else refs.sha_problem(sha)
+    if problem is not None or sha is None:
+        return Decision(False, RULE_REFS, f"ref could not be checked: {problem}")
+    if needs_history:
+        branches = [name] if name and branch_ok else []
+        branches += [b for b in exact_branches(policy) if b != name]
+        found = refs.in_reviewed_history(
+            gh, origin.owner, origin.repo, sha, branches, lookups=lookups
+        )
+        if found.ref is not None:
+            return allowed
+        return Decision(
+            False,
+            RULE_REFS,
+            f"the run's commit {sha[:12]} is not in the history of an allowed branch "
+            f"({found.reason}): a tag is admitted only on reviewed history "
+            "(tag_protection: branch-history)",
+        )
+    assert name is not None  # returned above otherwise
+    check = refs.branch_holds if branch_ok else refs.tag_points_at
+    reason = check(gh, origin.owner, origin.repo, name, sha, lookups=lookups)
+    if reason is None:
+        return allowed
+    return Decision(False, RULE_REFS, f"ref could not be resolved: {reason}")
 
 
 def recheck(settings: Settings, job: QueuedJob, github_job: Mapping[str, Any] | None) -> str | None:
@@ -146,7 +212,7 @@ def recheck(settings: Settings, job: QueuedJob, github_job: Mapping[str, Any] | 
         head_branch=_text(github_job.get("head_branch")),
         head_sha=_text(github_job.get("head_sha")),
     )
-    return policy_refusal(settings, profile.policy, origin, lookup_required=True)
+    return policy_refusal(settings, profile.policy, origin)
 
 
 def _text(value: Any) -> str | None:

@@ -61,6 +61,8 @@ KMS_KEY_ARN_RE = re.compile(
 
 
 CAPACITIES = ("FARGATE", "FARGATE_SPOT", "FARGATE_SPOT_THEN_FARGATE")
+#: How a profile's labels select jobs (``lambda_fn.routing.match_profile``).
+MATCH_MODES = ("subset", "exact")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class Profile:
     runner_group_id: int | None = None
     #: Idle runners kept online for this profile (``lambda_fn.warm_pool``); None = no pool.
     warm: WarmPool | None = None
+    #: ``subset``: jobs whose labels are all among the profile's; ``exact``: the same set.
+    match: Literal["subset", "exact"] = "subset"
     #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -337,6 +341,7 @@ def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
                 assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
                 runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
                 warm=_profile_warm(item.get("warm"), f"{where}.warm", runner_scope, max_runners),
+                match=_profile_match(item.get("match", "subset"), where),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
@@ -370,6 +375,12 @@ def _profile_policy(name: str, data: Any, where: str) -> Policy | None:
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     return policy if policy.restricted else None
+
+
+def _profile_match(data: Any, where: str) -> Literal["subset", "exact"]:
+    if data not in MATCH_MODES:
+        raise ConfigError(f"{where}.match must be one of {', '.join(MATCH_MODES)}, got {data!r}")
+    return "exact" if data == "exact" else "subset"
 
 
 def _profile_runner_group(data: Any, where: str) -> int | None:

@@ -75,6 +75,7 @@ PROFILE_OPTIONAL_KEYS: Final = (
     "assign_public_ip",
     "runner_group_id",
     "warm",
+    "match",
 )
 
 #: The runner task's idle watchdog (seconds; ``fargate_runners/runner/entrypoint.sh``): set in

@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # imported lazily at run time: it pulls in boto3
 #: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
 #: after them must still fit GitHub's 10-second delivery timeout (docs/performance.md).
 POLICY_LOOKUP_BUDGET_SECONDS = 2.0
+#: Ref calls (git refs, tag objects, compare) one delivery may make for the check: with the
+#: run before them and the JIT config after, a restricted dispatch makes at most 5 GitHub
+#: calls (docs/performance.md). A check that needs more is finished from the retry queue.
+POLICY_MAX_REF_LOOKUPS = 3
 
 
 @dataclass(frozen=True)
@@ -180,11 +184,12 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
                 profile.policy,
                 origin,
                 budget_seconds=POLICY_LOOKUP_BUDGET_SECONDS,
-                lookup_required=False,
+                max_ref_lookups=POLICY_MAX_REF_LOOKUPS,
             )
         except TransientError as exc:
-            # Cannot tell now (GitHub slow or failing): start nothing, keep the job. The
-            # retry consumer checks the policy again, with lookups required, before launching.
+            # Cannot tell now (GitHub slow or failing, the run unreadable, more ref calls
+            # needed): start nothing on the payload's word alone, keep the job. The retry
+            # consumer checks the policy again, from GitHub's view, before launching.
             logger.warning("policy check incomplete, job queued", extra={"error": str(exc)})
             return _queue_for_retry(queued, exc)
         if refusal is not None:

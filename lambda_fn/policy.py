@@ -47,11 +47,13 @@ __all__ = [
     "RULE_REFS",
     "RULE_REPOSITORIES",
     "RULE_WORKFLOWS",
+    "TAG_PROTECTIONS",
     "Decision",
     "JobFacts",
     "Policy",
     "PolicyError",
     "evaluate",
+    "exact_branches",
     "facts_from_runner_env",
     "facts_from_workflow_run",
     "glob_match",
@@ -61,6 +63,7 @@ __all__ = [
     "policy_from_dict",
     "policy_from_json",
     "repository_pattern_problem",
+    "tag_pattern",
 ]
 
 #: Events whose payload carries a ``pull_request`` and whose head may be a fork.
@@ -95,7 +98,16 @@ _LIST_KEYS = (
     "allowed_events",
     "required_env",
 )
-_KNOWN_KEYS = frozenset((*_LIST_KEYS, "deny_fork_pull_requests", "profile"))
+_KNOWN_KEYS = frozenset((*_LIST_KEYS, "deny_fork_pull_requests", "profile", "tag_protection"))
+
+#: How a restricted profile's tags (``refs/tags/...`` in ``allowed_refs``) are protected.
+#: ``branch-history``: dispatch admits a tag run only when its commit is in the history of
+#: an exact branch ``allowed_refs`` allows (``lambda_fn.admission``); ``ruleset``: the
+#: operator states that a tag ruleset restricts who creates and updates these tags, and
+#: dispatch does no ancestry check (``fargate-runners doctor`` verifies the ruleset).
+TAG_PROTECTIONS = ("branch-history", "ruleset")
+DEFAULT_TAG_PROTECTION = "branch-history"
+_WILDCARDS = re.compile(r"[*?]")
 
 #: The one ``owner/repo`` / ``owner/*`` rule (cdk.json, profiles, the Lambda's
 #: ALLOWED_REPOSITORIES). Owner: a GitHub account name, letters, digits and hyphens, at most
@@ -178,6 +190,8 @@ class Policy:
     allowed_events: tuple[str, ...] = ()
     deny_fork_pull_requests: bool = False
     required_env: tuple[str, ...] = ()
+    #: One of :data:`TAG_PROTECTIONS`; only dispatch reads it (the runner cannot ask GitHub).
+    tag_protection: str = DEFAULT_TAG_PROTECTION
 
     def __post_init__(self) -> None:
         for key in _LIST_KEYS:
@@ -207,6 +221,8 @@ class Policy:
             if values:
                 data[key] = list(values)
         data["deny_fork_pull_requests"] = self.deny_fork_pull_requests
+        if self.tag_protection != DEFAULT_TAG_PROTECTION:
+            data["tag_protection"] = self.tag_protection
         return data
 
     def to_json(self) -> str:
@@ -271,6 +287,13 @@ def policy_from_dict(
             "(one with allowed_* or required_env rules)"
         )
 
+    tag_protection = data.get("tag_protection", DEFAULT_TAG_PROTECTION)
+    if tag_protection not in TAG_PROTECTIONS:
+        raise PolicyError(
+            f"{prefix}.tag_protection: {tag_protection!r} is not one of "
+            f"{', '.join(TAG_PROTECTIONS)}"
+        )
+
     return Policy(
         profile=profile_name,
         allowed_repositories=lists["allowed_repositories"],
@@ -279,6 +302,7 @@ def policy_from_dict(
         allowed_events=lists["allowed_events"],
         deny_fork_pull_requests=deny_forks,
         required_env=lists["required_env"],
+        tag_protection=tag_protection,
     )
 
 
@@ -294,6 +318,30 @@ def policy_from_json(text: str) -> Policy:
     if not isinstance(name, str) or not name:
         raise PolicyError("policy.profile: must be a non-empty string")
     return policy_from_dict(name, data, where=f"policy[{name}]")
+
+
+def tag_pattern(pattern: str) -> bool:
+    """True if an ``allowed_refs`` pattern can match a tag (``refs/tags/...``).
+
+    Its literal part before the first wildcard either starts with ``refs/tags/`` or is a
+    prefix of it: ``refs/tags/v*``, ``refs/**`` and ``refs/*/v1`` can; ``refs/heads/*``
+    cannot.
+    """
+    literal = _WILDCARDS.split(pattern, 1)[0]
+    return literal.startswith("refs/tags/") or "refs/tags/".startswith(literal)
+
+
+def exact_branches(policy: Policy) -> tuple[str, ...]:
+    """Branch names of the wildcard-free ``refs/heads/...`` patterns, in policy order.
+
+    The branches a tag's commit may be found in (``tag_protection: branch-history``);
+    glob patterns are not among them: see ``lambda_fn.admission``.
+    """
+    return tuple(
+        p.removeprefix("refs/heads/")
+        for p in policy.allowed_refs
+        if p.startswith("refs/heads/") and len(p) > len("refs/heads/") and not _WILDCARDS.search(p)
+    )
 
 
 def _string_list(data: Mapping[str, Any], key: str, prefix: str) -> tuple[str, ...]:

@@ -23,15 +23,23 @@ def repository_allowed(repository: str, patterns: Sequence[str]) -> bool:
 
 
 def match_profile(job_labels: Iterable[str], profiles: Sequence[Profile]) -> Profile | None:
-    """The first profile (config order) whose labels include every job label.
+    """The first profile (config order) that serves the job's labels.
 
-    Labels compare case-insensitively, as GitHub does. A job with no labels
-    matches nothing: it cannot be meant for these runners.
+    A ``subset`` profile (the default) serves a job whose labels are all among
+    its own; an ``exact`` profile only a job whose label set equals its own. GitHub
+    itself gives a job to any runner that has all the job's labels
+    (docs.github.com/en/actions/how-tos/manage-runners/self-hosted-runners/use-in-a-workflow),
+    so ``exact`` only decides what dispatch launches for: a ``[self-hosted, linux]``
+    job never starts a ``[self-hosted, linux, deploy]`` runner. Labels compare
+    case-insensitively, as GitHub does. A job with no labels matches nothing: it
+    cannot be meant for these runners.
     """
     wanted = frozenset(label.strip().lower() for label in job_labels)
     if not wanted:
         return None
     for profile in profiles:
-        if wanted <= profile.label_set:
+        if wanted == profile.label_set or (
+            profile.match == "subset" and wanted < profile.label_set
+        ):
             return profile
     return None

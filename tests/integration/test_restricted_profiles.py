@@ -88,13 +88,24 @@ def ref_lookups(github: FakeGitHub) -> list[str]:
     return [u.split("/octo-org/app/", 1)[1] for u in urls if "/git/" in u or "/compare/" in u]
 
 
+def github_calls(github: FakeGitHub) -> list[str]:
+    """Every request the GitHub model answered (``model.calls()``), as ``METHOD path``."""
+    return [f"{c.method} {c.path}" for c in github.calls()]
+
+
+#: At most this many GitHub calls for one restricted dispatch, the JIT config included.
+MAX_RESTRICTED_CALLS = 5
+
+
 def test_allowed_job_is_launched(restricted: FakeAws, github: FakeGitHub) -> None:
     github.runs[777] = run()
     branch(github, "main")
     status, body = deploy_job()
     assert (status, body["status"], body["profile"]) == (200, "launched", "deploy")
     assert len(restricted.tasks()) == 1
-    assert ref_lookups(github) == ["git/ref/heads/main", "git/ref/tags/main"]
+    # Only the kind that decides is looked up: refs/tags/main is not allowed, so no tag.
+    assert ref_lookups(github) == ["git/ref/heads/main"]
+    assert len(github_calls(github)) == 3  # run, branch, JIT
 
 
 @pytest.mark.parametrize(
@@ -121,35 +132,138 @@ def test_refused_jobs_get_no_runner_and_say_which_rule(
     assert any(line.get("rule") == rule for line in refusal)
 
 
+def main_history(github: FakeGitHub, tip: str = ELSEWHERE) -> None:
+    """Branch main at ``tip``, with the run's commit HEAD two commits behind it."""
+    branch(github, "main", sha=tip)
+    github.parents = {tip: ["2" * 40], "2" * 40: [HEAD]}
+
+
 @pytest.mark.parametrize("annotated", [False, True])
-def test_tag_pushes_match_tag_patterns(
-    restricted: FakeAws, github: FakeGitHub, annotated: bool
+@pytest.mark.parametrize("event", ["push", "workflow_dispatch"])
+def test_a_tag_on_mains_history_launches(
+    restricted: FakeAws, github: FakeGitHub, annotated: bool, event: str
 ) -> None:
-    github.runs[777] = run(branch="v1.2.3")
+    """A release tag cut from main (pushed, or a workflow_dispatch run on it): reviewed code.
+
+    The run's commit is what runs; the tag ref itself is not read (it may move), so an
+    annotated tag costs no dereference: run, main, compare, JIT.
+    """
+    github.runs[777] = run(event=event, branch="v1.2.3")
     tag(github, "v1.2.3", annotated=annotated)
+    main_history(github)
     assert deploy_job(branch="v1.2.3")[1]["status"] == "launched"
-    if annotated:
-        assert ref_lookups(github)[-1].startswith("git/tags/7a9")  # dereferenced to the commit
+    assert ref_lookups(github) == ["git/ref/heads/main", f"compare/{HEAD}...{ELSEWHERE}?per_page=1"]
+    assert len(github_calls(github)) == 4 <= MAX_RESTRICTED_CALLS
+
+
+@pytest.mark.parametrize("annotated", [False, True])
+@pytest.mark.parametrize("event", ["push", "workflow_dispatch"])
+def test_a_tag_off_the_allowed_branches_starts_nothing(
+    restricted: FakeAws, github: FakeGitHub, annotated: bool, event: str
+) -> None:
+    """Issue 21: a writer pushes v0-x at a commit of their own with their own deploy.yml."""
+    github.runs[777] = run(event=event, branch="v0-x")
+    tag(github, "v0-x", annotated=annotated)
+    branch(github, "main", sha=ELSEWHERE)
+    github.parents = {ELSEWHERE: ["1" * 40], HEAD: ["1" * 40]}  # siblings: diverged
+    reason = refused_for_ref(restricted, github, "v0-x", event=event)
+    assert f"the run's commit {HEAD[:12]} is not in the history of an allowed branch" in reason
+    assert "branch 'main' points at eeeeeeeeeeee" in reason
+    assert "tag_protection: branch-history" in reason
+    assert len(github_calls(github)) == 3  # run, main, compare: no JIT config
+
+
+def test_a_tag_ahead_of_main_is_not_reviewed_yet(restricted: FakeAws, github: FakeGitHub) -> None:
+    """A tag on a commit pushed past main (say, on an unmerged branch) is refused."""
+    branch(github, "main", sha=ELSEWHERE)
+    github.parents = {HEAD: [ELSEWHERE]}  # HEAD is a child of main's tip
+    assert "not in the history" in refused_for_ref(restricted, github, "v1.2.3")
+
+
+def test_a_tag_on_the_second_exact_branch_is_finished_from_the_retry_queue(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main, then stable: four ref calls, one more than a delivery may make; no launch yet."""
+    use_policy(monkeypatch, allowed_refs=["refs/heads/main", "refs/heads/stable", "refs/tags/v*"])
+    queues = use_retry_queue(restricted, monkeypatch)
+    github.runs[777] = run(branch="v1.2.3")
+    github.jobs[1] = {"labels": DEPLOY_LABELS, "head_branch": "v1.2.3", "run_id": 777}
+    branch(github, "main", sha="1" * 40)
+    branch(github, "stable", sha=ELSEWHERE)
+    github.parents = {"1" * 40: ["3" * 40], ELSEWHERE: [HEAD], HEAD: ["3" * 40]}
+    status, body = deploy_job(branch="v1.2.3")
+    assert (status, body["status"]) == (202, "queued_for_retry")
+    assert len(github_calls(github)) == 4 <= MAX_RESTRICTED_CALLS  # run + 3 ref calls
+    assert github.jit_requests == []
+    drain(queues)
+    assert len(github.jit_requests) == 1 and len(queues.tasks()) == 1
+
+
+def test_glob_branches_are_not_searched_for_a_tag(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refs/heads/release/* admits its branches, but vouches for no tag (lambda_fn/admission.py)."""
+    use_policy(
+        monkeypatch, allowed_refs=["refs/heads/main", "refs/heads/release/*", "refs/tags/v*"]
+    )
+    github.runs[777] = run(branch="release/1.x")
+    branch(github, "release/1.x")
+    branch(github, "main", sha=ELSEWHERE)
+    github.parents = {ELSEWHERE: ["1" * 40], HEAD: ["1" * 40]}
+    assert deploy_job(branch="release/1.x")[1]["status"] == "launched"
+    assert ref_lookups(github) == ["git/ref/heads/release/1.x"]
+    # A tag cut from release/1.x, not in main's history: only main is asked.
+    github.mock.calls.reset()
+    reason = refused_for_ref(restricted, github, "v1.0.1", job_id=2)
+    assert "branch 'main' points at" in reason
+    assert "release" not in ref_lookups(github)[0]
+
+
+def test_with_a_tag_ruleset_the_tag_must_name_the_runs_commit(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tag_protection: ruleset: no ancestry check (the ruleset keeps unreviewed tags out)."""
+    use_policy(monkeypatch, allowed_refs=["refs/tags/v*"], tag_protection="ruleset")
+    github.runs[777] = run(branch="v1.2.3")
+    tag(github, "v1.2.3", annotated=True)
+    assert deploy_job(branch="v1.2.3")[1]["status"] == "launched"
+    assert [lookup[:12] for lookup in ref_lookups(github)] == ["git/ref/tags", "git/tags/7a9"]
+    assert len(github_calls(github)) == 4 <= MAX_RESTRICTED_CALLS
+    tag(github, "v1.2.4", sha=ELSEWHERE)
+    github.parents = {ELSEWHERE: [HEAD]}
+    assert "tags do not move" in refused_for_ref(restricted, github, "v1.2.4", job_id=2)
 
 
 # --- branch or tag: decided by GitHub's refs, never guessed ----------------------------------
 
 
-def refused_for_ref(restricted: FakeAws, github: FakeGitHub, name: str) -> str:
-    github.runs[777] = run(branch=name)
-    status, body = deploy_job(branch=name)
+def use_policy(monkeypatch: pytest.MonkeyPatch, **rules: Any) -> None:
+    """The deploy profile with ``rules`` replacing POLICY's."""
+    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles[0]["policy"].update(rules)
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+
+
+def refused_for_ref(
+    restricted: FakeAws, github: FakeGitHub, name: str, *, event: str = "push", job_id: int = 1
+) -> str:
+    jit_before, tasks_before = len(github.jit_requests), len(restricted.tasks())
+    github.runs[777] = run(event=event, branch=name)
+    status, body = deploy_job(job_id=job_id, branch=name)
     assert (status, body["status"]) == (200, "ignored"), body
     assert "allowed_refs" in body["reason"]
-    assert github.jit_requests == []
-    assert restricted.tasks() == []
+    assert len(github.jit_requests) == jit_before  # nothing new started
+    assert len(restricted.tasks()) == tasks_before
     return str(body["reason"])
 
 
 @pytest.mark.parametrize(
     ("make", "name", "refused"),
     [
-        (branch, "vx-exfil", "refs/heads/vx-exfil"),  # a branch named like refs/tags/v*
-        (tag, "main", "refs/tags/main"),  # a tag named like refs/heads/main
+        # a branch named like refs/tags/v*, at a commit of its own: not reviewed history
+        (branch, "vx-exfil", "is not in the history of an allowed branch"),
+        # a tag named like refs/heads/main: the branch main is what must hold the commit
+        (tag, "main", "no branch named 'main' exists"),
     ],
 )
 def test_a_ref_named_like_an_allowed_one_of_the_other_kind_gets_no_runner(
@@ -157,19 +271,21 @@ def test_a_ref_named_like_an_allowed_one_of_the_other_kind_gets_no_runner(
 ) -> None:
     """allowed_refs: [refs/heads/main, refs/tags/v*]; the short name alone would pass both."""
     make(github, name)
-    assert f"{refused} is not allowed" in refused_for_ref(restricted, github, name)
+    assert refused in refused_for_ref(restricted, github, name)
 
 
-def test_a_name_that_is_both_a_branch_and_a_tag_is_refused(
+def test_a_tag_named_main_off_the_branch_main_is_refused(
     restricted: FakeAws, github: FakeGitHub
 ) -> None:
-    branch(github, "main")
+    """A tag main at an unreviewed commit, next to the branch main: the branch decides."""
+    branch(github, "main", sha=ELSEWHERE)
     tag(github, "main")
-    assert "both a branch and a tag" in refused_for_ref(restricted, github, "main")
+    github.parents = {ELSEWHERE: ["1" * 40], HEAD: ["1" * 40]}
+    assert "nor in its history" in refused_for_ref(restricted, github, "main")
 
 
 def test_a_ref_that_does_not_exist_is_refused(restricted: FakeAws, github: FakeGitHub) -> None:
-    assert "no branch or tag named 'main'" in refused_for_ref(restricted, github, "main")
+    assert "no branch named 'main' exists" in refused_for_ref(restricted, github, "main")
 
 
 def test_a_branch_whose_history_lacks_the_runs_commit_is_refused(
@@ -188,17 +304,10 @@ def test_a_branch_that_moved_on_past_the_runs_commit_still_counts(
 ) -> None:
     """A later push, or a re-run of an older deploy (a rollback): the commit is in main's past."""
     github.runs[777] = run()
-    branch(github, "main", sha=ELSEWHERE)
-    github.parents = {ELSEWHERE: ["2" * 40], "2" * 40: [HEAD]}
+    main_history(github)
     assert deploy_job()[1]["status"] == "launched"
     assert ref_lookups(github)[-1] == f"compare/{HEAD}...{ELSEWHERE}?per_page=1"
-
-
-def test_a_tag_that_points_elsewhere_is_refused(restricted: FakeAws, github: FakeGitHub) -> None:
-    tag(github, "v1.2.3", sha=ELSEWHERE)
-    github.parents = {ELSEWHERE: [HEAD]}  # even with the run's commit in its history
-    reason = refused_for_ref(restricted, github, "v1.2.3")
-    assert "tags do not move" in reason
+    assert len(github_calls(github)) == 4
 
 
 def test_no_ref_lookup_when_branch_or_tag_would_not_change_the_answer(
@@ -261,16 +370,21 @@ def test_repository_outside_the_policy_is_refused_without_asking_github(
     assert [c.request.url for c in github.mock.calls] == []
 
 
-def test_unreadable_run_falls_back_to_what_the_payload_says(
-    restricted: FakeAws, github: FakeGitHub
+def test_unreadable_run_queues_the_job_instead_of_trusting_the_payload(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # no run registered: GET runs/777 answers 404
+    """No run (404 here; a 5xx or a timeout alike): 202 queued_for_retry, never a blind launch."""
+    queues = use_retry_queue(restricted, monkeypatch)
     branch(github, "main")
     _, body = deploy_job(branch="feature-x")
-    assert body["status"] == "ignored"
+    assert body["status"] == "ignored"  # refused on the payload alone: no lookup needed
     assert "allowed_refs" in body["reason"]
-    _, body = deploy_job(job_id=2, branch="main")
-    assert body["status"] == "launched"  # the runner's hook checks event and workflow strictly
+    status, body = deploy_job(job_id=2, branch="main")
+    assert (status, body["status"]) == (202, "queued_for_retry")
+    assert "the workflow run could not be read" in body["reason"]
+    assert github.jit_requests == [] and queues.tasks() == []
+    (message,) = queues.messages(queues.retry_queue_url)
+    assert message["job"]["job_id"] == 2
 
 
 def test_unrestricted_profiles_make_no_extra_github_call(
@@ -310,12 +424,14 @@ def test_invalid_policy_in_the_environment_is_a_config_error(
     assert "RUNNER_PROFILES[0].policy.allowed_refs[0]" in lambda_logs.getvalue()
 
 
-def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
+def test_github_failing_on_the_run_lookup_queues_the_job(
     restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The lookup is optional and short (2 s budget): the JIT call must still fit in 10 s."""
+    """The lookup is short (2 s budget, so the JIT call would still fit GitHub's 10 s) and
+    required: when it fails the job waits on the retry queue, which checks it again."""
     from lambda_fn import github as gh
 
+    queues = use_retry_queue(restricted, monkeypatch)
     github.fail("GET", r"/actions/runs/", 502, times=None)
     budgets: list[float | None] = []
     original = gh.GitHubClient.__init__
@@ -326,10 +442,16 @@ def test_github_failing_on_the_run_lookup_does_not_block_the_launch(
 
     monkeypatch.setattr(gh.GitHubClient, "__init__", spy)
     branch(github, "main")
-    _, body = deploy_job(branch="main")
-    assert body["status"] == "launched"
+    status, body = deploy_job(branch="main")
+    assert (status, body["status"]) == (202, "queued_for_retry")
     assert budgets[0] == 2.0  # the run lookup
     assert len([c for c in github.mock.calls if "/actions/runs/" in c.request.url]) <= 3
+    assert github.jit_requests == [] and queues.tasks() == []
+    github.clear_faults()
+    github.runs[777] = run()
+    github.jobs[1] = {"labels": DEPLOY_LABELS, "head_branch": "main", "run_id": 777}
+    drain(queues)
+    assert len(github.jit_requests) == 1
 
 
 # --- later launches re-check the policy: retry consumer and reconciler ------------------------
@@ -412,20 +534,21 @@ def test_retry_re_check_that_cannot_read_github_waits_and_never_launches_blind(
 def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
     restricted: FakeAws, github: FakeGitHub
 ) -> None:
-    """The runner died; meanwhile the branch moved (or was a tag all along): no replacement."""
+    """The runner died; meanwhile main was rewritten without the run's commit: no replacement."""
     from tests.integration.test_cleanup_and_reconciler import kill, reconcile
 
     deploy_job_on_github(github, 35, "main")
     launched = deploy_job(job_id=35)[1]
     assert launched["status"] == "launched"
     kill(launched["task_arn"])
-    tag(github, "main")  # now a branch and a tag share the name: undecidable
+    branch(github, "main", sha=ELSEWHERE)  # force-pushed: the run's commit left its history
+    github.parents = {ELSEWHERE: ["1" * 40], HEAD: ["1" * 40]}
     report = reconcile()
     assert report["replacement_refused"] == 1
     assert report.get("replaced", 0) == 0
     assert len(github.jit_requests) == 1
 
-    del github.refs["tags/main"]
+    branch(github, "main")
     assert reconcile()["replaced"] == 1
     assert len(github.jit_requests) == 2
 
@@ -448,3 +571,27 @@ def test_the_profile_runner_group_is_in_the_jit_request(
     deploy_request, default_request = github.jit_requests
     assert deploy_request["url"].endswith("/orgs/octo-org/actions/runners/generate-jitconfig")
     assert (deploy_request["runner_group_id"], default_request["runner_group_id"]) == (42, 3)
+
+
+# --- exact label matching: a generic job never starts a deploy runner ----------------------
+
+
+@pytest.mark.parametrize("match", ["subset", "exact"])
+def test_an_exact_profile_launches_only_for_its_own_label_set(
+    restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, match: str
+) -> None:
+    """deploy ([self-hosted, linux, deploy]) listed first: a [self-hosted, linux] job."""
+    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles[0]["match"] = match
+    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    github.runs[777] = run()
+    branch(github, "main")
+    status, body = deliver(queued_payload(job_id=61, labels=["self-hosted", "linux"]))
+    if match == "exact":
+        assert (status, body["status"], body["profile"]) == (200, "launched", "default")
+        assert github_calls(github) == [
+            "POST /repos/octo-org/app/actions/runners/generate-jitconfig"
+        ]  # the unrestricted path: the JIT config only
+    else:  # subset: the deploy profile takes it (and would launch a deploy runner)
+        assert body.get("profile") == "deploy"
+    assert deploy_job(job_id=62)[1]["profile"] == "deploy"  # its own set still launches it

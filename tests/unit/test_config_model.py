@@ -175,6 +175,78 @@ def test_a_restricted_profile_listed_first_is_named_as_catching_ordinary_jobs() 
     assert [p.name for p in config.profiles] == ["default", "deploy"]
 
 
+def test_an_exact_profile_first_does_not_shadow_a_smaller_label_set() -> None:
+    """match: exact takes only its own label set, so [self-hosted, linux] jobs reach 'default'."""
+    deploy = {"name": "deploy", "labels": ["self-hosted", "linux", "deploy"], "match": "exact"}
+    small = {"name": "small", "labels": ["self-hosted", "linux"]}
+    config = load_config({"profiles": [deploy, small]})
+    entries = [p.lambda_entry("td", "runner", "AROA" + "X" * 12) for p in config.profiles]
+    assert [e.get("match") for e in entries] == ["exact", None]  # subset: the default, omitted
+    # An exact later profile is still shadowed by a subset one that comes first...
+    later = {"name": "later", "labels": ["self-hosted"], "match": "exact"}
+    assert "no job can ever reach 'later'" in only_problem({"profiles": [small, later]})
+    # ...and two profiles with the same set always are.
+    same = {**deploy, "name": "same"}
+    assert "same label set as profiles[0].labels" in only_problem({"profiles": [deploy, same]})
+
+
+def test_match_must_be_subset_or_exact() -> None:
+    problem = only_problem({"profiles": [{**DEFAULT, "match": "fuzzy"}]})
+    assert problem == "profiles[0].match: 'fuzzy' is not one of subset, exact"
+
+
+# -- tags: reviewed history, or a ruleset the operator states -----------------------------
+
+
+TAGS_ONLY = {
+    "name": "deploy",
+    "labels": ["self-hosted", "linux", "deploy"],
+    "allowed_refs": ["refs/heads/release/*", "refs/tags/v*"],
+}
+
+
+def test_tags_without_an_exact_allowed_branch_are_refused_at_synth() -> None:
+    """Any writer can push refs/tags/v0-x at their own commit: nothing would vouch for it."""
+    problem = only_problem({"profiles": [DEFAULT, TAGS_ONLY]})
+    assert problem.startswith(
+        "profiles[1].tag_protection: 'branch-history' (the default) in profile 'deploy' admits "
+        "a tag only when its commit is in an exact allowed branch's history, but allowed_refs "
+        "allows tags (refs/tags/v*) and names no exact branch"
+    )
+    assert '"tag_protection": "ruleset"' in problem and "refs/heads/main" in problem
+    assert "\n" not in problem
+
+
+def test_the_ruleset_escape_and_an_exact_branch_are_accepted() -> None:
+    ruleset = load_config({"profiles": [DEFAULT, {**TAGS_ONLY, "tag_protection": "ruleset"}]})
+    policy = ruleset.profiles[1].policy
+    assert (policy.tag_protection, policy.to_dict()["tag_protection"]) == ("ruleset", "ruleset")
+    branch = {**TAGS_ONLY, "allowed_refs": ["refs/heads/main", "refs/tags/v*"]}
+    entry = load_config({"profiles": [DEFAULT, branch]}).profiles[1].lambda_entry("td", "r", "")
+    assert "tag_protection" not in entry["policy"]  # branch-history: the default, omitted
+    assert load_settings_profiles(entry)[0].policy.tag_protection == "branch-history"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("rulesets", "'rulesets' is not one of branch-history, ruleset"),
+        ("ruleset", "is only used when allowed_refs allows tags"),
+    ],
+)
+def test_tag_protection_values_and_where_it_applies(value: str, message: str) -> None:
+    profile = {**TAGS_ONLY, "allowed_refs": ["refs/heads/main"], "tag_protection": value}
+    assert only_problem({"profiles": [DEFAULT, profile]}) == (
+        f"profiles[1].tag_protection: {message}"
+    )
+
+
+def load_settings_profiles(entry: dict[str, Any]) -> Any:
+    from lambda_fn.config import parse_profiles
+
+    return parse_profiles(json.dumps([{**entry, "task_role_id": ""}]))
+
+
 def test_overlapping_profiles_that_each_have_a_label_of_their_own_are_fine() -> None:
     config = load_config(
         {

@@ -15,6 +15,7 @@ from lambda_fn.policy import (
     Policy,
     PolicyError,
     evaluate,
+    exact_branches,
     facts_from_runner_env,
     facts_from_workflow_run,
     glob_match,
@@ -23,6 +24,7 @@ from lambda_fn.policy import (
     parse_workflow_ref,
     policy_from_dict,
     policy_from_json,
+    tag_pattern,
 )
 
 DEPLOY = Policy(
@@ -595,3 +597,38 @@ def test_to_dict_leaves_unset_rules_out() -> None:
     """An empty list is refused on the way in, so it is never written out either."""
     data = Policy(profile="p", allowed_events=("push",)).to_dict()
     assert data == {"profile": "p", "allowed_events": ["push"], "deny_fork_pull_requests": True}
+
+
+# --- tags: which patterns allow them, which branches can vouch for them -------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "tags"),
+    [
+        ("refs/tags/v*", True),
+        ("refs/tags/release-1", True),
+        ("refs/**", True),
+        ("refs/*/v1", True),
+        ("refs/t*", True),
+        ("refs/heads/*", False),
+        ("refs/heads/main", False),
+        ("refs/pull/*/merge", False),
+    ],
+)
+def test_tag_pattern_says_whether_a_pattern_can_match_a_tag(pattern: str, tags: bool) -> None:
+    assert tag_pattern(pattern) is tags
+
+
+def test_exact_branches_are_the_wildcard_free_heads_in_order() -> None:
+    refs = ("refs/tags/v*", "refs/heads/stable", "refs/heads/release/*", "refs/heads/main")
+    assert exact_branches(Policy("p", allowed_refs=refs)) == ("stable", "main")
+
+
+def test_tag_protection_round_trips_and_is_checked() -> None:
+    ruleset = policy_from_dict(
+        "deploy", {"allowed_refs": ["refs/tags/v*"], "tag_protection": "ruleset"}
+    )
+    assert policy_from_json(ruleset.to_json()) == ruleset
+    assert DEPLOY.tag_protection == "branch-history" and "tag_protection" not in DEPLOY.to_dict()
+    with pytest.raises(PolicyError, match=r"^profiles\[deploy\].tag_protection: 'none' is not"):
+        policy_from_dict("deploy", {"allowed_refs": ["refs/tags/v*"], "tag_protection": "none"})

@@ -1,4 +1,8 @@
-"""Branch or tag, from GitHub's git refs (HTTP intercepted by ``responses``)."""
+"""Branch, tag and history checks against GitHub's git refs and compare API.
+
+The first tests intercept HTTP with ``responses`` directly; the history cases run
+against the one GitHub model (``github`` fixture), as the dispatcher sees it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,15 @@ import responses
 
 from lambda_fn.errors import GitHubTransientError
 from lambda_fn.github import GitHubClient
-from lambda_fn.refs import resolve_ref, valid_ref_name
+from lambda_fn.refs import (
+    Lookups,
+    branch_holds,
+    in_reviewed_history,
+    name_problem,
+    tag_points_at,
+    valid_ref_name,
+)
+from tests.conftest import FakeGitHub
 
 API = "https://api.github.test"
 SHA = "a" * 40
@@ -60,42 +72,91 @@ def test_valid_ref_name_follows_git_check_ref_format(name: str, valid: bool) -> 
     assert valid_ref_name(name) is valid
 
 
-@responses.activate
-def test_an_invalid_name_is_never_looked_up() -> None:
-    assert resolve_ref(gh(), "o", "r", "../../x", SHA).ref is None
-    assert len(responses.calls) == 0
+def test_an_invalid_name_or_commit_is_never_looked_up() -> None:
+    assert name_problem("../../x", SHA) == "'../../x' is not a valid branch or tag name"
+    assert name_problem("main", None) == "the run's commit is unknown"
+    assert name_problem("main", "HEAD~1") == "the run's commit is unknown"
 
 
 @responses.activate
 def test_nested_annotated_tags_are_followed_to_the_commit() -> None:
-    ref("heads/v1", status=404)
     ref("tags/v1", kind="tag", sha="1" * 40)
     tag_1 = {"object": {"type": "tag", "sha": "2" * 40}}
     tag_2 = {"object": {"type": "commit", "sha": SHA}}
     responses.add(responses.GET, f"{API}/repos/o/r/git/tags/{'1' * 40}", json=tag_1)
     responses.add(responses.GET, f"{API}/repos/o/r/git/tags/{'2' * 40}", json=tag_2)
-    assert resolve_ref(gh(), "o", "r", "v1", SHA).ref == "refs/tags/v1"
+    assert tag_points_at(gh(), "o", "r", "v1", SHA, lookups=Lookups(None)) is None
+    with pytest.raises(GitHubTransientError, match="more GitHub calls than one delivery"):
+        tag_points_at(gh(), "o", "r", "v1", SHA, lookups=Lookups(2))  # ref + 2 tag objects: 3
 
 
 @responses.activate
 def test_a_tag_of_a_tree_is_not_the_runs_commit() -> None:
-    ref("heads/v1", status=404)
     ref("tags/v1", kind="tree")
-    resolution = resolve_ref(gh(), "o", "r", "v1", SHA)
-    assert resolution.ref is None
-    assert "points at nothing" in resolution.reason
+    reason = tag_points_at(gh(), "o", "r", "v1", SHA, lookups=Lookups(None))
+    assert reason is not None and "points at nothing" in reason
 
 
 @responses.activate
-def test_no_permission_is_undecided_and_a_5xx_is_transient() -> None:
+def test_no_permission_is_a_reason_and_a_5xx_is_transient() -> None:
     responses.add(
         responses.GET, f"{API}/repos/o/r/git/ref/heads/main", json={"message": "x"}, status=403
     )
-    assert "GitHub would not show the refs" in resolve_ref(gh(), "o", "r", "main", SHA).reason
+    reason = branch_holds(gh(), "o", "r", "main", SHA, lookups=Lookups(None))
+    assert reason is not None and "GitHub would not show branch 'main'" in reason
     responses.replace(responses.GET, f"{API}/repos/o/r/git/ref/heads/main", status=502)
     with pytest.raises(GitHubTransientError):
-        resolve_ref(gh(), "o", "r", "main", SHA)
+        branch_holds(gh(), "o", "r", "main", SHA, lookups=Lookups(None))
 
 
-def test_an_unknown_commit_cannot_be_matched() -> None:
-    assert resolve_ref(gh(), "o", "r", "main", None).ref is None
+# -- is the tag's commit T in branch B's history? compare/{T}...{B} says ahead or identical --
+
+B = "b" * 40  # main's tip
+T_BEHIND, T_AHEAD, T_DIVERGED, ROOT = "1" * 40, "2" * 40, "3" * 40, "4" * 40
+
+
+def client(github: FakeGitHub) -> GitHubClient:
+    return GitHubClient(github.base_url, lambda path, force: "tok", sleep=lambda s: None)
+
+
+@pytest.mark.parametrize(
+    ("tag_commit", "compare_status", "admitted"),
+    [
+        (B, "identical", True),  # T = B: the tag is on main's tip
+        (T_BEHIND, "ahead", True),  # T behind B: main moved on past the tag
+        (T_AHEAD, "behind", False),  # T ahead of B: a commit main does not have (yet)
+        (T_DIVERGED, "diverged", False),  # a side line: never reviewed into main
+    ],
+)
+def test_the_four_cases_of_a_tag_and_a_branch(
+    github: FakeGitHub, tag_commit: str, compare_status: str, admitted: bool
+) -> None:
+    """GitHub's docs do not define each status in prose (GITHUB.md's "derived" reading):
+    pinned here, against the model, as "T in B's history iff ahead or identical"."""
+    github.parents = {B: [T_BEHIND], T_BEHIND: [ROOT], T_AHEAD: [B], T_DIVERGED: [ROOT]}
+    github.refs["heads/main"] = {"type": "commit", "sha": B}
+    assert client(github).compare_commits("o", "r", tag_commit, B) == compare_status
+    found = in_reviewed_history(client(github), "o", "r", tag_commit, ["main"], lookups=Lookups(2))
+    assert (found.ref == "refs/heads/main") is admitted
+    if not admitted:
+        assert "nor in its history" in found.reason
+    calls = [c.path for c in github.calls()]
+    expected = 2 + (tag_commit != B)  # the check: the ref, then compare unless at the tip
+    assert calls[1:] == [
+        "/repos/o/r/git/ref/heads/main",
+        *([f"/repos/o/r/compare/{tag_commit}...{B}"] if tag_commit != B else []),
+    ]
+    assert len(calls) == expected
+
+
+def test_branches_are_tried_in_order_and_a_missing_one_is_a_reason(github: FakeGitHub) -> None:
+    github.parents = {B: [T_BEHIND]}
+    github.refs["heads/stable"] = {"type": "commit", "sha": B}
+    found = in_reviewed_history(
+        client(github), "o", "r", T_BEHIND, ["main", "stable"], lookups=Lookups(3)
+    )
+    assert found.ref == "refs/heads/stable"
+    none = in_reviewed_history(client(github), "o", "r", T_BEHIND, [], lookups=Lookups(3))
+    assert none.reason == "no exact branch in allowed_refs to find the commit in"
+    missing = in_reviewed_history(client(github), "o", "r", T_BEHIND, ["main"], lookups=Lookups(3))
+    assert missing.reason == "no branch named 'main' exists"

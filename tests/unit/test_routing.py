@@ -38,6 +38,16 @@ def test_first_profile_in_config_order_wins() -> None:
     assert match_profile(["big"], [DEFAULT, BIG]) is BIG
 
 
+def test_an_exact_profile_takes_only_its_own_label_set() -> None:
+    """A [self-hosted, linux] job never starts a [self-hosted, linux, deploy] exact runner."""
+    deploy = Profile("deploy", ("self-hosted", "linux", "deploy"), "td", "runner", match="exact")
+    assert match_profile(["self-hosted", "linux"], [deploy]) is None
+    assert match_profile(["self-hosted", "linux"], [deploy, DEFAULT]) is DEFAULT
+    assert match_profile(["Deploy", "LINUX", "self-hosted"], [deploy, DEFAULT]) is deploy
+    subset = Profile("deploy", deploy.labels, "td", "runner")
+    assert match_profile(["self-hosted", "linux"], [subset, DEFAULT]) is subset
+
+
 def test_no_labels_matches_nothing() -> None:
     assert match_profile([], [DEFAULT, BIG]) is None
 
