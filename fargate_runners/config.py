@@ -36,6 +36,7 @@ from pydantic import (
 
 from lambda_fn import warm_pool
 from lambda_fn.config import APP_ID_RE, KMS_KEY_ARN_RE
+from lambda_fn.contract import RUNNER_IMAGE_REPOSITORY, RUNNER_VERSION
 from lambda_fn.errors import ConfigError as LambdaConfigError
 from lambda_fn.policy import (
     Policy,
@@ -108,7 +109,7 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_IMAGE = "ghcr.io/actions/actions-runner:2.332.0"
+DEFAULT_IMAGE = f"{RUNNER_IMAGE_REPOSITORY}:{RUNNER_VERSION}"
 DEFAULT_PROFILE_LABELS = ("self-hosted", "linux", "arm64", "fargate")
 DEFAULT_STACK_NAME = "FargateRunners"
 DEFAULT_GITHUB_API_URL = rules.GITHUB_DOT_COM_API

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from fargate_runners.config import load_config
+from fargate_runners.config import DEFAULT_IMAGE, load_config
+from lambda_fn.contract import RUNNER_VERSION
 from lambda_fn.policy import policy_from_json
 
 from .conftest import (
@@ -107,13 +108,13 @@ def unrestricted_policy(profile: str) -> dict[str, Any]:
     return {"profile": profile, "deny_fork_pull_requests": False}
 
 
-DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
+DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:{RUNNER_VERSION}"
 
 
 @pytest.mark.parametrize(
     "expected",
     [
-        ("small", "1024", "2048", "ARM64", 21, "ghcr.io/actions/actions-runner:2.332.0"),
+        ("small", "1024", "2048", "ARM64", 21, DEFAULT_IMAGE),
         (
             "big-x64", "4096", "16384", "X86_64", 100,
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/runner:custom",
@@ -1351,7 +1352,7 @@ def test_managed_task_role_policy_and_non_ecr_mirror(edge_synth: Synth) -> None:
     assert "ManagedPolicyArns" not in assert_ecs_tasks_role(edge_synth, execution_role)
     assert role_statements(edge_synth, execution_role) == [runner_logs_statement(edge_synth)]
     (container,) = task_definition(edge_synth, "RunnersEdge-runner-mirror")["ContainerDefinitions"]
-    assert container["Image"] == "mirror.example.com/hub/actions/actions-runner:2.332.0"
+    assert container["Image"] == f"mirror.example.com/hub/actions/actions-runner:{RUNNER_VERSION}"
     assert json.loads(container_env(container)["RUNNER_POLICY_JSON"]) == unrestricted_policy(
         "mirror"
     )
