@@ -87,6 +87,9 @@ class Profile:
     runner_group_id: int | None = None
     #: Idle runners kept online for this profile (``lambda_fn.warm_pool``); None = no pool.
     warm: WarmPool | None = None
+    #: The runner release the profile's image holds (``X.Y.Z``; ``lambda_fn.runner_version``);
+    #: None = unknown (a custom image without ``runner_version``).
+    runner_version: str | None = None
     #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -337,6 +340,7 @@ def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
                 assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
                 runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
                 warm=_profile_warm(item.get("warm"), f"{where}.warm", runner_scope, max_runners),
+                runner_version=_profile_runner_version(item.get("runner_version"), where),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
@@ -370,6 +374,18 @@ def _profile_policy(name: str, data: Any, where: str) -> Policy | None:
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     return policy if policy.restricted else None
+
+
+def _profile_runner_version(data: Any, where: str) -> str | None:
+    if data is None:
+        return None
+    from lambda_fn.runner_version import parse_version
+
+    if not isinstance(data, str) or parse_version(data) is None:
+        raise ConfigError(
+            f"{where}.runner_version must be a runner release like '2.336.0', got {data!r}"
+        )
+    return data.removeprefix("v")
 
 
 def _profile_runner_group(data: Any, where: str) -> int | None:
