@@ -746,6 +746,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-small"),
             "capacity": "FARGATE",
             "max_runners": 64,  # default: 64 vCPUs' worth of 1-vCPU tasks
+            "runner_version": RUNNER_VERSION,  # the default image's tag
         },
         {
             "name": "big-x64",
@@ -755,6 +756,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-big-x64"),
             "capacity": "FARGATE",
             "max_runners": 16,  # default: 64 vCPUs' worth of 4-vCPU tasks
+            # runner:custom says no version: unknown to the version watch
         },
         {
             "name": "deploy",
@@ -765,6 +767,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "capacity": "FARGATE_SPOT_THEN_FARGATE",
             "max_runners": 2,
             "policy": DEPLOY_POLICY,
+            "runner_version": RUNNER_VERSION,  # <registry>/actions/actions-runner:<version>
         },
     ]
 
