@@ -58,6 +58,7 @@ def _create_resources() -> dict[str, str]:
     import boto3
 
     from bench.fixtures import PAT, REGION, WEBHOOK_SECRET, lambda_env
+    from lambda_fn.contract import RUNNER_IMAGE_REPOSITORY, RUNNER_VERSION
 
     sm = boto3.client("secretsmanager", region_name=REGION)
     webhook = sm.create_secret(Name="runners/webhook-secret", SecretString=WEBHOOK_SECRET)["ARN"]
@@ -82,7 +83,7 @@ def _create_resources() -> dict[str, str]:
             containerDefinitions=[
                 {
                     "name": "runner",
-                    "image": "ghcr.io/actions/actions-runner:2.332.0",
+                    "image": f"{RUNNER_IMAGE_REPOSITORY}:{RUNNER_VERSION}",
                     "cpu": 1024,
                     "memory": 2048,
                     "essential": True,

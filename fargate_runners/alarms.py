@@ -15,6 +15,8 @@ AWS documents them):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
@@ -23,6 +25,7 @@ from constructs import Construct
 
 __all__ = [
     "RETRY_AGE_THRESHOLD_SECONDS",
+    "RUNNER_VERSION_DAYS_THRESHOLD",
     "WEBHOOK_4XX_RATE",
     "WEBHOOK_5XX_RATE",
     "operational_alarms",
@@ -37,6 +40,9 @@ WEBHOOK_4XX_RATE = 0.25
 #: Share answered 5xx (the dispatcher could not launch or queue) in one 5-minute period.
 WEBHOOK_5XX_RATE = 0.05
 _FIVE_MINUTES = Duration.minutes(5)
+#: Days before GitHub stops assigning jobs to a profile's runner version at which the alarm
+#: fires: two weeks to build, test and roll out a new image.
+RUNNER_VERSION_DAYS_THRESHOLD = 14
 
 
 def operational_alarms(
@@ -153,3 +159,54 @@ def _error_rate(
         evaluation_periods=periods,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
+
+
+def runner_version_alarms(
+    scope: Construct, *, namespace: str, service: str, profiles: Sequence[str]
+) -> list[cloudwatch.Alarm]:
+    """Per profile: fewer than ``RUNNER_VERSION_DAYS_THRESHOLD`` days left before GitHub stops
+    assigning jobs to its runner version, or a version nobody can watch.
+
+    The reconciler emits, every run and per profile, ``RunnerVersionDaysLeft`` or
+    ``RunnerVersionUnknown`` (``lambda_fn.runner_version``), each with ``profile`` and
+    ``service``. The alarm reads ``IF(unknown > 0, 0, days)``: an unknown version counts as
+    no days left. No data at all (the reconciler not running) is left to ``ReconcilerFailing``.
+    """
+    alarms: list[cloudwatch.Alarm] = []
+    for index, profile in enumerate(profiles):
+
+        def metric(name: str, statistic: str, profile: str = profile) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map={"profile": profile, "service": service},
+                statistic=statistic,
+                period=Duration.hours(1),
+            )
+
+        alarms.append(
+            cloudwatch.Alarm(
+                scope,
+                f"RunnerVersionExpiring{index}",
+                alarm_description=(
+                    f"Profile {profile}: fewer than {RUNNER_VERSION_DAYS_THRESHOLD} days before "
+                    "GitHub stops assigning jobs to its runner version, or the version is "
+                    "unknown (0). Move the image to the newest runner release (README, Runner "
+                    "versions); `fargate-runners doctor` shows the deadline."
+                ),
+                metric=cloudwatch.MathExpression(
+                    expression="IF(FILL(unknown, 0) > 0, 0, days)",
+                    using_metrics={
+                        "days": metric("RunnerVersionDaysLeft", "Minimum"),
+                        "unknown": metric("RunnerVersionUnknown", "Maximum"),
+                    },
+                    period=Duration.hours(1),
+                    label=f"runner version days left ({profile})",
+                ),
+                threshold=RUNNER_VERSION_DAYS_THRESHOLD,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
+    return alarms

@@ -36,6 +36,7 @@ from pydantic import (
 
 from lambda_fn import warm_pool
 from lambda_fn.config import APP_ID_RE, KMS_KEY_ARN_RE, MATCH_MODES
+from lambda_fn.contract import RUNNER_IMAGE_REPOSITORY, RUNNER_VERSION
 from lambda_fn.errors import ConfigError as LambdaConfigError
 from lambda_fn.policy import (
     DEFAULT_TAG_PROTECTION,
@@ -48,6 +49,8 @@ from lambda_fn.policy import (
     tag_pattern,
 )
 from lambda_fn.routing import repository_allowed
+from lambda_fn.runner_version import VERSION_RE as RUNNER_VERSION_RE
+from lambda_fn.runner_version import version_from_image
 
 from . import rules
 from .config_errors import ConfigError, Problem, problems_from_validation
@@ -112,7 +115,7 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_IMAGE = "ghcr.io/actions/actions-runner:2.332.0"
+DEFAULT_IMAGE = f"{RUNNER_IMAGE_REPOSITORY}:{RUNNER_VERSION}"
 DEFAULT_PROFILE_LABELS = ("self-hosted", "linux", "arm64", "fargate")
 DEFAULT_STACK_NAME = "FargateRunners"
 DEFAULT_GITHUB_API_URL = rules.GITHUB_DOT_COM_API
@@ -301,6 +304,12 @@ class RunnerProfile(_Model):
     architecture: Annotated[str, parsed(one_of(ARCHITECTURES, upper=True))] = "ARM64"
     ephemeral_storage_gib: Annotated[int, parsed(ranged(*EPHEMERAL_STORAGE_RANGE))] = 21
     image: Annotated[str, parsed(checked(rules.image_problem))] = DEFAULT_IMAGE
+    #: The runner release the image holds, for images whose tag does not say it
+    #: (``lambda_fn.runner_version``; README "Runner versions").
+    runner_version: Annotated[
+        str | None,
+        parsed(matching(RUNNER_VERSION_RE, "a runner release like '2.336.0'")),
+    ] = None
     capacity: Annotated[str, parsed(one_of(CAPACITIES, upper=True))] = "FARGATE"
     max_runners: Annotated[int | None, parsed(ranged(1, 10_000))] = None
     # Restricted profiles (checked at dispatch and by the runner's job-started hook):
@@ -398,6 +407,15 @@ class RunnerProfile(_Model):
         ]
         if self.secrets_kms_key_arns and not self.secrets:
             problems.append(Problem("secrets_kms_key_arns", "is only used with secrets"))
+        tagged = version_from_image(self.image)
+        if self.runner_version and tagged and self.runner_version.removeprefix("v") != tagged:
+            problems.append(
+                Problem(
+                    "runner_version",
+                    f"{self.runner_version!r} differs from the image tag's {tagged!r}: "
+                    "drop runner_version (the tag says it) or fix the image",
+                )
+            )
         problems += self._managed_step_problems()
         problems += self._warm_problems()
         problems += self._tag_problems()
@@ -583,7 +601,16 @@ class RunnerProfile(_Model):
             entry["warm"] = pool.to_dict()
         if self.match != "subset":
             entry["match"] = self.match
+        if self.effective_runner_version is not None:
+            entry["runner_version"] = self.effective_runner_version
         return entry
+
+    @property
+    def effective_runner_version(self) -> str | None:
+        """``runner_version``, or the release in an ``actions-runner:X.Y.Z`` image tag."""
+        if self.runner_version:
+            return self.runner_version.removeprefix("v")
+        return version_from_image(self.image)
 
     @property
     def effective_max_runners(self) -> int:

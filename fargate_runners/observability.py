@@ -13,7 +13,7 @@ from aws_cdk import (
     Annotations,
 )
 
-from .alarms import operational_alarms
+from .alarms import operational_alarms, runner_version_alarms
 from .base import RunnersBase
 from .config import (
     RunnerProfile,
@@ -52,6 +52,12 @@ class ObservabilityPart(RunnersBase):
                 api_name=self.api.rest_api_name,
                 stage_name=self.api.deployment_stage.stage_name,
                 refresh_function=self.refresh_function,
+            )
+            + runner_version_alarms(
+                self,
+                namespace=METRICS_NAMESPACE,
+                service=self.service_name,
+                profiles=[p.name for p in profiles],
             ),
         )
         if props.alarm_topic is None:

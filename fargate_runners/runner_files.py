@@ -63,6 +63,22 @@ def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, s
     }
 
 
+def runner_version_environment(profile: str, version: str | None) -> dict[str, str]:
+    """What the entrypoint needs to report the runner version it finds (docs/runner.md)."""
+    env = {"RUNNER_PROFILE": profile}
+    if version:
+        env["RUNNER_EXPECTED_VERSION"] = version
+    return env
+
+
+#: ``runner_event`` values of the entrypoint's JSON log lines -> the metric each one counts
+#: (a metric filter on the runner log group, dimension ``profile``; docs/runner.md).
+RUNNER_EVENT_METRICS = {
+    "self_update": "RunnerSelfUpdates",
+    "version_refused": "RunnerVersionRefused",
+}
+
+
 #: The step container's user: not root (any uid works without an /etc/passwd entry).
 STEP_USER = "1000"
 #: Exit code of the step dispatcher for a name that is not a managed command.

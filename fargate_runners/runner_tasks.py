@@ -17,6 +17,7 @@ from aws_cdk import (
 )
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -29,11 +30,18 @@ from .config import (
 )
 from .nag import Acknowledgment, acknowledge, nag_flatten
 from .props import (
+    METRICS_NAMESPACE,
     RUNNER_USER,
     FargateRunnersProps,
 )
 from .role_policies import add_operator_policies
-from .runner_files import STOP_TIMEOUT_SECONDS, entrypoint_command, runner_environment
+from .runner_files import (
+    RUNNER_EVENT_METRICS,
+    STOP_TIMEOUT_SECONDS,
+    entrypoint_command,
+    runner_environment,
+    runner_version_environment,
+)
 from .steps import ManagedSteps
 
 
@@ -70,8 +78,28 @@ class RunnerTasksPart(RunnersBase):
         )
         self.cluster.node.add_dependency(insights_logs)
 
+    def _runner_event_metrics(self) -> None:
+        """Count the entrypoint's ``runner_event`` JSON lines (a self-update at job start, a
+        runner version GitHub refused) as metrics per ``profile``: a task has no CloudWatch
+        permission of its own, and a metric filter needs none
+        (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/MonitoringPolicyExamples.html,
+        dimensions from JSON fields:
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html)."""
+        for event, metric in RUNNER_EVENT_METRICS.items():
+            logs.MetricFilter(
+                self,
+                f"RunnerEvent-{metric}",
+                log_group=self.runner_log_group,
+                metric_namespace=METRICS_NAMESPACE,
+                metric_name=metric,
+                filter_pattern=logs.FilterPattern.string_value("$.runner_event", "=", event),
+                metric_value="1",
+                dimensions={"profile": "$.profile"},
+            )
+
     def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
         self.runner_log_group = self._log_group("RunnerLogs")
+        self._runner_event_metrics()
         self.task_definitions = {}
         self.task_roles = {}
         self.execution_roles = {}
@@ -109,6 +137,7 @@ class RunnerTasksPart(RunnersBase):
                 command=entrypoint_command(),
                 environment={
                     **runner_environment(profile.policy, props.runner_idle_timeout_seconds),
+                    **runner_version_environment(profile.name, profile.effective_runner_version),
                     **profile.environment,
                     **(steps.runner_environment if steps else {}),
                 },

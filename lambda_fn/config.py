@@ -91,6 +91,9 @@ class Profile:
     warm: WarmPool | None = None
     #: ``subset``: jobs whose labels are all among the profile's; ``exact``: the same set.
     match: Literal["subset", "exact"] = "subset"
+    #: The runner release the profile's image holds (``X.Y.Z``; ``lambda_fn.runner_version``);
+    #: None = unknown (a custom image without ``runner_version``).
+    runner_version: str | None = None
     #: Keys this version does not interpret, kept verbatim.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -342,6 +345,7 @@ def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
                 runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
                 warm=_profile_warm(item.get("warm"), f"{where}.warm", runner_scope, max_runners),
                 match=_profile_match(item.get("match", "subset"), where),
+                runner_version=_profile_runner_version(item.get("runner_version"), where),
                 extra={key: value for key, value in item.items() if key not in known},
             )
         )
@@ -381,6 +385,18 @@ def _profile_match(data: Any, where: str) -> Literal["subset", "exact"]:
     if data not in MATCH_MODES:
         raise ConfigError(f"{where}.match must be one of {', '.join(MATCH_MODES)}, got {data!r}")
     return "exact" if data == "exact" else "subset"
+
+
+def _profile_runner_version(data: Any, where: str) -> str | None:
+    if data is None:
+        return None
+    from lambda_fn.runner_version import parse_version
+
+    if not isinstance(data, str) or parse_version(data) is None:
+        raise ConfigError(
+            f"{where}.runner_version must be a runner release like '2.336.0', got {data!r}"
+        )
+    return data.removeprefix("v")
 
 
 def _profile_runner_group(data: Any, where: str) -> int | None:

@@ -15,6 +15,21 @@ from typing import Final
 
 DEFAULT_GITHUB_API_URL: Final = "https://api.github.com"
 
+#: The GitHub Actions runner release every default image runs: the one owner of the runner
+#: version (``fargate_runners.config.DEFAULT_IMAGE`` and the tests derive from it). Here,
+#: not in ``fargate_runners``, because the Lambda, the CLI, local mode and the benchmarks
+#: read it too, and this module is the stdlib-only one they all import. v2.336.0 is the
+#: newest tag of github.com/actions/runner that was read (tag commit 2026-07-20); how to
+#: move it: README "Runner versions".
+RUNNER_VERSION: Final = "2.336.0"
+#: The official runner image (https://github.com/actions/runner/pkgs/container/actions-runner).
+RUNNER_IMAGE_REPOSITORY: Final = "ghcr.io/actions/actions-runner"
+#: Exit code of the runner task when GitHub refused its runner version (the Listener's
+#: ``ReturnCode.RunnerVersionDeprecated``, actions/runner >= v2.333.0 with
+#: ``ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1``): the reconciler does not
+#: replace such a task (docs/runner.md, "Runner versions").
+TASK_EXIT_VERSION_REFUSED: Final = 7
+
 #: The Lambda's environment: name -> default (``None`` = required). The construct sets
 #: every one of these it has a value for and nothing else (checked at synth).
 LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
@@ -76,6 +91,7 @@ PROFILE_OPTIONAL_KEYS: Final = (
     "runner_group_id",
     "warm",
     "match",
+    "runner_version",
 )
 
 #: The runner task's idle watchdog (seconds; ``fargate_runners/runner/entrypoint.sh``): set in

@@ -198,6 +198,26 @@ class GitHubClient:
         """``GET /meta``: GitHub's published address ranges (no token needed or sent)."""
         return self._request("GET", "meta", expected=(200,))
 
+    def get_latest_release(self, owner: str, repo: str) -> dict[str, Any]:
+        """``GET /repos/{o}/{r}/releases/latest``: the newest published full release (not a
+        draft or prerelease), with ``tag_name`` and ``published_at``
+        (https://docs.github.com/en/rest/releases/releases#get-the-latest-release)."""
+        return self._request("GET", f"repos/{owner}/{repo}/releases/latest", expected=(200,))
+
+    def list_releases(self, owner: str, repo: str) -> list[dict[str, Any]]:
+        """``GET /repos/{o}/{r}/releases?per_page=100``: the newest 100 releases, newest first
+        (https://docs.github.com/en/rest/releases/releases#list-releases)."""
+        body = self._request("GET", f"repos/{owner}/{repo}/releases?per_page=100", expected=(200,))
+        return [item for item in body.get("items", []) if isinstance(item, dict)]
+
+    def list_runner_downloads(self, scope: str) -> list[dict[str, Any]]:
+        """``GET /{scope}/actions/runners/downloads``: the runner builds this server offers
+        (``os``, ``architecture``, ``filename``, ``download_url``...); needs admin on the
+        repository or organisation
+        (https://docs.github.com/en/rest/actions/self-hosted-runners#list-runner-applications-for-an-organization)."""
+        body = self._request("GET", f"{scope}/actions/runners/downloads", expected=(200,))
+        return [item for item in body.get("items", []) if isinstance(item, dict)]
+
     def get_run(self, owner: str, repo: str, run_id: int) -> dict[str, Any]:
         """A workflow run: event, workflow path, head branch and head repository."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/runs/{run_id}", expected=(200,))

@@ -11,7 +11,9 @@ effort (one failing step does not stop the others):
    job's status; if it still needs a runner (``queued``/``waiting``/``pending``),
    a replacement is launched, at most ``MAX_REPLACEMENTS`` per job, each at most
    once (its own idempotency record), and only if ``admission.recheck`` still
-   admits the job to the profile (labels, repository, policy). A status that
+   admits the job to the profile (labels, repository, policy). A task that exited
+   ``TASK_EXIT_VERSION_REFUSED`` (GitHub refused its runner version) is not replaced:
+   the next one would run the same image and be refused too. A status that
    cannot be read is unknown, not done: the job is looked at again next run.
 3. **Offline registrations.** Runners whose name is this deployment's (prefix *and*
    deployment id, ``lambda_fn.naming``) that GitHub reports ``offline`` and that no
@@ -31,7 +33,11 @@ effort (one failing step does not stop the others):
    never past ``max_runners``. Busy members are never touched: a member is idle
    when GitHub lists its runner as not busy, and ``cleanup.release`` deletes the
    registration before it stops anything (422 while busy).
-6. **Sealed JIT configs left behind.** A task deletes its secret after reading
+6. **Runner versions** (``lambda_fn.runner_version``). Once a day GitHub is asked which
+   runner releases it offers (cached in the idempotency table); every run emits, per
+   profile, the days left before GitHub stops assigning jobs to the profile's runner
+   version (``RunnerVersionDaysLeft``), or ``RunnerVersionUnknown``.
+7. **Sealed JIT configs left behind.** A task deletes its secret after reading
    it; a secret under ``JIT_SECRET_PREFIX`` whose task has stopped, or that is
    older than ``SEALED_CONFIG_GRACE`` without a live task, is deleted (a task
    that never started, or a launch that failed half-way).
@@ -44,7 +50,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambda_fn import aws, jit_secret
+from lambda_fn import aws, jit_secret, runner_version
 from lambda_fn.admission import recheck
 from lambda_fn.cleanup import (
     RunnerTask,
@@ -61,6 +67,7 @@ from lambda_fn.config import (
     get_settings,
     hook_path,
 )
+from lambda_fn.contract import TASK_EXIT_VERSION_REFUSED
 from lambda_fn.dispatch import (
     QueuedJob,
     find_profile,
@@ -100,6 +107,7 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
         ),
         ("warm_pools", lambda: _keep_warm(settings, gh, _running(settings), now, report)),
         ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
+        ("runner_versions", lambda: _watch_versions(settings, gh, now, report)),
         ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
     ]
     for name, step in steps:
@@ -173,6 +181,15 @@ def _replace_dead(
         if status not in JOB_STATUSES_NEEDING_RUNNER:
             continue
         attempt = len(tasks)  # every stopped task was one runner for this job
+        if last.exit_code == TASK_EXIT_VERSION_REFUSED:
+            report["version_refused"] += 1
+            logger.error(
+                "GitHub refused the runner version of this profile's image; not replacing "
+                "the runner (move the image to a current runner release: README, Runner "
+                "versions)",
+                extra={"job_id": job_id, "profile": last.profile, "task_arn": last.task_arn},
+            )
+            continue
         logger.warning(
             "runner stopped before its job started",
             extra={
@@ -213,6 +230,29 @@ def _replace_dead(
         result = launch_once(job, replacement=attempt)
         if not result.get("duplicate"):
             report["replaced"] += 1
+
+
+def _watch_versions(
+    settings: Settings, gh: GitHubClient, now: datetime, report: Counter[str]
+) -> None:
+    """Days left per profile before GitHub stops giving its runner version jobs."""
+    offer, error = runner_version.current_offer(settings, gh, aws.client("dynamodb"), now)
+    if error is not None:
+        report["version_check_failed"] += 1
+        logger.warning("could not ask GitHub for its runner releases", extra={"error": error})
+    profiles = [(p.name, p.runner_version) for p in settings.profiles]
+    if offer is None:
+        found = [runner_version.Standing(name, v, None, "unknown", None) for name, v in profiles]
+    else:
+        found = runner_version.standings(profiles, offer, now)
+    runner_version.emit(found)
+    for item in found:
+        if item.state != "current":
+            log = logger.warning if item.state in ("behind", "unknown") else logger.error
+            log(
+                "runner version " + item.state,
+                extra={"profile": item.profile, "detail": item.describe()},
+            )
 
 
 def _remove_offline(

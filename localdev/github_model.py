@@ -32,6 +32,9 @@ POST     /app/hook/deliveries/{id}/attempts                          202 / 404 (
 GET      /repos/{o}/{r}/git/ref/{heads|tags}/{name}                  200 / 404
 GET      /repos/{o}/{r}/git/tags/{sha}                               200 / 404
 GET      /repos/{o}/{r}/compare/{base}...{head}                      200 / 404
+GET      /repos/{o}/{r}/releases/latest                              200 / 404 (no token needed)
+GET      /repos/{o}/{r}/releases?per_page&page                       200 newest first (no token)
+GET      /{scope}/actions/runners/downloads                          200
 =======  ==========================================================  ============================
 
 Sources for the behaviour (each handler cites its own):
@@ -48,6 +51,13 @@ Sources for the behaviour (each handler cites its own):
   redelivery (202, sent later as a new delivery with the same ``guid``):
   https://docs.github.com/en/rest/repos/webhooks#list-deliveries-for-a-repository-webhook,
   https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks.
+- releases (``releases/latest`` is the newest full release, neither draft nor prerelease;
+  404 when there is none; drafts are listed only to users with push access, never here):
+  https://docs.github.com/en/rest/releases/releases#get-the-latest-release and
+  #list-releases. Runner downloads (``os``, ``architecture``, ``download_url``,
+  ``filename``, ``sha256_checksum``; 200):
+  https://docs.github.com/en/rest/actions/self-hosted-runners#list-runner-applications-for-an-organization
+  and #list-runner-applications-for-a-repository.
 - rate limits: 403 or 429 with ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``
   (primary), or with ``retry-after`` (secondary):
   https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#rate-limit-errors.
@@ -92,6 +102,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from lambda_fn.contract import RUNNER_VERSION
 from localdev.github_app_double import GitHubAppDouble
 
 DOCS = "https://docs.github.com/rest"
@@ -268,6 +279,26 @@ def git_tag_answer(tag_objects: Mapping[str, Mapping[str, Any]], sha: str) -> tu
     return 200, {"sha": sha, "node_id": "TAG_x", **tag}
 
 
+def runner_downloads(version: str) -> list[dict[str, Any]]:
+    """The linux x64 and arm64 runner builds of ``version``, as the downloads endpoint lists
+    them (``download_url`` is where github.com serves the release asset)."""
+    builds = []
+    for os_name, arch in (("linux", "x64"), ("linux", "arm64")):
+        filename = f"actions-runner-{os_name}-{arch}-{version}.tar.gz"
+        builds.append(
+            {
+                "os": os_name,
+                "architecture": arch,
+                "download_url": (
+                    f"https://github.com/actions/runner/releases/download/v{version}/{filename}"
+                ),
+                "filename": filename,
+                "sha256_checksum": "0" * 64,
+            }
+        )
+    return builds
+
+
 def _default_jit_config(runner_name: str) -> str:
     """GitHub's ``encoded_jit_config`` shape (what the runner decodes), with fake values."""
     from localdev.runner_double import configured_files, jit_config
@@ -317,6 +348,14 @@ class GitHubModel:
     tag_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: the commit graph for compare: sha -> parent shas.
     parents: dict[str, list[str]] = field(default_factory=dict)
+    #: Releases per repository ("actions/runner" -> [{tag_name, published_at, draft,
+    #: prerelease, ...}]), in any order; see :meth:`add_release`.
+    releases: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: What ``GET /{scope}/actions/runners/downloads`` lists (every scope alike): the runner
+    #: builds this server offers. Default: linux x64 and arm64 of :data:`RUNNER_VERSION`.
+    runner_downloads: list[dict[str, Any]] = field(
+        default_factory=lambda: runner_downloads(RUNNER_VERSION)
+    )
     #: The one token GitHub accepts (None: any non-empty token).
     valid_token: str | None = None
     #: GitHub's side of a GitHub App (GITHUB_AUTH=app). When set, its endpoints are served
@@ -561,6 +600,55 @@ class GitHubModel:
         del self.runners[runner["id"]]
         return 204, {}, None
 
+    def list_runner_downloads(self, call: Call, p: Params) -> Answer:
+        """200 with the runner builds offered (admin on the scope is needed on GitHub;
+        https://docs.github.com/en/rest/actions/self-hosted-runners#list-runner-applications-for-an-organization,
+        #list-runner-applications-for-a-repository)."""
+        return 200, {}, [dict(item) for item in self.runner_downloads]
+
+    # -- releases ----------------------------------------------------------------------------
+
+    def add_release(
+        self, repository: str, tag: str, published_at: str, *, prerelease: bool = False,
+        draft: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Publish a release of ``repository`` ("owner/name")."""
+        release = {
+            "id": self.new_id(),
+            "tag_name": tag,
+            "name": tag,
+            "draft": draft,
+            "prerelease": prerelease,
+            "created_at": published_at,
+            "published_at": None if draft else published_at,
+        }
+        self.releases.setdefault(repository.lower(), []).append(release)
+        return release
+
+    def _listed_releases(self, p: Params) -> list[dict[str, Any]]:
+        """Newest first; drafts are shown only to users with push access (not modelled)."""
+        found = self.releases.get(f"{p['owner']}/{p['repo']}".lower(), [])
+        shown = [r for r in found if not r["draft"]]
+        return sorted(shown, key=lambda r: str(r["created_at"]), reverse=True)
+
+    def get_latest_release(self, call: Call, p: Params) -> Answer:
+        """The most recent full release (not draft, not prerelease), by ``created_at``; 404
+        when the repository has none
+        (https://docs.github.com/en/rest/releases/releases#get-the-latest-release)."""
+        full = [r for r in self._listed_releases(p) if not r["prerelease"]]
+        return (200, {}, dict(full[0])) if full else not_found()
+
+    def list_releases(self, call: Call, p: Params) -> Answer:
+        """200, newest first, ``per_page`` (max 100) and ``page`` with a ``Link`` header
+        (https://docs.github.com/en/rest/releases/releases#list-releases)."""
+        per_page, page = call.param("per_page", 30, 100), call.param("page", 1)
+        listed = self._listed_releases(p)
+        chunk = listed[(page - 1) * per_page : page * per_page]
+        links = []
+        if page * per_page < len(listed):
+            links.append(({"per_page": per_page, "page": page + 1}, "next"))
+        return 200, _link_header(call, links), [dict(r) for r in chunk]
+
     # -- jobs and runs ------------------------------------------------------------------
 
     def get_job(self, call: Call, p: Params) -> Answer:
@@ -716,6 +804,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", _REPO + r"/git/ref/(?P<ref>.+)", GitHubModel.get_git_ref),
     Route("GET", _REPO + r"/git/tags/(?P<sha>[0-9a-f]+)", GitHubModel.get_git_tag),
     Route("GET", _REPO + r"/compare/(?P<base>[^./]+)\.\.\.(?P<head>[^./]+)", GitHubModel.compare),
+    Route("GET", _REPO + r"/releases/latest", GitHubModel.get_latest_release, public=True),
+    Route("GET", _REPO + r"/releases", GitHubModel.list_releases, public=True),
+    Route("GET", _SCOPE + r"/actions/runners/downloads", GitHubModel.list_runner_downloads),
 )
 _COMPILED = tuple((route, re.compile(route.pattern)) for route in ROUTES)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from lambda_fn import contract
 from runners_cli.errors import CliError
@@ -320,6 +320,94 @@ def print_time_to_start(aws: Aws, now: datetime, out: Out) -> None:
         )
 
 
+#: What ``lambda_fn.runner_version`` emits per profile every reconciler run.
+DAYS_LEFT = "RunnerVersionDaysLeft"
+VERSION_UNKNOWN = "RunnerVersionUnknown"
+#: ``fargate_runners.alarms.RUNNER_VERSION_DAYS_THRESHOLD`` (not imported: no aws_cdk here).
+VERSION_ALARM_DAYS = 14
+
+
+@dataclass(frozen=True)
+class VersionFigure:
+    """A profile's latest runner-version datum: days left, or the unknown state."""
+
+    profile: str
+    days_left: float | None
+    at: datetime
+
+    def describe(self) -> str:
+        if self.days_left is None:
+            return "version unknown: set the profile's runner_version"
+        if self.days_left < 0:
+            return f"{-self.days_left:.1f} days past GitHub's deadline: jobs may be refused"
+        return f"{self.days_left:.1f} days before GitHub stops assigning jobs"
+
+
+def runner_version_figures(aws: Aws, now: datetime) -> list[VersionFigure]:
+    """The newest ``RunnerVersionDaysLeft``/``RunnerVersionUnknown`` datum per profile over the
+    last day (README, "Runner versions"); the newer of the two wins."""
+    cloudwatch = aws.client("cloudwatch")
+    queries: list[dict[str, Any]] = []
+    keys: dict[str, tuple[str, str]] = {}
+    for name in (DAYS_LEFT, VERSION_UNKNOWN):
+        for page in cloudwatch.get_paginator("list_metrics").paginate(
+            Namespace=METRICS_NAMESPACE, MetricName=name
+        ):
+            for metric in page["Metrics"]:
+                profile = next(
+                    (d["Value"] for d in metric["Dimensions"] if d["Name"] == "profile"), "?"
+                )
+                query_id = f"v{len(queries)}"
+                keys[query_id] = (name, profile)
+                queries.append(
+                    {
+                        "Id": query_id,
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": METRICS_NAMESPACE,
+                                "MetricName": name,
+                                "Dimensions": metric["Dimensions"],
+                            },
+                            "Period": 300,
+                            "Stat": "Minimum" if name == DAYS_LEFT else "Maximum",
+                        },
+                    }
+                )
+    latest: dict[str, VersionFigure] = {}
+    for start in range(0, len(queries), 500):
+        pages = cloudwatch.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries[start : start + 500],
+            StartTime=now - timedelta(days=1),
+            EndTime=now,
+            ScanBy="TimestampDescending",
+        )
+        for page in pages:
+            for result in page["MetricDataResults"]:
+                if not result.get("Values"):
+                    continue
+                name, profile = keys[result["Id"]]
+                at = max(result["Timestamps"])
+                value = float(result["Values"][result["Timestamps"].index(at)])
+                figure = VersionFigure(profile, value if name == DAYS_LEFT else None, at)
+                if profile not in latest or at > latest[profile].at:
+                    latest[profile] = figure
+    return sorted(latest.values(), key=lambda figure: figure.profile)
+
+
+def print_runner_versions(aws: Aws, now: datetime, out: Out) -> None:
+    try:
+        figures = runner_version_figures(aws, now)
+    except Exception as exc:  # status goes on without the figures
+        out(f"runner versions: unavailable ({type(exc).__name__}: {exc})")
+        return
+    if not figures:
+        out("runner versions: no figure in the last day (the reconciler emits one every run)")
+        return
+    out(f"runner versions (alarm below {VERSION_ALARM_DAYS} days; README, Runner versions):")
+    for figure in figures:
+        out(f"  {figure.profile:<12} {figure.describe()}")
+
+
 def status(
     aws: Aws,
     stack_name: str,
@@ -347,6 +435,7 @@ def status(
         out("  per profile: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items())))
     out("")
     print_time_to_start(aws, now or datetime.now(UTC), out)
+    print_runner_versions(aws, now or datetime.now(UTC), out)
     out("")
     for label, url in (
         ("retry queue", stack.retry_queue_url),
@@ -457,6 +546,7 @@ class Doctor:
         self._cluster_checks(stack)
         self._queue_checks(stack)
         self._alarm_checks(stack)
+        self._runner_version_checks()
         self._runner_group_checks(stack)
         if app is not None:
             from runners_cli.app import AppDoctor
@@ -534,6 +624,35 @@ class Doctor:
             "set alarm_email (then confirm the subscription e-mail) or alarm_topic_arn in "
             "cdk.json and cdk deploy",
         )
+
+    def _runner_version_checks(self) -> None:
+        """Each profile's days before GitHub stops assigning jobs to its runner version."""
+        try:
+            figures = runner_version_figures(self.aws, datetime.now(UTC))
+        except Exception as exc:
+            self.warn("runner versions", f"unreadable ({type(exc).__name__})", "")
+            return
+        fix = "move the image to the newest runner release (README, Runner versions)"
+        if not figures:
+            self.warn(
+                "runner versions",
+                "no figure in the last day",
+                "the reconciler emits RunnerVersionDaysLeft every run: check its logs",
+            )
+        for figure in figures:
+            name = f"runner version of profile {figure.profile}"
+            if figure.days_left is None:
+                self.warn(
+                    name,
+                    figure.describe(),
+                    "set runner_version or use an actions-runner:X.Y.Z image",
+                )
+            elif figure.days_left < 0:
+                self.add(name, False, figure.describe(), fix)
+            elif figure.days_left < VERSION_ALARM_DAYS:
+                self.warn(name, figure.describe(), fix)
+            else:
+                self.add(name, True, figure.describe())
 
     def recorded_hook(self, stack: StackInfo) -> str | None:
         """The webhook path ``setup`` recorded for the reconciler (None: no parameter)."""

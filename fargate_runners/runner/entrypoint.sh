@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Command of a runner profile's Fargate task, run as ["bash", "-c", "<this file>"]:
 # it must not rely on $0 or on its own path. See runner/README.md for the contract and
-# docs/runner.md for the runner behaviour (actions/runner v2.332.0) it is built on.
+# docs/runner.md for the runner behaviour (actions/runner v2.332.0, the version parts
+# re-read at v2.336.0) it is built on.
 #
 # 1. Fetch this task's JIT config with its own identity (jit_config.py, after the
 #    checks) into the runner's files; no JIT config in any environment.
@@ -15,6 +16,11 @@
 #    "stop" = SIGTERM to run.sh, whose trap sends SIGINT to the Listener's process group;
 #    whatever is still alive after RUNNER_STOP_GRACE_SECONDS is killed, and nothing of
 #    the runner's session outlives this script.
+# 5. Runner versions (docs/runner.md, "Runner versions"): log the version of
+#    bin/Runner.Listener at start; a self-update at job start (bin becomes a symlink to
+#    bin.<new>) is logged once; GitHub refusing the runner's version ends the task with
+#    exit 7, which the reconciler does not replace. Each is one JSON line
+#    {"runner_event": ..., "profile": ...} that a metric filter counts.
 set -euo pipefail
 
 log() { printf 'entrypoint: %s\n' "$*" >&2; }
@@ -27,6 +33,18 @@ die() {
 
 readonly EX_REFUSED=77 # EX_NOPERM: the job was refused; nothing of it ran after the hook
 readonly EX_CONFIG=78
+readonly EX_VERSION_REFUSED=7 # the Listener's RunnerVersionDeprecated (v2.333.0+), passed on
+
+runner_event() {
+  # $1: event, then key=value pairs (values: versions and profile names, no quotes).
+  local line="{\"runner_event\":\"$1\",\"profile\":\"$profile\""
+  shift
+  local pair
+  for pair in "$@"; do
+    line+=",\"${pair%%=*}\":\"${pair#*=}\""
+  done
+  printf '%s}\n' "$line"
+}
 
 # --- 1. JIT config: only the name of this task's secret is in the environment ----
 # A plaintext config in the environment is refused: DescribeTasks would show it.
@@ -36,6 +54,9 @@ unset ACTIONS_RUNNER_INPUT_JITCONFIG
 
 RUNNER_HOME="${RUNNER_HOME:-/home/runner}"
 run_cmd="${RUNNER_RUN_CMD:-$RUNNER_HOME/run.sh}"
+profile="${RUNNER_PROFILE:-unknown}"
+[[ "$profile" =~ ^[A-Za-z0-9._-]{1,64}$ ]] || profile=unknown
+readonly version_re='^[0-9]{1,4}[.][0-9]{1,4}[.][0-9]{1,4}$'
 
 whole_seconds() {
   # $1: variable name, $2: default. Prints the value; exits 78 unless it is a whole number.
@@ -117,6 +138,9 @@ export ACTIONS_RUNNER_HOOK_JOB_STARTED="$hooks/job-started.sh"
 export ACTIONS_RUNNER_CONTAINER_HOOKS="${ACTIONS_RUNNER_CONTAINER_HOOKS:-$hooks/no-containers.sh}"
 # run.sh then traps SIGINT/SIGTERM and sends SIGINT to the Listener's process group.
 export RUNNER_MANUALLY_TRAP_SIG=1
+# A runner GitHub refuses for its version exits 7 instead of 1 (v2.333.0+; older ones
+# ignore it, exit 1, and run-helper.sh turns that into 0).
+export ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1
 
 # Managed steps (RUNNER_STEPS_JSON set): every job must declare `container:` (a job
 # without one fails in "Set up job"), and every step reaches managed_steps.py through the
@@ -158,8 +182,19 @@ env --default-signal=INT true 2>/dev/null ||
 # JIT config -> $RUNNER_HOME/.runner, .credentials, .credentials_rsaparams (0600), read
 # with this task's own identity; the secret is deleted after this one read. Last of the
 # checks, so a task that cannot start does not consume it. See docs/jit-config.md.
+# The runner's version, read while the JIT config is fetched (no start latency).
+"$RUNNER_HOME/bin/Runner.Listener" --version >"$state/runner-version" 2>/dev/null &
+version_pid=$!
 jit_rc=0
 python3 "$hooks/jit_config.py" --runner-root "$RUNNER_HOME" || jit_rc=$?
+wait "$version_pid" 2>/dev/null || true
+runner_version="$(head -c 32 "$state/runner-version" 2>/dev/null | tr -d '[:space:]')" || true
+[[ "$runner_version" =~ $version_re ]] || runner_version=unknown
+runner_event started runner_version="$runner_version"
+expected="${RUNNER_EXPECTED_VERSION:-}"
+if [[ -n "$expected" && "$runner_version" != "$expected" ]]; then
+  log "the image runs runner $runner_version, the profile states $expected: the version watch reads the profile's; fix runner_version or the image"
+fi
 if [[ "$jit_rc" -ne 0 ]]; then
   die "$jit_rc" "no JIT config for this task (jit_config.py exited $jit_rc); not starting the runner"
 fi
@@ -221,6 +256,8 @@ setsid env --default-signal=INT,QUIT "$run_cmd" &
 runner_pid=$!
 
 job_arrived=""
+self_updated=""
+bin_at_start="$(readlink "$RUNNER_HOME/bin" 2>/dev/null)" || bin_at_start=""
 hook_started_at=""
 refused_at=""
 idle_deadline=$((SECONDS + idle_timeout))
@@ -228,6 +265,14 @@ while kill -0 "$runner_pid" 2>/dev/null; do
   if [[ -z "$job_arrived" ]] && { [[ -e "$state/hook-started" ]] || worker_started "$runner_pid"; }; then
     job_arrived=1
     log "a job was assigned; the idle watchdog is off"
+  fi
+  if [[ -z "$self_updated" && -L "$RUNNER_HOME/bin" && "$(readlink "$RUNNER_HOME/bin")" != "$bin_at_start" ]]; then
+    # update.sh.template replaces bin with a symlink to bin.<new version> (docs/runner.md).
+    self_updated="$(readlink "$RUNNER_HOME/bin")"
+    self_updated="${self_updated##*/bin.}"
+    [[ "$self_updated" =~ $version_re ]] || self_updated=unknown
+    log "the runner updated itself from $runner_version to $self_updated before taking a job: move the image to the newest runner release (README, Runner versions)"
+    runner_event self_update from="$runner_version" to="$self_updated"
   fi
   if [[ -z "$hook_started_at" && -e "$state/hook-started" ]]; then
     hook_started_at=$SECONDS
@@ -265,5 +310,10 @@ case "$outcome" in
     ;;
   idle) exit 0 ;;
 esac
+if [[ "$rc" -eq "$EX_VERSION_REFUSED" ]]; then
+  log "GitHub refused runner version $runner_version (exit $rc): this task took no job and is not replaced; move the image to the newest runner release (README, Runner versions)"
+  runner_event version_refused runner_version="$runner_version"
+  exit "$EX_VERSION_REFUSED"
+fi
 log "runner exited with code $rc"
 exit "$rc"

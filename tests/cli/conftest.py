@@ -13,6 +13,7 @@ import pytest
 import responses
 from moto import mock_aws
 
+from fargate_runners.config import DEFAULT_IMAGE
 from runners_cli.stack import Aws
 from tests.cli.kms_import import kms_import  # noqa: F401 - a fixture for the App tests
 from tests.conftest import FakeGitHub
@@ -43,7 +44,7 @@ def template(
                 "ContainerDefinitions": [
                     {
                         "Name": "runner",
-                        "Image": "ghcr.io/actions/actions-runner:2.332.0",
+                        "Image": DEFAULT_IMAGE,
                         "Cpu": 1024,
                         "Memory": 2048,
                         "Essential": True,

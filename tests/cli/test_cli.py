@@ -604,3 +604,59 @@ def test_an_alarm_topic_nobody_subscribed_to_reaches_nobody(aws_env: None) -> No
             ComparisonOperator="GreaterThanThreshold", AlarmActions=actions,
         )  # fmt: skip
     assert silent_alarms(Aws(REGION), ["a-empty-topic", "b-none"]) == ["a-empty-topic", "b-none"]
+
+
+# --- runner versions (README, "Runner versions") ---------------------------------------------
+
+
+def put_version_figures(now: datetime, **days: float | None) -> None:
+    """What the reconciler emits per profile: days left, or the unknown state (None)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    for profile, value in days.items():
+        cloudwatch.put_metric_data(
+            Namespace=commands.METRICS_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": commands.DAYS_LEFT
+                    if value is not None
+                    else commands.VERSION_UNKNOWN,
+                    "Dimensions": [
+                        {"Name": "profile", "Value": profile},
+                        {"Name": "service", "Value": "runner-webhook"},
+                    ],
+                    "Timestamp": now - timedelta(minutes=10),
+                    "Value": value if value is not None else 1.0,
+                    "Unit": "Count",
+                }
+            ],
+        )
+
+
+def test_status_shows_days_left_per_profile(deployed: Deployed) -> None:
+    now = datetime.now(UTC)
+    put_version_figures(now, default=21.5, small=None)
+    lines: list[str] = []
+    assert commands.status(Aws(REGION), STACK, None, api_url=API, out=lines.append, now=now) == 0
+    text = "\n".join(lines)
+    assert "runner versions (alarm below 14 days; README, Runner versions):" in text
+    assert "  default      21.5 days before GitHub stops assigning jobs" in lines, text
+    assert "  small        version unknown: set the profile's runner_version" in lines, text
+
+
+@pytest.mark.parametrize(
+    ("days", "verdict"),
+    [
+        (20.0, "PASS  runner version of profile default (20.0 days before GitHub"),
+        (9.0, "WARN  runner version of profile default (9.0 days before GitHub"),
+        (-1.0, "FAIL  runner version of profile default (1.0 days past GitHub's deadline"),
+        (None, "WARN  runner version of profile default (version unknown"),
+    ],
+)
+def test_doctor_judges_the_runner_version(
+    deployed: Deployed, github: GitHub, days: float | None, verdict: str
+) -> None:
+    run_setup(token=PAT)
+    put_version_figures(datetime.now(UTC), default=days)
+    code, text = doctor()
+    assert verdict in text, text
+    assert code == (1 if days is not None and days < 0 else 0), text

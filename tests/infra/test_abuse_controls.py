@@ -10,7 +10,7 @@ from fargate_runners.config import ConfigError, default_max_runners, load_config
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 from tests.infra.conftest import EDGE_CONTEXT, NO_BUNDLING, TEST_CONTEXT, Synth
 from tests.infra.test_dashboard import AWS_PUBLISHED, NAMESPACE, emitted_by_lambda
-from tests.infra.test_stack import as_list, logical_id, only, statements
+from tests.infra.test_stack import as_list, logical_id, only, runner_profiles, statements
 
 PSEUDO_STAGE_ARN = ["arn:", ":apigateway:", "::/restapis/", "/stages/"]
 
@@ -330,3 +330,54 @@ def test_default_max_runners_is_64_vcpus_worth(cpu: int, cap: int) -> None:
 def test_explicit_max_runners_wins() -> None:
     config = load_config({"profiles": [{"name": "p", "labels": ["x"], "max_runners": 3}]})
     assert config.profiles[0].lambda_entry("arn", "runner", "AROAEXAMPLE")["max_runners"] == 3
+
+
+def test_runner_version_alarm_per_profile(main_synth: Synth) -> None:
+    """README "Runner versions": below 14 days left, or an unknown version, notifies."""
+    names = [p["name"] for p in runner_profiles(main_synth)]
+    alarms = [
+        props
+        for props in (
+            a["Properties"] for a in main_synth.resources("AWS::CloudWatch::Alarm").values()
+        )
+        if any(m.get("Id") == "days" for m in props.get("Metrics", []))
+    ]
+    assert len(alarms) == len(names) >= 2
+    topic = {"Ref": logical_id(main_synth, "AWS::SNS::Topic", "AlarmTopic")}
+    seen = set()
+    for props in alarms:
+        assert (props["Threshold"], props["ComparisonOperator"]) == (14, "LessThanThreshold")
+        assert props["AlarmActions"] == props["OKActions"] == [topic]
+        (expression,) = [m for m in props["Metrics"] if "Expression" in m]
+        assert expression["Expression"] == "IF(FILL(unknown, 0) > 0, 0, days)"
+        stats = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
+        assert {k: (v["Metric"]["MetricName"], v["Stat"]) for k, v in stats.items()} == {
+            "days": ("RunnerVersionDaysLeft", "Minimum"),
+            "unknown": ("RunnerVersionUnknown", "Maximum"),
+        }
+        profiles = {
+            d["Value"] for s in stats.values() for d in s["Metric"]["Dimensions"]
+            if d["Name"] == "profile"
+        }  # fmt: skip
+        assert len(profiles) == 1
+        seen |= profiles
+    assert seen == set(names)
+
+
+def test_runner_events_are_counted_from_the_runner_logs(main_synth: Synth) -> None:
+    filters = main_synth.resources("AWS::Logs::MetricFilter").values()
+    counted = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"] for f in filters
+    }
+    for metric, event in (
+        ("RunnerSelfUpdates", "self_update"),
+        ("RunnerVersionRefused", "version_refused"),
+    ):
+        props = counted[metric]
+        assert props["FilterPattern"] == f'{{ $.runner_event = "{event}" }}'
+        (transform,) = props["MetricTransformations"]
+        assert transform["Dimensions"] == [{"Key": "profile", "Value": "$.profile"}]
+        assert transform["MetricNamespace"] == NAMESPACE
+        assert props["LogGroupName"] == {
+            "Ref": logical_id(main_synth, "AWS::Logs::LogGroup", "RunnerLogs")
+        }

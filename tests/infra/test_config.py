@@ -14,6 +14,7 @@ from fargate_runners.config import (
     RunnerProfile,
     load_config,
 )
+from lambda_fn.contract import RUNNER_VERSION
 
 pytestmark = pytest.mark.infra
 
@@ -137,7 +138,7 @@ def test_restricted_profile() -> None:
     assert profile.task_role_policies == (DEPLOY_STATEMENT,)
     assert profile.policy.restricted
     assert profile.policy.to_dict() == DEPLOY_POLICY
-    assert profile.effective_image == f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
+    assert profile.effective_image == f"{DEPLOY_REGISTRY}/actions/actions-runner:{RUNNER_VERSION}"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from aws_cdk.assertions import Template
 from fargate_runners.config import ConfigError, RunnerProfile
 from fargate_runners.construct import FargateRunners, FargateRunnersProps
 from fargate_runners.env_size import check_environment_size, measured_size
+from lambda_fn.contract import RUNNER_VERSION
 
 from .conftest import NO_BUNDLING
 
@@ -123,7 +124,7 @@ def test_registry_prefix_image(embedded: tuple[FargateRunners, dict[str, Any]]) 
         and r["Properties"]["Family"] == "Platform-Ci-1C46AB23-runner-cached"
     ]
     (container,) = task_def["ContainerDefinitions"]
-    assert container["Image"] == f"{CACHE_REGISTRY}/actions/actions-runner:2.332.0"
+    assert container["Image"] == f"{CACHE_REGISTRY}/actions/actions-runner:{RUNNER_VERSION}"
     role = task_def["ExecutionRoleArn"]["Fn::GetAtt"][0]
     assert len(ecr_pull_resources(template, role)) == 1
 

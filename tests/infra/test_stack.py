@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from fargate_runners.config import load_config
+from fargate_runners.config import DEFAULT_IMAGE, load_config
+from lambda_fn.contract import RUNNER_VERSION
 from lambda_fn.policy import policy_from_json
 
 from .conftest import (
@@ -107,13 +108,13 @@ def unrestricted_policy(profile: str) -> dict[str, Any]:
     return {"profile": profile, "deny_fork_pull_requests": False}
 
 
-DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:2.332.0"
+DEPLOY_IMAGE = f"{DEPLOY_REGISTRY}/actions/actions-runner:{RUNNER_VERSION}"
 
 
 @pytest.mark.parametrize(
     "expected",
     [
-        ("small", "1024", "2048", "ARM64", 21, "ghcr.io/actions/actions-runner:2.332.0"),
+        ("small", "1024", "2048", "ARM64", 21, DEFAULT_IMAGE),
         (
             "big-x64", "4096", "16384", "X86_64", 100,
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/runner:custom",
@@ -745,6 +746,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-small"),
             "capacity": "FARGATE",
             "max_runners": 64,  # default: 64 vCPUs' worth of 1-vCPU tasks
+            "runner_version": RUNNER_VERSION,  # the default image's tag
         },
         {
             "name": "big-x64",
@@ -754,6 +756,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "task_role_id": task_role_id(main_synth, f"{STACK_NAME}-runner-big-x64"),
             "capacity": "FARGATE",
             "max_runners": 16,  # default: 64 vCPUs' worth of 4-vCPU tasks
+            # runner:custom says no version: unknown to the version watch
         },
         {
             "name": "deploy",
@@ -764,6 +767,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "capacity": "FARGATE_SPOT_THEN_FARGATE",
             "max_runners": 2,
             "policy": DEPLOY_POLICY,
+            "runner_version": RUNNER_VERSION,  # <registry>/actions/actions-runner:<version>
         },
     ]
 
@@ -1351,7 +1355,7 @@ def test_managed_task_role_policy_and_non_ecr_mirror(edge_synth: Synth) -> None:
     assert "ManagedPolicyArns" not in assert_ecs_tasks_role(edge_synth, execution_role)
     assert role_statements(edge_synth, execution_role) == [runner_logs_statement(edge_synth)]
     (container,) = task_definition(edge_synth, "RunnersEdge-runner-mirror")["ContainerDefinitions"]
-    assert container["Image"] == "mirror.example.com/hub/actions/actions-runner:2.332.0"
+    assert container["Image"] == f"mirror.example.com/hub/actions/actions-runner:{RUNNER_VERSION}"
     assert json.loads(container_env(container)["RUNNER_POLICY_JSON"]) == unrestricted_policy(
         "mirror"
     )

@@ -14,6 +14,7 @@ import pytest
 from fargate_runners.config import ConfigError, RunnerProfile, load_config
 from fargate_runners.rules import WORKFLOW_EVENTS, image_problem
 from lambda_fn.config import load_settings
+from lambda_fn.contract import RUNNER_VERSION
 from lambda_fn.errors import ConfigError as LambdaConfigError
 
 DEFAULT = {"name": "default", "labels": ["self-hosted", "linux"]}
@@ -265,13 +266,13 @@ def test_overlapping_profiles_that_each_have_a_label_of_their_own_are_fine() -> 
 @pytest.mark.parametrize(
     "image",
     [
-        "ghcr.io/actions/actions-runner:2.332.0",
+        f"ghcr.io/actions/actions-runner:{RUNNER_VERSION}",
         "ubuntu",
         "library/ubuntu:22.04",
         "localhost:5000/runner:1",
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/runner:v1.2_3",
         f"ghcr.io/actions/actions-runner@{DIGEST}",
-        f"ghcr.io/actions/actions-runner:2.332.0@{DIGEST}",
+        f"ghcr.io/actions/actions-runner:{RUNNER_VERSION}@{DIGEST}",
         "registry.example.com/a__b/c-d.e:latest",
     ],
 )

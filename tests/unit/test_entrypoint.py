@@ -696,3 +696,83 @@ def test_shellcheck_clean() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout
+
+
+# --- runner versions (docs/runner.md, "Runner versions") ---------------------------------------
+
+
+def runner_events(stdout: str) -> list[dict[str, str]]:
+    """The entrypoint's JSON lines that the runner log group's metric filters count."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"runner_event"')]
+
+
+def test_the_runner_version_is_reported_at_start(task: Task) -> None:
+    task.env["RUNNER_PROFILE"] = "deploy"
+    task.env["RUNNER_EXPECTED_VERSION"] = "2.335.0"
+    task.start()
+    task.listening()
+    task.double.offer({"name": "deploy", "github": GITHUB_OK, "steps": [task.step("build")]})
+    assert task.process is not None
+    stdout, stderr = task.process.communicate(timeout=30)
+    assert task.process.returncode == 0, stderr
+    from lambda_fn.contract import RUNNER_VERSION
+
+    assert runner_events(stdout) == [
+        {"runner_event": "started", "profile": "deploy", "runner_version": RUNNER_VERSION}
+    ]
+    assert f"the image runs runner {RUNNER_VERSION}, the profile states 2.335.0" in stderr
+
+
+def test_a_self_update_at_job_start_keeps_the_jit_config_and_runs_the_job(
+    tmp_path: Path, task: Task
+) -> None:
+    """An outdated runner downloads the new one, exits 4, run-helper.sh waits for
+    update.finished and restarts it; the updated Listener reads the same JIT config files
+    and takes the job. The entrypoint logs and counts it; the idle watchdog is not tripped."""
+    old = install(task.home, version="2.332.0")
+    task.env["RUNNER_PROFILE"] = "deploy"
+    task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "60"
+    task.start()
+    task.listening()
+    old.offer_update("2.336.0", download_seconds=0.5)
+    task.double.offer({"name": "deploy", "github": GITHUB_OK, "steps": [task.step("build")]})
+    assert task.process is not None
+    stdout, stderr = task.process.communicate(timeout=60)
+
+    assert task.process.returncode == 0, stderr
+    assert task.ran() == {"build"}
+    assert task.double.result() == {"job": "deploy", "result": "Succeeded", "detail": ""}
+    assert (task.home / "bin").resolve() == task.home / "bin.2.336.0"
+    assert task.double.said("self-update 2.332.0 -> 2.336.0; exit 4")
+    assert task.double.said("session created for runner-") and task.double.said("(runner 2.336.0)")
+    assert runner_events(stdout) == [
+        {"runner_event": "started", "profile": "deploy", "runner_version": "2.332.0"},
+        {"runner_event": "self_update", "profile": "deploy", "from": "2.332.0", "to": "2.336.0"},
+    ]
+    assert "the runner updated itself from 2.332.0 to 2.336.0 before taking a job" in stderr
+    assert task.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("version", "code"),
+    [("2.336.0", 7), ("2.332.0", 0)],  # exit 7 exists from v2.333.0; before, 1 -> run-helper 0
+)
+def test_a_refused_runner_version_ends_the_task_with_its_own_code(
+    task: Task, version: str, code: int
+) -> None:
+    double = install(task.home, version=version)
+    double.refuse_versions_below("2.337.0")
+    task.env["RUNNER_PROFILE"] = "deploy"
+    result = task.run()
+
+    assert result.returncode == code, result.stderr
+    assert f"Runner version v{version} is deprecated and cannot receive messages" in result.stderr
+    events = runner_events(result.stdout)
+    if code == 7:
+        assert "GitHub refused runner version 2.336.0 (exit 7)" in result.stderr
+        assert events[-1] == {
+            "runner_event": "version_refused", "profile": "deploy", "runner_version": version
+        }  # fmt: skip
+    else:  # indistinguishable from a runner that ended normally: the version watch warns first
+        assert [e["runner_event"] for e in events] == ["started"]
+    assert task.leftovers() == []

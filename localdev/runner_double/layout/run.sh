@@ -8,7 +8,9 @@
 #   control (`set -m`), so run-helper.sh and the Listener it starts get a process group of
 #   their own; it starts run-helper.sh in the background and traps INT and TERM to send
 #   SIGINT to that whole group. A signal sent to run.sh's own group misses them.
-# * run-helper.sh exit code 2 means "restart"; anything else ends run.sh with that code.
+# * run-helper.sh exit code 2 means "restart"; anything else ends run.sh: with that code in
+#   manual-trap mode, with 0 otherwise except 7 (version deprecated, v2.333.0+) when
+#   ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1.
 #
 # Bash cannot trap a signal that was ignored when it started: run.sh started with SIGINT
 # ignored (`run.sh &` from a non-interactive shell) keeps ignoring SIGINT, and so does every
@@ -23,6 +25,9 @@ run_foreground() {
     returnCode=$?
     if [[ $returnCode -ne 2 ]]; then
       echo "Exiting runner..."
+      if [[ "${ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE:-}" == "1" && $returnCode -eq 7 ]]; then
+        exit 7
+      fi
       exit 0
     fi
     echo "Restarting runner..."
