@@ -181,7 +181,7 @@ def test_doctor_warns_when_github_refuses_to_show_protections(
     github.fail("GET", r"/rules/branches/", 403, times=None)
     github.fail("GET", r"/rulesets$", 403, times=None)
     github.fail("GET", r"/runner-groups/7$", 403, times=None)
-    code, text = doctor()
+    _, text = doctor()
     assert "WARN  deploy: octo-org/app branch main takes only reviewed pull requests " in text
     assert "fix: give the token repository permission 'Metadata: read'" in text
     assert "WARN  deploy: runner group 7 admits only its repositories and workflows" in text
@@ -221,9 +221,7 @@ def test_doctor_warns_that_repository_runners_can_be_taken(aws_env: None, github
     assert 'fix: use "runner_scope": "org" with a runner group' in text
 
 
-def test_exact_matching_changes_the_repository_scope_warning(
-    aws_env: None, github: GitHub
-) -> None:
+def test_exact_matching_changes_the_repository_scope_warning(aws_env: None, github: GitHub) -> None:
     deploy_stack(scope="repo", match="exact")
     text = doctor(REPO)[1]
     assert "dispatch launches it only for jobs labelled exactly [self-hosted, deploy]" in text
@@ -377,8 +375,11 @@ def test_setup_updates_the_profiles_group(aws_env: None, github: GitHub) -> None
 
 def test_setup_keeps_workflow_settings_an_enterprise_fixed(aws_env: None, github: GitHub) -> None:
     deploy_stack(runner_group_id=7)
-    seed_group(github, visibility="all", selected_workflows=[], workflow_restrictions_read_only=True)
+    seed_group(
+        github, visibility="all", selected_workflows=[], workflow_restrictions_read_only=True
+    )
     code, text = setup()
+    assert code == 0, text
     (patch,) = [r for r in github.requests if r.method == "PATCH" and "runner-groups" in r.path]
     assert "selected_workflows" not in patch.body and "restricted_to_workflows" not in patch.body
     assert "its enterprise fixes the workflow restriction" in text
