@@ -89,13 +89,20 @@ def setup(
         "events workflow_job, content type json"
     )
     record_hook(aws, stack, f"{target.path}/hooks/{hook['id']}", out)
-    return runner_groups_step(aws, stack, target, github, dry_run=False, out=out)
+    return runner_groups_step(aws, stack, target, lambda: github, dry_run=False, out=out)
 
 
 def runner_groups_step(
-    aws: Aws, stack: StackInfo, target: Target, github: GitHub, *, dry_run: bool, out: Out
+    aws: Aws,
+    stack: StackInfo,
+    target: Target,
+    github: Callable[[], GitHub | None],
+    *,
+    dry_run: bool,
+    out: Out,
 ) -> int:
-    """Organisation runners: create or update each restricted profile's runner group."""
+    """Organisation runners: create or update each restricted profile's runner group
+    (``github`` is called only when there is something to do)."""
     from runners_cli.runner_groups import setup_groups
 
     env = webhook_function_environment(aws, stack.name)
@@ -106,9 +113,15 @@ def runner_groups_step(
                 "be given the repository's other jobs (README, 'Deploy protections')"
             )
         return 0
-    return setup_groups(
-        github, target.name, stack.name, restricted_profiles(env), dry_run=dry_run, out=out
-    )
+    profiles = restricted_profiles(env)
+    if not profiles:
+        out("runner groups: no restricted profile, nothing to set up")
+        return 0
+    client = github()
+    if client is None:
+        out("runner groups: the stack has no GitHub token yet: run fargate-runners setup first")
+        return 1
+    return setup_groups(client, target.name, stack.name, profiles, dry_run=dry_run, out=out)
 
 
 def plan_runner_groups(
@@ -119,11 +132,15 @@ def plan_runner_groups(
     if target.kind != "org":
         raise CliError("--dry-run plans runner groups, which exist only for --org ORG")
     stack = load_stack(aws, stack_name)
-    github = github_for_stack(aws, stack, api_url, target)
-    if github is None:
-        raise CliError("the stack has no GitHub token yet: run fargate-runners setup first")
     out("dry run: token and webhook are left as they are")
-    return runner_groups_step(aws, stack, target, github, dry_run=True, out=out)
+    return runner_groups_step(
+        aws,
+        stack,
+        target,
+        lambda: github_for_stack(aws, stack, api_url, target),
+        dry_run=True,
+        out=out,
+    )
 
 
 def setup_with_app(
@@ -156,10 +173,14 @@ def setup_with_app(
         out=out,
     )
     record_hook(aws, stack, path, out)
-    github = github_for_stack(aws, stack, api_url, target)
-    if github is None:
-        return 0
-    return runner_groups_step(aws, stack, target, github, dry_run=False, out=out)
+    return runner_groups_step(
+        aws,
+        stack,
+        target,
+        lambda: github_for_stack(aws, stack, api_url, target),
+        dry_run=False,
+        out=out,
+    )
 
 
 def webhook_secret(aws: Aws, stack: StackInfo) -> str:

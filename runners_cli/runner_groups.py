@@ -202,10 +202,7 @@ def setup_groups(
     dry_run: bool,
     out: Out,
 ) -> int:
-    """Plan (and unless ``dry_run`` apply) each restricted profile's group; 1 if any failed."""
-    if not profiles:
-        out("runner groups: no restricted profile, nothing to set up")
-        return 0
+    """Plan (and unless ``dry_run`` apply) each profile's group; 1 if any failed."""
     out(GHEC_NOTE)
     failed = 0
     for profile in profiles:
