@@ -40,7 +40,7 @@ class RestrictedProfile:
     def tag_protection(self) -> str:
         """How the profile's tags are protected: ``branch-history`` (dispatch admits a tag only
         at a commit of an allowed branch) or ``ruleset`` (a tag ruleset, which doctor checks)."""
-        return str(getattr(self.policy, "tag_protection", None) or "branch-history")
+        return self.policy.tag_protection
 
     def exact_repositories(self) -> tuple[list[str], list[str]]:
         """(``owner/repo`` entries, ``owner/*`` entries) of ``allowed_repositories``."""

@@ -504,7 +504,9 @@ def test_doctor_warns_when_a_restricted_org_profile_uses_the_default_group(
     assert "fix: fargate-runners setup --org ORG creates a runner group limited to" in text
     assert "PASS  restricted profile deploy-1 has its own runner group (group 7)" in text
     assert "default has its own runner group" not in text  # not restricted: not checked
-    assert text.rstrip().endswith("1 warning(s)")
+    assert [line for line in text.splitlines() if "WARN  restricted profile" in line] == [
+        line for line in text.splitlines() if "WARN  restricted profile deploy-0" in line
+    ]
 
 
 def test_doctor_counts_the_stack_wide_runner_group(aws_env: None, github: GitHub) -> None:

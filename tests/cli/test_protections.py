@@ -103,7 +103,8 @@ def test_doctor_passes_a_protected_organisation(aws_env: None, github: GitHub) -
     assert setup()[0] == 0
     code, text = doctor()
     assert code == 0, text
-    assert "FAIL" not in text and "WARN" not in text, text
+    warnings = [line for line in text.splitlines() if line.startswith("WARN")]
+    assert "FAIL" not in text and not [w for w in warnings if "deploy" in w], text
     for expected in (
         "PASS  deploy: octo-org/app branch main takes only reviewed pull requests "
         "(ruleset: 1 approval(s))",
@@ -151,6 +152,20 @@ def test_doctor_fails_an_unprotected_organisation_naming_each_fix(
     # tag_protection defaults to branch-history: a missing tag ruleset is a warning
     assert "WARN  deploy: octo-org/app tags refs/tags/v* can be created and moved" in text
     assert "fix: add a tag ruleset on octo-org/app targeting refs/tags/v*" in text
+
+
+def test_doctor_fails_tags_a_profile_says_a_ruleset_protects(aws_env: None, github: GitHub) -> None:
+    profile = deploy_profile(runner_group_id=7)
+    profile["policy"]["tag_protection"] = "ruleset"
+    deploy(function_env={"RUNNER_SCOPE": "org", "RUNNER_PROFILES": json.dumps([profile])})
+    seed_group(github)
+    setup()
+    code, text = doctor()
+    assert code == 1
+    assert (
+        "FAIL  deploy: octo-org/app tags refs/tags/v* can be created and moved only by bypass "
+        "actors (no active tag ruleset restricts creation, update for all of it)" in text
+    )
 
 
 def test_doctor_reads_legacy_branch_protection(aws_env: None, github: GitHub) -> None:
@@ -232,10 +247,9 @@ def test_exact_matching_changes_the_repository_scope_warning(aws_env: None, gith
 
 @dataclass(frozen=True)
 class DeployPolicy(Policy):
-    """A policy with the environment and tag keys (``Policy`` gains them in parallel)."""
+    """A policy with ``required_environment`` (``Policy`` gains it on another branch)."""
 
     required_environment: str | None = None
-    tag_protection: str = "branch-history"
 
 
 def checks(github: GitHub, **policy: Any) -> tuple[list[tuple[str, bool, str, str]], list[Any]]:
