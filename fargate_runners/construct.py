@@ -34,6 +34,7 @@ in 2 AZs, no NAT gateway, and flow logs.
 from __future__ import annotations
 
 from aws_cdk import (
+    Annotations,
     Fn,
     Names,
     Stack,
@@ -158,3 +159,30 @@ class FargateRunners(
                 self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
         self._observability(profiles, props)
+        _warn_repository_scope(self, props)
+
+
+def _warn_repository_scope(runners: Construct, props: FargateRunnersProps) -> None:
+    """Restricted profiles of repository runners can be given the repository's other jobs.
+
+    GitHub hands a queued job to any idle runner that has all the job's labels, and
+    repository runners have no runner groups to limit that (README, "Deploy protections").
+    A warning, not an error: with ``match: exact`` and labels no other job uses, the
+    operator has chosen the other fix; ``cdk deploy --strict`` turns it into a failure.
+    """
+    if props.runner_scope == "org":
+        return
+    exposed = [
+        profile.name
+        for profile in props.profiles
+        if profile.policy.restricted and getattr(profile, "match", None) != "exact"
+    ]
+    if exposed:
+        Annotations.of(runners).add_warning_v2(
+            "fargate-runners:restricted-profile-repo-scope",
+            f"RESTRICTED PROFILE(S) {', '.join(exposed)} WITH REPOSITORY RUNNERS: GitHub may give "
+            "their runners any job of the repository whose runs-on labels are a subset of "
+            'theirs; the runner refuses it and that job fails. Use "runner_scope": "org" '
+            'with a runner group (fargate-runners setup --org ORG), or "match": "exact" '
+            "with labels no other job uses (README, 'Deploy protections').",
+        )

@@ -35,6 +35,17 @@ GET      /repos/{o}/{r}/compare/{base}...{head}                      200 / 404
 GET      /repos/{o}/{r}/releases/latest                              200 / 404 (no token needed)
 GET      /repos/{o}/{r}/releases?per_page&page                       200 newest first (no token)
 GET      /{scope}/actions/runners/downloads                          200
+GET      /repos/{o}/{r}/rules/branches/{branch}                      200 (active rules only)
+GET      /repos/{o}/{r}/rulesets?targets&includes_parents            200 summaries
+GET      /repos/{o}/{r}/rulesets/{id}                                200 / 404
+GET      /repos/{o}/{r}/branches/{branch}/protection                 200 / 404 not protected
+GET      /repos/{o}/{r}/environments/{name}                          200 / 404
+GET      /orgs/{org}/actions/runner-groups                           200
+POST     /orgs/{org}/actions/runner-groups                           201 / 422 no name
+GET      /orgs/{org}/actions/runner-groups/{id}                      200 / 404
+PATCH    /orgs/{org}/actions/runner-groups/{id}                      200 / 404 / 422
+GET      /orgs/{org}/actions/runner-groups/{id}/repositories         200 / 404
+PUT      /orgs/{org}/actions/runner-groups/{id}/repositories         204 / 404
 =======  ==========================================================  ============================
 
 Sources for the behaviour (each handler cites its own):
@@ -97,6 +108,7 @@ import itertools
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +126,7 @@ Params = dict[str, str]
 
 _SCOPE = r"/(?:repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)|orgs/(?P<org>[^/]+))"
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+_GROUPS = r"/orgs/(?P<org>[^/]+)/actions/runner-groups"
 #: Endpoints only a GitHub App's JWT opens (answered by ``GitHubModel.app``).
 _APP_ONLY = re.compile(r"/app(?:/.*)?|" + _SCOPE + r"/installation")
 #: The ``hook_id`` of the App's own webhook deliveries in ``GitHubModel.deliveries``
@@ -299,6 +312,56 @@ def runner_downloads(version: str) -> list[dict[str, Any]]:
     return builds
 
 
+def fnmatch_regex(pattern: str) -> re.Pattern[str]:
+    """A ruleset ref pattern as GitHub matches it: Ruby ``File.fnmatch`` with
+    ``File::FNM_PATHNAME`` (github/docs data/reusables/repositories/about-fnmatch.md):
+    ``*`` and ``?`` never match ``/``, ``**/`` matches any number of directories,
+    ``[...]`` is a character class (``[!...]``/``[^...]`` negated), ``\\`` escapes."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        elif pattern[i] == "\\" and i + 1 < n:
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def ref_name_matches(conditions: Mapping[str, Any], ref: str, default_branch: str = "main") -> bool:
+    """A ruleset's ``conditions.ref_name`` against a full ref: one ``include`` matches
+    (``~ALL``: every ref; ``~DEFAULT_BRANCH``: the default branch) and no ``exclude`` does
+    (OpenAPI ``repository-ruleset-conditions``, ``ref_name.include``/``exclude``)."""
+    ref_name = conditions.get("ref_name") or {}
+
+    def matches(pattern: str) -> bool:
+        if pattern == "~ALL":
+            return True
+        if pattern == "~DEFAULT_BRANCH":
+            return ref == f"refs/heads/{default_branch}"
+        return fnmatch_regex(pattern).match(ref) is not None
+
+    return any(matches(p) for p in ref_name.get("include") or []) and not any(
+        matches(p) for p in ref_name.get("exclude") or []
+    )
+
+
 def _default_jit_config(runner_name: str) -> str:
     """GitHub's ``encoded_jit_config`` shape (what the runner decodes), with fake values."""
     from localdev.runner_double import configured_files, jit_config
@@ -356,6 +419,22 @@ class GitHubModel:
     runner_downloads: list[dict[str, Any]] = field(
         default_factory=lambda: runner_downloads(RUNNER_VERSION)
     )
+    #: Rulesets (repository and organisation level), each as ``GET .../rulesets/{id}`` shows
+    #: it (``name``, ``target``, ``enforcement``, ``conditions``, ``rules``,
+    #: ``bypass_actors``) plus ``scope``: ``repos/O/R`` or ``orgs/O`` (the latter applies to
+    #: every repository of the organisation here). See :meth:`add_ruleset`.
+    rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The caller may edit rulesets: only then does GitHub show ``bypass_actors``.
+    ruleset_writer: bool = False
+    #: Legacy branch protection: ``"O/R:branch"`` -> the object ``GET .../protection`` shows.
+    branch_protections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Deployment environments: ``"O/R:name"`` -> the environment as ``GET`` shows it.
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Organisation runner groups (besides each organisation's built-in "Default", id 1):
+    #: id -> the group as the API shows it plus ``org`` and ``repository_ids``.
+    runner_groups: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: ``owner/repo`` (lower case) -> repository id (others: a stable id from the name).
+    repository_ids: dict[str, int] = field(default_factory=dict)
     #: The one token GitHub accepts (None: any non-empty token).
     valid_token: str | None = None
     #: GitHub's side of a GitHub App (GITHUB_AUTH=app). When set, its endpoints are served
@@ -371,6 +450,8 @@ class GitHubModel:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000), repr=False)
     _faults: list[Fault] = field(default_factory=list, repr=False)
+    #: repository id -> full name, for every id :meth:`repository_id` handed out.
+    _repository_names: dict[int, str] = field(default_factory=dict, repr=False)
 
     # -- fault injection ------------------------------------------------------------------
 
@@ -524,10 +605,31 @@ class GitHubModel:
         return 200, headers, {"login": "octocat", "id": 1}
 
     def get_scope(self, call: Call, p: Params) -> Answer:
-        """A repository or organization: every one exists here."""
+        """A repository or organization: every one exists here
+        (https://docs.github.com/en/rest/repos/repos#get-a-repository: ``id``, ``name``,
+        ``full_name``, ``owner.login``, ``private``)."""
         if p.get("org"):
             return 200, {}, {"id": 1, "login": p["org"]}
-        return 200, {}, {"id": 1, "name": p["repo"], "full_name": f"{p['owner']}/{p['repo']}"}
+        full_name = f"{p['owner']}/{p['repo']}"
+        return (
+            200,
+            {},
+            {
+                "id": self.repository_id(full_name),
+                "name": p["repo"],
+                "full_name": full_name,
+                "owner": {"login": p["owner"]},
+                "private": True,
+                "default_branch": "main",
+            },
+        )
+
+    def repository_id(self, full_name: str) -> int:
+        """The repository's id: ``repository_ids``, else a stable number from the name."""
+        known = self.repository_ids.get(full_name.lower())
+        repo_id = known if known is not None else 100_000 + zlib.crc32(full_name.lower().encode())
+        self._repository_names.setdefault(repo_id, full_name)
+        return repo_id
 
     # -- self-hosted runners ---------------------------------------------------------------
 
@@ -778,6 +880,238 @@ class GitHubModel:
         status, body = compare_answer(self.parents, p["base"], p["head"])
         return status, {}, body
 
+    # -- rulesets, branch protection, environments ---------------------------------------
+
+    def add_ruleset(self, scope: str, **ruleset: Any) -> dict[str, Any]:
+        """Store a ruleset (``scope`` ``repos/O/R`` or ``orgs/O``); returns it with its id."""
+        with self._lock:
+            ruleset_id = int(ruleset.pop("id", None) or next(self._ids))
+            stored = {
+                "id": ruleset_id,
+                "name": "ruleset",
+                "target": "branch",
+                "enforcement": "active",
+                "conditions": {"ref_name": {"include": [], "exclude": []}},
+                "rules": [],
+                "bypass_actors": [],
+                **ruleset,
+                "scope": scope,
+            }
+            self.rulesets[ruleset_id] = stored
+        return stored
+
+    def _rulesets_for(self, owner: str, repo: str, parents: bool) -> list[dict[str, Any]]:
+        """Rulesets that apply to the repository: its own, and (``parents``) its org's."""
+        own, org = f"repos/{owner}/{repo}".lower(), f"orgs/{owner}".lower()
+        return [
+            r for r in self.rulesets.values()
+            if r["scope"].lower() == own or (parents and r["scope"].lower() == org)
+        ]  # fmt: skip
+
+    @staticmethod
+    def _ruleset_source(ruleset: Mapping[str, Any]) -> tuple[str, str]:
+        kind, _, name = str(ruleset["scope"]).partition("/")
+        return ("Repository" if kind == "repos" else "Organization"), name
+
+    def _ruleset_view(self, ruleset: Mapping[str, Any], *, full: bool) -> dict[str, Any]:
+        source_type, source = self._ruleset_source(ruleset)
+        view = {
+            "id": ruleset["id"],
+            "name": ruleset["name"],
+            "target": ruleset["target"],
+            "source_type": source_type,
+            "source": source,
+            "enforcement": ruleset["enforcement"],
+            "node_id": f"RRS_{ruleset['id']}",
+        }
+        if full:
+            view["conditions"] = ruleset["conditions"]
+            view["rules"] = ruleset["rules"]
+            if self.ruleset_writer:
+                view["bypass_actors"] = ruleset["bypass_actors"]
+        return view
+
+    def list_rulesets(self, call: Call, p: Params) -> Answer:
+        """Summaries (no ``conditions``, ``rules`` or ``bypass_actors``: those come from the
+        single ruleset), filtered by ``targets`` (comma-separated ``branch``, ``tag``,
+        ``push``) and, with ``includes_parents`` (default true), the organisation's too
+        (https://docs.github.com/en/rest/repos/rules#get-all-repository-rulesets; the
+        enforcement is shown whatever it is)."""
+        parents = call.query.get("includes_parents", ["true"])[0].lower() != "false"
+        targets = {t for t in call.query.get("targets", [""])[0].split(",") if t}
+        found = [
+            self._ruleset_view(r, full=False)
+            for r in self._rulesets_for(p["owner"], p["repo"], parents)
+            if not targets or r["target"] in targets
+        ]
+        return 200, {}, found
+
+    def get_ruleset(self, call: Call, p: Params) -> Answer:
+        """One ruleset with ``conditions`` and ``rules``; ``bypass_actors`` only for a caller
+        with write access to it (https://docs.github.com/en/rest/repos/rules#get-a-repository-ruleset:
+        "bypass_actors ... only returned ... with write access"); 404 when it does not apply
+        to the repository."""
+        parents = call.query.get("includes_parents", ["true"])[0].lower() != "false"
+        ruleset = next(
+            (r for r in self._rulesets_for(p["owner"], p["repo"], parents)
+             if r["id"] == int(p["ruleset_id"])),
+            None,
+        )  # fmt: skip
+        return not_found() if ruleset is None else (200, {}, self._ruleset_view(ruleset, full=True))
+
+    def get_branch_rules(self, call: Call, p: Params) -> Answer:
+        """Every rule of an *active* branch ruleset (the repository's or its organisation's)
+        whose ``conditions.ref_name`` includes ``refs/heads/<branch>`` and does not exclude it;
+        rulesets in ``evaluate`` or ``disabled`` are left out; the branch need not exist;
+        each rule names its ``ruleset_source_type``, ``ruleset_source`` and ``ruleset_id``
+        (https://docs.github.com/en/rest/repos/rules#get-rules-for-a-branch). Legacy branch
+        protection is not among them (a separate API). Patterns: :func:`ref_name_matches`."""
+        ref = f"refs/heads/{unquote(p['branch'])}"
+        rules: list[dict[str, Any]] = []
+        for ruleset in self._rulesets_for(p["owner"], p["repo"], parents=True):
+            if ruleset["target"] != "branch" or ruleset["enforcement"] != "active":
+                continue
+            if not ref_name_matches(ruleset.get("conditions") or {}, ref):
+                continue
+            source_type, source = self._ruleset_source(ruleset)
+            for rule in ruleset["rules"]:
+                rules.append(
+                    {**rule, "ruleset_source_type": source_type, "ruleset_source": source,
+                     "ruleset_id": ruleset["id"]}
+                )  # fmt: skip
+        return 200, {}, rules
+
+    def get_branch_protection(self, call: Call, p: Params) -> Answer:
+        """Legacy branch protection of one branch; 404 ``Branch not protected`` without it
+        (https://docs.github.com/en/rest/branches/branch-protection#get-branch-protection:
+        200 / 404; needs ``administration: read``: without it GitHub answers 403/404 too)."""
+        key = f"{p['owner']}/{p['repo']}:{unquote(p['branch'])}".lower()
+        found = {k.lower(): v for k, v in self.branch_protections.items()}.get(key)
+        if found is None:
+            body = {"message": "Branch not protected", "documentation_url": DOCS, "status": "404"}
+            return 404, {}, body
+        return 200, {}, found
+
+    def get_environment(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/deployments/environments#get-an-environment:
+        ``name``, ``protection_rules`` (``required_reviewers`` with ``reviewers`` and
+        ``prevent_self_review``, ``wait_timer``, ``branch_policy``),
+        ``deployment_branch_policy``, ``can_admins_bypass``; 404 for an unknown name (the
+        name is URL-encoded in the path)."""
+        key = f"{p['owner']}/{p['repo']}:{unquote(p['name'])}".lower()
+        found = {k.lower(): v for k, v in self.environments.items()}.get(key)
+        if found is None:
+            return not_found()
+        return 200, {}, {"name": unquote(p["name"]), "protection_rules": [], **found}
+
+    # -- runner groups -----------------------------------------------------------------------
+
+    def _groups(self, org: str) -> dict[int, dict[str, Any]]:
+        """The organisation's groups: the built-in "Default" (id 1, every repository)
+        and the stored ones."""
+        default = {
+            "id": 1, "name": "Default", "visibility": "all", "default": True,
+            "allows_public_repositories": True, "restricted_to_workflows": False,
+            "selected_workflows": [], "workflow_restrictions_read_only": False,
+            "org": org, "repository_ids": [],
+        }  # fmt: skip
+        groups = {1: default}
+        groups.update(
+            {i: g for i, g in self.runner_groups.items() if g["org"].lower() == org.lower()}
+        )
+        return groups
+
+    def _group_view(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        view = {k: v for k, v in group.items() if k not in ("org", "repository_ids")}
+        base = f"/orgs/{group['org']}/actions/runner-groups/{group['id']}"
+        view["runners_url"] = base + "/runners"
+        if group.get("visibility") == "selected":
+            view["selected_repositories_url"] = base + "/repositories"
+        return view
+
+    def list_runner_groups(self, call: Call, p: Params) -> Answer:
+        """``{total_count, runner_groups}``
+        (https://docs.github.com/en/rest/actions/self-hosted-runner-groups#list-self-hosted-runner-groups-for-an-organization)."""
+        groups = [self._group_view(g) for g in self._groups(p["org"]).values()]
+        return 200, {}, {"total_count": len(groups), "runner_groups": groups}
+
+    def get_runner_group(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/actions/self-hosted-runner-groups#get-a-self-hosted-runner-group-for-an-organization;
+        404 for an unknown id."""
+        group = self._groups(p["org"]).get(int(p["group_id"]))
+        return not_found() if group is None else (200, {}, self._group_view(group))
+
+    _GROUP_FIELDS = (
+        "name", "visibility", "allows_public_repositories", "restricted_to_workflows",
+        "selected_workflows",
+    )  # fmt: skip
+
+    def create_runner_group(self, call: Call, p: Params) -> Answer:
+        """201 with the group; ``name`` required (422), ``visibility`` (default ``all``),
+        ``selected_repository_ids``, ``allows_public_repositories`` (default false),
+        ``restricted_to_workflows`` (default false), ``selected_workflows``
+        (https://docs.github.com/en/rest/actions/self-hosted-runner-groups#create-a-self-hosted-runner-group-for-an-organization)."""
+        body = call.body if isinstance(call.body, dict) else {}
+        if not body.get("name"):
+            return 422, {}, {"message": "Validation Failed", "errors": [{"field": "name"}]}
+        group_id = next(self._ids)
+        group = {
+            "id": group_id, "name": str(body["name"]), "visibility": body.get("visibility", "all"),
+            "default": False,
+            "allows_public_repositories": bool(body.get("allows_public_repositories", False)),
+            "restricted_to_workflows": bool(body.get("restricted_to_workflows", False)),
+            "selected_workflows": list(body.get("selected_workflows", [])),
+            "workflow_restrictions_read_only": False,
+            "org": p["org"], "repository_ids": list(body.get("selected_repository_ids", [])),
+        }  # fmt: skip
+        self.runner_groups[group_id] = group
+        return 201, {}, self._group_view(group)
+
+    def update_runner_group(self, call: Call, p: Params) -> Answer:
+        """``name`` (required: 422 without), ``visibility``, ``allows_public_repositories``,
+        ``restricted_to_workflows``, ``selected_workflows``; repositories are set with
+        ``PUT .../repositories``, not here; 404 for an unknown id
+        (https://docs.github.com/en/rest/actions/self-hosted-runner-groups#update-a-self-hosted-runner-group-for-an-organization).
+        Workflow fields of a group whose ``workflow_restrictions_read_only`` is true stay as
+        they are (an enterprise fixes them)."""
+        group = self.runner_groups.get(int(p["group_id"]))
+        if group is None or group["org"].lower() != p["org"].lower():
+            return not_found()
+        body = call.body if isinstance(call.body, dict) else {}
+        if not body.get("name"):
+            return 422, {}, {"message": "Validation Failed", "errors": [{"field": "name"}]}
+        for key in self._GROUP_FIELDS:
+            if key in body:
+                if group.get("workflow_restrictions_read_only") and "workflow" in key:
+                    continue
+                group[key] = body[key]
+        return 200, {}, self._group_view(group)
+
+    def list_group_repositories(self, call: Call, p: Params) -> Answer:
+        """``{total_count, repositories}``; 404 for an unknown group
+        (https://docs.github.com/en/rest/actions/self-hosted-runner-groups#list-repository-access-to-a-self-hosted-runner-group-in-an-organization)."""
+        group = self._groups(p["org"]).get(int(p["group_id"]))
+        if group is None:
+            return not_found()
+        for full_name in self.repository_ids:
+            self.repository_id(full_name)
+        repos = [
+            {"id": i, "full_name": self._repository_names.get(i, f"{p['org']}/repo-{i}")}
+            for i in group["repository_ids"]
+        ]
+        return 200, {}, {"total_count": len(repos), "repositories": repos}
+
+    def set_group_repositories(self, call: Call, p: Params) -> Answer:
+        """Replace the group's repositories with ``selected_repository_ids``: 204; 404 for an
+        unknown group
+        (https://docs.github.com/en/rest/actions/self-hosted-runner-groups#set-repository-access-for-a-self-hosted-runner-group-in-an-organization)."""
+        group = self.runner_groups.get(int(p["group_id"]))
+        if group is None or group["org"].lower() != p["org"].lower():
+            return not_found()
+        body = call.body if isinstance(call.body, dict) else {}
+        group["repository_ids"] = [int(i) for i in body.get("selected_repository_ids", [])]
+        return 204, {}, None
+
 
 #: Every endpoint the model serves. To add one: a handler method and a line here.
 ROUTES: tuple[Route, ...] = (
@@ -807,6 +1141,17 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", _REPO + r"/releases/latest", GitHubModel.get_latest_release, public=True),
     Route("GET", _REPO + r"/releases", GitHubModel.list_releases, public=True),
     Route("GET", _SCOPE + r"/actions/runners/downloads", GitHubModel.list_runner_downloads),
+    Route("GET", _REPO + r"/rules/branches/(?P<branch>.+)", GitHubModel.get_branch_rules),
+    Route("GET", _REPO + r"/rulesets", GitHubModel.list_rulesets),
+    Route("GET", _REPO + r"/rulesets/(?P<ruleset_id>\d+)", GitHubModel.get_ruleset),
+    Route("GET", _REPO + r"/branches/(?P<branch>.+)/protection", GitHubModel.get_branch_protection),
+    Route("GET", _REPO + r"/environments/(?P<name>[^/]+)", GitHubModel.get_environment),
+    Route("GET", _GROUPS, GitHubModel.list_runner_groups),
+    Route("POST", _GROUPS, GitHubModel.create_runner_group),
+    Route("GET", _GROUPS + r"/(?P<group_id>\d+)", GitHubModel.get_runner_group),
+    Route("PATCH", _GROUPS + r"/(?P<group_id>\d+)", GitHubModel.update_runner_group),
+    Route("GET", _GROUPS + r"/(?P<group_id>\d+)/repositories", GitHubModel.list_group_repositories),
+    Route("PUT", _GROUPS + r"/(?P<group_id>\d+)/repositories", GitHubModel.set_group_repositories),
 )
 _COMPILED = tuple((route, re.compile(route.pattern)) for route in ROUTES)
 

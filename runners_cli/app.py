@@ -233,6 +233,7 @@ class AppDoctor:
             self._app_hook_checks(app, described)
         else:
             doctor.hook_checks(stack, GitHub(token, doctor.api_url), target)
+        doctor.protection_checks(GitHub(token, doctor.api_url), target)
 
     def _key_check(self) -> bool:
         from botocore.exceptions import ClientError

@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "repository/organisation webhook",
     )
     setup.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --org: print how setup would create or update each restricted profile's "
+        "runner group, and change nothing (uses the stack's stored credentials)",
+    )
+    setup.add_argument(
         "--resend-secret",
         action="store_true",
         help="send the webhook secret to an existing hook again (GitHub never shows it)",
@@ -112,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "setup":
             if target is None:
                 raise CliError("setup needs --repo OWNER/REPO or --org ORG")
+            if args.dry_run:
+                return commands.plan_runner_groups(
+                    aws, args.stack, target, api_url=args.github_api_url
+                )
             if args.app_id:
                 return commands.setup_with_app(
                     aws,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from typing import Any, TextIO
 from lambda_fn import contract
 from runners_cli.errors import CliError
 from runners_cli.github import GitHub, GitHubError, Target, hook_differences
+from runners_cli.profiles import DEFAULT_RUNNER_GROUP_ID, RestrictedProfile, restricted_profiles
+from runners_cli.protections import ProtectionChecks
 from runners_cli.stack import (
     Aws,
     StackInfo,
@@ -25,9 +26,6 @@ from runners_cli.stack import (
     stack_resources,
     webhook_function_environment,
 )
-
-#: Every organisation's "Default" runner group: open to all its repositories.
-DEFAULT_RUNNER_GROUP_ID = 1
 
 Out = Callable[[str], None]
 
@@ -91,7 +89,58 @@ def setup(
         "events workflow_job, content type json"
     )
     record_hook(aws, stack, f"{target.path}/hooks/{hook['id']}", out)
-    return 0
+    return runner_groups_step(aws, stack, target, lambda: github, dry_run=False, out=out)
+
+
+def runner_groups_step(
+    aws: Aws,
+    stack: StackInfo,
+    target: Target,
+    github: Callable[[], GitHub | None],
+    *,
+    dry_run: bool,
+    out: Out,
+) -> int:
+    """Organisation runners: create or update each restricted profile's runner group
+    (``github`` is called only when there is something to do)."""
+    from runners_cli.runner_groups import setup_groups
+
+    env = webhook_function_environment(aws, stack.name)
+    if target.kind != "org" or env.get("RUNNER_SCOPE", "repo") != "org":
+        if restricted_profiles(env) and target.kind == "repo":
+            out(
+                "runner groups: repository runners have no groups, so restricted profiles can "
+                "be given the repository's other jobs (README, 'Deploy protections')"
+            )
+        return 0
+    profiles = restricted_profiles(env)
+    if not profiles:
+        out("runner groups: no restricted profile, nothing to set up")
+        return 0
+    client = github()
+    if client is None:
+        out("runner groups: the stack has no GitHub token yet: run fargate-runners setup first")
+        return 1
+    return setup_groups(client, target.name, stack.name, profiles, dry_run=dry_run, out=out)
+
+
+def plan_runner_groups(
+    aws: Aws, stack_name: str, target: Target, *, api_url: str, out: Out = print
+) -> int:
+    """``setup --dry-run``: what setup would do to the runner groups, with the stack's own
+    GitHub credentials; nothing is written (no token, webhook or group)."""
+    if target.kind != "org":
+        raise CliError("--dry-run plans runner groups, which exist only for --org ORG")
+    stack = load_stack(aws, stack_name)
+    out("dry run: token and webhook are left as they are")
+    return runner_groups_step(
+        aws,
+        stack,
+        target,
+        lambda: github_for_stack(aws, stack, api_url, target),
+        dry_run=True,
+        out=out,
+    )
 
 
 def setup_with_app(
@@ -124,7 +173,14 @@ def setup_with_app(
         out=out,
     )
     record_hook(aws, stack, path, out)
-    return 0
+    return runner_groups_step(
+        aws,
+        stack,
+        target,
+        lambda: github_for_stack(aws, stack, api_url, target),
+        dry_run=False,
+        out=out,
+    )
 
 
 def webhook_secret(aws: Aws, stack: StackInfo) -> str:
@@ -471,6 +527,37 @@ def status(
 # ---------------------------------------------------------------------------
 
 
+def theft_warning(profile: RestrictedProfile) -> tuple[str, str, str]:
+    """(name, detail, fix) of the warning for a restricted profile of repository runners.
+
+    Repository runners have no runner groups: GitHub gives a runner any queued job of the
+    repository whose ``runs-on`` labels it has (https://docs.github.com/en/actions/how-tos/
+    manage-runners/self-hosted-runners/use-in-a-workflow), so a job with a subset of the
+    profile's labels can take a deploy runner, which refuses it: that job fails and the
+    deploy waits for a replacement.
+    """
+    labels = ", ".join(profile.labels)
+    if profile.match == "exact":
+        detail = (
+            f"dispatch launches it only for jobs labelled exactly [{labels}], but GitHub may "
+            "still give its runner any queued job of the repository whose labels are a subset"
+        )
+        fix = (
+            "make sure no other job's runs-on is a subset of these labels, or use "
+            '"runner_scope": "org" with a runner group (fargate-runners setup --org ORG)'
+        )
+    else:
+        detail = (
+            f"any job of the repository whose runs-on is a subset of [{labels}] can take its "
+            "runners, which refuse it (that job fails)"
+        )
+        fix = (
+            'use "runner_scope": "org" with a runner group (fargate-runners setup --org ORG), '
+            'or "match": "exact" with labels no other job uses'
+        )
+    return f"restricted profile {profile.name} runs only the jobs it was made for", detail, fix
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -490,6 +577,9 @@ class Doctor:
         self.target = target
         self.api_url = api_url
         self.checks: list[Check] = []
+        #: The deployed stack's restricted profiles and runner scope (read by the stack checks).
+        self.profiles: list[RestrictedProfile] = []
+        self.scope = "repo"
 
     def add(self, name: str, ok: bool, detail: str = "", fix: str = "") -> bool:
         self.checks.append(Check(name, ok, detail, fix))
@@ -673,38 +763,56 @@ class Doctor:
         )
 
     def _runner_group_checks(self, stack: StackInfo) -> None:
-        """Restricted org-scope profiles should have their own runner group.
+        """Restricted profiles should get only the jobs they were made for.
 
         A JIT runner is not bound to the job it was started for: GitHub gives it
         any queued job whose labels it has. Only a runner group limited to
         selected repositories and workflows stops GitHub from assigning other
         jobs to a deploy runner; the default group (id 1) is open to every
-        repository of the organisation.
+        repository of the organisation, and repository runners have no groups at
+        all (README, "Deploy protections").
         """
         from botocore.exceptions import ClientError
 
         try:
             env = webhook_function_environment(self.aws, stack.name)
-            profiles = json.loads(env.get("RUNNER_PROFILES") or "[]")
-            default_group = int(env.get("RUNNER_GROUP_ID") or DEFAULT_RUNNER_GROUP_ID)
-        except (CliError, ClientError, ValueError) as exc:
+            self.profiles = restricted_profiles(env)
+        except (CliError, ClientError) as exc:
             self.warn("runner groups of restricted profiles", f"not checked: {exc}", "")
             return
-        if env.get("RUNNER_SCOPE", "repo") != "org":
-            return  # repository runners have no groups: nothing to check
+        self.scope = env.get("RUNNER_SCOPE", "repo")
+        if self.scope != "org":
+            for profile in self.profiles:
+                self.warn(*theft_warning(profile))
+            return
         fix = (
-            "create an organisation runner group limited to selected repositories and "
-            "workflows, set the profile's runner_group_id, cdk deploy (README, 'Runner groups')"
+            "fargate-runners setup --org ORG creates a runner group limited to the profile's "
+            "repositories and workflows; set the profile's runner_group_id, cdk deploy "
+            "(README, 'Deploy protections')"
         )
-        for profile in profiles:
-            if not isinstance(profile, dict) or not profile.get("policy"):
-                continue
-            group = profile.get("runner_group_id") or default_group
-            name = f"restricted profile {profile.get('name')} has its own runner group"
-            if group == DEFAULT_RUNNER_GROUP_ID:
+        for profile in self.profiles:
+            name = f"restricted profile {profile.name} has its own runner group"
+            if profile.runner_group_id == DEFAULT_RUNNER_GROUP_ID:
                 self.warn(name, "it uses the default group (1), open to every repository", fix)
             else:
-                self.add(name, True, f"group {group}")
+                self.add(name, True, f"group {profile.runner_group_id}")
+
+    def protection_checks(self, github: GitHub, target: Target) -> None:
+        """GitHub's protections around each restricted profile (``runners_cli.protections``)."""
+        checks = ProtectionChecks(github, self.add, self.warn)
+        for profile in self.profiles:
+            exact, globs = profile.exact_repositories()
+            for pattern in globs:
+                self.warn(
+                    f"{profile.name}: repositories {pattern} protected",
+                    "a pattern names no repository to check",
+                    "list the repositories in allowed_repositories",
+                )
+            if not exact and not globs and target.kind == "repo":
+                exact = [target.name]
+            checks.profile(profile, exact)
+            if self.scope == "org" and target.kind == "org":
+                checks.runner_group(profile, target.name)
 
     def _github_checks(self, stack: StackInfo, token: str) -> None:
         github = GitHub(token, self.api_url)
@@ -741,6 +849,7 @@ class Doctor:
                 return
             self.add(name, True)
         self.hook_checks(stack, github, target)
+        self.protection_checks(github, target)
 
     def hook_checks(self, stack: StackInfo, github: GitHub, target: Target) -> None:
         """The target's webhook: exists, recorded, configured right, delivering."""

@@ -209,7 +209,13 @@ class FakeGitHub(GitHubModel):
         self.mock = mock
         self.base_url = base_url
         self._jit_override: Callable[[Any], Any] | None = None
-        for method in (responses.GET, responses.POST, responses.PATCH, responses.DELETE):
+        for method in (
+            responses.GET,
+            responses.POST,
+            responses.PATCH,
+            responses.PUT,
+            responses.DELETE,
+        ):
             mock.add_callback(
                 method, re.compile(re.escape(base_url) + r"/.*"), callback=self._callback
             )

@@ -265,7 +265,9 @@ class GitHub(FakeGitHub):
 
     def writes(self) -> list[tuple[str, str]]:
         return [
-            (r.method, r.path) for r in self.requests if r.method in ("POST", "PATCH", "DELETE")
+            (r.method, r.path)
+            for r in self.requests
+            if r.method in ("POST", "PUT", "PATCH", "DELETE")
         ]
 
 

@@ -472,7 +472,12 @@ def restricted_profiles(*groups: int | None) -> str:
         profile: dict[str, object] = {
             "name": f"deploy-{i}",
             "labels": ["deploy", str(i)],
-            "policy": {"profile": f"deploy-{i}", "allowed_refs": ["refs/heads/main"]},
+            "policy": {
+                "profile": f"deploy-{i}",
+                "allowed_repositories": ["octo-org/app"],
+                "allowed_refs": ["refs/heads/main"],
+                "allowed_workflows": [".github/workflows/deploy.yml"],
+            },
         }
         if group is not None:
             profile["runner_group_id"] = group
@@ -484,18 +489,24 @@ def restricted_profiles(*groups: int | None) -> str:
 def test_doctor_warns_when_a_restricted_org_profile_uses_the_default_group(
     aws_env: None, github: GitHub
 ) -> None:
+    from tests.cli.test_protections import protect, seed_group
+
     deploy(function_env={"RUNNER_SCOPE": "org", "RUNNER_PROFILES": restricted_profiles(None, 7)})
-    run_setup(ORG, token=PAT)
+    protect(github)
+    seed_group(github, 7)
+    run_setup(ORG, token=PAT)  # also creates a group for deploy-0 (not yet in the stack)
     code, text = doctor(ORG)
     assert code == 0, text  # a warning does not fail doctor
     assert (
         "WARN  restricted profile deploy-0 has its own runner group "
         "(it uses the default group (1), open to every repository)" in text
     )
-    assert "fix: create an organisation runner group limited to selected repositories" in text
+    assert "fix: fargate-runners setup --org ORG creates a runner group limited to" in text
     assert "PASS  restricted profile deploy-1 has its own runner group (group 7)" in text
     assert "default has its own runner group" not in text  # not restricted: not checked
-    assert text.rstrip().endswith("1 warning(s)")
+    assert [line for line in text.splitlines() if "WARN  restricted profile" in line] == [
+        line for line in text.splitlines() if "WARN  restricted profile deploy-0" in line
+    ]
 
 
 def test_doctor_counts_the_stack_wide_runner_group(aws_env: None, github: GitHub) -> None:
@@ -511,8 +522,11 @@ def test_doctor_counts_the_stack_wide_runner_group(aws_env: None, github: GitHub
 def test_doctor_has_no_runner_group_check_for_repository_runners(
     aws_env: None, github: GitHub
 ) -> None:
+    """Repository runners have no groups: doctor warns that other jobs can take them."""
     deploy(function_env={"RUNNER_PROFILES": restricted_profiles(None)})
-    assert "runner group" not in doctor()[1]
+    text = doctor()[1]
+    assert "has its own runner group" not in text
+    assert "WARN  restricted profile deploy-0 runs only the jobs it was made for" in text
 
 
 def test_doctor_reports_empty_pat_with_fix(aws_env: None, github: GitHub) -> None:

@@ -275,6 +275,19 @@ def test_no_warning_with_an_alarm_destination(main_synth: Synth) -> None:
     assert not any("NO ALARM REACHES A PERSON" in w for w in warnings(main_synth))
 
 
+def test_synth_warns_that_repository_runners_of_a_restricted_profile_can_be_taken(
+    steps_synth: Synth,
+) -> None:
+    (warning,) = [w for w in warnings(steps_synth) if "WITH REPOSITORY RUNNERS" in w]
+    assert warning.startswith("RESTRICTED PROFILE(S) deploy WITH REPOSITORY RUNNERS")
+    assert '"runner_scope": "org"' in warning and '"match": "exact"' in warning
+
+
+def test_no_repository_scope_warning_with_organisation_runners(main_synth: Synth) -> None:
+    """main_synth has a restricted profile too, with organisation runners."""
+    assert not any("WITH REPOSITORY RUNNERS" in w for w in warnings(main_synth))
+
+
 # -- configuration ---------------------------------------------------------------------------
 
 

@@ -35,7 +35,11 @@ KNOWN_UNSUPPRESSED: dict[str, set[tuple[str, str, str]]] = {
     "edge_synth": {
         (APP, "Annotation::fargate-runners:no-alarm-destination", "warning"),
     },
-    "steps_synth": set(),
+    # A restricted profile of repository runners: the deliberate warning that other jobs
+    # of the repository can take its runners (README, "Deploy protections").
+    "steps_synth": {
+        (APP, "Annotation::fargate-runners:restricted-profile-repo-scope", "warning"),
+    },
 }
 #: The deploy profile's task-role statement has a resource wildcard of the operator's
 #: choosing: exactly that finding is acknowledged, nothing broader.
