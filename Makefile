@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install test coverage lint typecheck unit infra synth package-check demo serve bench bench-smoke clean
+.PHONY: help install test coverage lint typecheck unit infra synth package-check demo serve bench bench-smoke upgrade-baseline clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -69,6 +69,10 @@ bench: install  ## dispatch-path benchmarks (offline, ~1.5 min): report + build/
 
 bench-smoke: install  ## the benchmarks at CI size (~30 s); fails only on correctness
 	$(BIN)/python -m bench --smoke
+
+upgrade-baseline: install  ## at a release: COMMIT=<release> writes tests/upgrade/<commit>/ (then point BASELINE at it)
+	@test -n "$(COMMIT)" || { echo "usage: make upgrade-baseline COMMIT=<release commit>"; exit 2; }
+	$(BIN)/python -m tests.upgrade.baseline $(COMMIT)
 
 clean:  ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml htmlcov

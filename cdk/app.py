@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 from fargate_runners.config import ConfigError, load_config
 from fargate_runners.stack import FargateRunnersStack
@@ -42,12 +42,12 @@ def build_app(
     outdir: str | None = None,
     nag: bool = True,
 ) -> tuple[cdk.App, FargateRunnersStack]:
-    """The app with its one stack; cdk-nag AwsSolutions checks when ``nag``."""
+    """The app with its one stack; cdk-nag AwsSolutions and Serverless checks when ``nag``."""
     app = cdk.App(context={**feature_flags(), **(context or {})}, outdir=outdir)
     config = load_config(app.node.get_all_context())
     stack = FargateRunnersStack(app, "FargateRunners", config=config)
     if nag:
-        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     return app, stack
 
 

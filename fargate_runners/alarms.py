@@ -10,7 +10,15 @@ AWS documents them):
   (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html);
 - API Gateway ``4XXError``/``5XXError`` by ``ApiName`` and ``Stage``, whose ``Average``
   is the error *rate* (each request counts 0 or 1)
-  (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-metrics-and-dimensions.html).
+  (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-metrics-and-dimensions.html);
+- the reconciler's own ``ReconcilerStepFailures`` by ``service`` (``lambda_fn/reconciler.py``).
+
+The scheduled functions (reconciler, source-range refresh) are invoked asynchronously by
+EventBridge, and Lambda retries a failed asynchronous invocation twice by default
+(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html): one
+failed run would then count three ``Errors`` and trip "twice within three runs" alone.
+Their asynchronous retries are off (``no_async_retries``): the next scheduled run is the
+retry, and each run counts once.
 """
 
 from __future__ import annotations
@@ -23,13 +31,20 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from .nag import Acknowledgment
+
 __all__ = [
+    "RECONCILER_STEP_FAILURES",
     "RETRY_AGE_THRESHOLD_SECONDS",
     "RUNNER_VERSION_DAYS_THRESHOLD",
     "WEBHOOK_4XX_RATE",
     "WEBHOOK_5XX_RATE",
+    "no_async_retries",
     "operational_alarms",
 ]
+
+#: The metric ``lambda_fn/reconciler.py`` emits per failed step (and in total per run).
+RECONCILER_STEP_FAILURES = "ReconcilerStepFailures"
 
 #: Longer than the retry queue's longest delay (900 s, SQS's maximum) plus a consumer
 #: run: a message this old is not waiting for its turn, nobody is consuming.
@@ -54,10 +69,34 @@ def operational_alarms(
     api_name: str,
     stage_name: str,
     refresh_function: lambda_.IFunction | None,
+    metrics_namespace: str,
+    service_name: str,
 ) -> list[cloudwatch.Alarm]:
     """The alarms; ``refresh_function`` (the WAF source-list refresh) adds one more."""
     alarms = [
         _failing(scope, "ReconcilerFailing", reconciler, reconcile_interval, "reconciler"),
+        cloudwatch.Alarm(
+            scope,
+            "ReconcilerStepsFailing",
+            alarm_description=(
+                "Reconciler steps failed in two of its last three runs (a revoked or rotated "
+                "GitHub token, a missing permission): the reconciler's log says which step "
+                f"and why ({RECONCILER_STEP_FAILURES} by step on the dashboard)."
+            ),
+            # One data point per run with a failed step (its value: how many failed), so the
+            # sample count is the number of such runs.
+            metric=cloudwatch.Metric(
+                namespace=metrics_namespace,
+                metric_name=RECONCILER_STEP_FAILURES,
+                dimensions_map={"service": service_name},
+                statistic="SampleCount",
+                period=Duration.minutes(3 * reconcile_interval.to_minutes()),
+            ),
+            threshold=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        ),
         cloudwatch.Alarm(
             scope,
             "RetryQueueStuck",
@@ -109,6 +148,39 @@ def operational_alarms(
             )
         )
     return alarms
+
+
+def no_async_retries(function: lambda_.Function, interval: Duration) -> None:
+    """A scheduled function: no asynchronous retries (module docstring), and an event
+    older than one interval is dropped (the next run has started by then)."""
+    function.configure_async_invoke(retry_attempts=0, max_event_age=interval)
+
+
+def scheduled_function_acknowledgments(what: str) -> tuple[Acknowledgment, ...]:
+    """cdk-nag Serverless findings of a scheduled function, and why they do not apply."""
+    reason = (
+        f"The scheduled {what} has no asynchronous retries and no failure destination on "
+        "purpose: its event is a schedule tick with nothing in it to replay, the next "
+        "scheduled run is the retry, and a failed run is counted as a Lambda error that "
+        "the stack's 'failed twice within three runs' alarm reports to a person."
+    )
+    return (
+        Acknowledgment(id="Serverless-LambdaDLQ", reason=reason),
+        Acknowledgment(id="Serverless-LambdaAsyncFailureDestination", reason=reason),
+    )
+
+
+def scheduled_rule_acknowledgment() -> Acknowledgment:
+    """A schedule's EventBridge target needs no DLQ (cdk-nag Serverless-EventBusDLQ)."""
+    return Acknowledgment(
+        id="Serverless-EventBusDLQ",
+        reason=(
+            "A rate schedule's target: an event EventBridge could not deliver is a tick "
+            "with no content, replaced by the next one; a dead-letter queue would only "
+            "hold timestamps. EventBridge retries delivery itself (retry_attempts), and "
+            "runs that stop happening leave the queues and alarms of the work they do."
+        ),
+    )
 
 
 def _failing(

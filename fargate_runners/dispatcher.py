@@ -33,6 +33,11 @@ from lambda_fn.config import HOOK_NOT_RECORDED
 from lambda_fn.contract import LAMBDA_ENVIRONMENT, POWERTOOLS_ENVIRONMENT
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
 
+from .alarms import (
+    no_async_retries,
+    scheduled_function_acknowledgments,
+    scheduled_rule_acknowledgment,
+)
 from .base import RunnersBase
 from .bundling import lambda_code
 from .config import (
@@ -167,6 +172,16 @@ class DispatcherPart(RunnersBase):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
+        acknowledge(
+            self.dead_letter_queue,
+            Acknowledgment(
+                id="Serverless-SQSRedrivePolicy",
+                reason=(
+                    "This is the dead-letter queue (of the retry queue and of the dispatcher): "
+                    "its messages wait for an operator, with an alarm on any message."
+                ),
+            ),
+        )
         self.retry_queue = sqs.Queue(
             self,
             "RetryQueue",
@@ -272,6 +287,39 @@ class DispatcherPart(RunnersBase):
             schedule=events.Schedule.rate(props.reconcile_interval),
             targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
         )
+        no_async_retries(self.reconciler_function, props.reconcile_interval)
+        acknowledge(self.reconciler_function, *scheduled_function_acknowledgments("reconciler"))
+        acknowledge(self.reconcile_rule, scheduled_rule_acknowledgment())
+        acknowledge(
+            self.webhook_function,
+            Acknowledgment(
+                id="Serverless-LambdaDLQ",
+                reason=(
+                    "Invoked synchronously by API Gateway only (a DLQ applies to asynchronous "
+                    "invocations): a failed delivery is answered 5xx, GitHub records it and "
+                    "the reconciler redelivers it; jobs that cannot be launched are parked "
+                    "in the dead-letter queue by the function itself."
+                ),
+            ),
+        )
+        acknowledge(
+            self.retry_function,
+            Acknowledgment(
+                id="Serverless-LambdaDLQ",
+                reason=(
+                    "Invoked by its SQS event source mapping only (synchronously; a function "
+                    "DLQ applies to asynchronous invocations)."
+                ),
+            ),
+            Acknowledgment(
+                id="Serverless-LambdaEventSourceMappingDestination",
+                reason=(
+                    "A failed record goes back to the retry queue, whose redrive policy moves "
+                    "it to the dead-letter queue (with its alarm) after 5 receives; the "
+                    "consumer parks jobs it gives up on there itself, with the reason."
+                ),
+            ),
+        )
 
     def _teardown(self, code: lambda_.Code, props: FargateRunnersProps) -> None:
         """A delete step that stops this stack's runner tasks (``lambda_fn/teardown.py``).
@@ -294,6 +342,18 @@ class DispatcherPart(RunnersBase):
             timeout=TEARDOWN_TIMEOUT_SECONDS,
         )
         self._grant_task_control(self.teardown_role)
+        acknowledge(
+            self.teardown_function,
+            Acknowledgment(
+                id="Serverless-LambdaDLQ",
+                reason=(
+                    "Invoked by CloudFormation for the teardown custom resource only; it "
+                    "answers CloudFormation in every case (FAILED with the reason), and a "
+                    "lost answer is bounded by the resource's service timeout. A queued "
+                    "copy of a delete request could not be answered later."
+                ),
+            ),
+        )
         self.teardown = CustomResource(
             self,
             "RunnerTeardown",

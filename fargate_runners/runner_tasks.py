@@ -13,6 +13,7 @@ from aws_cdk import (
     Annotations,
     ArnFormat,
     Duration,
+    RemovalPolicy,
     Stack,
 )
 from aws_cdk import aws_ecs as ecs
@@ -63,10 +64,17 @@ class RunnerTasksPart(RunnersBase):
         # would create that group itself, outside the stack and without expiry
         # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-reference-performance-logs-ECS.html).
         # A named cluster lets the stack create the group first, with retention and removal.
+        # Its name is fixed, so it is deleted with the stack whatever ``log_removal_policy``
+        # says: a retained group would make the next deploy of the same stack fail
+        # (CloudFormation cannot create a log group whose name exists). What it holds is
+        # the raw data of the Container Insights metrics, which CloudWatch keeps on its own.
         cluster_name = self.cluster_physical_name
-        insights_logs = self._log_group(
+        insights_logs = logs.LogGroup(
+            self,
             "ContainerInsightsLogs",
             log_group_name=f"/aws/ecs/containerinsights/{cluster_name}/performance",
+            retention=self.props.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.cluster = ecs.Cluster(
             self,

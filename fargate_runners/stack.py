@@ -16,6 +16,7 @@ from lambda_fn import contract
 from .config import RunnersConfig
 from .construct import FargateRunners, FargateRunnersProps, retention_days
 from .github_app import GitHubAppAuth
+from .nag import Acknowledgment, acknowledge
 
 __all__ = ["FargateRunnersStack"]
 
@@ -56,6 +57,17 @@ class FargateRunnersStack(Stack):
                 self, "AlarmTopic", display_name="Fargate runners alarms", enforce_ssl=True
             )
             topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+            acknowledge(
+                topic,
+                Acknowledgment(
+                    id="Serverless-SNSRedrivePolicy",
+                    reason=(
+                        "An e-mail subscription of the alarm topic: SNS retries e-mail delivery "
+                        "itself, and a dead-letter queue for undelivered alarm mails would need "
+                        "an alarm of its own that notifies through this same topic."
+                    ),
+                ),
+            )
             alarm_topic = topic
 
         self.runners = FargateRunners(

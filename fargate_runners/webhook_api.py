@@ -21,6 +21,11 @@ from aws_cdk import aws_lambda as lambda_
 
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 
+from .alarms import (
+    no_async_retries,
+    scheduled_function_acknowledgments,
+    scheduled_rule_acknowledgment,
+)
 from .base import RunnersBase
 from .config import (
     DEFAULT_GITHUB_API_URL,
@@ -79,6 +84,7 @@ class WebhookApiPart(RunnersBase):
                 self.api.deployment_stage,
                 Acknowledgment(id="AwsSolutions-APIG1", reason=reason),
                 Acknowledgment(id="AwsSolutions-APIG6", reason=reason),
+                Acknowledgment(id="Serverless-APIGWAccessLogging", reason=reason),
             )
         # The stack decides its outputs (WebhookUrl); drop the RestApi's automatic one.
         self.api.node.try_remove_child("Endpoint")
@@ -204,6 +210,9 @@ class WebhookApiPart(RunnersBase):
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.refresh_function, retry_attempts=2)],
         )
+        no_async_retries(self.refresh_function, Duration.hours(1))
+        acknowledge(self.refresh_function, *scheduled_function_acknowledgments("refresh"))
+        acknowledge(self.refresh_rule, scheduled_rule_acknowledgment())
 
     def _api_logging_options(self) -> dict[str, Any]:
         """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""

@@ -75,7 +75,7 @@ from lambda_fn.dispatch import (
     launch_once,
     launch_pool_runner,
 )
-from lambda_fn.errors import ConfigError, DispatchError
+from lambda_fn.errors import ConfigError, DispatchError, GitHubPermanentError
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
 from lambda_fn.launcher import count_running_tasks
 from lambda_fn.naming import owns_runner
@@ -110,16 +110,53 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
         ("runner_versions", lambda: _watch_versions(settings, gh, now, report)),
         ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
     ]
+    failed = _run_steps(steps, report)
+    for key, value in report.items():
+        count(f"Reconciler_{key}", value=value)
+    logger.info("reconciled", extra={"report": dict(report)})
+    if failed and (len(failed) == len(steps) or any(map(_cannot_reach_github, failed.values()))):
+        raise ReconcileFailed(
+            f"reconciler steps failed: {', '.join(f'{k}: {v}' for k, v in failed.items())}"
+        )
+    return report
+
+
+class ReconcileFailed(RuntimeError):
+    """The run could not do its job: every step failed, or GitHub refused our credentials.
+
+    Raised after every step has run and the metrics are recorded, so the run ends as a
+    Lambda error (the ``ReconcilerFailing`` alarm) as well as in ``ReconcilerStepFailures``.
+    """
+
+
+def _run_steps(
+    steps: list[tuple[str, Callable[[], None]]], report: Counter[str]
+) -> dict[str, Exception]:
+    """Run each step; one failing does not stop the others. Returns the failed ones.
+
+    Each failure is logged and counted as ``ReconcilerStepFailures`` by ``step`` (which
+    step) and once more in total (``service`` only: what the ``ReconcilerStepsFailing``
+    alarm watches, so a step added later is watched without a new alarm).
+    """
+    failed: dict[str, Exception] = {}
     for name, step in steps:
         try:
             step()
         except Exception as exc:  # each step is independent; the next run tries again
+            failed[name] = exc
             report["step_errors"] += 1
+            count("ReconcilerStepFailures", ("step", name))
             logger.exception("reconcile step failed", extra={"step": name, "error": str(exc)})
-    for key, value in report.items():
-        count(f"Reconciler_{key}", value=value)
-    logger.info("reconciled", extra={"report": dict(report)})
-    return report
+    if failed:
+        count("ReconcilerStepFailures", value=len(failed))
+    return failed
+
+
+def _cannot_reach_github(exc: Exception) -> bool:
+    """GitHub refused the credentials themselves (401: a revoked or rotated PAT, an App
+    whose key or installation is gone): no step that needs GitHub can work until an
+    operator acts, so the run must end visibly. 403/404 may concern one repository only."""
+    return isinstance(exc, GitHubPermanentError) and exc.status == 401
 
 
 def _running(settings: Settings) -> list[RunnerTask]:

@@ -204,6 +204,11 @@ def test_operational_alarms(main_synth: Synth) -> None:
         "Sum",
         2,
     )
+    steps = alarm(main_synth, "ReconcilerStepsFailing")
+    assert (steps["Namespace"], steps["MetricName"]) == ("FargateRunners", "ReconcilerStepFailures")
+    assert steps["Dimensions"] == [{"Name": "service", "Value": "RunnersTest-webhook"}]
+    # One sample per run with a failed step: two such runs within three runs.
+    assert (steps["Period"], steps["Statistic"], steps["Threshold"]) == (1800, "SampleCount", 2)
     stuck = alarm(main_synth, "RetryQueueStuck")
     assert (stuck["Namespace"], stuck["MetricName"], stuck["Statistic"]) == (
         "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
@@ -225,7 +230,13 @@ def test_operational_alarms(main_synth: Synth) -> None:
             "Stage": stage,
         }
         assert (rate["Threshold"], rate["EvaluationPeriods"]) == (threshold, periods)
-    for name in ("ReconcilerFailing", "RetryQueueStuck", "Webhook4xxRate", "Webhook5xxRate"):
+    for name in (
+        "ReconcilerFailing",
+        "ReconcilerStepsFailing",
+        "RetryQueueStuck",
+        "Webhook4xxRate",
+        "Webhook5xxRate",
+    ):
         props = alarm(main_synth, name)
         assert props["AlarmActions"] == props["OKActions"] == [topic]
         assert props["TreatMissingData"] == "notBreaching"
@@ -253,6 +264,29 @@ def test_every_alarm_watches_a_metric_that_is_published(
             dimensions = {d["Name"] for d in metric.get("Dimensions", [])}
             assert key in published, f"{key} is never published"
             assert dimensions in published[key], (key, dimensions)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "function", "max_age"),
+    [
+        ("main_synth", "ReconcilerFunction", 600),
+        ("existing_vpc_synth", "SourceRangesFunction", 3600),
+    ],
+)
+def test_a_failed_scheduled_run_counts_once(
+    request: pytest.FixtureRequest, fixture: str, function: str, max_age: int
+) -> None:
+    """Lambda retries a failed asynchronous invocation twice by default: one failed run
+    would count three Errors and trip "failed twice within three runs" on its own."""
+    synth: Synth = request.getfixturevalue(fixture)
+    target = {"Ref": logical_id(synth, "AWS::Lambda::Function", function)}
+    (config,) = [
+        c["Properties"]
+        for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == target
+    ]
+    assert config["MaximumRetryAttempts"] == 0
+    assert config["MaximumEventAgeInSeconds"] == max_age
 
 
 def test_refresh_failures_alarm(existing_vpc_synth: Synth) -> None:

@@ -475,6 +475,31 @@ def test_container_insights_log_group_exists_before_the_cluster(main_synth: Synt
     assert group_id in cluster["DependsOn"]
 
 
+def test_redeploy_after_destroy_meets_no_retained_name(main_synth: Synth) -> None:
+    """With ``log_removal_policy: retain``, what a destroy leaves behind must not carry a
+    name the next deploy of the same stack creates again (CloudFormation cannot create a
+    resource whose name exists): a retained resource's name is generated or holds an id of
+    this deployment (the API's, for its execution logs)."""
+    assert TEST_CONTEXT["log_removal_policy"] == "retain"
+    retained = {
+        logical: resource
+        for logical, resource in main_synth.raw["Resources"].items()
+        if resource.get("DeletionPolicy") == "Retain"
+    }
+    assert any(r["Type"] == "AWS::Logs::LogGroup" for r in retained.values())
+    fixed = {
+        (logical, key): value
+        for logical, resource in retained.items()
+        for key, value in resource.get("Properties", {}).items()
+        if key.endswith("Name") and isinstance(value, str)
+    }
+    assert fixed == {}
+    group_id = logical_id(main_synth, "AWS::Logs::LogGroup", "ContainerInsightsLogs")
+    group = main_synth.raw["Resources"][group_id]
+    assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Delete", "Delete")
+    assert group["Properties"]["RetentionInDays"] == TEST_CONTEXT["log_retention_days"]
+
+
 def test_api_execution_log_group_exists_before_the_stage(main_synth: Synth) -> None:
     """API Gateway would create API-Gateway-Execution-Logs_<api id>/<stage> on its own."""
     api = logical_id(main_synth, "AWS::ApiGateway::RestApi", "Api")
@@ -1167,6 +1192,8 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     # A topic policy replaces the default one: without this, CloudWatch may not publish.
     alarm_ids = sorted(main_synth.resources("AWS::CloudWatch::Alarm"))
+    sources = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
+    sources.sort(key=lambda arn: str(arn["Fn::GetAtt"][0]))  # created in the parts' order
     assert allow == {
         "Sid": "AllowThisStacksAlarmsToPublish",
         "Effect": "Allow",
@@ -1179,9 +1206,10 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
         },
     }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
-    # Every alarm (dead-letter queue, launch failures, alarms.py's four) notifies the topic.
+    # Every alarm (dead-letter queue, launch failures, alarms.py's five, the runner version's
+    # one per profile) notifies the topic.
     actions = alarm_actions(main_synth)
-    assert len(actions) == 6
+    assert len(actions) == 10
     assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
     dlq = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
     main_synth.template.has_resource_properties(
@@ -1199,14 +1227,14 @@ def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
     synth.template.resource_count_is("AWS::SNS::Topic", 0)
     synth.template.resource_count_is("AWS::SNS::Subscription", 0)
     actions = alarm_actions(synth)
-    assert len(actions) == 7  # two of the dashboard, five of alarms.py (with the refresh)
+    assert len(actions) == 9  # two of the dashboard, six of alarms.py (with the refresh), version
     assert all(a == ([arn], [arn]) for a in actions), actions
 
 
 def test_no_alarm_topic(edge_synth: Synth) -> None:
     edge_synth.template.resource_count_is("AWS::SNS::Topic", 0)
     actions = alarm_actions(edge_synth)
-    assert len(actions) == 6  # no web ACL, no refresh alarm
+    assert len(actions) == 8  # no web ACL, no refresh alarm
     assert all(a == (None, None) for a in actions), actions
 
 

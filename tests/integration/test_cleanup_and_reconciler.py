@@ -4,6 +4,7 @@ behaves like GitHub (deleting a busy runner answers 422)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -308,6 +309,65 @@ def test_one_failing_step_does_not_stop_the_others(
     assert report["step_errors"] == 1
     assert report["replaced"] == 1
     assert report["redelivered"] == 1
+
+
+def step_failures(out: str) -> list[tuple[dict[str, str], float]]:
+    """``ReconcilerStepFailures`` in the EMF lines of ``out``: (dimensions, value)."""
+    found = []
+    for line in out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        (directive,) = blob["_aws"]["CloudWatchMetrics"]
+        if "ReconcilerStepFailures" in [m["Name"] for m in directive["Metrics"]]:
+            (dimension_names,) = directive["Dimensions"]
+            # (single metrics carry ``service`` only where POWERTOOLS_SERVICE_NAME is set)
+            dimensions = {name: blob[name] for name in dimension_names if name != "service"}
+            value = blob["ReconcilerStepFailures"]
+            found += [
+                (dimensions, float(v)) for v in (value if isinstance(value, list) else [value])
+            ]
+    return found
+
+
+def test_one_failed_step_is_counted_and_the_run_still_succeeds(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from lambda_fn.observability import metrics
+
+    metrics.clear_metrics()  # what earlier tests left unflushed
+    monkeypatch.setenv("GITHUB_HOOK_PATH", "repos/octo-org/app/hooks/12")
+    github.fail("GET", r"/hooks/12/deliveries", 404)  # this step only
+    assert reconcile()["step_errors"] == 1
+    metrics.flush_metrics()
+    assert step_failures(capsys.readouterr().out) == [
+        ({"step": "deliveries"}, 1.0),
+        ({}, 1.0),  # the total, on the shared metrics (dimension ``service``)
+    ]
+
+
+def test_a_revoked_token_fails_the_run_after_every_step_is_counted(
+    fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """GitHub answers 401 to everything: the failed steps are counted (the
+    ``ReconcilerStepsFailing`` alarm) and the run ends as a Lambda error (``ReconcilerFailing``);
+    the steps that need no GitHub still ran."""
+    from lambda_fn.observability import metrics
+    from lambda_fn.reconciler import ReconcileFailed
+
+    metrics.clear_metrics()
+    monkeypatch.setenv("GITHUB_HOOK_PATH", "repos/octo-org/app/hooks/12")
+    launched = launch(91)
+    kill(launched["task_arn"])
+    github.valid_token = "a-token-nobody-has"  # the PAT was revoked: every call is 401
+    with pytest.raises(ReconcileFailed, match=r"registrations: .*401.*deliveries: .*401"):
+        reconcile()
+    metrics.flush_metrics()
+    failures = step_failures(capsys.readouterr().out)
+    assert ({"step": "deliveries"}, 1.0) in failures
+    assert ({"step": "registrations"}, 1.0) in failures
+    assert ({}, 2.0) in failures  # the total: what the alarm watches
+    assert "sealed_configs" not in str(failures)  # needs no GitHub: it ran
 
 
 # --- reconciler: the webhook `fargate-runners setup` recorded -----------------------------------
