@@ -67,9 +67,8 @@ _NO_TRANSFORMATION = [wafv2.CfnWebACL.TextTransformationProperty(priority=0, typ
 
 
 def _header(name: str) -> wafv2.CfnWebACL.FieldToMatchProperty:
-    return wafv2.CfnWebACL.FieldToMatchProperty(
-        single_header=wafv2.CfnWebACL.SingleHeaderProperty(name=name)
-    )
+    # ``single_header`` is untyped JSON in the L1 API: CloudFormation's own key spelling.
+    return wafv2.CfnWebACL.FieldToMatchProperty(single_header={"Name": name})
 
 
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -156,7 +155,7 @@ class WebhookFirewall(Construct):
             self,
             "WebAcl",
             scope="REGIONAL",
-            description="GitHub webhook: only our webhook's deliveries, rate-limited per hook",
+            description="GitHub webhook: only the recorded webhook, rate-limited per hook",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility(metric_prefix + _ACL_METRIC),
             rules=[
