@@ -115,9 +115,9 @@ class _PatternSet:
 
 def _hook_pattern_set(local: LocalStack) -> _PatternSet:
     """Create the pattern set as the CDK app does (first content: nothing recorded)."""
-    from lambda_fn.hook_filter import NOT_RECORDED_PATTERN
-
     import uuid
+
+    from lambda_fn.hook_filter import NOT_RECORDED_PATTERN
 
     name = f"recorded-hooks-{uuid.uuid4().hex[:12]}"  # one moto may serve several runtimes
     summary = local.client("wafv2").create_regex_pattern_set(
