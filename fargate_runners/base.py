@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from .config import RunnerProfile
@@ -28,7 +29,15 @@ class RunnersBase(Construct):
 
     vpc: ec2.IVpc
     cluster: ecs.Cluster
+    #: The group that predates per-profile groups (logical id ``RunnerSecurityGroup``): the
+    #: ``default`` profile's, and the Lambda's fallback ``SECURITY_GROUP_IDS``.
     security_group: ec2.SecurityGroup
+    #: Each profile's runner-task groups, and each managed-steps profile's step-task group.
+    profile_security_groups: dict[str, list[ec2.ISecurityGroup]]
+    step_security_groups: dict[str, ec2.SecurityGroup]
+    created_security_groups: list[ec2.SecurityGroup]
+    #: The VPC endpoints' group, with ``vpc_endpoints`` (else unset).
+    endpoint_security_group: ec2.SecurityGroup
     task_definitions: dict[str, ecs.FargateTaskDefinition]
     task_roles: dict[str, iam.Role]
     execution_roles: dict[str, iam.Role]
@@ -55,8 +64,29 @@ class RunnersBase(Construct):
     jit_secret_prefix: str
     assign_public_ip: bool
     refresh_function: lambda_.Function | None
+    #: The SSM parameter ``fargate-runners setup`` records the webhook in.
+    hook_parameter: ssm.StringParameter
     _code: lambda_.Code
     _layers: list[lambda_.ILayerVersion]
+
+    def _admit_to_endpoints(self, group: ec2.ISecurityGroup, description: str) -> None:
+        """HTTPS from ``group`` to the VPC endpoints (when the stack creates them)."""
+        endpoints = getattr(self, "endpoint_security_group", None)
+        if endpoints is None:
+            return
+        if group is self.security_group:
+            # Today's rule, unchanged (an edited description would replace it).
+            description = "HTTPS from runner tasks"
+        endpoints.add_ingress_rule(group, ec2.Port.tcp(443), description)
+
+    def _grant_hook_parameter(self, role: iam.Role) -> None:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRecordedWebhook",
+                actions=["ssm:GetParameter"],
+                resources=[self.hook_parameter.parameter_arn],
+            )
+        )
 
     def _log_group(
         self, construct_id: str, *, scope: Construct | None = None, **kwargs: Any

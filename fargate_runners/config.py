@@ -69,6 +69,7 @@ from .config_values import (
     Int,
     Rule,
     RunnerGroupId,
+    SecurityGroupIds,
     SubnetIds,
     check_secret_refs,
     checked,
@@ -341,6 +342,9 @@ class RunnerProfile(_Model):
     ] = ()
     registry_prefix: Annotated[str | None, parsed(parse_registry)] = None
     subnet_ids: SubnetIds = ()
+    #: The operator's own security groups for this profile's runner tasks (default: a group
+    #: the stack creates for this profile alone; README, "Networks").
+    security_group_ids: Annotated[SecurityGroupIds, AfterValidator(unique)] = ()
     assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
     #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
     runner_group_id: RunnerGroupId | None = None
@@ -571,13 +575,19 @@ class RunnerProfile(_Model):
         return policy_from_dict(self.name, data, where="")
 
     def lambda_entry(
-        self, task_definition_arn: str, container_name: str, task_role_id: str
+        self,
+        task_definition_arn: str,
+        container_name: str,
+        task_role_id: str,
+        security_group_ids: Sequence[str] = (),
     ) -> dict[str, Any]:
         """This profile's item of the Lambda's ``RUNNER_PROFILES`` (see docs/contract.md).
 
         The one place that decides what the Lambda learns about a profile; the
         construct passes a task definition ARN and role id tokens, local mode
-        real values. ``task_role_id`` binds each JIT config to one task's session.
+        real values. ``task_role_id`` binds each JIT config to one task's session;
+        ``security_group_ids`` are the profile's own groups (the construct's, or the
+        operator's ``security_group_ids``; empty: the stack-wide ``SECURITY_GROUP_IDS``).
         """
         entry: dict[str, Any] = {
             "name": self.name,
@@ -592,6 +602,9 @@ class RunnerProfile(_Model):
             entry["policy"] = self.policy.to_dict()
         if self.subnet_ids:
             entry["subnet_ids"] = list(self.subnet_ids)
+        groups = list(security_group_ids or self.security_group_ids)
+        if groups:
+            entry["security_group_ids"] = groups
         if self.assign_public_ip is not None:
             entry["assign_public_ip"] = self.assign_public_ip
         if self.runner_group_id is not None:
@@ -833,6 +846,15 @@ class _Deployment(_Model):
                         f"profiles[{i}].subnet_ids",
                         f"needs {vpc} (and subnet_ids): the stack's own VPC is created at "
                         "deploy time, so no existing subnet can be in it",
+                    )
+                )
+            if profile.security_group_ids:
+                problems.append(
+                    Problem(
+                        f"profiles[{i}].security_group_ids",
+                        f"needs {vpc} (and subnet_ids): the stack's own VPC is created at "
+                        "deploy time, so no existing security group can be in it; without "
+                        "the key the stack creates this profile's own group",
                     )
                 )
             if profile.assign_public_ip is False:

@@ -25,6 +25,7 @@ PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+SECURITY_GROUP_ID_RE = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 ROUTE_TABLE_ID_RE = re.compile(r"^rtb-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 SECRET_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
@@ -205,6 +206,10 @@ Bool = Annotated[bool, parsed(parse_bool)]
 Text = Annotated[str, parsed(parse_str)]
 SubnetIds = Annotated[
     tuple[str, ...], parsed(list_of(matching(SUBNET_ID_RE, "a subnet id (subnet-0123abcd...)")))
+]
+SecurityGroupIds = Annotated[
+    tuple[str, ...],
+    parsed(list_of(matching(SECURITY_GROUP_ID_RE, "a security group id (sg-0123abcd...)"))),
 ]
 
 

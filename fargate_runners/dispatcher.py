@@ -130,15 +130,6 @@ class DispatcherPart(RunnersBase):
             string_value=HOOK_NOT_RECORDED,
         )
 
-    def _grant_hook_parameter(self, role: iam.Role) -> None:
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadRecordedWebhook",
-                actions=["ssm:GetParameter"],
-                resources=[self.hook_parameter.parameter_arn],
-            )
-        )
-
     def _table(self) -> None:
         self.idempotency_table = dynamodb.Table(
             self,
@@ -159,7 +150,12 @@ class DispatcherPart(RunnersBase):
     def runner_profiles_json(self, profiles: Sequence[RunnerProfile]) -> str:
         """``RUNNER_PROFILES`` for the Lambda (a JSON string with ARN tokens)."""
         entries = [
-            lambda_profile_entry(p, self.task_definitions[p.name], self.task_roles[p.name])
+            lambda_profile_entry(
+                p,
+                self.task_definitions[p.name],
+                self.task_roles[p.name],
+                self.profile_security_groups[p.name],
+            )
             for p in profiles
         ]
         return Stack.of(self).to_json_string(entries)
@@ -326,7 +322,7 @@ class DispatcherPart(RunnersBase):
 
         CloudFormation deletes a resource before what it depends on and after what
         depends on it: the Lambdas that start tasks depend on this resource (gone
-        first), and this resource depends on the cluster, the security group and the
+        first), and this resource depends on the cluster, the security groups and the
         VPC (which stay until it has stopped every task).
         """
         self.teardown_function, self.teardown_role = self._function(
@@ -363,7 +359,12 @@ class DispatcherPart(RunnersBase):
             # Bounds CloudFormation's wait if an answer is ever lost (default: an hour).
             service_timeout=Duration.seconds(TEARDOWN_TIMEOUT_SECONDS + 60),
         )
-        self.teardown.node.add_dependency(self.cluster, self.security_group, self.teardown_role)
+        self.teardown.node.add_dependency(
+            self.cluster,
+            *self.created_security_groups,
+            *self.step_security_groups.values(),
+            self.teardown_role,
+        )
         if isinstance(self.vpc, ec2.Vpc):
             self.teardown.node.add_dependency(self.vpc)
         for function in (self.webhook_function, self.retry_function, self.reconciler_function):
@@ -394,6 +395,7 @@ class DispatcherPart(RunnersBase):
                     sample_arn.format(region, account, self.family(p)),
                     CONTAINER_NAME,
                     _SAMPLE_ROLE_ID,
+                    [f"sg-{'0' * 17}"] * len(self.profile_security_groups[p.name]),
                 )
                 for p in profiles
             ],

@@ -1,4 +1,4 @@
-"""``WebhookFirewall``: only GitHub's webhook senders reach the webhook, each rate-limited.
+"""``WebhookFirewall``: only our webhook's deliveries reach the webhook, rate-limited per hook.
 
 Why a WAF web ACL and not an API resource policy: API Gateway evaluates AWS WAF
 first, before every other access control, resource policies included ("AWS WAF is
@@ -10,13 +10,30 @@ default) that GitHub's deliveries depend on. A resource policy, by contrast, is
 evaluated by API Gateway as part of authorising a request it has already admitted.
 (That the stage throttle does not count WAF-blocked requests follows from that order;
 AWS does not state it in so many words: docs/operations.md says how to confirm it in
-an account.) The web ACL has two rules, in order:
+an account.) The web ACL has three rules, in order:
 
 1. ``BlockOutsideWebhookSources``: block unless the source address is in one of
    the two IP sets (IPv4, IPv6): GitHub's ``hooks`` ranges, or configured CIDRs.
-2. ``RateLimitPerSource``: a rate-based rule that blocks a source address sending
-   more than ``rate_limit`` requests in 5 minutes (only requests that passed rule 1
-   are counted).
+2. ``BlockOtherHooks``: block unless ``User-Agent`` starts with ``GitHub-Hookshot/`` and
+   ``X-GitHub-Hook-ID`` matches the regex pattern set of our recorded webhook
+   (``lambda_fn/hook_filter.py`` keeps it equal to what ``fargate-runners setup``
+   recorded). GitHub's ``hooks`` ranges deliver every GitHub customer's webhooks
+   (https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/about-githubs-ip-addresses),
+   so anyone can aim a webhook of theirs at our URL; this rule drops those deliveries
+   before they are counted by rule 3 or reach the stage throttle. A request without the
+   header matches no pattern and is blocked. Headers can be forged by whoever sends
+   from an admitted address; only the Lambda's HMAC check authenticates.
+3. ``RateLimitPerHook``: a rate-based rule aggregating on ``X-GitHub-Hook-ID``
+   (``AggregateKeyType: CUSTOM_KEYS``; "each unique set of values for the aggregation
+   keys ... is a separate aggregation instance",
+   https://docs.aws.amazon.com/waf/latest/APIReference/API_RateBasedStatement.html) that
+   blocks a hook sending more than ``rate_limit`` requests in 5 minutes. Per hook, not
+   per source address: one address of GitHub's is shared by every customer, so a
+   per-address limit let strangers push our own deliveries over it. Requests missing a
+   custom key "are omitted from the rate-based rule evaluation"
+   (https://docs.aws.amazon.com/waf/latest/APIReference/API_RateBasedStatementCustomKey.html),
+   which is why rule 2, which blocks them, comes first. A rate-based rule counts only the
+   requests that reach it, so deliveries blocked by rules 1 and 2 never count.
 
 The IP sets start with ``GITHUB_HOOKS_SNAPSHOT`` (or the configured CIDRs); for
 github.com a scheduled Lambda (``lambda_fn/refresh_sources.py``) replaces their
@@ -27,10 +44,13 @@ changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from lambda_fn.hook_filter import HOOK_ID_HEADER, USER_AGENT_PREFIX
 from lambda_fn.source_ranges import SourceRanges
 
 from .rules import WAF_METRIC_SUFFIXES
@@ -42,7 +62,13 @@ RATE_LIMIT_WINDOW_SECONDS = 300
 
 
 #: Metric name suffixes; rules.py checks at synth that the longest fits WAF's limit.
-_ACL_METRIC, _OUTSIDE_METRIC, _RATE_METRIC = WAF_METRIC_SUFFIXES
+_ACL_METRIC, _OUTSIDE_METRIC, _OTHER_HOOKS_METRIC, _RATE_METRIC = WAF_METRIC_SUFFIXES
+_NO_TRANSFORMATION = [wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")]
+
+
+def _header(name: str) -> wafv2.CfnWebACL.FieldToMatchProperty:
+    # ``single_header`` is untyped JSON in the L1 API: CloudFormation's own key spelling.
+    return wafv2.CfnWebACL.FieldToMatchProperty(single_header={"Name": name})
 
 
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
@@ -54,7 +80,12 @@ def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 
 
 class WebhookFirewall(Construct):
-    """A regional web ACL with the two rules above, associated with ``stage``."""
+    """A regional web ACL with the three rules above, associated with ``stage``.
+
+    ``hook_patterns`` is the pattern set's first content (``hook_filter.hook_patterns``);
+    the hook filter Lambda owns it from then on (CloudFormation writes the list again only
+    when this value changes).
+    """
 
     def __init__(
         self,
@@ -65,6 +96,7 @@ class WebhookFirewall(Construct):
         ranges: SourceRanges,
         rate_limit: int,
         metric_prefix: str,
+        hook_patterns: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.ipv4_set, self.ipv6_set = (
@@ -90,12 +122,40 @@ class WebhookFirewall(Construct):
                 ]
             )
         )
+        self.hook_pattern_set = wafv2.CfnRegexPatternSet(
+            self,
+            "RecordedHooks",
+            scope="REGIONAL",
+            regular_expression_list=list(hook_patterns),
+            description="X-GitHub-Hook-ID of the webhook fargate-runners setup recorded",
+        )
+        from_our_hook = wafv2.CfnWebACL.StatementProperty(
+            and_statement=wafv2.CfnWebACL.AndStatementProperty(
+                statements=[
+                    wafv2.CfnWebACL.StatementProperty(
+                        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                            field_to_match=_header("user-agent"),
+                            positional_constraint="STARTS_WITH",
+                            search_string=USER_AGENT_PREFIX,
+                            text_transformations=_NO_TRANSFORMATION,
+                        )
+                    ),
+                    wafv2.CfnWebACL.StatementProperty(
+                        regex_pattern_set_reference_statement=wafv2.CfnWebACL.RegexPatternSetReferenceStatementProperty(
+                            arn=self.hook_pattern_set.attr_arn,
+                            field_to_match=_header(HOOK_ID_HEADER),
+                            text_transformations=_NO_TRANSFORMATION,
+                        )
+                    ),
+                ]
+            )
+        )
         block = wafv2.CfnWebACL.RuleActionProperty(block={})
         self.web_acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
             scope="REGIONAL",
-            description="GitHub webhook: only GitHub webhook senders, each rate-limited",
+            description="GitHub webhook: only the recorded webhook, rate-limited per hook",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility(metric_prefix + _ACL_METRIC),
             rules=[
@@ -109,12 +169,29 @@ class WebhookFirewall(Construct):
                     visibility_config=_visibility(metric_prefix + _OUTSIDE_METRIC),
                 ),
                 wafv2.CfnWebACL.RuleProperty(
-                    name="RateLimitPerSource",
+                    name="BlockOtherHooks",
                     priority=1,
                     action=block,
                     statement=wafv2.CfnWebACL.StatementProperty(
+                        not_statement=wafv2.CfnWebACL.NotStatementProperty(statement=from_our_hook)
+                    ),
+                    visibility_config=_visibility(metric_prefix + _OTHER_HOOKS_METRIC),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerHook",
+                    priority=2,
+                    action=block,
+                    statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            aggregate_key_type="IP",
+                            aggregate_key_type="CUSTOM_KEYS",
+                            custom_keys=[
+                                wafv2.CfnWebACL.RateBasedStatementCustomKeyProperty(
+                                    header=wafv2.CfnWebACL.RateLimitHeaderProperty(
+                                        name=HOOK_ID_HEADER,
+                                        text_transformations=_NO_TRANSFORMATION,
+                                    )
+                                )
+                            ],
                             limit=rate_limit,
                             evaluation_window_sec=RATE_LIMIT_WINDOW_SECONDS,
                         )

@@ -1,4 +1,4 @@
-"""The runner network: VPC (new or given), subnets, security group, VPC endpoints.
+"""The runner network: VPC (new or given), subnets, security groups, VPC endpoints.
 
 One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
 their resources in the construct's own scope, so logical ids do not depend on how the code
@@ -7,6 +7,7 @@ is split.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Annotations, CfnResource, Stack
@@ -14,9 +15,16 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from .base import RunnersBase
+from .config import RunnerProfile
 from .props import (
     FargateRunnersProps,
 )
+
+#: The description of every stack-created runner group: a changed description replaces a
+#: security group, so the one that existed before per-profile groups keeps this text.
+RUNNER_GROUP_DESCRIPTION = "GitHub Actions runner tasks: egress only, no inbound access"
+#: The CDK warning when a restricted profile's tasks share a subnet with an unrestricted one.
+SHARED_SUBNETS_WARNING = "fargate-runners:restrictedProfileSharesSubnets"
 
 #: The stack-wide provider CDK adds for ``@aws-cdk/aws-ec2:restrictDefaultSecurityGroup``.
 DEFAULT_SG_PROVIDER_ID = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
@@ -105,13 +113,99 @@ class NetworkPart(RunnersBase):
         self.assign_public_ip = (
             props.assign_public_ip if props.assign_public_ip is not None else created_vpc
         )
+        self._security_groups(props.profiles)
+        self._warn_shared_subnets(props.profiles)
+
+    def _security_groups(self, profiles: Sequence[RunnerProfile]) -> None:
+        """A network identity per profile: its own security group(s).
+
+        Subnets of one VPC route to each other, so what a target (a database, an internal
+        API) can tell callers apart by is the security group. Each profile's tasks get a
+        group of their own (or the operator's ``security_group_ids``), so a target can admit
+        the deploy profile and nobody else. The group that existed before (logical id
+        ``RunnerSecurityGroup``) stays, unchanged, as the group of the profile named
+        ``default`` (else the first profile): upgrading replaces nothing, and it remains
+        ``SECURITY_GROUP_IDS``, the Lambda's fallback. Egress is what it was (all outbound:
+        GitHub, registries and AWS APIs over HTTPS); no group has inbound rules.
+        """
         self.security_group = ec2.SecurityGroup(
             self,
             "RunnerSecurityGroup",
             vpc=self.vpc,
-            description="GitHub Actions runner tasks: egress only, no inbound access",
+            description=RUNNER_GROUP_DESCRIPTION,
             allow_all_outbound=True,
         )
+        owner = next((p for p in profiles if p.name == "default"), profiles[0]).name
+        self.profile_security_groups: dict[str, list[ec2.ISecurityGroup]] = {}
+        self.step_security_groups: dict[str, ec2.SecurityGroup] = {}
+        #: Groups this stack created, which the teardown waits for (tasks use them).
+        self.created_security_groups: list[ec2.SecurityGroup] = [self.security_group]
+        for profile in profiles:
+            if profile.security_group_ids:
+                self.profile_security_groups[profile.name] = [
+                    ec2.SecurityGroup.from_security_group_id(
+                        self, f"SecurityGroup-{profile.name}-{i}", group_id, mutable=False
+                    )
+                    for i, group_id in enumerate(profile.security_group_ids)
+                ]
+                continue
+            if profile.name == owner:
+                group = self.security_group
+            else:
+                group = ec2.SecurityGroup(
+                    self,
+                    f"SecurityGroup-{profile.name}",
+                    vpc=self.vpc,
+                    description=f"GitHub Actions runner tasks of profile {profile.name}: "
+                    "egress only, no inbound access",
+                    allow_all_outbound=True,
+                )
+                self.created_security_groups.append(group)
+            self.profile_security_groups[profile.name] = [group]
+
+    def security_groups(self, profile: str) -> list[ec2.ISecurityGroup]:
+        """The security groups of ``profile``'s runner tasks: what a target admits to let
+        exactly that profile in (e.g. ``db.connections.allow_from(group, port)``)."""
+        try:
+            return list(self.profile_security_groups[profile])
+        except KeyError:
+            raise KeyError(f"no profile named {profile!r}") from None
+
+    def step_security_group(self, profile: str) -> ec2.ISecurityGroup:
+        """The security group of a managed-steps ``profile``'s step tasks (the ones holding
+        ``step_role_policies`` and ``step_secrets``)."""
+        try:
+            return self.step_security_groups[profile]
+        except KeyError:
+            raise KeyError(f"profile {profile!r} has no managed steps") from None
+
+    def _warn_shared_subnets(self, profiles: Sequence[RunnerProfile]) -> None:
+        """Warn (a CDK annotation) when a restricted profile shares a subnet with an open one.
+
+        Security groups tell a target who is calling, but nothing stops an unrestricted job
+        from scanning or attacking what routes from its subnet; a deploy network belongs in
+        subnets of its own behind a NACL, or in a separate VPC (README, "Networks").
+        A managed-steps profile counts as restricted: its step tasks hold the deploy role.
+        """
+
+        def subnets(profile: RunnerProfile) -> set[str]:
+            # The stack's subnets may be tokens: one subnet's token is one string.
+            return set(profile.subnet_ids or self.subnet_ids)
+
+        guarded = [p for p in profiles if p.policy.restricted or p.managed_steps]
+        open_ = [p for p in profiles if not (p.policy.restricted or p.managed_steps)]
+        for restricted in guarded:
+            for other in open_:
+                shared = subnets(restricted) & subnets(other)
+                if shared:
+                    Annotations.of(self).add_warning_v2(
+                        SHARED_SUBNETS_WARNING,
+                        f"profile {restricted.name!r} (restricted) runs in the same subnets as "
+                        f"unrestricted profile {other.name!r}: its own security group tells "
+                        "targets apart, but any job of that profile can reach whatever the "
+                        "subnets route to. Give the restricted profile subnet_ids of its own, "
+                        "behind a NACL, or a separate VPC (README, Networks)",
+                    )
 
     def _vpc_endpoints(self, props: FargateRunnersProps) -> None:
         """What a Fargate task needs in private subnets without NAT, besides GitHub.
@@ -134,9 +228,10 @@ class NetworkPart(RunnersBase):
             description="VPC interface endpoints: HTTPS from runner tasks only",
             allow_all_outbound=False,
         )
-        endpoint_group.add_ingress_rule(
-            self.security_group, ec2.Port.tcp(443), "HTTPS from runner tasks"
-        )
+        self.endpoint_security_group = endpoint_group
+        for name, groups in self.profile_security_groups.items():
+            for group in groups:
+                self._admit_to_endpoints(group, f"HTTPS from runner tasks of profile {name}")
         imported = [
             ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
             for i, subnet_id in enumerate(self.subnet_ids)

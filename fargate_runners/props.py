@@ -178,11 +178,17 @@ class FargateRunnersProps:
 
 
 def lambda_profile_entry(
-    profile: RunnerProfile, task_definition: ecs.FargateTaskDefinition, task_role: iam.Role
+    profile: RunnerProfile,
+    task_definition: ecs.FargateTaskDefinition,
+    task_role: iam.Role,
+    security_groups: Sequence[ec2.ISecurityGroup] = (),
 ) -> dict[str, Any]:
     """One item of the Lambda's ``RUNNER_PROFILES`` (see ``RunnerProfile.lambda_entry``)."""
     return profile.lambda_entry(
-        task_definition.task_definition_arn, CONTAINER_NAME, task_role.role_id
+        task_definition.task_definition_arn,
+        CONTAINER_NAME,
+        task_role.role_id,
+        [group.security_group_id for group in security_groups],
     )
 
 

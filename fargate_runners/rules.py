@@ -175,7 +175,7 @@ def architecture_problem(architecture: str, labels: Iterable[str]) -> str | None
 #: The WAF web ACL's CloudWatch metric names are ``<prefix><suffix>`` (fargate_runners/
 #: firewall.py). "The name can be from one to 128 characters long" (AWS WAF API reference,
 #: VisibilityConfig.MetricName).
-WAF_METRIC_SUFFIXES = ("-webhook", "-outside-sources", "-rate-limited")
+WAF_METRIC_SUFFIXES = ("-webhook", "-outside-sources", "-other-hooks", "-rate-limited")
 _WAF_METRIC_MAX = 128
 
 #: (what, suffix, limit, source) for names built as ``<prefix><suffix>``.

@@ -137,6 +137,11 @@ class RunnerTasksPart(RunnersBase):
                 execution_role=execution_role,
             )
             steps = self._managed_steps(scope, profile) if profile.managed_steps else None
+            if steps is not None:
+                self.step_security_groups[profile.name] = steps.security_group
+                self._admit_to_endpoints(
+                    steps.security_group, f"HTTPS from step tasks of profile {profile.name}"
+                )
             container = task_definition.add_container(
                 CONTAINER_NAME,
                 container_name=CONTAINER_NAME,
@@ -256,8 +261,8 @@ class RunnerTasksPart(RunnersBase):
             family=f"{self.name_prefix}-step-{profile.name}",
             cluster=self.cluster,
             cluster_task_arns=self._task_arns,
+            vpc=self.vpc,
             subnet_ids=list(profile.subnet_ids or self.subnet_ids),
-            security_group_id=self.security_group.security_group_id,
             assign_public_ip=(
                 profile.assign_public_ip
                 if profile.assign_public_ip is not None

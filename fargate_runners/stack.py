@@ -160,6 +160,24 @@ class FargateRunnersStack(Stack):
                 "deliveries are redelivered"
             ),
         )
+        for profile in config.profiles:
+            groups = self.runners.security_groups(profile.name)
+            CfnOutput(
+                self,
+                contract.profile_output_name(contract.OUTPUT_SECURITY_GROUP_PREFIX, profile.name),
+                value=",".join(group.security_group_id for group in groups),
+                description=f"Security group(s) of profile {profile.name}'s runner tasks: "
+                "admit these at a target to let exactly this profile in",
+            )
+            if profile.managed_steps:
+                CfnOutput(
+                    self,
+                    contract.profile_output_name(
+                        contract.OUTPUT_STEP_SECURITY_GROUP_PREFIX, profile.name
+                    ),
+                    value=self.runners.step_security_group(profile.name).security_group_id,
+                    description=f"Security group of profile {profile.name}'s managed step tasks",
+                )
         CfnOutput(
             self,
             contract.OUTPUT_DASHBOARD_NAME,

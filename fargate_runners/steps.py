@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from aws_cdk import Annotations, ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -49,8 +50,8 @@ class ManagedSteps(Construct):
         family: str,
         cluster: ecs.ICluster,
         cluster_task_arns: str,
+        vpc: ec2.IVpc,
         subnet_ids: list[str],
-        security_group_id: str,
         assign_public_ip: bool,
         log_retention: logs.RetentionDays,
         log_removal_policy: RemovalPolicy,
@@ -65,6 +66,16 @@ class ManagedSteps(Construct):
         self._task_arns = cluster_task_arns
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=log_removal_policy
+        )
+        #: The step tasks' own group: they hold the deploy role and secrets, so a target
+        #: admits them, and not the runner task (whose job code runs there) or any other.
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"Managed step tasks of profile {profile.name}: egress only, "
+            "no inbound access",
+            allow_all_outbound=True,
         )
         self.task_role = iam.Role(
             self,
@@ -133,7 +144,7 @@ class ManagedSteps(Construct):
                     "task_definition": self.task_definition.task_definition_arn,
                     "container": STEP_CONTAINER,
                     "subnets": subnet_ids,
-                    "security_groups": [security_group_id],
+                    "security_groups": [self.security_group.security_group_id],
                     "assign_public_ip": assign_public_ip,
                     "log_group": self.log_group.log_group_name,
                     "log_stream_prefix": STEP_STREAM_PREFIX,

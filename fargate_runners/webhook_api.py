@@ -19,6 +19,8 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
+from lambda_fn.config import hook_path
+from lambda_fn.hook_filter import hook_patterns
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 
 from .alarms import (
@@ -169,7 +171,9 @@ class WebhookApiPart(RunnersBase):
             ranges=SourceRanges.parse(cidrs or (), "webhook_source_cidrs"),
             rate_limit=props.webhook_rate_limit,
             metric_prefix=self.name_prefix,
+            hook_patterns=hook_patterns(hook_path(props.github_hook_path or "")),
         )
+        self._hook_filter(props)
         if fixed:
             return
         self.refresh_function, role = self._function(
@@ -213,6 +217,73 @@ class WebhookApiPart(RunnersBase):
         no_async_retries(self.refresh_function, Duration.hours(1))
         acknowledge(self.refresh_function, *scheduled_function_acknowledgments("refresh"))
         acknowledge(self.refresh_rule, scheduled_rule_acknowledgment())
+
+    def _hook_filter(self, props: FargateRunnersProps) -> None:
+        """The Lambda that keeps the web ACL's hook rule on the recorded webhook.
+
+        It runs when the recorded-webhook parameter changes (SSM sends "Parameter Store
+        Change" to EventBridge directly, best effort:
+        https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-ssm.html) and, as the
+        backstop for a lost event and for the first deploy over an already-recorded
+        hook, every reconcile interval. Its role may read that one parameter and read and
+        replace that one pattern set; nothing else.
+        """
+        assert self.firewall is not None
+        pattern_set = self.firewall.hook_pattern_set
+        self.hook_filter_function, role = self._function(
+            "HookFilterFunction",
+            handler="lambda_fn.hook_filter.handler",
+            description="Keeps the web ACL's hook rule on the webhook fargate-runners setup "
+            "recorded",
+            code=self._code,
+            environment={
+                "HOOK_PATTERN_SET_ARN": pattern_set.attr_arn,
+                "GITHUB_HOOK_PATH": props.github_hook_path or "",
+                "GITHUB_HOOK_PARAMETER": self.hook_parameter.parameter_name,
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            props=props,
+            timeout=30,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReplaceRecordedHookPatterns",
+                actions=["wafv2:GetRegexPatternSet", "wafv2:UpdateRegexPatternSet"],
+                resources=[pattern_set.attr_arn],
+            )
+        )
+        self._grant_hook_parameter(role)
+        acknowledge(
+            role,
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="'*' is only the X-Ray statement added by active tracing (X-Ray has no "
+                "resource-level permissions).",
+            ),
+        )
+        target = targets.LambdaFunction(self.hook_filter_function, retry_attempts=2)
+        self.hook_filter_rules = [
+            events.Rule(
+                self,
+                "HookFilterOnRecord",
+                description="Updates the web ACL's hook rule when setup records a webhook",
+                event_pattern=events.EventPattern(
+                    source=["aws.ssm"],
+                    detail_type=["Parameter Store Change"],
+                    detail={"name": [self.hook_parameter.parameter_name]},
+                ),
+                targets=[target],
+            ),
+            events.Rule(
+                self,
+                "HookFilterSchedule",
+                description="Re-applies the recorded webhook to the web ACL's hook rule",
+                schedule=events.Schedule.rate(props.reconcile_interval),
+                targets=[target],
+            ),
+        ]
 
     def _api_logging_options(self) -> dict[str, Any]:
         """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""

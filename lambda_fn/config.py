@@ -84,6 +84,9 @@ class Profile:
     policy: Policy | None = None
     #: Subnets / public IP for this profile's tasks instead of the stack-wide ones.
     subnet_ids: tuple[str, ...] = ()
+    #: This profile's own security groups (its network identity) instead of the stack-wide
+    #: ``SECURITY_GROUP_IDS``, which stays the fallback for entries without them.
+    security_group_ids: tuple[str, ...] = ()
     assign_public_ip: Literal["ENABLED", "DISABLED"] | None = None
     #: Organisation runner group for this profile's runners instead of ``RUNNER_GROUP_ID``.
     runner_group_id: int | None = None
@@ -341,6 +344,9 @@ def parse_profiles(raw: str, runner_scope: str = "repo") -> tuple[Profile, ...]:
                 max_runners=max_runners,
                 policy=_profile_policy(name, item.get("policy"), f"{where}.policy"),
                 subnet_ids=_profile_subnets(item.get("subnet_ids"), f"{where}.subnet_ids"),
+                security_group_ids=_profile_ids(
+                    item.get("security_group_ids"), f"{where}.security_group_ids", "security group"
+                ),
                 assign_public_ip=_profile_public_ip(item.get("assign_public_ip"), where),
                 runner_group_id=_profile_runner_group(item.get("runner_group_id"), where),
                 warm=_profile_warm(item.get("warm"), f"{where}.warm", runner_scope, max_runners),
@@ -408,10 +414,14 @@ def _profile_runner_group(data: Any, where: str) -> int | None:
 
 
 def _profile_subnets(data: Any, where: str) -> tuple[str, ...]:
+    return _profile_ids(data, where, "subnet")
+
+
+def _profile_ids(data: Any, where: str, what: str) -> tuple[str, ...]:
     if data is None:
         return ()
     if not isinstance(data, list) or not all(isinstance(s, str) and s for s in data):
-        raise ConfigError(f"{where} must be a list of subnet ids")
+        raise ConfigError(f"{where} must be a list of {what} ids")
     return tuple(data)
 
 

@@ -87,6 +87,7 @@ PROFILE_OPTIONAL_KEYS: Final = (
     "max_runners",
     "policy",
     "subnet_ids",
+    "security_group_ids",
     "assign_public_ip",
     "runner_group_id",
     "warm",
@@ -120,6 +121,18 @@ OUTPUT_RETRY_QUEUE_URL: Final = "RetryQueueUrl"
 OUTPUT_DEAD_LETTER_QUEUE_URL: Final = "DeadLetterQueueUrl"
 OUTPUT_HOOK_PARAMETER: Final = "WebhookHookParameter"
 OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
+#: Per profile: ``SecurityGroup<Profile>`` (the runner tasks' groups) and, for a managed-steps
+#: profile, ``StepSecurityGroup<Profile>`` (its step tasks' group), comma-separated ids, so a
+#: target can admit exactly one profile (README, "Networks"). ``deploy-eu`` -> ``DeployEu``.
+OUTPUT_SECURITY_GROUP_PREFIX: Final = "SecurityGroup"
+OUTPUT_STEP_SECURITY_GROUP_PREFIX: Final = "StepSecurityGroup"
+
+
+def profile_output_name(prefix: str, profile: str) -> str:
+    """``prefix`` + the profile name in CamelCase (a CloudFormation output id is alphanumeric)."""
+    return prefix + "".join(part[:1].upper() + part[1:] for part in profile.split("-"))
+
+
 REQUIRED_OUTPUTS: Final = (
     OUTPUT_WEBHOOK_URL,
     OUTPUT_WEBHOOK_SECRET_ARN,

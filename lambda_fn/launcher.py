@@ -147,7 +147,8 @@ def build_run_task_request(
         "networkConfiguration": {
             "awsvpcConfiguration": {
                 "subnets": list(profile.subnet_ids or settings.subnet_ids),
-                "securityGroups": list(settings.security_group_ids),
+                # The profile's own groups: a target admits one profile, not every runner.
+                "securityGroups": list(profile.security_group_ids or settings.security_group_ids),
                 "assignPublicIp": profile.assign_public_ip or settings.assign_public_ip,
             }
         },

@@ -6,8 +6,8 @@ Each HTTP request becomes an API Gateway REST proxy event (payload format
 Gateway's own ``403 Missing Authentication Token``.
 
 In front of the handler, optionally, the local models of what AWS puts there
-(``localdev.firewall``): the WAF web ACL's source filter and per-source limit
-(403), then the stage throttle (429). The source address is the TCP peer's, so a
+(``localdev.firewall``): the WAF web ACL's source filter, recorded-hook rule and
+per-hook limit (403), then the stage throttle (429). The source address is the TCP peer's, so a
 test can send "from" another loopback address (``127.0.0.2``...).
 
 What the handler prints (Powertools JSON logs and EMF metrics) is captured
@@ -327,7 +327,9 @@ class _EndpointHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         request_id = str(uuid.uuid4())
         source_ip = self.client_address[0]
-        if owner.source_filter is not None and not owner.source_filter.admits(source_ip):
+        if owner.source_filter is not None and not owner.source_filter.admits(
+            source_ip, dict(self.headers.items())
+        ):
             self._reply(WAF_BLOCKED[0], {}, WAF_BLOCKED[1])
             return
         if owner.throttle is not None and not owner.throttle.admits():

@@ -55,7 +55,11 @@ def local_runtime(
     (e.g. ``{"ALLOWED_REPOSITORIES": "octo-org/*"}``). ``web_acl`` puts the model of
     the WAF web ACL in front of the endpoint, its source list read from the GitHub
     stand-in's ``/meta`` exactly as the refresh Lambda reads GitHub's; ``throttle``
-    models the stage throttle (``localdev.firewall``).
+    models the stage throttle (``localdev.firewall``). With ``web_acl`` the web ACL's
+    recorded-hook rule reads a WAF regex pattern set in moto (``HOOK_PATTERN_SET_ARN`` in
+    the handler environment), which ``lambda_fn.hook_filter.sync()`` updates from the
+    recorded-webhook parameter as the hook filter Lambda does in AWS: until it has run
+    after ``setup`` recorded a hook, no delivery is admitted.
     """
     from lambda_fn.app import handler
 
@@ -64,14 +68,21 @@ def local_runtime(
         github = stack.enter_context(GitHubStub(host=host))
         local = provision(moto.url, context, region, github_api_url=github.url)
         env = {**local.env, **(env_overrides or {})}
-        stack.enter_context(handler_environment(env))
         source_filter = None
+        if web_acl:
+            pattern_set = _hook_pattern_set(local)
+            env["HOOK_PATTERN_SET_ARN"] = pattern_set.arn
+        stack.enter_context(handler_environment(env))
         if web_acl:
             from lambda_fn.github import GitHubClient
             from lambda_fn.source_ranges import SourceRanges
 
             meta = GitHubClient(github.url, None).get_meta()
-            source_filter = SourceFilter(SourceRanges.from_meta(meta), rate_limit=rate_limit)
+            source_filter = SourceFilter(
+                SourceRanges.from_meta(meta),
+                rate_limit=rate_limit,
+                hook_patterns=pattern_set.patterns,
+            )
         endpoint = stack.enter_context(
             WebhookServer(
                 handler,
@@ -84,3 +95,35 @@ def local_runtime(
             )
         )
         yield LocalRuntime(moto=moto, stack=local, github=github, endpoint=endpoint, env=env)
+
+
+@dataclass(frozen=True)
+class _PatternSet:
+    """The web ACL's recorded-hook regex pattern set, in moto."""
+
+    stack: LocalStack
+    name: str
+    id: str
+    arn: str
+
+    def patterns(self) -> list[str]:
+        answer = self.stack.client("wafv2").get_regex_pattern_set(
+            Name=self.name, Scope="REGIONAL", Id=self.id
+        )
+        return [r["RegexString"] for r in answer["RegexPatternSet"]["RegularExpressionList"]]
+
+
+def _hook_pattern_set(local: LocalStack) -> _PatternSet:
+    """Create the pattern set as the CDK app does (first content: nothing recorded)."""
+    import uuid
+
+    from lambda_fn.hook_filter import NOT_RECORDED_PATTERN
+
+    name = f"recorded-hooks-{uuid.uuid4().hex[:12]}"  # one moto may serve several runtimes
+    summary = local.client("wafv2").create_regex_pattern_set(
+        Name=name,
+        Scope="REGIONAL",
+        Description="X-GitHub-Hook-ID of the webhook fargate-runners setup recorded",
+        RegularExpressionList=[{"RegexString": NOT_RECORDED_PATTERN}],
+    )["Summary"]
+    return _PatternSet(local, name, summary["Id"], summary["ARN"])

@@ -35,7 +35,7 @@ def test_web_acl_admits_only_the_configured_sources_then_rate_limits(main_synth:
     acl = only(main_synth.resources("AWS::WAFv2::WebACL"))["Properties"]
     assert acl["Scope"] == "REGIONAL"
     assert acl["DefaultAction"] == {"Allow": {}}
-    outside, rate = acl["Rules"]
+    outside, hooks, rate = acl["Rules"]
     assert (outside["Name"], outside["Priority"], outside["Action"]) == (
         "BlockOutsideWebhookSources", 0, {"Block": {}},
     )  # fmt: skip
@@ -51,13 +51,55 @@ def test_web_acl_admits_only_the_configured_sources_then_rate_limits(main_synth:
             }
         }
     }
+    # Issue 23: only our recorded hook, by GitHub's agent; blocked before the rate rule, which
+    # never sees a request without the header (custom keys missing = not rate-limited).
+    pattern_set = logical_id(main_synth, "AWS::WAFv2::RegexPatternSet", "RecordedHooks")
+    no_change = [{"Priority": 0, "Type": "NONE"}]
+    assert (hooks["Name"], hooks["Priority"], hooks["Action"]) == (
+        "BlockOtherHooks", 1, {"Block": {}},
+    )  # fmt: skip
+    assert hooks["Statement"] == {
+        "NotStatement": {
+            "Statement": {
+                "AndStatement": {
+                    "Statements": [
+                        {
+                            "ByteMatchStatement": {
+                                "FieldToMatch": {"SingleHeader": {"Name": "user-agent"}},
+                                "PositionalConstraint": "STARTS_WITH",
+                                "SearchString": "GitHub-Hookshot/",
+                                "TextTransformations": no_change,
+                            }
+                        },
+                        {
+                            "RegexPatternSetReferenceStatement": {
+                                "Arn": {"Fn::GetAtt": [pattern_set, "Arn"]},
+                                "FieldToMatch": {"SingleHeader": {"Name": "x-github-hook-id"}},
+                                "TextTransformations": no_change,
+                            }
+                        },
+                    ]
+                }
+            }
+        }
+    }
+    # Seeded from github_hook_path (orgs/octo-org/hooks/12345); the hook filter owns it after.
+    patterns = only(main_synth.resources("AWS::WAFv2::RegexPatternSet"))["Properties"]
+    assert patterns["RegularExpressionList"] == ["^12345$"]
     assert (rate["Name"], rate["Priority"], rate["Action"]) == (
-        "RateLimitPerSource", 1, {"Block": {}},
+        "RateLimitPerHook", 2, {"Block": {}},
     )  # fmt: skip
     assert rate["Statement"] == {
-        "RateBasedStatement": {"AggregateKeyType": "IP", "EvaluationWindowSec": 300, "Limit": 600}
+        "RateBasedStatement": {
+            "AggregateKeyType": "CUSTOM_KEYS",
+            "CustomKeys": [
+                {"Header": {"Name": "x-github-hook-id", "TextTransformations": no_change}}
+            ],
+            "EvaluationWindowSec": 300,
+            "Limit": 600,
+        }
     }
-    for item in (acl, outside, rate):
+    for item in (acl, outside, hooks, rate):
         assert item["VisibilityConfig"]["CloudWatchMetricsEnabled"] is True
 
 
@@ -71,6 +113,50 @@ def test_web_acl_is_associated_with_the_stage(main_synth: Synth) -> None:
     assert [p for p in parts if isinstance(p, str)] == PSEUDO_STAGE_ARN
     assert {"Ref": api} in parts and {"Ref": stage} in parts
     assert stage in association["DependsOn"]
+
+
+def test_the_hook_filter_may_change_only_its_pattern_set_and_read_only_the_record(
+    main_synth: Synth,
+) -> None:
+    """Issue 23: the Lambda that follows ``setup``'s record, on its change and on a schedule."""
+    functions = main_synth.resources("AWS::Lambda::Function")
+    fn_id, fn = next(
+        (k, f) for k, f in functions.items()
+        if f["Properties"]["Handler"] == "lambda_fn.hook_filter.handler"
+    )  # fmt: skip
+    pattern_set = logical_id(main_synth, "AWS::WAFv2::RegexPatternSet", "RecordedHooks")
+    parameter = logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["HOOK_PATTERN_SET_ARN"] == {"Fn::GetAtt": [pattern_set, "Arn"]}
+    assert env["GITHUB_HOOK_PARAMETER"] == {"Ref": parameter}
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    own_logs = logical_id(main_synth, "AWS::Logs::LogGroup", "HookFilterFunctionLogs")
+    granted = {
+        tuple(as_list(s["Action"])): s["Resource"]
+        for s in statements(main_synth, role)
+        if not any(str(a).startswith("xray:") for a in as_list(s["Action"]))
+    }
+    assert granted.pop(("logs:CreateLogStream", "logs:PutLogEvents")) == {
+        "Fn::GetAtt": [own_logs, "Arn"]
+    }
+    assert granted == {
+        ("wafv2:GetRegexPatternSet", "wafv2:UpdateRegexPatternSet"): {
+            "Fn::GetAtt": [pattern_set, "Arn"]
+        },
+        ("ssm:GetParameter",): granted[("ssm:GetParameter",)],
+    }
+    assert parameter in str(granted[("ssm:GetParameter",)])
+    rules = [
+        r["Properties"] for r in main_synth.resources("AWS::Events::Rule").values()
+        if fn_id in str(r["Properties"]["Targets"])
+    ]  # fmt: skip
+    patterns = [r.get("EventPattern") for r in rules]
+    assert {
+        "source": ["aws.ssm"],
+        "detail-type": ["Parameter Store Change"],
+        "detail": {"name": [{"Ref": parameter}]},
+    } in patterns
+    assert any(r.get("ScheduleExpression") == "rate(10 minutes)" for r in rules)
 
 
 def test_fixed_sources_need_no_refresh(main_synth: Synth) -> None:

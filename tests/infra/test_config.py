@@ -188,7 +188,7 @@ def test_profile_keys_are_the_dataclass_fields() -> None:
         "capacity", "max_runners",
         "allowed_repositories", "allowed_refs", "allowed_workflows", "allowed_events",
         "required_env", "environment", "secrets", "task_role_policies", "registry_prefix",
-        "subnet_ids", "assign_public_ip", "runner_group_id", "secrets_kms_key_arns",
+        "subnet_ids", "security_group_ids", "assign_public_ip", "runner_group_id", "secrets_kms_key_arns",
         "steps", "step_image", "managed_commands", "step_env", "step_role_policies",
         "step_secrets", "step_cpu", "step_memory",
         "warm_runners", "warm_scope", "warm_days", "warm_hours", "warm_max_age_seconds",

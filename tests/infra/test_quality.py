@@ -28,8 +28,11 @@ APP = "FargateRunners/Runners"
 
 #: KNOWN cdk/ BUG 1 (see the report that came with these tests).
 #: No cdk-nag finding may remain unacknowledged in any synthesized variant.
+#: A restricted profile in the same subnets as unrestricted ones (issue 23): deliberate and
+#: visible, like the missing alarm destination. TEST_CONTEXT's deploy profile is such a one.
+SHARED_SUBNETS = (APP, "Annotation::fargate-runners:restrictedProfileSharesSubnets", "warning")
 KNOWN_UNSUPPRESSED: dict[str, set[tuple[str, str, str]]] = {
-    "main_synth": set(),
+    "main_synth": {SHARED_SUBNETS},
     "existing_vpc_synth": set(),
     # No alarm destination configured: the deliberate, visible warning.
     "edge_synth": {
@@ -97,7 +100,7 @@ def test_every_acknowledgment_matches_a_finding(
     audited: Synth = request.getfixturevalue(fixture)
     stale, unacknowledged = audit(audited)
     assert stale == set(), f"stale acknowledgments: {sorted(stale)}"
-    assert unacknowledged == set(), sorted(unacknowledged)
+    assert unacknowledged - {SHARED_SUBNETS[:2]} == set(), sorted(unacknowledged)
     assert len(audited.acknowledgments) == len(set(audited.acknowledgments))
 
 
@@ -147,6 +150,8 @@ def test_acknowledgments_are_narrow(audit_synth: Synth) -> None:
         (f"{APP}/TeardownFunctionRole", f"AwsSolutions-IAM5[Resource::{pseudo}:task/<{cluster}>/*]")
     )
     expected.add((f"{APP}/TeardownFunctionRole", "AwsSolutions-IAM5[Resource::*]"))
+    # The web ACL's hook filter (issue 23): only X-Ray's '*' (active tracing).
+    expected.add((f"{APP}/HookFilterFunctionRole", "AwsSolutions-IAM5[Resource::*]"))
     expected |= DEPLOY_TASK_ROLE_ACKS
     # ECR image pulls: GetAuthorizationToken has no resource-level permissions.
     expected.add((f"{APP}/Profile-big-x64/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"))
@@ -184,13 +189,13 @@ def test_cfn_lint_clean(request: pytest.FixtureRequest, fixture: str) -> None:
 
 
 def asset_dir(synth: Synth) -> Path:
-    """The one asset of the four Lambdas (they must share it)."""
+    """The one asset of the five Lambdas (they must share it)."""
     functions = [
         function
         for logical_id, function in synth.resources("AWS::Lambda::Function").items()
         if not logical_id.startswith("Custom")  # CDK's own providers have their own asset
     ]
-    assert len(functions) == 4
+    assert len(functions) == 5
     (key,) = {function["Properties"]["Code"]["S3Key"] for function in functions}
     path = synth.outdir / f"asset.{key.removesuffix('.zip')}"
     assert path.is_dir(), sorted(p.name for p in synth.outdir.iterdir())

@@ -384,16 +384,19 @@ def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synt
     ]
 
 
-def test_runner_security_group_has_no_ingress(main_synth: Synth) -> None:
-    group = only(main_synth.resources("AWS::EC2::SecurityGroup"))["Properties"]
-    assert "SecurityGroupIngress" not in group
-    assert group["SecurityGroupEgress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "Allow all outbound traffic by default",
-            "IpProtocol": "-1",
-        }
-    ]
+def test_runner_security_groups_have_no_ingress(main_synth: Synth) -> None:
+    """One group per profile (issue 23), each egress-only as the one shared group was."""
+    groups = main_synth.resources("AWS::EC2::SecurityGroup")
+    assert len(groups) == len(TEST_CONTEXT["profiles"])
+    for group in (g["Properties"] for g in groups.values()):
+        assert "SecurityGroupIngress" not in group
+        assert group["SecurityGroupEgress"] == [
+            {
+                "CidrIp": "0.0.0.0/0",
+                "Description": "Allow all outbound traffic by default",
+                "IpProtocol": "-1",
+            }
+        ]
     main_synth.template.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
 
 
@@ -413,8 +416,8 @@ def test_new_vpc_is_public_only_without_nat_and_with_flow_logs(main_synth: Synth
     [
         # runner tasks, four Lambdas, Container Insights, API access + execution, VPC flow logs,
         # CDK's default-security-group Lambda (a new VPC)
-        ("main_synth", 10, "Retain"),
-        ("existing_vpc_synth", 9, "Delete"),  # no VPC of its own; the source-ranges refresh
+        ("main_synth", 11, "Retain"),  # 11th: the hook filter Lambda's (issue 23)
+        ("existing_vpc_synth", 10, "Delete"),  # no VPC of its own; the source-ranges refresh
         # api_gateway_logging off: no API log groups; an existing VPC: no flow logs
         ("edge_synth", 6, "Delete"),
     ],
@@ -566,12 +569,12 @@ def function_env(synth: Synth, name: str) -> dict[str, Any]:
     return variables
 
 
-def test_four_functions(main_synth: Synth) -> None:
-    """Ours; the fifth is CDK's provider that strips the new VPC's default security group
-    (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup)."""
+def test_five_functions(main_synth: Synth) -> None:
+    """Ours (the fifth: the web ACL's hook filter); the sixth is CDK's provider that strips
+    the new VPC's default security group (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup)."""
     functions = main_synth.resources("AWS::Lambda::Function")
-    assert len([f for f in functions if not f.startswith("Custom")]) == 4
-    assert len(functions) == 5
+    assert len([f for f in functions if not f.startswith("Custom")]) == 5
+    assert len(functions) == 6
 
 
 # -- teardown: stop runner tasks before the cluster and network go ------------------
@@ -762,6 +765,9 @@ def runner_profiles(synth: Synth) -> list[dict[str, Any]]:
 
 
 def test_runner_profiles_json(main_synth: Synth) -> None:
+    def group(name: str) -> str:
+        return logical_id(main_synth, "AWS::EC2::SecurityGroup", name)
+
     assert runner_profiles(main_synth) == [
         {
             "name": "small",
@@ -772,6 +778,8 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "capacity": "FARGATE",
             "max_runners": 64,  # default: 64 vCPUs' worth of 1-vCPU tasks
             "runner_version": RUNNER_VERSION,  # the default image's tag
+            # No profile named default: the first keeps the group that predates per-profile ones.
+            "security_group_ids": [f"{group('RunnerSecurityGroup')}.GroupId"],
         },
         {
             "name": "big-x64",
@@ -782,6 +790,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "capacity": "FARGATE",
             "max_runners": 16,  # default: 64 vCPUs' worth of 4-vCPU tasks
             # runner:custom says no version: unknown to the version watch
+            "security_group_ids": [f"{group('SecurityGroupbigx64')}.GroupId"],
         },
         {
             "name": "deploy",
@@ -793,6 +802,7 @@ def test_runner_profiles_json(main_synth: Synth) -> None:
             "max_runners": 2,
             "policy": DEPLOY_POLICY,
             "runner_version": RUNNER_VERSION,  # <registry>/actions/actions-runner:<version>
+            "security_group_ids": [f"{group('SecurityGroupdeploy')}.GroupId"],
         },
     ]
 
@@ -851,7 +861,9 @@ def test_retry_function_consumes_only_the_retry_queue(main_synth: Synth) -> None
 
 
 def test_reconciler_schedule(main_synth: Synth) -> None:
-    (rule,) = main_synth.resources("AWS::Events::Rule").values()
+    rule = main_synth.resources("AWS::Events::Rule")[
+        logical_id(main_synth, "AWS::Events::Rule", "ReconcileSchedule")
+    ]
     props = rule["Properties"]
     assert props["ScheduleExpression"] == "rate(10 minutes)"
     assert props["State"] == "ENABLED"
@@ -865,8 +877,8 @@ def test_reconciler_schedule(main_synth: Synth) -> None:
         p["Properties"]
         for p in main_synth.resources("AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "events.amazonaws.com"
+        and p["Properties"]["FunctionName"] == {"Fn::GetAtt": [reconciler, "Arn"]}
     ]
-    assert permission["FunctionName"] == {"Fn::GetAtt": [reconciler, "Arn"]}
     assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
 
 
@@ -1073,12 +1085,15 @@ def test_api_has_only_post_webhook(main_synth: Synth) -> None:
         "Fn::GetAtt": [function_id(main_synth, "WebhookFunction"), "Arn"]
     }
     # API Gateway may invoke only the webhook function, only for POST /webhook of its stage;
-    # the only other invoke permission is the reconciler schedule's.
+    # the only other invoke permissions are EventBridge's: the reconciler schedule's and
+    # the hook filter's two rules (issue 23).
     permissions = [
         p["Properties"] for p in main_synth.resources("AWS::Lambda::Permission").values()
     ]
     assert sorted(p["Principal"] for p in permissions) == [
         "apigateway.amazonaws.com",
+        "events.amazonaws.com",
+        "events.amazonaws.com",
         "events.amazonaws.com",
     ]
     (permission,) = [p for p in permissions if p["Principal"] == "apigateway.amazonaws.com"]
@@ -1144,6 +1159,7 @@ def test_outputs(main_synth: Synth) -> None:
     assert set(outputs) == {
         "WebhookUrl", "WebhookSecretArn", "GitHubTokenSecretArn", "ClusterName",
         "RetryQueueUrl", "DeadLetterQueueUrl", "DashboardName", "WebhookHookParameter",
+        "SecurityGroupSmall", "SecurityGroupBigX64", "SecurityGroupDeploy",
     }  # fmt: skip
     assert outputs["WebhookHookParameter"]["Value"] == {
         "Ref": logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
@@ -1337,6 +1353,9 @@ def test_default_profile_family(existing_vpc_synth: Synth) -> None:
             "task_role_id": task_role_id(existing_vpc_synth, "RunnersExisting-runner-default"),
             "capacity": "FARGATE",
             "max_runners": 64,  # the default: 64 vCPUs of 1-vCPU tasks
+            "security_group_ids": [
+                f"{logical_id(existing_vpc_synth, 'AWS::EC2::SecurityGroup', 'RunnerSecurityGroup')}.GroupId"
+            ],
         }
     ]
 
@@ -1362,6 +1381,9 @@ def test_profile_network_and_capacity_reach_the_lambda(edge_synth: Synth) -> Non
             "capacity": "FARGATE_SPOT",
             "max_runners": 64,
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa"],
+            "security_group_ids": [
+                f"{logical_id(edge_synth, 'AWS::EC2::SecurityGroup', 'RunnerSecurityGroup')}.GroupId"
+            ],
             "assign_public_ip": False,
             "warm": {
                 "runners": 2,

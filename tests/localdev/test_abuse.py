@@ -1,11 +1,15 @@
-"""Issue 14 end to end: a flood from outside GitHub, signed deliveries in between.
+"""Issues 14 and 23 end to end: floods from outside GitHub and through it, ours in between.
 
 The local endpoint runs the real handler behind models of what AWS puts in
 front of it (``localdev.firewall``): the web ACL, whose source list is read from
 the GitHub stand-in's ``/meta`` by the same client and parser as the refresh
 Lambda, then the stage throttle (rate 20/s, burst 40) on a clock the test moves.
 The GitHub stand-in delivers the signed jobs from its ``hooks`` address
-(127.0.0.2) and keeps GitHub's delivery log; the flood comes from 127.0.0.9.
+(127.0.0.2) and keeps GitHub's delivery log; the flood comes from 127.0.0.9, or
+(issue 23) from GitHub itself: a stranger's webhook aimed at our URL, delivered from
+the same GitHub address as ours. The web ACL model's recorded-hook rule reads a WAF
+regex pattern set in moto that ``lambda_fn.hook_filter.sync`` keeps on the webhook
+``setup`` recorded, as the hook filter Lambda does in AWS.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pytest
 
 from localdev import deliveries
 from localdev.firewall import StageThrottle
+from localdev.github_stub import Hook
 from localdev.runtime import LocalRuntime, local_runtime
 
 CONTEXT: dict[str, Any] = {
@@ -65,6 +70,7 @@ def flood_with_jobs(
     hook = runtime.github.add_hook(
         "repos/octo-org/app", runtime.webhook_url, runtime.webhook_secret
     )
+    record_webhook(runtime)
     throttle = runtime.endpoint.throttle
     assert isinstance(throttle, StageThrottle) and isinstance(throttle.clock, ManualClock)
     flood: Counter[int] = Counter()
@@ -136,12 +142,74 @@ def test_without_the_web_acl_the_flood_starves_github_until_the_reconciler_redel
     assert reconcile().get("redelivered", 0) == 0
 
 
-def record_webhook(runtime: LocalRuntime) -> None:
-    """What ``fargate-runners setup`` does after creating the webhook."""
-    (hook,) = runtime.github.hooks.values()
+def record_webhook(runtime: LocalRuntime, hook: Hook | None = None) -> None:
+    """What ``fargate-runners setup`` does after creating the webhook, and what follows in
+    AWS: the parameter's change runs the hook filter Lambda (with the web ACL)."""
+    if hook is None:
+        (hook,) = runtime.github.hooks.values()
     runtime.stack.client("ssm").put_parameter(
         Name=runtime.stack.hook_parameter, Value=f"{hook.scope}/hooks/{hook.id}", Overwrite=True
     )
+    if runtime.endpoint.source_filter is not None:
+        from lambda_fn.hook_filter import sync
+
+        sync()
+
+
+STRANGER_DELIVERIES = 3000
+
+
+def test_a_strangers_webhook_through_github_cannot_silence_ours(protected: LocalRuntime) -> None:
+    """Issue 23: GitHub's addresses deliver every customer's webhooks. 3,000 deliveries of a
+    stranger's hook aimed at our URL, from the very address ours come from, then ours:
+    admitted (the stranger's never counted against it) and launched."""
+    github = protected.github
+    ours = github.add_hook("repos/octo-org/app", protected.webhook_url, protected.webhook_secret)
+    theirs = github.add_hook("repos/stranger/spam", protected.webhook_url, "their-own-secret")
+    source_filter = protected.endpoint.source_filter
+    assert source_filter is not None
+    payload = deliveries.workflow_job_payload(30_000, LABELS)
+
+    # Before setup has recorded a hook the web ACL admits no delivery (fail closed).
+    assert github.deliver(ours, "workflow_job", payload)["status_code"] == 403
+    record_webhook(protected, ours)
+
+    statuses = Counter(
+        github.deliver(theirs, "workflow_job", payload)["status_code"]
+        for _ in range(STRANGER_DELIVERIES)
+    )
+    assert statuses == Counter({403: STRANGER_DELIVERIES})  # all from GitHub, none ours
+    assert source_filter.blocked_other_hooks == STRANGER_DELIVERIES + 1
+    assert source_filter.blocked_rate == 0
+
+    assert github.deliver(ours, "workflow_job", payload)["status_code"] == 200
+    assert tasks_per_job(protected) == Counter({"30000": 1})
+
+
+def test_the_rate_limit_is_per_hook_and_needs_the_hookshot_agent(
+    protected: LocalRuntime,
+) -> None:
+    """Our own hook over the limit is blocked; a request from a GitHub address without
+    GitHub's User-Agent or hook id header is blocked before the rate rule could skip it."""
+    ours = protected.github.add_hook(
+        "repos/octo-org/app", protected.webhook_url, protected.webhook_secret
+    )
+    record_webhook(protected, ours)
+    source_filter = protected.endpoint.source_filter
+    assert source_filter is not None
+    headers = {"User-Agent": "GitHub-Hookshot/x", "X-GitHub-Hook-ID": str(ours.id)}
+    assert source_filter.admits(protected.github.hook_source, headers)
+    assert not source_filter.admits(protected.github.hook_source, {"User-Agent": "curl/8"})
+    assert not source_filter.admits(
+        protected.github.hook_source, {**headers, "User-Agent": "curl/8"}
+    )
+    assert not source_filter.admits(
+        protected.github.hook_source, {"User-Agent": "GitHub-Hookshot/x"}
+    )
+    source_filter.rate_limit = 3
+    results = [source_filter.admits(protected.github.hook_source, headers) for _ in range(4)]
+    assert results == [True, True, False, False]  # 1 above + 2 = 3 admitted, then blocked
+    assert source_filter.blocked_rate == 2
 
 
 def reconcile() -> Counter[str]:

@@ -52,6 +52,34 @@ def test_request_takes_image_and_command_from_nowhere_but_the_profile() -> None:
     assert "SECRETJIT" not in repr(request)
 
 
+def test_a_profiles_own_security_groups_replace_the_stack_wide_ones() -> None:
+    """Issue 23: each profile's tasks carry its own groups (SECURITY_GROUP_IDS: fallback)."""
+    settings = load_settings(
+        {
+            "WEBHOOK_SECRET_ARN": "w",
+            "GITHUB_TOKEN_SECRET_ARN": "t",
+            "ECS_CLUSTER": "runners",
+            "SUBNET_IDS": "subnet-1",
+            "SECURITY_GROUP_IDS": "sg-1",
+            "RUNNER_PROFILES": '[{"name": "deploy", "labels": ["deploy"], '
+            '"task_definition": "arn:td/deploy:1", "container_name": "runner", '
+            '"security_group_ids": ["sg-deploy"]}, {"name": "default", "labels": ["x"], '
+            '"task_definition": "arn:td/runner:1", "container_name": "runner"}]',
+            "IDEMPOTENCY_TABLE": "idem",
+        }
+    )
+    job = JobRef(job_id=1, run_id=2, run_attempt=1, repository="o/r")
+    deploy, default = settings.profiles
+    assert deploy.security_group_ids == ("sg-deploy",)
+
+    def groups(profile: Profile) -> list[str]:
+        request = build_run_task_request(settings, profile, job, JIT, sealed_name="p/x")
+        return list(request["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"])
+
+    assert groups(deploy) == ["sg-deploy"]
+    assert groups(default) == ["sg-1"]
+
+
 def test_tag_values_are_sanitised() -> None:
     job = JobRef(job_id=1, run_id=2, run_attempt=1, repository="o/r<script>")
     tags = {
