@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match
 from fargate_runners.config import DEFAULT_IMAGE, load_config
 from lambda_fn.contract import RUNNER_VERSION
 from lambda_fn.policy import policy_from_json
+from lambda_fn.runner_version import version_from_image
 
 from .conftest import (
     DEPLOY_KMS_KEY_ARN,
@@ -157,11 +158,14 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
         "ContainerDefinitions"
     ]
     env = container_env(container)
-    assert set(env) == {
+    assert set(env) - {"RUNNER_EXPECTED_VERSION"} == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
-        "RUNNER_STOP_GRACE_SECONDS",
+        "RUNNER_STOP_GRACE_SECONDS", "RUNNER_PROFILE",
     }  # fmt: skip
+    assert env["RUNNER_PROFILE"] == profile
+    # Known only where the image tag names a release (actions-runner:X.Y.Z) or runner_version.
+    assert env.get("RUNNER_EXPECTED_VERSION") == version_from_image(container["Image"])
     # ECS waits StopTimeout after SIGTERM; the entrypoint's grace ends well before that.
     assert container["StopTimeout"] == 120
     assert int(env["RUNNER_STOP_GRACE_SECONDS"]) <= container["StopTimeout"] - 10
@@ -185,8 +189,10 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
-        "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE",
+        "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE", "RUNNER_PROFILE", "RUNNER_EXPECTED_VERSION",
     }  # fmt: skip
+    assert env["RUNNER_PROFILE"] == "deploy"
+    assert env["RUNNER_EXPECTED_VERSION"] == RUNNER_VERSION
     assert json.loads(env["RUNNER_POLICY_JSON"]) == DEPLOY_POLICY
     (deploy,) = [p for p in load_config(TEST_CONTEXT).profiles if p.name == "deploy"]
     assert json.loads(env["RUNNER_POLICY_JSON"]) == deploy.policy.to_dict()
@@ -429,9 +435,13 @@ def test_every_log_group_has_the_configured_retention_and_removal(
     groups = synth.resources("AWS::Logs::LogGroup")
     assert len(groups) == count, sorted(groups)
     retention = TEST_CONTEXT["log_retention_days"] if fixture == "main_synth" else 30
-    for group in groups.values():
+    # Container Insights' group has a fixed name: always deleted with the stack, so a
+    # redeploy can create it again (test_redeploy_after_destroy_meets_no_retained_name).
+    insights = logical_id(synth, "AWS::Logs::LogGroup", "ContainerInsightsLogs")
+    for logical, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == retention
-        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == policy
+        expected = "Delete" if logical == insights else policy
+        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == expected
 
 
 @pytest.mark.parametrize("fixture", ["main_synth", "existing_vpc_synth", "edge_synth"])
@@ -1356,6 +1366,7 @@ def test_default_profile_family(existing_vpc_synth: Synth) -> None:
             "security_group_ids": [
                 f"{logical_id(existing_vpc_synth, 'AWS::EC2::SecurityGroup', 'RunnerSecurityGroup')}.GroupId"
             ],
+            "runner_version": RUNNER_VERSION,  # from the default image's tag
         }
     ]
 
@@ -1392,6 +1403,7 @@ def test_profile_network_and_capacity_reach_the_lambda(edge_synth: Synth) -> Non
                 "hours": "07-19",
                 "max_age_seconds": 14400,
             },
+            "runner_version": RUNNER_VERSION,  # the mirrored default image's tag
         }
     ]
 
