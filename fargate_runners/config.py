@@ -96,6 +96,7 @@ from .config_values import (
     ranged,
     unique,
 )
+from .runner.managed_steps import step_env_problem
 
 __all__ = [
     "CDK_KEYS",
@@ -256,15 +257,6 @@ MANAGED_STEP_KEYS = (
 )  # fmt: skip
 _DIGEST_IMAGE_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 _COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-#: Names a step may not receive from a workflow: the runner's, AWS's and the ECS agent's
-#: (credentials provider), and what changes how the command is loaded or run.
-_STEP_ENV_RESERVED_PREFIXES = ("ACTIONS_", "RUNNER_", "AWS_", "ECS_", "LD_")
-_STEP_ENV_RESERVED_NAMES = frozenset(
-    {"PATH", "HOME", "SHELL", "ENV", "BASH_ENV", "IFS", "PS4", "SHELLOPTS", "BASHOPTS",
-     "PYTHONPATH", "PYTHONSTARTUP", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS"}
-)  # fmt: skip
-
-
 #: Profile keys that only a profile with ``warm_runners`` may set.
 WARM_KEYS = ("warm_scope", "warm_days", "warm_hours", "warm_max_age_seconds")
 
@@ -544,12 +536,9 @@ class RunnerProfile(_Model):
         """What a workflow may pass to a step, and the step task's own secrets."""
         problems: list[Problem] = []
         for i, name in enumerate(self.step_env):
-            if (
-                not ENV_NAME_RE.match(name)
-                or name.startswith(_STEP_ENV_RESERVED_PREFIXES)
-                or name in _STEP_ENV_RESERVED_NAMES
-            ):
-                problems.append(Problem(f"step_env[{i}]", f"{name!r} may not be passed to a step"))
+            problem = step_env_problem(name)
+            if problem is not None:
+                problems.append(Problem(f"step_env[{i}]", problem))
         for name, arn in self.step_secrets.items():
             key = f"step_secrets.{name}"
             if not ENV_NAME_RE.match(name) or name.startswith(RESERVED_ENV_PREFIXES):
