@@ -676,6 +676,40 @@ def _shadowed(later: RunnerProfile, earlier: RunnerProfile, i: int, key: str) ->
     return f"{why}: list {later.name!r} before {earlier.name!r}, or give it a label of its own"
 
 
+def _org_restricted_problems(profiles: Sequence[RunnerProfile]) -> list[Problem]:
+    """At ``runner_scope: org`` a restricted profile must name its repositories.
+
+    An organisation runner serves every repository of the organisation (its runner group
+    aside), and any of them can have a ``refs/heads/main`` or a ``push`` event, so a
+    profile restricted by ``allowed_refs`` (or events, workflows, required_env) alone
+    admits them all. ``owner/*`` names none either.
+    """
+    problems: list[Problem] = []
+    for i, profile in enumerate(profiles):
+        if not profile.policy.restricted:
+            continue
+        key = f"profiles[{i}].allowed_repositories"
+        wildcards = [p for p in profile.allowed_repositories if p.endswith("/*")]
+        if not profile.allowed_repositories:
+            problems.append(
+                Problem(
+                    key,
+                    f"is required for restricted profile {profile.name!r} with runner_scope "
+                    "org: without it every repository of the organisation may run on it (any "
+                    'of them can have a matching ref or event); list them, e.g. ["octo-org/app"]',
+                )
+            )
+        elif wildcards:
+            problems.append(
+                Problem(
+                    key,
+                    f"{wildcards[0]!r} admits every repository of the organisation to restricted "
+                    f"profile {profile.name!r} (runner_scope org): list the repositories by name",
+                )
+            )
+    return problems
+
+
 # ---------------------------------------------------------------------------
 # Deployment-wide keys, shared by cdk.json and the construct's props
 # ---------------------------------------------------------------------------
@@ -739,6 +773,8 @@ class _Deployment(_Model):
                 if profile.runner_group_id is not None
             ]
         problems += self._warm_scope_problems()
+        if self.runner_scope == "org":
+            problems += _org_restricted_problems(self.profiles)
         if (
             self.webhook_firewall
             and self.webhook_source_cidrs is None
