@@ -276,12 +276,12 @@ class GitHubApp:
 
     def _new_token(self, resource: str, installation_id: int, scope: TokenScope) -> str:
         repository, permissions = scope
-        request = {
-            "repositories": None if repository is None else [repository],
-            "permissions": dict(permissions),
-        }
+        repositories = None if repository is None else [repository]
+        wanted = dict(permissions)
         try:
-            answer = self.create_token(installation_id, **request)
+            answer = self.create_token(
+                installation_id, repositories=repositories, permissions=wanted
+            )
         except GitHubPermanentError as exc:
             if exc.status == 422:
                 raise GitHubPermanentError(
@@ -297,7 +297,9 @@ class GitHubApp:
             # The installation is gone (uninstalled, or reinstalled with a new id): once more.
             self._forget(resource)
             installation_id = self.installation_id(resource)
-            answer = self.create_token(installation_id, **request)
+            answer = self.create_token(
+                installation_id, repositories=repositories, permissions=wanted
+            )
         token = str(answer["token"])
         self._keep(
             (installation_id, scope), _Cached(token, self._refresh_at(answer.get("expires_at")))
