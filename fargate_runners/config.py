@@ -718,6 +718,19 @@ def _org_restricted_problems(profiles: Sequence[RunnerProfile]) -> list[Problem]
 _ONLY_WITH_ENDPOINTS = "is only used with vpc_endpoints"
 
 
+#: ``allowed_repositories: ["*"]``: every repository, stated (required with a GitHub App).
+ALL_REPOSITORIES = "*"
+
+
+def _allowed_repository_problem(value: str) -> str | None:
+    return None if value == ALL_REPOSITORIES else repository_pattern_problem(value)
+
+
+def lambda_allowed_repositories(patterns: Sequence[str]) -> tuple[str, ...]:
+    """What the Lambda's ``ALLOWED_REPOSITORIES`` gets: ``["*"]`` is its empty list (any)."""
+    return tuple(p for p in patterns if p != ALL_REPOSITORIES)
+
+
 class _Deployment(_Model):
     """Keys ``cdk.json`` and ``FargateRunnersProps`` share, and the rules between them."""
 
@@ -727,7 +740,7 @@ class _Deployment(_Model):
     runner_scope: Annotated[str, parsed(one_of(RUNNER_SCOPES))] = "repo"
     runner_group_id: RunnerGroupId = 1
     allowed_repositories: Annotated[
-        tuple[str, ...], parsed(list_of(checked(repository_pattern_problem)))
+        tuple[str, ...], parsed(list_of(checked(_allowed_repository_problem)))
     ] = ()
     github_api_url: Annotated[str, parsed(parse_github_api_url)] = DEFAULT_GITHUB_API_URL
     subnet_ids: Annotated[SubnetIds, AfterValidator(unique)] = ()
@@ -749,6 +762,10 @@ class _Deployment(_Model):
     detailed_tracing: Bool = False
 
     def _existing_vpc(self) -> bool:
+        raise NotImplementedError
+
+    def _github_app(self) -> bool:
+        """Whether the Lambdas authenticate as a GitHub App (and may get its webhook)."""
         raise NotImplementedError
 
     @model_validator(mode="after")
@@ -773,6 +790,19 @@ class _Deployment(_Model):
                 if profile.runner_group_id is not None
             ]
         problems += self._warm_scope_problems()
+        if ALL_REPOSITORIES in self.allowed_repositories and len(self.allowed_repositories) > 1:
+            problems.append(
+                Problem("allowed_repositories", '"*" (every repository) must be the only item')
+            )
+        if self._github_app() and not self.allowed_repositories:
+            problems.append(
+                Problem(
+                    "allowed_repositories",
+                    "is required with a GitHub App: the App's own webhook delivers the jobs of "
+                    "every account that installs it, so list the repositories (owner/repo or "
+                    'owner/*), or ["*"] to accept every repository the App is installed on',
+                )
+            )
         if self.runner_scope == "org":
             problems += _org_restricted_problems(self.profiles)
         if (
@@ -802,7 +832,8 @@ class _Deployment(_Model):
             if problem is not None:
                 problems.append(Problem(key, f"{scope!r} {problem}"))
             elif self.runner_scope == "repo":
-                if not repository_allowed(scope, self.allowed_repositories):
+                allowed = lambda_allowed_repositories(self.allowed_repositories)
+                if not repository_allowed(scope, allowed):
                     problems.append(Problem(key, f"{scope!r} is not in allowed_repositories"))
                 patterns = profile.allowed_repositories
                 if patterns and not any(repository_match(p, scope) for p in patterns):
@@ -934,6 +965,9 @@ class RunnersConfig(_Deployment):
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None
 
+    def _github_app(self) -> bool:
+        return self.github_auth == "app"
+
     def _problems(self) -> list[Problem]:
         problems = super()._problems()
         if self.vpc_id is not None and not self.subnet_ids:
@@ -1015,6 +1049,8 @@ class ConstructSettings(_Deployment):
 
     #: ``props.vpc`` is set (an existing VPC, or one the user's app creates).
     existing_vpc: bool = False
+    #: ``props.github_app`` is set (the Lambdas authenticate as a GitHub App).
+    github_app: bool = False
     name_prefix: Annotated[str | None, parsed(parse_name_prefix)] = None
     runner_name_prefix: Annotated[str | None, parsed(checked(rules.runner_name_prefix_problem))] = (
         None
@@ -1023,12 +1059,15 @@ class ConstructSettings(_Deployment):
     def _existing_vpc(self) -> bool:
         return self.existing_vpc
 
+    def _github_app(self) -> bool:
+        return self.github_app
+
 
 #: ``FargateRunnersProps`` attribute -> ``ConstructSettings`` field.
 _PROPS_FIELDS = {
     ConstructSettings.KEY_NAMES.get(name, name): name
     for name in ConstructSettings.model_fields
-    if name != "existing_vpc"
+    if name not in ("existing_vpc", "github_app")
 }
 
 
@@ -1036,6 +1075,7 @@ def check_construct_props(props: Any) -> ConstructSettings:
     """Validate a ``FargateRunnersProps`` (duck-typed: no ``aws_cdk`` here) like cdk.json."""
     data = {field: getattr(props, attribute) for attribute, field in _PROPS_FIELDS.items()}
     data["existing_vpc"] = getattr(props, "vpc", None) is not None
+    data["github_app"] = getattr(props, "github_app", None) is not None
     return ConstructSettings.validated(data)
 
 

@@ -43,6 +43,7 @@ from .bundling import lambda_code
 from .config import (
     CONTAINER_NAME,
     RunnerProfile,
+    lambda_allowed_repositories,
 )
 from .env_size import check_environment_size
 from .nag import Acknowledgment, acknowledge, nag_flatten
@@ -218,7 +219,9 @@ class DispatcherPart(RunnersBase):
             "RUNNER_PROFILES": self.runner_profiles_json(profiles),
             "RUNNER_SCOPE": props.runner_scope,
             "RUNNER_GROUP_ID": str(props.runner_group_id),
-            "ALLOWED_REPOSITORIES": ",".join(props.allowed_repositories),
+            "ALLOWED_REPOSITORIES": ",".join(
+                lambda_allowed_repositories(props.allowed_repositories)
+            ),
             "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
             "RETRY_QUEUE_URL": self.retry_queue.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
