@@ -60,7 +60,6 @@ def installation_token(app: GitHubApp, target: Target) -> tuple[dict[str, Any], 
 
     try:
         installation = app.installation(target.path)
-        token = str(app.create_token(int(installation["id"]))["token"])
     except DispatchError as exc:
         raise GitHubError(str(exc), getattr(exc, "status", None) or 0) from None
     granted = installation.get("permissions") or {}
@@ -70,7 +69,20 @@ def installation_token(app: GitHubApp, target: Target) -> tuple[dict[str, Any], 
             f"give the App the {RUNNER_PERMISSION_TITLE[target.kind]}, then accept the new "
             "permission on the installation"
         )
-    return installation, token
+    # Like the Lambda's tokens (lambda_fn.github_auth.token_scope): this target only, and
+    # only what setup/doctor use: the runner permission, and the webhook one if granted.
+    permissions = {RUNNER_PERMISSION[target.kind]: "write"}
+    hook = HOOK_PERMISSION[target.kind]
+    if granted.get(hook) in ("read", "write"):
+        permissions[hook] = str(granted[hook])
+    repositories = [target.name.split("/", 1)[1]] if target.kind == "repo" else None
+    try:
+        answer = app.create_token(
+            int(installation["id"]), repositories=repositories, permissions=permissions
+        )
+    except DispatchError as exc:
+        raise GitHubError(str(exc), getattr(exc, "status", None) or 0) from None
+    return installation, str(answer["token"])
 
 
 def setup_app(

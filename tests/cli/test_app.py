@@ -229,6 +229,13 @@ def test_doctor_checks_the_app_path_end_to_end(
     ):
         assert expected in text
     assert "GitHub token secret" not in text  # no PAT in an App stack
+    # The CLI's tokens are scoped like the Lambda's: this repository, what it uses.
+    assert app.token_requests and all(
+        request is not None
+        and request.get("repositories") == ["app"]
+        and set(request.get("permissions", {})) <= {"administration", "repository_hooks"}
+        for _, request in app.token_requests
+    )
 
 
 def test_doctor_fails_a_public_app(
