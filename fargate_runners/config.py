@@ -97,6 +97,7 @@ from .config_values import (
     ranged,
     unique,
 )
+from .runner.managed_steps import step_env_problem
 
 __all__ = [
     "CDK_KEYS",
@@ -257,15 +258,6 @@ MANAGED_STEP_KEYS = (
 )  # fmt: skip
 _DIGEST_IMAGE_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 _COMMAND_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-#: Names a step may not receive from a workflow: the runner's, AWS's and the ECS agent's
-#: (credentials provider), and what changes how the command is loaded or run.
-_STEP_ENV_RESERVED_PREFIXES = ("ACTIONS_", "RUNNER_", "AWS_", "ECS_", "LD_")
-_STEP_ENV_RESERVED_NAMES = frozenset(
-    {"PATH", "HOME", "SHELL", "ENV", "BASH_ENV", "IFS", "PS4", "SHELLOPTS", "BASHOPTS",
-     "PYTHONPATH", "PYTHONSTARTUP", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS"}
-)  # fmt: skip
-
-
 #: Profile keys that only a profile with ``warm_runners`` may set.
 WARM_KEYS = ("warm_scope", "warm_days", "warm_hours", "warm_max_age_seconds")
 
@@ -548,12 +540,9 @@ class RunnerProfile(_Model):
         """What a workflow may pass to a step, and the step task's own secrets."""
         problems: list[Problem] = []
         for i, name in enumerate(self.step_env):
-            if (
-                not ENV_NAME_RE.match(name)
-                or name.startswith(_STEP_ENV_RESERVED_PREFIXES)
-                or name in _STEP_ENV_RESERVED_NAMES
-            ):
-                problems.append(Problem(f"step_env[{i}]", f"{name!r} may not be passed to a step"))
+            problem = step_env_problem(name)
+            if problem is not None:
+                problems.append(Problem(f"step_env[{i}]", problem))
         for name, arn in self.step_secrets.items():
             key = f"step_secrets.{name}"
             if not ENV_NAME_RE.match(name) or name.startswith(RESERVED_ENV_PREFIXES):
@@ -700,12 +689,59 @@ def _shadowed(later: RunnerProfile, earlier: RunnerProfile, i: int, key: str) ->
     return f"{why}: list {later.name!r} before {earlier.name!r}, or give it a label of its own"
 
 
+def _org_restricted_problems(profiles: Sequence[RunnerProfile]) -> list[Problem]:
+    """At ``runner_scope: org`` a restricted profile must name its repositories.
+
+    An organisation runner serves every repository of the organisation (its runner group
+    aside), and any of them can have a ``refs/heads/main`` or a ``push`` event, so a
+    profile restricted by ``allowed_refs`` (or events, workflows, required_env) alone
+    admits them all. ``owner/*`` names none either.
+    """
+    problems: list[Problem] = []
+    for i, profile in enumerate(profiles):
+        if not profile.policy.restricted:
+            continue
+        key = f"profiles[{i}].allowed_repositories"
+        wildcards = [p for p in profile.allowed_repositories if p.endswith("/*")]
+        if not profile.allowed_repositories:
+            problems.append(
+                Problem(
+                    key,
+                    f"is required for restricted profile {profile.name!r} with runner_scope "
+                    "org: without it every repository of the organisation may run on it (any "
+                    'of them can have a matching ref or event); list them, e.g. ["octo-org/app"]',
+                )
+            )
+        elif wildcards:
+            problems.append(
+                Problem(
+                    key,
+                    f"{wildcards[0]!r} admits every repository of the organisation to restricted "
+                    f"profile {profile.name!r} (runner_scope org): list the repositories by name",
+                )
+            )
+    return problems
+
+
 # ---------------------------------------------------------------------------
 # Deployment-wide keys, shared by cdk.json and the construct's props
 # ---------------------------------------------------------------------------
 
 
 _ONLY_WITH_ENDPOINTS = "is only used with vpc_endpoints"
+
+
+#: ``allowed_repositories: ["*"]``: every repository, stated (required with a GitHub App).
+ALL_REPOSITORIES = "*"
+
+
+def _allowed_repository_problem(value: str) -> str | None:
+    return None if value == ALL_REPOSITORIES else repository_pattern_problem(value)
+
+
+def lambda_allowed_repositories(patterns: Sequence[str]) -> tuple[str, ...]:
+    """What the Lambda's ``ALLOWED_REPOSITORIES`` gets: ``["*"]`` is its empty list (any)."""
+    return tuple(p for p in patterns if p != ALL_REPOSITORIES)
 
 
 class _Deployment(_Model):
@@ -717,7 +753,7 @@ class _Deployment(_Model):
     runner_scope: Annotated[str, parsed(one_of(RUNNER_SCOPES))] = "repo"
     runner_group_id: RunnerGroupId = 1
     allowed_repositories: Annotated[
-        tuple[str, ...], parsed(list_of(checked(repository_pattern_problem)))
+        tuple[str, ...], parsed(list_of(checked(_allowed_repository_problem)))
     ] = ()
     github_api_url: Annotated[str, parsed(parse_github_api_url)] = DEFAULT_GITHUB_API_URL
     subnet_ids: Annotated[SubnetIds, AfterValidator(unique)] = ()
@@ -739,6 +775,10 @@ class _Deployment(_Model):
     detailed_tracing: Bool = False
 
     def _existing_vpc(self) -> bool:
+        raise NotImplementedError
+
+    def _github_app(self) -> bool:
+        """Whether the Lambdas authenticate as a GitHub App (and may get its webhook)."""
         raise NotImplementedError
 
     @model_validator(mode="after")
@@ -763,6 +803,21 @@ class _Deployment(_Model):
                 if profile.runner_group_id is not None
             ]
         problems += self._warm_scope_problems()
+        if ALL_REPOSITORIES in self.allowed_repositories and len(self.allowed_repositories) > 1:
+            problems.append(
+                Problem("allowed_repositories", '"*" (every repository) must be the only item')
+            )
+        if self._github_app() and not self.allowed_repositories:
+            problems.append(
+                Problem(
+                    "allowed_repositories",
+                    "is required with a GitHub App: the App's own webhook delivers the jobs of "
+                    "every account that installs it, so list the repositories (owner/repo or "
+                    'owner/*), or ["*"] to accept every repository the App is installed on',
+                )
+            )
+        if self.runner_scope == "org":
+            problems += _org_restricted_problems(self.profiles)
         if (
             self.webhook_firewall
             and self.webhook_source_cidrs is None
@@ -790,7 +845,8 @@ class _Deployment(_Model):
             if problem is not None:
                 problems.append(Problem(key, f"{scope!r} {problem}"))
             elif self.runner_scope == "repo":
-                if not repository_allowed(scope, self.allowed_repositories):
+                allowed = lambda_allowed_repositories(self.allowed_repositories)
+                if not repository_allowed(scope, allowed):
                     problems.append(Problem(key, f"{scope!r} is not in allowed_repositories"))
                 patterns = profile.allowed_repositories
                 if patterns and not any(repository_match(p, scope) for p in patterns):
@@ -931,6 +987,9 @@ class RunnersConfig(_Deployment):
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None
 
+    def _github_app(self) -> bool:
+        return self.github_auth == "app"
+
     def _problems(self) -> list[Problem]:
         problems = super()._problems()
         if self.vpc_id is not None and not self.subnet_ids:
@@ -1012,6 +1071,8 @@ class ConstructSettings(_Deployment):
 
     #: ``props.vpc`` is set (an existing VPC, or one the user's app creates).
     existing_vpc: bool = False
+    #: ``props.github_app`` is set (the Lambdas authenticate as a GitHub App).
+    github_app: bool = False
     name_prefix: Annotated[str | None, parsed(parse_name_prefix)] = None
     runner_name_prefix: Annotated[str | None, parsed(checked(rules.runner_name_prefix_problem))] = (
         None
@@ -1020,12 +1081,15 @@ class ConstructSettings(_Deployment):
     def _existing_vpc(self) -> bool:
         return self.existing_vpc
 
+    def _github_app(self) -> bool:
+        return self.github_app
+
 
 #: ``FargateRunnersProps`` attribute -> ``ConstructSettings`` field.
 _PROPS_FIELDS = {
     ConstructSettings.KEY_NAMES.get(name, name): name
     for name in ConstructSettings.model_fields
-    if name != "existing_vpc"
+    if name not in ("existing_vpc", "github_app")
 }
 
 
@@ -1033,6 +1097,7 @@ def check_construct_props(props: Any) -> ConstructSettings:
     """Validate a ``FargateRunnersProps`` (duck-typed: no ``aws_cdk`` here) like cdk.json."""
     data = {field: getattr(props, attribute) for attribute, field in _PROPS_FIELDS.items()}
     data["existing_vpc"] = getattr(props, "vpc", None) is not None
+    data["github_app"] = getattr(props, "github_app", None) is not None
     return ConstructSettings.validated(data)
 
 

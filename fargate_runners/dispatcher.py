@@ -43,6 +43,7 @@ from .bundling import lambda_code
 from .config import (
     CONTAINER_NAME,
     RunnerProfile,
+    lambda_allowed_repositories,
 )
 from .env_size import check_environment_size
 from .nag import Acknowledgment, acknowledge, nag_flatten
@@ -214,7 +215,9 @@ class DispatcherPart(RunnersBase):
             "RUNNER_PROFILES": self.runner_profiles_json(profiles),
             "RUNNER_SCOPE": props.runner_scope,
             "RUNNER_GROUP_ID": str(props.runner_group_id),
-            "ALLOWED_REPOSITORIES": ",".join(props.allowed_repositories),
+            "ALLOWED_REPOSITORIES": ",".join(
+                lambda_allowed_repositories(props.allowed_repositories)
+            ),
             "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
             "RETRY_QUEUE_URL": self.retry_queue.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
@@ -469,13 +472,44 @@ class DispatcherPart(RunnersBase):
         )
         self._grant_task_control(role)
         sealed_configs = self.sealed_configs_arn()
+        our_tag_keys = {"ForAllValues:StringEquals": {"aws:TagKeys": [BOUND_TAG, TASK_TAG]}}
         role.add_to_policy(
             iam.PolicyStatement(
-                # CreateSecret with Tags also needs TagResource; only our two tag keys.
+                # Only with both tags (the binding, the task) and no other key: an empty
+                # tag set passes ForAllValues, hence the Null checks.
                 sid="SealJitConfigs",
-                actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                actions=["secretsmanager:CreateSecret"],
                 resources=[sealed_configs],
-                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [BOUND_TAG, TASK_TAG]}},
+                conditions={
+                    **our_tag_keys,
+                    "Null": {
+                        f"aws:RequestTag/{BOUND_TAG}": "false",
+                        f"aws:RequestTag/{TASK_TAG}": "false",
+                    },
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                # CreateSecret with Tags also checks TagResource. Only on a secret that has
+                # no binding tag yet, i.e. the one being created: never re-tag a pending
+                # config (its resource policy denies TagResource too, docs/jit-config.md).
+                sid="TagJitConfigsAtCreation",
+                actions=["secretsmanager:TagResource"],
+                resources=[sealed_configs],
+                conditions={
+                    **our_tag_keys,
+                    "Null": {f"secretsmanager:ResourceTag/{BOUND_TAG}": "true"},
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                # jit_secret.seal: the resource policy (deny every reader but the bound
+                # task), then the config. Its FixedAtCreation denies a second policy.
+                sid="LockAndFillJitConfigs",
+                actions=["secretsmanager:PutResourcePolicy", "secretsmanager:PutSecretValue"],
+                resources=[sealed_configs],
             )
         )
         role.add_to_policy(

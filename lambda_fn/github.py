@@ -182,13 +182,42 @@ class GitHubClient:
         ...#get-an-organization-installation-for-the-authenticated-app)."""
         return self._request("GET", f"{resource}/installation", expected=(200,))
 
-    def create_installation_token(self, installation_id: int) -> dict[str, Any]:
+    def create_installation_token(
+        self,
+        installation_id: int,
+        *,
+        repositories: Sequence[str] | None = None,
+        permissions: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """A new installation access token (JWT): 201 ``{"token", "expires_at",
-        "permissions"}``, valid one hour; 401/403/404/422 are refusals
+        "permissions"}``, valid one hour; 401/403/404/422 are refusals. ``repositories``
+        (names, not ``owner/name``) and ``permissions`` narrow it; omitted, the token has
+        all of the installation's
         (https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app)."""
+        body: dict[str, Any] = {}
+        if repositories is not None:
+            body["repositories"] = list(repositories)
+        if permissions is not None:
+            body["permissions"] = dict(permissions)
         return self._request(
-            "POST", f"app/installations/{installation_id}/access_tokens", expected=(201,)
+            "POST",
+            f"app/installations/{installation_id}/access_tokens",
+            json=body or None,
+            expected=(201,),
         )
+
+    def get_public_app(self, slug: str) -> dict[str, Any] | None:
+        """``GET /apps/{slug}`` sent without a token: the App if it is public, None (404)
+        if it is private -- "If the GitHub App you specify is private, you must
+        authenticate ... to access this endpoint"
+        (https://docs.github.com/en/rest/apps/apps#get-an-app). Use a client built with
+        no token provider."""
+        try:
+            return self._request("GET", f"apps/{quote(slug, safe='')}", expected=(200,))
+        except GitHubPermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def get_app(self) -> dict[str, Any]:
         """``GET /app`` (JWT): the App itself, its ``permissions`` and ``events``."""

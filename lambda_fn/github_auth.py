@@ -24,17 +24,35 @@ What GitHub documents and this module relies on:
   ``expires_at`` (one hour); an expired token is answered 401
   (https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app).
 
+* The token request's ``repositories`` (names, up to 500) and ``permissions``
+  (``{name: read|write}``) narrow the token; omitted, it has every repository and
+  every permission of the installation. Requesting more than the installation has
+  answers 422 (same page).
+
+Each token is scoped to one use (:func:`token_scope`): the path's repository (none
+for ``orgs/...``, the organisation's runners) and only the permission that kind of
+call needs, per GitHub's "Permissions required for GitHub Apps"
+(https://docs.github.com/en/rest/authentication/permissions-required-for-github-apps):
+``administration: write`` for repository runners and JIT configs,
+``organization_self_hosted_runners: write`` for organisation ones, ``actions: read``
+for runs and jobs, ``contents: read`` for git refs, tags and compare,
+``deployments: read``, ``repository_hooks``/``organization_hooks`` (read to list
+deliveries, write to redeliver). A path outside these is refused before any token is
+minted (fail closed).
+
 Caches live in the warm process only (never logged, never written anywhere): the
-installation id per repository/organisation, the token per installation until
-``TOKEN_REFRESH_MARGIN`` before ``expires_at``, and the JWT until shortly before its
-``exp``. A 401 asks for a fresh token once (``GitHubClient``): the installation is
-looked up again and a new token minted.
+installation id per repository/organisation, the token per (installation, repository,
+permissions) until ``TOKEN_REFRESH_MARGIN`` before ``expires_at`` (tokens live one
+hour, so a repository's launches mint about three tokens an hour: runners, runs/jobs,
+refs), and the JWT until shortly before its ``exp``. A 401 asks for a fresh token once
+(``GitHubClient``): the installation is looked up again and a new token minted.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -111,6 +129,52 @@ def installation_resource(path: str) -> str:
     )
 
 
+#: At most this many tokens are kept (the expired ones go first, then the oldest).
+MAX_CACHED_TOKENS = 256
+
+#: (repository name or None, sorted (permission, level) pairs): what one token may do.
+TokenScope = tuple[str | None, tuple[tuple[str, str], ...]]
+
+#: Path (after ``repos/O/R/`` or ``orgs/O/``) -> permission for a repository, for an
+#: organisation (None: no such organisation endpoint), and level.
+_SCOPES: tuple[tuple[re.Pattern[str], str, str | None, str], ...] = (
+    (re.compile(r"actions/runners(/.*)?"), "administration",
+     "organization_self_hosted_runners", "write"),
+    (re.compile(r"actions/(runs|jobs)/.+"), "actions", None, "read"),
+    (re.compile(r"(git/(ref|refs|tags)|compare)/.+"), "contents", None, "read"),
+    (re.compile(r"deployments(/.*)?"), "deployments", None, "read"),
+    (re.compile(r"hooks/\d+/deliveries/\d+/attempts"), "repository_hooks",
+     "organization_hooks", "write"),
+    (re.compile(r"hooks(/.*)?"), "repository_hooks", "organization_hooks", "read"),
+)  # fmt: skip
+
+
+def token_scope(path: str) -> TokenScope:
+    """The repository and the one permission an installation token for ``path`` needs.
+
+    Raises ``GitHubPermanentError`` for a path no rule covers: no token is minted
+    with more than a known call needs.
+    """
+    parts = path.split("?", 1)[0].split("/")
+    repository: str | None
+    if len(parts) >= 4 and parts[0] == "repos":
+        repository, rest = parts[2], "/".join(parts[3:])
+    elif len(parts) >= 3 and parts[0] == "orgs":
+        repository, rest = None, "/".join(parts[2:])
+    else:
+        rest = ""
+        repository = None
+    for pattern, repo_permission, org_permission, level in _SCOPES:
+        if rest and pattern.fullmatch(rest):
+            permission = repo_permission if repository is not None else org_permission
+            if permission is not None:
+                return repository, ((permission, level),)
+    raise GitHubPermanentError(
+        f"{path.split('?', 1)[0][:100]}: no installation token permission is defined for "
+        "this call (lambda_fn.github_auth.token_scope)"
+    )
+
+
 @dataclass
 class _Cached:
     value: str = field(repr=False)
@@ -143,21 +207,22 @@ class GitHubApp:
         self._lock = threading.RLock()
         self._jwt: _Cached | None = None
         self._installations: dict[str, int] = {}
-        self._tokens: dict[int, _Cached] = {}
+        self._tokens: dict[tuple[int, TokenScope], _Cached] = {}
 
     def token(self, path: str, fresh: bool) -> str:
-        """The JWT for ``app/...``; else the installation token of the path's account."""
+        """The JWT for ``app/...``; else an installation token scoped to this call."""
         if path == "app" or path.startswith("app/"):
             return self.jwt(fresh=fresh)
         resource = installation_resource(path)
+        scope = token_scope(path)
         with self._lock:
             if fresh:
                 self._forget(resource)
             installation_id = self.installation_id(resource)
-            cached = self._tokens.get(installation_id)
+            cached = self._tokens.get((installation_id, scope))
             if cached is not None and self._clock() < cached.refresh_at:
                 return cached.value
-            return self._new_token(resource, installation_id)
+            return self._new_token(resource, installation_id, scope)
 
     def installation(self, resource: str) -> dict[str, Any]:
         """The installation object (id, account, permissions) on ``repos/O/R`` or ``orgs/O``."""
@@ -178,9 +243,18 @@ class GitHubApp:
                 self._installations[resource] = int(self.installation(resource)["id"])
             return self._installations[resource]
 
-    def create_token(self, installation_id: int) -> dict[str, Any]:
-        """A new installation token (``token``, ``expires_at``, ``permissions``)."""
-        answer = self.api.create_installation_token(installation_id)
+    def create_token(
+        self,
+        installation_id: int,
+        *,
+        repositories: list[str] | None = None,
+        permissions: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A new installation token (``token``, ``expires_at``, ``permissions``), limited to
+        ``repositories`` (names) and ``permissions`` where given."""
+        answer = self.api.create_installation_token(
+            installation_id, repositories=repositories, permissions=permissions
+        )
         if not isinstance(answer.get("token"), str) or not answer["token"]:
             raise GitHubPermanentError("access_tokens answered without a token", 201)
         return answer
@@ -200,19 +274,47 @@ class GitHubApp:
     def _jwt_for(self, path: str, fresh: bool) -> str:
         return self.jwt(fresh=fresh)
 
-    def _new_token(self, resource: str, installation_id: int) -> str:
+    def _new_token(self, resource: str, installation_id: int, scope: TokenScope) -> str:
+        repository, permissions = scope
+        repositories = None if repository is None else [repository]
+        wanted = dict(permissions)
         try:
-            answer = self.create_token(installation_id)
+            answer = self.create_token(
+                installation_id, repositories=repositories, permissions=wanted
+            )
         except GitHubPermanentError as exc:
+            if exc.status == 422:
+                raise GitHubPermanentError(
+                    f"GitHub refused a token for {resource} with "
+                    + ", ".join(f"{name}: {level}" for name, level in permissions)
+                    + (f" on repository {repository}" if repository else "")
+                    + ": give the App that permission (its settings, 'Permissions') and accept "
+                    "it on the installation, and give the installation that repository",
+                    422,
+                ) from None
             if exc.status != 404:
                 raise
             # The installation is gone (uninstalled, or reinstalled with a new id): once more.
             self._forget(resource)
             installation_id = self.installation_id(resource)
-            answer = self.create_token(installation_id)
+            answer = self.create_token(
+                installation_id, repositories=repositories, permissions=wanted
+            )
         token = str(answer["token"])
-        self._tokens[installation_id] = _Cached(token, self._refresh_at(answer.get("expires_at")))
+        self._keep(
+            (installation_id, scope), _Cached(token, self._refresh_at(answer.get("expires_at")))
+        )
         return token
+
+    def _keep(self, key: tuple[int, TokenScope], cached: _Cached) -> None:
+        """Cache a token; beyond ``MAX_CACHED_TOKENS`` drop the expired, then the oldest."""
+        self._tokens[key] = cached
+        if len(self._tokens) > MAX_CACHED_TOKENS:
+            now = self._clock()
+            for stale in [k for k, v in self._tokens.items() if v.refresh_at <= now]:
+                del self._tokens[stale]
+            while len(self._tokens) > MAX_CACHED_TOKENS:
+                del self._tokens[next(iter(self._tokens))]
 
     def _refresh_at(self, expires_at: Any) -> float:
         """When to replace a token; a token without a readable ``expires_at`` is not kept."""
@@ -225,7 +327,8 @@ class GitHubApp:
     def _forget(self, resource: str) -> None:
         installation_id = self._installations.pop(resource, None)
         if installation_id is not None:
-            self._tokens.pop(installation_id, None)
+            for key in [k for k in self._tokens if k[0] == installation_id]:
+                del self._tokens[key]
 
     def _sign_jwt(self, claims: dict[str, Any]) -> str:
         header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}, separators=(",", ":")))

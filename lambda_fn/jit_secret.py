@@ -10,7 +10,9 @@ the secret's name. The task role's policy (cdk/construct.py) allows
 ``GetSecretValue`` and ``DeleteSecret`` under the prefix only when
 ``secretsmanager:ResourceTag/runner:task-userid`` equals ``${aws:userid}``, the
 caller's own ``<role id>:<session name>``; the task reads it once, writes the
-runner's files and deletes it (``ForceDeleteWithoutRecovery``).
+runner's files and deletes it (``ForceDeleteWithoutRecovery``). The secret's own
+resource policy (:func:`resource_policy`, put before the value) denies reading to
+every other principal and any later change of its tags or policy.
 
 Why a secret rather than a per-profile KMS key: KMS ``Encrypt`` takes at most
 4096 bytes of plaintext while a JIT config is about that size, the ciphertext
@@ -36,6 +38,7 @@ AWS behaviour relied on (docs/jit-config.md cites each):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,17 +85,76 @@ def task_userid(profile: Profile, task_arn: str) -> str:
     return f"{profile.task_role_id}:{task_id}"
 
 
+#: What nobody may do to a sealed config once its resource policy is on: change its tags
+#: (the binding), its policy, its key or description, or copy it to another region.
+FROZEN_ACTIONS = (
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:ReplicateSecretToRegions",
+    "secretsmanager:RotateSecret",
+)
+
+
+def resource_policy(bound_userid: str) -> dict[str, Any]:
+    """The secret's own policy: only ``bound_userid`` may read it; nothing about it changes.
+
+    Explicit denies, so they hold against every identity policy of the account
+    (``secretsmanager:GetSecretValue`` on ``*``, ``ReadOnlyAccess`` + an admin grant, the
+    Lambda role): a deny in a resource-based policy overrides any allow (IAM policy
+    evaluation logic). ``BatchGetSecretValue`` needs ``GetSecretValue`` on each secret
+    too, so it is covered. The binding is written literally, not as the tag, so that a
+    changed tag could only deny more.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OnlyTheBoundTaskReads",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"aws:userid": bound_userid}},
+            },
+            {
+                "Sid": "FixedAtCreation",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": list(FROZEN_ACTIONS),
+                "Resource": "*",
+            },
+        ],
+    }
+
+
 def seal(sm: Any, name: str, jit: JitConfig, profile: Profile, task_arn: str) -> None:
-    """Create the secret with its value and binding tag in one call (never untagged)."""
-    sm.create_secret(
+    """Create the secret tagged and empty, lock it to the task, then store the config.
+
+    ``CreateSecret`` takes no resource policy, so the config is put only after
+    ``PutResourcePolicy``: it never exists unprotected. The tags (the binding the task
+    role's policy checks) are set by ``CreateSecret`` itself, never later. The task's
+    ``GetSecretValue`` answers ``ResourceNotFoundException`` until the value is there,
+    which it retries like a missing secret.
+    """
+    bound = task_userid(profile, task_arn)
+    created = sm.create_secret(
         Name=name,
         Description="JIT runner config for one ECS task; the task deletes it after reading",
-        SecretString=jit.encoded,
         Tags=[
-            {"Key": BOUND_TAG, "Value": task_userid(profile, task_arn)},
+            {"Key": BOUND_TAG, "Value": bound},
             {"Key": TASK_TAG, "Value": task_arn},
         ],
     )
+    arn = created.get("ARN") or name
+    sm.put_resource_policy(
+        SecretId=arn,
+        ResourcePolicy=json.dumps(resource_policy(bound), separators=(",", ":")),
+        BlockPublicPolicy=True,
+    )
+    sm.put_secret_value(SecretId=arn, SecretString=jit.encoded)
 
 
 def discard(sm: Any, name: str) -> bool:

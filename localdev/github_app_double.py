@@ -18,9 +18,27 @@ Built from GitHub's documentation:
 * ``GET`` / ``PATCH /app/hook/config`` (JWT): the App's own webhook (``url``,
   ``content_type``, ``insecure_ssl``, ``secret`` shown as ``********``)
   (https://docs.github.com/en/rest/apps/webhooks).
-* An installation token works only on the accounts/repositories of its installation and
-  within its permissions: anything else is 403 "Resource not accessible by integration";
-  an unknown or expired token is 401 "Bad credentials".
+* ``POST /app/installations/{id}/access_tokens`` takes ``repositories`` (names, not
+  ``owner/name``; at most 500) and ``permissions`` (``{name: read|write}``), both
+  optional: omitted, the token gets every repository / permission of the installation.
+  A repository the installation cannot reach answers 422 "There is at least one
+  repository that does not exist or is not accessible to the parent installation."
+  (the message as GitHub sends it, quoted in tibdex/github-app-token#105); a permission
+  above the installation's answers 422 "The permissions requested are not granted to
+  this installation." (same page: "cannot be granted ... that the installation was not
+  granted"). The answer lists the token's ``permissions`` and ``repositories``.
+* An installation token works only on the accounts/repositories of its installation,
+  and of its own ``repositories`` when it was given some, and within its (possibly
+  narrowed) permissions: anything else is 403 "Resource not accessible by integration"
+  (GitHub's answer to a token lacking access or permission: "Permissions required for
+  GitHub Apps", https://docs.github.com/en/rest/authentication/permissions-required-for-github-apps;
+  the message as seen in github.com/orgs/community/discussions/69154); an unknown or
+  expired token is 401 "Bad credentials". Every token request is kept in
+  ``token_requests`` (installation id and body) for tests to check.
+* ``GET /apps/{app_slug}``: "If the GitHub App you specify is public, you can access this
+  endpoint without authenticating. If ... private, you must authenticate"
+  (https://docs.github.com/en/rest/apps/apps#get-an-app): without a token a private App
+  answers 404.
 """
 
 from __future__ import annotations
@@ -100,10 +118,18 @@ class GitHubAppDouble:
     hook_config: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     token_lifetime_seconds: int = 3600
+    #: A public App can be installed by anyone (its page, ``GET /apps/{slug}`` unauthenticated).
+    public: bool = False
+    slug: str = "fargate-runners"
+    #: (installation id, request body or None) of every token request, in order.
+    token_requests: list[tuple[int, Any]] = field(default_factory=list)
     #: Claims of every JWT GitHub accepted, and every installation token it minted.
     accepted_jwts: list[dict[str, Any]] = field(default_factory=list)
     minted: list[str] = field(default_factory=list)
-    _tokens: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+    #: token -> (installation id, expires, its repositories or None = all, its permissions).
+    _tokens: dict[str, tuple[int, float, list[str] | None, dict[str, str]]] = field(
+        default_factory=dict, repr=False
+    )
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(50_000), repr=False)
 
     def install(
@@ -131,7 +157,7 @@ class GitHubAppDouble:
     def expire_tokens(self) -> None:
         """Every token minted so far is past its ``expires_at`` (GitHub: 401 from now on)."""
         now = self.clock()
-        self._tokens = {token: (iid, now - 1) for token, (iid, _) in self._tokens.items()}
+        self._tokens = {token: (t[0], now - 1, t[2], t[3]) for token, t in self._tokens.items()}
 
     # -- answers ----------------------------------------------------------------------
 
@@ -140,7 +166,7 @@ class GitHubAppDouble:
         if method == "GET" and _INSTALLATION.match(path):
             return self._with_jwt(authorization, lambda: self._installation(path))
         if method == "POST" and (m := _ACCESS_TOKENS.match(path)):
-            return self._with_jwt(authorization, lambda: self._access_token(int(m["id"])))
+            return self._with_jwt(authorization, lambda: self._access_token(int(m["id"]), body))
         if method == "GET" and path == "/app":
             return self._with_jwt(authorization, self._app)
         if path == "/app/hook/config" and method in ("GET", "PATCH"):
@@ -172,15 +198,18 @@ class GitHubAppDouble:
         known = self._tokens.get(token)
         if known is None or self.clock() >= known[1]:
             return _error(401, "Bad credentials")
-        installation = next(i for i in self.installations if i.id == known[0])
+        installation_id, _, repositories, permissions = known
+        installation = next(i for i in self.installations if i.id == installation_id)
         m = _SCOPED.match(path)
         if m is None:
             return _error(403, "Resource not accessible by integration")
         owner = m["org"] or m["owner"]
         if not installation.covers(owner, None if m["org"] else m["repo"]):
             return _error(403, "Resource not accessible by integration")
+        if m["repo"] and repositories is not None and m["repo"] not in repositories:
+            return _error(403, "Resource not accessible by integration")
         needed = self._permission(bool(m["org"]), m["rest"] or "")
-        level = installation.permissions.get(needed or "", "")
+        level = permissions.get(needed or "", "")
         if needed is not None and not (level == "write" or (level == "read" and method == "GET")):
             return _error(403, "Resource not accessible by integration")
         return None
@@ -225,22 +254,60 @@ class GitHubAppDouble:
                 return 200, installation.view(self.app_id)
         return _error(404, "Not Found")
 
-    def _access_token(self, installation_id: int) -> Answer:
+    def _access_token(self, installation_id: int, request: Any = None) -> Answer:
+        self.token_requests.append((installation_id, request))
         installation = next((i for i in self.installations if i.id == installation_id), None)
         if installation is None:
             return _error(404, "Not Found")
+        request = request if isinstance(request, dict) else {}
+        repositories = request.get("repositories")
+        if repositories is not None and (
+            not isinstance(repositories, list)
+            or not 0 < len(repositories) <= 500
+            or not all(
+                isinstance(r, str) and "/" not in r and installation.covers(installation.login, r)
+                for r in repositories
+            )
+        ):
+            return _error(
+                422,
+                "There is at least one repository that does not exist or is not "
+                "accessible to the parent installation.",
+            )
+        granted = dict(installation.permissions)
+        wanted = request.get("permissions")
+        if wanted is not None:
+            if not isinstance(wanted, dict) or not all(
+                level in ("read", "write")
+                and (granted.get(name) == "write" or granted.get(name) == level)
+                for name, level in wanted.items()
+            ):
+                return _error(
+                    422, "The permissions requested are not granted to this installation."
+                )
+            granted = {str(name): str(level) for name, level in wanted.items()}
         token = "ghs_" + secrets.token_urlsafe(27)
         expires = self.clock() + self.token_lifetime_seconds
-        self._tokens[token] = (installation_id, expires)
+        self._tokens[token] = (installation_id, expires, repositories, granted)
         self.minted.append(token)
         expires_at = datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
+        selected = repositories is not None or installation.repositories is not None
+        body: dict[str, Any] = {
             "token": token,
             "expires_at": expires_at,
-            "permissions": dict(installation.permissions),
-            "repository_selection": "all" if installation.repositories is None else "selected",
+            "permissions": granted,
+            "repository_selection": "selected" if selected else "all",
         }
+        if repositories is not None:
+            body["repositories"] = [{"name": r, "full_name": f"{installation.login}/{r}"}
+                                    for r in repositories]  # fmt: skip
         return 201, body
+
+    def app_by_slug(self, slug: str, authorization: str) -> Answer:
+        """``GET /apps/{slug}``: public Apps to anyone, private ones only with a token."""
+        if slug != self.slug or (not self.public and not _bearer(authorization)):
+            return _error(404, "Not Found")
+        return 200, {"slug": self.slug, "client_id": self.client_id, "events": self.events}
 
     def _app(self) -> Answer:
         permissions: dict[str, str] = {}
@@ -248,7 +315,7 @@ class GitHubAppDouble:
             permissions |= installation.permissions
         body = {
             "id": int(self.app_id) if self.app_id.isdigit() else 1,
-            "slug": "fargate-runners",
+            "slug": self.slug,
             "client_id": self.client_id,
             "permissions": permissions,
             "events": self.events,

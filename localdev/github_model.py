@@ -29,6 +29,7 @@ GET      /{scope}/hooks/{id}/deliveries?per_page&cursor              200 newest 
 POST     /{scope}/hooks/{id}/deliveries/{id}/attempts                202 / 404
 GET      /app/hook/deliveries?per_page&cursor                        200 newest first (App JWT)
 POST     /app/hook/deliveries/{id}/attempts                          202 / 404 (App JWT)
+GET      /apps/{app_slug}                                            200 / 404 private, no token
 GET      /repos/{o}/{r}/git/ref/{heads|tags}/{name}                  200 / 404
 GET      /repos/{o}/{r}/git/tags/{sha}                               200 / 404
 GET      /repos/{o}/{r}/compare/{base}...{head}                      200 / 404
@@ -866,6 +867,17 @@ class GitHubModel:
     def on_redeliver(self, hook: Hook, delivery: dict[str, Any]) -> None:
         """Send a redelivery: the HTTP transport does (asynchronously); others only record."""
 
+    # -- apps --------------------------------------------------------------------------------
+
+    def get_app_by_slug(self, call: Call, p: Params) -> Answer:
+        """https://docs.github.com/en/rest/apps/apps#get-an-app: served to anyone for a
+        public App; a private App needs a token, and answers 404 without one."""
+        if self.app is None:
+            return not_found()
+        authorization = f"Bearer {call.token}" if call.token else ""
+        status, body = self.app.app_by_slug(p["slug"], authorization)
+        return status, {}, body
+
     # -- git -------------------------------------------------------------------------------
 
     def get_git_ref(self, call: Call, p: Params) -> Answer:
@@ -1135,6 +1147,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", r"/app/hook/deliveries", GitHubModel.list_app_deliveries),
     Route("POST", r"/app/hook/deliveries/(?P<delivery_id>\d+)/attempts", GitHubModel.redeliver_app),
+    Route("GET", r"/apps/(?P<slug>[^/]+)", GitHubModel.get_app_by_slug, public=True),
     Route("GET", _REPO + r"/git/ref/(?P<ref>.+)", GitHubModel.get_git_ref),
     Route("GET", _REPO + r"/git/tags/(?P<sha>[0-9a-f]+)", GitHubModel.get_git_tag),
     Route("GET", _REPO + r"/compare/(?P<base>[^./]+)\.\.\.(?P<head>[^./]+)", GitHubModel.compare),

@@ -153,7 +153,7 @@ def provision(
                 f"profile {profile.name}: managed steps (steps: managed) are not supported "
                 "by the local mode"
             )
-    from fargate_runners.config import CONTAINER_NAME
+    from fargate_runners.config import CONTAINER_NAME, lambda_allowed_repositories
     from fargate_runners.runner_files import entrypoint_command, runner_environment
 
     prefix = config.stack_name
@@ -276,7 +276,7 @@ def provision(
         "RUNNER_PROFILES": json.dumps(profiles),
         "RUNNER_SCOPE": config.runner_scope,
         "RUNNER_GROUP_ID": str(config.runner_group_id),
-        "ALLOWED_REPOSITORIES": ",".join(config.allowed_repositories),
+        "ALLOWED_REPOSITORIES": ",".join(lambda_allowed_repositories(config.allowed_repositories)),
         "IDEMPOTENCY_TABLE": table,
         "RETRY_QUEUE_URL": retry_url,
         "DEAD_LETTER_QUEUE_URL": dlq_url,

@@ -16,8 +16,10 @@ evaluates no IAM condition, so this double does that part, in front of moto:
   (botocore's signer over the headers the client signed), maps the access key
   to its identity, and applies the task role's one statement: only
   ``GetSecretValue`` and ``DeleteSecret``, only on ``<prefix>/*``, only when
-  the tag matches. Anything else is answered ``AccessDeniedException`` (HTTP
-  400), as Secrets Manager does; allowed calls are forwarded to moto.
+  the tag matches; then the secret's own resource policy (its explicit denies:
+  ``lambda_fn.jit_secret.resource_policy``), which moto stores but never
+  evaluates. Anything else is answered ``AccessDeniedException`` (HTTP 400), as
+  Secrets Manager does; allowed calls are forwarded to moto.
 
 A secret that does not exist yet is also denied (the condition has no tag to
 match); the task side retries both answers, so it does not depend on which
@@ -160,6 +162,9 @@ class TaskIdentities(Service):
                 "AccessDeniedException",
                 f"secretsmanager:ResourceTag/{BOUND_TAG} does not equal aws:userid",
             )
+        refused = resource_policy_refusal(self._resource_policy(secret_id), action, identity.userid)
+        if refused is not None:
+            return self._deny(who, action, secret_id, "AccessDeniedException", refused)
         status, answer = self._forward(action, body)
         self._record(who, action, secret_id, f"forwarded {status}")
         return status, {"Content-Type": "application/x-amz-json-1.1"}, answer
@@ -232,6 +237,23 @@ class TaskIdentities(Service):
             return None
         return next((t["Value"] for t in tags if t["Key"] == BOUND_TAG), None)
 
+    def _resource_policy(self, secret_id: str) -> dict[str, Any] | None:
+        """The secret's resource policy as moto stores it (moto evaluates none of it)."""
+        import boto3
+
+        sm = boto3.client(
+            "secretsmanager",
+            endpoint_url=self.moto_url,
+            region_name=self.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto's fake credentials
+        )
+        try:
+            text = sm.get_resource_policy(SecretId=secret_id).get("ResourcePolicy")
+        except sm.exceptions.ResourceNotFoundException:
+            return None
+        return json.loads(text) if text else None
+
     def _forward(self, action: str, body: bytes) -> tuple[int, bytes]:
         import requests
 
@@ -263,6 +285,36 @@ class TaskIdentities(Service):
     def _record(self, who: str, action: str, secret_id: str, outcome: str) -> None:
         with self._lock:
             self.calls.append((who, action, secret_id, outcome))
+
+
+def resource_policy_refusal(
+    document: Mapping[str, Any] | None, action: str, userid: str
+) -> str | None:
+    """Why the secret's resource policy denies ``secretsmanager:<action>`` to ``userid``.
+
+    Only explicit denies matter here (the task role's identity policy is the allow): a
+    ``Deny`` statement whose ``Action`` names the action (or ``secretsmanager:*``) denies
+    unless its one condition, ``StringNotEquals`` on ``aws:userid``, is false (IAM
+    policy evaluation logic: an explicit deny in any applicable policy wins). A statement
+    of any other shape denies too: the double fails closed rather than guess.
+    """
+    for statement in (document or {}).get("Statement", []):
+        if statement.get("Effect") != "Deny":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        if f"secretsmanager:{action}" not in actions and "secretsmanager:*" not in actions:
+            continue
+        condition = statement.get("Condition")
+        if condition is None:
+            return f"resource policy {statement.get('Sid', '')}: explicit deny"
+        if set(condition) != {"StringNotEquals"} or set(condition["StringNotEquals"]) != {
+            "aws:userid"
+        }:
+            return f"resource policy {statement.get('Sid', '')}: a condition the double cannot read"
+        if userid != condition["StringNotEquals"]["aws:userid"]:
+            return f"resource policy {statement.get('Sid', '')}: aws:userid is not the bound task"
+    return None
 
 
 class _Handler(BaseHTTPRequestHandler):

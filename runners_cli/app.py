@@ -60,7 +60,6 @@ def installation_token(app: GitHubApp, target: Target) -> tuple[dict[str, Any], 
 
     try:
         installation = app.installation(target.path)
-        token = str(app.create_token(int(installation["id"]))["token"])
     except DispatchError as exc:
         raise GitHubError(str(exc), getattr(exc, "status", None) or 0) from None
     granted = installation.get("permissions") or {}
@@ -70,7 +69,20 @@ def installation_token(app: GitHubApp, target: Target) -> tuple[dict[str, Any], 
             f"give the App the {RUNNER_PERMISSION_TITLE[target.kind]}, then accept the new "
             "permission on the installation"
         )
-    return installation, token
+    # Like the Lambda's tokens (lambda_fn.github_auth.token_scope): this target only, and
+    # only what setup/doctor use: the runner permission, and the webhook one if granted.
+    permissions = {RUNNER_PERMISSION[target.kind]: "write"}
+    hook = HOOK_PERMISSION[target.kind]
+    if granted.get(hook) in ("read", "write"):
+        permissions[hook] = str(granted[hook])
+    repositories = [target.name.split("/", 1)[1]] if target.kind == "repo" else None
+    try:
+        answer = app.create_token(
+            int(installation["id"]), repositories=repositories, permissions=permissions
+        )
+    except DispatchError as exc:
+        raise GitHubError(str(exc), getattr(exc, "status", None) or 0) from None
+    return installation, str(answer["token"])
 
 
 def setup_app(
@@ -206,6 +218,7 @@ class AppDoctor:
         doctor.add(
             "GitHub accepts the App's JWT (signed by KMS)", True, str(described.get("slug", ""))
         )
+        self._private_check(described)
         target = doctor.target
         if target is None:
             doctor.add(
@@ -234,6 +247,36 @@ class AppDoctor:
         else:
             doctor.hook_checks(stack, GitHub(token, doctor.api_url), target)
         doctor.protection_checks(GitHub(token, doctor.api_url), target)
+
+    def _private_check(self, described: dict[str, Any]) -> bool:
+        """A public App can be installed by anyone, whose jobs its webhook then delivers here.
+
+        No REST field says whether an App is public (``GET /app`` has none); what GitHub
+        documents is that ``GET /apps/{slug}`` needs authentication for a private App
+        (https://docs.github.com/en/rest/apps/apps#get-an-app), so it is asked without a
+        token: 404 means private.
+        """
+        from lambda_fn.errors import DispatchError
+        from lambda_fn.github import GitHubClient
+
+        name = "the App is private (only the account that owns it can install it)"
+        fix = (
+            "in the App's settings, Advanced: 'Make private' (and keep allowed_repositories "
+            "to the repositories that may use these runners)"
+        )
+        slug = str(described.get("slug") or "")
+        if not slug:
+            return self.doctor.add(name, False, "GET /app answered without a slug", fix)
+        try:
+            public = GitHubClient(self.doctor.api_url, None).get_public_app(slug)
+        except DispatchError as exc:
+            return self.doctor.add(name, False, f"GET /apps/{slug} failed: {exc}", fix)
+        detail = (
+            f"GET /apps/{slug} without a token answers 404"
+            if public is None
+            else f"anyone can see and install {slug} (GET /apps/{slug} answers without a token)"
+        )
+        return self.doctor.add(name, public is None, detail, fix)
 
     def _key_check(self) -> bool:
         from botocore.exceptions import ClientError

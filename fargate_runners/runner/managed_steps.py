@@ -84,6 +84,87 @@ MAX_OVERRIDE_BYTES = 8192
 RUNNER_SET_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_")
 RUNNER_SET_NAMES = frozenset({"CI", "HOME", "PATH", "ImageOS", "ImageVersion"})
 
+#: ``step_env`` is an allowlist of one namespace, not a denylist: a name a workflow may pass
+#: to a step is ``INPUT_<NAME>`` (GitHub's own spelling of action inputs), which no
+#: interpreter, tool, proxy client or loader reads by itself. The names that do are open-ended
+#: (``GIT_CONFIG_KEY_0=core.fsmonitor`` makes ``git status`` run a program, ``GOFLAGS`` can name
+#: a ``-toolexec``, ``OPENSSL_CONF`` loads an engine, ``LESSOPEN`` runs a command, ...), so no
+#: list of them is ever complete; a namespace is. docs/step-env.md has the reasons.
+STEP_ENV_PREFIX = "INPUT_"
+STEP_ENV_NAME = re.compile(r"^INPUT_[A-Z0-9_]{1,100}$")
+
+
+def _prefix(*prefixes: str) -> Callable[[str], bool]:
+    return lambda name: name.startswith(prefixes)
+
+
+def _suffix(*suffixes: str) -> Callable[[str], bool]:
+    return lambda name: name.endswith(suffixes)
+
+
+def _named(*names: str) -> Callable[[str], bool]:
+    return frozenset(names).__contains__
+
+
+def _either(*matchers: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda name: any(match(name) for match in matchers)
+
+
+#: Why a well-known name outside the namespace is refused (for the error message only: every
+#: name outside the namespace is refused). Matched against the upper-cased name, in order.
+STEP_ENV_FAMILIES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (_prefix("ACTIONS_", "RUNNER_", "GITHUB_"), "the runner sets it"),
+    (_prefix("AWS_", "ECS_"), "AWS SDKs and ECS read it (credentials, endpoints, profiles)"),
+    (_prefix("GIT_"), "git reads GIT_* to configure itself and to run programs "
+        "(GIT_CONFIG_*, GIT_SSH_COMMAND, GIT_ASKPASS, GIT_EXEC_PATH, GIT_PAGER, ...)"),
+    (_named("_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH"),
+        "every JVM reads it as options (-javaagent runs code)"),
+    (_prefix("PYTHON"), "Python reads PYTHON* at start-up (PYTHONPATH, PYTHONSTARTUP, "
+        "PYTHONHOME load code)"),
+    (_prefix("NODE_"), "Node.js reads it (NODE_OPTIONS --require loads code, "
+        "NODE_EXTRA_CA_CERTS changes TLS trust)"),
+    (_prefix("PERL"), "perl reads it (PERL5OPT, PERL5LIB load modules)"),
+    (_prefix("RUBY", "GEM_", "BUNDLE_"), "Ruby reads it (RUBYOPT, RUBYLIB load code)"),
+    (_suffix("_OPTS", "_OPTIONS", "_FLAGS", "FLAGS"),
+        "interpreters and build tools read such names as command-line options"),
+    (_either(_prefix("LD_", "MALLOC_"), _named("GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH",
+            "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN", "TZ", "TZDIR")),
+        "the dynamic loader or the C library reads it (LD_PRELOAD loads a library into "
+        "every program, GCONV_PATH a shared object)"),
+    (_suffix("_PROXY"), "it sends the command's traffic through a proxy"),
+    (_named("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"),
+        "it changes which TLS certificates are trusted"),
+    (_prefix("OPENSSL_", "SSL", "SSH_", "GNUPG", "KRB5"),
+        "it changes TLS, SSH or signing configuration (OPENSSL_CONF loads an engine)"),
+    (_either(_named("PAGER", "EDITOR", "VISUAL", "BROWSER", "LESSOPEN", "LESSCLOSE",
+            "MANPAGER"), _suffix("_PAGER", "_EDITOR", "_ASKPASS")),
+        "tools run the program it names"),
+    (_either(_named("BASH_ENV", "ENV", "PROMPT_COMMAND", "IFS", "PS4", "SHELLOPTS",
+            "BASHOPTS", "CDPATH", "GLOBIGNORE", "SHELL"), _prefix("BASH_FUNC_")),
+        "the shell reads it at start-up or while it runs commands"),
+    (_either(_named("PATH", "HOME", "TMPDIR"), _prefix("XDG_")),
+        "it chooses which programs and configuration files are used"),
+)  # fmt: skip
+
+
+def step_env_problem(name: str) -> str | None:
+    """Why a workflow may not pass variable ``name`` to a step (None: it may).
+
+    The one rule for ``step_env``: synth (``fargate_runners/config.py``) refuses such a
+    name in a profile, and :meth:`StepsConfig.from_json` refuses a configuration with one.
+    """
+    if STEP_ENV_NAME.match(name):
+        return None
+    upper = name.upper()
+    why = next((why for match, why in STEP_ENV_FAMILIES if match(upper)), None)
+    return (
+        f"{name!r} may not be passed to a step: "
+        + (why or "it is outside the one namespace no tool reads")
+        + f"; step_env names are {STEP_ENV_PREFIX}<NAME> (A-Z, 0-9, _), e.g. "
+        f"{STEP_ENV_PREFIX}DEPLOY_TARGET, set in the step's env: from any expression"
+    )
+
+
 #: Consecutive DescribeTasks failures (or missing answers) before the step is given up.
 MAX_DESCRIBE_MISSES = 15
 
@@ -184,6 +265,10 @@ class StepsConfig:
 
         if not isinstance(data["assign_public_ip"], bool):
             raise ConfigProblem("assign_public_ip: must be true or false")
+        refused = [problem for name in texts("env", allow_empty=True)
+                   if (problem := step_env_problem(name)) is not None]  # fmt: skip
+        if refused:
+            raise ConfigProblem(f"env: {refused[0]}")
         return cls(
             profile=text_of("profile"),
             image=text_of("image"),

@@ -222,12 +222,33 @@ def test_doctor_checks_the_app_path_end_to_end(
     for expected in (
         "PASS  App private key imported into its KMS key",
         "PASS  GitHub accepts the App's JWT (signed by KMS)",
+        "PASS  the App is private (only the account that owns it can install it)",
         "PASS  App installed on repository octo-org/app and can manage self-hosted runners",
         f"PASS  webhook to {WEBHOOK_URL} exists",
         "PASS  webhook recorded for automatic redelivery",
     ):
         assert expected in text
     assert "GitHub token secret" not in text  # no PAT in an App stack
+    # The CLI's tokens are scoped like the Lambda's: this repository, what it uses.
+    assert app.token_requests and all(
+        request is not None
+        and request.get("repositories") == ["app"]
+        and set(request.get("permissions", {})) <= {"administration", "repository_hooks"}
+        for _, request in app.token_requests
+    )
+
+
+def test_doctor_fails_a_public_app(
+    app_stack: Deployed, github: GitHub, app: GitHubAppDouble, pem: Path
+) -> None:
+    """Anyone can install a public App, and its webhook sends their jobs to the stack."""
+    setup_app(pem=pem)
+    app.public = True
+    code, text = doctor()
+    assert code == 1
+    assert "FAIL  the App is private (only the account that owns it can install it)" in text
+    assert "anyone can see and install fargate-runners" in text
+    assert "'Make private'" in text
 
 
 def test_doctor_before_the_import_says_how(

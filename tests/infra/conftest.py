@@ -152,7 +152,7 @@ STEPS_CONTEXT: dict[str, Any] = {
                 "deploy": ["/usr/local/bin/trigger-deploy"],
                 "migrate": ["/usr/local/bin/migrate", "up"],
             },
-            "step_env": ["DEPLOY_TARGET", "GITHUB_SHA"],
+            "step_env": ["INPUT_DEPLOY_TARGET", "INPUT_SHA"],
             "step_role_policies": [STEP_STATEMENT],
             "step_secrets": {"DEPLOY_TOKEN": STEP_SECRET_ARN},
             "step_cpu": 512,

@@ -702,7 +702,7 @@ def test_profile_runner_group_is_carried_to_the_lambda() -> None:
             "runner_scope": "org",
             "profiles": [
                 {"name": "deploy", "labels": ["deploy"], "runner_group_id": "12",
-                 "allowed_refs": ["refs/heads/main"]},
+                 "allowed_repositories": ["octo-org/app"], "allowed_refs": ["refs/heads/main"]},
                 {"name": "default", "labels": ["x"]},
             ],
         }
@@ -727,3 +727,36 @@ def test_profile_runner_group_with_repo_scope_is_refused() -> None:
         load_config({"profiles": [{"name": "d", "labels": ["d"], "runner_group_id": 5}]})
     assert caught.value.key == "profiles[0].runner_group_id"
     assert "set runner_scope to org" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("rules", "fragment"),
+    [
+        ({"allowed_refs": ["refs/heads/main"]}, "is required for restricted profile 'deploy'"),
+        ({"allowed_events": ["push"]}, "is required for restricted profile 'deploy'"),
+        (
+            {"allowed_refs": ["refs/heads/main"], "allowed_repositories": ["octo-org/*"]},
+            "'octo-org/*' admits every repository of the organisation",
+        ),
+    ],
+)
+def test_org_scope_restricted_profile_must_name_its_repositories(
+    rules: dict[str, Any], fragment: str
+) -> None:
+    """Issue 23 item 6: at org scope allowed_refs alone admits every repository of the org."""
+    profile = {"name": "deploy", "labels": ["deploy"], **rules}
+    context = {"runner_scope": "org", "profiles": [{"name": "d", "labels": ["x"]}, profile]}
+    with pytest.raises(ConfigError) as caught:
+        load_config(context)
+    assert caught.value.key == "profiles[1].allowed_repositories"
+    assert fragment in caught.value.problem
+    assert "\n" not in str(caught.value)
+    # The same profile is fine at repo scope (a repository runner serves one repository).
+    load_config({**context, "runner_scope": "repo"})
+
+
+def test_org_scope_restricted_profile_naming_its_repositories_is_accepted() -> None:
+    profile = {"name": "deploy", "labels": ["deploy"], "allowed_refs": ["refs/heads/main"],
+               "allowed_repositories": ["octo-org/app", "octo-org/infra"]}  # fmt: skip
+    config = load_config({"runner_scope": "org", "profiles": [profile]})
+    assert config.profiles[0].allowed_repositories == ("octo-org/app", "octo-org/infra")

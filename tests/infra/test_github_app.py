@@ -159,9 +159,50 @@ def test_config_errors(context: dict[str, Any], key: str, problem: str) -> None:
 
 def test_config_accepts_a_client_id_and_the_app_hook() -> None:
     config = load_config(
-        {"github_auth": "app", "github_app_id": "Iv23liABCDEF", "github_hook_path": "app/hook"}
-    )
+        {"github_auth": "app", "github_app_id": "Iv23liABCDEF", "github_hook_path": "app/hook",
+         "allowed_repositories": ["octo-org/*"]}
+    )  # fmt: skip
     assert (config.github_app_id, config.github_hook_path) == ("Iv23liABCDEF", "app/hook")
+
+
+def test_a_github_app_needs_allowed_repositories_or_an_explicit_star() -> None:
+    """Issue 23 item 5: the App's webhook delivers every installation's jobs."""
+    app = {"github_auth": "app", "github_app_id": "123456"}
+    with pytest.raises(ConfigError) as refused:
+        load_config(app)
+    assert refused.value.key == "allowed_repositories"
+    assert "is required with a GitHub App" in refused.value.problem
+    assert '["*"]' in refused.value.problem
+    assert "\n" not in str(refused.value)
+    everything = load_config({**app, "allowed_repositories": ["*"]})
+    assert everything.allowed_repositories == ("*",)
+    with pytest.raises(ConfigError, match=r'allowed_repositories: "\*" \(every repository\)'):
+        load_config({**app, "allowed_repositories": ["*", "octo-org/app"]})
+    load_config({"allowed_repositories": ["*"]})  # accepted with a PAT too: same as empty
+
+
+def test_star_reaches_the_lambda_as_any_repository() -> None:
+    from fargate_runners.config import lambda_allowed_repositories
+
+    assert lambda_allowed_repositories(("*",)) == ()
+    assert lambda_allowed_repositories(("octo-org/app",)) == ("octo-org/app",)
+
+
+def test_the_construct_props_need_allowed_repositories_with_an_app_too() -> None:
+    from fargate_runners.config import RunnerProfile, check_construct_props
+    from fargate_runners.github_app import GitHubAppAuth
+    from fargate_runners.props import FargateRunnersProps
+
+    profiles = [RunnerProfile(name="default", labels=["self-hosted", "linux"])]
+    with pytest.raises(ConfigError) as refused:
+        check_construct_props(FargateRunnersProps(profiles, github_app=GitHubAppAuth("123456")))
+    assert refused.value.key == "allowed_repositories"
+    settings = check_construct_props(
+        FargateRunnersProps(
+            profiles, github_app=GitHubAppAuth("123456"), allowed_repositories=["*"]
+        )
+    )
+    assert settings.github_app
 
 
 def test_the_lambda_loads_the_app_stacks_environment(app_synth: Synth) -> None:

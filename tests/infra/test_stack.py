@@ -972,6 +972,7 @@ def dispatcher_actions(name: str) -> list[str]:
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",
         "secretsmanager:CreateSecret", "secretsmanager:TagResource",
+        "secretsmanager:PutResourcePolicy", "secretsmanager:PutSecretValue",
         "secretsmanager:DeleteSecret", "secretsmanager:ListSecrets",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
     ]  # fmt: skip
@@ -1058,13 +1059,30 @@ def test_function_permissions_are_exactly_scoped(main_synth: Synth, name: str) -
     # Per-runner JIT config secrets: create (only our two tag keys) and delete under the
     # prefix, list for the reconciler; never read.
     sealed = f"arn:aws:secretsmanager:r:1:secret:{STACK_NAME}/jit/*"
+    our_keys = {"aws:TagKeys": ["runner:task-userid", "runner:task-arn"]}
     seal = by_action["secretsmanager:CreateSecret"]
     assert seal["Sid"] == "SealJitConfigs"
-    assert as_list(seal["Action"]) == ["secretsmanager:CreateSecret", "secretsmanager:TagResource"]
+    assert as_list(seal["Action"]) == ["secretsmanager:CreateSecret"]
     assert resolve_join(seal["Resource"], PSEUDO) == sealed
     assert seal["Condition"] == {
-        "ForAllValues:StringEquals": {"aws:TagKeys": ["runner:task-userid", "runner:task-arn"]}
+        "ForAllValues:StringEquals": our_keys,
+        "Null": {"aws:RequestTag/runner:task-userid": "false",
+                 "aws:RequestTag/runner:task-arn": "false"},
+    }  # fmt: skip
+    # Tags only at creation: never on a secret that already carries a binding.
+    tag_at_creation = by_action["secretsmanager:TagResource"]
+    assert tag_at_creation["Sid"] == "TagJitConfigsAtCreation"
+    assert as_list(tag_at_creation["Action"]) == ["secretsmanager:TagResource"]
+    assert resolve_join(tag_at_creation["Resource"], PSEUDO) == sealed
+    assert tag_at_creation["Condition"] == {
+        "ForAllValues:StringEquals": our_keys,
+        "Null": {"secretsmanager:ResourceTag/runner:task-userid": "true"},
     }
+    lock = by_action["secretsmanager:PutResourcePolicy"]
+    assert as_list(lock["Action"]) == [
+        "secretsmanager:PutResourcePolicy", "secretsmanager:PutSecretValue"
+    ]  # fmt: skip
+    assert resolve_join(lock["Resource"], PSEUDO) == sealed  # the prefix only
     delete = by_action["secretsmanager:DeleteSecret"]
     assert as_list(delete["Action"]) == ["secretsmanager:DeleteSecret"]
     assert resolve_join(delete["Resource"], PSEUDO) == sealed

@@ -35,7 +35,7 @@ def test_a_managed_steps_profile_parses() -> None:
         "deploy": ("/usr/local/bin/trigger-deploy",),
         "migrate": ("/usr/local/bin/migrate", "up"),
     }
-    assert profile.step_env == ("DEPLOY_TARGET", "GITHUB_SHA")
+    assert profile.step_env == ("INPUT_DEPLOY_TARGET", "INPUT_SHA")
     (plain,) = load_config({"profiles": [{"name": "p", "labels": ["x"]}]}).profiles
     assert not plain.managed_steps
 
@@ -51,11 +51,11 @@ def test_a_managed_steps_profile_parses() -> None:
         ({"managed_commands": {"deploy": ["x"]}}, "managed_commands.deploy", "absolute path"),
         ({"managed_commands": {"deploy": "/x"}}, "managed_commands.deploy", "list of strings"),
         ({"managed_commands": {"d": ["/x", "a\nb"]}}, "managed_commands.d", "single lines"),
-        ({"step_env": ["AWS_REGION"]}, "step_env[0]", "may not be passed"),
-        ({"step_env": ["LD_PRELOAD"]}, "step_env[0]", "may not be passed"),
-        ({"step_env": ["PATH"]}, "step_env[0]", "may not be passed"),
-        ({"step_env": ["RUNNER_TEMP"]}, "step_env[0]", "may not be passed"),
-        ({"step_env": ["DEPLOY_TOKEN"]}, "step_secrets.DEPLOY_TOKEN", "also in step_env"),
+        (
+            {"step_env": ["INPUT_TOKEN"], "step_secrets": {"INPUT_TOKEN": STEP_SECRET_ARN}},
+            "step_secrets.INPUT_TOKEN",
+            "also in step_env",
+        ),
         ({"step_secrets": {"T": "not-an-arn"}}, "step_secrets.T", "not a Secrets Manager ARN"),
         ({"step_role_policies": ["arn:x"]}, "step_role_policies[0]", "not a managed policy"),
         ({"step_memory": 8192}, "step_memory", "not valid with step_cpu 512"),
@@ -73,6 +73,89 @@ def test_bad_managed_steps_config_names_the_key(
         load_config(context)
     assert caught.value.key == f"profiles[0].{key}"
     assert fragment in caught.value.problem
+
+
+#: One name of each family that makes an interpreter, a tool, a proxy client, TLS or the
+#: loader run or trust something, and the reason the error gives (issue: `git status` with
+#: GIT_CONFIG_KEY_0=core.fsmonitor runs the job's code).
+STEP_ENV_FAMILIES = [
+    ("GIT_CONFIG_KEY_0", "git reads GIT_*"),
+    ("GIT_CONFIG_COUNT", "git reads GIT_*"),
+    ("GIT_SSH_COMMAND", "git reads GIT_*"),
+    ("GIT_SSH", "git reads GIT_*"),
+    ("GIT_ASKPASS", "git reads GIT_*"),
+    ("GIT_EXEC_PATH", "git reads GIT_*"),
+    ("GIT_PAGER", "git reads GIT_*"),
+    ("GIT_EDITOR", "git reads GIT_*"),
+    ("GIT_PROXY_COMMAND", "git reads GIT_*"),
+    ("_JAVA_OPTIONS", "every JVM"),
+    ("JAVA_TOOL_OPTIONS", "every JVM"),
+    ("JDK_JAVA_OPTIONS", "every JVM"),
+    ("MAVEN_OPTS", "command-line options"),
+    ("GRADLE_OPTS", "command-line options"),
+    ("SBT_OPTIONS", "command-line options"),
+    ("GOFLAGS", "command-line options"),
+    ("PYTHONHOME", "Python reads PYTHON*"),
+    ("PYTHONPATH", "Python reads PYTHON*"),
+    ("PYTHONSTARTUP", "Python reads PYTHON*"),
+    ("NODE_OPTIONS", "Node.js"),
+    ("PERL5OPT", "perl"),
+    ("PERL5LIB", "perl"),
+    ("RUBYOPT", "Ruby"),
+    ("LD_PRELOAD", "dynamic loader"),
+    ("LD_LIBRARY_PATH", "dynamic loader"),
+    ("GCONV_PATH", "dynamic loader or the C library"),
+    ("GLIBC_TUNABLES", "dynamic loader or the C library"),
+    ("HTTP_PROXY", "through a proxy"),
+    ("HTTPS_PROXY", "through a proxy"),
+    ("https_proxy", "through a proxy"),
+    ("ALL_PROXY", "through a proxy"),
+    ("no_proxy", "through a proxy"),
+    ("SSL_CERT_FILE", "TLS certificates are trusted"),
+    ("SSL_CERT_DIR", "TLS certificates are trusted"),
+    ("REQUESTS_CA_BUNDLE", "TLS certificates are trusted"),
+    ("CURL_CA_BUNDLE", "TLS certificates are trusted"),
+    ("NODE_EXTRA_CA_CERTS", "Node.js"),
+    ("OPENSSL_CONF", "loads an engine"),
+    ("PAGER", "run the program it names"),
+    ("EDITOR", "run the program it names"),
+    ("VISUAL", "run the program it names"),
+    ("LESSOPEN", "run the program it names"),
+    ("SSH_ASKPASS", "SSH"),
+    ("BASH_ENV", "the shell reads it"),
+    ("ENV", "the shell reads it"),
+    ("PROMPT_COMMAND", "the shell reads it"),
+    ("IFS", "the shell reads it"),
+    ("SHELLOPTS", "the shell reads it"),
+    ("PATH", "which programs"),
+    ("HOME", "which programs"),
+    ("AWS_REGION", "AWS SDKs"),
+    ("ECS_CONTAINER_METADATA_URI", "AWS SDKs"),
+    ("RUNNER_TEMP", "the runner sets it"),
+    ("GITHUB_SHA", "the runner sets it"),
+    # Outside every known family: still refused (an allowlist, not a denylist).
+    ("DEPLOY_TARGET", "outside the one namespace"),
+    ("CARGO_BUILD_RUSTC_WRAPPER", "outside the one namespace"),
+    ("INPUT_", "outside the one namespace"),
+    ("input_target", "outside the one namespace"),
+]
+
+
+@pytest.mark.parametrize(("name", "why"), STEP_ENV_FAMILIES)
+def test_step_env_refuses_names_tools_read(name: str, why: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(managed(step_env=["INPUT_TARGET", name]))
+    assert caught.value.key == "profiles[0].step_env[1]"
+    problem = caught.value.problem
+    assert problem.startswith(f"{name!r} may not be passed to a step: ")
+    assert why in problem
+    assert "step_env names are INPUT_<NAME>" in problem
+    assert "\n" not in str(caught.value)
+
+
+def test_step_env_accepts_its_namespace() -> None:
+    (profile,) = load_config(managed(step_env=["INPUT_TARGET", "INPUT_GIT_REF_9"])).profiles
+    assert profile.step_env == ("INPUT_TARGET", "INPUT_GIT_REF_9")
 
 
 def test_step_keys_need_steps_managed() -> None:
@@ -209,7 +292,7 @@ def test_runner_container_carries_the_hook_and_its_configuration(steps_synth: Sy
         "profile": "deploy",
         "image": STEP_IMAGE,
         "commands": ["deploy", "migrate"],
-        "env": ["DEPLOY_TARGET", "GITHUB_SHA"],
+        "env": ["INPUT_DEPLOY_TARGET", "INPUT_SHA"],
         "cluster": "<token>",
         "task_definition": "<token>",
         "container": "step",

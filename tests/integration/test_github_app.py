@@ -112,12 +112,74 @@ def test_a_webhook_delivery_launches_with_an_installation_token(
         f"{GITHUB_API}/repos/octo-org/app/installation"
     ]
 
+    # The token was asked for this repository and the one permission JIT configs need.
+    runners = {"administration": "write"}
+    assert app.token_requests == [(app.installations[0].id, {"repositories": ["app"],
+                                                             "permissions": runners})]  # fmt: skip
+
     status, body = deliver(queued_payload(job_id=2, repo="octo-org/other"))
     assert (status, body["status"]) == (200, "launched")
-    # Another repository of the same installation: looked up once, the same token.
+    # Another repository of the same installation: its own token, for that repository only.
     assert len(calls(github, "GET", "/installation")) == 2
-    assert len(app.minted) == 1
-    assert github.authorizations == [f"Bearer {app.minted[0]}"] * 2
+    assert len(app.minted) == 2
+    assert app.token_requests[1][1] == {"repositories": ["other"], "permissions": runners}
+    assert github.authorizations == [f"Bearer {t}" for t in app.minted]
+
+    # The same repository again: the cached token (tokens live an hour).
+    assert deliver(queued_payload(job_id=3, repo="octo-org/app"))[0] == 200
+    assert len(app.minted) == 2
+    assert github.authorizations[-1] == f"Bearer {app.minted[0]}"
+
+
+def test_a_token_scoped_to_one_repository_is_refused_on_another(app: GitHubAppDouble) -> None:
+    """The GitHub model enforces a token's repositories and permissions: GitHub's 403."""
+    from lambda_fn.github import GitHubClient
+
+    ours = app_client(app, Clock())
+    token = ours.token("repos/octo-org/app/actions/runners", False)
+    session = requests.Session()
+    for path in ("repos/octo-org/other/actions/runners", "repos/octo-org/app/actions/jobs/1"):
+        gh = GitHubClient(GITHUB_API, lambda _p, _f: token, session=session)
+        with pytest.raises(GitHubPermanentError) as refused:
+            gh._request("GET", path, expected=(200,))
+        assert refused.value.status == 403, path
+        assert "Resource not accessible by integration" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "repositories", "permissions"),
+    [
+        ("repos/octo-org/app/actions/runners/generate-jitconfig", ["app"],
+         {"administration": "write"}),
+        ("orgs/octo-org/actions/runners/generate-jitconfig", None,
+         {"organization_self_hosted_runners": "write"}),
+        ("repos/octo-org/app/actions/runs/7", ["app"], {"actions": "read"}),
+        ("repos/octo-org/app/actions/jobs/7", ["app"], {"actions": "read"}),
+        ("repos/octo-org/app/git/ref/heads/main", ["app"], {"contents": "read"}),
+        ("repos/octo-org/app/compare/a...b?per_page=1", ["app"], {"contents": "read"}),
+        ("repos/octo-org/app/hooks/5/deliveries?per_page=100", ["app"],
+         {"repository_hooks": "read"}),
+        ("repos/octo-org/app/hooks/5/deliveries/9/attempts", ["app"],
+         {"repository_hooks": "write"}),
+    ],
+)  # fmt: skip
+def test_each_call_gets_a_token_for_its_repository_and_one_permission(
+    app: GitHubAppDouble, path: str, repositories: list[str] | None, permissions: dict[str, str]
+) -> None:
+    ours = app_client(app, Clock())
+    ours.token(path, False)
+    ((_, request),) = app.token_requests
+    expected: dict[str, Any] = {"permissions": permissions}
+    if repositories is not None:
+        expected["repositories"] = repositories
+    assert request == expected
+
+
+def test_a_call_without_a_known_permission_gets_no_token(app: GitHubAppDouble) -> None:
+    ours = app_client(app, Clock())
+    with pytest.raises(GitHubPermanentError, match="no installation token permission"):
+        ours.token("repos/octo-org/app/contents/README.md", False)
+    assert app.token_requests == []
 
 
 def test_org_runners_use_the_organisation_installation(
@@ -137,9 +199,9 @@ def test_a_token_is_replaced_shortly_before_it_expires(app: GitHubAppDouble) -> 
     ours = app_client(app, clock)
     first = ours.token("repos/octo-org/app/actions/runners", False)
     clock.now += 3600 - TOKEN_REFRESH_MARGIN_SECONDS - 1
-    assert ours.token("orgs/octo-org/actions/runners", False) == first
+    assert ours.token("repos/octo-org/app/actions/runners/5", False) == first
     clock.now += 2
-    second = ours.token("repos/octo-org/app/actions/jobs/1", False)
+    second = ours.token("repos/octo-org/app/actions/runners", False)
     assert second != first
     assert app.minted == [first, second]
 
@@ -215,9 +277,10 @@ def test_a_missing_permission_is_githubs_403(app: GitHubAppDouble) -> None:
     from lambda_fn.github import GitHubClient
 
     gh = GitHubClient(GITHUB_API, app_client(app, Clock()).token, session=requests.Session())
-    with pytest.raises(GitHubPermanentError, match="Administration: write") as failure:
+    # Asking for a permission the installation lacks is GitHub's 422 at token creation.
+    with pytest.raises(GitHubPermanentError, match="administration: write") as failure:
         gh.list_runners("repos/octo-org/app")
-    assert failure.value.status == 403
+    assert failure.value.status == 422
 
 
 def test_the_retry_consumer_uses_the_same_tokens(
@@ -236,7 +299,14 @@ def test_the_retry_consumer_uses_the_same_tokens(
     }
     assert retry_handler(event, LambdaContext()) == {"batchItemFailures": []}
     assert len(fake_aws.tasks()) == 1
-    assert len(app.minted) == 1  # the webhook's token, reused by the retry path
+    # The webhook's runners token, reused by the retry path (which also reads the job:
+    # a token of its own, with actions: read).
+    scopes = [request["permissions"] for _, request in app.token_requests]
+    assert scopes.count({"administration": "write"}) == 1
+    assert set(map(json.dumps, scopes)) <= {
+        json.dumps({"administration": "write"}),
+        json.dumps({"actions": "read"}),
+    }
 
 
 def test_the_reconciler_redelivers_from_the_apps_own_webhook(

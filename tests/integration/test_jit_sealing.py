@@ -101,7 +101,8 @@ def test_config_stored_but_answer_lost_leaves_no_secret_behind(
     def create_then_fail(params: dict[str, Any]) -> Any:
         if created:
             return None
-        sm.create_secret(Name=params["Name"], SecretString=params["SecretString"])
+        assert "SecretString" not in params  # the value comes after the resource policy
+        sm.create_secret(Name=params["Name"])
         created.append(params["Name"])
         return aws_error("InternalServiceError", 500)
 
@@ -113,6 +114,55 @@ def test_config_stored_but_answer_lost_leaves_no_secret_behind(
     (task,) = live_tasks(queues, 4303)
     assert_sealed_only_for(queues, github, task)
     assert created[0] not in queues.sealed_configs()
+
+
+def test_the_config_is_stored_only_after_its_resource_policy(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    """CreateSecret (tags, no value) -> PutResourcePolicy -> PutSecretValue: the config never
+    exists without the policy that denies every reader but the bound task session."""
+    from lambda_fn.jit_secret import resource_policy
+
+    order: list[tuple[str, dict[str, Any]]] = []
+    for operation in ("CreateSecret", "PutResourcePolicy", "PutSecretValue", "TagResource"):
+        inject("secretsmanager", operation, lambda p, op=operation: order.append((op, p)))
+    status, _ = deliver(queued_payload(job_id=4310))
+    assert status == 200
+    assert [op for op, _ in order] == ["CreateSecret", "PutResourcePolicy", "PutSecretValue"]
+    (task,) = live_tasks(fake_aws, 4310)
+    create, put_policy, put_value = (params for _, params in order)
+    assert "SecretString" not in create
+    bound = {t["Key"]: t["Value"] for t in create["Tags"]}["runner:task-userid"]
+    assert (
+        bound
+        == f"{next(iter(fake_aws.task_role_ids.values()))}:{task['taskArn'].rsplit('/', 1)[-1]}"
+    )
+    assert json.loads(put_policy["ResourcePolicy"]) == resource_policy(bound)
+    assert put_policy["BlockPublicPolicy"] is True
+    assert put_value["SecretString"] == github.issued_configs[-1]
+    # What Secrets Manager keeps (moto stores the policy; it evaluates none of it).
+    sm = boto3.client("secretsmanager", region_name=fake_aws.region)
+    stored = sm.get_resource_policy(SecretId=create["Name"])["ResourcePolicy"]
+    assert json.loads(stored) == resource_policy(bound)
+    assert_sealed_only_for(fake_aws, github, task)
+
+
+@pytest.mark.parametrize("operation", ["PutResourcePolicy", "PutSecretValue"])
+def test_locking_or_filling_the_secret_denied_leaves_nothing(
+    queues: FakeAws, github: FakeGitHub, operation: str
+) -> None:
+    stored: list[Any] = []
+    inject("secretsmanager", operation, lambda params: aws_error("AccessDeniedException"))
+    inject("secretsmanager", "PutSecretValue", stored.append)
+    status, body = deliver(queued_payload(job_id=4311))
+    assert (
+        status == 502 and "storing the JIT config failed: AccessDeniedException" in body["reason"]
+    )
+    assert live_tasks(queues, 4311) == []
+    assert github.runners == {}
+    assert queues.sealed_configs() == {}  # the empty, tagged secret was deleted
+    if operation == "PutResourcePolicy":
+        assert stored == []  # the config was never written to an unlocked secret
 
 
 def test_storing_the_config_denied_is_permanent_and_leaves_nothing(

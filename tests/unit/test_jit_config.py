@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -61,12 +62,13 @@ class Launch:
         self.encoded = encoded_jit_config(configured_files(f"runner-{self.task_id[:8]}"))
 
     def seal(self, value: str | None = None) -> None:
-        """What the Lambda does right after run_task."""
-        secretsmanager(self.identities).create_secret(
-            Name=self.name,
-            SecretString=value or self.encoded,
-            Tags=[{"Key": "runner:task-userid", "Value": f"{ROLE_ID}:{self.task_id}"}],
-        )
+        """What the Lambda does right after run_task (lambda_fn.jit_secret.seal itself)."""
+        from lambda_fn import jit_secret
+        from lambda_fn.github import JitConfig
+
+        profile: Any = SimpleNamespace(name="default", task_role_id=ROLE_ID)
+        jit = JitConfig(runner_id=1, runner_name=self.name, encoded=value or self.encoded)
+        jit_secret.seal(secretsmanager(self.identities), self.name, jit, profile, self.task_arn)
 
     def env(self, userid: str | None = None) -> dict[str, str]:
         """The task's environment; ``userid`` = run with another identity's credentials."""
@@ -154,6 +156,20 @@ def test_nobody_else_can_read_it(launch: Launch, tmp_path: Path, who: str) -> No
     assert list(tmp_path.iterdir()) == []
     # ... and the rightful task still gets it afterwards.
     assert fetch(tmp_path, launch.env()).returncode == 0
+
+
+def test_a_rewritten_binding_tag_opens_it_to_nobody_else(launch: Launch, tmp_path: Path) -> None:
+    """The identity policy trusts the tag; the secret's resource policy names the session
+    itself. Were the tag rewritten to another task's session (the Lambda role could before
+    the policy's FixedAtCreation), that task is still refused."""
+    launch.seal()
+    other = f"{ROLE_ID}:{secrets.token_hex(16)}"
+    sm = secretsmanager(launch.identities)  # moto directly: it enforces no deny itself
+    sm.tag_resource(SecretId=launch.name, Tags=[{"Key": "runner:task-userid", "Value": other}])
+    denied = fetch(tmp_path, launch.env(other))
+    assert denied.returncode == 1
+    assert "AccessDeniedException" in denied.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_task_started_before_the_secret_exists_waits_for_it(launch: Launch, tmp_path: Path) -> None:

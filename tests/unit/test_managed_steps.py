@@ -48,7 +48,7 @@ CONTAINER = "step"
 LOG_GROUP = "/runners/steps"
 IMAGE = "registry.example/deploy@sha256:" + "ab" * 32
 COMMANDS = ("deploy", "migrate")
-STEP_ENV = ("DEPLOY_TARGET", "GITHUB_SHA")
+STEP_ENV = ("INPUT_DEPLOY_TARGET", "INPUT_SHA")
 HOOK_FILES = {
     "managed_steps.py": ROOT / "fargate_runners" / "runner" / "managed_steps.py",
     "aws_call.py": ROOT / "fargate_runners" / "runner" / "aws_call.py",
@@ -411,12 +411,14 @@ def test_prepare_job_needs_the_job_started_verdict(job: Job) -> None:
 
 
 def test_a_managed_command_runs_as_one_step_task(prepared: Job) -> None:
-    args = prepared.script("  deploy\n", DEPLOY_TARGET="prod", GITHUB_SHA="abc", AWS_PROFILE="x")
+    args = prepared.script(
+        "  deploy\n", INPUT_DEPLOY_TARGET="prod", INPUT_SHA="abc", AWS_PROFILE="x"
+    )
     result = prepared.call("run_script_step", args)
     assert result.code == 0, result.out
     out = result.out
     assert "deploying to prod\ndone\n" in out
-    assert "Passing to the step: DEPLOY_TARGET, GITHUB_SHA" in out
+    assert "Passing to the step: INPUT_DEPLOY_TARGET, INPUT_SHA" in out
     assert "::warning::Dropped (not in this profile's step_env): AWS_PROFILE" in out
     assert "Dropped 2 variable(s) the runner sets" in out  # CI, GITHUB_RUN_ID
     # The step's output cannot issue workflow commands to the runner.
@@ -432,8 +434,8 @@ def test_a_managed_command_runs_as_one_step_task(prepared: Job) -> None:
         "name": CONTAINER,
         "command": ["deploy"],
         "environment": [
-            {"name": "DEPLOY_TARGET", "value": "prod"},
-            {"name": "GITHUB_SHA", "value": "abc"},
+            {"name": "INPUT_DEPLOY_TARGET", "value": "prod"},
+            {"name": "INPUT_SHA", "value": "abc"},
         ],
     }
 
@@ -637,3 +639,16 @@ def test_preflight_validates_the_configuration(job: Job) -> None:
     done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 78
     assert "invalid step configuration: missing keys" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["GIT_CONFIG_KEY_0", "LD_PRELOAD", "HTTPS_PROXY", "DEPLOY_TARGET"])
+def test_a_configuration_passing_a_name_tools_read_is_refused(job: Job, name: str) -> None:
+    """Defence in depth: synth refuses such a step_env, and so does the hook itself (the
+    task then stops before the runner starts: entrypoint.sh runs --preflight)."""
+    config = json.loads((job.hooks / "steps.json").read_text())
+    bad = job.root / "bad.json"
+    bad.write_text(json.dumps({**config, "env": ["INPUT_DEPLOY_TARGET", name]}))
+    argv = [sys.executable, str(job.hooks / "managed_steps.py"), "--preflight", "--config"]
+    done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 78
+    assert f"invalid step configuration: env: {name!r} may not be passed to a step" in done.stdout
