@@ -244,7 +244,9 @@ def _job_waiting(settings: Settings, job: QueuedJob, profile: Profile, *, unknow
 
         refused = environment_refusal(profile.policy, job.environment)
         if refused is not None:  # it could never be admitted: not worth remembering
-            return ignored("policy", f"refused by profile {profile.name!r}: {refused.message}")
+            return ignored(
+                "policy", f"refused by profile {profile.name!r}: {refused.rule}: {refused.message}"
+            )
     try:
         kept = remember(settings, WaitingJob.of(job, environment, int(time.time())))
     except TransientError as exc:
