@@ -33,6 +33,7 @@ def bound(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
 
 
 def test_a_job_deploying_to_the_environment_is_admitted(bound: FakeAws, github: FakeGitHub) -> None:
+    github.runs[777] = {"id": 777, "event": "push", "head_branch": "main"}
     payload = waiting_payload(1, "Production", labels=DEPLOY_LABELS, status="queued")
     status, body = deliver(payload)
     assert (status, body["status"], body["profile"]) == (200, "launched", "deploy")
