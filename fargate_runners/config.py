@@ -78,6 +78,7 @@ from .config_values import (
     matching,
     one_of,
     parse_bool,
+    parse_environment_name,
     parse_github_api_url,
     parse_hook_path,
     parse_int,
@@ -315,6 +316,9 @@ class RunnerProfile(_Model):
     tag_protection: Annotated[str, parsed(one_of(TAG_PROTECTIONS))] = DEFAULT_TAG_PROTECTION
     #: Which jobs the labels select: all job labels among the profile's, or the same set.
     match: Annotated[str, parsed(one_of(MATCH_MODES))] = "subset"
+    #: Every job must deploy to this GitHub environment (dispatch only: the runner cannot
+    #: see it; lambda_fn.policy.environment_refusal).
+    required_environment: Annotated[str | None, parsed(parse_environment_name)] = None
     # What the task gets:
     environment: EnvMap = Field(default_factory=dict)
     secrets: Annotated[EnvMap, AfterValidator(check_secret_refs)] = Field(default_factory=dict)
@@ -561,6 +565,8 @@ class RunnerProfile(_Model):
         }
         if self.tag_protection != DEFAULT_TAG_PROTECTION:
             data["tag_protection"] = self.tag_protection
+        if self.required_environment is not None:
+            data["required_environment"] = self.required_environment
         return policy_from_dict(self.name, data, where="")
 
     def lambda_entry(

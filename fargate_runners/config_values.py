@@ -269,6 +269,19 @@ def check_policy_rule(values: tuple[str, ...], info: ValidationInfo) -> tuple[st
     return values
 
 
+def parse_environment_name(value: Any, key: str = "") -> str:
+    """``required_environment``: checked by the policy module the Lambda uses."""
+    if not isinstance(value, str):
+        raise ConfigError(
+            key, f"{value!r} is not a string (the name of a GitHub environment, e.g. production)"
+        )
+    try:
+        policy_from_dict("profile", {"required_environment": value}, where="")
+    except PolicyError as exc:
+        raise ConfigError(key, str(exc).partition(": ")[2] or str(exc)) from None
+    return value
+
+
 def check_env_names(values: dict[str, str]) -> dict[str, str]:
     problems = [
         Problem(

@@ -69,6 +69,8 @@ class JobOrigin:
     run_id: int
     head_branch: str | None
     head_sha: str | None
+    #: The environment of the delivery's ``deployment`` (None: the job names none).
+    environment: str | None = None
 
     @property
     def repository(self) -> str:
@@ -93,9 +95,12 @@ def policy_refusal(
     GitHub cannot answer within them.
     """
     from lambda_fn.dispatch import github_client
-    from lambda_fn.policy import JobFacts, evaluate, facts_from_workflow_run
+    from lambda_fn.policy import JobFacts, environment_refusal, evaluate, facts_from_workflow_run
     from lambda_fn.refs import Lookups
 
+    refused = environment_refusal(policy, origin.environment)
+    if refused is not None:  # from the signed payload alone: no GitHub call needed
+        return _refusal(policy, refused)
     branch = origin.head_branch
     candidates = (f"refs/heads/{branch}", f"refs/tags/{branch}") if branch else ()
     facts = JobFacts(repository=origin.repository, ref_candidates=candidates)
@@ -211,6 +216,9 @@ def recheck(settings: Settings, job: QueuedJob, github_job: Mapping[str, Any] | 
         run_id=run_id,
         head_branch=_text(github_job.get("head_branch")),
         head_sha=_text(github_job.get("head_sha")),
+        # GitHub's job answer names no environment: the one the signed delivery named
+        # travels with the job (retry message, waiting record; docs/waiting-jobs.md).
+        environment=job.environment,
     )
     return policy_refusal(settings, profile.policy, origin)
 

@@ -28,7 +28,10 @@ from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 
 if TYPE_CHECKING:  # imported lazily at run time: it pulls in boto3
+    from lambda_fn.config import Profile
     from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.waiting import Verdict
+    from lambda_fn.webhook import WorkflowJob, WorkflowJobEvent
 
 #: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
 #: after them must still fit GitHub's 10-second delivery timeout (docs/performance.md).
@@ -37,6 +40,8 @@ POLICY_LOOKUP_BUDGET_SECONDS = 2.0
 #: run before them and the JIT config after, a restricted dispatch makes at most 5 GitHub
 #: calls (docs/performance.md). A check that needs more is finished from the retry queue.
 POLICY_MAX_REF_LOOKUPS = 3
+#: The pending-deployments call for a delivery whose ``deployment`` has no usable status.
+WAITING_LOOKUP_BUDGET_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         return _job_completed(payload, settings)
     if action == "in_progress":
         return _job_started(payload, settings)
-    if action != "queued":
+    if action not in ("queued", "waiting"):
         return ignored("action", f"action {action!r} does not start runners")
 
     try:
@@ -144,16 +149,9 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     repository = event.repository.slug
     logger.append_keys(job_id=job.id, run_id=job.run_id, repository=repository)
 
-    age = time.time() - job.created_at.timestamp()
-    if age > settings.idempotency_ttl_seconds:
-        # GitHub signs the body only: a captured delivery can be sent again after the
-        # idempotency record of its job has expired. Such a job is long started or
-        # cancelled; nothing may start for it (docs/contract.md, "A signed delivery...").
-        return ignored(
-            "stale",
-            f"job was created {age / 3600:.1f} h ago, before the de-duplication window "
-            f"({settings.idempotency_ttl_seconds} s): a replayed or very late delivery",
-        )
+    replay = _replay_refusal(job, action, settings)
+    if replay is not None:
+        return replay
     if not routing.repository_allowed(repository, settings.allowed_repositories):
         return ignored("repository", f"repository {repository} is not allowed")
     profile = routing.match_profile(job.labels, settings.profiles)
@@ -173,11 +171,24 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         profile=profile.name,
         workflow_name=job.workflow_name,
         head_branch=job.head_branch,
+        environment=event.deployment.environment if event.deployment else None,
     )
+    from lambda_fn.waiting import Verdict
+
+    judged = _judge(settings, event, queued)
+    if judged is not Verdict.QUEUED:
+        return _job_waiting(settings, queued, profile, unknown=judged is Verdict.ASK)
     if profile.policy is not None:
         from lambda_fn.admission import JobOrigin, policy_refusal
 
-        origin = JobOrigin(queued.owner, queued.repo, job.run_id, job.head_branch, job.head_sha)
+        origin = JobOrigin(
+            queued.owner,
+            queued.repo,
+            job.run_id,
+            job.head_branch,
+            job.head_sha,
+            environment=queued.environment,
+        )
         try:
             refusal = policy_refusal(
                 settings,
@@ -197,6 +208,85 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     return launch_answer(queued, context)
 
 
+def _replay_refusal(job: WorkflowJob, action: str, settings: Settings) -> Answer | None:
+    """Refuse a delivery that may be a replay: no ``created_at``, or older than the window."""
+    if job.created_at is None:
+        # Only the actions that can start a runner need it: it is the replay protection.
+        return _bad_request(
+            "invalid workflow_job payload at workflow_job.created_at: must be an ISO 8601 "
+            f"date-time (a {action} delivery needs it to tell a replay from a new job)"
+        )
+    age = time.time() - job.created_at.timestamp()
+    if age > settings.idempotency_ttl_seconds:
+        # GitHub signs the body only: a captured delivery can be sent again after the
+        # idempotency record of its job has expired. Such a job is long started or
+        # cancelled; nothing may start for it (docs/contract.md, "A signed delivery...").
+        return ignored(
+            "stale",
+            f"job was created {age / 3600:.1f} h ago, before the de-duplication window "
+            f"({settings.idempotency_ttl_seconds} s): a replayed or very late delivery",
+        )
+    return None
+
+
+def _job_waiting(settings: Settings, job: QueuedJob, profile: Profile, *, unknown: bool) -> Answer:
+    """A job gated by an environment protection rule: start nothing, remember it.
+
+    Nothing here writes the launch record, so the ``queued`` delivery after approval
+    launches; the reconciler launches a remembered job GitHub shows approved if that
+    delivery never comes (docs/waiting-jobs.md). ``unknown``: GitHub could not say.
+    """
+    from lambda_fn.waiting import WaitingJob, remember
+
+    environment = job.environment or ""
+    if profile.policy is not None:
+        from lambda_fn.policy import environment_refusal
+
+        refused = environment_refusal(profile.policy, job.environment)
+        if refused is not None:  # it could never be admitted: not worth remembering
+            return ignored(
+                "policy", f"refused by profile {profile.name!r}: {refused.rule}: {refused.message}"
+            )
+    try:
+        kept = remember(settings, WaitingJob.of(job, environment, int(time.time())))
+    except TransientError as exc:
+        logger.warning("could not remember a waiting job", extra={"error": str(exc)})
+        return Answer(503, {"status": "error", "reason": "temporarily unavailable, redeliver"})
+    if kept:
+        count("WaitingJobsRemembered")
+    else:
+        count("WaitingJobsNotRemembered")
+        logger.warning("waiting job not remembered: too many jobs wait already")
+    gate = f"environment {environment!r}" if environment else "an environment"
+    if unknown:
+        return ignored(
+            "waiting",
+            f"could not tell whether the job still waits for {gate} approval; "
+            "the reconciler checks it",
+        )
+    return ignored("waiting", f"job waits for {gate} approval")
+
+
+def _judge(settings: Settings, event: WorkflowJobEvent, job: QueuedJob) -> Verdict:
+    """From the payload where it can tell; else from the run's pending deployments (one
+    call): WAITING or QUEUED, or ASK when GitHub could not say either."""
+    from lambda_fn.dispatch import github_client
+    from lambda_fn.errors import DispatchError
+    from lambda_fn.waiting import Verdict, verdict, waits_on
+
+    judged = verdict(event)
+    if judged is not Verdict.ASK:
+        return judged
+
+    gh = github_client(settings, WAITING_LOOKUP_BUDGET_SECONDS)
+    try:
+        pending = gh.pending_environments(job.owner, job.repo, job.run_id)
+    except DispatchError as exc:
+        logger.warning("pending deployments unreadable", extra={"error": str(exc)})
+        return Verdict.ASK
+    return Verdict.WAITING if waits_on(pending, job.environment or "") else Verdict.QUEUED
+
+
 def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
     """A runner took the job: record how long it waited (never starts or stops anything)."""
     from lambda_fn.naming import owns_runner
@@ -210,8 +300,8 @@ def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
     if not owns_runner(settings.runner_name_prefix, settings.deployment_id, runner):
         return ignored("action", "job started on a runner this deployment did not launch")
     profile = routing.match_profile(job.labels, settings.profiles)
-    if profile is None or job.started_at is None:
-        return ignored("action", "job started without a profile or a start time")
+    if profile is None:
+        return ignored("action", "job started on labels no profile serves")
     logger.append_keys(job_id=job.id, profile=profile.name)
     from lambda_fn.start_time import record
 

@@ -67,6 +67,9 @@ class QueuedJob:
     workflow_name: str | None = None
     head_branch: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The environment the job deploys to, from its signed delivery's ``deployment``
+    #: (``None``: it names none); ``required_environment`` is checked against it.
+    environment: str | None = None
 
     @property
     def repository(self) -> str:
@@ -90,7 +93,12 @@ class QueuedJob:
             workflow_name=data.get("workflow_name"),
             head_branch=data.get("head_branch"),
             extra=dict(data.get("extra") or {}),
+            environment=_optional_text(data.get("environment")),
         )
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def github_client(

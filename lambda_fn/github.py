@@ -288,6 +288,28 @@ class GitHubClient:
         """A workflow job as GitHub sees it now (status ``queued``, ``in_progress``...)."""
         return self._request("GET", f"repos/{owner}/{repo}/actions/jobs/{job_id}", expected=(200,))
 
+    def pending_environments(self, owner: str, repo: str, run_id: int) -> list[str]:
+        """Names of the environments a run's jobs still wait on (protection rules).
+
+        ``GET /repos/{o}/{r}/actions/runs/{run_id}/pending_deployments`` answers an array
+        of ``{"environment": {"id", "name", ...}, "wait_timer", "reviewers", ...}``; an
+        empty array means nothing waits (read access is enough:
+        https://docs.github.com/en/rest/actions/workflow-runs#get-pending-deployments-for-a-workflow-run).
+        """
+        path = f"repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments"
+        body = self._request("GET", path, expected=(200,))
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise GitHubTransientError("pending_deployments answered without a list")
+        names: list[str] = []
+        for item in items:
+            environment = item.get("environment") if isinstance(item, dict) else None
+            name = environment.get("name") if isinstance(environment, dict) else None
+            if not isinstance(name, str) or not name:  # cannot tell what waits: not "nothing"
+                raise GitHubTransientError("pending_deployments answered an item without a name")
+            names.append(name)
+        return names
+
     def _request(
         self,
         method: str,

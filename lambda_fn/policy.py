@@ -42,6 +42,7 @@ from typing import Any
 __all__ = [
     "EMPTY_RULE_PROBLEM",
     "PULL_REQUEST_EVENTS",
+    "RULE_ENVIRONMENT",
     "RULE_EVENTS",
     "RULE_FORKS",
     "RULE_REFS",
@@ -52,6 +53,7 @@ __all__ = [
     "JobFacts",
     "Policy",
     "PolicyError",
+    "environment_refusal",
     "evaluate",
     "exact_branches",
     "facts_from_runner_env",
@@ -82,6 +84,8 @@ RULE_FORKS = "deny_fork_pull_requests"
 RULE_EVENTS = "allowed_events"
 RULE_REFS = "allowed_refs"
 RULE_WORKFLOWS = "allowed_workflows"
+#: Dispatch-only: the runner cannot see the job's environment (see :func:`environment_refusal`).
+RULE_ENVIRONMENT = "required_environment"
 
 WORKFLOWS_DIR = ".github/workflows/"
 
@@ -98,7 +102,9 @@ _LIST_KEYS = (
     "allowed_events",
     "required_env",
 )
-_KNOWN_KEYS = frozenset((*_LIST_KEYS, "deny_fork_pull_requests", "profile", "tag_protection"))
+_KNOWN_KEYS = frozenset(
+    (*_LIST_KEYS, "deny_fork_pull_requests", "profile", "tag_protection", RULE_ENVIRONMENT)
+)
 
 #: How a restricted profile's tags (``refs/tags/...`` in ``allowed_refs``) are protected.
 #: ``branch-history``: dispatch admits a tag run only when its commit is in the history of
@@ -108,6 +114,9 @@ _KNOWN_KEYS = frozenset((*_LIST_KEYS, "deny_fork_pull_requests", "profile", "tag
 TAG_PROTECTIONS = ("branch-history", "ruleset")
 DEFAULT_TAG_PROTECTION = "branch-history"
 _WILDCARDS = re.compile(r"[*?]")
+#: "An environment name may not exceed 255 characters" (docs.github.com, actions/how-tos/
+#: deploy/configure-and-manage-deployments/manage-environments).
+MAX_ENVIRONMENT_NAME = 255
 
 #: The one ``owner/repo`` / ``owner/*`` rule (cdk.json, profiles, the Lambda's
 #: ALLOWED_REPOSITORIES). Owner: a GitHub account name, letters, digits and hyphens, at most
@@ -192,6 +201,9 @@ class Policy:
     required_env: tuple[str, ...] = ()
     #: One of :data:`TAG_PROTECTIONS`; only dispatch reads it (the runner cannot ask GitHub).
     tag_protection: str = DEFAULT_TAG_PROTECTION
+    #: The deployment environment every job must name (``environment:``); checked at
+    #: dispatch from the delivery's ``deployment.environment`` (:func:`environment_refusal`).
+    required_environment: str | None = None
 
     def __post_init__(self) -> None:
         for key in _LIST_KEYS:
@@ -202,7 +214,7 @@ class Policy:
             object.__setattr__(self, "deny_fork_pull_requests", True)
 
     def _has_rules(self) -> bool:
-        return any(getattr(self, key) for key in _LIST_KEYS)
+        return any(getattr(self, key) for key in _LIST_KEYS) or bool(self.required_environment)
 
     @property
     def restricted(self) -> bool:
@@ -220,6 +232,8 @@ class Policy:
             values = getattr(self, key)
             if values:
                 data[key] = list(values)
+        if self.required_environment:
+            data[RULE_ENVIRONMENT] = self.required_environment
         data["deny_fork_pull_requests"] = self.deny_fork_pull_requests
         if self.tag_protection != DEFAULT_TAG_PROTECTION:
             data["tag_protection"] = self.tag_protection
@@ -272,7 +286,8 @@ def policy_from_dict(
         for index, value in enumerate(values):
             _VALIDATORS[key](value, f"{prefix}.{key}[{index}]")
 
-    has_rules = any(lists.values())
+    environment = _environment_name(data, prefix)
+    has_rules = any(lists.values()) or environment is not None
     deny_forks = data.get("deny_fork_pull_requests")
     if deny_forks is None:
         deny_forks = has_rules
@@ -284,7 +299,7 @@ def policy_from_dict(
     elif has_rules and not deny_forks:
         raise PolicyError(
             f"{prefix}.deny_fork_pull_requests: cannot be false for a restricted profile "
-            "(one with allowed_* or required_env rules)"
+            "(one with allowed_*, required_env or required_environment rules)"
         )
 
     tag_protection = data.get("tag_protection", DEFAULT_TAG_PROTECTION)
@@ -303,7 +318,32 @@ def policy_from_dict(
         deny_fork_pull_requests=deny_forks,
         required_env=lists["required_env"],
         tag_protection=tag_protection,
+        required_environment=environment,
     )
+
+
+def _environment_name(data: Mapping[str, Any], prefix: str) -> str | None:
+    """``required_environment``: absent, or a name GitHub would accept for an environment."""
+    value = data.get(RULE_ENVIRONMENT)
+    if value is None:
+        return None
+    where = f"{prefix}.{RULE_ENVIRONMENT}"
+    if not isinstance(value, str):
+        raise PolicyError(
+            f"{where}: must be an environment name (a string), got {type(value).__name__}; "
+            "omit the key to allow jobs without an environment"
+        )
+    if not value or value != value.strip() or _CONTROL.search(value):
+        raise PolicyError(
+            f"{where}: {value!r} must be non-empty, without surrounding spaces or control "
+            "characters (the name of the GitHub environment, e.g. production)"
+        )
+    if len(value) > MAX_ENVIRONMENT_NAME:
+        raise PolicyError(
+            f"{where}: longer than {MAX_ENVIRONMENT_NAME} characters (GitHub's limit for "
+            "an environment name)"
+        )
+    return value
 
 
 def policy_from_json(text: str) -> Policy:
@@ -699,6 +739,33 @@ def _check_workflow(policy: Policy, facts: JobFacts, strict: bool) -> Decision |
         RULE_WORKFLOWS,
         f"workflow {_show(facts.workflow_path)} is not allowed {_allowed_list(patterns)}",
     )
+
+
+def environment_refusal(policy: Policy, environment: str | None) -> Decision | None:
+    """``required_environment`` against the environment the job deploys to, or ``None``.
+
+    Decided at dispatch only, from the signed delivery's ``deployment.environment``
+    (``None``: the delivery has no ``deployment``, the job names no environment). The
+    runner cannot check it: no ``GITHUB_*`` variable carries the environment name
+    (actions/runner ``src/Runner.Worker/GitHubContext.cs``), so :func:`evaluate` leaves
+    it out. Names compare case-insensitively, as GitHub's do ("Environment names are not
+    case sensitive": docs.github.com, manage-environments).
+    """
+    required = policy.required_environment
+    if not required:
+        return None
+    if environment is None:
+        return _refuse(
+            RULE_ENVIRONMENT,
+            f"the job deploys to no environment (required: environment {_show(required)})",
+        )
+    if environment.casefold() != required.casefold():
+        return _refuse(
+            RULE_ENVIRONMENT,
+            f"the job deploys to environment {_show(environment)} "
+            f"(required: environment {_show(required)})",
+        )
+    return None
 
 
 def missing_env(policy: Policy, env: Mapping[str, str]) -> list[str]:

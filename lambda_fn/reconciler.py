@@ -37,7 +37,15 @@ effort (one failing step does not stop the others):
    runner releases it offers (cached in the idempotency table); every run emits, per
    profile, the days left before GitHub stops assigning jobs to the profile's runner
    version (``RunnerVersionDaysLeft``), or ``RunnerVersionUnknown``.
-7. **Sealed JIT configs left behind.** A task deletes its secret after reading
+7. **Jobs waiting for an environment's approval** (``lambda_fn.waiting``). Dispatch
+   remembers them instead of launching; GitHub may never send the ``queued`` delivery
+   that follows approval. Up to ``MAX_WAITING_CHECKS`` remembered jobs per run, least
+   recently looked at first: GitHub's job status ``queued`` and no pending deployment
+   for its environment -> ``admission.recheck`` then ``launch_once`` (the job's own
+   launch record: if the second ``queued`` already launched, nothing new starts), then
+   forgotten; ``completed``/``in_progress``/gone -> forgotten; still waiting or
+   unreadable -> kept for the next run.
+8. **Sealed JIT configs left behind.** A task deletes its secret after reading
    it; a secret under ``JIT_SECRET_PREFIX`` whose task has stopped, or that is
    older than ``SEALED_CONFIG_GRACE`` without a live task, is deleted (a task
    that never started, or a launch that failed half-way).
@@ -48,7 +56,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_fn import aws, jit_secret, runner_version
 from lambda_fn.admission import recheck
@@ -81,6 +89,9 @@ from lambda_fn.launcher import count_running_tasks
 from lambda_fn.naming import owns_runner
 from lambda_fn.observability import count, logger, metrics
 
+if TYPE_CHECKING:
+    from lambda_fn.waiting import WaitingJob
+
 #: Deliveries older than this are left alone (within the de-duplication window, which
 #: ``IDEMPOTENCY_TTL_SECONDS`` may not make shorter, so a redelivery is never a "replay").
 DELIVERY_LOOKBACK = timedelta(seconds=REDELIVERY_LOOKBACK_SECONDS)
@@ -88,6 +99,10 @@ MAX_REDELIVERIES_PER_GUID = 3
 #: A secret this old without a live task is left over: well above the task's fetch
 #: bound (runner/jit_config.py, 120 s) and a launch's run_task -> seal gap.
 SEALED_CONFIG_GRACE = timedelta(minutes=10)
+#: Remembered waiting jobs looked at per run (each: one or two GitHub calls).
+MAX_WAITING_CHECKS = 20
+#: Job statuses that mean "still before approval" (GET .../actions/jobs/{id} ``status``).
+WAITING_STATUSES = frozenset({"waiting", "pending", "requested"})
 
 
 def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
@@ -108,6 +123,7 @@ def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
         ("warm_pools", lambda: _keep_warm(settings, gh, _running(settings), now, report)),
         ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
         ("runner_versions", lambda: _watch_versions(settings, gh, now, report)),
+        ("waiting", lambda: _launch_approved(settings, gh, now, report)),
         ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
     ]
     failed = _run_steps(steps, report)
@@ -253,6 +269,10 @@ def _replace_dead(
             repo=repo,
             labels=profile.labels,
             profile=profile.name,
+            # GitHub's job answer names no environment. The stopped runner was launched
+            # for this job and profile, which dispatch does only once the delivery's
+            # environment met required_environment (docs/waiting-jobs.md).
+            environment=profile.policy.required_environment if profile.policy else None,
         )
         try:
             refusal = recheck(settings, job, github_job)
@@ -290,6 +310,79 @@ def _watch_versions(
                 "runner version " + item.state,
                 extra={"profile": item.profile, "detail": item.describe()},
             )
+
+
+def _launch_approved(
+    settings: Settings, gh: GitHubClient, now: datetime, report: Counter[str]
+) -> None:
+    """Launch remembered waiting jobs GitHub now shows approved (module docstring, step 7)."""
+    from lambda_fn import waiting
+
+    at = int(now.timestamp())
+    remembered = waiting.remembered(settings)
+    expired = [w.job_id for w in remembered if w.expires <= at]
+    if expired:
+        waiting.forget(settings, expired)
+        report["waiting_expired"] += len(expired)
+    due = sorted((w for w in remembered if w.expires > at), key=lambda w: (w.checked, w.since))
+    for entry in due[:MAX_WAITING_CHECKS]:
+        outcome = _look_at_waiting(settings, gh, entry)
+        report[f"waiting_{outcome}"] += 1
+        if outcome in ("kept", "unknown", "deferred"):
+            waiting.mark_checked(settings, entry.job_id, at)
+        else:
+            waiting.forget(settings, [entry.job_id])
+
+
+def _look_at_waiting(settings: Settings, gh: GitHubClient, entry: WaitingJob) -> str:
+    """One remembered job: ``launched``, ``duplicate``, ``refused``, ``done``, ``kept``,
+    ``unknown`` (GitHub could not be read) or ``deferred`` (the launch failed for now)."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+    )
+
+    from lambda_fn import waiting
+    from lambda_fn.errors import GitHubPermanentError
+
+    extra = {"job_id": entry.job_id, "environment": entry.environment}
+    try:
+        github_job = gh.get_job(entry.owner, entry.repo, entry.job_id)
+    except GitHubPermanentError as exc:
+        if exc.status == 404:
+            return "done"  # the run or repository is gone
+        logger.warning("waiting job unreadable", extra={**extra, "error": str(exc)})
+        return "unknown"
+    except DispatchError as exc:
+        logger.warning("waiting job unreadable", extra={**extra, "error": str(exc)})
+        return "unknown"
+    status = str(github_job.get("status", ""))
+    if status in WAITING_STATUSES:
+        return "kept"
+    if status != "queued":
+        return "done"  # a runner took it, or it finished, was cancelled or rejected
+    job = entry.queued_job()
+    try:
+        pending = gh.pending_environments(entry.owner, entry.repo, entry.run_id)
+        if waiting.waits_on(pending, entry.environment):
+            return "kept"  # GitHub shows queued before the gate clears (runs-on #386)
+        refusal = recheck(settings, job, github_job)
+    except DispatchError as exc:
+        logger.warning("waiting job not checked", extra={**extra, "error": str(exc)})
+        return "unknown"
+    if refusal is not None:
+        logger.warning("approved job refused", extra={**extra, "reason": refusal})
+        return "refused"
+    try:
+        result = launch_once(job)
+    except IdempotencyAlreadyInProgressError:
+        return "duplicate"  # the second queued delivery is launching it right now
+    except Exception as exc:  # capacity, GitHub, ECS: the next run tries again
+        logger.warning("approved job not launched", extra={**extra, "error": str(exc)})
+        return "deferred"
+    if result.get("duplicate"):
+        return "duplicate"
+    logger.info("approved job launched", extra={**extra, "task_arn": result.get("task_arn")})
+    return "launched"
 
 
 def _remove_offline(

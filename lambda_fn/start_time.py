@@ -94,11 +94,23 @@ def task_of(settings: Settings, runner_name: str) -> RunnerTask | None:
 
 
 def record(
-    settings: Settings, profile: str, runner_name: str, created_at: datetime, started_at: datetime
+    settings: Settings,
+    profile: str,
+    runner_name: str,
+    created_at: datetime | None,
+    started_at: datetime | None,
 ) -> dict[str, Any]:
-    """Emit the job's time to start and its task's phases; returns what was measured."""
+    """Emit the job's time to start and its task's phases; returns what was measured.
+
+    A delivery without ``created_at`` or ``started_at`` (older payloads lack them) loses
+    only the time to start; the task's phases come from ECS (docs/contract.md, "(added)").
+    """
     figures: dict[str, Any] = {"profile": profile, "runner_name": runner_name}
-    waited = queued_seconds(created_at, started_at)
+    waited = (
+        queued_seconds(created_at, started_at)
+        if created_at is not None and started_at is not None
+        else None
+    )
     if waited is not None:
         seconds("TimeToStart", waited, ("profile", profile))
         figures["queued_seconds"] = waited

@@ -25,6 +25,9 @@ MAX_LABEL_LENGTH = 256
 MAX_TEXT = 1024
 MAX_ACTION = 64
 MAX_FULL_NAME = 140
+#: "An environment name may not exceed 255 characters" (docs.github.com, actions/how-tos/
+#: deploy/configure-and-manage-deployments/manage-environments).
+MAX_ENVIRONMENT = 255
 
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 # Users and orgs: letters, digits, hyphens; managed users (EMU) add "_shortcode".
@@ -64,9 +67,10 @@ class WorkflowJob:
     id: int
     run_id: int
     run_attempt: int
-    #: When GitHub created (queued) the job; how old a delivery's job is (replays).
-    created_at: datetime
     labels: list[str]
+    #: When GitHub created (queued) the job; how old a delivery's job is (replays). Only a
+    #: ``queued`` delivery needs it (docs/contract.md): older payloads of other actions lack it.
+    created_at: datetime | None = None
     #: When a runner took the job (``in_progress`` and later); time to start.
     started_at: datetime | None = None
     name: str | None = None
@@ -80,6 +84,21 @@ class WorkflowJob:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """The top-level ``deployment`` of a job that names an ``environment:``.
+
+    GitHub adds it to ``workflow_job`` deliveries of such jobs (changelog 2022-11-22,
+    "Webhook enhancements for environment protection rules"; octokit/webhooks
+    ``payload-examples/api.github.com/workflow_job/queued.with-deployment.payload.json``).
+    """
+
+    id: int
+    #: The environment's name as the workflow wrote it (GitHub compares names
+    #: case-insensitively: ``same_environment``).
+    environment: str
+
+
+@dataclass(frozen=True)
 class WorkflowJobEvent:
     """A ``workflow_job`` delivery, validated enough to launch a runner for it."""
 
@@ -87,6 +106,12 @@ class WorkflowJobEvent:
     workflow_job: WorkflowJob
     repository: Repository
     organization: Account | None = None
+    deployment: Deployment | None = None
+
+
+def same_environment(a: str, b: str) -> bool:
+    """ "Environment names are not case sensitive" (docs.github.com, manage-environments)."""
+    return a.casefold() == b.casefold()
 
 
 def event_action(payload: Mapping[str, Any]) -> str:
@@ -97,6 +122,7 @@ def event_action(payload: Mapping[str, Any]) -> str:
 def parse_event(payload: Mapping[str, Any]) -> WorkflowJobEvent:
     """The validated event; raises :class:`PayloadError` naming the first bad field."""
     organization = payload.get("organization")
+    deployment = payload.get("deployment")
     return WorkflowJobEvent(
         action=event_action(payload),
         workflow_job=_job(_object(payload, "workflow_job", "")),
@@ -104,7 +130,16 @@ def parse_event(payload: Mapping[str, Any]) -> WorkflowJobEvent:
         organization=None
         if organization is None
         else Account(_login(_object(payload, "organization", ""), "organization")),
+        deployment=None if deployment is None else _deployment(_object(payload, "deployment", "")),
     )
+
+
+def _deployment(data: Mapping[str, Any]) -> Deployment:
+    where = "deployment"
+    environment = _text(data, "environment", where, MAX_ENVIRONMENT, required=True) or ""
+    if not environment.strip() or not environment.isprintable():
+        raise PayloadError(f"{where}.environment", "is not an environment name")
+    return Deployment(id=_positive_int(data, "id", where), environment=environment)
 
 
 def _job(data: Mapping[str, Any]) -> WorkflowJob:
@@ -116,13 +151,11 @@ def _job(data: Mapping[str, Any]) -> WorkflowJob:
             "runner_name", "html_url",
         )
     }  # fmt: skip
-    created_at = _moment(data, "created_at", where, required=True)
-    assert created_at is not None  # required: _moment raised otherwise
     return WorkflowJob(
         id=_positive_int(data, "id", where),
         run_id=_positive_int(data, "run_id", where),
         run_attempt=_positive_int(data, "run_attempt", where, default=1),
-        created_at=created_at,
+        created_at=_moment(data, "created_at", where, required=False),
         started_at=_moment(data, "started_at", where, required=False),
         labels=_labels(data, where),
         **texts,

@@ -67,6 +67,49 @@ def workflow_job_payload(
     }
 
 
+def with_deployment(
+    payload: dict[str, Any],
+    environment: str,
+    *,
+    deployment_id: int = 875096709,
+    status: str | None = "waiting",
+) -> dict[str, Any]:
+    """``payload`` for a job that names ``environment:``: GitHub adds a top-level
+    ``deployment`` and, while a protection rule holds the job, sends ``queued`` (and
+    ``waiting``) with ``workflow_job.status: "waiting"`` (changelog 2022-11-22, "Webhook
+    enhancements for environment protection rules"). The shape follows octokit/webhooks
+    ``payload-examples/api.github.com/workflow_job/queued.with-deployment.payload.json``;
+    ``status=None`` drops ``workflow_job.status`` (a payload that cannot tell)."""
+    job = dict(payload["workflow_job"])
+    repository = payload["repository"]["full_name"]
+    if status is None:
+        job.pop("status", None)
+    else:
+        job["status"] = status
+    api = f"https://api.github.com/repos/{repository}"
+    deployment = {
+        "url": f"{api}/deployments/{deployment_id}",
+        "id": deployment_id,
+        "node_id": "DE_kwDOI0B2Tc40KOqF",
+        "task": "deploy",
+        "original_environment": environment,
+        "environment": environment,
+        "description": None,
+        "created_at": job.get("created_at"),
+        "updated_at": job.get("created_at"),
+        "statuses_url": f"{api}/deployments/{deployment_id}/statuses",
+        "repository_url": api,
+        "creator": {"login": "octocat", "id": 1, "type": "User"},
+        "sha": job.get("head_sha"),
+        "ref": job.get("head_branch"),
+        "payload": {},
+        "transient_environment": False,
+        "production_environment": False,
+        "performed_via_github_app": {"id": 15368, "slug": "github-actions"},
+    }
+    return {**payload, "workflow_job": job, "deployment": deployment}
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One webhook delivery: the exact bytes and headers GitHub would POST."""

@@ -22,6 +22,9 @@ GET      /{scope}/actions/runners/{id}                               200 / 404
 DELETE   /{scope}/actions/runners/{id}                               204 / 422 busy / 404
 GET      /repos/{o}/{r}/actions/jobs/{id}                            200
 GET      /repos/{o}/{r}/actions/runs/{id}                            200 / 404
+GET      /repos/{o}/{r}/actions/runs/{id}/pending_deployments        200 / 404
+POST     /repos/{o}/{r}/actions/runs/{id}/pending_deployments        200 / 422 / 404
+GET      /repos/{o}/{r}/deployments/{id}/statuses                    200 newest first / 404
 GET      /{scope}/hooks                                              200
 POST     /{scope}/hooks                                              201
 PATCH    /{scope}/hooks/{id}                                         200 / 404
@@ -70,6 +73,15 @@ Sources for the behaviour (each handler cites its own):
   ``filename``, ``sha256_checksum``; 200):
   https://docs.github.com/en/rest/actions/self-hosted-runners#list-runner-applications-for-an-organization
   and #list-runner-applications-for-a-repository.
+- environments waiting for approval: a job gated by a protection rule has status
+  ``waiting`` (``GET .../actions/jobs/{id}``), its run lists the environment under
+  ``pending_deployments``, and its deployment's statuses read ``waiting``; approving
+  (``POST .../pending_deployments``, or :meth:`GitHubModel.approve`) clears the pending
+  entry, adds a ``queued`` status and moves the job to ``queued``
+  (https://docs.github.com/en/rest/actions/workflow-runs#get-pending-deployments-for-a-workflow-run,
+  ...#review-pending-deployments-for-a-workflow-run,
+  https://docs.github.com/en/rest/deployments/statuses#list-deployment-statuses; the job
+  statuses ``waiting``/``queued``: https://docs.github.com/en/rest/actions/workflow-jobs).
 - rate limits: 403 or 429 with ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset``
   (primary), or with ``retry-after`` (secondary):
   https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#rate-limit-errors.
@@ -436,6 +448,10 @@ class GitHubModel:
     runner_groups: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: ``owner/repo`` (lower case) -> repository id (others: a stable id from the name).
     repository_ids: dict[str, int] = field(default_factory=dict)
+    #: run id -> environments its jobs wait on, as ``pending_deployments`` lists them.
+    pending_deployments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: deployment id -> {"environment", "run_id", "job_ids", "statuses" (oldest first)}.
+    deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: The one token GitHub accepts (None: any non-empty token).
     valid_token: str | None = None
     #: GitHub's side of a GitHub App (GITHUB_AUTH=app). When set, its endpoints are served
@@ -767,6 +783,113 @@ class GitHubModel:
         a run not in ``runs``."""
         run = self.runs.get(int(p["run_id"]))
         return not_found() if run is None else (200, {}, run)
+
+    # -- environments waiting for approval ------------------------------------------------
+
+    def wait_for_approval(
+        self, job_id: int, run_id: int, environment: str, *, deployment_id: int | None = None
+    ) -> int:
+        """Gate ``job_id`` on ``environment`` (required reviewers): the job is ``waiting``,
+        the run lists the environment as pending, the deployment's first status is
+        ``waiting``. Returns the deployment id (what the webhook's ``deployment.id`` says)."""
+        with self._lock:
+            deployment_id = deployment_id or next(self._ids)
+            self.jobs.setdefault(job_id, {})["run_id"] = run_id
+            self.job_status[job_id] = "waiting"
+            pending = self.pending_deployments.setdefault(run_id, [])
+            if not any(_same_env(p["environment"]["name"], environment) for p in pending):
+                pending.append(_pending_item(next(self._ids), environment))
+            deployment = self.deployments.setdefault(
+                deployment_id,
+                {"environment": environment, "run_id": run_id, "job_ids": [], "statuses": []},
+            )
+            deployment["job_ids"].append(job_id)
+            deployment["statuses"].append(self._deployment_status("waiting", environment))
+        return deployment_id
+
+    def approve(self, run_id: int, environment: str, *, state: str = "approved") -> list[int]:
+        """A reviewer approves (or rejects) ``environment`` for the run: the pending entry goes,
+        each gated job moves to ``queued`` (rejected: ``completed``) and its deployment gets
+        a ``queued`` (``failure``) status. Returns the job ids that moved."""
+        with self._lock:
+            pending = self.pending_deployments.get(run_id, [])
+            self.pending_deployments[run_id] = [
+                p for p in pending if not _same_env(p["environment"]["name"], environment)
+            ]
+            moved: list[int] = []
+            for deployment in self.deployments.values():
+                if deployment["run_id"] != run_id or not _same_env(
+                    deployment["environment"], environment
+                ):
+                    continue
+                status = "queued" if state == "approved" else "failure"
+                deployment["statuses"].append(self._deployment_status(status, environment))
+                for job_id in deployment["job_ids"]:
+                    if self.job_status.get(job_id) == "waiting":
+                        self.job_status[job_id] = "queued" if state == "approved" else "completed"
+                        moved.append(job_id)
+        return moved
+
+    def _deployment_status(self, state: str, environment: str) -> dict[str, Any]:
+        return {
+            "id": next(self._ids),
+            "state": state,
+            "environment": environment,
+            "description": "",
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def get_pending_deployments(self, call: Call, p: Params) -> Answer:
+        """200 with the environments the run's jobs wait on (``environment{id,name}``,
+        ``wait_timer``, ``wait_timer_started_at``, ``current_user_can_approve``,
+        ``reviewers``); an empty array when nothing waits; 404 for an unknown run
+        (https://docs.github.com/en/rest/actions/workflow-runs#get-pending-deployments-for-a-workflow-run)."""
+        run_id = int(p["run_id"])
+        if run_id not in self.runs and run_id not in self.pending_deployments:
+            return not_found()
+        return 200, {}, [dict(item) for item in self.pending_deployments.get(run_id, [])]
+
+    def review_pending_deployments(self, call: Call, p: Params) -> Answer:
+        """Approve or reject: body ``environment_ids``, ``state`` (``approved``|``rejected``)
+        and ``comment``, all required (422 otherwise); 200 with the deployments
+        (https://docs.github.com/en/rest/actions/workflow-runs#review-pending-deployments-for-a-workflow-run)."""
+        run_id = int(p["run_id"])
+        body = call.body if isinstance(call.body, dict) else {}
+        ids, state = body.get("environment_ids"), body.get("state")
+        if (
+            not isinstance(ids, list)
+            or state not in ("approved", "rejected")
+            or ("comment" not in body)
+        ):
+            message = "Invalid request: environment_ids, state and comment are required"
+            return 422, {}, {"message": message, "documentation_url": DOCS, "status": "422"}
+        pending = self.pending_deployments.get(run_id)
+        if pending is None and run_id not in self.runs:
+            return not_found()
+        names = [
+            item["environment"]["name"]
+            for item in pending or []
+            if item["environment"]["id"] in ids
+        ]
+        for name in names:
+            self.approve(run_id, name, state=str(state))
+        answered = [
+            {"id": deployment_id, "environment": d["environment"]}
+            for deployment_id, d in self.deployments.items()
+            if d["run_id"] == run_id and any(_same_env(d["environment"], n) for n in names)
+        ]
+        return 200, {}, answered
+
+    def list_deployment_statuses(self, call: Call, p: Params) -> Answer:
+        """200, newest first (``state``: ``error``, ``failure``, ``inactive``, ``in_progress``,
+        ``queued``, ``pending``, ``success``, ``waiting``); 404 for an unknown deployment
+        (https://docs.github.com/en/rest/deployments/statuses#list-deployment-statuses).
+        Newest first is what GitHub's list shows and cdk-github-runners PR #416 relies on;
+        GitHub's page does not say it (unverified)."""
+        deployment = self.deployments.get(int(p["deployment_id"]))
+        if deployment is None:
+            return not_found()
+        return 200, {}, [dict(status) for status in reversed(deployment["statuses"])]
 
     # -- webhooks, deliveries, redelivery ----------------------------------------------------
 
@@ -1136,6 +1259,21 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _SCOPE + r"/actions/runners/(?P<runner_id>\d+)", GitHubModel.delete_runner),
     Route("GET", _REPO + r"/actions/jobs/(?P<job_id>\d+)", GitHubModel.get_job),
     Route("GET", _REPO + r"/actions/runs/(?P<run_id>\d+)", GitHubModel.get_run),
+    Route(
+        "GET",
+        _REPO + r"/actions/runs/(?P<run_id>\d+)/pending_deployments",
+        GitHubModel.get_pending_deployments,
+    ),
+    Route(
+        "POST",
+        _REPO + r"/actions/runs/(?P<run_id>\d+)/pending_deployments",
+        GitHubModel.review_pending_deployments,
+    ),
+    Route(
+        "GET",
+        _REPO + r"/deployments/(?P<deployment_id>\d+)/statuses",
+        GitHubModel.list_deployment_statuses,
+    ),
     Route("GET", _SCOPE + r"/hooks", GitHubModel.list_hooks),
     Route("POST", _SCOPE + r"/hooks", GitHubModel.create_hook),
     Route("PATCH", _SCOPE + r"/hooks/(?P<hook_id>\d+)", GitHubModel.update_hook),
@@ -1191,6 +1329,23 @@ def _link_header(call: Call, links: list[tuple[dict[str, Any], str]]) -> dict[st
 def _delivery_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A delivery as the REST API lists it (no body)."""
     return {k: v for k, v in entry.items() if not k.startswith("_")}
+
+
+def _same_env(a: str, b: str) -> bool:
+    """ "Environment names are not case sensitive" (docs.github.com, manage-environments)."""
+    return a.casefold() == b.casefold()
+
+
+def _pending_item(environment_id: int, name: str) -> dict[str, Any]:
+    """One ``pending_deployments`` item, the fields GitHub's schema lists."""
+    return {
+        "environment": {"id": environment_id, "node_id": "EN_x", "name": name, "url": "",
+                        "html_url": ""},
+        "wait_timer": 0,
+        "wait_timer_started_at": None,
+        "current_user_can_approve": True,
+        "reviewers": [{"type": "User", "reviewer": {"login": "octocat", "id": 1}}],
+    }  # fmt: skip
 
 
 def _public(runner: Mapping[str, Any]) -> dict[str, Any]:

@@ -387,6 +387,25 @@ def queued_payload(
     }
 
 
+def waiting_payload(
+    job_id: int = 4242,
+    environment: str = "prod",
+    *,
+    labels: list[str] | None = None,
+    action: str = "queued",
+    status: str | None = "waiting",
+    run_id: int = 777,
+    deployment_id: int = 875096709,
+) -> dict[str, Any]:
+    """A job that names ``environment:``: ``queued`` while a protection rule holds it
+    (``status="waiting"``), after approval (``status="queued"``), or the ``waiting`` action."""
+    from localdev.deliveries import with_deployment
+
+    payload = queued_payload(job_id, labels, run_id=run_id)
+    payload["action"] = action
+    return with_deployment(payload, environment, deployment_id=deployment_id, status=status)
+
+
 def api_event(
     body: bytes | str,
     *,

@@ -192,7 +192,7 @@ def test_profile_keys_are_the_dataclass_fields() -> None:
         "steps", "step_image", "managed_commands", "step_env", "step_role_policies",
         "step_secrets", "step_cpu", "step_memory",
         "warm_runners", "warm_scope", "warm_days", "warm_hours", "warm_max_age_seconds",
-        "tag_protection", "match", "runner_version",
+        "tag_protection", "match", "runner_version", "required_environment",
     } == PROFILE_KEYS  # fmt: skip
 
 
