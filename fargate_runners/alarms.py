@@ -69,10 +69,12 @@ def operational_alarms(
     api_name: str,
     stage_name: str,
     refresh_function: lambda_.IFunction | None,
+    hook_filter_function: lambda_.IFunction | None = None,
     metrics_namespace: str,
     service_name: str,
 ) -> list[cloudwatch.Alarm]:
-    """The alarms; ``refresh_function`` (the WAF source-list refresh) adds one more."""
+    """The alarms; ``refresh_function`` (the WAF source-list refresh) and
+    ``hook_filter_function`` (the WAF's recorded-hook rule) add one more each."""
     alarms = [
         _failing(scope, "ReconcilerFailing", reconciler, reconcile_interval, "reconciler"),
         cloudwatch.Alarm(
@@ -145,6 +147,16 @@ def operational_alarms(
                 refresh_function,
                 Duration.hours(1),
                 "refresh of GitHub's webhook source ranges (the WAF keeps the last good list)",
+            )
+        )
+    if hook_filter_function is not None:
+        alarms.append(
+            _failing(
+                scope,
+                "HookFilterFailing",
+                hook_filter_function,
+                reconcile_interval,
+                "update of the web ACL's recorded-hook rule (the WAF keeps the last good hook)",
             )
         )
     return alarms

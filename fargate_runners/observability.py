@@ -52,6 +52,7 @@ class ObservabilityPart(RunnersBase):
                 api_name=self.api.rest_api_name,
                 stage_name=self.api.deployment_stage.stage_name,
                 refresh_function=self.refresh_function,
+                hook_filter_function=self.hook_filter_function,
                 metrics_namespace=METRICS_NAMESPACE,
                 service_name=self.service_name,
             )

@@ -155,6 +155,7 @@ class WebhookApiPart(RunnersBase):
         """The web ACL (``firewall.py``) and, for github.com, the refresh of its list."""
         self.firewall: WebhookFirewall | None = None
         self.refresh_function: lambda_.Function | None = None
+        self.hook_filter_function: lambda_.Function | None = None
         if not props.webhook_firewall:
             return
         fixed = props.webhook_source_cidrs is not None
@@ -230,7 +231,7 @@ class WebhookApiPart(RunnersBase):
         """
         assert self.firewall is not None
         pattern_set = self.firewall.hook_pattern_set
-        self.hook_filter_function, role = self._function(
+        hook_filter, role = self._function(
             "HookFilterFunction",
             handler="lambda_fn.hook_filter.handler",
             description="Keeps the web ACL's hook rule on the webhook fargate-runners setup "
@@ -263,7 +264,8 @@ class WebhookApiPart(RunnersBase):
                 "resource-level permissions).",
             ),
         )
-        target = targets.LambdaFunction(self.hook_filter_function, retry_attempts=2)
+        self.hook_filter_function = hook_filter
+        target = targets.LambdaFunction(hook_filter, retry_attempts=2)
         self.hook_filter_rules = [
             events.Rule(
                 self,
@@ -284,6 +286,10 @@ class WebhookApiPart(RunnersBase):
                 targets=[target],
             ),
         ]
+        no_async_retries(hook_filter, props.reconcile_interval)
+        acknowledge(hook_filter, *scheduled_function_acknowledgments("hook filter"))
+        for rule in self.hook_filter_rules:
+            acknowledge(rule, scheduled_rule_acknowledgment())
 
     def _api_logging_options(self) -> dict[str, Any]:
         """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""

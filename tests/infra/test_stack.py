@@ -1250,10 +1250,10 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
         },
     }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
-    # Every alarm (dead-letter queue, launch failures, alarms.py's five, the runner version's
+    # Every alarm (dead-letter queue, launch failures, alarms.py's with the hook filter's, the runner version's
     # one per profile) notifies the topic.
     actions = alarm_actions(main_synth)
-    assert len(actions) == 10
+    assert len(actions) == 11
     assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
     dlq = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
     main_synth.template.has_resource_properties(
@@ -1271,7 +1271,9 @@ def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
     synth.template.resource_count_is("AWS::SNS::Topic", 0)
     synth.template.resource_count_is("AWS::SNS::Subscription", 0)
     actions = alarm_actions(synth)
-    assert len(actions) == 9  # two of the dashboard, six of alarms.py (with the refresh), version
+    assert (
+        len(actions) == 10
+    )  # two of the dashboard, seven of alarms.py (refresh, hook filter), version
     assert all(a == ([arn], [arn]) for a in actions), actions
 
 
