@@ -70,7 +70,8 @@ def test_every_variable_is_in_the_contract_and_every_required_one_is_set(
     with_profiles = [
         f["Properties"]["Environment"]["Variables"]
         for f in functions
-        if "RUNNER_PROFILES" in f["Properties"].get("Environment", {}).get("Variables", {})
+        if "RUNNER_PROFILES_PARAMETERS"
+        in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
     assert len(with_profiles) == 3
     assert all(set(variables) == set(environment) for variables in with_profiles)
