@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -54,6 +55,7 @@ class RunnersBase(Construct):
     retry_queue: sqs.Queue
     dead_letter_queue: sqs.Queue
     api: apigw.RestApi
+    dashboard: cloudwatch.Dashboard
     subnet_ids: list[str]
 
     props: FargateRunnersProps

@@ -43,6 +43,7 @@ from aws_cdk import (
 from constructs import Construct
 
 from .config import CONTAINER_NAME, check_names
+from .discovery import DiscoveryPart
 from .dispatcher import DispatcherPart
 from .github_app import GitHubAppKey
 from .network import NetworkPart
@@ -90,7 +91,7 @@ def _claim_account_setting(runners: Construct, api_gateway_logging: str) -> None
 
 
 class FargateRunners(
-    NetworkPart, RunnerTasksPart, DispatcherPart, WebhookApiPart, ObservabilityPart
+    NetworkPart, RunnerTasksPart, DispatcherPart, WebhookApiPart, ObservabilityPart, DiscoveryPart
 ):
     """Webhook-driven, single-use GitHub Actions runners on AWS Fargate.
 
@@ -155,10 +156,14 @@ class FargateRunners(
         self._firewall(props)
         for role in (self.webhook_role, self.retry_role, self.reconciler_role):
             self._grant_dispatch(role)
+            self._grant_profile_parameters(role)
             if self.github_app is not None:
                 self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
         self._observability(profiles, props)
+        #: The stack output the CLI finds this instance by (``fargate_runners/discovery.py``).
+        self.instance_record = self._instance_record()
+        self._check_template_size(profiles)
         _warn_repository_scope(self, props)
 
 

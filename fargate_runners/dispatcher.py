@@ -7,14 +7,17 @@ is split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import (
     ArnFormat,
     CustomResource,
     Duration,
+    Fn,
     RemovalPolicy,
     Stack,
 )
@@ -32,6 +35,7 @@ from aws_cdk import aws_ssm as ssm
 from lambda_fn.config import HOOK_NOT_RECORDED
 from lambda_fn.contract import LAMBDA_ENVIRONMENT, POWERTOOLS_ENVIRONMENT
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
+from lambda_fn.profile_store import PARAMETER_VALUE_LIMIT, chunk_entries, compact_size
 
 from .alarms import (
     no_async_retries,
@@ -45,6 +49,7 @@ from .config import (
     RunnerProfile,
     lambda_allowed_repositories,
 )
+from .config_errors import ConfigError
 from .env_size import check_environment_size
 from .nag import Acknowledgment, acknowledge, nag_flatten
 from .props import (
@@ -58,6 +63,9 @@ from .props import (
     lambda_profile_entry,
 )
 from .tracing import TRACING_ENVIRONMENT, DetailedTracing
+
+#: Head-room under a parameter's 4,096 characters for what the token samples cannot know.
+PARAMETER_MARGIN = 96
 
 
 class DispatcherPart(RunnersBase):
@@ -149,8 +157,11 @@ class DispatcherPart(RunnersBase):
     # -- webhook Lambda ------------------------------------------------------
 
     def runner_profiles_json(self, profiles: Sequence[RunnerProfile]) -> str:
-        """``RUNNER_PROFILES`` for the Lambda (a JSON string with ARN tokens)."""
-        entries = [
+        """The profiles as one JSON string with ARN tokens (what the parameters hold together)."""
+        return Stack.of(self).to_json_string(self._profile_entries(profiles))
+
+    def _profile_entries(self, profiles: Sequence[RunnerProfile]) -> list[dict[str, Any]]:
+        return [
             lambda_profile_entry(
                 p,
                 self.task_definitions[p.name],
@@ -159,7 +170,71 @@ class DispatcherPart(RunnersBase):
             )
             for p in profiles
         ]
-        return Stack.of(self).to_json_string(entries)
+
+    def _profile_parameters(self, profiles: Sequence[RunnerProfile]) -> dict[str, str]:
+        """Store the profiles in SSM parameters; the Lambda environment that names them.
+
+        Profiles go, in match order, into as few standard-tier parameters as hold them
+        (each value at most 4,096 characters, sized with worst-case samples of the ARN
+        and role id tokens), so their number is not bound by the 4 KB Lambda environment
+        (``lambda_fn/profile_store.py`` explains the read side and the fingerprint).
+        """
+        stack = Stack.of(self)
+        entries = self._profile_entries(profiles)
+        samples = {str(e["name"]): e for e in self._sample_entries(profiles)}
+        try:
+            groups = chunk_entries(
+                [samples[str(e["name"])] for e in entries],
+                compact_size,
+                PARAMETER_VALUE_LIMIT - PARAMETER_MARGIN,
+            )
+        except ValueError as exc:
+            raise ConfigError("profiles", str(exc).split(": ", 1)[-1]) from None
+        self.profile_parameters: list[ssm.StringParameter] = []
+        start = 0
+        for index, group in enumerate(groups):
+            chunk = entries[start : start + len(group)]
+            start += len(group)
+            self.profile_parameters.append(
+                ssm.StringParameter(
+                    self,
+                    f"RunnerProfiles{index}",
+                    description=(
+                        f"Runner profiles {start - len(group) + 1}-{start} of {len(entries)} "
+                        "(JSON, match order) read by the webhook Lambdas; written by the stack"
+                    ),
+                    string_value=stack.to_json_string(chunk),
+                    tier=ssm.ParameterTier.STANDARD,
+                )
+            )
+        # What changes whenever a profile does: the synth-time parts (labels, policy, and
+        # the references to task definitions and roles) hashed, and each task definition's
+        # revision (a new revision on every change of it or of what it references).
+        digest = hashlib.sha256(
+            json.dumps(stack.resolve(entries), sort_keys=True).encode()
+        ).hexdigest()[:16]
+        revisions = Fn.join(
+            ".",
+            [
+                Fn.select(6, Fn.split(":", self.task_definitions[p.name].task_definition_arn))
+                for p in profiles
+            ],
+        )
+        return {
+            "RUNNER_PROFILES_PARAMETERS": ",".join(
+                p.parameter_name for p in self.profile_parameters
+            ),
+            "RUNNER_PROFILES_VERSION": Fn.join("-", [digest, revisions]),
+        }
+
+    def _grant_profile_parameters(self, role: iam.Role) -> None:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRunnerProfiles",
+                actions=["ssm:GetParameters"],
+                resources=[p.parameter_arn for p in self.profile_parameters],
+            )
+        )
 
     def _queues(self) -> None:
         self.dead_letter_queue = sqs.Queue(
@@ -212,7 +287,7 @@ class DispatcherPart(RunnersBase):
             "SUBNET_IDS": ",".join(self.subnet_ids),
             "SECURITY_GROUP_IDS": self.security_group.security_group_id,
             "ASSIGN_PUBLIC_IP": "ENABLED" if self.assign_public_ip else "DISABLED",
-            "RUNNER_PROFILES": self.runner_profiles_json(profiles),
+            **self._profile_parameters(profiles),
             "RUNNER_SCOPE": props.runner_scope,
             "RUNNER_GROUP_ID": str(props.runner_group_id),
             "ALLOWED_REPOSITORIES": ",".join(
@@ -391,26 +466,20 @@ class DispatcherPart(RunnersBase):
         def queue(logical_id: str) -> str:
             return f"https://sqs.{region}.amazonaws.com/{account}/{generated(logical_id)}"
 
-        sample_arn = "arn:aws:ecs:{}:{}:task-definition/{}:9999"
-        profiles_json = json.dumps(
-            [
-                p.lambda_entry(
-                    sample_arn.format(region, account, self.family(p)),
-                    CONTAINER_NAME,
-                    _SAMPLE_ROLE_ID,
-                    [f"sg-{'0' * 17}"] * len(self.profile_security_groups[p.name]),
-                )
-                for p in profiles
-            ],
-            separators=(",", ":"),
-        )
+        def parameter(index: int) -> str:
+            # CloudFormation names a parameter CFN-<logical id>-<random>.
+            return f"CFN-RunnersRunnerProfiles{index}{'A' * 8}-{'B' * 12}"
+
         return {
             "WEBHOOK_SECRET_ARN": secret("WebhookSecret"),
             "GITHUB_TOKEN_SECRET_ARN": secret("GitHubTokenSecret"),
             "ECS_CLUSTER": self.cluster_physical_name,
             "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.subnet_ids),
             "SECURITY_GROUP_IDS": f"sg-{'0' * 17}",
-            "RUNNER_PROFILES": profiles_json,
+            "RUNNER_PROFILES_PARAMETERS": ",".join(
+                parameter(i) for i in range(len(self.profile_parameters))
+            ),
+            "RUNNER_PROFILES_VERSION": "0" * 16 + "-" + ".".join("9999" for _ in profiles),
             "IDEMPOTENCY_TABLE": generated("IdempotencyTable"),
             "RETRY_QUEUE_URL": queue("RetryQueue"),
             "DEAD_LETTER_QUEUE_URL": queue("DeadLetterQueue"),
@@ -419,6 +488,20 @@ class DispatcherPart(RunnersBase):
             "GITHUB_HOOK_PARAMETER": f"CFN-RunnersWebhookHookParameter{'A' * 8}-{'B' * 12}",
             "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{uuid.UUID(int=0)}",
         }
+
+    def _sample_entries(self, profiles: Sequence[RunnerProfile]) -> list[dict[str, Any]]:
+        """Each profile's entry with worst-case samples for its tokens (sizes only)."""
+        region, account = "ap-southeast-2", "123456789012"
+        sample_arn = "arn:aws:ecs:{}:{}:task-definition/{}:9999"
+        return [
+            p.lambda_entry(
+                sample_arn.format(region, account, self.family(p)),
+                CONTAINER_NAME,
+                _SAMPLE_ROLE_ID,
+                [f"sg-{'0' * 17}"] * len(self.profile_security_groups[p.name]),
+            )
+            for p in profiles
+        ]
 
     # -- least-privilege IAM for the webhook -----------------------------------
 

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 
 from aws_cdk import Token
 
+from .config_errors import ConfigError
+
 __all__ = [
     "LAMBDA_ENV_LIMIT_BYTES",
     "SAFETY_MARGIN_BYTES",
@@ -68,10 +70,12 @@ def check_environment_size(environment: Mapping[str, str], token_samples: Mappin
     if size > allowed:
         biggest = sorted(resolved.items(), key=lambda item: -_contribution(*item))[:3]
         named = ", ".join(f"{key} {_contribution(key, value)} bytes" for key, value in biggest)
-        raise ValueError(
-            f"the Lambda environment would be about {size} bytes as Lambda measures it "
+        raise ConfigError(
+            "lambda_environment",
+            f"would be about {size} bytes as Lambda measures it "
             f"(compact JSON), over the {allowed} this stack allows (Lambda's limit is "
             f"{LAMBDA_ENV_LIMIT_BYTES}, less {SAFETY_MARGIN_BYTES} of margin). Biggest: {named}. "
-            "Use fewer profiles, shorter label and policy lists, or a shorter stack name"
+            "Use fewer subnets or a shorter stack name (profiles are stored in SSM "
+            "parameters, not here)",
         )
     return size

@@ -208,7 +208,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"(no leading, trailing or double '/'), got {jit_secret_prefix!r}"
         )
 
-    profiles = parse_profiles(get("RUNNER_PROFILES"), runner_scope)
+    profiles = parse_profiles(_profiles_text(env), runner_scope)
     if runner_scope != "org":
         grouped = [p.name for p in profiles if p.runner_group_id is not None]
         if grouped:
@@ -266,6 +266,21 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         github_app_id=app_id,
         github_app_key_arn=app_key_arn,
     )
+
+
+def _profiles_text(env: Mapping[str, str]) -> str:
+    """``RUNNER_PROFILES`` when set (local mode, older stacks), else the SSM parameters
+    named by ``RUNNER_PROFILES_PARAMETERS`` (what the construct deploys:
+    ``lambda_fn/profile_store.py``)."""
+    inline = env.get("RUNNER_PROFILES", "").strip()
+    if inline:
+        return inline
+    names = _split_csv(env.get("RUNNER_PROFILES_PARAMETERS", ""))
+    if not names:
+        raise ConfigError("RUNNER_PROFILES or RUNNER_PROFILES_PARAMETERS is required but not set")
+    from lambda_fn.profile_store import read_profiles
+
+    return read_profiles(names)
 
 
 def _github_auth(get: Callable[[str], str]) -> tuple[Literal["pat", "app"], str, str]:

@@ -40,7 +40,9 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
     "SUBNET_IDS": None,
     "SECURITY_GROUP_IDS": None,
     "ASSIGN_PUBLIC_IP": "DISABLED",
-    "RUNNER_PROFILES": None,
+    # One of these two is required (lambda_fn/config.py): the profiles inline, or the SSM
+    # parameters holding them (lambda_fn/profile_store.py; what the construct sets).
+    "RUNNER_PROFILES": "",
     "RUNNER_SCOPE": "repo",
     "RUNNER_GROUP_ID": "1",
     "ALLOWED_REPOSITORIES": "",
@@ -66,6 +68,10 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
     "GITHUB_AUTH": "pat",
     "GITHUB_APP_ID": "",
     "GITHUB_APP_KEY_ARN": "",
+    # Profiles beyond the 4 KB environment (lambda_fn/profile_store.py): the parameter
+    # names, in match order, and a fingerprint that changes whenever a profile does.
+    "RUNNER_PROFILES_PARAMETERS": "",
+    "RUNNER_PROFILES_VERSION": "",
 }
 
 #: The CloudWatch namespace of the Lambdas' metrics (``POWERTOOLS_METRICS_NAMESPACE``),
@@ -133,6 +139,17 @@ def profile_output_name(prefix: str, profile: str) -> str:
     return prefix + "".join(part[:1].upper() + part[1:] for part in profile.split("-"))
 
 
+#: Every ``FargateRunners`` instance adds one output whose value is a JSON object (the
+#: *instance record*): ``{"fargate_runners_instance": 1, "instance": <construct path in the
+#: stack>, "logical_id_prefix": <what its resources' logical ids start with>, and the
+#: OUTPUT_* names above as keys}``. Its output key is ``<prefix>FargateRunnersInstance<hash>``
+#: (unique per instance); the CLI finds records by the marker key, so any number of
+#: instances in one stack stay apart (``--instance``).
+OUTPUT_INSTANCE_RECORD: Final = "FargateRunnersInstance"
+INSTANCE_RECORD_MARKER: Final = "fargate_runners_instance"
+INSTANCE_RECORD_VERSION: Final = 1
+INSTANCE_RECORD_NAME: Final = "instance"
+INSTANCE_RECORD_PREFIX: Final = "logical_id_prefix"
 REQUIRED_OUTPUTS: Final = (
     OUTPUT_WEBHOOK_URL,
     OUTPUT_WEBHOOK_SECRET_ARN,

@@ -42,7 +42,7 @@ class AppConfig:
 
 def app_config(aws: Aws, stack: StackInfo) -> AppConfig | None:
     """The stack's App settings; None when it authenticates with the PAT."""
-    env = webhook_function_environment(aws, stack.name)
+    env = webhook_function_environment(aws, stack)
     if env.get("GITHUB_AUTH", "pat").lower() != "app":
         return None
     return AppConfig(env.get("GITHUB_APP_ID", ""), env.get("GITHUB_APP_KEY_ARN", ""))

@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--stack", default=DEFAULT_STACK_NAME, help=f"stack name (default {DEFAULT_STACK_NAME})"
     )
+    common.add_argument(
+        "--instance",
+        metavar="NAME",
+        help="which FargateRunners construct of the stack (its path in the stack, e.g. "
+        "Runners or Team/Ci); needed only when the stack holds more than one",
+    )
     common.add_argument("--region", help="AWS region of the stack (default: your AWS config)")
     common.add_argument(
         "--github-api-url",
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
             stop = threading.Event()
             if args.aws:
-                return serve_aws(aws, args.stack, port=args.port, stop=stop)
+                return serve_aws(aws, args.stack, port=args.port, stop=stop, instance=args.instance)
             return serve_local(
                 cdk_json=args.cdk_json,
                 port=args.port,
@@ -120,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError("setup needs --repo OWNER/REPO or --org ORG")
             if args.dry_run:
                 return commands.plan_runner_groups(
-                    aws, args.stack, target, api_url=args.github_api_url
+                    aws, args.stack, target, api_url=args.github_api_url, instance=args.instance
                 )
             if args.app_id:
                 return commands.setup_with_app(
@@ -132,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
                     api_url=args.github_api_url,
                     app_webhook=args.app_webhook,
                     resend_secret=args.resend_secret,
+                    instance=args.instance,
                 )
             if args.private_key or args.app_webhook:
                 raise CliError("--private-key and --app-webhook go with --app-id")
@@ -143,10 +150,15 @@ def run(args: argparse.Namespace) -> int:
                 token,
                 api_url=args.github_api_url,
                 resend_secret=args.resend_secret,
+                instance=args.instance,
             )
         if args.command == "status":
-            return commands.status(aws, args.stack, target, api_url=args.github_api_url)
-        return commands.doctor(aws, args.stack, target, api_url=args.github_api_url)
+            return commands.status(
+                aws, args.stack, target, api_url=args.github_api_url, instance=args.instance
+            )
+        return commands.doctor(
+            aws, args.stack, target, api_url=args.github_api_url, instance=args.instance
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from runners_cli.protections import ProtectionChecks
 from runners_cli.stack import (
     Aws,
     StackInfo,
+    deployed_profiles,
     load_stack,
     queue_depth,
     read_secret,
@@ -56,6 +57,7 @@ def setup(
     *,
     api_url: str,
     resend_secret: bool = False,
+    instance: str | None = None,
     out: Out = print,
 ) -> int:
     """Check the token with GitHub, store it, and create/update the webhook (idempotent).
@@ -63,7 +65,7 @@ def setup(
     The token is checked *before* it is stored, so a token that cannot work
     never replaces a good one.
     """
-    stack = load_stack(aws, stack_name)
+    stack = load_stack(aws, stack_name, instance)
     github = GitHub(token, api_url)
     login, kind = github.whoami()
     out(f"token:   valid, {kind}, acting as {login}")
@@ -105,15 +107,16 @@ def runner_groups_step(
     (``github`` is called only when there is something to do)."""
     from runners_cli.runner_groups import setup_groups
 
-    env = webhook_function_environment(aws, stack.name)
+    env = webhook_function_environment(aws, stack)
+    entries = deployed_profiles(aws, env)
     if target.kind != "org" or env.get("RUNNER_SCOPE", "repo") != "org":
-        if restricted_profiles(env) and target.kind == "repo":
+        if restricted_profiles(env, entries) and target.kind == "repo":
             out(
                 "runner groups: repository runners have no groups, so restricted profiles can "
                 "be given the repository's other jobs (README, 'Deploy protections')"
             )
         return 0
-    profiles = restricted_profiles(env)
+    profiles = restricted_profiles(env, entries)
     if not profiles:
         out("runner groups: no restricted profile, nothing to set up")
         return 0
@@ -125,13 +128,19 @@ def runner_groups_step(
 
 
 def plan_runner_groups(
-    aws: Aws, stack_name: str, target: Target, *, api_url: str, out: Out = print
+    aws: Aws,
+    stack_name: str,
+    target: Target,
+    *,
+    api_url: str,
+    out: Out = print,
+    instance: str | None = None,
 ) -> int:
     """``setup --dry-run``: what setup would do to the runner groups, with the stack's own
     GitHub credentials; nothing is written (no token, webhook or group)."""
     if target.kind != "org":
         raise CliError("--dry-run plans runner groups, which exist only for --org ORG")
-    stack = load_stack(aws, stack_name)
+    stack = load_stack(aws, stack_name, instance)
     out("dry run: token and webhook are left as they are")
     return runner_groups_step(
         aws,
@@ -153,13 +162,14 @@ def setup_with_app(
     api_url: str,
     app_webhook: bool = False,
     resend_secret: bool = False,
+    instance: str | None = None,
     out: Out = print,
 ) -> int:
     """``github_auth: "app"`` stacks: import the App's key into KMS, check the App and its
     installation on ``target``, create the webhook (or point the App's own at the stack)."""
     from runners_cli.app import setup_app
 
-    stack = load_stack(aws, stack_name)
+    stack = load_stack(aws, stack_name, instance)
     path = setup_app(
         aws,
         stack,
@@ -472,9 +482,10 @@ def status(
     api_url: str,
     out: Out = print,
     now: datetime | None = None,
+    instance: str | None = None,
 ) -> int:
-    stack = load_stack(aws, stack_name)
-    out(f"stack {stack.name} ({stack.region}, {stack.status}), cluster {stack.cluster_name}")
+    stack = load_stack(aws, stack_name, instance)
+    out(f"stack {stack.label} ({stack.region}, {stack.status}), cluster {stack.cluster_name}")
     tasks = running_tasks(aws, stack.cluster_name)
     out("")
     out(f"runner tasks: {len(tasks)}")
@@ -571,9 +582,17 @@ class Check:
 class Doctor:
     """Runs the checks in order; a failed prerequisite skips what depends on it."""
 
-    def __init__(self, aws: Aws, stack_name: str, target: Target | None, api_url: str) -> None:
+    def __init__(
+        self,
+        aws: Aws,
+        stack_name: str,
+        target: Target | None,
+        api_url: str,
+        instance: str | None = None,
+    ) -> None:
         self.aws = aws
         self.stack_name = stack_name
+        self.instance = instance
         self.target = target
         self.api_url = api_url
         self.checks: list[Check] = []
@@ -590,7 +609,7 @@ class Doctor:
 
     def run(self) -> list[Check]:
         try:
-            stack = load_stack(self.aws, self.stack_name)
+            stack = load_stack(self.aws, self.stack_name, self.instance)
         except CliError as exc:
             if "not found" not in exc.message:
                 raise
@@ -601,7 +620,7 @@ class Doctor:
                 "pass --region / --stack, or deploy it: cdk deploy",
             )
             return self.checks
-        self.add(f"stack {stack.name} found in {stack.region}", True, stack.status)
+        self.add(f"stack {stack.label} found in {stack.region}", True, stack.status)
         ok_status = stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status
         self.add(
             "stack status is complete",
@@ -667,7 +686,7 @@ class Doctor:
             status,
             "cdk deploy (the cluster is part of the stack)",
         )
-        definitions = stack_resources(self.aws, stack.name, "AWS::ECS::TaskDefinition")
+        definitions = stack_resources(self.aws, stack, "AWS::ECS::TaskDefinition")
         if not definitions:
             self.add("task definitions", False, "none in the stack", "cdk deploy")
         for resource in definitions:
@@ -700,7 +719,7 @@ class Doctor:
             )
 
     def _alarm_checks(self, stack: StackInfo) -> None:
-        names = stack_alarm_names(self.aws, stack.name)
+        names = stack_alarm_names(self.aws, stack)
         silent = silent_alarms(self.aws, names)
         self.add(
             "alarms reach a person",
@@ -775,8 +794,8 @@ class Doctor:
         from botocore.exceptions import ClientError
 
         try:
-            env = webhook_function_environment(self.aws, stack.name)
-            self.profiles = restricted_profiles(env)
+            env = webhook_function_environment(self.aws, stack)
+            self.profiles = restricted_profiles(env, deployed_profiles(self.aws, env))
         except (CliError, ClientError) as exc:
             self.warn("runner groups of restricted profiles", f"not checked: {exc}", "")
             return
@@ -895,9 +914,15 @@ class Doctor:
 
 
 def doctor(
-    aws: Aws, stack_name: str, target: Target | None, *, api_url: str, out: Out = print
+    aws: Aws,
+    stack_name: str,
+    target: Target | None,
+    *,
+    api_url: str,
+    out: Out = print,
+    instance: str | None = None,
 ) -> int:
-    checks = Doctor(aws, stack_name, target, api_url).run()
+    checks = Doctor(aws, stack_name, target, api_url, instance).run()
     for check in checks:
         mark = "WARN" if check.warning else "PASS" if check.ok else "FAIL"
         detail = f" ({check.detail})" if check.detail else ""

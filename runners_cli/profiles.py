@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lambda_fn.policy import Policy, PolicyError, glob_to_regex, policy_from_dict
 from runners_cli.errors import CliError
@@ -59,10 +60,14 @@ def ref_allowed(policy: Policy, ref: str) -> bool:
     return not policy.allowed_refs or any(glob_to_regex(p).match(ref) for p in policy.allowed_refs)
 
 
-def restricted_profiles(env: Mapping[str, str]) -> list[RestrictedProfile]:
-    """The restricted profiles in a webhook function's environment (``RUNNER_PROFILES``)."""
+def restricted_profiles(
+    env: Mapping[str, str], entries: list[Any] | None = None
+) -> list[RestrictedProfile]:
+    """The restricted profiles in a webhook function's environment (``RUNNER_PROFILES``),
+    or among ``entries`` (read from the SSM parameters, ``stack.deployed_profiles``)."""
     try:
-        entries = json.loads(env.get("RUNNER_PROFILES") or "[]")
+        if entries is None:
+            entries = json.loads(env.get("RUNNER_PROFILES") or "[]")
         default_group = int(env.get("RUNNER_GROUP_ID") or DEFAULT_RUNNER_GROUP_ID)
     except ValueError as exc:
         raise CliError(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runners_cli.errors import CliError
-from runners_cli.stack import Aws, webhook_function_environment
+from runners_cli.stack import Aws, load_stack, webhook_function_environment
 
 Out = Callable[[str], None]
 
@@ -92,12 +92,13 @@ def serve_aws(
     stop: threading.Event,
     out: Out = print,
     on_ready: Callable[[str], None] | None = None,
+    instance: str | None = None,
 ) -> int:
     """Serve against the deployed stack's resources (its Lambda's environment)."""
     from localdev.endpoint import WebhookServer
     from localdev.env import handler_environment
 
-    env = webhook_function_environment(aws, stack_name)
+    env = webhook_function_environment(aws, load_stack(aws, stack_name, instance))
     env.update(
         {
             "AWS_REGION": aws.region_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,13 +17,36 @@ DEFAULT_STACK_NAME = "FargateRunners"
 
 @dataclass(frozen=True)
 class StackInfo:
-    """The outputs the CLI uses; queue URLs are ``None`` on stacks that predate them."""
+    """The outputs the CLI uses; queue URLs are ``None`` on stacks that predate them.
+
+    With an instance record (``lambda_fn/contract.py``), ``outputs`` are that record's and
+    ``instance`` its name; the stack's resources are this instance's when their logical id
+    starts with ``logical_id_prefix`` and with no longer prefix of another instance
+    (``other_prefixes``).
+    """
 
     name: str
     region: str
     status: str
     outputs: dict[str, str]
     missing: tuple[str, ...] = ()
+    instance: str | None = None
+    logical_id_prefix: str = ""
+    other_prefixes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``stack`` or ``stack/instance`` for messages."""
+        return f"{self.name}/{self.instance}" if self.instance else self.name
+
+    def owns(self, logical_id: str) -> bool:
+        """Whether a resource of the stack belongs to this instance (longest prefix wins)."""
+        if not logical_id.startswith(self.logical_id_prefix):
+            return False
+        return not any(
+            len(other) > len(self.logical_id_prefix) and logical_id.startswith(other)
+            for other in self.other_prefixes
+        )
 
     @property
     def webhook_url(self) -> str:
@@ -132,8 +156,55 @@ def aws_errors(region: str | None) -> Iterator[None]:
         raise
 
 
-def load_stack(aws: Aws, name: str) -> StackInfo:
-    """``describe_stacks``; a missing stack is a ``CliError`` that suggests --region/--stack."""
+def instance_records(outputs: dict[str, str]) -> list[dict[str, str]]:
+    """The instance records among a stack's output values (any output key)."""
+    records: list[dict[str, str]] = []
+    for value in outputs.values():
+        if not value.startswith("{"):
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and contract.INSTANCE_RECORD_MARKER in record:
+            records.append({str(k): str(v) for k, v in record.items()})
+    return sorted(records, key=lambda r: r.get(contract.INSTANCE_RECORD_NAME, ""))
+
+
+def choose_instance(
+    stack: str, records: list[dict[str, str]], wanted: str | None
+) -> dict[str, str]:
+    """The record ``--instance`` names (its path in the stack, or its last part when unique);
+    without ``--instance`` the only one. Otherwise a one-line ``CliError`` listing them."""
+    names = [r.get(contract.INSTANCE_RECORD_NAME, "") for r in records]
+    listed = ", ".join(names)
+    if wanted is None:
+        if len(records) == 1:
+            return records[0]
+        raise CliError(
+            f"stack {stack} holds {len(records)} fargate-runners instances ({listed}): "
+            "pass --instance NAME"
+        )
+    wanted = wanted.strip("/")
+    exact = [r for n, r in zip(names, records, strict=True) if n == wanted]
+    last = [r for n, r in zip(names, records, strict=True) if n.rsplit("/", 1)[-1] == wanted]
+    found = exact or last
+    if len(found) == 1:
+        return found[0]
+    what = "matches more than one" if found else "is not one"
+    raise CliError(
+        f"--instance {wanted!r} {what} of the fargate-runners instances in stack {stack} "
+        f"({listed}): pass one of those paths"
+    )
+
+
+def load_stack(aws: Aws, name: str, instance: str | None = None) -> StackInfo:
+    """``describe_stacks``; a missing stack is a ``CliError`` that suggests --region/--stack.
+
+    A stack with instance records (any ``FargateRunners``) is read through the one
+    ``instance`` names; a stack without (deployed before records existed) through its
+    fixed outputs.
+    """
     from botocore.exceptions import ClientError
 
     cloudformation = aws.client("cloudformation")
@@ -149,30 +220,52 @@ def load_stack(aws: Aws, name: str) -> StackInfo:
         raise
     stack = stacks[0]
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+    records = instance_records(outputs)
+    chosen: dict[str, str] | None = None
+    if records:
+        chosen = choose_instance(name, records, instance)
+        outputs = chosen
+    elif instance is not None:
+        raise CliError(
+            f"stack {name} has no fargate-runners instance records (deployed before they "
+            "existed): drop --instance, or cdk deploy the current version"
+        )
     missing = tuple(key for key in REQUIRED_OUTPUTS if not outputs.get(key))
+    prefix = chosen.get(contract.INSTANCE_RECORD_PREFIX, "") if chosen else ""
     return StackInfo(
         name=name,
         region=aws.region_name,
         status=str(stack.get("StackStatus", "")),
         outputs=outputs,
         missing=missing,
+        instance=chosen.get(contract.INSTANCE_RECORD_NAME) if chosen else None,
+        logical_id_prefix=prefix,
+        other_prefixes=tuple(
+            r.get(contract.INSTANCE_RECORD_PREFIX, "") for r in records if r is not chosen
+        ),
     )
 
 
-def stack_resources(aws: Aws, name: str, resource_type: str) -> list[dict[str, Any]]:
-    """The stack's resources of one CloudFormation type (e.g. ``AWS::ECS::TaskDefinition``)."""
+def stack_resources(aws: Aws, stack: StackInfo | str, resource_type: str) -> list[dict[str, Any]]:
+    """The stack's resources of one CloudFormation type (e.g. ``AWS::ECS::TaskDefinition``);
+    given a ``StackInfo`` of one instance, only that instance's."""
+    name = stack if isinstance(stack, str) else stack.name
     found: list[dict[str, Any]] = []
     paginator = aws.client("cloudformation").get_paginator("list_stack_resources")
     for page in paginator.paginate(StackName=name):
         found.extend(
-            r for r in page.get("StackResourceSummaries", []) if r["ResourceType"] == resource_type
+            r
+            for r in page.get("StackResourceSummaries", [])
+            if r["ResourceType"] == resource_type
+            and (isinstance(stack, str) or stack.owns(str(r["LogicalResourceId"])))
         )
     return found
 
 
-def webhook_function_environment(aws: Aws, name: str) -> dict[str, str]:
+def webhook_function_environment(aws: Aws, stack: StackInfo | str) -> dict[str, str]:
     """The deployed webhook Lambda's environment (for ``serve --aws``)."""
-    functions = stack_resources(aws, name, "AWS::Lambda::Function")
+    name = stack if isinstance(stack, str) else stack.name
+    functions = stack_resources(aws, stack, "AWS::Lambda::Function")
     webhook = [f for f in functions if "WebhookFunction" in f["LogicalResourceId"]]
     if not webhook:
         raise CliError(
@@ -200,9 +293,32 @@ def read_secret(aws: Aws, arn: str) -> str | None:
     return str(text) if text else None
 
 
-def stack_alarm_names(aws: Aws, name: str) -> list[str]:
-    """The names of the stack's CloudWatch alarms."""
-    return [r["PhysicalResourceId"] for r in stack_resources(aws, name, "AWS::CloudWatch::Alarm")]
+def stack_alarm_names(aws: Aws, stack: StackInfo | str) -> list[str]:
+    """The names of the stack's (or the instance's) CloudWatch alarms."""
+    return [r["PhysicalResourceId"] for r in stack_resources(aws, stack, "AWS::CloudWatch::Alarm")]
+
+
+def deployed_profiles(aws: Aws, env: dict[str, str]) -> list[Any]:
+    """The profiles a deployed Lambda reads: ``RUNNER_PROFILES``, or the SSM parameters
+    ``RUNNER_PROFILES_PARAMETERS`` names (``lambda_fn/profile_store.py``)."""
+    inline = env.get("RUNNER_PROFILES", "").strip()
+    if inline:
+        loaded = json.loads(inline)
+        return list(loaded) if isinstance(loaded, list) else []
+    names = [n.strip() for n in env.get("RUNNER_PROFILES_PARAMETERS", "").split(",") if n.strip()]
+    profiles: list[Any] = []
+    ssm = aws.client("ssm")
+    for start in range(0, len(names), 10):
+        batch = names[start : start + 10]
+        found = {
+            p["Name"]: p["Value"] for p in ssm.get_parameters(Names=batch).get("Parameters", [])
+        }
+        for name in batch:
+            if name not in found:
+                raise CliError(f"the runner profiles parameter {name} is missing: cdk deploy")
+            chunk = json.loads(found[name])
+            profiles.extend(chunk if isinstance(chunk, list) else [])
+    return profiles
 
 
 def silent_alarms(aws: Aws, names: list[str]) -> list[str]:

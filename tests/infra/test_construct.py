@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -170,7 +171,8 @@ def test_a_long_stack_name_still_gives_a_runner_name_prefix_the_lambda_accepts()
 
 
 def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
-    """Lambda caps its environment at 4 KB; RUNNER_PROFILES grows with every profile."""
+    """Profiles live in SSM parameters now; the CloudFormation template (each task
+    definition carries the runner scripts) is what bounds them: one line at synth."""
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "Many")
     profiles = [
@@ -182,22 +184,28 @@ def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
         )
         for i in range(20)
     ]
-    with pytest.raises(
-        ValueError, match=r"about \d+ bytes as Lambda measures it .* Biggest: RUNNER_PROFILES \d+"
-    ):
+    with pytest.raises(ConfigError) as raised:
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
+    assert re.fullmatch(
+        r"profiles: 20 profiles make this instance's template about \d+ KB \(about \d+ KB per "
+        r"profile, .*\), over CloudFormation's 1000 KB; split .*",
+        str(raised.value),
+    )
 
 
-def test_nine_plain_profiles_fit() -> None:
-    """What the README promises (each profile's entry carries its task role id too).
-
-    With the repository stack's names (name_prefix = the stack name): every profile's task
-    definition ARN carries the prefix, so a long prefix costs bytes per profile.
-    """
+def test_sixteen_plain_profiles_fit_in_several_parameters() -> None:
+    """What the README promises: well beyond the eight the Lambda environment held."""
     app = cdk.App(context=NO_BUNDLING)
-    stack = cdk.Stack(app, "Nine")
-    profiles = [RunnerProfile(name=f"p{i}", labels=("self-hosted", f"l{i}")) for i in range(9)]
-    FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles, name_prefix="Nine"))
+    stack = cdk.Stack(app, "Sixteen")
+    profiles = [
+        RunnerProfile(name=f"profile-{i}", labels=("self-hosted", "linux", f"team-{i}"))
+        for i in range(16)
+    ]
+    runners = FargateRunners(
+        stack, "Runners", FargateRunnersProps(profiles=profiles, name_prefix="Sixteen")
+    )
+    assert len(runners.profile_parameters) >= 2
+    assert "RUNNER_PROFILES" not in runners.lambda_environment
 
 
 def test_size_is_the_compact_json_lambda_measures() -> None:
@@ -240,26 +248,24 @@ def _realistic_profiles() -> list[RunnerProfile]:
     ]
 
 
-def test_realistic_configuration_near_the_limit_fails_at_synth() -> None:
+def test_realistic_configuration_that_filled_the_environment_now_fits() -> None:
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "Stack", stack_name="platform-ci-runners1")
     vpc = ec2.Vpc.from_vpc_attributes(
         stack, "Vpc", vpc_id="vpc-0123456789abcdef0", availability_zones=["a", "b"]
     )
     token = "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:ci/github-pat-AbC123"
-    with pytest.raises(ValueError, match="Biggest: RUNNER_PROFILES"):
-        FargateRunners(
-            stack,
-            "Runners",
-            FargateRunnersProps(
-                profiles=_realistic_profiles(),
-                vpc=vpc,
-                subnet_ids=("subnet-0123456789abcdef0", "subnet-0fedcba9876543210"),
-                github_token_secret=secretsmanager.Secret.from_secret_complete_arn(
-                    stack, "Pat", token
-                ),
-            ),
-        )
+    runners = FargateRunners(
+        stack,
+        "Runners",
+        FargateRunnersProps(
+            profiles=_realistic_profiles(),
+            vpc=vpc,
+            subnet_ids=("subnet-0123456789abcdef0", "subnet-0fedcba9876543210"),
+            github_token_secret=secretsmanager.Secret.from_secret_complete_arn(stack, "Pat", token),
+        ),
+    )
+    assert len(runners.profile_parameters) == 1
 
 
 def _names(runners: FargateRunners) -> set[str]:

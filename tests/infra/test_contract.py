@@ -8,6 +8,7 @@ here, not in a deployed account.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -24,11 +25,17 @@ SYNTHS = ("main_synth", "existing_vpc_synth", "edge_synth")
 
 
 def _resolved_environment(synth: Synth) -> dict[str, str]:
+    """The environment with samples for tokens; the profiles the SSM parameters hold
+    (their sample entries, ``RunnerProfile.lambda_entry`` like the real ones) inline, as
+    ``lambda_fn.profile_store`` hands them to the same parser."""
     runners = synth.stack.runners
-    return {
+    env = {
         key: runners.environment_samples[key] if Token.is_unresolved(value) else value
         for key, value in runners.lambda_environment.items()
     }
+    assert env.pop("RUNNER_PROFILES_PARAMETERS").count(",") + 1 == len(runners.profile_parameters)
+    env["RUNNER_PROFILES"] = json.dumps(runners._sample_entries(synth.stack.config.profiles))
+    return env
 
 
 @pytest.mark.parametrize("fixture", SYNTHS)
@@ -70,7 +77,8 @@ def test_every_variable_is_in_the_contract_and_every_required_one_is_set(
     with_profiles = [
         f["Properties"]["Environment"]["Variables"]
         for f in functions
-        if "RUNNER_PROFILES" in f["Properties"].get("Environment", {}).get("Variables", {})
+        if "RUNNER_PROFILES_PARAMETERS"
+        in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
     assert len(with_profiles) == 3
     assert all(set(variables) == set(environment) for variables in with_profiles)

@@ -1,0 +1,126 @@
+"""The instance record: one stack output per :class:`FargateRunners`, read by the CLI.
+
+Why one JSON output per instance rather than the fixed output names the repository's
+stack adds (``WebhookUrl``...): fixed names collide when a stack holds two instances, and
+a construct must not take names from the stack it is put in. The record's output key
+comes from the construct's path (CDK's logical id, unique per instance), its value says
+which instance it is and what the CLI needs (``lambda_fn/contract.py``: every name is
+owned there). Outputs cost nothing and need no extra permission to read
+(``cloudformation:DescribeStacks``, which the CLI calls anyway); an SSM parameter per
+instance would need a fixed name prefix (collisions again, across stacks) and one more
+call and permission. CloudFormation allows 200 outputs per template
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from aws_cdk import CfnOutput, CfnResource, Stack
+from constructs import Construct
+
+from lambda_fn import contract
+
+from .base import RunnersBase
+from .config import RunnerProfile
+from .config_errors import ConfigError, Problem
+from .runner_files import entrypoint_command, runner_environment
+
+#: CloudFormation's limits on one stack's template (the S3-uploaded body) and resources.
+TEMPLATE_LIMIT_BYTES = 1_000_000
+RESOURCE_LIMIT = 500
+#: Measured on a synthesized 50-profile instance (compact JSON): what does not grow with
+#: profiles, and what each profile adds besides its scripts.
+FIXED_TEMPLATE_BYTES = 90_000
+PER_PROFILE_BYTES = 6_500
+#: CDK writes templates indented by one space per level: about this much bigger
+#: (measured: 14 profiles, 790 KB as written).
+PRETTY_PRINT_FACTOR = 1.05
+
+#: CDK appends 8 hex characters of the path's hash to a nested element's logical id.
+_HASH_LENGTH = 8
+
+
+def instance_name(runners: Construct) -> str:
+    """The construct's path inside its stack: what ``--instance`` takes."""
+    stack_path = Stack.of(runners).node.path
+    return runners.node.path.removeprefix(stack_path).lstrip("/")
+
+
+class DiscoveryPart(RunnersBase):
+    def _instance_record(self) -> CfnOutput:
+        """Add this instance's record output (after every resource it names exists)."""
+        stack = Stack.of(self)
+        values = {
+            contract.OUTPUT_WEBHOOK_URL: self.api.url_for_path("/webhook"),
+            contract.OUTPUT_WEBHOOK_SECRET_ARN: self.webhook_secret.secret_arn,
+            contract.OUTPUT_GITHUB_TOKEN_SECRET_ARN: self.github_token_secret.secret_arn,
+            contract.OUTPUT_CLUSTER_NAME: self.cluster.cluster_name,
+            contract.OUTPUT_RETRY_QUEUE_URL: self.retry_queue.queue_url,
+            contract.OUTPUT_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.queue_url,
+            contract.OUTPUT_HOOK_PARAMETER: self.hook_parameter.parameter_name,
+            contract.OUTPUT_DASHBOARD_NAME: self.dashboard.dashboard_name,
+        }
+        output = CfnOutput(
+            self,
+            contract.OUTPUT_INSTANCE_RECORD,
+            value="",  # set below, once the logical id (and with it the prefix) is known
+            description=(
+                f"fargate-runners instance {instance_name(self)}: what the fargate-runners "
+                "CLI reads (--instance)"
+            ),
+        )
+        logical_id: str = stack.resolve(stack.get_logical_id(output))
+        suffix = len(contract.OUTPUT_INSTANCE_RECORD) + _HASH_LENGTH
+        prefix = (
+            logical_id[:-suffix]
+            if logical_id[:-_HASH_LENGTH].endswith(contract.OUTPUT_INSTANCE_RECORD)
+            else ""
+        )
+        output.value = stack.to_json_string(
+            {
+                contract.INSTANCE_RECORD_MARKER: contract.INSTANCE_RECORD_VERSION,
+                contract.INSTANCE_RECORD_NAME: instance_name(self),
+                contract.INSTANCE_RECORD_PREFIX: prefix,
+                **values,
+            }
+        )
+        return output
+
+    def _check_template_size(self, profiles: Sequence[RunnerProfile]) -> None:
+        """Fail at synth, in one line, when CloudFormation would refuse the template.
+
+        CloudFormation takes at most 500 resources and a 1 MB template from S3
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html).
+        Each profile's task definition carries the runner scripts inline (about 40 KB), so
+        the template, not the Lambda environment, bounds the number of profiles of one
+        instance. The estimate: those scripts as the template holds them, plus measured
+        per-profile and fixed parts (roles, policies, alarms, dashboard widgets), times
+        the pretty-printing CDK writes.
+        """
+        stack = Stack.of(self)
+        command = json.dumps(entrypoint_command())
+        size = FIXED_TEMPLATE_BYTES
+        for profile in profiles:
+            environment = runner_environment(profile.policy, self.props.runner_idle_timeout_seconds)
+            size += len(command) + len(json.dumps(environment)) + PER_PROFILE_BYTES
+        size = int(size * PRETTY_PRINT_FACTOR)
+        resources = sum(isinstance(c, CfnResource) for c in stack.node.find_all())
+        problems = []
+        count = len(profiles)
+        if size > TEMPLATE_LIMIT_BYTES:
+            problems.append(
+                f"{count} profiles make this instance's template about {size // 1000} KB "
+                f"(about {size // count // 1000} KB per profile, mostly the runner scripts "
+                f"each task definition carries), over CloudFormation's "
+                f"{TEMPLATE_LIMIT_BYTES // 1000} KB; split the profiles over FargateRunners "
+                "instances in two stacks"
+            )
+        if resources > RESOURCE_LIMIT:
+            problems.append(
+                f"{count} profiles make {resources} resources in stack {stack.stack_name}, over "
+                f"CloudFormation's {RESOURCE_LIMIT}; split them over two stacks"
+            )
+        if problems:
+            raise ConfigError(Problem("profiles", p) for p in problems)
