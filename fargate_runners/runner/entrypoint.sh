@@ -166,7 +166,7 @@ if [[ -n "${RUNNER_STEPS_JSON:-}" ]]; then
   unpack RUNNER_STEPS_PY_GZ_B64 "$hooks/managed_steps.py"
   printf '%s\n' "$RUNNER_STEPS_JSON" >"$hooks/steps.json"
   chmod 0444 "$hooks/steps.json"
-  steps_hook="$(printf '%q ' "$python" "$hooks/managed_steps.py" --config "$hooks/steps.json" --policy-file "$hooks/policy.json" --state-dir "$state")"
+  steps_hook="$(printf '%q ' "$python" "$hooks/managed_steps.py" --config "$hooks/steps.json" --policy-file "$hooks/policy.json" --state-dir "$state" "${admission_args[@]}")"
   cat >"$hooks/managed-steps.sh" <<WRAPPER
 #!/usr/bin/env bash
 # Written by entrypoint.sh: the container hook of a managed-steps profile (managed_steps.py).

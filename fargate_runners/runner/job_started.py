@@ -52,10 +52,9 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 EXIT_REFUSED = 1
 EXIT_CONFIG = 78  # EX_CONFIG: the task stops, nothing runs
@@ -169,9 +168,12 @@ def _load(policy_file: str | None) -> tuple[Any, Any, str, str | None]:
     return module, policy, policy.profile, None
 
 
-@dataclass(frozen=True)
-class AdmissionSource:
-    """Where the profile's admission records are: table, region, how long to wait."""
+class AdmissionSource(NamedTuple):
+    """Where the profile's admission records are: table, region, how long to wait.
+
+    A ``NamedTuple``, not a dataclass: ``managed_steps.py`` loads this file by path
+    without registering it in ``sys.modules``, which dataclasses need.
+    """
 
     table: str
     region: str
