@@ -158,16 +158,13 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
         "ContainerDefinitions"
     ]
     env = container_env(container)
-    assert set(env) == {
-        "RUNNER_POLICY_JSON",
-        "RUNNER_POLICY_PY_GZ_B64",
-        "RUNNER_HOOK_PY_GZ_B64",
-        "RUNNER_JIT_PY_GZ_B64",
-        "RUNNER_AWS_PY_GZ_B64",
-        "RUNNER_IDLE_TIMEOUT_SECONDS",
-        "RUNNER_STOP_GRACE_SECONDS",
-        "RUNNER_ADMISSION_PY_GZ_B64",
-    }  # fmt: skip  (no RUNNER_ADMISSION_TABLE: an unrestricted hook reads no record)
+    # No RUNNER_ADMISSION_TABLE: an unrestricted profile's hook reads no admission record.
+    # RUNNER_EXPECTED_VERSION only with the default image (runner_files.runner_version_environment).
+    assert set(env) - {"RUNNER_EXPECTED_VERSION"} == {
+        "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
+        "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
+        "RUNNER_STOP_GRACE_SECONDS", "RUNNER_ADMISSION_PY_GZ_B64", "RUNNER_PROFILE",
+    }  # fmt: skip
     # ECS waits StopTimeout after SIGTERM; the entrypoint's grace ends well before that.
     assert container["StopTimeout"] == 120
     assert int(env["RUNNER_STOP_GRACE_SECONDS"]) <= container["StopTimeout"] - 10
