@@ -144,11 +144,13 @@ class FargateRunners(
         if props.vpc_endpoints:
             self._vpc_endpoints(props)
         self._cluster()
+        # Before the runner tasks: a restricted profile's task role reads its admission
+        # records there (docs/admission.md).
+        self._table()
         self._runner_tasks(profiles, props)
         self._secrets(props)
         app = props.github_app
         self.github_app = GitHubAppKey(self, "GitHubApp", app) if app else None
-        self._table()
         self._queues()
         self._hook_parameter()
         self._functions(profiles, props)

@@ -273,3 +273,15 @@ class NetworkPart(RunnersBase):
             vpc_endpoint_type="Gateway",
             route_table_ids=list(props.vpc_endpoint_route_table_ids),
         )
+        if any(profile.policy.restricted for profile in props.profiles):
+            # A restricted profile's job-started hook reads its admission record from
+            # DynamoDB (docs/admission.md); a gateway endpoint, like S3's, is free
+            # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/vpc-endpoints-dynamodb.html).
+            ec2.CfnVPCEndpoint(
+                self,
+                "DynamoDbEndpoint",
+                vpc_id=self.vpc.vpc_id,
+                service_name=ec2.GatewayVpcEndpointAwsService.DYNAMODB.name,
+                vpc_endpoint_type="Gateway",
+                route_table_ids=list(props.vpc_endpoint_route_table_ids),
+            )

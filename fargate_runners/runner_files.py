@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lambda_fn import policy
+from lambda_fn import admission_record, policy
 from lambda_fn.contract import TASK_IDLE_TIMEOUT_ENV
 from lambda_fn.policy import Policy
 
@@ -29,6 +29,8 @@ AWS_CALL = RUNNER_DIR / "aws_call.py"
 STEPS_HOOK = RUNNER_DIR / "managed_steps.py"
 #: The task runs the Lambda's own policy module: one implementation of the rules.
 POLICY_MODULE = Path(policy.__file__).resolve()
+#: ... and its own admission record format (what dispatch writes, the hook reads).
+ADMISSION_MODULE = Path(admission_record.__file__).resolve()
 
 
 def encode(path: Path) -> str:
@@ -50,14 +52,28 @@ STOP_TIMEOUT_SECONDS = 120
 STOP_GRACE_SECONDS = STOP_TIMEOUT_SECONDS - 15
 
 
-def runner_environment(policy: Policy, idle_timeout_seconds: int) -> dict[str, str]:
-    """Environment of the runner container in the task definition (nothing secret)."""
+def runner_environment(
+    policy: Policy, idle_timeout_seconds: int, admission: tuple[str, str] | None = None
+) -> dict[str, str]:
+    """Environment of the runner container in the task definition (nothing secret).
+
+    ``admission`` is (table name, region) of the admission records, for a restricted
+    ``policy`` (its hook refuses every job without it; docs/admission.md).
+    """
+    if policy.restricted and admission is None:
+        raise ValueError(f"profile {policy.profile}: a restricted profile needs admission records")
     return {
         "RUNNER_POLICY_JSON": policy.to_json(),
         "RUNNER_POLICY_PY_GZ_B64": encode(POLICY_MODULE),
         "RUNNER_HOOK_PY_GZ_B64": encode(HOOK),
         "RUNNER_JIT_PY_GZ_B64": encode(JIT_FETCH),
         "RUNNER_AWS_PY_GZ_B64": encode(AWS_CALL),
+        "RUNNER_ADMISSION_PY_GZ_B64": encode(ADMISSION_MODULE),
+        **(
+            {"RUNNER_ADMISSION_TABLE": admission[0], "RUNNER_ADMISSION_REGION": admission[1]}
+            if admission is not None and policy.restricted
+            else {}
+        ),
         TASK_IDLE_TIMEOUT_ENV: str(idle_timeout_seconds),
         "RUNNER_STOP_GRACE_SECONDS": str(STOP_GRACE_SECONDS),
     }

@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from lambda_fn import admission_record
 from lambda_fn.jit_secret import BOUND_TAG
 
 from .base import RunnersBase
@@ -149,7 +150,13 @@ class RunnerTasksPart(RunnersBase):
                 # The entrypoint installs the policy hook and idle watchdog, then runs run.sh.
                 command=entrypoint_command(),
                 environment={
-                    **runner_environment(profile.policy, props.runner_idle_timeout_seconds),
+                    **runner_environment(
+                        profile.policy,
+                        props.runner_idle_timeout_seconds,
+                        (self.idempotency_table.table_name, Stack.of(self).region)
+                        if profile.policy.restricted
+                        else None,
+                    ),
                     **runner_version_environment(profile.name, profile.effective_runner_version),
                     **profile.environment,
                     **(steps.runner_environment if steps else {}),
@@ -175,6 +182,8 @@ class RunnerTasksPart(RunnersBase):
                 ),
             )
             self._own_jit_config(task_role)
+            if profile.policy.restricted:
+                self._own_admissions(task_role, profile.name)
             if steps:
                 steps.grant_runner(task_role)
             add_operator_policies(
@@ -250,6 +259,29 @@ class RunnerTasksPart(RunnersBase):
                     "aws:userid (this task's session), so each task reads only its own."
                 ),
             ),
+        )
+
+    def _own_admissions(self, task_role: iam.Role, profile: str) -> None:
+        """Read (never write) the admission records of this profile, no other's.
+
+        Dispatch writes ``admitted#<profile>#<repository>#<run>#<attempt>`` into the
+        idempotency table when it admits a job for a restricted profile; the job-started
+        hook refuses a job without one (docs/admission.md). ``dynamodb:LeadingKeys`` is
+        the partition key of the request (Service Authorization Reference, Amazon
+        DynamoDB condition keys; DynamoDB Developer Guide, "Using IAM policy conditions
+        for fine-grained access control"); ``ForAllValues`` because it is multivalued.
+        """
+        task_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadOwnProfileAdmissions",
+                actions=["dynamodb:GetItem"],
+                resources=[self.idempotency_table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{admission_record.key_prefix(profile)}*"]
+                    }
+                },
+            )
         )
 
     def _managed_steps(self, scope: Construct, profile: RunnerProfile) -> ManagedSteps:

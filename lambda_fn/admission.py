@@ -7,6 +7,10 @@
   (:func:`recheck`), from GitHub's view of the job, not from their queue
   message or task tags. A queue message therefore cannot launch a profile
   whose policy refuses the job.
+* Every admission for a restricted profile is recorded (:func:`record_admission`):
+  the profile's runners refuse any job whose repository, run and commit have no
+  record (``lambda_fn.admission_record``, docs/admission.md), because GitHub may
+  give a deploy runner to another job than the one it was launched for.
 
 Every path insists on an answer: a lookup that fails or runs out of time or
 calls means "later" (``TransientError``; the webhook queues the job for
@@ -220,7 +224,54 @@ def recheck(settings: Settings, job: QueuedJob, github_job: Mapping[str, Any] | 
         # travels with the job (retry message, waiting record; docs/waiting-jobs.md).
         environment=job.environment,
     )
-    return policy_refusal(settings, profile.policy, origin)
+    refusal = policy_refusal(settings, profile.policy, origin)
+    if refusal is not None:
+        return refusal
+    attempt = github_job.get("run_attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        attempt = job.run_attempt  # GitHub's job answer always has it; the message's is a copy
+    return record_admission(settings, profile.name, origin, attempt, job.job_id)
+
+
+def record_admission(
+    settings: Settings, profile: str, origin: JobOrigin, run_attempt: int, job_id: int
+) -> str | None:
+    """Record that ``origin``'s run (this attempt, this commit) is admitted to ``profile``.
+
+    Written before anything is launched, so the runner launched for the job finds it;
+    a warm runner that took the job first waits for it (``RUNNER_ADMISSION_WAIT_SECONDS``).
+    Written again by every later admission of the same run (other jobs, retries,
+    replacements): the same item, a later expiry. Returns a refusal when the job
+    cannot be recorded (no head commit: its runner would refuse it anyway); raises
+    ``TransientError`` when the write fails (the job goes to the retry queue).
+    """
+    import time
+
+    from lambda_fn import admission_record, aws
+
+    if not origin.head_sha:
+        return f"refused by profile {profile!r}: the job names no head commit to admit"
+    try:
+        entry = admission_record.item(
+            admission_record.Admission(
+                profile=profile,
+                repository=origin.repository,
+                run_id=origin.run_id,
+                run_attempt=run_attempt,
+                head_sha=origin.head_sha,
+                expires_at=int(time.time()) + admission_record.TTL_SECONDS,
+                job_id=job_id,
+            )
+        )
+    except admission_record.RecordError as exc:
+        return f"refused by profile {profile!r}: cannot record the admission: {exc}"
+    try:
+        aws.client("dynamodb").put_item(TableName=settings.idempotency_table, Item=entry)
+    except Exception as exc:  # botocore's ClientError or BotoCoreError: try again later
+        code = aws.error_code(exc) or type(exc).__name__
+        raise TransientError(f"the admission record could not be written: {code}") from None
+    logger.info("admission recorded", extra={"admission": entry["id"]["S"]})
+    return None
 
 
 def _text(value: Any) -> str | None:

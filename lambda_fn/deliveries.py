@@ -179,7 +179,7 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     if judged is not Verdict.QUEUED:
         return _job_waiting(settings, queued, profile, unknown=judged is Verdict.ASK)
     if profile.policy is not None:
-        from lambda_fn.admission import JobOrigin, policy_refusal
+        from lambda_fn.admission import JobOrigin, policy_refusal, record_admission
 
         origin = JobOrigin(
             queued.owner,
@@ -197,6 +197,8 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
                 budget_seconds=POLICY_LOOKUP_BUDGET_SECONDS,
                 max_ref_lookups=POLICY_MAX_REF_LOOKUPS,
             )
+            if refusal is None:  # the profile's runners refuse any job without a record
+                refusal = record_admission(settings, profile.name, origin, job.run_attempt, job.id)
         except TransientError as exc:
             # Cannot tell now (GitHub slow or failing, the run unreadable, more ref calls
             # needed): start nothing on the payload's word alone, keep the job. The retry

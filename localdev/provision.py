@@ -188,6 +188,9 @@ def provision(
         capacityProviders=["FARGATE", "FARGATE_SPOT"],
         settings=[{"name": "containerInsights", "value": "enabled"}],
     )["cluster"]["clusterName"]
+    # Named before the task definitions: a restricted profile's runners read their
+    # admission records there (RUNNER_ADMISSION_TABLE; docs/admission.md).
+    table = f"{unique}-idempotency"
     iam = client("iam")
     task_definitions: dict[str, str] = {}
     task_role_ids: dict[str, str] = {}
@@ -219,7 +222,9 @@ def provision(
                     "environment": [
                         {"name": name, "value": value}
                         for name, value in runner_environment(
-                            profile.policy, config.runner_idle_timeout_seconds
+                            profile.policy,
+                            config.runner_idle_timeout_seconds,
+                            (table, region) if profile.policy.restricted else None,
                         ).items()
                     ],
                     "user": "1001",
@@ -231,7 +236,6 @@ def provision(
             ],
         )["taskDefinition"]["taskDefinitionArn"]
 
-    table = f"{unique}-idempotency"
     client("dynamodb").create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],

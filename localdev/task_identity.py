@@ -24,6 +24,15 @@ evaluates no IAM condition, so this double does that part, in front of moto:
 A secret that does not exist yet is also denied (the condition has no tag to
 match); the task side retries both answers, so it does not depend on which
 one AWS gives.
+
+* ``POST /dynamodb/`` is DynamoDB's JSON API (``AWS_ENDPOINT_URL_DYNAMODB``), for
+  a restricted profile's job-started hook reading its admission record. It applies
+  the statement ``ReadOwnProfileAdmissions`` of ``fargate_runners/runner_tasks.py``:
+  only ``GetItem``, only on the admission table, and only when the request's
+  partition key (``dynamodb:LeadingKeys``) matches ``admitted#<profile>#*`` of the
+  caller's role (:meth:`TaskIdentities.grant_admissions`). A role without that
+  grant, or another key, is answered ``AccessDeniedException`` (HTTP 400, as
+  DynamoDB does); allowed calls are forwarded to moto. No identity may write.
 """
 
 from __future__ import annotations
@@ -70,8 +79,12 @@ class TaskIdentities(Service):
     jit_prefix: str
     region: str = "us-east-1"
     host: str = "127.0.0.1"
-    #: (userid, action, secret id, outcome) for every Secrets Manager call, in order.
+    #: The admission records' table (DynamoDB calls name it; any other table is denied).
+    admission_table: str = ""
+    #: (userid, action, secret id or item key, outcome) for every call, in order.
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: Task role id -> the leading key its admission reads must start with.
+    _admission_grants: dict[str, str] = field(default_factory=dict, repr=False)
     _by_key: dict[str, Identity] = field(default_factory=dict, repr=False)
     _by_credential_id: dict[str, Identity] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -112,6 +125,13 @@ class TaskIdentities(Service):
             self._by_credential_id[secrets.token_hex(8)] = identity
         return identity
 
+    def grant_admissions(self, role_id: str, profile: str) -> None:
+        """Give ``role_id`` the task role statement of a restricted ``profile``."""
+        from lambda_fn.admission_record import key_prefix
+
+        with self._lock:
+            self._admission_grants[role_id] = key_prefix(profile)
+
     def task_environment(self, identity: Identity) -> dict[str, str]:
         """What a task's container would get: where its credentials and the API are."""
         with self._lock:
@@ -120,6 +140,7 @@ class TaskIdentities(Service):
             "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{self.url}/credentials/{credential_id}",
             "AWS_CONTAINER_AUTHORIZATION_TOKEN": identity.authorization,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"{self.url}/",
+            "AWS_ENDPOINT_URL_DYNAMODB": f"{self.url}/dynamodb/",
         }
 
     # -- request handling ---------------------------------------------------------
@@ -137,10 +158,42 @@ class TaskIdentities(Service):
             "RoleArn": f"arn:aws:iam::123456789012:role/{identity.userid.split(':')[0]}",
         }
 
+    def dynamodb(
+        self, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One DynamoDB call under ``ReadOwnProfileAdmissions`` (see the module docstring)."""
+        identity, code, problem = self._authenticate(url, headers, body, "dynamodb")
+        action = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = {}
+        key = request.get("Key", {}).get("id", {}).get("S", "") if isinstance(request, dict) else ""
+        who = identity.userid if identity else "-"
+        kind = "application/x-amz-json-1.0"
+        if identity is None:
+            return self._deny(who, action, str(key), code, problem, "dynamodb", kind)
+        with self._lock:
+            prefix = self._admission_grants.get(identity.userid.split(":", 1)[0])
+        table = request.get("TableName") if isinstance(request, dict) else None
+        if action != "GetItem" or prefix is None or table != self.admission_table:
+            return self._deny(
+                who, action, str(key), "AccessDeniedException", "no policy allows it",
+                "dynamodb", kind,
+            )  # fmt: skip
+        if not isinstance(key, str) or not key.startswith(prefix):
+            return self._deny(
+                who, action, str(key), "AccessDeniedException",
+                f"dynamodb:LeadingKeys is not like {prefix}*", "dynamodb", kind,
+            )  # fmt: skip
+        status, answer = self._forward(action, body, "dynamodb")
+        self._record(who, action, key, f"forwarded {status}")
+        return status, {"Content-Type": kind}, answer
+
     def secrets_manager(
         self, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        identity, code, problem = self._authenticate(url, headers, body)
+        identity, code, problem = self._authenticate(url, headers, body, "secretsmanager")
         action = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
         try:
             request = json.loads(body or b"{}")
@@ -170,11 +223,11 @@ class TaskIdentities(Service):
         return status, {"Content-Type": "application/x-amz-json-1.1"}, answer
 
     def _authenticate(
-        self, url: str, headers: dict[str, str], body: bytes
+        self, url: str, headers: dict[str, str], body: bytes, expected: str
     ) -> tuple[Identity | None, str, str]:
-        """The caller, if the SigV4 signature over its signed headers is valid.
+        """The caller, if the SigV4 signature (for service ``expected``) is valid.
 
-        Otherwise None, the error code Secrets Manager would answer, and why.
+        Otherwise None, the error code the service would answer, and why.
         """
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -192,7 +245,7 @@ class TaskIdentities(Service):
             identity = self._by_key.get(key_id)
         if scheme != "AWS4-HMAC-SHA256" or identity is None:
             return None, "UnrecognizedClientException", "unknown access key"
-        if (region, service, terminator) != (self.region, "secretsmanager", "aws4_request"):
+        if (region, service, terminator) != (self.region, expected, "aws4_request"):
             return None, "InvalidSignatureException", f"wrong scope {region}/{service}"
         if headers.get("x-amz-security-token") != identity.token:
             return None, "UnrecognizedClientException", "missing or wrong security token"
@@ -212,7 +265,7 @@ class TaskIdentities(Service):
 
         signer = Signer(
             Credentials(identity.access_key_id, identity.secret_access_key, identity.token),
-            "secretsmanager",
+            expected,
             self.region,
         )
         canonical = signer.canonical_request(request)
@@ -254,33 +307,46 @@ class TaskIdentities(Service):
             return None
         return json.loads(text) if text else None
 
-    def _forward(self, action: str, body: bytes) -> tuple[int, bytes]:
+    def _forward(
+        self, action: str, body: bytes, service: str = "secretsmanager"
+    ) -> tuple[int, bytes]:
         import requests
 
+        target, version = {
+            "secretsmanager": ("secretsmanager", "1.1"),
+            "dynamodb": ("DynamoDB_20120810", "1.0"),
+        }[service]
         answer = requests.post(
             f"{self.moto_url}/",
             data=body,
             headers={
-                "X-Amz-Target": f"secretsmanager.{action}",
-                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": f"{target}.{action}",
+                "Content-Type": f"application/x-amz-json-{version}",
                 # moto reads the region from the credential scope; it checks no signature.
                 "Authorization": "AWS4-HMAC-SHA256 Credential=local/20250101/"
-                f"{self.region}/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+                f"{self.region}/{service}/aws4_request, SignedHeaders=host, Signature=0",
             },
             timeout=10,
         )
         return answer.status_code, answer.content
 
-    def _deny(
-        self, who: str, action: str, secret_id: str, code: str, why: str
+    def _deny(  # noqa: PLR0917 - one positional per part of the answer, as before
+        self,
+        who: str,
+        action: str,
+        resource: str,
+        code: str,
+        why: str,
+        service: str = "secretsmanager",
+        content_type: str = "application/x-amz-json-1.1",
     ) -> tuple[int, dict[str, str], bytes]:
-        self._record(who, action, secret_id, code)
+        self._record(who, action, resource, code)
         message = (
-            f"User: {who} is not authorized to perform: secretsmanager:{action} "
-            f"on resource: {secret_id} ({why})"
+            f"User: {who} is not authorized to perform: {service}:{action} "
+            f"on resource: {resource} ({why})"
         )
         payload = json.dumps({"__type": code, "message": message}).encode()
-        return 400, {"Content-Type": "application/x-amz-json-1.1"}, payload
+        return 400, {"Content-Type": content_type}, payload
 
     def _record(self, who: str, action: str, secret_id: str, outcome: str) -> None:
         with self._lock:
@@ -347,7 +413,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
         url = f"http://{headers.get('host', '')}{self.path}"
-        self._reply(*self.identities.secrets_manager(url, headers, body))
+        if self.path.startswith("/dynamodb/"):
+            self._reply(*self.identities.dynamodb(url, headers, body))
+        else:
+            self._reply(*self.identities.secrets_manager(url, headers, body))
 
 
 def container_environment(ecs: Any, task: dict[str, Any]) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """AWS JSON-protocol calls from a task, signed by ``curl --aws-sigv4``; standard library only.
 
-Shared by ``jit_config.py`` (Secrets Manager) and ``managed_steps.py`` (ECS,
-CloudWatch Logs) in the runner task, whose stock image has python3 and curl 8
-but no AWS SDK. The entrypoint writes this file next to them; they load it by
-path, never through ``sys.path``.
+Shared by ``jit_config.py`` (Secrets Manager), ``job_started.py`` (DynamoDB, the
+admission record) and ``managed_steps.py`` (ECS, CloudWatch Logs) in the runner
+task, whose stock image has python3 and curl 8 but no AWS SDK. The entrypoint
+writes this file next to them; they load it by path, never through ``sys.path``.
 
 * Credentials come from the ECS container credentials endpoint
   (``http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``, or
@@ -32,7 +32,11 @@ SERVICES: Mapping[str, tuple[str, str]] = {
     "secretsmanager": ("secretsmanager", "AWS_ENDPOINT_URL_SECRETS_MANAGER"),
     "ecs": ("AmazonEC2ContainerServiceV20141113", "AWS_ENDPOINT_URL_ECS"),
     "logs": ("Logs_20140328", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"),
+    "dynamodb": ("DynamoDB_20120810", "AWS_ENDPOINT_URL_DYNAMODB"),
 }
+#: DynamoDB speaks JSON 1.0 (botocore ``dynamodb/2012-08-10/service-2.json``:
+#: ``"jsonVersion": "1.0"``); the others 1.1.
+JSON_VERSIONS: Mapping[str, str] = {"dynamodb": "1.0"}
 
 
 class ReasonError(Exception):
@@ -126,7 +130,7 @@ class AwsJsonApi:
         }
         headers = [
             f"X-Amz-Target: {SERVICES[self.service][0]}.{action}",
-            "Content-Type: application/x-amz-json-1.1",
+            f"Content-Type: application/x-amz-json-{JSON_VERSIONS.get(self.service, '1.1')}",
         ]
         if self.credentials.token:
             headers.append(f"X-Amz-Security-Token: {self.credentials.token}")

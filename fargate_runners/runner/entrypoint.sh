@@ -6,7 +6,9 @@
 #
 # 1. Fetch this task's JIT config with its own identity (jit_config.py, after the
 #    checks) into the runner's files; no JIT config in any environment.
-# 2. Write the policy, policy.py and the job-started hook into $RUNNER_HOME/_hooks.
+# 2. Write the policy, policy.py, admission_record.py and the job-started hook into
+#    $RUNNER_HOME/_hooks. A restricted profile's hook also reads dispatch's admission
+#    record of each job (RUNNER_ADMISSION_TABLE; docs/admission.md).
 # 3. Check the policy's required_env; refuse to start (exit 78) if any is missing.
 # 4. Start run.sh in a session of its own with SIGINT at its default, then watch it:
 #    - a job refused by the hook, or a hook with no verdict in time: stop the runner
@@ -70,9 +72,15 @@ hook_timeout="$(whole_seconds RUNNER_HOOK_TIMEOUT_SECONDS 60)"
 # Seconds between the hook's refusal line and the stop, so the Worker can send the line
 # to GitHub's live log before the runner shuts down (it batches console lines).
 refusal_flush="$(whole_seconds RUNNER_REFUSAL_FLUSH_SECONDS 2)"
+# How long the hook waits for dispatch's admission record (a warm runner may get its job
+# before the webhook has written it); below the hook's own bound, or every wait would
+# end as "no verdict".
+admission_wait="$(whole_seconds RUNNER_ADMISSION_WAIT_SECONDS 30)"
+((admission_wait < hook_timeout)) ||
+  die "$EX_CONFIG" "RUNNER_ADMISSION_WAIT_SECONDS ($admission_wait) must be less than RUNNER_HOOK_TIMEOUT_SECONDS ($hook_timeout)"
 
 # --- 2. hook files -------------------------------------------------------------
-for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64 RUNNER_AWS_PY_GZ_B64; do
+for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64 RUNNER_AWS_PY_GZ_B64 RUNNER_ADMISSION_PY_GZ_B64; do
   [[ -n "${!name:-}" ]] || die "$EX_CONFIG" "$name is not set; the task definition must provide it"
 done
 
@@ -97,6 +105,7 @@ unpack RUNNER_POLICY_PY_GZ_B64 "$hooks/policy.py"
 unpack RUNNER_HOOK_PY_GZ_B64 "$hooks/job_started.py"
 unpack RUNNER_JIT_PY_GZ_B64 "$hooks/jit_config.py"
 unpack RUNNER_AWS_PY_GZ_B64 "$hooks/aws_call.py"
+unpack RUNNER_ADMISSION_PY_GZ_B64 "$hooks/admission_record.py"
 printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 
 # The job-started hook the runner runs (with `bash -e`). The job goes on only when the
@@ -106,7 +115,11 @@ printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 # and on shutdown the Worker skips every remaining step (docs/runner.md). Paths are fixed
 # here, so nothing in the job can point the check at another policy or state folder.
 python="$(command -v python3)" || die "$EX_CONFIG" "python3 is not on PATH"
-check="$(printf '%q ' "$python" "$hooks/job_started.py" --policy-file "$hooks/policy.json" --state-dir "$state")"
+admission_args=()
+if [[ -n "${RUNNER_ADMISSION_TABLE:-}" ]]; then
+  admission_args=(--admission-table "$RUNNER_ADMISSION_TABLE" --admission-region "${RUNNER_ADMISSION_REGION:-${AWS_REGION:-}}" --admission-wait "$admission_wait")
+fi
+check="$(printf '%q ' "$python" "$hooks/job_started.py" --policy-file "$hooks/policy.json" --state-dir "$state" "${admission_args[@]}")"
 cat >"$hooks/job-started.sh" <<WRAPPER
 #!/usr/bin/env bash
 # Written by entrypoint.sh: the runner-profile policy check (job_started.py).
@@ -153,7 +166,7 @@ if [[ -n "${RUNNER_STEPS_JSON:-}" ]]; then
   unpack RUNNER_STEPS_PY_GZ_B64 "$hooks/managed_steps.py"
   printf '%s\n' "$RUNNER_STEPS_JSON" >"$hooks/steps.json"
   chmod 0444 "$hooks/steps.json"
-  steps_hook="$(printf '%q ' "$python" "$hooks/managed_steps.py" --config "$hooks/steps.json" --policy-file "$hooks/policy.json" --state-dir "$state")"
+  steps_hook="$(printf '%q ' "$python" "$hooks/managed_steps.py" --config "$hooks/steps.json" --policy-file "$hooks/policy.json" --state-dir "$state" "${admission_args[@]}")"
   cat >"$hooks/managed-steps.sh" <<WRAPPER
 #!/usr/bin/env bash
 # Written by entrypoint.sh: the container hook of a managed-steps profile (managed_steps.py).
@@ -167,10 +180,11 @@ fi
 chmod 0555 "$hooks"
 
 unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64
-unset RUNNER_AWS_PY_GZ_B64 RUNNER_STEPS_JSON RUNNER_STEPS_PY_GZ_B64
+unset RUNNER_AWS_PY_GZ_B64 RUNNER_STEPS_JSON RUNNER_STEPS_PY_GZ_B64 RUNNER_ADMISSION_PY_GZ_B64
 
-# --- 3. policy valid and required_env present (checked in the runner's env) ----
-python3 "$hooks/job_started.py" --preflight --policy-file "$hooks/policy.json" || exit "$EX_CONFIG"
+# --- 3. policy valid, required_env present (checked in the runner's env), and a
+#        restricted profile knows where its admission records are ------------------
+python3 "$hooks/job_started.py" --preflight --policy-file "$hooks/policy.json" "${admission_args[@]}" || exit "$EX_CONFIG"
 
 
 # A command started with `&` from a non-interactive bash starts with SIGINT and SIGQUIT

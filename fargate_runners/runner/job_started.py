@@ -9,6 +9,15 @@ It checks the job's ``GITHUB_REPOSITORY``, ``GITHUB_REF``,
 ``policy.evaluate(..., strict=True)``. Anything it cannot read (policy file,
 policy module, event file) refuses the job too (fail closed).
 
+Names are not enough: GitHub gives a queued job to any online runner whose labels
+include all the job's labels, and this check cannot ask GitHub. So a restricted
+profile's runner then reads dispatch's *admission record* of the job's repository,
+run and run attempt (``lambda_fn/admission_record.py``, docs/admission.md) from
+DynamoDB (``--admission-table``) with the task role's own credentials, signed by
+``aws_call.py``, and refuses the job unless the record exists, has not expired and
+names the same commit. A warm runner may get its job before dispatch has written
+the record: the lookup is repeated for ``--admission-wait`` seconds.
+
 A refusal is not just an exit code. A failing hook fails its step, but the
 runner still evaluates every later step's ``if:``, so ``always()``,
 ``failure()`` and ``!cancelled()`` steps, action ``pre:`` and ``post:`` steps
@@ -28,9 +37,10 @@ validate the policy and check its ``required_env`` in the current environment;
 exit 78 with a message on stderr if either fails.
 
 Runs on the runner image's python3 (3.12; 3.10 compatible), standard library
-only. ``policy.py`` is loaded from this file's directory (the entrypoint writes
-both side by side) or, in a source checkout, from ``../../lambda_fn/policy.py`` (this file
-is ``fargate_runners/runner/job_started.py``).
+only. ``policy.py`` and ``admission_record.py`` are loaded from this file's
+directory (the entrypoint writes them side by side, with ``aws_call.py``) or, in a
+source checkout, from ``../../lambda_fn/`` (this file is
+``fargate_runners/runner/job_started.py``).
 """
 
 from __future__ import annotations
@@ -40,16 +50,25 @@ import importlib.util
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 EXIT_REFUSED = 1
 EXIT_CONFIG = 78  # EX_CONFIG: the task stops, nothing runs
 
 _HERE = Path(__file__).resolve().parent
 _POLICY_CANDIDATES = (_HERE / "policy.py", _HERE.parent.parent / "lambda_fn" / "policy.py")
+_RECORD_CANDIDATES = (
+    _HERE / "admission_record.py",
+    _HERE.parent.parent / "lambda_fn" / "admission_record.py",
+)
+#: Seconds between two lookups of a record that is not there (yet).
+ADMISSION_POLL_SECONDS = 2.0
+#: The hook's rule name for a job dispatch did not admit (in the refusal line).
+RULE_ADMISSION = "admission"
 
 
 def load_sibling(name: str, candidates: Sequence[Path]) -> ModuleType:
@@ -149,7 +168,82 @@ def _load(policy_file: str | None) -> tuple[Any, Any, str, str | None]:
     return module, policy, policy.profile, None
 
 
-def run_hook(policy_file: str | None, state_dir: str | None, env: Mapping[str, str]) -> int:
+class AdmissionSource(NamedTuple):
+    """Where the profile's admission records are: table, region, how long to wait.
+
+    A ``NamedTuple``, not a dataclass: ``managed_steps.py`` loads this file by path
+    without registering it in ``sys.modules``, which dataclasses need.
+    """
+
+    table: str
+    region: str
+    wait_seconds: float
+
+
+def admission_problem(
+    policy_module: ModuleType,
+    profile: str,
+    source: AdmissionSource,
+    env: Mapping[str, str],
+    payload: Mapping[str, Any] | None,
+) -> str | None:
+    """Why dispatch's admission record does not admit this job; ``None`` if it does."""
+    records = load_sibling("runner_admission_record", _RECORD_CANDIDATES)
+    try:
+        job = records.runner_job(env, payload, policy_module.PULL_REQUEST_EVENTS)
+        key = records.key(profile, job.repository, job.run_id, job.run_attempt)
+    except records.RecordError as exc:
+        return f"cannot name the job's admission record: {exc}"
+    if not source.region:
+        return "no region for the admission table (RUNNER_ADMISSION_REGION or AWS_REGION)"
+    aws = load_sibling("runner_aws_call", (_HERE / "aws_call.py",))
+    deadline = time.monotonic() + source.wait_seconds
+    waiting_said = False
+    while True:
+        found, problem = _lookup(aws, records, source, env, key)
+        if found is not None:
+            reason = records.refusal(found, profile, job, time.time())
+            if reason is None:
+                return None
+            return f"admission record {key} does not admit this job: {reason}"
+        if time.monotonic() >= deadline:
+            return (
+                f"dispatch did not admit {job.repository} run {job.run_id} attempt "
+                f"{job.run_attempt} for this profile: {problem}"
+            )
+        if not waiting_said:
+            print(f"waiting up to {source.wait_seconds:g} s for admission record {key}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            waiting_said = True
+        time.sleep(max(0.0, min(ADMISSION_POLL_SECONDS, deadline - time.monotonic())))
+
+
+def _lookup(
+    aws: ModuleType, records: ModuleType, source: AdmissionSource, env: Mapping[str, str], key: str
+) -> tuple[Any, str]:
+    """(record, "") or (None, why not): one strongly consistent ``GetItem``."""
+    try:
+        answer = aws.api("dynamodb", source.region, env).call(
+            "GetItem",
+            {"TableName": source.table, "Key": {"id": {"S": key}}, "ConsistentRead": True},
+        )
+    except (aws.ReasonError, aws.AwsError) as exc:
+        return None, f"the lookup of {key} failed ({exc})"
+    item = answer.get("Item")
+    if not isinstance(item, dict):
+        return None, f"no admission record {key}"
+    try:
+        return records.from_item(item), ""
+    except records.RecordError as exc:
+        return None, f"admission record {key} is malformed ({exc})"
+
+
+def run_hook(
+    policy_file: str | None,
+    state_dir: str | None,
+    env: Mapping[str, str],
+    admission: AdmissionSource | None = None,
+) -> int:
     _write_state(state_dir, "hook-started")
     module, policy, name, error = _load(policy_file)
     if error is not None:
@@ -164,19 +258,33 @@ def run_hook(policy_file: str | None, state_dir: str | None, env: Mapping[str, s
     decision = module.evaluate(policy, facts, strict=True)
     if not decision.allowed:
         return refuse(name, decision.rule, decision.message, state_dir)
+    if admission is None:
+        return refuse(name, RULE_ADMISSION, "no admission table is configured", state_dir)
+    problem = admission_problem(module, name, admission, env, payload)
+    if problem is not None:
+        return refuse(name, RULE_ADMISSION, problem, state_dir)
     _write_state(state_dir, "allowed")
     print(
         f"runner profile '{name}': job allowed ({facts.repository} {facts.ref} "
-        f"{facts.workflow_path} {facts.event})",
+        f"{facts.workflow_path} {facts.event}; admitted by dispatch)",
         file=sys.stderr,
     )
     return 0
 
 
-def run_preflight(policy_file: str | None, env: Mapping[str, str]) -> int:
+def run_preflight(
+    policy_file: str | None, env: Mapping[str, str], admission: AdmissionSource | None = None
+) -> int:
     module, policy, _, error = _load(policy_file)
     if error is not None:
         print(f"invalid runner policy: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if policy.restricted and admission is None:
+        print(
+            "RUNNER_ADMISSION_TABLE is not set: a restricted profile's runner checks each job "
+            "against dispatch's admission records (the task definition must provide it)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     missing = module.missing_env(policy, env)
     if missing:
@@ -191,11 +299,23 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser.add_argument("--policy-file", default=environ.get("RUNNER_POLICY_FILE"))
     parser.add_argument("--state-dir", default=None, help="where the entrypoint watches")
     parser.add_argument("--preflight", action="store_true")
+    parser.add_argument("--admission-table", default="", help="the admission records' table")
+    parser.add_argument("--admission-region", default="", help="default: $AWS_REGION")
+    parser.add_argument("--admission-wait", type=float, default=30.0, help="seconds")
     args = parser.parse_args(argv)
+    admission = (
+        AdmissionSource(
+            args.admission_table,
+            args.admission_region or environ.get("AWS_REGION", ""),
+            max(0.0, args.admission_wait),
+        )
+        if args.admission_table
+        else None
+    )
     if args.preflight:
-        return run_preflight(args.policy_file, environ)
+        return run_preflight(args.policy_file, environ, admission)
     try:
-        return run_hook(args.policy_file, args.state_dir, environ)
+        return run_hook(args.policy_file, args.state_dir, environ, admission)
     except Exception as exc:  # fail closed on anything unexpected
         return refuse("unknown", "hook_error", f"{type(exc).__name__}: {exc}", args.state_dir)
 

@@ -306,6 +306,9 @@ class Hook:
     poll_seconds: float = 2.0
     #: After the task stopped, keep reading its log this long for late lines.
     drain_seconds: float = 6.0
+    #: ``job_started.AdmissionSource`` of a restricted profile: the re-check in
+    #: ``prepare_job`` reads dispatch's admission record again (docs/admission.md).
+    admission: Any = None
 
     # -- output and state
 
@@ -401,7 +404,7 @@ class Hook:
         """The job-started check's verdict, and the same policy evaluated again."""
         if not self._state("allowed").is_file():
             raise Refusal("the job-started policy check did not allow this job")
-        if _job_started().run_hook(self.policy_file, None, self.env) != 0:
+        if _job_started().run_hook(self.policy_file, None, self.env, self.admission) != 0:
             raise Refusal("the runner profile's policy refuses this job")
 
     # -- run_script_step
@@ -704,6 +707,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, out: Te
         print("::error::Managed steps: the hook input is not a JSON object", file=out, flush=True)
         return EXIT_REFUSED
     hook = Hook(config, Path(args.state_dir), args.policy_file, env, out)
+    if args.admission_table:
+        # Read once, no wait: the job-started hook found the record moments ago.
+        hook.admission = _job_started().AdmissionSource(
+            args.admission_table, args.admission_region or env.get("AWS_REGION", ""), 0.0
+        )
     try:
         return hook.handle(data)
     except Exception as exc:
@@ -716,6 +724,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--policy-file", default="", help="the profile's policy.json")
     parser.add_argument("--state-dir", default="", help="the entrypoint's state directory")
     parser.add_argument("--preflight", action="store_true", help="validate --config only")
+    parser.add_argument("--admission-table", default="", help="the admission records' table")
+    parser.add_argument("--admission-region", default="", help="default: $AWS_REGION")
+    parser.add_argument("--admission-wait", default="", help="accepted; the re-check waits 0 s")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, _cancel)
     signal.signal(signal.SIGTERM, _cancel)

@@ -537,7 +537,11 @@ class Worker:
                 "RUNNER_WORKSPACE": str(self.root / "_work"),
             }
         )
-        for key in ("repository", "ref", "workflow_ref", "event_name", "sha", "run_id"):
+        # A few of the run's GITHUB_* (actions/runner src/Runner.Worker/GitHubContext.cs,
+        # the allow-list: repository, ref, workflow_ref, event_name, sha, run_id, run_attempt).
+        for key in (
+            "repository", "ref", "workflow_ref", "event_name", "sha", "run_id", "run_attempt",
+        ):  # fmt: skip
             if key in github:
                 env[f"GITHUB_{key.upper()}"] = str(github[key])
         return env

@@ -37,6 +37,7 @@ HOOK = REPO_ROOT / "fargate_runners" / "runner" / "job_started.py"
 JIT_FETCH = REPO_ROOT / "fargate_runners" / "runner" / "jit_config.py"
 AWS_CALL = REPO_ROOT / "fargate_runners" / "runner" / "aws_call.py"
 POLICY_MODULE = REPO_ROOT / "lambda_fn" / "policy.py"
+ADMISSION_MODULE = REPO_ROOT / "lambda_fn" / "admission_record.py"
 
 
 def only(items: dict[str, Any]) -> Any:
@@ -158,10 +159,12 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
         "ContainerDefinitions"
     ]
     env = container_env(container)
+    # No RUNNER_ADMISSION_TABLE: an unrestricted profile's hook reads no admission record.
+    # RUNNER_EXPECTED_VERSION only with the default image (runner_files.runner_version_environment).
     assert set(env) - {"RUNNER_EXPECTED_VERSION"} == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
-        "RUNNER_STOP_GRACE_SECONDS", "RUNNER_PROFILE",
+        "RUNNER_STOP_GRACE_SECONDS", "RUNNER_ADMISSION_PY_GZ_B64", "RUNNER_PROFILE",
     }  # fmt: skip
     assert env["RUNNER_PROFILE"] == profile
     # Known only where the image tag names a release (actions-runner:X.Y.Z) or runner_version.
@@ -175,6 +178,7 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     assert gunzip_b64(env["RUNNER_HOOK_PY_GZ_B64"]) == HOOK.read_bytes()
     assert gunzip_b64(env["RUNNER_JIT_PY_GZ_B64"]) == JIT_FETCH.read_bytes()
     assert gunzip_b64(env["RUNNER_AWS_PY_GZ_B64"]) == AWS_CALL.read_bytes()
+    assert gunzip_b64(env["RUNNER_ADMISSION_PY_GZ_B64"]) == ADMISSION_MODULE.read_bytes()
     assert "Secrets" not in container
 
 
@@ -190,6 +194,7 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
         "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE", "RUNNER_PROFILE", "RUNNER_EXPECTED_VERSION",
+        "RUNNER_ADMISSION_PY_GZ_B64", "RUNNER_ADMISSION_TABLE", "RUNNER_ADMISSION_REGION",
     }  # fmt: skip
     assert env["RUNNER_PROFILE"] == "deploy"
     assert env["RUNNER_EXPECTED_VERSION"] == RUNNER_VERSION
@@ -276,10 +281,32 @@ def test_deploy_task_role_has_exactly_its_statement(main_synth: Synth) -> None:
     task_role, _ = profile_roles(main_synth, f"{STACK_NAME}-runner-deploy")
     role = assert_ecs_tasks_role(main_synth, task_role)
     assert "ManagedPolicyArns" not in role
+    table = logical_id(main_synth, "AWS::DynamoDB::Table", "IdempotencyTable")
     assert role_statements(main_synth, task_role) == [
         own_jit_config_statement(STACK_NAME),
+        {
+            # Read, never write, and only this profile's admission records.
+            "Sid": "ReadOwnProfileAdmissions",
+            "Action": "dynamodb:GetItem",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [table, "Arn"]},
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["admitted#deploy#*"]}
+            },
+        },
         DEPLOY_STATEMENT,
     ]
+
+
+def test_deploy_runner_knows_where_its_admission_records_are(main_synth: Synth) -> None:
+    (container,) = task_definition(main_synth, f"{STACK_NAME}-runner-deploy")[
+        "ContainerDefinitions"
+    ]
+    env = container_env(container)
+    table = logical_id(main_synth, "AWS::DynamoDB::Table", "IdempotencyTable")
+    assert env["RUNNER_ADMISSION_TABLE"] == {"Ref": table}
+    assert env["RUNNER_ADMISSION_REGION"] == {"Ref": "AWS::Region"}
+    assert gunzip_b64(env["RUNNER_ADMISSION_PY_GZ_B64"]) == ADMISSION_MODULE.read_bytes()
 
 
 def test_default_profile_task_role_reads_only_its_own_jit_config(

@@ -234,6 +234,7 @@ def test_runner_role_may_only_run_follow_and_stop_its_steps(steps_synth: Synth) 
         "FollowAndStopStepTasks",
         "PassStepRoles",
         "ReadStepLogs",
+        "ReadOwnProfileAdmissions",  # GetItem on admitted#deploy#* (test_stack.py)
     }
     assert statements["RunStepTasks"] == {
         "Sid": "RunStepTasks",
@@ -322,3 +323,7 @@ def test_private_subnets_get_an_ecs_endpoint_for_the_hook(tmp_path: Any) -> None
     endpoints = synth(context, tmp_path).resources("AWS::EC2::VPCEndpoint").values()
     names = [json.dumps(e["Properties"]["ServiceName"]) for e in endpoints]
     assert sum(".ecs" in name and "ecs-" not in name for name in names) == 1, names
+    # A restricted profile's hook reads its admission record: DynamoDB, as a gateway.
+    (dynamodb,) = [e["Properties"] for e in endpoints if ".dynamodb" in json.dumps(e)]
+    assert dynamodb["VpcEndpointType"] == "Gateway"
+    assert dynamodb["RouteTableIds"] == ["rtb-0123456789abcdef0"]

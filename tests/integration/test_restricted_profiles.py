@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -595,3 +596,93 @@ def test_an_exact_profile_launches_only_for_its_own_label_set(
     else:  # subset: the deploy profile takes it (and would launch a deploy runner)
         assert body.get("profile") == "deploy"
     assert deploy_job(job_id=62)[1]["profile"] == "deploy"  # its own set still launches it
+
+
+# --- admission records: what the deploy runner's hook reads (docs/admission.md) -----------
+
+
+def admissions(fake: FakeAws) -> dict[str, dict[str, Any]]:
+    """Every admission record in the idempotency table, by key, values unwrapped."""
+    import boto3
+
+    items = boto3.client("dynamodb", region_name=fake.region).scan(TableName=fake.table)["Items"]
+    return {
+        item["id"]["S"]: {name: next(iter(value.values())) for name, value in item.items()}
+        for item in items
+        if item["id"]["S"].startswith("admitted#")
+    }
+
+
+def test_an_admitted_job_is_recorded_for_its_profiles_runners(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    github.runs[777] = run()
+    branch(github, "main")
+    before = time.time()
+    assert deploy_job()[1]["status"] == "launched"
+    record = admissions(restricted)["admitted#deploy#octo-org/app#777#1"]
+    assert {k: record[k] for k in ("profile", "repository", "run_id", "run_attempt")} == {
+        "profile": "deploy",
+        "repository": "octo-org/app",
+        "run_id": "777",
+        "run_attempt": "1",
+    }
+    assert record["head_sha"] == HEAD
+    assert record["job_id"] == "1"
+    # Outlives GitHub's 24 h queue limit; the table's TTL attribute removes it later.
+    assert before + 24 * 3600 < int(record["expiration"]) <= time.time() + 25 * 3600
+
+
+def test_a_refused_or_unrestricted_job_writes_no_record(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    github.runs[777] = run(branch="feature-x")
+    assert deploy_job()[1]["status"] == "ignored"
+    assert deliver(queued_payload(job_id=2))[1]["status"] == "launched"  # default profile
+    assert admissions(restricted) == {}
+
+
+def test_failing_to_record_starts_nothing_and_keeps_the_job(
+    queues: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner with no record would refuse its job: no record, no launch; the retry
+    consumer admits the job again, writes the record, then launches."""
+    from botocore.exceptions import ClientError
+
+    from lambda_fn import aws
+
+    deploy_job_on_github(github, 36, "main")
+    real = aws.client("dynamodb").put_item
+    calls = {"n": 0}
+
+    def put_item(**kwargs: Any) -> Any:
+        if kwargs["Item"]["id"]["S"].startswith("admitted#") and calls["n"] == 0:
+            calls["n"] += 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem"
+            )
+        return real(**kwargs)
+
+    monkeypatch.setattr(aws.client("dynamodb"), "put_item", put_item)
+    status, body = deploy_job(job_id=36)
+    assert (status, body["status"]) == (202, "queued_for_retry")
+    assert "admission record could not be written" in body["reason"]
+    assert github.jit_requests == [] and queues.tasks() == []
+    drain(queues)
+    assert "admitted#deploy#octo-org/app#777#1" in admissions(queues)
+    assert len(queues.tasks()) == 1
+
+
+def test_the_reconciler_records_the_attempt_github_reports(
+    restricted: FakeAws, github: FakeGitHub
+) -> None:
+    """A replacement is an admission too, at the run attempt GitHub's job answer names
+    (a re-run's jobs are attempt 2, whatever the dead task's tags said)."""
+    from tests.integration.test_cleanup_and_reconciler import kill, reconcile
+
+    deploy_job_on_github(github, 37, "main")
+    launched = deploy_job(job_id=37)[1]
+    kill(launched["task_arn"])
+    github.jobs[37]["run_attempt"] = 2
+    assert reconcile()["replaced"] == 1
+    assert "admitted#deploy#octo-org/app#777#2" in admissions(restricted)

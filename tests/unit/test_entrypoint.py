@@ -27,6 +27,7 @@ import boto3
 import pytest
 
 from fargate_runners.runner_files import encode
+from lambda_fn import admission_record
 from lambda_fn.policy import Policy
 from localdev import moto_server
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
@@ -39,6 +40,9 @@ BASH = shutil.which("bash") or "/bin/bash"
 SHELLCHECK = shutil.which("shellcheck")
 JIT_PREFIX = "test/jit"
 ROLE_ID = "AROAEXAMPLETASKROLE01"
+TABLE = "test-idempotency"
+RUN_ID = 3141
+SHA = "5" * 40
 
 POLICY = Policy(
     profile="deploy",
@@ -53,6 +57,9 @@ GITHUB_OK = {
     "workflow_ref": "octo/app/.github/workflows/deploy.yml@refs/heads/main",
     "event_name": "push",
     "event": {"ref": "refs/heads/main"},
+    "run_id": RUN_ID,
+    "run_attempt": 1,
+    "sha": SHA,
 }
 
 
@@ -133,9 +140,41 @@ class Task:
 
 @pytest.fixture(scope="module")
 def identities() -> Iterator[TaskIdentities]:
-    """moto (Secrets Manager) behind the task-role IAM condition double."""
-    with moto_server.start() as moto, TaskIdentities(moto.url, JIT_PREFIX) as double:
+    """moto (Secrets Manager, DynamoDB) behind the task-role IAM condition double."""
+    with (
+        moto_server.start() as moto,
+        TaskIdentities(moto.url, JIT_PREFIX, admission_table=TABLE) as double,
+    ):
+        dynamodb(double).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        double.grant_admissions(ROLE_ID, "deploy")
         yield double
+
+
+def dynamodb(identities: TaskIdentities) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=identities.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def admit(identities: TaskIdentities, run_id: int = RUN_ID, head_sha: str = SHA) -> None:
+    """Dispatch admits run ``run_id`` (attempt 1) of octo/app for profile deploy."""
+    expires = int(time.time()) + admission_record.TTL_SECONDS
+    admission = admission_record.Admission("deploy", "octo/app", run_id, 1, head_sha, expires, 7)
+    dynamodb(identities).put_item(TableName=TABLE, Item=admission_record.item(admission))
+
+
+def fresh_run() -> int:
+    """A run id no test admitted."""
+    return 10**6 + secrets.randbelow(10**6)
 
 
 @dataclass(frozen=True)
@@ -178,7 +217,7 @@ def sealed(identities: TaskIdentities) -> Sealed:
 
 
 @pytest.fixture
-def task(tmp_path: Path, sealed: Sealed) -> Any:
+def task(tmp_path: Path, sealed: Sealed, identities: TaskIdentities) -> Any:
     home = tmp_path / "home"
     double = install(home)
     markers = tmp_path / "markers"
@@ -192,6 +231,10 @@ def task(tmp_path: Path, sealed: Sealed) -> Any:
         "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "job_started.py"),
         "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "jit_config.py"),
         "RUNNER_AWS_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "aws_call.py"),
+        "RUNNER_ADMISSION_PY_GZ_B64": encode(ROOT / "lambda_fn" / "admission_record.py"),
+        "RUNNER_ADMISSION_TABLE": TABLE,
+        "RUNNER_ADMISSION_REGION": "us-east-1",
+        "RUNNER_ADMISSION_WAIT_SECONDS": "2",
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
@@ -199,6 +242,7 @@ def task(tmp_path: Path, sealed: Sealed) -> Any:
         **sealed.task_env,
         "DB_URL": "postgres://db.internal/app",
     }
+    admit(identities)  # dispatch admitted GITHUB_OK's run: the job it launched this runner for
     task = Task(tmp_path, home, double, markers, env)
     yield task
     if task.process is not None and task.process.poll() is None:
@@ -283,11 +327,76 @@ def test_allowed_job_runs_its_steps(task: Task) -> None:
     assert task.leftovers() == []
 
 
+# --- the runner runs only what dispatch admitted (docs/admission.md) --------------------
+
+
+@pytest.mark.parametrize(
+    ("github", "why"),
+    [
+        # Another run of the allowed repository at allowed names (say a tag dispatch refused
+        # because it is not on an allowed branch): GitHub gives it to the deploy runner.
+        ({"run_id": 2718}, "dispatch did not admit octo/app run 2718 attempt 1"),
+        ({"run_attempt": 2}, f"dispatch did not admit octo/app run {RUN_ID} attempt 2"),
+        ({"sha": "6" * 40}, f"dispatch admitted commit {SHA}, the job runs at {'6' * 40}"),
+    ],
+)
+def test_unadmitted_job_on_an_admitted_jobs_runner_runs_nothing(
+    task: Task, github: dict[str, Any], why: str
+) -> None:
+    """The runner was launched for GITHUB_OK's admitted run; another job reaches it first."""
+    task.start()
+    task.listening()
+    job = {"name": "deploy", "github": {**GITHUB_OK, **github}, "steps": every_kind_of_step(task)}
+    task.double.offer(job)
+    code, stderr = task.finish()
+
+    assert task.ran() == set(), "a step of an unadmitted job ran"
+    assert code == 77, stderr
+    assert "entrypoint: job refused: Job refused by runner profile 'deploy': admission: " in stderr
+    log = task.double.job_log()
+    assert "::error::Job refused by runner profile 'deploy': admission: " in log
+    assert why in log
+    assert task.double.said("step 'always' skipped (runner shutdown)")
+    assert task.double.result() == {"job": "deploy", "result": "Failed", "detail": ""}
+    assert task.leftovers() == []
+
+
+@pytest.mark.parametrize("admitted", [True, False])
+def test_warm_runner_serves_only_an_admitted_job(
+    task: Task, identities: TaskIdentities, admitted: bool
+) -> None:
+    """A warm-pool runner, launched before any job, takes whatever GitHub gives it. The
+    webhook may admit the job after the runner took it: the hook waits for the record."""
+    task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "3600"  # a pool member's raised watchdog
+    task.env["RUNNER_ADMISSION_WAIT_SECONDS"] = "8"
+    run_id = fresh_run()
+    task.start()
+    task.listening()
+    github = {**GITHUB_OK, "run_id": run_id}
+    task.double.offer({"name": "deploy", "github": github, "steps": [task.step("deploy")]})
+    wait_for(lambda: "waiting up to 8 s" in task.double.job_log(), what="the hook waiting")
+    if admitted:
+        admit(identities, run_id)  # the webhook's admission of this very job lands now
+    # else: no delivery, or dispatch refused the job: nothing is ever written
+    code, stderr = task.finish(timeout=60)
+
+    if admitted:
+        assert code == 0, stderr
+        assert task.ran() == {"deploy"}
+        assert task.double.result() == {"job": "deploy", "result": "Succeeded", "detail": ""}
+    else:
+        assert code == 77, stderr
+        assert task.ran() == set()
+        assert f"dispatch did not admit octo/app run {run_id} attempt 1" in task.double.job_log()
+    assert task.leftovers() == []
+
+
 @pytest.mark.parametrize("stuck", ["reading the event file", "before its first write"])
 def test_hook_that_gives_no_verdict_is_bounded(task: Task, stuck: str) -> None:
     """A hook stuck reading the event file (a FIFO nobody writes), or stuck before the
     check records anything (the deadline runs from the hook's start), refuses the job."""
     task.env["RUNNER_HOOK_TIMEOUT_SECONDS"] = "1"
+    task.env["RUNNER_ADMISSION_WAIT_SECONDS"] = "0"
     task.start()
     task.listening()
     github = dict(GITHUB_OK)
@@ -456,7 +565,7 @@ def test_listener_environment(task: Task, sealed: Sealed) -> None:
     for name in (
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_JIT_SECRET_ID", "RUNNER_JIT_SECRET_REGION",
-        "RUNNER_AWS_PY_GZ_B64", "ACTIONS_RUNNER_INPUT_JITCONFIG",
+        "RUNNER_AWS_PY_GZ_B64", "ACTIONS_RUNNER_INPUT_JITCONFIG", "RUNNER_ADMISSION_PY_GZ_B64",
     ):  # fmt: skip
         assert name not in env  # no JIT config, not even its secret's name
     assert env["ACTIONS_RUNNER_HOOK_JOB_STARTED"] == str(task.hooks / "job-started.sh")
@@ -480,6 +589,7 @@ def test_hook_files_are_read_only(task: Task) -> None:
         "job_started.py": 0o444,
         "jit_config.py": 0o444,
         "aws_call.py": 0o444,
+        "admission_record.py": 0o444,
         "policy.json": 0o444,
         "job-started.sh": 0o555,
         "no-containers.sh": 0o555,
@@ -606,6 +716,13 @@ def test_no_jit_config_stops_the_task_with_the_reason(
         ("RUNNER_IDLE_TIMEOUT_SECONDS", "10m", "RUNNER_IDLE_TIMEOUT_SECONDS must be a whole"),
         ("RUNNER_STOP_GRACE_SECONDS", "-1", "RUNNER_STOP_GRACE_SECONDS must be a whole"),
         ("RUNNER_HOOK_TIMEOUT_SECONDS", "1.5", "RUNNER_HOOK_TIMEOUT_SECONDS must be a whole"),
+        ("RUNNER_ADMISSION_PY_GZ_B64", None, "RUNNER_ADMISSION_PY_GZ_B64 is not set"),
+        (
+            "RUNNER_ADMISSION_WAIT_SECONDS",
+            "60",
+            "RUNNER_ADMISSION_WAIT_SECONDS (60) must be less than RUNNER_HOOK_TIMEOUT_SECONDS (60)",
+        ),
+        ("RUNNER_ADMISSION_TABLE", None, "RUNNER_ADMISSION_TABLE is not set: a restricted"),
     ],
 )
 def test_bad_task_configuration_exits_78(

@@ -34,6 +34,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import admission_record
 from lambda_fn.policy import policy_from_dict
 from localdev import moto_server
 from localdev.step_tasks import Behaviour, StepTasks
@@ -54,7 +55,13 @@ HOOK_FILES = {
     "aws_call.py": ROOT / "fargate_runners" / "runner" / "aws_call.py",
     "job_started.py": ROOT / "fargate_runners" / "runner" / "job_started.py",
     "policy.py": ROOT / "lambda_fn" / "policy.py",
+    "admission_record.py": ROOT / "lambda_fn" / "admission_record.py",
 }
+#: Dispatch's admission record for the job's run (docs/admission.md).
+TABLE = "steps-idempotency"
+RUN_ID = 8080
+SHA = "f" * 40
+ADMISSION_ARGS = ("--admission-table", TABLE, "--admission-region", REGION, "--admission-wait", "0")
 BEHAVIOURS = {
     "deploy": Behaviour(lines=("deploying to prod", "done"), exit_code=0, seconds=0.5),
     "migrate": Behaviour(lines=("migration 7 failed",), exit_code=3, seconds=0.5),
@@ -91,7 +98,22 @@ class Aws:
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[Aws]:
-    with moto_server.start() as moto, TaskIdentities(moto.url, "unit/jit") as identities:
+    with (
+        moto_server.start() as moto,
+        TaskIdentities(moto.url, "unit/jit", admission_table=TABLE) as identities,
+    ):
+        dynamodb = client("dynamodb", moto.url)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        identities.grant_admissions("AROASTEPRUNNER", "deploy")
+        admission = admission_record.Admission(
+            "deploy", "octo-org/app", RUN_ID, 1, SHA, int(time.time()) + 3600, 1
+        )
+        dynamodb.put_item(TableName=TABLE, Item=admission_record.item(admission))
         ec2 = client("ec2", moto.url)
         vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
         # moto's run_task (awsvpc) needs DNS hostnames, as a real VPC for Fargate tasks does.
@@ -178,7 +200,7 @@ class Job:
                 sys.executable, str(self.hooks / "managed_steps.py"),
                 "--config", str(self.hooks / "steps.json"),
                 "--policy-file", str(self.hooks / "policy.json"),
-                "--state-dir", str(self.state),
+                "--state-dir", str(self.state), *ADMISSION_ARGS,
             ]
         )  # fmt: skip
         (self.hooks / "managed-steps.sh").write_text(f"#!/usr/bin/env bash\nexec {hook}\n")
@@ -195,6 +217,9 @@ class Job:
             "GITHUB_EVENT_NAME": "push",
             "GITHUB_WORKFLOW_REF": "octo-org/app/.github/workflows/deploy.yml@refs/heads/main",
             "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_RUN_ID": str(RUN_ID),
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_SHA": SHA,
             "RUNNER_TEMP": str(self.temp),
         }
 
@@ -204,6 +229,7 @@ class Job:
             [
                 sys.executable, str(self.hooks / "job_started.py"),
                 "--policy-file", str(self.hooks / "policy.json"), "--state-dir", str(self.state),
+                *ADMISSION_ARGS,
             ],
             env=self.env, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
@@ -397,6 +423,15 @@ def test_prepare_job_rechecks_the_policy(job: Job) -> None:
     result = job.prepare()
     assert result.code == 1
     assert any("allowed_refs" in line for line in errors(result))
+    assert "policy refuses this job" in errors(result)[-1]
+
+
+def test_prepare_job_rechecks_the_admission(job: Job) -> None:
+    """Another run than the admitted one: prepare_job reads the admission record again."""
+    job.env["GITHUB_RUN_ID"] = str(RUN_ID + 1)
+    result = job.prepare()
+    assert result.code == 1
+    assert any(f"dispatch did not admit octo-org/app run {RUN_ID + 1}" in x for x in errors(result))
     assert "policy refuses this job" in errors(result)[-1]
 
 

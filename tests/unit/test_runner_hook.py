@@ -1,25 +1,95 @@
-"""runner/job_started.py run as the runner would: a subprocess with a job's environment."""
+"""runner/job_started.py run as the runner would: a subprocess with a job's environment.
+
+A restricted profile's hook also reads dispatch's admission record of the job
+(docs/admission.md): here from moto's DynamoDB behind localdev.task_identity, which
+verifies the hook's SigV4 signature and applies the task role's LeadingKeys statement.
+"""
 
 from __future__ import annotations
 
 import functools
 import glob
+import importlib.util
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from lambda_fn import admission_record
 from lambda_fn.policy import Policy
+from localdev import moto_server
+from localdev.task_identity import TaskIdentities
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "fargate_runners" / "runner" / "job_started.py"
 POLICY_PY = ROOT / "lambda_fn" / "policy.py"
+AWS_CALL = ROOT / "fargate_runners" / "runner" / "aws_call.py"
+RECORD_PY = ROOT / "lambda_fn" / "admission_record.py"
+TABLE = "unit-idempotency"
+REGION = "us-east-1"
+ROLE_ID = "AROAEXAMPLEDEPLOYROLE"
+OTHER_ROLE_ID = "AROAEXAMPLEOTHERROLE1"
+RUN_ID = 4242
+SHA = "a" * 40
+
+
+@pytest.fixture(scope="module")
+def identities() -> Iterator[TaskIdentities]:
+    """moto (DynamoDB) behind the task-role IAM double, with the admission table."""
+    with (
+        moto_server.start() as moto,
+        TaskIdentities(moto.url, "unit/jit", admission_table=TABLE) as double,
+    ):
+        dynamodb(double).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        double.grant_admissions(ROLE_ID, "deploy")
+        double.grant_admissions(OTHER_ROLE_ID, "other")
+        yield double
+
+
+def dynamodb(identities: TaskIdentities) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=identities.moto_url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def admit(
+    identities: TaskIdentities,
+    *,
+    profile: str = "deploy",
+    repository: str = "octo/app",
+    run_id: int = RUN_ID,
+    run_attempt: int = 1,
+    head_sha: str = SHA,
+    expires_in: int = admission_record.TTL_SECONDS,
+) -> str:
+    """Write an admission record as dispatch does (lambda_fn.admission.record_admission)."""
+    entry = admission_record.item(
+        admission_record.Admission(
+            profile, repository, run_id, run_attempt, head_sha, int(time.time()) + expires_in, 1
+        )
+    )
+    dynamodb(identities).put_item(TableName=TABLE, Item=entry)
+    return entry["id"]["S"]
+
 
 DEPLOY = Policy(
     profile="deploy",
@@ -75,10 +145,12 @@ class Job:
     event_file: Path
     state: Path
     env: dict[str, str]
+    #: What entrypoint.sh passes for a restricted profile (RUNNER_ADMISSION_*).
+    admission_args: list[str] = field(default_factory=list)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.python, str(self.hook), *args],
+            [self.python, str(self.hook), *self.admission_args, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -88,11 +160,15 @@ class Job:
 
 
 @pytest.fixture
-def job(tmp_path: Path, interpreter: str) -> Job:
+def job(tmp_path: Path, interpreter: str, identities: TaskIdentities) -> Job:
     hooks = tmp_path / "_hooks"
     hooks.mkdir()
     shutil.copy(HOOK, hooks / "job_started.py")
     shutil.copy(POLICY_PY, hooks / "policy.py")
+    shutil.copy(AWS_CALL, hooks / "aws_call.py")
+    shutil.copy(RECORD_PY, hooks / "admission_record.py")
+    admit(identities)  # dispatch admitted the job's run (the same item every time)
+    session = identities.session(ROLE_ID, f"arn:aws:ecs:{REGION}:1:task/c/{tmp_path.name}")
     policy_file = hooks / "policy.json"
     policy_file.write_text(DEPLOY.to_json())
     event_file = tmp_path / "event.json"
@@ -109,8 +185,14 @@ def job(tmp_path: Path, interpreter: str) -> Job:
         "GITHUB_WORKFLOW_REF": "octo/app/.github/workflows/deploy.yml@refs/heads/main",
         "GITHUB_EVENT_NAME": "push",
         "GITHUB_EVENT_PATH": str(event_file),
+        "GITHUB_RUN_ID": str(RUN_ID),
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_SHA": SHA,
+        **identities.task_environment(session),
     }
-    return Job(tmp_path, interpreter, hooks / "job_started.py", policy_file, event_file, state, env)
+    args = ["--admission-table", TABLE, "--admission-region", REGION, "--admission-wait", "0"]
+    hook = hooks / "job_started.py"
+    return Job(tmp_path, interpreter, hook, policy_file, event_file, state, env, args)
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -302,3 +384,146 @@ def test_preflight_checks_required_env(job: Job) -> None:
     result = job.run("--preflight")
     assert result.returncode == 78
     assert result.stderr.startswith("invalid runner policy: ")
+
+
+# --- the admission record: the runner runs only what dispatch admitted -----------------
+
+
+def admission_line(result: subprocess.CompletedProcess[str]) -> str:
+    [line] = error_lines(result)
+    assert line.startswith("::error::Job refused by runner profile 'deploy': admission: "), line
+    return line
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        # Another run of the allowed repository, at allowed names: dispatch never saw it.
+        ({"GITHUB_RUN_ID": "999"}, "dispatch did not admit octo/app run 999 attempt 1"),
+        # A re-run: attempt 2 is admitted only when dispatch admits its own queued jobs.
+        ({"GITHUB_RUN_ATTEMPT": "2"}, f"dispatch did not admit octo/app run {RUN_ID} attempt 2"),
+        # The admitted run, but the runner sees another commit.
+        ({"GITHUB_SHA": "b" * 40}, f"dispatch admitted commit {SHA}, the job runs at {'b' * 40}"),
+        ({"GITHUB_RUN_ATTEMPT": None}, "GITHUB_RUN_ATTEMPT '' is not a positive integer"),
+        ({"GITHUB_SHA": "HEAD"}, "GITHUB_SHA 'HEAD' is not a commit id"),
+    ],
+)
+def test_job_dispatch_did_not_admit_is_refused(
+    job: Job, changes: dict[str, str | None], fragment: str
+) -> None:
+    for key, value in changes.items():
+        if value is None:
+            job.env.pop(key)
+        else:
+            job.env[key] = value
+    result = job.run("--state-dir", str(job.state))
+    assert result.returncode == 1
+    assert fragment in admission_line(result)
+    assert (job.state / "refused").exists() and not (job.state / "allowed").exists()
+
+
+def test_expired_record_is_refused(job: Job, identities: TaskIdentities) -> None:
+    admit(identities, run_id=5001, expires_in=-1)  # DynamoDB's TTL deletes lazily
+    job.env["GITHUB_RUN_ID"] = "5001"
+    assert "the record has expired" in admission_line(job.run())
+
+
+def test_record_of_another_profile_does_not_admit(job: Job, identities: TaskIdentities) -> None:
+    admit(identities, profile="other", run_id=5002)
+    job.env["GITHUB_RUN_ID"] = "5002"
+    assert "no admission record admitted#deploy#octo/app#5002#1" in admission_line(job.run())
+
+
+def test_another_profiles_role_cannot_read_the_record(
+    job: Job, identities: TaskIdentities, tmp_path: Path
+) -> None:
+    """The task role of profile 'other' reads only admitted#other#*: deploy's is denied."""
+    other = identities.session(OTHER_ROLE_ID, f"arn:aws:ecs:{REGION}:1:task/c/{tmp_path.name}")
+    job.env.update(identities.task_environment(other))
+    line = admission_line(job.run())
+    assert "AccessDeniedException" in line
+    assert "dynamodb:LeadingKeys is not like admitted#other" in line
+
+
+def test_the_task_role_cannot_write_a_record(identities: TaskIdentities, tmp_path: Path) -> None:
+    """A job on a deploy runner has the task role's credentials: it may read, never write."""
+    sys.dont_write_bytecode = True
+    spec = importlib.util.spec_from_file_location("hook_aws_call", AWS_CALL)
+    assert spec is not None and spec.loader is not None
+    aws = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = aws
+    spec.loader.exec_module(aws)
+    session = identities.session(ROLE_ID, f"arn:aws:ecs:{REGION}:1:task/c/{tmp_path.name}")
+    client = aws.api("dynamodb", REGION, identities.task_environment(session))
+    forged = admission_record.item(
+        admission_record.Admission("deploy", "octo/app", 6001, 1, SHA, 2**40, 1)
+    )
+    for action, body in (
+        ("PutItem", {"TableName": TABLE, "Item": forged}),
+        ("UpdateItem", {"TableName": TABLE, "Key": {"id": forged["id"]}}),
+        ("DeleteItem", {"TableName": TABLE, "Key": {"id": forged["id"]}}),
+    ):
+        with pytest.raises(aws.AwsError) as denied:
+            client.call(action, body)
+        assert denied.value.code == "AccessDeniedException"
+    assert "Item" not in dynamodb(identities).get_item(TableName=TABLE, Key={"id": forged["id"]})
+
+
+def test_pull_request_is_recorded_at_its_head_commit(job: Job, identities: TaskIdentities) -> None:
+    """For pull-request events GITHUB_SHA is the merge (or base) commit, while the run's
+    head_sha, which dispatch records, is the pull request's head."""
+    admit(identities, run_id=5003, head_sha="c" * 40)
+    job.env.update(
+        {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_RUN_ID": "5003", "GITHUB_SHA": "d" * 40}
+    )
+    write_event(
+        job,
+        {"pull_request": {"head": {"sha": "c" * 40, "repo": {"full_name": "octo/app"}}}},
+    )
+    result = job.run()
+    assert result.returncode == 0, result.stdout
+
+
+def test_warm_runner_waits_for_the_record_dispatch_is_writing(
+    job: Job, identities: TaskIdentities
+) -> None:
+    """A warm runner can get its job before the webhook has admitted it: it waits.
+
+    The record is written only once the hook has looked and said it waits, so the
+    first lookup certainly found nothing.
+    """
+    run_id = 10**6 + secrets.randbelow(10**6)  # a run no other test admitted
+    job.env["GITHUB_RUN_ID"] = str(run_id)
+    job.admission_args[-1] = "20"
+    argv = [job.python, str(job.hook), *job.admission_args, "--state-dir", str(job.state)]
+    with subprocess.Popen(
+        argv, env=job.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as hook:
+        assert hook.stderr is not None
+        said = hook.stderr.readline()
+        assert said.startswith(
+            f"waiting up to 20 s for admission record admitted#deploy#octo/app#{run_id}#1"
+        ), said
+        assert hook.poll() is None
+        admit(identities, run_id=run_id)
+        out, _ = hook.communicate(timeout=20)
+    assert hook.returncode == 0, out
+    assert (job.state / "allowed").exists()
+
+
+def test_warm_runner_refuses_when_no_record_comes(job: Job) -> None:
+    job.env["GITHUB_RUN_ID"] = "5005"
+    job.admission_args[-1] = "2"
+    started = time.monotonic()
+    line = admission_line(job.run())
+    assert time.monotonic() - started >= 2
+    assert "dispatch did not admit octo/app run 5005 attempt 1" in line
+
+
+def test_restricted_profile_without_admission_table_fails_closed(job: Job) -> None:
+    job.admission_args = []
+    assert "admission: no admission table is configured" in admission_line(job.run())
+    job.env["DB_URL"] = "postgres://db"
+    result = job.run("--preflight")
+    assert result.returncode == 78
+    assert result.stderr.startswith("RUNNER_ADMISSION_TABLE is not set")
