@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_inputs(args: argparse.Namespace) -> None:
-    """What can be checked before AWS or GitHub is asked anything: files, a terminal, extras."""
+    """What can be checked before AWS or GitHub is asked anything: files and extras."""
     for option, path in (
         ("--private-key", getattr(args, "private_key", None)),
         ("--cdk-json", getattr(args, "cdk_json", None)),
@@ -149,14 +149,6 @@ def check_inputs(args: argparse.Namespace) -> None:
             raise CliError(f"{option} {path}: not a file")
         if not os.access(path, os.R_OK):
             raise CliError(f"{option} {path}: not readable by this user")
-    setup_prompts = args.command == "setup" and not (
-        args.app_id or args.token_stdin or args.dry_run
-    )
-    if setup_prompts and not sys.stdin.isatty():
-        raise CliError(
-            "no terminal to prompt for the token: pass it on stdin with --token-stdin "
-            '(for example: printf %s "$PAT" | fargate-runners setup --token-stdin ...)'
-        )
     if args.command == "serve" and not args.aws:
         try:
             import moto.server  # noqa: F401 - only to know it is there
@@ -219,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
                 )
             if args.private_key or args.app_webhook:
                 raise CliError("--private-key and --app-webhook go with --app-id")
+            if not args.token_stdin and not sys.stdin.isatty():
+                raise CliError(
+                    "no terminal to prompt for the token: pass it on stdin with --token-stdin "
+                    '(for example: printf %s "$PAT" | fargate-runners setup --token-stdin ...)'
+                )
             token = commands.read_token(from_stdin=args.token_stdin)
             return commands.setup(
                 aws,
