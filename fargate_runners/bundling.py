@@ -17,6 +17,12 @@ dependency), so a dependency released after the last test run cannot slip in.
 Docker is never used: :class:`LocalPipBundling` either succeeds or raises,
 so CDK never falls back to the placeholder image.
 
+pip runs once per lock, not once per synth: what it installs is cached per
+:meth:`LocalPipBundling.cache_key` (a content hash of every input of the install) in a
+user-level cache (:mod:`fargate_runners.bundle_cache`), and copied from there afterwards,
+so a second synth takes seconds and needs no package index. The package's own source is
+copied fresh on every synth.
+
 The same bundler builds the optional tracing layer (``layer_code``): only the
 requirements, installed under ``python/`` as Lambda layers expect, without
 their dependencies (each one the layer needs is listed itself).
@@ -24,6 +30,9 @@ their dependencies (each one the layer needs is listed itself).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import shutil
 import subprocess
 import sys
@@ -34,7 +43,10 @@ import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
+from .bundle_cache import CacheError, cache_root, ensure_entry
+
 __all__ = [
+    "BUNDLER_VERSION",
     "PLACEHOLDER_IMAGE",
     "RUNTIME_PROVIDED",
     "TRACING_REQUIREMENTS",
@@ -57,6 +69,11 @@ TRACING_REQUIREMENTS = Path(__file__).resolve().parent / "tracing_layer" / "requ
 
 #: Top-level names (packages, their dist-info and scripts) the Lambda runtime provides.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "bin")
+
+#: Part of every cache key: bump it when what ends up in a bundle changes for the same
+#: inputs (a change to the pip command or to :data:`RUNTIME_PROVIDED` changes the key by
+#: itself).
+BUNDLER_VERSION = "1"
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".mypy_cache")
 
@@ -140,6 +157,33 @@ class LocalPipBundling:
             ) from exc
         return True
 
+    def cache_key(self) -> str:
+        """SHA-256 of everything that decides what pip installs, and how it is pruned.
+
+        The requirements' and the lock's contents (not their paths), the target Python
+        and platform, the pip command's options, pip's own version, the pruned names and
+        :data:`BUNDLER_VERSION`. The package's source is not part of it: it is not cached.
+        """
+        placeholders = {
+            sys.executable: "<python>",
+            str(self.requirements): "<requirements>",
+            str(self.constraints): "<constraints>",
+            "<target>": "<target>",
+        }
+        material = {
+            "bundler": BUNDLER_VERSION,
+            "requirements": _sha256(self.requirements),
+            "constraints": _sha256(self.constraints) if self.constraints is not None else None,
+            "python_version": self.python_version,
+            "platform": self.platform,
+            "layer": self.layer,
+            "command": [placeholders.get(arg, arg) for arg in self.pip_command("<target>")],
+            "pip": _version("pip"),
+            "runtime_provided": list(RUNTIME_PROVIDED),
+        }
+        encoded = json.dumps(material, sort_keys=True).encode()
+        return hashlib.sha256(encoded).hexdigest()[:40]
+
     def _bundle(self, output: Path) -> None:
         if not self.layer and not (self.source_dir / "__init__.py").is_file():
             raise BundlingError(f"{self.source_dir} is not a Python package (no __init__.py)")
@@ -152,20 +196,30 @@ class LocalPipBundling:
             package_dir = output / self.source_dir.name
             shutil.copytree(self.source_dir, package_dir, ignore=_IGNORED, dirs_exist_ok=True)
         if self.requirements.is_file():
-            result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                self.pip_command(str(output)),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise BundlingError(
-                    f"pip could not install {self.requirements} for Python "
-                    f"{self.python_version} on {self.platform} (exit {result.returncode}); "
-                    "PyPI must be reachable at synth time.\n"
-                    f"{result.stderr.strip() or result.stdout.strip()}"
-                )
+            try:
+                installed = ensure_entry(cache_root(), self.cache_key(), self._install)
+            except CacheError as exc:
+                raise BundlingError(str(exc)) from None
+            shutil.copytree(installed, output, dirs_exist_ok=True)
         _prune(output)
+
+    def _install(self, target: Path) -> None:
+        """pip-install the requirements into the empty directory ``target``, pruned."""
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            self.pip_command(str(target)),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BundlingError(
+                f"pip could not install {self.requirements} for Python "
+                f"{self.python_version} on {self.platform} (exit {result.returncode}); "
+                "a package index must be reachable for the first synth of a new lock "
+                f"(later synths use the cache in {cache_root()}).\n"
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        _prune(target)
 
 
 def _prune(output: Path) -> None:
@@ -182,9 +236,14 @@ def _prune(output: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def lambda_code(

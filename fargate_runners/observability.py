@@ -68,7 +68,9 @@ class ObservabilityPart(RunnersBase):
             # without an address. `cdk deploy --strict` turns it into a failure.
             Annotations.of(self).add_warning_v2(
                 "fargate-runners:no-alarm-destination",
-                "NO ALARM REACHES A PERSON: set alarm_email or alarm_topic_arn in cdk.json. "
-                "Without one the dead-letter queue, launch failure, reconciler, retry queue "
-                "and webhook error alarms only change colour on the dashboard.",
+                "NO ALARM REACHES A PERSON: pass FargateRunnersProps(alarm_topic=...), an SNS "
+                "topic someone is subscribed to (the repository's app: set alarm_email or "
+                "alarm_topic_arn in cdk.json). Without one the dead-letter queue, launch "
+                "failure, reconciler, retry queue and webhook error alarms only change colour "
+                "on the dashboard.",
             )

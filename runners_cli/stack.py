@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,20 +113,46 @@ class Aws:
         return str(self.session().region_name or self.region or "")
 
 
+def default_region(explicit: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """``--region``, else ``AWS_REGION``, else ``None`` (boto3: ``AWS_DEFAULT_REGION``, profile).
+
+    The AWS CLI and the SDKs read ``AWS_REGION`` before ``AWS_DEFAULT_REGION`` and the
+    profile's ``region`` (https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html:
+    "If defined, this environment variable overrides the values in the environment variable
+    AWS_DEFAULT_REGION and the profile setting region"); botocore itself reads only
+    ``AWS_DEFAULT_REGION`` (``botocore/configprovider.py``), so ``AWS_REGION`` is passed in
+    here, and the CLI's region is the one the AWS CLI would use.
+    """
+    env = os.environ if environ is None else environ
+    return explicit or env.get("AWS_REGION", "").strip() or None
+
+
 @contextmanager
 def aws_errors(region: str | None) -> Iterator[None]:
     """Turn the usual environment mistakes into one-line ``CliError`` s (exit 2)."""
     from botocore.exceptions import (
         ClientError,
+        ConfigParseError,
         EndpointConnectionError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
+        ProfileNotFound,
         TokenRetrievalError,
     )
 
     try:
         yield
+    except ProfileNotFound as exc:
+        profile = exc.kwargs.get("profile", "")
+        raise CliError(
+            f"AWS profile {profile!r} (AWS_PROFILE) is not in your AWS config files: "
+            "list the profiles with `aws configure list-profiles`, or unset AWS_PROFILE"
+        ) from None
+    except ConfigParseError as exc:
+        raise CliError(
+            f"cannot parse the AWS config file {exc.kwargs.get('path', '')}: fix or move it"
+        ) from None
     except (NoCredentialsError, PartialCredentialsError):
         raise CliError(
             "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/"
@@ -135,8 +162,8 @@ def aws_errors(region: str | None) -> Iterator[None]:
         raise CliError("AWS SSO session expired: run `aws sso login`") from None
     except NoRegionError:
         raise CliError(
-            "no AWS region: pass --region, set AWS_DEFAULT_REGION, or set a region in your "
-            "AWS profile (boto3 does not read AWS_REGION outside AWS)"
+            "no AWS region: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or set a "
+            "region in your AWS profile"
         ) from None
     except EndpointConnectionError as exc:
         raise CliError(
@@ -153,6 +180,12 @@ def aws_errors(region: str | None) -> Iterator[None]:
             "SignatureDoesNotMatch",
         ):
             raise CliError(f"AWS rejected the credentials ({code}): refresh them") from None
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            operation = exc.operation_name
+            raise CliError(
+                f"AWS denied {operation} ({code}) to the credentials in use: use a role or "
+                f"profile allowed to call it (AWS_PROFILE), or ask for the permission"
+            ) from None
         raise
 
 

@@ -228,6 +228,7 @@ def test_setup_prompts_with_getpass(
 ) -> None:
     github.valid_token = NEW_PAT
     monkeypatch.setattr("runners_cli.commands.getpass.getpass", lambda prompt: NEW_PAT)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)  # a terminal to prompt on
     assert main(["setup", "--org", "octo-org", "--region", REGION, "--github-api-url", API]) == 0
     assert deployed.pat() == NEW_PAT
 

@@ -78,6 +78,20 @@ def test_uses_the_given_vpc_and_private_subnets(
     assert runners.runner_name_prefix == "platform-ci-1c46ab23"
 
 
+def test_the_alarm_warning_names_what_a_construct_user_sets(
+    embedded: tuple[FargateRunners, dict[str, Any]],
+) -> None:
+    """A construct user has no cdk.json to edit: the warning names the prop."""
+    from aws_cdk.assertions import Annotations, Match
+
+    runners, _ = embedded
+    found = Annotations.from_stack(cdk.Stack.of(runners)).find_warning("*", Match.any_value())
+    [warning] = [
+        str(m.entry.data) for m in found if "NO ALARM REACHES A PERSON" in str(m.entry.data)
+    ]
+    assert "FargateRunnersProps(alarm_topic=...)" in warning
+
+
 def test_exposes_its_parts(embedded: tuple[FargateRunners, dict[str, Any]]) -> None:
     runners, _ = embedded
     assert set(runners.task_definitions) == {"default", "cached"}
