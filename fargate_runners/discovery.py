@@ -103,7 +103,15 @@ class DiscoveryPart(RunnersBase):
         command = json.dumps(entrypoint_command())
         size = FIXED_TEMPLATE_BYTES
         for profile in profiles:
-            environment = runner_environment(profile.policy, self.props.runner_idle_timeout_seconds)
+            # As runner_tasks.py builds it: a restricted profile also names the admission table.
+            admission = (
+                (self.idempotency_table.table_name, stack.region)
+                if profile.policy.restricted
+                else None
+            )
+            environment = runner_environment(
+                profile.policy, self.props.runner_idle_timeout_seconds, admission
+            )
             size += len(command) + len(json.dumps(environment)) + PER_PROFILE_BYTES
         size = int(size * PRETTY_PRINT_FACTOR)
         resources = sum(isinstance(c, CfnResource) for c in stack.node.find_all())

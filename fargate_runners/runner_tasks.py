@@ -137,7 +137,9 @@ class RunnerTasksPart(RunnersBase):
                 task_role=task_role,
                 execution_role=execution_role,
             )
-            steps = self._managed_steps(scope, profile) if profile.managed_steps else None
+            steps = (
+                self._managed_steps(scope, profile, task_role) if profile.managed_steps else None
+            )
             if steps is not None:
                 self.step_security_groups[profile.name] = steps.security_group
                 self._admit_to_endpoints(
@@ -284,7 +286,9 @@ class RunnerTasksPart(RunnersBase):
             )
         )
 
-    def _managed_steps(self, scope: Construct, profile: RunnerProfile) -> ManagedSteps:
+    def _managed_steps(
+        self, scope: Construct, profile: RunnerProfile, runner_role: iam.Role
+    ) -> ManagedSteps:
         """The step task definition of a ``steps: managed`` profile (fargate_runners/steps.py)."""
         return ManagedSteps(
             scope,
@@ -293,6 +297,7 @@ class RunnerTasksPart(RunnersBase):
             family=f"{self.name_prefix}-step-{profile.name}",
             cluster=self.cluster,
             cluster_task_arns=self._task_arns,
+            runner_role_id=runner_role.role_id,
             vpc=self.vpc,
             subnet_ids=list(profile.subnet_ids or self.subnet_ids),
             assign_public_ip=(

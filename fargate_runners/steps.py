@@ -6,15 +6,16 @@ runner's container hook, ``runner/managed_steps.py``): the profile's one
 (``step_role_policies``) and secrets (``step_secrets``, as ECS secrets), and a
 fixed entry point that maps the one allowed command override to a managed
 command. The runner task's role gets exactly what the hook needs: run this
-task definition in this cluster, pass its two roles, describe and stop tasks of
-this cluster, read this log group. No ECS Exec: nothing grants
-``ssmmessages:*`` and the hook starts tasks with ``enableExecuteCommand: false``.
+task definition in this cluster, tagged with its own session (``runner:step-owner``
+= ``${aws:userid}``), pass its two roles, stop only the step tasks carrying that
+tag, describe tasks of this cluster, read this log group (see :meth:`grant_runner`
+and docs/managed-steps-iam.md). No ECS Exec: nothing grants ``ssmmessages:*`` and
+the hook starts tasks with ``enableExecuteCommand: false``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aws_cdk import Annotations, ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -23,6 +24,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
+
+from lambda_fn.contract import TAG_STEP_OWNER
 
 from .config import RunnerProfile
 from .nag import Acknowledgment, acknowledge
@@ -50,6 +53,7 @@ class ManagedSteps(Construct):
         family: str,
         cluster: ecs.ICluster,
         cluster_task_arns: str,
+        runner_role_id: str,
         vpc: ec2.IVpc,
         subnet_ids: list[str],
         assign_public_ip: bool,
@@ -149,6 +153,10 @@ class ManagedSteps(Construct):
                     "log_group": self.log_group.log_group_name,
                     "log_stream_prefix": STEP_STREAM_PREFIX,
                     "region": stack.region,
+                    # The hook tags each step task <runner_role_id>:<its own task id>,
+                    # the aws:userid that grant_runner's conditions compare with.
+                    "owner_tag": TAG_STEP_OWNER,
+                    "owner_role_id": runner_role_id,
                 }
             )
         )
@@ -194,7 +202,21 @@ class ManagedSteps(Construct):
         return True
 
     def grant_runner(self, runner_role: iam.Role) -> None:
-        """What the runner task's hook needs to run, follow and stop step tasks; no more."""
+        """What the runner task's hook needs to run, follow and stop its own step tasks.
+
+        ECS names a task-role session after the task id, so ``${aws:userid}`` of the
+        runner task is ``<runner role id>:<runner task id>`` (docs/jit-config.md: the
+        same fact binds the JIT config). The hook tags every step task it starts
+        ``runner:step-owner`` with exactly that value; RunTask (and the tagging that
+        comes with it) is allowed only with that tag and no other, and StopTask only on
+        a task whose tag equals the caller's own ``aws:userid``. ``ecs:TagResource`` is
+        granted only as part of RunTask (``ecs:CreateAction``), so no existing task can
+        be given the caller's tag. DescribeTasks stays on every task of the cluster:
+        the ECS developer guide says Describe actions take no resource-level
+        conditions, and StopTask deletes a task's tags, after which a tag condition
+        could no longer let the hook read its stopped step's exit code
+        (docs/managed-steps-iam.md).
+        """
         stack = Stack.of(self)
         family_arn = stack.format_arn(
             service="ecs",
@@ -202,17 +224,51 @@ class ManagedSteps(Construct):
             resource_name=f"{self.task_definition.family}:*",
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
-        in_cluster = {"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}}
-        statements: list[dict[str, Any]] = [
-            {"sid": "RunStepTasks", "actions": ["ecs:RunTask"], "resources": [family_arn]},
-            {
-                "sid": "FollowAndStopStepTasks",
-                "actions": ["ecs:DescribeTasks", "ecs:StopTask"],
-                "resources": [self._task_arns],
-            },
-        ]
-        for statement in statements:
-            runner_role.add_to_policy(iam.PolicyStatement(conditions=in_cluster, **statement))
+        in_cluster = {"ecs:cluster": self.cluster.cluster_arn}
+        requested_by_caller = {f"aws:RequestTag/{TAG_STEP_OWNER}": "${aws:userid}"}
+        only_the_owner_tag = {"aws:TagKeys": [TAG_STEP_OWNER]}
+        runner_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunOwnStepTasks",
+                actions=["ecs:RunTask"],
+                resources=[family_arn],
+                conditions={
+                    "ArnEquals": in_cluster,
+                    "StringEquals": requested_by_caller,
+                    "ForAllValues:StringEquals": only_the_owner_tag,
+                },
+            )
+        )
+        runner_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagOwnStepTasksAtLaunch",
+                actions=["ecs:TagResource"],
+                resources=[self._task_arns],
+                conditions={
+                    "StringEquals": {"ecs:CreateAction": "RunTask", **requested_by_caller},
+                    "ForAllValues:StringEquals": only_the_owner_tag,
+                },
+            )
+        )
+        runner_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StopOwnStepTasks",
+                actions=["ecs:StopTask"],
+                resources=[self._task_arns],
+                conditions={
+                    "ArnEquals": in_cluster,
+                    "StringEquals": {f"aws:ResourceTag/{TAG_STEP_OWNER}": "${aws:userid}"},
+                },
+            )
+        )
+        runner_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FollowStepTasks",
+                actions=["ecs:DescribeTasks"],
+                resources=[self._task_arns],
+                conditions={"ArnEquals": in_cluster},
+            )
+        )
         runner_role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassStepRoles",
@@ -236,11 +292,13 @@ class ManagedSteps(Construct):
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{flat(resolve(family_arn))}]",
                 reason="RunTask on the step task definition family (':*' = its revisions), "
-                "pinned to this cluster by ecs:cluster.",
+                "pinned to this cluster by ecs:cluster and to a runner:step-owner tag equal "
+                "to the caller's own aws:userid.",
             ),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::{flat(resolve(self._task_arns))}]",
-                reason="Step task ids are unknown before RunTask; DescribeTasks and StopTask "
-                "are limited to tasks of this cluster.",
+                reason="Step task ids are unknown before RunTask. StopTask and TagResource "
+                "match only tasks tagged with the caller's own aws:userid (TagResource only "
+                "within RunTask); DescribeTasks (read-only) is limited to this cluster.",
             ),
         )

@@ -117,6 +117,10 @@ TAG_POOL: Final = "runner:pool"
 TAG_TASK_USERID: Final = "runner:task-userid"
 #: On the sealed JIT secret: the task it was made for.
 TAG_TASK_ARN: Final = "runner:task-arn"
+#: On a managed step task (set at ``RunTask`` by the runner's hook,
+#: fargate_runners/runner/managed_steps.py): ``<runner task role id>:<runner task id>``,
+#: the ``aws:userid`` of the one runner session that started it and alone may stop it.
+TAG_STEP_OWNER: Final = "runner:step-owner"
 
 #: The stack's outputs, which ``fargate-runners`` (the CLI) reads.
 OUTPUT_WEBHOOK_URL: Final = "WebhookUrl"

@@ -22,13 +22,18 @@ here is in docs/runner.md with its source). What this hook does with each:
     whose command override is that name (the step container maps the name to
     the managed command itself and refuses any other). Only the variables
     named in ``step_env`` go along; the step log says which were dropped.
+    The step task is tagged ``runner:step-owner = <runner task role id>:<runner
+    task id>`` (the role id from the configuration, the task id from the ECS task
+    metadata endpoint): that is this runner session's ``aws:userid``, and the
+    runner role may start step tasks only with that tag and stop only tasks that
+    carry it (fargate_runners/steps.py, ``grant_runner``). No task id, no step.
     The hook prints the step task's CloudWatch log while it runs and exits
     with its exit code. JavaScript actions (``actions/checkout`` included) and
     any other shell are refused.
 ``run_container_step`` (Docker actions)
     Refused.
 ``cleanup_job`` ("Stop containers", always)
-    Stops every step task this job started that is still running.
+    Stops every step task this job started whose stop nobody has asked for yet.
 
 SIGINT or SIGTERM (the runner cancelling the step) stops the running step
 task. Refusals print ``::error::Managed steps (profile '<name>'): <why>`` and
@@ -52,6 +57,7 @@ import secrets
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,6 +174,14 @@ def step_env_problem(name: str) -> str | None:
 #: Consecutive DescribeTasks failures (or missing answers) before the step is given up.
 MAX_DESCRIBE_MISSES = 15
 
+#: ECS task metadata endpoint v4, injected into every container on Fargate platform 1.4.0+;
+#: ``<it>/task`` answers this task's metadata, ``TaskARN`` included (ECS Developer Guide,
+#: "Task metadata endpoint version 4 for tasks on Fargate").
+METADATA_ENV = "ECS_CONTAINER_METADATA_URI_V4"
+#: An IAM role's unique id (``RoleId``) and an ECS task id, as they appear in ``aws:userid``.
+_ROLE_ID = re.compile(r"^AROA[A-Z0-9]{1,124}$")
+_TASK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
 STATE_PREPARED = "steps-prepared"
 STATE_TASKS = "step-tasks"
 
@@ -175,7 +189,7 @@ CONFIG_KEYS = frozenset(
     {
         "profile", "image", "commands", "env", "cluster", "task_definition", "container",
         "subnets", "security_groups", "assign_public_ip", "log_group", "log_stream_prefix",
-        "region",
+        "region", "owner_tag", "owner_role_id",
     }
 )  # fmt: skip
 
@@ -233,6 +247,9 @@ class StepsConfig:
     log_group: str
     log_stream_prefix: str
     region: str
+    #: Tag key, and first half of its value, that binds a step task to this runner session.
+    owner_tag: str
+    owner_role_id: str
 
     @classmethod
     def from_json(cls, text: str) -> StepsConfig:
@@ -269,6 +286,8 @@ class StepsConfig:
                    if (problem := step_env_problem(name)) is not None]  # fmt: skip
         if refused:
             raise ConfigProblem(f"env: {refused[0]}")
+        if not _ROLE_ID.match(str(data["owner_role_id"])):
+            raise ConfigProblem("owner_role_id: must be an IAM role id (AROA...)")
         return cls(
             profile=text_of("profile"),
             image=text_of("image"),
@@ -283,6 +302,8 @@ class StepsConfig:
             log_group=text_of("log_group"),
             log_stream_prefix=text_of("log_stream_prefix"),
             region=text_of("region"),
+            owner_tag=text_of("owner_tag"),
+            owner_role_id=text_of("owner_role_id"),
         )
 
 
@@ -495,8 +516,35 @@ class Hook:
 
     # -- the step task
 
+    def owner(self) -> str:
+        """This runner session's ``aws:userid``: ``<task role id>:<task id>``.
+
+        ECS names a task-role session after the task id (docs/jit-config.md), and the
+        runner role's RunTask/StopTask conditions compare the step task's owner tag
+        with ``${aws:userid}``; a wrong value is denied, never widened.
+        """
+        base = self.env.get(METADATA_ENV, "")
+        if not base.startswith(("http://", "https://")):
+            raise Refusal(
+                f"{METADATA_ENV} is not set, so this runner task's id is unknown and its "
+                "step task could not be tagged as its own; no step runs"
+            )
+        try:
+            url = base.rstrip("/") + "/task"
+            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - scheme checked
+                task_arn = json.load(answer).get("TaskARN")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise Refusal(
+                f"cannot read this runner task's metadata ({type(exc).__name__}); no step runs"
+            ) from None
+        task_id = task_arn.rsplit("/", 1)[-1] if isinstance(task_arn, str) else ""
+        if not _TASK_ID.match(task_id):
+            raise Refusal("the task metadata gave no usable TaskARN; no step runs")
+        return f"{self.config.owner_role_id}:{task_id}"
+
     def _run_task(self, name: str, environment: Mapping[str, str]) -> int:
         ecs, _ = self._aws()
+        owner = self.owner()
         override = {
             "containerOverrides": [
                 {
@@ -519,6 +567,9 @@ class Hook:
             "count": 1,
             "startedBy": f"managed-step/{self.config.profile}"[:128],
             "enableExecuteCommand": False,
+            # The runner role may start step tasks only with this tag, and stop only tasks
+            # whose tag equals its own session (fargate_runners/steps.py, grant_runner).
+            "tags": [{"key": self.config.owner_tag, "value": owner}],
             "networkConfiguration": {
                 "awsvpcConfiguration": {
                     "subnets": list(self.config.subnets),
@@ -623,10 +674,12 @@ class Hook:
             return 0
         ecs, _ = self._aws()
         answer = ecs("DescribeTasks", {"cluster": self.config.cluster, "tasks": tasks})
+        # A task whose stop was already asked for (cancel, the hook's own stop) needs no
+        # second StopTask, and would be refused one: StopTask deletes a task's tags.
         running = [
             str(task["taskArn"])
             for task in answer.get("tasks") or []
-            if task.get("lastStatus") != "STOPPED" or task.get("desiredStatus") != "STOPPED"
+            if task.get("desiredStatus") != "STOPPED"
         ]
         for task_arn in running:
             if self._stop(task_arn, "job ended (cleanup_job)"):

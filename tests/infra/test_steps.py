@@ -222,36 +222,77 @@ def arn(*parts: Any) -> dict[str, Any]:
 
 
 def test_runner_role_may_only_run_follow_and_stop_its_steps(steps_synth: Synth) -> None:
-    """The runner task holds no deploy permission: only what the hook needs."""
-    in_cluster = {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": ["RunnersClusterAEDEEE6D", "Arn"]}}}
+    """The runner task holds no deploy permission: only what the hook needs, and it may
+    start step tasks only tagged with its own session and stop only those."""
+    cluster_arn = {"Fn::GetAtt": ["RunnersClusterAEDEEE6D", "Arn"]}
+    in_cluster = {"ecs:cluster": cluster_arn}
+    owner = "runner:step-owner"
     region_account = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]
+    cluster_tasks = arn(":ecs:", *region_account, ":task/", {"Ref": "RunnersClusterAEDEEE6D"}, "/*")
     statements = {
         s["Sid"]: s for s in policy_of(steps_synth, "RunnersProfiledeployTaskRole0C44F051")
     }
     assert set(statements) == {
         "ReadAndConsumeOwnJitConfig",
-        "RunStepTasks",
-        "FollowAndStopStepTasks",
+        "RunOwnStepTasks",
+        "TagOwnStepTasksAtLaunch",
+        "StopOwnStepTasks",
+        "FollowStepTasks",
         "PassStepRoles",
         "ReadStepLogs",
         "ReadOwnProfileAdmissions",  # GetItem on admitted#deploy#* (test_stack.py)
     }
-    assert statements["RunStepTasks"] == {
-        "Sid": "RunStepTasks",
+    assert statements["RunOwnStepTasks"] == {
+        "Sid": "RunOwnStepTasks",
         "Effect": "Allow",
         "Action": "ecs:RunTask",
         "Resource": arn(":ecs:", *region_account, ":task-definition/RunnersSteps-step-deploy:*"),
-        "Condition": in_cluster,
+        "Condition": {
+            "ArnEquals": in_cluster,
+            "StringEquals": {f"aws:RequestTag/{owner}": "${aws:userid}"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": [owner]},
+        },
     }
-    assert statements["FollowAndStopStepTasks"] == {
-        "Sid": "FollowAndStopStepTasks",
+    # Tagging only as part of RunTask: no existing task can be given the caller's tag.
+    assert statements["TagOwnStepTasksAtLaunch"] == {
+        "Sid": "TagOwnStepTasksAtLaunch",
         "Effect": "Allow",
-        "Action": ["ecs:DescribeTasks", "ecs:StopTask"],
-        "Resource": arn(
-            ":ecs:", *region_account, ":task/", {"Ref": "RunnersClusterAEDEEE6D"}, "/*"
-        ),
-        "Condition": in_cluster,
+        "Action": "ecs:TagResource",
+        "Resource": cluster_tasks,
+        "Condition": {
+            "StringEquals": {
+                "ecs:CreateAction": "RunTask",
+                f"aws:RequestTag/{owner}": "${aws:userid}",
+            },
+            "ForAllValues:StringEquals": {"aws:TagKeys": [owner]},
+        },
     }
+    assert statements["StopOwnStepTasks"] == {
+        "Sid": "StopOwnStepTasks",
+        "Effect": "Allow",
+        "Action": "ecs:StopTask",
+        "Resource": cluster_tasks,
+        "Condition": {
+            "ArnEquals": in_cluster,
+            "StringEquals": {f"aws:ResourceTag/{owner}": "${aws:userid}"},
+        },
+    }
+    assert statements["FollowStepTasks"] == {
+        "Sid": "FollowStepTasks",
+        "Effect": "Allow",
+        "Action": "ecs:DescribeTasks",
+        "Resource": cluster_tasks,
+        "Condition": {"ArnEquals": in_cluster},
+    }
+    # Nothing else of ECS: no UntagResource, no TagResource outside RunTask.
+    ecs_actions = sorted(
+        action
+        for statement in statements.values()
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else [])
+        + (statement["Action"] if isinstance(statement["Action"], list) else [])
+        if action.startswith("ecs:")
+    )
+    assert ecs_actions == ["ecs:DescribeTasks", "ecs:RunTask", "ecs:StopTask", "ecs:TagResource"]
     assert statements["PassStepRoles"] == {
         "Sid": "PassStepRoles",
         "Effect": "Allow",
@@ -303,8 +344,12 @@ def test_runner_container_carries_the_hook_and_its_configuration(steps_synth: Sy
         "log_group": "<token>",
         "log_stream_prefix": "step",
         "region": "<token>",
+        "owner_tag": "runner:step-owner",
+        "owner_role_id": "<token>",
     }
     assert {"Ref": STEP_TASK_DEFINITION} in parts
+    # The role id of this very runner task role: its sessions' aws:userid starts with it.
+    assert {"Fn::GetAtt": ["RunnersProfiledeployTaskRole0C44F051", "RoleId"]} in parts
     assert "Secrets" not in container  # the runner task holds no secret of the steps
 
 

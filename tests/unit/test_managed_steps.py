@@ -11,7 +11,9 @@ runner's shapes (``HookInput.cs``) and actions/runner-container-hooks'
 ECS and CloudWatch Logs are a moto server reached with real ``curl --aws-sigv4``
 and container credentials from localdev.task_identity; localdev.step_tasks plays
 the step containers (log lines, exit codes, a stop that takes time), which moto
-does not.
+does not. A small HTTP server plays the ECS task metadata endpoint v4
+(``$ECS_CONTAINER_METADATA_URI_V4/task`` answers ``TaskARN``), from which the
+hook learns the runner task id it tags each step task with.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +38,10 @@ import boto3
 import pytest
 
 from lambda_fn import admission_record
+from lambda_fn.contract import TAG_STEP_OWNER
 from lambda_fn.policy import policy_from_dict
 from localdev import moto_server
+from localdev._background import BackgroundHTTPServer
 from localdev.step_tasks import Behaviour, StepTasks
 from localdev.task_identity import TaskIdentities
 
@@ -50,6 +55,10 @@ LOG_GROUP = "/runners/steps"
 IMAGE = "registry.example/deploy@sha256:" + "ab" * 32
 COMMANDS = ("deploy", "migrate")
 STEP_ENV = ("INPUT_DEPLOY_TARGET", "INPUT_SHA")
+#: The runner task's role id and task id: its task-role session is ``ROLE_ID:TASK_ID``.
+RUNNER_ROLE_ID = "AROASTEPRUNNER"
+RUNNER_TASK_ID = "0123456789abcdef0123456789abcdef"
+RUNNER_TASK_ARN = f"arn:aws:ecs:{REGION}:123456789012:task/{CLUSTER}/{RUNNER_TASK_ID}"
 HOOK_FILES = {
     "managed_steps.py": ROOT / "fargate_runners" / "runner" / "managed_steps.py",
     "aws_call.py": ROOT / "fargate_runners" / "runner" / "aws_call.py",
@@ -78,12 +87,31 @@ def client(service: str, url: str) -> Any:
     )
 
 
+class TaskMetadata(BaseHTTPRequestHandler):
+    """``GET /v4/<id>/task``: the runner task's metadata, as ECS task metadata v4 answers."""
+
+    def do_GET(self) -> None:
+        if self.path != "/v4/runner/task":
+            self.send_error(404)
+            return
+        body = json.dumps({"Cluster": CLUSTER, "TaskARN": RUNNER_TASK_ARN}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 @dataclass
 class Aws:
     moto_url: str
     identities: TaskIdentities
     network: dict[str, Any]
     tasks: StepTasks
+    metadata_url: str
 
     def ecs(self) -> Any:
         return client("ecs", self.moto_url)
@@ -148,8 +176,13 @@ def aws() -> Iterator[Aws]:
         )
         client("logs", moto.url).create_log_group(logGroupName=LOG_GROUP)
         network = {"subnets": [subnet], "security_groups": [group["GroupId"]]}
-        with StepTasks(moto.url, CLUSTER, LOG_GROUP, "step", CONTAINER, BEHAVIOURS) as tasks:
-            yield Aws(moto.url, identities, network, tasks)
+        metadata = BackgroundHTTPServer("task-metadata")
+        metadata.start("127.0.0.1", 0, TaskMetadata)
+        try:
+            with StepTasks(moto.url, CLUSTER, LOG_GROUP, "step", CONTAINER, BEHAVIOURS) as tasks:
+                yield Aws(moto.url, identities, network, tasks, metadata.base_url + "/v4/runner")
+        finally:
+            metadata.stop()
 
 
 @dataclass
@@ -192,6 +225,8 @@ class Job:
             "log_group": LOG_GROUP,
             "log_stream_prefix": "step",
             "region": REGION,
+            "owner_tag": TAG_STEP_OWNER,
+            "owner_role_id": RUNNER_ROLE_ID,
         }
         (self.hooks / "steps.json").write_text(json.dumps(config))
         # What entrypoint.sh writes as managed-steps.sh.
@@ -206,12 +241,13 @@ class Job:
         (self.hooks / "managed-steps.sh").write_text(f"#!/usr/bin/env bash\nexec {hook}\n")
         event = self.root / "event.json"
         event.write_text(json.dumps({"ref": "refs/heads/main"}))
-        identity = self.aws.identities.identity("AROASTEPRUNNER:task1")
+        identity = self.aws.identities.identity(f"{RUNNER_ROLE_ID}:{RUNNER_TASK_ID}")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             **self.aws.identities.task_environment(identity),
             "AWS_ENDPOINT_URL_ECS": self.aws.moto_url,
             "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": self.aws.moto_url,
+            "ECS_CONTAINER_METADATA_URI_V4": self.aws.metadata_url,
             "GITHUB_REPOSITORY": "octo-org/app",
             "GITHUB_REF": "refs/heads/main",
             "GITHUB_EVENT_NAME": "push",
@@ -475,6 +511,39 @@ def test_a_managed_command_runs_as_one_step_task(prepared: Job) -> None:
     }
 
 
+def test_each_step_task_is_tagged_with_the_runner_session(prepared: Job) -> None:
+    """``runner:step-owner`` = the runner's ``aws:userid``: what the runner role's RunTask
+    requires and its StopTask compares (fargate_runners/steps.py, grant_runner)."""
+    result = prepared.call("run_script_step", prepared.script("deploy"))
+    assert result.code == 0, result.out
+    [arn] = (prepared.state / "step-tasks").read_text().split()
+    tags = prepared.aws.ecs().list_tags_for_resource(resourceArn=arn)["tags"]
+    assert tags == [{"key": TAG_STEP_OWNER, "value": f"{RUNNER_ROLE_ID}:{RUNNER_TASK_ID}"}]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "fragment"),
+    [
+        (None, "ECS_CONTAINER_METADATA_URI_V4 is not set"),
+        ("/v4/elsewhere", "cannot read this runner task's metadata (HTTPError)"),
+    ],
+)
+def test_without_its_own_task_id_the_hook_starts_no_step(
+    prepared: Job, metadata: str | None, fragment: str
+) -> None:
+    """Untagged, the step task could not be stopped by its runner: fail closed."""
+    if metadata is None:
+        del prepared.env["ECS_CONTAINER_METADATA_URI_V4"]
+    else:
+        prepared.env["ECS_CONTAINER_METADATA_URI_V4"] = prepared.aws.metadata_url + metadata
+    before = len(prepared.aws.step_task_arns())
+    result = prepared.call("run_script_step", prepared.script("deploy"))
+    assert result.code == 1
+    assert fragment in errors(result)[0]
+    assert not (prepared.state / "step-tasks").exists()
+    assert len(prepared.aws.step_task_arns()) == before
+
+
 def test_bash_shell_is_accepted_too(prepared: Job) -> None:
     result = prepared.call("run_script_step", prepared.script("deploy", interpreter="bash"))
     assert result.code == 0, result.out
@@ -674,6 +743,11 @@ def test_preflight_validates_the_configuration(job: Job) -> None:
     done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 78
     assert "invalid step configuration: missing keys" in done.stdout
+    config = json.loads((job.hooks / "steps.json").read_text())
+    bad.write_text(json.dumps({**config, "owner_role_id": "AIDAUSER"}))
+    done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
+    assert done.returncode == 78
+    assert "owner_role_id: must be an IAM role id" in done.stdout
 
 
 @pytest.mark.parametrize("name", ["GIT_CONFIG_KEY_0", "LD_PRELOAD", "HTTPS_PROXY", "DEPLOY_TARGET"])
