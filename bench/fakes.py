@@ -112,12 +112,31 @@ class FakeAws:
         )
 
     def _op_CreateSecret(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
-        """The sealed JIT config (stored after run_task); kept like any other secret."""
-        arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{params['Name']}-XyZ123"
+        """The sealed JIT config's secret (after run_task), created without a value:
+        ``lambda_fn.jit_secret`` sets its resource policy, then the value."""
+        arn = self._secret_arn(params["Name"])
         with self._lock:
-            self.secrets[arn] = params["SecretString"]
+            self.secrets[arn] = params.get("SecretString", "")
         answer = {"ARN": arn, "Name": params["Name"], "VersionId": "v1"}
         return 200, answer, "application/x-amz-json-1.1"
+
+    def _op_PutResourcePolicy(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        """Stored nowhere: the benchmark measures the calls, not IAM."""
+        arn = self._secret_arn(params["SecretId"])
+        return 200, {"ARN": arn, "Name": params["SecretId"]}, "application/x-amz-json-1.1"
+
+    def _op_PutSecretValue(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        arn = self._secret_arn(params["SecretId"])
+        with self._lock:
+            self.secrets[arn] = params["SecretString"]
+        answer = {"ARN": arn, "Name": params["SecretId"], "VersionId": "v2"}
+        return 200, answer, "application/x-amz-json-1.1"
+
+    @staticmethod
+    def _secret_arn(name_or_arn: str) -> str:
+        if name_or_arn.startswith("arn:"):
+            return name_or_arn
+        return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name_or_arn}-XyZ123"
 
     # -- ECS ----------------------------------------------------------------------
 
