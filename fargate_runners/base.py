@@ -168,11 +168,11 @@ class RunnersBase(Construct):
     def settings_environment(self) -> dict[str, str]:
         """The dispatcher's environment for a function that reads the settings
         (``lambda_fn.config.get_settings``) but never queues a job: no retry path, so it
-        does not depend on the queues."""
+        does not depend on the queues, and no detailed tracing (it launches nothing)."""
         return {
             key: value
             for key, value in self.lambda_environment.items()
-            if key not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL")
+            if key not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", *TRACING_ENVIRONMENT)
         }
 
     def grant_github_token(self, role: iam.IRole) -> None:

@@ -37,6 +37,7 @@ from .firewall import WebhookFirewall
 from .nag import Acknowledgment, acknowledge, nag_flatten
 from .props import (
     API_STAGE,
+    METRICS_NAMESPACE,
     FargateRunnersProps,
 )
 
