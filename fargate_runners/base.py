@@ -66,6 +66,7 @@ class RunnersBase(Construct):
     jit_secret_prefix: str
     assign_public_ip: bool
     refresh_function: lambda_.Function | None
+    refresh_role: iam.Role | None
     hook_filter_function: lambda_.Function | None
     #: The SSM parameter ``fargate-runners setup`` records the webhook in.
     hook_parameter: ssm.StringParameter

@@ -156,6 +156,7 @@ class WebhookApiPart(RunnersBase):
         """The web ACL (``firewall.py``) and, for github.com, the refresh of its list."""
         self.firewall: WebhookFirewall | None = None
         self.refresh_function: lambda_.Function | None = None
+        self.refresh_role: iam.Role | None = None
         self.hook_filter_function: lambda_.Function | None = None
         if not props.webhook_firewall:
             return
@@ -197,6 +198,7 @@ class WebhookApiPart(RunnersBase):
         # /meta with the deployment's token: its own rate limit, not the 60 requests an
         # hour that every Lambda behind the same egress address shares unauthenticated.
         self.grant_github_token(role)
+        self.refresh_role = role
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReplaceWebhookSourceRanges",

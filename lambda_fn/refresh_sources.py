@@ -15,12 +15,12 @@ Why a token: ``/meta`` needs none, but an unauthenticated request counts against
 60 requests an hour per source address (GitHub, "Rate limits for the REST API":
 https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api),
 and a Lambda outside a VPC shares its egress addresses with other Lambda
-customers. The PAT, or an installation token of the GitHub App (any installation
-works: ``/meta`` needs no permission, per the "Fine-grained access tokens"
-section of https://docs.github.com/en/rest/meta/meta#get-github-meta-information),
-gets the token's own limit. The token is the dispatcher's
-(``lambda_fn.github_auth.token_provider``, the function has its settings); the
-App's is that of the first scope the settings name (``lambda_fn.scopes``).
+customers. The PAT (``lambda_fn.github_auth.token_provider``: the function has
+the dispatcher's settings), or an installation token of the GitHub App, gets the
+token's own limit. ``/meta`` needs no permission (the "Fine-grained access
+tokens" section of https://docs.github.com/en/rest/meta/meta#get-github-meta-information),
+so the App's token is minted with ``metadata: read`` only, for the first
+repository (or organisation) the settings name (``lambda_fn.scopes``).
 Before ``fargate-runners setup`` there is no token (an empty PAT secret, an App
 key without its private key, an App not installed yet), and a token GitHub
 refuses (401) must not stop the refresh either: the run then reads ``/meta``
@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_fn import aws
 from lambda_fn.contract import DEFAULT_GITHUB_API_URL
@@ -52,6 +52,9 @@ from lambda_fn.errors import (
 from lambda_fn.github import GitHubClient, TokenProvider
 from lambda_fn.observability import count, logger, metrics
 from lambda_fn.source_ranges import SourceRanges
+
+if TYPE_CHECKING:
+    from lambda_fn.config import Settings
 
 #: One refresh's GitHub budget (each client: the authenticated one, then without a token).
 META_BUDGET_SECONDS = 20
@@ -115,17 +118,41 @@ def meta_token() -> TokenProvider | None:
     except ConfigError as exc:
         logger.warning("settings unreadable; reading /meta without a token: " + str(exc))
         return None
-    provider = token_provider(settings)
     if settings.github_auth != "app":
-        return provider
+        return token_provider(settings)  # the PAT
     from lambda_fn.scopes import configured_scopes
 
     scopes = configured_scopes(settings)
     if not scopes:
         logger.info("no App installation named in the settings; /meta without a token")
         return None
-    # An installation token answers for the account it was minted for; /meta needs none.
-    return lambda path, fresh: provider(scopes[0], fresh)
+    return _metadata_token(settings, scopes[0])
+
+
+def _metadata_token(settings: Settings, resource: str) -> TokenProvider:
+    """An installation token of ``resource``'s installation (``repos/O/R``: that repository
+    only) with ``metadata: read`` alone, the permission every App has: ``/meta`` needs
+    none, and ``token_provider`` mints tokens only for the calls it knows, each with the
+    permission that call needs (``lambda_fn.github_auth.token_scope``)."""
+    from lambda_fn.github_auth import github_app
+
+    app = github_app(
+        settings.github_api_url,
+        settings.github_app_id,
+        settings.github_app_key_arn,
+        settings.github_timeout_budget_seconds,
+    )
+    parts = resource.split("/")
+    repositories = [parts[2]] if parts[0] == "repos" else None
+
+    def token(path: str, fresh: bool) -> str:
+        installation_id = app.installation_id(resource)
+        answer = app.create_token(
+            installation_id, repositories=repositories, permissions={"metadata": "read"}
+        )
+        return str(answer["token"])
+
+    return token
 
 
 def read_meta(api_url: str) -> dict[str, Any]:

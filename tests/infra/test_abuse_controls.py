@@ -224,8 +224,14 @@ def test_github_com_starts_from_the_snapshot_and_refreshes_hourly(
             "logs:CreateLogStream", "logs:PutLogEvents",
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
             "wafv2:GetIPSet", "wafv2:UpdateIPSet", "secretsmanager:GetSecretValue",
+            "ssm:GetParameters",
         ]
     )  # fmt: skip
+    # ... and the profiles' parameters (the settings it loads), those only.
+    (profiles,) = [s for s in found if s.get("Sid") == "ReadRunnerProfiles"]
+    parameters = synth.resources("AWS::SSM::Parameter")
+    for resource in as_list(profiles["Resource"]):
+        assert any(name in str(resource) for name in parameters), resource
 
 
 def acknowledged(context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

@@ -644,7 +644,7 @@ def test_teardown_function_stops_tasks_deletes_sealed_configs_and_reads_the_toke
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
             "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
             "secretsmanager:ListSecrets", "secretsmanager:DeleteSecret",
-            "secretsmanager:GetSecretValue",
+            "secretsmanager:GetSecretValue", "ssm:GetParameters",
         ]
     )  # fmt: skip
     by_sid = {s.get("Sid"): s for s in found}

@@ -203,6 +203,9 @@ def test_a_github_app_reads_meta_with_an_installation_token(
     assert refresh()["changed"]["ipv4"] is True
     (token,) = app.minted  # for the installation on octo-org, the first scope configured
     assert meta_authorizations(github) == [f"Bearer {token}"]
+    # Least privilege: that repository, and only the permission every App has.
+    (minted,) = github.calls("POST", "/access_tokens")
+    assert minted.body == {"repositories": ["app"], "permissions": {"metadata": "read"}}
 
 
 def test_a_github_app_not_installed_yet_reads_meta_without_a_token(
