@@ -66,9 +66,14 @@ class RunnersBase(Construct):
     jit_secret_prefix: str
     assign_public_ip: bool
     refresh_function: lambda_.Function | None
+    refresh_role: iam.Role | None
     hook_filter_function: lambda_.Function | None
     #: The SSM parameter ``fargate-runners setup`` records the webhook in.
     hook_parameter: ssm.StringParameter
+    #: The dispatching Lambdas' environment (one builder: ``DispatcherPart._functions``) and
+    #: worst-case samples of its tokens' values (``env_size.check_environment_size``).
+    lambda_environment: dict[str, str]
+    environment_samples: dict[str, str]
     _code: lambda_.Code
     _layers: list[lambda_.ILayerVersion]
 
@@ -160,6 +165,30 @@ class RunnersBase(Construct):
             environment=dict(environment),
         )
         return function, role
+
+    def settings_environment(self) -> dict[str, str]:
+        """The dispatcher's environment for a function that reads the settings
+        (``lambda_fn.config.get_settings``) but never queues a job: no retry path, so it
+        does not depend on the queues, and no detailed tracing (it launches nothing)."""
+        return {
+            key: value
+            for key, value in self.lambda_environment.items()
+            if key not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", *TRACING_ENVIRONMENT)
+        }
+
+    def grant_github_token(self, role: iam.IRole) -> None:
+        """What ``lambda_fn.github_auth.token_provider`` needs: read the PAT's secret, or
+        sign the App's JWT with its key (the PAT secret stays unreadable then)."""
+        if self.github_app is not None:
+            self.github_app.grant_sign(role)
+            return
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadGitHubToken",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.github_token_secret.secret_arn],
+            )
+        )
 
     @property
     def _task_arns(self) -> str:

@@ -162,6 +162,10 @@ class FargateRunners(
             if self.github_app is not None:
                 self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
+        # The teardown and the source-range refresh load the same settings (profiles included).
+        for reader in (self.teardown_role, self.refresh_role):
+            if reader is not None:
+                self._grant_profile_parameters(reader)
         self._observability(profiles, props)
         #: The stack output the CLI finds this instance by (``fargate_runners/discovery.py``).
         self.instance_record = self._instance_record()

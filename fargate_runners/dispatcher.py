@@ -396,26 +396,56 @@ class DispatcherPart(RunnersBase):
         )
 
     def _teardown(self, code: lambda_.Code, props: FargateRunnersProps) -> None:
-        """A delete step that stops this stack's runner tasks (``lambda_fn/teardown.py``).
+        """A delete step that stops this stack's runner tasks, then deletes the sealed JIT
+        configs and this deployment's runner registrations (``lambda_fn/teardown.py``).
 
         CloudFormation deletes a resource before what it depends on and after what
         depends on it: the Lambdas that start tasks depend on this resource (gone
         first), and this resource depends on the cluster, the security groups and the
-        VPC (which stay until it has stopped every task).
+        VPC (which stay until it has stopped every task). Its function has the
+        dispatcher's settings (so it depends on the token secret or the App's key,
+        which outlive it) and may list and delete secrets under the JIT prefix and
+        read the token, nothing more.
         """
         self.teardown_function, self.teardown_role = self._function(
             "TeardownFunction",
             handler="lambda_fn.teardown.handler",
-            description="On stack delete: stops the runner tasks before the cluster and VPC go",
+            description=(
+                "On stack delete: stops the runner tasks before the cluster and VPC go, "
+                "deletes sealed JIT configs and this deployment's runner registrations"
+            ),
             code=code,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": self.service_name,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment=self.settings_environment(),
             props=props,
             timeout=TEARDOWN_TIMEOUT_SECONDS,
         )
         self._grant_task_control(self.teardown_role)
+        sealed_configs = self.sealed_configs_arn()
+        self.teardown_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DeleteJitConfigs",
+                actions=["secretsmanager:DeleteSecret"],
+                resources=[sealed_configs],
+            )
+        )
+        self.teardown_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListJitConfigs",
+                actions=["secretsmanager:ListSecrets"],
+                resources=["*"],
+            )
+        )
+        self.grant_github_token(self.teardown_role)
+        acknowledge(
+            self.teardown_role,
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(Stack.of(self).resolve(sealed_configs))}]",
+                reason=(
+                    "On stack delete, every per-runner JIT config secret left under this "
+                    "deployment's name prefix is deleted; the names are not known before."
+                ),
+            ),
+        )
         acknowledge(
             self.teardown_function,
             Acknowledgment(
@@ -686,9 +716,9 @@ class DispatcherPart(RunnersBase):
                 reason=(
                     "'*' is used only by the X-Ray statement added by active tracing (X-Ray has "
                     "no resource-level permissions), by ecs:ListTasks, which is pinned to "
-                    "this cluster by an ecs:cluster condition, and, for the dispatch roles, by "
-                    "secretsmanager:ListSecrets (no resource-level permissions; returns names "
-                    "and tags, never values)."
+                    "this cluster by an ecs:cluster condition, and, for the dispatch and "
+                    "teardown roles, by secretsmanager:ListSecrets (no resource-level "
+                    "permissions; returns names and tags, never values)."
                 ),
             ),
         )

@@ -8,10 +8,10 @@ and ``fargate-runners setup --app-id ... --private-key app.pem`` imports the key
 or an existing key of the same kind is used (``key_arn``).
 
 Who may use it: ``kms:Sign`` on this key ARN only, with the one algorithm and message type
-the Lambda uses, granted to the dispatching Lambdas (webhook, retry, reconciler) only. The
-key policy delegates to IAM in the account (KMS's default key policy), so the operator who
-runs ``setup`` needs ``kms:GetParametersForImport``/``kms:ImportKeyMaterial`` on it through
-IAM, as for any key.
+the Lambda uses, granted to the dispatching Lambdas (webhook, retry, reconciler), the
+teardown and the source-range refresh only. The key policy delegates to IAM in the account
+(KMS's default key policy), so the operator who runs ``setup`` needs
+``kms:GetParametersForImport``/``kms:ImportKeyMaterial`` on it through IAM, as for any key.
 """
 
 from __future__ import annotations

@@ -75,6 +75,10 @@ class NetworkPart(RunnersBase):
                 "Vpc",
                 max_azs=2,
                 nat_gateways=0,
+                # CDK's defaults, stated: AWS resolves an interface endpoint's private DNS
+                # name only in a VPC with both (vpc_endpoints, README "Networks").
+                enable_dns_hostnames=True,
+                enable_dns_support=True,
                 subnet_configuration=[
                     ec2.SubnetConfiguration(
                         name="Public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=20
@@ -221,6 +225,19 @@ class NetworkPart(RunnersBase):
             raise ValueError("vpc_endpoints is for an existing VPC with private subnets")
         if not props.vpc_endpoint_route_table_ids:
             raise ValueError("vpc_endpoints needs vpc_endpoint_route_table_ids (S3 gateway)")
+        if isinstance(self.vpc, ec2.Vpc) and not (
+            self.vpc.dns_hostnames_enabled and self.vpc.dns_support_enabled
+        ):
+            # A VPC built in the same app says; an imported one (vpc_id) cannot: doctor asks
+            # EC2 (DescribeVpcAttribute). Interface endpoints' private DNS needs both
+            # attributes (PrivateDnsEnabled in
+            # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVpcEndpoint.html).
+            raise ValueError(
+                f"vpc_endpoints: VPC {self.vpc.node.path} has enable_dns_hostnames="
+                f"{self.vpc.dns_hostnames_enabled} and enable_dns_support="
+                f"{self.vpc.dns_support_enabled}; private DNS of the endpoints needs both: "
+                "set both to True on the VPC"
+            )
         endpoint_group = ec2.SecurityGroup(
             self,
             "VpcEndpointSecurityGroup",

@@ -32,6 +32,7 @@ from .base import RunnersBase
 from .config import (
     DEFAULT_GITHUB_API_URL,
 )
+from .env_size import check_environment_size
 from .firewall import WebhookFirewall
 from .nag import Acknowledgment, acknowledge, nag_flatten
 from .props import (
@@ -155,6 +156,7 @@ class WebhookApiPart(RunnersBase):
         """The web ACL (``firewall.py``) and, for github.com, the refresh of its list."""
         self.firewall: WebhookFirewall | None = None
         self.refresh_function: lambda_.Function | None = None
+        self.refresh_role: iam.Role | None = None
         self.hook_filter_function: lambda_.Function | None = None
         if not props.webhook_firewall:
             return
@@ -177,22 +179,26 @@ class WebhookApiPart(RunnersBase):
         self._hook_filter(props)
         if fixed:
             return
+        # The dispatcher's settings (lambda_fn/refresh_sources.py authenticates as it does).
+        environment = {
+            **self.settings_environment(),
+            "SOURCE_IPV4_SET_ARN": self.firewall.ipv4_set.attr_arn,
+            "SOURCE_IPV6_SET_ARN": self.firewall.ipv6_set.attr_arn,
+        }
+        check_environment_size(environment, self.refresh_environment_samples())
         self.refresh_function, role = self._function(
             "SourceRangesFunction",
             handler="lambda_fn.refresh_sources.handler",
             description="Keeps the web ACL's IP sets equal to GitHub's webhook source ranges",
             code=self._code,
-            environment={
-                "GITHUB_API_URL": props.github_api_url,
-                "SOURCE_IPV4_SET_ARN": self.firewall.ipv4_set.attr_arn,
-                "SOURCE_IPV6_SET_ARN": self.firewall.ipv6_set.attr_arn,
-                "POWERTOOLS_SERVICE_NAME": self.service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment=environment,
             props=props,
             timeout=60,
         )
+        # /meta with the deployment's token: its own rate limit, not the 60 requests an
+        # hour that every Lambda behind the same egress address shares unauthenticated.
+        self.grant_github_token(role)
+        self.refresh_role = role
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReplaceWebhookSourceRanges",
@@ -290,6 +296,14 @@ class WebhookApiPart(RunnersBase):
         acknowledge(hook_filter, *scheduled_function_acknowledgments("hook filter"))
         for rule in self.hook_filter_rules:
             acknowledge(rule, scheduled_rule_acknowledgment())
+
+    def refresh_environment_samples(self) -> dict[str, str]:
+        """The dispatcher's samples plus the two IP set ARNs (CloudFormation names a set
+        ``<logical id>-<random>`` when it has no ``Name``; WAF ids are UUIDs)."""
+        sample = "arn:aws:wafv2:ap-southeast-2:123456789012:regional/ipset/{}/{}".format
+        name = f"{self.name_prefix}-RunnersWebhookFirewallSourcesIpv4{'A' * 8}-{'B' * 12}"
+        arn = sample(name, "00000000-0000-0000-0000-000000000000")
+        return {**self.environment_samples, "SOURCE_IPV4_SET_ARN": arn, "SOURCE_IPV6_SET_ARN": arn}
 
     def _api_logging_options(self) -> dict[str, Any]:
         """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""

@@ -209,17 +209,9 @@ def downloads_offer(gh: GitHubClient, scope: str, now: datetime) -> Offer:
 
 def probe_scope(settings: Settings) -> str | None:
     """Where to ask a server for its downloads: the first concrete scope in the config."""
-    candidates = [*settings.allowed_repositories]
-    candidates += [p.warm.scope for p in settings.profiles if p.warm is not None]
-    for candidate in candidates:
-        owner, _, repo = candidate.partition("/")
-        if not owner or any(ch in owner for ch in "*?["):
-            continue
-        if settings.runner_scope == "org":
-            return f"orgs/{owner}"
-        if repo and not any(ch in repo for ch in "*?["):
-            return f"repos/{owner}/{repo}"
-    return None
+    from lambda_fn.scopes import configured_scopes
+
+    return next(iter(configured_scopes(settings)), None)
 
 
 def fetch_offer(settings: Settings, gh: GitHubClient, now: datetime) -> Offer:

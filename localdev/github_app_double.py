@@ -191,6 +191,11 @@ class GitHubAppDouble:
             return self.jwt_refusal(authorization)
         return self.token_refusal(method, path, authorization)
 
+    def knows_token(self, token: str) -> bool:
+        """Whether ``token`` is a live installation token of this App."""
+        known = self._tokens.get(token)
+        return known is not None and self.clock() < known[1]
+
     def token_refusal(self, method: str, path: str, authorization: str) -> Answer | None:
         """None when ``authorization`` is a live installation token allowed on ``path``;
         else GitHub's 401 (unknown/expired token, or a JWT) or 403 (outside its scope)."""

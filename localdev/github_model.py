@@ -13,7 +13,7 @@ token). The model answers what GitHub documents, status codes included:
 =======  ==========================================================  ============================
 method   path (``{scope}`` = ``repos/{o}/{r}`` or ``orgs/{org}``)     answers
 =======  ==========================================================  ============================
-GET      /meta                                                       200 (no token needed)
+GET      /meta                                                       200 (no token) / 401 bad one
 GET      /user                                                       200 (+ ``X-OAuth-Scopes``)
 GET      /{scope}                                                    200
 POST     /{scope}/actions/runners/generate-jitconfig                 201 / 409 name taken / 422
@@ -581,6 +581,11 @@ class GitHubModel:
         elif _APP_ONLY.fullmatch(call.path):
             return 401, {}, {"message": "A JSON web token could not be decoded", "status": "401"}
         for route, params in _matches(call):
+            if route.public and call.token and self._refused_on_public(call.token):
+                # A public endpoint still checks a token it is sent: a wrong one is 401,
+                # not an anonymous answer (``GITHUB_TOKEN=foo gh api repos/fastai/nbdev``
+                # answers ``Bad credentials (HTTP 401)``: AnswerDotAI/nbdev#1027).
+                return 401, {}, {"message": "Bad credentials", "status": "401"}
             if not route.public:
                 if not call.token:
                     return 401, {}, {"message": "Requires authentication", "status": "401"}
@@ -594,6 +599,15 @@ class GitHubModel:
                     return 401, {}, {"message": "Bad credentials", "status": "401"}
             return route.handler(self, call, params)
         return not_found()
+
+    def _refused_on_public(self, token: str) -> bool:
+        """A token GitHub does not know: not ``valid_token`` (when set), nor a live
+        installation token of the App (when there is one)."""
+        if self.valid_token is not None and token == self.valid_token:
+            return False
+        if self.app is not None:
+            return not self.app.knows_token(token)
+        return self.valid_token is not None
 
     def calls(self, method: str | None = None, contains: str = "") -> list[RecordedRequest]:
         """Recorded requests, optionally filtered by method and a path substring."""

@@ -19,6 +19,7 @@ from runners_cli.stack import (
     Aws,
     StackInfo,
     deployed_profiles,
+    endpoint_vpcs_without_dns,
     load_stack,
     queue_depth,
     read_secret,
@@ -653,6 +654,7 @@ class Doctor:
                 "fargate-runners setup --repo OWNER/REPO (or --org ORG)",
             )
         self._cluster_checks(stack)
+        self._vpc_dns_checks(stack)
         self._queue_checks(stack)
         self._alarm_checks(stack)
         self._runner_version_checks()
@@ -702,6 +704,30 @@ class Doctor:
                 status == "ACTIVE",
                 status,
                 "cdk deploy (re-registers the profile's task definition)",
+            )
+
+    def _vpc_dns_checks(self, stack: StackInfo) -> None:
+        """``vpc_endpoints`` in an existing VPC: synth cannot see its DNS attributes, and
+        without both the endpoints' private names do not resolve (tasks go to the public
+        endpoints, through a NAT or nowhere)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            vpcs = endpoint_vpcs_without_dns(self.aws, stack)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            self.warn("VPC DNS for the endpoints", f"not checked ({code})", "")
+            return
+        for vpc, off in (vpcs or {}).items():
+            self.add(
+                f"VPC {vpc} resolves the endpoints' private DNS",
+                not off,
+                f"{' and '.join(off)} off" if off else "enableDnsSupport, enableDnsHostnames",
+                " then ".join(
+                    f"aws ec2 modify-vpc-attribute --vpc-id {vpc} --{_kebab(a)} "
+                    """'{"Value":true}'"""
+                    for a in off  # support first: AWS enables hostnames only with it
+                ),
             )
 
     def _queue_checks(self, stack: StackInfo) -> None:
@@ -911,6 +937,11 @@ class Doctor:
             f"{setup_fix} --resend-secret; 5xx: see the webhook Lambda's logs "
             "(docs/operations.md, troubleshooting)",
         )
+
+
+def _kebab(attribute: str) -> str:
+    """``enableDnsSupport`` -> ``enable-dns-support`` (the AWS CLI's option name)."""
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in attribute)
 
 
 def doctor(

@@ -295,6 +295,42 @@ def stack_resources(aws: Aws, stack: StackInfo | str, resource_type: str) -> lis
     return found
 
 
+#: The VPC attributes an interface endpoint's private DNS needs, as DescribeVpcAttribute names
+#: them ("To use a private hosted zone, you must set the following VPC attributes to true:
+#: enableDnsHostnames and enableDnsSupport": PrivateDnsEnabled in
+#: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVpcEndpoint.html).
+PRIVATE_DNS_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")
+
+
+def endpoint_vpcs_without_dns(aws: Aws, stack: StackInfo | str) -> dict[str, list[str]] | None:
+    """For each VPC holding one of the stack's interface endpoints with private DNS
+    (``vpc_endpoints``), the attributes of ``PRIVATE_DNS_ATTRIBUTES`` that are off;
+    None when the stack has no such endpoint."""
+    ids = [r["PhysicalResourceId"] for r in stack_resources(aws, stack, "AWS::EC2::VPCEndpoint")]
+    if not ids:
+        return None
+    ec2 = aws.client("ec2")
+    endpoints = ec2.describe_vpc_endpoints(VpcEndpointIds=ids).get("VpcEndpoints", [])
+    vpcs = sorted(
+        {
+            str(e["VpcId"])
+            for e in endpoints
+            if e.get("VpcEndpointType") == "Interface" and e.get("PrivateDnsEnabled")
+        }
+    )
+    if not vpcs:
+        return None
+    off: dict[str, list[str]] = {}
+    for vpc in vpcs:
+        off[vpc] = []
+        for attribute in PRIVATE_DNS_ATTRIBUTES:
+            answer = ec2.describe_vpc_attribute(VpcId=vpc, Attribute=attribute)
+            key = attribute[0].upper() + attribute[1:]  # EnableDnsSupport, EnableDnsHostnames
+            if not answer.get(key, {}).get("Value"):
+                off[vpc].append(attribute)
+    return off
+
+
 def webhook_function_environment(aws: Aws, stack: StackInfo | str) -> dict[str, str]:
     """The deployed webhook Lambda's environment (for ``serve --aws``)."""
     name = stack if isinstance(stack, str) else stack.name

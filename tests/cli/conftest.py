@@ -27,7 +27,10 @@ PAT = "github_pat_" + "CLITESTTOKEN" * 3
 
 
 def template(
-    *, with_queues: bool = True, function_env: dict[str, str] | None = None
+    *,
+    with_queues: bool = True,
+    function_env: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The parts of the real stack the CLI reads (moto has no CFN support for secrets:
     they are created directly and passed in as parameters)."""
@@ -85,6 +88,7 @@ def template(
             },
         },
     }
+    resources.update(extra or {})
     resources["WebhookHookParameter"] = {
         "Type": "AWS::SSM::Parameter",
         # CloudFormation names it when Name is absent; moto needs one.
@@ -164,6 +168,7 @@ def deploy(
     name: str = STACK,
     alarm_topic: bool = True,
     function_env: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Deployed:
     sm = boto3.client("secretsmanager", region_name=REGION)
     webhook_arn = sm.create_secret(Name=f"{name}/webhook", SecretString=WEBHOOK_SECRET)["ARN"]
@@ -174,7 +179,9 @@ def deploy(
     cf = boto3.client("cloudformation", region_name=REGION)
     cf.create_stack(
         StackName=name,
-        TemplateBody=json.dumps(template(with_queues=with_queues, function_env=function_env)),
+        TemplateBody=json.dumps(
+            template(with_queues=with_queues, function_env=function_env, extra=extra)
+        ),
         Parameters=[
             {"ParameterKey": "WebhookSecretArn", "ParameterValue": webhook_arn},
             {"ParameterKey": "GitHubTokenSecretArn", "ParameterValue": token_arn},

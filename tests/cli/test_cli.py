@@ -6,6 +6,7 @@ import io
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -675,3 +676,70 @@ def test_doctor_judges_the_runner_version(
     code, text = doctor()
     assert verdict in text, text
     assert code == (1 if days is not None and days < 0 else 0), text
+
+
+def endpoints_in(vpc: str, subnet: str) -> dict[str, Any]:
+    """What ``vpc_endpoints`` adds to the stack: interface endpoints with private DNS
+    (one is enough here) and the S3 gateway endpoint (no DNS of its own)."""
+    return {
+        "EcrApiEndpoint": {
+            "Type": "AWS::EC2::VPCEndpoint",
+            "Properties": {
+                "ServiceName": f"com.amazonaws.{REGION}.ecr.api",
+                "VpcEndpointType": "Interface",
+                "VpcId": vpc,
+                "SubnetIds": [subnet],
+                "PrivateDnsEnabled": True,
+            },
+        },
+        "S3Endpoint": {
+            "Type": "AWS::EC2::VPCEndpoint",
+            "Properties": {
+                "ServiceName": f"com.amazonaws.{REGION}.s3",
+                "VpcEndpointType": "Gateway",
+                "VpcId": vpc,
+                "RouteTableIds": [],
+            },
+        },
+    }
+
+
+def imported_vpc() -> tuple[str, str]:
+    """A VPC made outside the stack with the API: DNS support on, DNS hostnames off (what
+    EC2 gives a VPC created without the console wizard)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+    return vpc, subnet
+
+
+def test_doctor_fails_endpoints_in_a_vpc_without_dns_hostnames(
+    aws_env: None, github: GitHub
+) -> None:
+    vpc, subnet = imported_vpc()
+    deploy(extra=endpoints_in(vpc, subnet))
+    code, text = doctor()
+    assert code == 1
+    assert f"FAIL  VPC {vpc} resolves the endpoints' private DNS (enableDnsHostnames off)" in text
+    fix = (
+        f"""aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-hostnames '{{"Value":true}}'"""
+    )
+    assert f"fix: {fix}" in text
+
+
+def test_doctor_passes_endpoints_in_a_vpc_with_both_dns_attributes(
+    aws_env: None, github: GitHub
+) -> None:
+    vpc, subnet = imported_vpc()
+    boto3.client("ec2", region_name=REGION).modify_vpc_attribute(
+        VpcId=vpc, EnableDnsHostnames={"Value": True}
+    )
+    deploy(extra=endpoints_in(vpc, subnet))
+    _, text = doctor()
+    assert f"PASS  VPC {vpc} resolves the endpoints' private DNS" in text
+
+
+def test_doctor_has_no_vpc_dns_check_without_endpoints(aws_env: None, github: GitHub) -> None:
+    deploy()
+    _, text = doctor()
+    assert "private DNS" not in text

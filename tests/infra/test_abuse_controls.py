@@ -10,7 +10,14 @@ from fargate_runners.config import ConfigError, default_max_runners, load_config
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
 from tests.infra.conftest import EDGE_CONTEXT, NO_BUNDLING, TEST_CONTEXT, Synth
 from tests.infra.test_dashboard import AWS_PUBLISHED, NAMESPACE, emitted_by_lambda
-from tests.infra.test_stack import as_list, logical_id, only, runner_profiles, statements
+from tests.infra.test_stack import (
+    as_list,
+    logical_id,
+    only,
+    runner_profiles,
+    statements,
+    webhook_env,
+)
 
 PSEUDO_STAGE_ARN = ["arn:", ":apigateway:", "::/restapis/", "/stages/"]
 
@@ -182,7 +189,15 @@ def test_github_com_starts_from_the_snapshot_and_refreshes_hourly(
     assert env["SOURCE_IPV4_SET_ARN"] == {"Fn::GetAtt": [ipv4, "Arn"]}
     assert env["SOURCE_IPV6_SET_ARN"] == {"Fn::GetAtt": [ipv6, "Arn"]}
     assert env["GITHUB_API_URL"] == "https://api.github.com"
-    assert not {"GITHUB_TOKEN_SECRET_ARN", "WEBHOOK_SECRET_ARN"} & set(env)  # needs no secret
+    # The dispatcher's settings (one builder), to read /meta with its token; no retry path.
+    dispatcher = webhook_env(synth)
+    assert {k: v for k, v in env.items() if not k.startswith("SOURCE_")} == {
+        k: v
+        for k, v in dispatcher.items()
+        if k not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "TRACE_REMOTE_CALLS")
+    }
+    token_secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gh/pat-AbC123"
+    assert env["GITHUB_TOKEN_SECRET_ARN"] == token_secret
     (rule,) = [
         r
         for r in synth.resources("AWS::Events::Rule").values()
@@ -200,14 +215,23 @@ def test_github_com_starts_from_the_snapshot_and_refreshes_hourly(
             "Resource": [{"Fn::GetAtt": [ipv4, "Arn"]}, {"Fn::GetAtt": [ipv6, "Arn"]}],
         }
     ]
+    # ... and read the PAT, that secret only (the webhook secret is not readable).
+    (read,) = [s for s in found if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert (read["Action"], read["Resource"]) == ("secretsmanager:GetSecretValue", token_secret)
     actions = sorted(a for s in found for a in as_list(s["Action"]))
     assert actions == sorted(
         [
             "logs:CreateLogStream", "logs:PutLogEvents",
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-            "wafv2:GetIPSet", "wafv2:UpdateIPSet",
+            "wafv2:GetIPSet", "wafv2:UpdateIPSet", "secretsmanager:GetSecretValue",
+            "ssm:GetParameters",
         ]
     )  # fmt: skip
+    # ... and the profiles' parameters (the settings it loads), those only.
+    (profiles,) = [s for s in found if s.get("Sid") == "ReadRunnerProfiles"]
+    parameters = synth.resources("AWS::SSM::Parameter")
+    for resource in as_list(profiles["Resource"]):
+        assert any(name in str(resource) for name in parameters), resource
 
 
 def acknowledged(context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

@@ -346,3 +346,24 @@ def test_only_one_instance_may_create_the_region_wide_api_gateway_setting() -> N
         "Runners",
         FargateRunnersProps(profiles=profiles, api_gateway_logging="existing"),
     )
+
+
+def test_vpc_endpoints_refuse_a_vpc_without_dns_hostnames() -> None:
+    """Interface endpoints' private DNS needs enableDnsHostnames and enableDnsSupport: a VPC
+    built in the same app says whether it has them (an imported one: doctor asks EC2)."""
+    app = cdk.App(context=NO_BUNDLING)
+    stack = cdk.Stack(app, "Platform")
+    vpc = ec2.Vpc(stack, "Network", max_azs=2, nat_gateways=1, enable_dns_hostnames=False)
+    with pytest.raises(ValueError, match=r"vpc_endpoints: VPC Platform/Network has "
+                       r"enable_dns_hostnames=False and enable_dns_support=True; .*set both"):  # fmt: skip
+        FargateRunners(
+            stack,
+            "Ci",
+            FargateRunnersProps(
+                profiles=[RunnerProfile(name="default", labels=("self-hosted", "linux"))],
+                vpc=vpc,
+                vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                vpc_endpoints=True,
+                vpc_endpoint_route_table_ids=("rtb-0123456789abcdef0",),
+            ),
+        )

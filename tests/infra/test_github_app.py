@@ -22,7 +22,9 @@ APP_CONTEXT: dict[str, Any] = {
     "github_app_id": "123456",
 }
 EXISTING_KEY = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
-SIGNING_ROLES = ("WebhookFunction", "RetryFunction", "ReconcilerFunction")
+#: The dispatching Lambdas and the teardown (registrations). The source-range refresh signs
+#: too (/meta), through the same grant, but this GHES context has no refresh.
+SIGNING_ROLES = ("WebhookFunction", "RetryFunction", "ReconcilerFunction", "TeardownFunction")
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +109,11 @@ def test_the_pat_secret_is_not_readable_with_an_app(app_synth: Synth) -> None:
     ]
     webhook_secret = logical_id(app_synth, "AWS::SecretsManager::Secret", "WebhookSecret")
     assert read["Resource"] == {"Ref": webhook_secret}
+    # No function reads the (empty) PAT secret: the teardown and the refresh sign instead.
+    token = {"Ref": logical_id(app_synth, "AWS::SecretsManager::Secret", "GitHubTokenSecret")}
+    for policy in app_synth.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert token not in as_list(statement["Resource"]), statement
 
 
 def test_an_existing_key_is_used_as_given(existing_key_synth: Synth) -> None:

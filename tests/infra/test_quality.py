@@ -152,6 +152,8 @@ def test_acknowledgments_are_narrow(audit_synth: Synth) -> None:
     expected.add((f"{APP}/TeardownFunctionRole", "AwsSolutions-IAM5[Resource::*]"))
     # The web ACL's hook filter (issue 23): only X-Ray's '*' (active tracing).
     expected.add((f"{APP}/HookFilterFunctionRole", "AwsSolutions-IAM5[Resource::*]"))
+    # ... and delete the sealed JIT configs left under the prefix.
+    expected.add((f"{APP}/TeardownFunctionRole", SEALED_CONFIGS_ACK))
     expected |= DEPLOY_TASK_ROLE_ACKS
     # ECR image pulls: GetAuthorizationToken has no resource-level permissions.
     expected.add((f"{APP}/Profile-big-x64/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"))

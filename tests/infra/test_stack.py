@@ -606,6 +606,13 @@ def function_env(synth: Synth, name: str) -> dict[str, Any]:
     return variables
 
 
+def test_the_stacks_own_vpc_resolves_private_dns(main_synth: Synth) -> None:
+    """Both DNS attributes (interface endpoints' private DNS needs them: README Networks)."""
+    (vpc,) = main_synth.resources("AWS::EC2::VPC").values()
+    assert vpc["Properties"]["EnableDnsHostnames"] is True
+    assert vpc["Properties"]["EnableDnsSupport"] is True
+
+
 def test_five_functions(main_synth: Synth) -> None:
     """Ours (the fifth: the web ACL's hook filter); the sixth is CDK's provider that strips
     the new VPC's default security group (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup)."""
@@ -617,15 +624,17 @@ def test_five_functions(main_synth: Synth) -> None:
 # -- teardown: stop runner tasks before the cluster and network go ------------------
 
 
-def test_teardown_function_can_only_list_inspect_and_stop_this_clusters_tasks(
+def test_teardown_function_stops_tasks_deletes_sealed_configs_and_reads_the_token_only(
     main_synth: Synth,
 ) -> None:
     function = main_synth.raw["Resources"][function_id(main_synth, "TeardownFunction")]
     assert function["Properties"]["Handler"] == "lambda_fn.teardown.handler"
     assert function["Properties"]["Timeout"] == 600
+    # The dispatcher's settings (one builder), without the retry path and detailed tracing.
     assert function["Properties"]["Environment"]["Variables"] == {
-        "POWERTOOLS_SERVICE_NAME": "RunnersTest-webhook",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
+        k: v
+        for k, v in webhook_env(main_synth).items()
+        if k not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "TRACE_REMOTE_CALLS")
     }
     found = statements(main_synth, "TeardownFunctionRole")
     actions = sorted(a for s in found for a in as_list(s["Action"]))
@@ -634,8 +643,18 @@ def test_teardown_function_can_only_list_inspect_and_stop_this_clusters_tasks(
             "logs:CreateLogStream", "logs:PutLogEvents",
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
             "ecs:DescribeTasks", "ecs:StopTask", "ecs:ListTasks",
+            "secretsmanager:ListSecrets", "secretsmanager:DeleteSecret",
+            "secretsmanager:GetSecretValue", "ssm:GetParameters",
         ]
     )  # fmt: skip
+    by_sid = {s.get("Sid"): s for s in found}
+    token = logical_id(main_synth, "AWS::SecretsManager::Secret", "GitHubTokenSecret")
+    assert by_sid["ReadGitHubToken"]["Resource"] == {"Ref": token}  # not the webhook secret
+    assert by_sid["ListJitConfigs"]["Resource"] == "*"  # ListSecrets has no resource level
+    assert (
+        resolve_join(by_sid["DeleteJitConfigs"]["Resource"], PSEUDO)
+        == "arn:aws:secretsmanager:r:1:secret:RunnersTest/jit/*"
+    )
     cluster = logical_id(main_synth, "AWS::ECS::Cluster", "Cluster")
     on_cluster = {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}}
     by_action = {a: s for s in found for a in as_list(s["Action"])}
