@@ -207,16 +207,16 @@ def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
     )
 
 
-def test_sixteen_plain_profiles_fit_in_several_parameters() -> None:
+def test_fifteen_plain_profiles_fit_in_several_parameters() -> None:
     """What the README promises: well beyond the eight the Lambda environment held."""
     app = cdk.App(context=NO_BUNDLING)
-    stack = cdk.Stack(app, "Sixteen")
+    stack = cdk.Stack(app, "Fifteen")
     profiles = [
         RunnerProfile(name=f"profile-{i}", labels=("self-hosted", "linux", f"team-{i}"))
-        for i in range(16)
+        for i in range(15)
     ]
     runners = FargateRunners(
-        stack, "Runners", FargateRunnersProps(profiles=profiles, name_prefix="Sixteen")
+        stack, "Runners", FargateRunnersProps(profiles=profiles, name_prefix="Fifteen")
     )
     assert len(runners.profile_parameters) >= 2
     assert "RUNNER_PROFILES" not in runners.lambda_environment
