@@ -1026,6 +1026,7 @@ def dispatcher_actions(name: str) -> list[str]:
         "secretsmanager:PutResourcePolicy", "secretsmanager:PutSecretValue",
         "secretsmanager:DeleteSecret", "secretsmanager:ListSecrets",
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "ssm:GetParameters",  # the profiles' parameters (RUNNER_PROFILES_PARAMETERS)
     ]  # fmt: skip
     if name == "ReconcilerFunction":  # the webhook fargate-runners setup recorded
         actions.append("ssm:GetParameter")
