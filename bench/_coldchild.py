@@ -97,6 +97,7 @@ def _create_resources() -> dict[str, str]:
         BillingMode="PAY_PER_REQUEST",
     )
     return lambda_env(
+        ssm=boto3.client("ssm", region_name=REGION),
         webhook_secret_arn=webhook,
         token_secret_arn=token,
         cluster=cluster,

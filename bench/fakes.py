@@ -3,9 +3,10 @@
 - :class:`FakeAws` answers botocore requests from a ``before-send`` hook with
   canned ``AWSResponse`` objects: ECS ``RunTask``, DynamoDB
   ``PutItem``/``GetItem``/``UpdateItem``/``DeleteItem`` (a tiny in-memory table
-  that honours the idempotency record's condition) and Secrets Manager
-  ``GetSecretValue``. botocore still builds, signs (SigV4) and parses every
-  call: only the socket is skipped.
+  that honours the idempotency record's condition), Secrets Manager
+  ``GetSecretValue`` and SSM ``PutParameter``/``GetParameters`` (the profiles).
+  botocore still builds, signs (SigV4) and parses every call: only the socket is
+  skipped.
 - :class:`FakeGitHubAdapter` serves the one GitHub model (``localdev.github_model``)
   as a ``requests`` transport adapter, mounted on the handler's shared session:
   ``requests`` still prepares, merges settings and decodes JSON; only the socket is
@@ -63,6 +64,8 @@ class FakeAws:
     cluster: str = "runners"
     calls: dict[str, int] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: SSM String parameters (name -> value): the runner profiles, as the construct stores them.
+    parameters: dict[str, str] = field(default_factory=dict)
     _task_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,6 +140,24 @@ class FakeAws:
         if name_or_arn.startswith("arn:"):
             return name_or_arn
         return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name_or_arn}-XyZ123"
+
+    # -- SSM (the runner profiles: lambda_fn/profile_store.py) ---------------------
+
+    def _op_PutParameter(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        with self._lock:
+            self.parameters[params["Name"]] = params["Value"]
+        return 200, {"Version": 1, "Tier": "Standard"}, "application/x-amz-json-1.1"
+
+    def _op_GetParameters(self, params: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        names = params["Names"]
+        found = [
+            {"Name": n, "Type": "String", "Value": self.parameters[n], "Version": 1}
+            for n in names
+            if n in self.parameters
+        ]
+        missing = [n for n in names if n not in self.parameters]
+        answer = {"Parameters": found, "InvalidParameters": missing}
+        return 200, answer, "application/x-amz-json-1.1"
 
     # -- ECS ----------------------------------------------------------------------
 

@@ -43,30 +43,29 @@ BASE_ENV: dict[str, str] = {
 }
 
 
-def profiles_json(default_task_definition: str, big_task_definition: str) -> str:
-    """``RUNNER_PROFILES`` as the stack sets it (two profiles, like the tests)."""
-    return json.dumps(
-        [
-            {
-                "name": "default",
-                "labels": ["self-hosted", "linux", "arm64", "fargate"],
-                "task_definition": default_task_definition,
-                "container_name": "runner",
-                "task_role_id": "AROABENCHDEFAULTROLE1",
-            },
-            {
-                "name": "big",
-                "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
-                "task_definition": big_task_definition,
-                "container_name": "runner",
-                "task_role_id": "AROABENCHBIGTASKROLE1",
-            },
-        ]
-    )
+def profile_entries(default_task_definition: str, big_task_definition: str) -> list[dict[str, Any]]:
+    """The profiles as the stack stores them (two profiles, like the tests)."""
+    return [
+        {
+            "name": "default",
+            "labels": ["self-hosted", "linux", "arm64", "fargate"],
+            "task_definition": default_task_definition,
+            "container_name": "runner",
+            "task_role_id": "AROABENCHDEFAULTROLE1",
+        },
+        {
+            "name": "big",
+            "labels": ["self-hosted", "linux", "x64", "fargate", "big"],
+            "task_definition": big_task_definition,
+            "container_name": "runner",
+            "task_role_id": "AROABENCHBIGTASKROLE1",
+        },
+    ]
 
 
 def lambda_env(
     *,
+    ssm: Any,
     webhook_secret_arn: str,
     token_secret_arn: str,
     cluster: str,
@@ -76,23 +75,31 @@ def lambda_env(
     task_definitions: Mapping[str, str],
     github_api_url: str = GITHUB_API,
 ) -> dict[str, str]:
-    """The Lambda's environment (``docs/contract.md``) for the given resources."""
-    return {
-        **BASE_ENV,
-        "WEBHOOK_SECRET_ARN": webhook_secret_arn,
-        "GITHUB_TOKEN_SECRET_ARN": token_secret_arn,
-        "GITHUB_API_URL": github_api_url,
-        "ECS_CLUSTER": cluster,
-        "SUBNET_IDS": subnet_id,
-        "SECURITY_GROUP_IDS": security_group_id,
-        "ASSIGN_PUBLIC_IP": "DISABLED",
-        "RUNNER_PROFILES": profiles_json(task_definitions["default"], task_definitions["big"]),
-        "RUNNER_SCOPE": "repo",
-        "RUNNER_GROUP_ID": "1",
-        "ALLOWED_REPOSITORIES": "",
-        "IDEMPOTENCY_TABLE": table,
-        "RUNNER_NAME_PREFIX": "bench",
-    }
+    """The Lambda's environment for the given resources: the construct's own builder
+    (``lambda_fn.contract.lambda_environment``), the profiles stored through ``ssm`` (a
+    client of moto or of :class:`bench.fakes.FakeAws`) as the construct stores them."""
+    from lambda_fn.contract import lambda_environment
+    from localdev.profiles import store_profiles
+
+    entries = profile_entries(task_definitions["default"], task_definitions["big"])
+    stored = store_profiles(ssm, "bench", entries)
+    built = lambda_environment(
+        webhook_secret_arn=webhook_secret_arn,
+        github_token_secret_arn=token_secret_arn,
+        github_api_url=github_api_url,
+        ecs_cluster=cluster,
+        subnet_ids=[subnet_id],
+        security_group_ids=[security_group_id],
+        profiles_parameters=stored["RUNNER_PROFILES_PARAMETERS"].split(","),
+        profiles_version=stored["RUNNER_PROFILES_VERSION"],
+        idempotency_table=table,
+        runner_name_prefix="bench",
+        jit_secret_prefix="bench/jit",  # noqa: S106 - a name prefix, not a secret
+        github_hook_parameter="",
+        service_name=BASE_ENV["POWERTOOLS_SERVICE_NAME"],
+        metrics_namespace=BASE_ENV["POWERTOOLS_METRICS_NAMESPACE"],
+    )
+    return {**BASE_ENV, **built}
 
 
 def queued_payload(

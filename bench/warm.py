@@ -21,6 +21,7 @@ from typing import Any
 from bench.fakes import FakeAws, FakeGitHubAdapter
 from bench.fixtures import (
     GITHUB_API,
+    REGION,
     UNMATCHED_LABELS,
     LambdaContext,
     environment,
@@ -83,9 +84,23 @@ def _install_fakes(aws: FakeAws, github: FakeGitHubAdapter) -> None:
     from lambda_fn import aws as lambda_aws
     from lambda_fn.github import shared_session
 
-    for service in ("ecs", "dynamodb", "secretsmanager"):
+    for service in ("ecs", "dynamodb", "secretsmanager", "ssm"):
         aws.install(lambda_aws.client(service))
     shared_session().mount(GITHUB_API + "/", github)
+
+
+def lambda_aws_client_for_setup(aws: FakeAws) -> Any:
+    """An SSM client answered by ``aws`` (to store the profiles before the handler runs)."""
+    import boto3
+
+    client = boto3.client(
+        "ssm",
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - a fake's credentials
+    )
+    aws.install(client)
+    return client
 
 
 def run(
@@ -100,7 +115,9 @@ def run(
 
     aws = FakeAws()
     github = FakeGitHubAdapter()
+    ssm = lambda_aws_client_for_setup(aws)
     env = lambda_env(
+        ssm=ssm,
         webhook_secret_arn=aws.webhook_secret_arn,
         token_secret_arn=aws.token_secret_arn,
         cluster=aws.cluster,

@@ -33,7 +33,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 
 from lambda_fn.config import HOOK_NOT_RECORDED
-from lambda_fn.contract import LAMBDA_ENVIRONMENT, POWERTOOLS_ENVIRONMENT
+from lambda_fn.contract import lambda_environment
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
 from lambda_fn.profile_store import PARAMETER_VALUE_LIMIT, chunk_entries, compact_size
 
@@ -171,8 +171,8 @@ class DispatcherPart(RunnersBase):
             for p in profiles
         ]
 
-    def _profile_parameters(self, profiles: Sequence[RunnerProfile]) -> dict[str, str]:
-        """Store the profiles in SSM parameters; the Lambda environment that names them.
+    def _profile_parameters(self, profiles: Sequence[RunnerProfile]) -> list[ssm.StringParameter]:
+        """Store the profiles in SSM parameters (and set ``profiles_version``).
 
         Profiles go, in match order, into as few standard-tier parameters as hold them
         (each value at most 4,096 characters, sized with worst-case samples of the ARN
@@ -220,12 +220,8 @@ class DispatcherPart(RunnersBase):
                 for p in profiles
             ],
         )
-        return {
-            "RUNNER_PROFILES_PARAMETERS": ",".join(
-                p.parameter_name for p in self.profile_parameters
-            ),
-            "RUNNER_PROFILES_VERSION": Fn.join("-", [digest, revisions]),
-        }
+        self.profiles_version = Fn.join("-", [digest, revisions])
+        return self.profile_parameters
 
     def _grant_profile_parameters(self, role: iam.Role) -> None:
         role.add_to_policy(
@@ -279,41 +275,37 @@ class DispatcherPart(RunnersBase):
                 self, "DetailedTracing", runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
             )
             self._layers.append(tracing.layer)
-        environment = {
-            "WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
-            "GITHUB_TOKEN_SECRET_ARN": self.github_token_secret.secret_arn,
-            "GITHUB_API_URL": props.github_api_url,
-            "ECS_CLUSTER": self.cluster.cluster_name,
-            "SUBNET_IDS": ",".join(self.subnet_ids),
-            "SECURITY_GROUP_IDS": self.security_group.security_group_id,
-            "ASSIGN_PUBLIC_IP": "ENABLED" if self.assign_public_ip else "DISABLED",
-            **self._profile_parameters(profiles),
-            "RUNNER_SCOPE": props.runner_scope,
-            "RUNNER_GROUP_ID": str(props.runner_group_id),
-            "ALLOWED_REPOSITORIES": ",".join(
-                lambda_allowed_repositories(props.allowed_repositories)
-            ),
-            "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
-            "RETRY_QUEUE_URL": self.retry_queue.queue_url,
-            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.queue_url,
-            "RETRY_MAX_ATTEMPTS": str(props.retry_max_attempts),
-            "RUNNER_NAME_PREFIX": self.runner_name_prefix,
-            "DEPLOYMENT_ID": self.deployment_id,
-            # The task's own watchdog acts first; the reconciler is the backstop (an hour
-            # when the watchdog is off).
-            "RUNNER_IDLE_TIMEOUT_SECONDS": str((props.runner_idle_timeout_seconds or 3600) + 120),
-            "GITHUB_HOOK_PATH": props.github_hook_path or "",
-            "JIT_SECRET_PREFIX": self.jit_secret_prefix,
-            "GITHUB_HOOK_PARAMETER": self.hook_parameter.parameter_name,
-            "POWERTOOLS_SERVICE_NAME": self.service_name,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
-            **(self.github_app.environment() if self.github_app else {}),
-        }
-        unknown = set(environment) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
-        if unknown:  # pragma: no cover - a bug here, not a user's mistake
-            raise RuntimeError(f"not in lambda_fn.contract: {', '.join(sorted(unknown))}")
+        profile_parameters = self._profile_parameters(profiles)
+        environment = lambda_environment(
+            webhook_secret_arn=self.webhook_secret.secret_arn,
+            github_token_secret_arn=self.github_token_secret.secret_arn,
+            github_api_url=props.github_api_url,
+            ecs_cluster=self.cluster.cluster_name,
+            subnet_ids=self.subnet_ids,
+            security_group_ids=[self.security_group.security_group_id],
+            assign_public_ip=self.assign_public_ip,
+            profiles_parameters=[p.parameter_name for p in profile_parameters],
+            profiles_version=self.profiles_version,
+            runner_scope=props.runner_scope,
+            runner_group_id=props.runner_group_id,
+            allowed_repositories=lambda_allowed_repositories(props.allowed_repositories),
+            idempotency_table=self.idempotency_table.table_name,
+            retry_queue_url=self.retry_queue.queue_url,
+            dead_letter_queue_url=self.dead_letter_queue.queue_url,
+            retry_max_attempts=props.retry_max_attempts,
+            runner_name_prefix=self.runner_name_prefix,
+            deployment_id=self.deployment_id,
+            task_idle_timeout_seconds=props.runner_idle_timeout_seconds,
+            github_hook_path=props.github_hook_path or "",
+            jit_secret_prefix=self.jit_secret_prefix,
+            github_hook_parameter=self.hook_parameter.parameter_name,
+            service_name=self.service_name,
+            metrics_namespace=METRICS_NAMESPACE,
+            extra={
+                **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
+                **(self.github_app.environment() if self.github_app else {}),
+            },
+        )
         #: What the three Lambdas get, and realistic samples of its tokens' values.
         self.lambda_environment = environment
         self.environment_samples = self._environment_samples(profiles)

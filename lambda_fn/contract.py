@@ -11,6 +11,7 @@ CLI must not pull in ``aws_cdk``. ``docs/contract.md`` documents the same tables
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 DEFAULT_GITHUB_API_URL: Final = "https://api.github.com"
@@ -84,6 +85,88 @@ POWERTOOLS_ENVIRONMENT: Final = (
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
 )
+
+#: How long past the task's own idle watchdog the reconciler stops an idle runner (the
+#: watchdog acts first, the reconciler is the backstop), and the backstop when the
+#: watchdog is off (``runner_idle_timeout_seconds: 0``).
+RECONCILER_IDLE_MARGIN_SECONDS: Final = 120
+RECONCILER_IDLE_WITHOUT_WATCHDOG_SECONDS: Final = 3600
+
+
+def lambda_environment(
+    *,
+    webhook_secret_arn: str,
+    github_token_secret_arn: str,
+    ecs_cluster: str,
+    subnet_ids: Sequence[str],
+    security_group_ids: Sequence[str],
+    idempotency_table: str,
+    profiles_parameters: Sequence[str],
+    profiles_version: str,
+    runner_name_prefix: str,
+    jit_secret_prefix: str,
+    github_hook_parameter: str,
+    service_name: str,
+    github_api_url: str = DEFAULT_GITHUB_API_URL,
+    assign_public_ip: bool = False,
+    runner_scope: str = "repo",
+    runner_group_id: int = 1,
+    allowed_repositories: Sequence[str] = (),
+    retry_queue_url: str = "",
+    dead_letter_queue_url: str = "",
+    retry_max_attempts: int = 8,
+    deployment_id: str = "",
+    task_idle_timeout_seconds: int = 900,
+    github_hook_path: str = "",
+    metrics_namespace: str = "",
+    log_level: str = "INFO",
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The dispatch Lambdas' environment: the one builder the construct, local mode and the
+    benchmarks share, so the three cannot drift apart (``tests/infra/test_contract.py``).
+
+    Always the same keys (an unused optional one is empty, which the Lambda reads as its
+    default); ``extra`` adds optional groups (GitHub App, tracing), each key of which must
+    be in :data:`LAMBDA_ENVIRONMENT` or :data:`POWERTOOLS_ENVIRONMENT`. Values may be CDK
+    tokens (strings): nothing here looks inside them. Profiles travel only through the SSM
+    parameters (``lambda_fn/profile_store.py``); ``RUNNER_PROFILES`` stays readable as the
+    compatibility path, but nothing this builds sets it.
+    """
+    environment = {
+        "WEBHOOK_SECRET_ARN": webhook_secret_arn,
+        "GITHUB_TOKEN_SECRET_ARN": github_token_secret_arn,
+        "GITHUB_API_URL": github_api_url.rstrip("/"),
+        "ECS_CLUSTER": ecs_cluster,
+        "SUBNET_IDS": ",".join(subnet_ids),
+        "SECURITY_GROUP_IDS": ",".join(security_group_ids),
+        "ASSIGN_PUBLIC_IP": "ENABLED" if assign_public_ip else "DISABLED",
+        "RUNNER_PROFILES_PARAMETERS": ",".join(profiles_parameters),
+        "RUNNER_PROFILES_VERSION": profiles_version,
+        "RUNNER_SCOPE": runner_scope,
+        "RUNNER_GROUP_ID": str(runner_group_id),
+        "ALLOWED_REPOSITORIES": ",".join(allowed_repositories),
+        "IDEMPOTENCY_TABLE": idempotency_table,
+        "RETRY_QUEUE_URL": retry_queue_url,
+        "DEAD_LETTER_QUEUE_URL": dead_letter_queue_url,
+        "RETRY_MAX_ATTEMPTS": str(retry_max_attempts),
+        "RUNNER_NAME_PREFIX": runner_name_prefix,
+        "DEPLOYMENT_ID": deployment_id,
+        "RUNNER_IDLE_TIMEOUT_SECONDS": str(
+            (task_idle_timeout_seconds or RECONCILER_IDLE_WITHOUT_WATCHDOG_SECONDS)
+            + RECONCILER_IDLE_MARGIN_SECONDS
+        ),
+        "GITHUB_HOOK_PATH": github_hook_path,
+        "JIT_SECRET_PREFIX": jit_secret_prefix,
+        "GITHUB_HOOK_PARAMETER": github_hook_parameter,
+        "POWERTOOLS_SERVICE_NAME": service_name,
+        "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace or METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": log_level,
+    }
+    unknown = set(extra or {}) - set(LAMBDA_ENVIRONMENT) - set(POWERTOOLS_ENVIRONMENT)
+    if unknown:
+        raise ValueError(f"not in lambda_fn.contract: {', '.join(sorted(unknown))}")
+    return {**environment, **(extra or {})}
+
 
 #: Keys of one ``RUNNER_PROFILES`` item (a JSON array of objects, in match order).
 PROFILE_REQUIRED_KEYS: Final = ("name", "labels", "task_definition", "container_name")

@@ -5,8 +5,10 @@ a subnet and security group, an ECS cluster, one Fargate task definition per
 profile (family ``<stack_name>-runner-<profile>``, container ``runner``), the
 DynamoDB idempotency table, the retry queue with its dead-letter queue and the
 SSM parameter where ``fargate-runners setup`` records the webhook.
-:attr:`LocalStack.env` is then the handler's environment, exactly the
-variables the deployed Lambda gets plus what points boto3 at the endpoint.
+:attr:`LocalStack.env` is then the handler's environment, built by the construct's own
+builder (``lambda_fn.contract.lambda_environment``), plus what points boto3 at the
+endpoint; the profiles are in SSM parameters, as the construct stores them
+(``localdev/profiles.py``).
 """
 
 from __future__ import annotations
@@ -265,30 +267,38 @@ def provision(
         )
         for profile in config.profiles
     ]
+    from lambda_fn.contract import lambda_environment
+    from localdev.profiles import store_profiles
+
+    profile_env = store_profiles(client("ssm"), unique, profiles)
     env = {
         **FAKE_CREDENTIALS,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}),
-        "WEBHOOK_SECRET_ARN": webhook_secret_arn,
-        "GITHUB_TOKEN_SECRET_ARN": token_secret_arn,
-        "GITHUB_API_URL": (github_api_url or config.github_api_url).rstrip("/"),
-        "ECS_CLUSTER": cluster,
-        "SUBNET_IDS": subnet_id,
-        "SECURITY_GROUP_IDS": security_group_id,
-        "ASSIGN_PUBLIC_IP": "ENABLED" if config.effective_assign_public_ip else "DISABLED",
-        "RUNNER_PROFILES": json.dumps(profiles),
-        "RUNNER_SCOPE": config.runner_scope,
-        "RUNNER_GROUP_ID": str(config.runner_group_id),
-        "ALLOWED_REPOSITORIES": ",".join(lambda_allowed_repositories(config.allowed_repositories)),
-        "IDEMPOTENCY_TABLE": table,
-        "RETRY_QUEUE_URL": retry_url,
-        "DEAD_LETTER_QUEUE_URL": dlq_url,
-        "GITHUB_HOOK_PARAMETER": hook_parameter,
-        "RUNNER_NAME_PREFIX": _runner_name_prefix(prefix),
-        "JIT_SECRET_PREFIX": f"{unique}/jit",
-        "POWERTOOLS_SERVICE_NAME": "runner-webhook",
-        "POWERTOOLS_METRICS_NAMESPACE": "FargateRunners",
+        # The construct's builder, with what this endpoint holds (lambda_fn/contract.py).
+        **lambda_environment(
+            webhook_secret_arn=webhook_secret_arn,
+            github_token_secret_arn=token_secret_arn,
+            github_api_url=github_api_url or config.github_api_url,
+            ecs_cluster=cluster,
+            subnet_ids=[subnet_id],
+            security_group_ids=[security_group_id],
+            assign_public_ip=config.effective_assign_public_ip,
+            profiles_parameters=profile_env["RUNNER_PROFILES_PARAMETERS"].split(","),
+            profiles_version=profile_env["RUNNER_PROFILES_VERSION"],
+            runner_scope=config.runner_scope,
+            runner_group_id=config.runner_group_id,
+            allowed_repositories=lambda_allowed_repositories(config.allowed_repositories),
+            idempotency_table=table,
+            retry_queue_url=retry_url,
+            dead_letter_queue_url=dlq_url,
+            runner_name_prefix=_runner_name_prefix(prefix),
+            task_idle_timeout_seconds=config.runner_idle_timeout_seconds,
+            jit_secret_prefix=f"{unique}/jit",
+            github_hook_parameter=hook_parameter,
+            service_name="runner-webhook",
+        ),
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     return LocalStack(

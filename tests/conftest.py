@@ -102,6 +102,12 @@ class FakeAws:
             found[entry["Name"]] = {"value": value, "tags": tags}
         return found
 
+    def profiles(self) -> list[dict[str, Any]]:
+        """The profiles as provisioned (read from their SSM parameters, like the Lambda)."""
+        from localdev.profiles import read_profiles
+
+        return read_profiles(boto3.client("ssm", region_name=self.region), self.base_env)
+
     def env(self, **overrides: str) -> dict[str, str]:
         """The handler's environment per docs/contract.md, without the retry path."""
         env = {
@@ -186,6 +192,27 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
         reset_lambda_caches()
         yield resources
     reset_lambda_caches()
+
+
+def current_profiles() -> list[dict[str, Any]]:
+    """The profiles the handler reads now (the parameters the environment names)."""
+    from localdev.profiles import read_profiles
+
+    return read_profiles(boto3.client("ssm"), dict(os.environ))
+
+
+def set_profiles(monkeypatch: pytest.MonkeyPatch, profiles: list[dict[str, Any]]) -> None:
+    """Give the handler ``profiles`` the way the deployed Lambda gets them: new SSM
+    parameters (``localdev/profiles.py``) named by the environment, with a new
+    ``RUNNER_PROFILES_VERSION`` (as a deploy does). The provisioned ones stay untouched."""
+    import secrets
+
+    from localdev.profiles import store_profiles
+
+    written = store_profiles(boto3.client("ssm"), f"tests/{secrets.token_hex(4)}", profiles)
+    for key, value in written.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RUNNER_PROFILES", raising=False)
 
 
 def use_retry_queue(fake: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:

@@ -98,3 +98,41 @@ def test_profile_entries_use_only_contract_keys(main_synth: Synth, edge_synth: S
 def test_the_stack_has_every_output_the_cli_reads(main_synth: Synth) -> None:
     outputs = set(main_synth.raw["Outputs"])
     assert set(contract.REQUIRED_OUTPUTS) | set(contract.OPTIONAL_OUTPUTS) <= outputs
+
+
+#: Optional groups the construct adds through the builder's ``extra`` (App, tracing).
+OPTIONAL_GROUPS = {"GITHUB_AUTH", "GITHUB_APP_ID", "GITHUB_APP_KEY_ARN", "TRACE_REMOTE_CALLS"}
+
+
+def test_construct_local_mode_and_benchmarks_build_the_same_environment(
+    main_synth: Synth,
+) -> None:
+    """One builder (``lambda_fn.contract.lambda_environment``) for all three: the same keys,
+    profiles through the SSM parameters in each, never ``RUNNER_PROFILES``."""
+    import boto3
+    from moto import mock_aws
+
+    from bench.fixtures import lambda_env
+    from localdev.provision import provision
+    from tests.conftest import TEST_CONTEXT
+
+    known = set(contract.LAMBDA_ENVIRONMENT) | set(contract.POWERTOOLS_ENVIRONMENT)
+    construct = set(main_synth.stack.runners.lambda_environment) - OPTIONAL_GROUPS
+    with mock_aws():
+        local = set(provision(None, TEST_CONTEXT, github_api_url="https://api.github.test").env)
+        bench = set(
+            lambda_env(
+                ssm=boto3.client("ssm", region_name="us-east-1"),
+                webhook_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:w",
+                token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:t",
+                cluster="runners",
+                subnet_id="subnet-0",
+                security_group_id="sg-0",
+                table="runners-idempotency",
+                task_definitions={"default": "td-default", "big": "td-big"},
+            )
+        )
+    assert local & known == construct
+    assert bench & known == construct
+    assert "RUNNER_PROFILES_PARAMETERS" in construct
+    assert "RUNNER_PROFILES" not in local | bench | construct

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import PAT, FakeAws, FakeGitHub, deliver, queued_payload
+from tests.conftest import PAT, FakeAws, FakeGitHub, deliver, queued_payload, set_profiles
 from tests.integration.test_retry_path import drain, tasks_per_job
 
 
@@ -156,9 +156,9 @@ def test_spot_capacity_failure_falls_back_to_on_demand(
     world: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_aws, _ = world
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles[0]["capacity"] = "FARGATE_SPOT_THEN_FARGATE"
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     spot_tries: list[int] = []
 
     def no_spot(params: dict[str, Any]) -> Any:
@@ -271,9 +271,9 @@ def test_burst_of_500_deliveries_with_random_transient_faults(
     fake_aws, github = world
     monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "20")
     # Room for every job at once: this row is about faults, not the default cap (64).
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles[0]["max_runners"] = 250
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     rng = random.Random(20261123)
     original = github.jit_callback
     github.set_jit(

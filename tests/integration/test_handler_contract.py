@@ -22,6 +22,7 @@ from tests.conftest import (
     api_event,
     deliver,
     queued_payload,
+    set_profiles,
 )
 
 
@@ -507,10 +508,9 @@ def test_run_task_failures_entry_is_an_error_and_runner_is_unregistered(
 def test_missing_task_definition_is_a_permanent_error(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = fake_aws.env()
-    profiles = json.loads(env["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles[0]["task_definition"] = "arn:aws:ecs:us-east-1:123456789012:task-definition/nope:1"
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     status, body = deliver(queued_payload())
     assert status == 502
     assert "run_task failed" in body["reason"]

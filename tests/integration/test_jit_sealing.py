@@ -17,7 +17,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.conftest import (
+    FakeAws,
+    FakeGitHub,
+    current_profiles,
+    deliver,
+    queued_payload,
+    set_profiles,
+)
 from tests.integration.test_fault_matrix import First, aws_error, inject
 from tests.integration.test_retry_path import drain
 
@@ -309,12 +316,11 @@ def test_contract_shaped_profile_without_task_role_id_seals_for_nobody(
 ) -> None:
     """docs/contract.md's profile shape (no task_role_id) still launches, closed: the config
     is sealed, bound to no identity (the task cannot read it), and a warning says why."""
-    import os
 
-    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles = current_profiles()
     for profile in profiles:
         profile.pop("task_role_id", None)
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     status, body = deliver(queued_payload(job_id=4399))
     assert status == 200 and body["status"] == "launched", body
     (config,) = github.issued_configs

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, waiting_payload
+from tests.conftest import (
+    FakeAws,
+    FakeGitHub,
+    deliver,
+    queued_payload,
+    set_profiles,
+    waiting_payload,
+)
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
 
@@ -14,7 +19,7 @@ DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
 @pytest.fixture
 def bound(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
     """A deploy profile whose jobs must deploy to the 'production' environment."""
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles.insert(
         0,
         {
@@ -28,7 +33,7 @@ def bound(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
             "assign_public_ip": False,
         },
     )
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     return fake_aws
 
 

@@ -8,13 +8,20 @@ payload and the workflow run already show.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, use_retry_queue
+from tests.conftest import (
+    FakeAws,
+    FakeGitHub,
+    current_profiles,
+    deliver,
+    queued_payload,
+    set_profiles,
+    use_retry_queue,
+)
 from tests.integration.test_retry_path import drain
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
@@ -30,7 +37,7 @@ POLICY = {
 
 @pytest.fixture
 def restricted(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles.insert(
         0,
         {
@@ -44,7 +51,7 @@ def restricted(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
             "assign_public_ip": False,
         },
     )
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     return fake_aws
 
 
@@ -240,9 +247,9 @@ def test_with_a_tag_ruleset_the_tag_must_name_the_runs_commit(
 
 def use_policy(monkeypatch: pytest.MonkeyPatch, **rules: Any) -> None:
     """The deploy profile with ``rules`` replacing POLICY's."""
-    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles = current_profiles()
     profiles[0]["policy"].update(rules)
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
 
 
 def refused_for_ref(
@@ -417,9 +424,9 @@ def test_profile_subnets_and_public_ip_are_used(
 def test_invalid_policy_in_the_environment_is_a_config_error(
     restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, lambda_logs: Any
 ) -> None:
-    profiles = json.loads(restricted.env()["RUNNER_PROFILES"])
+    profiles = restricted.profiles()
     profiles[0]["policy"] = {"allowed_refs": ["main"]}
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     status, _ = deliver(queued_payload())
     assert status == 500
     assert "RUNNER_PROFILES[0].policy.allowed_refs[0]" in lambda_logs.getvalue()
@@ -560,9 +567,9 @@ def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
 def test_the_profile_runner_group_is_in_the_jit_request(
     restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles = current_profiles()
     profiles[0]["runner_group_id"] = 42
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     monkeypatch.setenv("RUNNER_SCOPE", "org")
     monkeypatch.setenv("RUNNER_GROUP_ID", "3")
     github.runs[777] = run()
@@ -582,9 +589,9 @@ def test_an_exact_profile_launches_only_for_its_own_label_set(
     restricted: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, match: str
 ) -> None:
     """deploy ([self-hosted, linux, deploy]) listed first: a [self-hosted, linux] job."""
-    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles = current_profiles()
     profiles[0]["match"] = match
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     github.runs[777] = run()
     branch(github, "main")
     status, body = deliver(queued_payload(job_id=61, labels=["self-hosted", "linux"]))

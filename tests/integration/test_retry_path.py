@@ -20,6 +20,7 @@ from tests.conftest import (
     LambdaContext,
     deliver,
     queued_payload,
+    set_profiles,
     use_retry_queue,
 )
 
@@ -287,9 +288,9 @@ def test_jobs_over_max_runners_wait_with_a_metric_and_a_log_line(
 ) -> None:
     for key, value in fake_aws.queue_env().items():
         monkeypatch.setenv(key, value)
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles[0]["max_runners"] = 1
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     assert deliver(queued_payload(job_id=1))[0] == 200
     status, body = deliver(queued_payload(job_id=2))
     assert status == 202

@@ -4,8 +4,6 @@ runner version GitHub refused. moto for DynamoDB (the daily cache) and ECS."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +17,11 @@ from tests.conftest import (
     GITHUB_API,
     FakeAws,
     FakeGitHub,
+    current_profiles,
     deliver,
     queued_payload,
     reset_lambda_caches,
+    set_profiles,
 )
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -30,14 +30,14 @@ GHES_API = "https://ghes.example.com/api/v3"
 
 def with_versions(monkeypatch: pytest.MonkeyPatch, **versions: str | None) -> None:
     """Set the named profiles' ``runner_version`` (None: unknown, a custom image)."""
-    profiles = json.loads(os.environ["RUNNER_PROFILES"])
+    profiles = current_profiles()
     for profile in profiles:
         if profile["name"] not in versions:
             continue
         profile.pop("runner_version", None)
         if versions[profile["name"]] is not None:
             profile["runner_version"] = versions[profile["name"]]
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     reset_lambda_caches()
 
 
@@ -70,7 +70,7 @@ def check(now: datetime = NOW) -> dict[str, Any]:
 
 
 def profile_names() -> list[str]:
-    return [p["name"] for p in json.loads(os.environ["RUNNER_PROFILES"])]
+    return [p["name"] for p in current_profiles()]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ DELETE answers 422, as GitHub does)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from lambda_fn import contract
 from lambda_fn.config import _parse_cached
 from lambda_fn.warm_pool import WATCHDOG_MARGIN_SECONDS
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, set_profiles
 
 SCOPE = "octo-org/app"
 
@@ -23,13 +22,13 @@ SCOPE = "octo-org/app"
 def use_pool(monkeypatch: pytest.MonkeyPatch, fake_aws: FakeAws, **warm: Any) -> None:
     """Give the ``default`` profile a warm pool (and optionally ``max_runners``)."""
     max_runners = warm.pop("max_runners", None)
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     for profile in profiles:
         if profile["name"] == "default":
             profile["warm"] = {"runners": 2, "scope": SCOPE, **warm}
             if max_runners is not None:
                 profile["max_runners"] = max_runners
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     _parse_cached.cache_clear()  # the settings; AWS clients (and their test hooks) stay
 
 
@@ -237,7 +236,7 @@ def test_a_removed_pool_leaves_its_members_to_the_idle_step(
     use_pool(monkeypatch, fake_aws)
     aged["value"] = timedelta(hours=3)  # past the idle limit, within the pool's max age
     reconcile()
-    monkeypatch.setenv("RUNNER_PROFILES", fake_aws.env()["RUNNER_PROFILES"])
+    set_profiles(monkeypatch, fake_aws.profiles())
     _parse_cached.cache_clear()
     assert reconcile()["idle_stopped"] == 2
     assert pool_members(fake_aws) == []
