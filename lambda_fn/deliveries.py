@@ -179,35 +179,44 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
     if judged is not Verdict.QUEUED:
         return _job_waiting(settings, queued, profile, unknown=judged is Verdict.ASK)
     if profile.policy is not None:
-        from lambda_fn.admission import JobOrigin, policy_refusal, record_admission
-
-        origin = JobOrigin(
-            queued.owner,
-            queued.repo,
-            job.run_id,
-            job.head_branch,
-            job.head_sha,
-            environment=queued.environment,
-        )
-        try:
-            refusal = policy_refusal(
-                settings,
-                profile.policy,
-                origin,
-                budget_seconds=POLICY_LOOKUP_BUDGET_SECONDS,
-                max_ref_lookups=POLICY_MAX_REF_LOOKUPS,
-            )
-            if refusal is None:  # the profile's runners refuse any job without a record
-                refusal = record_admission(settings, profile.name, origin, job.run_attempt, job.id)
-        except TransientError as exc:
-            # Cannot tell now (GitHub slow or failing, the run unreadable, more ref calls
-            # needed): start nothing on the payload's word alone, keep the job. The retry
-            # consumer checks the policy again, from GitHub's view, before launching.
-            logger.warning("policy check incomplete, job queued", extra={"error": str(exc)})
-            return _queue_for_retry(queued, exc)
-        if refusal is not None:
-            return ignored("policy", refusal)
+        refused = _admit_restricted(settings, profile, queued, job)
+        if refused is not None:
+            return refused
     return launch_answer(queued, context)
+
+
+def _admit_restricted(
+    settings: Settings, profile: Profile, queued: QueuedJob, job: WorkflowJob
+) -> Answer | None:
+    """A restricted profile's policy check and admission record; ``None`` = launch."""
+    from lambda_fn.admission import JobOrigin, policy_refusal, record_admission
+
+    assert profile.policy is not None
+    origin = JobOrigin(
+        queued.owner,
+        queued.repo,
+        job.run_id,
+        job.head_branch,
+        job.head_sha,
+        environment=queued.environment,
+    )
+    try:
+        refusal = policy_refusal(
+            settings,
+            profile.policy,
+            origin,
+            budget_seconds=POLICY_LOOKUP_BUDGET_SECONDS,
+            max_ref_lookups=POLICY_MAX_REF_LOOKUPS,
+        )
+        if refusal is None:  # the profile's runners refuse any job without a record
+            refusal = record_admission(settings, profile.name, origin, job.run_attempt, job.id)
+    except TransientError as exc:
+        # Cannot tell now (GitHub slow or failing, the run unreadable, more ref calls
+        # needed): start nothing on the payload's word alone, keep the job. The retry
+        # consumer checks the policy again, from GitHub's view, before launching.
+        logger.warning("policy check incomplete, job queued", extra={"error": str(exc)})
+        return _queue_for_retry(queued, exc)
+    return None if refusal is None else ignored("policy", refusal)
 
 
 def _replay_refusal(job: WorkflowJob, action: str, settings: Settings) -> Answer | None:
