@@ -240,7 +240,7 @@ def parse_labels(value: Any, key: str = "") -> tuple[str, ...]:
         raise ConfigError(key, f"{value!r} must be a non-empty list of labels")
     labels = parse_str_list(value, key)
     if not labels:
-        raise ConfigError(key, f"{value!r} must be a non-empty list of labels")
+        raise ConfigError(key, "must be a non-empty list of labels")
     problems = [
         Problem(f"{key}[{i}]", f"{label!r} is not a valid label (no spaces or commas)")
         for i, label in enumerate(labels)
@@ -372,8 +372,10 @@ def parse_profiles(value: Any, key: str = "") -> Any:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ConfigError(key, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, list | tuple) or not value:
+    if not isinstance(value, list | tuple):
         raise ConfigError(key, f"{value!r} must be a non-empty list of profile objects")
+    if not value:
+        raise ConfigError(key, "must be a non-empty list of profile objects")
     return value
 
 
