@@ -98,6 +98,7 @@ from .config_values import (
     ranged,
     unique,
 )
+from .feasibility import arn_hint, capacity_problems, policy_problems
 from .runner.managed_steps import step_env_problem
 
 __all__ = [
@@ -273,11 +274,11 @@ def _hours_problem(value: str) -> str | None:
 
 def _parse_command_map(value: Any, key: str = "") -> dict[str, tuple[str, ...]]:
     if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be an object of name: [absolute path, args...]")
+        raise ConfigError(key, f"{value!r} must be an object of name: [absolute path, args...]")
     commands: dict[str, tuple[str, ...]] = {}
     for name, argv in value.items():
         if not isinstance(argv, list | tuple) or not all(isinstance(a, str) for a in argv):
-            raise ConfigError(f"{key}.{name}", "must be a list of strings")
+            raise ConfigError(f"{key}.{name}", f"{argv!r} must be a list of strings")
         commands[str(name)] = tuple(argv)
     return commands
 
@@ -331,7 +332,9 @@ class RunnerProfile(_Model):
         parsed(
             list_of(
                 matching(
-                    KMS_KEY_ARN_RE, "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)"
+                    KMS_KEY_ARN_RE,
+                    "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; no aliases)",
+                    arn="kms",
                 )
             )
         ),
@@ -419,6 +422,7 @@ class RunnerProfile(_Model):
         problems += self._managed_step_problems()
         problems += self._warm_problems()
         problems += self._tag_problems()
+        problems += [Problem(key, message) for key, message in policy_problems(self)]
         raise_all(problems)
         return self
 
@@ -513,17 +517,22 @@ class RunnerProfile(_Model):
         for name, argv in self.managed_commands.items():
             key = f"managed_commands.{name}"
             if not _COMMAND_NAME_RE.match(name):
-                problems.append(Problem(key, "name must match ^[a-z][a-z0-9-]{0,63}$"))
+                problems.append(Problem(key, f"{name!r} must match ^[a-z][a-z0-9-]{{0,63}}$"))
             elif not argv or not argv[0].startswith("/"):
-                problems.append(Problem(key, "must be a list starting with an absolute path"))
+                problems.append(
+                    Problem(key, f"{list(argv)!r} must be a list starting with an absolute path")
+                )
             elif any(not arg or any(ch in arg for ch in "\0\r\n") for arg in argv):
-                problems.append(Problem(key, "arguments must be non-empty single lines"))
+                problems.append(
+                    Problem(key, f"{list(argv)!r}: arguments must be non-empty single lines")
+                )
         problems += self._step_env_problems()
         if self.step_memory not in FARGATE_CPU_MEMORY.get(self.step_cpu, ()):
             problems.append(
                 Problem(
                     "step_memory",
-                    f"{self.step_memory} is not valid with step_cpu {self.step_cpu}",
+                    f"{self.step_memory} is not valid with step_cpu {self.step_cpu} "
+                    f"(allowed: {describe_allowed(FARGATE_CPU_MEMORY.get(self.step_cpu, ()))})",
                 )
             )
         for key, instead in (
@@ -554,7 +563,9 @@ class RunnerProfile(_Model):
             elif name in self.step_env:
                 problems.append(Problem(key, "is also in step_env: a step could override it"))
             elif not SECRET_REF_RE.match(arn):
-                problems.append(Problem(key, f"{arn!r} is not a Secrets Manager ARN"))
+                problems.append(
+                    Problem(key, f"{arn!r} is not a Secrets Manager ARN{arn_hint('secret', arn)}")
+                )
         return problems
 
     @property
@@ -795,6 +806,7 @@ class _Deployment(_Model):
 
     def _problems(self) -> list[Problem]:
         problems = _profile_set_problems(self.profiles, "profiles")
+        problems += [Problem(k, m) for k, m in capacity_problems(self.profiles, "profiles")]
         problems += self._network_problems()
         if self.runner_scope != "org":
             # Runner groups exist only for organisation (and enterprise) runners: with
@@ -969,6 +981,7 @@ class RunnersConfig(_Deployment):
                 SECRET_ARN_RE,
                 "a complete Secrets Manager secret ARN "
                 "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX)",
+                arn="secret-complete",
             )
         ),
     ] = None
@@ -978,7 +991,9 @@ class RunnersConfig(_Deployment):
     alarm_email: Annotated[str | None, parsed(matching(EMAIL_RE, "an e-mail address"))] = None
     alarm_topic_arn: Annotated[
         str | None,
-        parsed(matching(TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
+        parsed(
+            matching(TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", arn="sns")
+        ),
     ] = None
     reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
     #: How the Lambdas authenticate to GitHub (README, "PAT or GitHub App").
@@ -986,9 +1001,9 @@ class RunnersConfig(_Deployment):
     github_app_id: Annotated[
         str | None, parsed(matching(APP_ID_RE, "a GitHub App ID or client ID"))
     ] = None
-    github_app_key_arn: Annotated[str | None, parsed(matching(KMS_KEY_ARN_RE, "a KMS key ARN"))] = (
-        None
-    )
+    github_app_key_arn: Annotated[
+        str | None, parsed(matching(KMS_KEY_ARN_RE, "a KMS key ARN", arn="kms"))
+    ] = None
 
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None

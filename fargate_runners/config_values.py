@@ -20,6 +20,7 @@ from lambda_fn.source_ranges import SourceRanges, SourceRangesError
 
 from . import rules
 from .config_errors import ConfigError, Problem
+from .feasibility import arn_hint
 
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
@@ -110,7 +111,7 @@ def parse_str_list(value: Any, key: str = "") -> tuple[str, ...]:
 
 def parse_str_map(value: Any, key: str = "") -> dict[str, str]:
     if not isinstance(value, Mapping):
-        raise ConfigError(key, "must be an object of NAME: value")
+        raise ConfigError(key, f"{value!r} must be an object of NAME: value")
     checked = collect(list(value.items()), lambda item, _: parse_str(item[1], f"{key}.{item[0]}"))
     return {str(name): text for name, text in zip(value, checked, strict=True)}
 
@@ -150,11 +151,17 @@ def ranged(low: int, high: int) -> Callable[[Any, str], int]:
     return parse
 
 
-def matching(pattern: re.Pattern[str], what: str) -> Callable[[Any, str], str]:
+def matching(
+    pattern: re.Pattern[str], what: str, *, arn: str | None = None
+) -> Callable[[Any, str], str]:
+    """A string matching ``pattern``; ``arn``: the ARN kind whose near misses (a name, an
+    alias, a key id) get a suggestion (:func:`fargate_runners.feasibility.arn_hint`)."""
+
     def parse(value: Any, key: str = "") -> str:
         text = parse_str(value, key)
         if not pattern.match(text):
-            raise ConfigError(key, f"{text!r} is not {what}")
+            hint = arn_hint(arn, text) if arn else ""
+            raise ConfigError(key, f"{text!r} is not {what}{hint}")
         return text
 
     return parse
@@ -230,7 +237,7 @@ def raise_all(problems: Sequence[Problem]) -> None:
 
 def parse_labels(value: Any, key: str = "") -> tuple[str, ...]:
     if value is not None and not isinstance(value, str | list | tuple):
-        raise ConfigError(key, "must be a non-empty list of labels")
+        raise ConfigError(key, f"{value!r} must be a non-empty list of labels")
     labels = parse_str_list(value, key)
     if not labels:
         raise ConfigError(key, "must be a non-empty list of labels")
@@ -299,7 +306,7 @@ def check_env_names(values: dict[str, str]) -> dict[str, str]:
 def check_secret_refs(values: dict[str, str]) -> dict[str, str]:
     raise_all(
         [
-            Problem(f".{name}", f"{arn!r} is not a Secrets Manager ARN")
+            Problem(f".{name}", f"{arn!r} is not a Secrets Manager ARN{arn_hint('secret', arn)}")
             for name, arn in values.items()
             if not SECRET_REF_RE.match(arn)
         ]
@@ -309,22 +316,24 @@ def check_secret_refs(values: dict[str, str]) -> dict[str, str]:
 
 def parse_task_role_policies(value: Any, key: str = "") -> tuple[str | Mapping[str, Any], ...]:
     if not isinstance(value, list | tuple):
-        raise ConfigError(key, "must be a list of managed policy ARNs or IAM statements")
+        raise ConfigError(key, f"{value!r} must be a list of managed policy ARNs or IAM statements")
     return collect(value, parse_task_role_policy, key)
 
 
 def parse_task_role_policy(item: Any, key: str) -> str | Mapping[str, Any]:
     if isinstance(item, str):
         if not POLICY_ARN_RE.match(item):
-            raise ConfigError(key, f"{item!r} is not a managed policy ARN")
+            raise ConfigError(
+                key, f"{item!r} is not a managed policy ARN{arn_hint('policy', item)}"
+            )
         return item
     if not isinstance(item, Mapping):
-        raise ConfigError(key, "must be a managed policy ARN or an IAM statement object")
+        raise ConfigError(key, f"{item!r} must be a managed policy ARN or an IAM statement object")
     unknown = set(item) - {"Effect", "Action", "Resource", "Condition", "Sid"}
     if unknown:
         raise ConfigError(key, f"unknown statement keys: {', '.join(sorted(unknown))}")
     if item.get("Effect", "Allow") not in ("Allow", "Deny"):
-        raise ConfigError(f"{key}.Effect", "must be Allow or Deny")
+        raise ConfigError(f"{key}.Effect", f"{item['Effect']!r} must be Allow or Deny")
     for part in ("Action", "Resource"):
         value = item.get(part)
         if not value or not (
@@ -363,7 +372,9 @@ def parse_profiles(value: Any, key: str = "") -> Any:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ConfigError(key, f"is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, list | tuple) or not value:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(key, f"{value!r} must be a non-empty list of profile objects")
+    if not value:
         raise ConfigError(key, "must be a non-empty list of profile objects")
     return value
 

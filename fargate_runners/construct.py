@@ -45,6 +45,7 @@ from constructs import Construct
 from .config import CONTAINER_NAME, check_names
 from .discovery import DiscoveryPart
 from .dispatcher import DispatcherPart
+from .feasibility import capacity_warnings
 from .github_app import GitHubAppKey
 from .network import NetworkPart
 from .observability import ObservabilityPart
@@ -58,6 +59,9 @@ from .props import (
 )
 from .runner_tasks import RunnerTasksPart
 from .webhook_api import WebhookApiPart
+
+#: The CDK warning when the profiles' max_runners exceed a default Fargate vCPU quota.
+FARGATE_QUOTA_WARNING = "fargate-runners:fargateVcpuQuota"
 
 __all__ = [
     "CONTAINER_NAME",
@@ -171,6 +175,8 @@ class FargateRunners(
         self.instance_record = self._instance_record()
         self._check_template_size(profiles)
         _warn_repository_scope(self, props)
+        for warning in capacity_warnings(profiles):
+            Annotations.of(self).add_warning_v2(FARGATE_QUOTA_WARNING, warning)
 
 
 def _warn_repository_scope(runners: Construct, props: FargateRunnersProps) -> None:

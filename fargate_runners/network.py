@@ -15,7 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from .base import RunnersBase
-from .config import RunnerProfile
+from .config import ConfigError, Problem, RunnerProfile
 from .props import (
     FargateRunnersProps,
 )
@@ -25,6 +25,8 @@ from .props import (
 RUNNER_GROUP_DESCRIPTION = "GitHub Actions runner tasks: egress only, no inbound access"
 #: The CDK warning when a restricted profile's tasks share a subnet with an unrestricted one.
 SHARED_SUBNETS_WARNING = "fargate-runners:restrictedProfileSharesSubnets"
+#: The CDK warning when synth cannot see whether runner subnets reach GitHub (imported VPC).
+NETWORK_UNCHECKED_WARNING = "fargate-runners:networkPathUnchecked"
 
 #: The stack-wide provider CDK adds for ``@aws-cdk/aws-ec2:restrictDefaultSecurityGroup``.
 DEFAULT_SG_PROVIDER_ID = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
@@ -117,8 +119,77 @@ class NetworkPart(RunnersBase):
         self.assign_public_ip = (
             props.assign_public_ip if props.assign_public_ip is not None else created_vpc
         )
+        self._check_egress(props, created_vpc)
         self._security_groups(props.profiles)
         self._warn_shared_subnets(props.profiles)
+
+    def _check_egress(self, props: FargateRunnersProps, created_vpc: bool) -> None:
+        """Runner tasks must reach GitHub and their image registry: refuse what cannot.
+
+        A task reaches the internet through a NAT gateway (private subnet) or an internet
+        gateway with a public IP (public subnet): "If you're using a public subnet, you must
+        assign a public IP address to the task's ENI" and isolated subnets have "no route to
+        the internet" (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/
+        fargate-task-networking.html; CDK's ``SubnetType``). Synth knows the subnet types only
+        of a VPC built in this app (``ec2.Vpc``); the stack's own VPC is public-only and
+        ``assign_public_ip: false`` is refused with the config. For any other VPC (imported,
+        looked up, or per-profile ``subnet_ids``) a warning points at ``fargate-runners
+        doctor``, which reads the route tables (runners_cli/network_checks.py).
+        """
+        vpc = self.vpc
+        if created_vpc:
+            return
+        per_profile = [p.name for p in props.profiles if p.subnet_ids]
+        if not isinstance(vpc, ec2.Vpc):
+            Annotations.of(self).add_warning_v2(
+                NETWORK_UNCHECKED_WARNING,
+                "runner tasks run in an existing VPC whose routes synth cannot see: if their "
+                "subnets have no NAT gateway (or public IP with an internet gateway), proxy "
+                "or VPC endpoints, every job stays queued. After deploying, run "
+                "fargate-runners doctor: it reads each profile's route tables and endpoints",
+            )
+            return
+        if per_profile:
+            Annotations.of(self).add_warning_v2(
+                NETWORK_UNCHECKED_WARNING,
+                f"profiles {', '.join(per_profile)} have subnet_ids of their own, whose routes "
+                "synth cannot see: after deploying, run fargate-runners doctor",
+            )
+        kinds = {
+            **{s.subnet_id: "public" for s in vpc.public_subnets},
+            **{s.subnet_id: "private" for s in vpc.private_subnets},
+            **{s.subnet_id: "isolated" for s in vpc.isolated_subnets},
+        }
+        chosen = {kinds.get(subnet, "unknown") for subnet in self.subnet_ids}
+        problems = []
+        if "isolated" in chosen and not props.vpc_endpoints:
+            problems.append(
+                Problem(
+                    "vpc_subnets",
+                    "selects isolated subnets (no route to the internet, no VPC endpoints): "
+                    "runner tasks could neither pull their image nor reach GitHub; select "
+                    "subnets with a NAT gateway (SubnetType.PRIVATE_WITH_EGRESS), or public "
+                    "subnets with assign_public_ip=True",
+                )
+            )
+        if "public" in chosen and not props.assign_public_ip:
+            problems.append(
+                Problem(
+                    "assign_public_ip",
+                    f"{props.assign_public_ip!r} with public subnets in vpc_subnets: a task "
+                    "without a public IP has no route out of a public subnet (no NAT "
+                    "there); set assign_public_ip=True, or select private subnets with a "
+                    "NAT gateway (SubnetType.PRIVATE_WITH_EGRESS)",
+                )
+            )
+        if problems:
+            raise ConfigError(problems)
+        if "isolated" in chosen:
+            Annotations.of(self).add_warning_v2(
+                NETWORK_UNCHECKED_WARNING,
+                "runner subnets are isolated: the VPC endpoints serve AWS, but GitHub needs a "
+                "proxy or a GitHub Enterprise Server inside the VPC (README, Networks)",
+            )
 
     def _security_groups(self, profiles: Sequence[RunnerProfile]) -> None:
         """A network identity per profile: its own security group(s).

@@ -600,6 +600,9 @@ class Doctor:
         #: The deployed stack's restricted profiles and runner scope (read by the stack checks).
         self.profiles: list[RestrictedProfile] = []
         self.scope = "repo"
+        #: The deployed webhook function's environment and profile entries (all profiles).
+        self.env: dict[str, str] = {}
+        self.deployed: list[Any] = []
 
     def add(self, name: str, ok: bool, detail: str = "", fix: str = "") -> bool:
         self.checks.append(Check(name, ok, detail, fix))
@@ -659,6 +662,7 @@ class Doctor:
         self._alarm_checks(stack)
         self._runner_version_checks()
         self._runner_group_checks(stack)
+        self._fargate_checks()
         if app is not None:
             from runners_cli.app import AppDoctor
 
@@ -666,6 +670,23 @@ class Doctor:
         elif token:
             self._github_checks(stack, token)
         return self.checks
+
+    def _fargate_checks(self) -> None:
+        """What synth cannot see: each profile's way out, and the account's vCPU quota."""
+        from runners_cli import fargate_checks
+
+        entries = [p for p in self.deployed if isinstance(p, dict)]
+        if not entries:
+            return
+        fargate_checks.network_checks(
+            self.aws.client("ec2"), self.env, entries, self.add, self.warn
+        )
+        try:
+            sized = fargate_checks.sized_profiles(self.aws.client("ecs"), entries)
+        except Exception as exc:
+            self.warn("Fargate vCPU quota", f"not checked: task sizes unreadable ({exc})", "")
+            return
+        fargate_checks.quota_checks(self.aws.client("service-quotas"), sized, self.add, self.warn)
 
     def _secret_check(self, name: str, arn: str, fix: str) -> str | None:
         from botocore.exceptions import ClientError
@@ -821,7 +842,9 @@ class Doctor:
 
         try:
             env = webhook_function_environment(self.aws, stack)
-            self.profiles = restricted_profiles(env, deployed_profiles(self.aws, env))
+            self.deployed = deployed_profiles(self.aws, env)
+            self.env = env
+            self.profiles = restricted_profiles(env, self.deployed)
         except (CliError, ClientError) as exc:
             self.warn("runner groups of restricted profiles", f"not checked: {exc}", "")
             return

@@ -486,7 +486,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "environment not object",
         profiles({**PROFILE, "environment": ["A=1"]}),
-        "profiles[0].environment: must be an object of NAME: value",
+        "profiles[0].environment: ['A=1'] must be an object of NAME: value",
     ),
     (
         "environment reserved name",
@@ -511,7 +511,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "task role policies not list",
         profiles({**PROFILE, "task_role_policies": "arn:aws:iam::aws:policy/X"}),
-        "profiles[0].task_role_policies: must be a list of managed policy ARNs or IAM statements",
+        "profiles[0].task_role_policies: 'arn:aws:iam::aws:policy/X' must be a list of managed "
+        "policy ARNs or IAM statements",
     ),
     (
         "task role policy bad arn",
@@ -521,7 +522,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     (
         "task role policy not statement",
         profiles({**PROFILE, "task_role_policies": [3]}),
-        "profiles[0].task_role_policies[0]: must be a managed policy ARN or an IAM statement",
+        "profiles[0].task_role_policies[0]: 3 must be a managed policy ARN or an IAM statement",
     ),
     (
         "task role statement with principal",
@@ -545,7 +546,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
                 ],
             }
         ),
-        "profiles[0].task_role_policies[0].Effect: must be Allow or Deny",
+        "profiles[0].task_role_policies[0].Effect: 'Maybe' must be Allow or Deny",
     ),
     (
         "task role statement without resource",

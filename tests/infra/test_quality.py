@@ -31,12 +31,16 @@ APP = "FargateRunners/Runners"
 #: A restricted profile in the same subnets as unrestricted ones (issue 23): deliberate and
 #: visible, like the missing alarm destination. TEST_CONTEXT's deploy profile is such a one.
 SHARED_SUBNETS = (APP, "Annotation::fargate-runners:restrictedProfileSharesSubnets", "warning")
+#: Runner tasks in an imported VPC, whose routes synth cannot see: it says to run doctor.
+NETWORK_UNCHECKED = (APP, "Annotation::fargate-runners:networkPathUnchecked", "warning")
 KNOWN_UNSUPPRESSED: dict[str, set[tuple[str, str, str]]] = {
     "main_synth": {SHARED_SUBNETS},
-    "existing_vpc_synth": set(),
+    # An imported VPC: synth cannot see its routes, so it says to run doctor (deliberate).
+    "existing_vpc_synth": {NETWORK_UNCHECKED},
     # No alarm destination configured: the deliberate, visible warning.
     "edge_synth": {
         (APP, "Annotation::fargate-runners:no-alarm-destination", "warning"),
+        NETWORK_UNCHECKED,
     },
     # A restricted profile of repository runners: the deliberate warning that other jobs
     # of the repository can take its runners (README, "Deploy protections").

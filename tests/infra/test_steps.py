@@ -47,7 +47,11 @@ def test_a_managed_steps_profile_parses() -> None:
         ({"step_image": "deploy:latest"}, "step_image", "pinned by digest"),
         ({"step_image": None}, "step_image", "pinned by digest"),
         ({"managed_commands": {}}, "managed_commands", "is required"),
-        ({"managed_commands": {"Deploy": ["/x"]}}, "managed_commands.Deploy", "name must match"),
+        (
+            {"managed_commands": {"Deploy": ["/x"]}},
+            "managed_commands.Deploy",
+            "'Deploy' must match",
+        ),
         ({"managed_commands": {"deploy": ["x"]}}, "managed_commands.deploy", "absolute path"),
         ({"managed_commands": {"deploy": "/x"}}, "managed_commands.deploy", "list of strings"),
         ({"managed_commands": {"d": ["/x", "a\nb"]}}, "managed_commands.d", "single lines"),

@@ -532,3 +532,171 @@ def test_synth_refuses_the_key_arns_the_lambda_refuses(arn: str) -> None:
     profile = {**DEFAULT, "secrets": {"TOKEN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf"},
                "secrets_kms_key_arns": [arn]}  # fmt: skip
     assert only_problem({"profiles": [profile]}).startswith("profiles[0].secrets_kms_key_arns[0]:")
+
+
+# -- configs that can never work (docs/never-work.md) ----------------------------------------
+
+
+def profile(**keys: Any) -> dict[str, Any]:
+    return {"profiles": [{"name": "deploy", "labels": ["deploy"], **keys}]}
+
+
+def refs_profile(refs: list[str], events: list[str]) -> dict[str, Any]:
+    """``allowed_refs`` and ``allowed_events``; tags are said to be ruleset-protected."""
+    keys: dict[str, Any] = {"allowed_refs": refs}
+    if events:
+        keys["allowed_events"] = events
+    if any("tags" in ref or "**" in ref for ref in refs):
+        keys["tag_protection"] = "ruleset"
+    return profile(**keys)
+
+
+@pytest.mark.parametrize(
+    ("refs", "events", "expected"),
+    [
+        # Pull-request jobs never run at a tag (GITHUB_REF: refs/pull/N/merge or the base).
+        (["refs/tags/v*"], ["pull_request"], "never at a tag"),
+        (["refs/tags/v*"], ["pull_request_review", "pull_request_target"], "never at a tag"),
+        # Only pull_request (and its reviews) run at refs/pull/...
+        (["refs/pull/*/merge"], ["push", "workflow_dispatch"], "never at refs/pull/"),
+        (["refs/pull/*/merge"], ["pull_request_target"], "run at the base branch"),
+        # A ref outside refs/heads, refs/tags and refs/pull is never a job's GITHUB_REF.
+        (["refs/remotes/origin/main"], [], "can match no ref a job runs at"),
+    ],
+)
+def test_refs_and_events_that_admit_no_job_are_refused(
+    refs: list[str], events: list[str], expected: str
+) -> None:
+    problem = only_problem(refs_profile(refs, events))
+    assert problem.startswith(f"profiles[0].allowed_refs: [{', '.join(refs)}]")
+    assert expected in problem
+
+
+@pytest.mark.parametrize(
+    ("refs", "events"),
+    [
+        # A merged pull request's jobs run at the branch it was merged into (GitHub's
+        # definition of github.ref), so this pair admits `closed` jobs of merged PRs.
+        (["refs/heads/main"], ["pull_request"]),
+        (["refs/heads/main"], ["pull_request_target"]),
+        (["refs/pull/*/merge"], ["pull_request"]),
+        (["refs/**"], ["pull_request_target"]),
+        (["refs/tags/v*", "refs/heads/main"], ["push"]),
+    ],
+)
+def test_refs_and_events_that_can_meet_pass(refs: list[str], events: list[str]) -> None:
+    load_config(refs_profile(refs, events))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [".github/workflows/deploy", ".github/workflows/deploy.json", ".github/workflows/*.txt"],
+)
+def test_workflow_patterns_that_match_no_workflow_file_are_refused(pattern: str) -> None:
+    problem = only_problem(profile(allowed_workflows=[pattern]))
+    assert problem.startswith(f"profiles[0].allowed_workflows: [{pattern}] can match no")
+    assert ".yml or *.yaml" in problem
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        ".github/workflows/deploy.yml",
+        ".github/workflows/*.yaml",
+        ".github/workflows/*",
+        ".github/workflows/d*ml",
+    ],
+)
+def test_workflow_patterns_that_can_match_pass(pattern: str) -> None:
+    load_config(profile(allowed_workflows=[pattern]))
+
+
+def test_max_runners_beyond_the_sanity_cap_is_refused_with_the_figures() -> None:
+    context = profile(max_runners=10000, cpu=16384, memory=32768)
+    assert only_problem(context) == (
+        "profiles[0].max_runners: 10000 runners of 16 vCPU = 160000 vCPUs (all profiles: "
+        "160000) is above the sanity cap of 20000 vCPUs per deployment: lower max_runners "
+        "(README, Configuration)"
+    )
+    load_config(profile(max_runners=1250, cpu=16384, memory=32768))  # 20,000: the cap itself
+
+
+def test_the_cap_counts_every_profile_and_names_the_largest() -> None:
+    profiles = [
+        {"name": f"p{i}", "labels": [f"l{i}"], "max_runners": 2000, "cpu": 4096, "memory": 8192}
+        for i in range(2)
+    ] + [{"name": "big", "labels": ["big"], "max_runners": 2000, "cpu": 8192, "memory": 16384}]
+    (problem,) = problems({"profiles": profiles})
+    assert problem.startswith("profiles[2].max_runners: 2000 runners of 8 vCPU = 16000 vCPUs")
+    assert "(all profiles: 32000)" in problem
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            {"github_app_key_arn": "arn:aws:kms:eu-west-1:123456789012:alias/app"},
+            "github_app_key_arn: 'arn:aws:kms:eu-west-1:123456789012:alias/app' is not a KMS "
+            "key ARN: an alias ARN names no key, and IAM grants on key ARNs; use the key ARN "
+            "arn:aws:kms:eu-west-1:123456789012:key/KEY-ID (aws kms describe-key --key-id "
+            "alias/app shows it)",
+        ),
+        (
+            {"github_app_key_arn": "1234abcd-12ab-34cd-56ef-1234567890ab"},
+            "use its ARN, arn:aws:kms:REGION:ACCOUNT:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        ),
+        (
+            {"github_token_secret_arn": "runners/token"},
+            "'runners/token' is not a complete Secrets Manager secret ARN "
+            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX): a secret name; use its "
+            "ARN, arn:aws:secretsmanager:REGION:ACCOUNT:secret:runners/token-XXXXXX",
+        ),
+        (
+            {"github_token_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:tok"},
+            "a partial ARN; use the complete ARN with the 6-character suffix",
+        ),
+        ({"alarm_topic_arn": "alerts"}, "use its ARN, arn:aws:sns:REGION:ACCOUNT:alerts"),
+    ],
+)
+def test_names_and_aliases_where_an_arn_is_needed_get_the_arn_form(
+    keys: dict[str, Any], expected: str
+) -> None:
+    context: dict[str, Any] = {"github_auth": "app", "github_app_id": "1", **keys}
+    context["allowed_repositories"] = ["*"]
+    assert expected in only_problem(context)
+
+
+def test_profile_arns_suggest_the_arn_form() -> None:
+    context = profile(
+        secrets={"TOKEN": "deploy-token"},
+        secrets_kms_key_arns=["alias/deploy"],
+        task_role_policies=["ReadOnlyAccess"],
+    )
+    found = "\n".join(problems(context))
+    assert (
+        "profiles[0].secrets.TOKEN: 'deploy-token' is not a Secrets Manager ARN: a secret name; "
+        "use its ARN, arn:aws:secretsmanager:REGION:ACCOUNT:secret:deploy-token-XXXXXX"
+    ) in found
+    assert "profiles[0].secrets_kms_key_arns[0]: 'alias/deploy' is not a KMS key ARN" in found
+    assert "describe-key --key-id alias/deploy" in found
+    assert (
+        "profiles[0].task_role_policies[0]: 'ReadOnlyAccess' is not a managed policy ARN: a "
+        "policy name; use its ARN, arn:aws:iam::aws:policy/ReadOnlyAccess"
+    ) in found
+
+
+@pytest.mark.parametrize(
+    ("keys", "value"),
+    [
+        ({"labels": 5}, "5"),
+        ({"environment": ["A=1"]}, "['A=1']"),
+        (
+            {"task_role_policies": [{"Effect": "Maybe", "Action": "s3:*", "Resource": "*"}]},
+            "'Maybe'",
+        ),
+        ({"task_role_policies": "arn:aws:iam::aws:policy/X"}, "'arn:aws:iam::aws:policy/X'"),
+    ],
+)
+def test_messages_show_the_refused_value(keys: dict[str, Any], value: str) -> None:
+    context = {"profiles": [{"name": "deploy", "labels": ["deploy"], **keys}]}
+    assert value in "\n".join(problems(context))
