@@ -271,9 +271,9 @@ def test_firewall_on_needs_no_waf_acknowledgement(monkeypatch: pytest.MonkeyPatc
 
 
 def test_only_the_reconciler_reads_the_recorded_webhook(main_synth: Synth) -> None:
-    parameter = only(main_synth.resources("AWS::SSM::Parameter"))["Properties"]
-    assert (parameter["Type"], parameter["Value"]) == ("String", "not-recorded")
     parameter_id = logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
+    parameter = main_synth.resources("AWS::SSM::Parameter")[parameter_id]["Properties"]
+    assert (parameter["Type"], parameter["Value"]) == ("String", "not-recorded")
     (statement,) = [
         s
         for s in statements(main_synth, "ReconcilerFunctionRole")
