@@ -62,9 +62,15 @@ def test_provision_creates_what_the_stack_creates(local: LocalStack) -> None:
     assert secret["SecretString"] == local.webhook_secret
 
 
-def test_provision_env_is_valid_handler_configuration(local: LocalStack) -> None:
+def test_provision_env_is_valid_handler_configuration(
+    local: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lambda_fn.config import load_settings
 
+    # The profiles are in local moto's SSM, as the construct's are in the account's.
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, local.env[name])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", local.env.get("AWS_DEFAULT_REGION", "us-east-1"))
     settings = load_settings(local.env)
     assert [p.name for p in settings.profiles] == ["small", "big"]
     assert settings.allowed_repositories == ("octo-org/*",)
@@ -351,9 +357,12 @@ def test_signed_delivery_verifies_with_the_handlers_check() -> None:
 # --- what stands in front of the endpoint (localdev.firewall) -----------------------------------
 
 
-def test_source_filter_refuses_outsiders_then_rate_limits_each_source() -> None:
+def test_source_filter_refuses_outsiders_and_other_hooks_then_rate_limits_each_hook() -> None:
     from lambda_fn.source_ranges import SourceRanges
     from localdev.firewall import SourceFilter
+
+    def hook(hook_id: str) -> dict[str, str]:
+        return {"User-Agent": "GitHub-Hookshot/abc123", "X-GitHub-Hook-ID": hook_id}
 
     now = [0.0]
     waf = SourceFilter(
@@ -361,13 +370,16 @@ def test_source_filter_refuses_outsiders_then_rate_limits_each_source() -> None:
         rate_limit=3,
         window_seconds=300,
         clock=lambda: now[0],
+        hook_patterns=lambda: ("^7$", "^8$"),
     )
-    assert not waf.admits("10.0.0.1")
-    assert [waf.admits("192.30.252.1") for _ in range(4)] == [True, True, True, False]
-    assert waf.admits("192.30.252.2")  # per source: another sender is not limited
+    assert not waf.admits("10.0.0.1", hook("7"))  # outside GitHub's ranges
+    assert not waf.admits("192.30.252.1", hook("9"))  # a stranger's hook
+    assert not waf.admits("192.30.252.1", {"X-GitHub-Hook-ID": "7"})  # not GitHub's agent
+    assert [waf.admits("192.30.252.1", hook("7")) for _ in range(4)] == [True, True, True, False]
+    assert waf.admits("192.30.252.1", hook("8"))  # per hook: another recorded hook is not limited
     now[0] = 301.0  # the trailing window has passed
-    assert waf.admits("192.30.252.1")
-    assert (waf.blocked_outside, waf.blocked_rate) == (1, 1)
+    assert waf.admits("192.30.252.1", hook("7"))
+    assert (waf.blocked_outside, waf.blocked_other_hooks, waf.blocked_rate) == (1, 2, 1)
 
 
 def test_stage_throttle_is_one_bucket_refilled_at_the_rate() -> None:
