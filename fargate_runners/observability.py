@@ -13,7 +13,7 @@ from aws_cdk import (
     Annotations,
 )
 
-from .alarms import operational_alarms, runner_version_alarms
+from .alarms import operational_alarms, reconciler_budget_alarm, runner_version_alarms
 from .base import RunnersBase
 from .config import (
     RunnerProfile,
@@ -56,6 +56,14 @@ class ObservabilityPart(RunnersBase):
                 metrics_namespace=METRICS_NAMESPACE,
                 service_name=self.service_name,
             )
+            + [
+                reconciler_budget_alarm(
+                    self,
+                    namespace=METRICS_NAMESPACE,
+                    service=self.service_name,
+                    reconcile_interval=props.reconcile_interval,
+                )
+            ]
             + runner_version_alarms(
                 self,
                 namespace=METRICS_NAMESPACE,

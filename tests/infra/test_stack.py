@@ -1030,6 +1030,7 @@ def dispatcher_actions(name: str) -> list[str]:
     ]  # fmt: skip
     if name == "ReconcilerFunction":  # the webhook fargate-runners setup recorded
         actions.append("ssm:GetParameter")
+        actions.append("dynamodb:BatchGetItem")  # job records (lambda_fn/job_records.py)
     if name == "RetryFunction":  # added by the SQS event source
         actions += [
             "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
