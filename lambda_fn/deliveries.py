@@ -340,8 +340,13 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
 
     conclusion = str(job.get("conclusion") or "completed")[:32] if isinstance(job, dict) else ""
     try:
+        runner = job.get("runner_name") if isinstance(job, dict) else None
         released = release_for_job(
-            settings, github_client(settings), job_id, f"GitHub job {job_id} {conclusion}"
+            settings,
+            github_client(settings),
+            job_id,
+            f"GitHub job {job_id} {conclusion}",
+            ran_on=runner if isinstance(runner, str) and runner else None,
         )
     except Exception as exc:  # cleanup must never turn a delivery into a failure
         logger.warning("could not release runners for a completed job", extra={"error": str(exc)})

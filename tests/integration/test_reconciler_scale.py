@@ -279,3 +279,27 @@ def test_a_registration_whose_task_started_after_the_listing_is_kept(
     report = reconcile()
     assert report.get("registrations_removed", 0) == 0
     assert late["runner_id"] in github.runners
+
+
+def test_a_job_that_ran_on_its_own_runner_costs_one_call_in_all(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    """Unrestricted job, whole life: the JIT config; its ephemeral runner deregisters and
+    exits by itself, so the completed delivery deletes nothing; the reconciler asks nothing."""
+    before = len(github.requests)
+    launched = launch(91)
+    job_delivery(91, "in_progress", launched["runner_name"])
+    github.job_status[91] = "completed"
+    github.runners.pop(launched["runner_id"])  # an ephemeral runner deregisters
+    job_delivery(91, "completed", launched["runner_name"])  # its task still runs
+    assert {t["taskArn"]: t["desiredStatus"] for t in fake_aws.tasks()} == {
+        launched["task_arn"]: "RUNNING"  # not stopped by us: it exits by itself
+    }
+    stop(launched["task_arn"])
+    reconcile()
+    job_calls = [
+        f"{c.method} {c.path}"
+        for c in github.requests[before:]
+        if "/actions/jobs/" in c.path or "generate-jitconfig" in c.path or c.method == "DELETE"
+    ]
+    assert job_calls == ["POST /repos/octo-org/app/actions/runners/generate-jitconfig"]
