@@ -179,6 +179,19 @@ def test_concurrent_reservations_never_pass_the_cap(
     from lambda_fn.errors import CapacityWaitError
 
     settings, profile = capped(monkeypatch, fake_aws, 3)
+    # DynamoDB applies one item's conditional update atomically (AWS documents it; that is
+    # what the counter relies on). moto's in-process backend checks the condition and then
+    # writes without a lock, so threads could interleave there: give it DynamoDB's atomicity.
+    from moto.dynamodb.models import DynamoDBBackend
+
+    atomic = threading.Lock()
+    unlocked = DynamoDBBackend.update_item
+
+    def update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with atomic:
+            return unlocked(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", update_item)
     aws.client("dynamodb")  # created once, before the threads
     aws.client("ecs")
     outcomes: list[str] = []
