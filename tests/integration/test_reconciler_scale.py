@@ -4,7 +4,6 @@ per delivery. Call counts are read from the GitHub model's record of every reque
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, set_profiles
 
 
 def reconcile(**kwargs: Any) -> dict[str, int]:
@@ -64,9 +63,9 @@ def finish(github: FakeGitHub, job_id: int, launched: dict[str, Any]) -> None:
 def test_150_finished_and_10_busy_jobs_cost_at_most_15_calls(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles[0]["max_runners"] = 500
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     for job_id in range(1000, 1150):
         finish(github, job_id, launch(job_id))
     for job_id in range(2000, 2010):
@@ -164,9 +163,9 @@ def capped(monkeypatch: pytest.MonkeyPatch, fake_aws: FakeAws, cap: int) -> Any:
     from lambda_fn.config import _parse_cached, get_settings
     from lambda_fn.dispatch import find_profile
 
-    profiles = json.loads(fake_aws.env()["RUNNER_PROFILES"])
+    profiles = fake_aws.profiles()
     profiles[0]["max_runners"] = cap
-    monkeypatch.setenv("RUNNER_PROFILES", json.dumps(profiles))
+    set_profiles(monkeypatch, profiles)
     _parse_cached.cache_clear()
     settings = get_settings()
     return settings, find_profile(settings, "default")
