@@ -17,7 +17,7 @@ from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "build" / "bench" / "report.json"
-PARTS = ("cold", "warm", "burst", "start", "package")
+PARTS = ("cold", "warm", "burst", "start", "package", "scale")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Sizes:
     burst_jobs: int
     burst_clients: int
     start_jobs: int
+    #: Steady load: jobs an hour and simulated minutes; reconciler: finished jobs.
+    scale_rates: tuple[int, ...]
+    scale_minutes: float
+    scale_histories: tuple[int, ...]
 
 
 FULL = Sizes(
@@ -39,6 +43,9 @@ FULL = Sizes(
     burst_jobs=250,
     burst_clients=8,
     start_jobs=60,
+    scale_rates=(1000, 3000),
+    scale_minutes=15,
+    scale_histories=(150, 500, 2000),
 )
 SMOKE = Sizes(
     cold_runs=2,
@@ -48,6 +55,9 @@ SMOKE = Sizes(
     burst_jobs=20,
     burst_clients=8,
     start_jobs=16,
+    scale_rates=(1000,),
+    scale_minutes=1,
+    scale_histories=(3, 12),
 )
 
 
@@ -85,12 +95,19 @@ def _package(sizes: Sizes) -> dict[str, Any]:
     return package.run()
 
 
+def _scale(sizes: Sizes) -> dict[str, Any]:
+    from bench import scale
+
+    return scale.run(sizes.scale_rates, sizes.scale_minutes, sizes.scale_histories)
+
+
 RUNNERS: dict[str, Callable[[Sizes], dict[str, Any]]] = {
     "cold": _cold,
     "warm": _warm,
     "burst": _burst,
     "start": _start,
     "package": _package,
+    "scale": _scale,
 }
 
 

@@ -160,12 +160,38 @@ def render_package(package: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_scale(scale: dict[str, Any]) -> list[str]:
+    lines = ["6. Scale: GitHub calls per job, jobs an hour per token, reconciler vs history"]
+    for load in scale["loads"]:
+        lines.append(
+            f"   {load['jobs_per_hour']:>5} jobs/h ({load['jobs']} jobs, "
+            f"{load['simulated_minutes']:g} simulated min): calls/job dispatch "
+            f"{load['github_calls_per_job_dispatch']}, reconciler "
+            f"{load['github_calls_per_job_reconciler']}, total "
+            f"{load['github_calls_per_job_total']}; reconciler {load['reconciler_calls_per_run']}"
+            f" calls/run; one PAT sustains {load['pat_sustains_jobs_per_hour']} jobs/h, one App "
+            f"installation {load['app_sustains_jobs_per_hour'][0]}-"
+            f"{load['app_sustains_jobs_per_hour'][1]}; lost {load['lost_jobs']}, two runners "
+            f"{load['jobs_with_two_runners']}"
+        )
+    for item in scale["reconciler"]:
+        lines.append(
+            f"   reconciler, {item['finished_jobs']:>5} finished + {item['busy_jobs']} busy jobs: "
+            f"{item['github_calls']} GitHub calls ({item['job_lookups']} job lookups), "
+            f"{item['wall_s']} s of a {item['budget_s']:g} s budget"
+        )
+    lines.append(f"   reconciler calls flat across history: {scale['reconciler_calls_flat']}")
+    lines.append(f"   correct: {scale['correct']}")
+    return lines
+
+
 RENDERERS = {
     "cold": render_cold,
     "warm": render_warm,
     "burst": render_burst,
     "start": render_start,
     "package": render_package,
+    "scale": render_scale,
 }
 TITLES = {
     "cold": "1. Cold start",
@@ -173,6 +199,7 @@ TITLES = {
     "burst": "3. Burst",
     "start": "4. Start latency",
     "package": "5. Asset",
+    "scale": "6. Scale",
 }
 
 
@@ -198,8 +225,9 @@ def render(results: dict[str, Any]) -> str:
 def all_correct(results: dict[str, Any]) -> bool:
     """No part failed its correctness checks (timings are never judged)."""
     parts = results["parts"]
-    if "burst" in parts and _status(parts["burst"]) is None and not parts["burst"]["correct"]:
-        return False
+    for name in ("burst", "scale"):
+        if name in parts and _status(parts[name]) is None and not parts[name]["correct"]:
+            return False
     start = parts.get("start")
     if (
         start is not None

@@ -41,6 +41,7 @@ __all__ = [
     "WEBHOOK_5XX_RATE",
     "no_async_retries",
     "operational_alarms",
+    "reconciler_budget_alarm",
 ]
 
 #: The metric ``lambda_fn/reconciler.py`` emits per failed step (and in total per run).
@@ -241,6 +242,38 @@ def _error_rate(
         threshold=rate,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluation_periods=periods,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
+def reconciler_budget_alarm(
+    scope: Construct, *, namespace: str, service: str, reconcile_interval: Duration
+) -> cloudwatch.Alarm:
+    """The reconciler could not finish within its time budget on two of three runs.
+
+    ``lambda_fn.reconciler`` emits ``ReconcilerOverBudget`` (dimension ``service``) on a run
+    that left GitHub lookups for the next run or skipped steps; no data is a run that
+    finished (``ReconcilerFailing`` covers a reconciler that does not run).
+    """
+    return cloudwatch.Alarm(
+        scope,
+        "ReconcilerOverBudget",
+        alarm_description=(
+            "The reconciler ran out of time on two of three runs: later steps (offline "
+            "registrations, sealed-config cleanup) or lookups of stopped jobs are being "
+            "left for later. Its log line 'reconciler ran out of time' says what was skipped "
+            "(docs/performance.md, Reconciler)."
+        ),
+        metric=cloudwatch.Metric(
+            namespace=namespace,
+            metric_name="ReconcilerOverBudget",
+            dimensions_map={"service": service},
+            statistic="Sum",
+            period=Duration.minutes(3 * reconcile_interval.to_minutes()),
+        ),
+        threshold=2,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
 

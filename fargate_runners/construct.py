@@ -166,6 +166,7 @@ class FargateRunners(
             if self.github_app is not None:
                 self.github_app.grant_sign(role)
         self._grant_hook_parameter(self.reconciler_role)
+        self._grant_job_records(self.reconciler_role)
         # The teardown and the source-range refresh load the same settings (profiles included).
         for reader in (self.teardown_role, self.refresh_role):
             if reader is not None:

@@ -139,6 +139,17 @@ class DispatcherPart(RunnersBase):
             string_value=HOOK_NOT_RECORDED,
         )
 
+    def _grant_job_records(self, role: iam.Role) -> None:
+        """The reconciler reads the job records of stopped jobs 100 at a time
+        (``lambda_fn/job_records.py``), on this one table."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadJobRecords",
+                actions=["dynamodb:BatchGetItem"],
+                resources=[self.idempotency_table.table_arn],
+            )
+        )
+
     def _table(self) -> None:
         self.idempotency_table = dynamodb.Table(
             self,

@@ -13,7 +13,7 @@ from aws_cdk import (
     Annotations,
 )
 
-from .alarms import operational_alarms, runner_version_alarms
+from .alarms import operational_alarms, reconciler_budget_alarm, runner_version_alarms
 from .base import RunnersBase
 from .config import (
     RunnerProfile,
@@ -44,24 +44,32 @@ class ObservabilityPart(RunnersBase):
             dlq=self.dead_letter_queue,
             profiles=[p.name for p in profiles],
             alarm_topic=props.alarm_topic,
-            extra_alarms=operational_alarms(
-                self,
-                reconciler=self.reconciler_function,
-                reconcile_interval=props.reconcile_interval,
-                retry_queue=self.retry_queue,
-                api_name=self.api.rest_api_name,
-                stage_name=self.api.deployment_stage.stage_name,
-                refresh_function=self.refresh_function,
-                hook_filter_function=self.hook_filter_function,
-                metrics_namespace=METRICS_NAMESPACE,
-                service_name=self.service_name,
-            )
-            + runner_version_alarms(
-                self,
-                namespace=METRICS_NAMESPACE,
-                service=self.service_name,
-                profiles=[p.name for p in profiles],
-            ),
+            extra_alarms=[
+                *operational_alarms(
+                    self,
+                    reconciler=self.reconciler_function,
+                    reconcile_interval=props.reconcile_interval,
+                    retry_queue=self.retry_queue,
+                    api_name=self.api.rest_api_name,
+                    stage_name=self.api.deployment_stage.stage_name,
+                    refresh_function=self.refresh_function,
+                    hook_filter_function=self.hook_filter_function,
+                    metrics_namespace=METRICS_NAMESPACE,
+                    service_name=self.service_name,
+                ),
+                reconciler_budget_alarm(
+                    self,
+                    namespace=METRICS_NAMESPACE,
+                    service=self.service_name,
+                    reconcile_interval=props.reconcile_interval,
+                ),
+                *runner_version_alarms(
+                    self,
+                    namespace=METRICS_NAMESPACE,
+                    service=self.service_name,
+                    profiles=[p.name for p in profiles],
+                ),
+            ],
         )
         if props.alarm_topic is None:
             # A warning, not an error: synth must work for a first look, tests and `cdk diff`

@@ -164,17 +164,24 @@ def in_warm_pool(settings: Settings, task: RunnerTask) -> bool:
     )
 
 
-def release_for_job(settings: Settings, gh: GitHubClient, job_id: int, reason: str) -> int:
+def release_for_job(
+    settings: Settings, gh: GitHubClient, job_id: int, reason: str, ran_on: str | None = None
+) -> int:
     """Release every idle runner task that was started for ``job_id``; returns how many.
 
     A warm-pool member is kept even when its job is done: it is the pool's refill
-    (its job ran on a runner that was already warm).
+    (its job ran on a runner that was already warm). The task whose runner ran the job
+    (``ran_on``, the delivery's ``runner_name``) is left alone: a JIT runner is ephemeral,
+    GitHub removes its registration after its one job and the task then exits by itself
+    (docs/runner.md), so deleting it would be a GitHub call for nothing.
     """
     arns = list_task_arns(settings, "RUNNING", started_by(job_id))
     if not arns:
         return 0
     released = 0
     for task in describe_tasks(settings, arns):
+        if ran_on is not None and task.runner_name == ran_on:
+            continue
         if task.alive and not in_warm_pool(settings, task) and release(settings, gh, task, reason):
             released += 1
     return released

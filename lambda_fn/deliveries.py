@@ -307,6 +307,7 @@ def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
         job = parse_event(payload).workflow_job
     except PayloadError as exc:
         return _bad_request(f"invalid workflow_job payload at {exc.where}: {exc.message}")
+    _record_state(settings, job.id, job.labels, "in_progress")
     runner = job.runner_name or ""
     if not owns_runner(settings.runner_name_prefix, settings.deployment_id, runner):
         return ignored("action", "job started on a runner this deployment did not launch")
@@ -331,13 +332,21 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
     if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id <= 0:
         return ignored("action", "completed job without a valid id")
     logger.append_keys(job_id=job_id)
+    labels = job.get("labels") if isinstance(job, dict) else None
+    if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
+        _record_state(settings, job_id, labels, "completed")
     from lambda_fn.cleanup import release_for_job
     from lambda_fn.dispatch import github_client
 
     conclusion = str(job.get("conclusion") or "completed")[:32] if isinstance(job, dict) else ""
     try:
+        runner = job.get("runner_name") if isinstance(job, dict) else None
         released = release_for_job(
-            settings, github_client(settings), job_id, f"GitHub job {job_id} {conclusion}"
+            settings,
+            github_client(settings),
+            job_id,
+            f"GitHub job {job_id} {conclusion}",
+            ran_on=runner if isinstance(runner, str) and runner else None,
         )
     except Exception as exc:  # cleanup must never turn a delivery into a failure
         logger.warning("could not release runners for a completed job", extra={"error": str(exc)})
@@ -345,6 +354,20 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
     if released:
         count("RunnersReleased", ("reason", "completed"), released)
     return Answer(200, {"status": "completed", "job_id": job_id, "runners_released": released})
+
+
+def _record_state(settings: Settings, job_id: int, labels: Any, state: str) -> None:
+    """One write, for a job one of our profiles serves: the reconciler then knows it needs
+    no runner without asking GitHub (``lambda_fn.job_records``). Best effort: without the
+    record the reconciler asks GitHub, once per stopped task."""
+    if routing.match_profile(labels, settings.profiles) is None:
+        return
+    from lambda_fn.job_records import mark_job
+
+    try:
+        mark_job(settings, job_id, state)
+    except Exception as exc:  # never fail a delivery over a record
+        logger.warning("could not record the job's state", extra={"error": type(exc).__name__})
 
 
 def launch_answer(job: QueuedJob, context: Any) -> Answer:

@@ -34,21 +34,20 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from lambda_fn import aws, jit_secret
+from lambda_fn import aws, capacity, jit_secret
 from lambda_fn.config import Profile, Settings, get_settings
-from lambda_fn.errors import CapacityWaitError, ConfigError, LaunchTransientError
+from lambda_fn.errors import ConfigError, LaunchTransientError
 from lambda_fn.github import GitHubClient, JitConfig, scope_path
 from lambda_fn.github_auth import token_provider
 from lambda_fn.launcher import (
     JobRef,
     build_run_task_request,
-    count_running_tasks,
     launch_error,
     placements,
     run_runner_task,
 )
 from lambda_fn.naming import pool_runner_name, runner_name
-from lambda_fn.observability import count, logger, traced
+from lambda_fn.observability import logger, traced
 
 IDEMPOTENCY_KEY_PREFIX = "workflow-job"
 
@@ -133,7 +132,6 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
     runner already took the job, this one refills the pool.
     """
     profile = find_profile(settings, job.profile)
-    _wait_if_full(settings, profile)
     warm = profile.warm
     pool = (
         warm is not None
@@ -149,33 +147,15 @@ def launch(job: QueuedJob, settings: Settings) -> dict[str, Any]:
 def launch_pool_runner(settings: Settings, profile: Profile) -> dict[str, Any]:
     """Start one warm-pool runner for ``profile`` (reconciler), for no job in particular.
 
-    The caller checks ``max_runners``; there is no idempotency record, because no
-    delivery can repeat it (a second reconciler run at most overfills the pool
-    until the next run releases the surplus).
+    It takes a ``max_runners`` slot like any launch (``CapacityWaitError`` when none is
+    free); there is no idempotency record, because no delivery can repeat it (a second
+    reconciler run at most overfills the pool until the next run releases the surplus).
     """
     if profile.warm is None:
         raise ConfigError(f"profile {profile.name!r} has no warm pool")
     name = pool_runner_name(settings.runner_name_prefix, settings.deployment_id)
     owner_repo = profile.warm.owner_repo(settings.runner_scope)
     return _start_runner(settings, profile, owner_repo, name, None, pool=True)
-
-
-def _wait_if_full(settings: Settings, profile: Profile) -> None:
-    """Raise ``CapacityWaitError`` when the profile already runs ``max_runners`` tasks."""
-    if profile.max_runners is None:
-        return
-    running = count_running_tasks(aws.client("ecs"), settings.ecs_cluster, profile.task_definition)
-    if running >= profile.max_runners:
-        # One place for every path (webhook, retry consumer, reconciler): the job waits in
-        # the retry queue rather than start past the cap.
-        logger.warning(
-            "job waits: profile is at max_runners",
-            extra={"running": running, "max_runners": profile.max_runners},
-        )
-        count("JobsWaitingForCapacity", ("profile", profile.name))
-        raise CapacityWaitError(
-            f"profile {profile.name} already runs {running} of {profile.max_runners} runners"
-        )
 
 
 def _start_runner(
@@ -187,7 +167,27 @@ def _start_runner(
     *,
     pool: bool,
 ) -> dict[str, Any]:
-    """JIT config, then ``run_task``, then the sealed config; undo what was done on failure."""
+    """A ``max_runners`` slot (``lambda_fn.capacity``), the JIT config, ``run_task``, then
+    the sealed config; undo what was done on failure."""
+    slot = capacity.reserve(settings, profile)
+    try:
+        result = _start_runner_in(settings, profile, owner_repo, name, ref, pool=pool)
+    except Exception:
+        capacity.release(settings, profile, slot)
+        raise
+    capacity.launched(settings, profile, slot)
+    return result
+
+
+def _start_runner_in(
+    settings: Settings,
+    profile: Profile,
+    owner_repo: tuple[str, str],
+    name: str,
+    ref: JobRef | None,
+    *,
+    pool: bool,
+) -> dict[str, Any]:
     gh = github_client(settings)
     scope = scope_path(settings.runner_scope, *owner_repo)
     jit = _generate_jitconfig(gh, scope, settings, profile, name)

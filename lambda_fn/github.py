@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,28 @@ API_HEADERS = {
 def shared_session() -> requests.Session:
     """The process-wide session (created on first use, reused while the container is warm)."""
     return requests.Session()
+
+
+_THREAD = threading.local()
+
+
+def thread_session() -> requests.Session:
+    """A session of the calling thread's own, for calls made from worker threads.
+
+    ``requests`` does not promise that one ``Session`` may be used from several threads at
+    once (https://github.com/psf/requests/issues/2766: one session per thread), while
+    urllib3's connection pools, which its adapters hold, are thread-safe
+    (https://pypi.org/project/urllib3/). So each thread gets its own ``Session`` (cookies,
+    settings) mounted with the process-wide session's adapters: the warm connections are
+    still shared.
+    """
+    session: requests.Session | None = getattr(_THREAD, "session", None)
+    if session is None:
+        session = requests.Session()
+        for prefix, adapter in shared_session().adapters.items():
+            session.mount(prefix, adapter)
+        _THREAD.session = session
+    return session
 
 
 def scope_path(scope: str, owner: str, repo: str) -> str:

@@ -217,13 +217,3 @@ def run_runner_task(ecs: Any, request: dict[str, Any]) -> str:
             raise LaunchPermanentError(message)
         raise LaunchTransientError(message)
     return str(tasks[0]["taskArn"])
-
-
-def count_running_tasks(ecs: Any, cluster: str, task_definition: str) -> int:
-    """Tasks of this profile's family that are pending or running (for ``max_runners``)."""
-    family = task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
-    total = 0
-    paginator = ecs.get_paginator("list_tasks")
-    for page in paginator.paginate(cluster=cluster, family=family, desiredStatus="RUNNING"):
-        total += len(page.get("taskArns", []))
-    return total

@@ -1,7 +1,24 @@
 """Scheduled reconciler: makes the world match what GitHub still needs.
 
 Runs every few minutes (EventBridge) and, each step independent and best
-effort (one failing step does not stop the others):
+effort (one failing step does not stop the others). Its cost follows the live fleet,
+not history:
+
+- one listing of running tasks (and one of stopped ones) per run, shared by every
+  step; tasks the run itself starts are added to it, and a registration is deleted as
+  orphaned only after its task has been looked for again, by name, at that moment;
+- a job is asked about on GitHub only when our own records do not already say it
+  started or ended, and once per stopped task, not on every run
+  (``lambda_fn.job_records``); those lookups run on a few threads;
+- the run has a time budget (``DEFAULT_BUDGET_SECONDS``, less what the Lambda has
+  left). The vital steps come first (replacements, warm pools, redelivery), and the
+  replacements' GitHub lookups stop early enough to leave ``LATER_STEPS_SECONDS`` for
+  the rest. Whatever could not be done (lookups left for the next run, steps skipped)
+  is reported as ``ReconcilerOverBudget``, which an alarm watches
+  (``fargate_runners/alarms.py``).
+
+The steps, in the order they run (numbers as below): 2, 5, 4, 7, 1, 3, capacity
+(``lambda_fn.capacity.correct``), 6, 8.
 
 1. **Idle runners.** A runner task alive longer than ``RUNNER_IDLE_TIMEOUT_SECONDS``
    whose runner is idle is released (registration deleted, then task stopped;
@@ -53,12 +70,15 @@ effort (one failing step does not stop the others):
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lambda_fn import aws, jit_secret, runner_version
+from lambda_fn import aws, capacity, jit_secret, job_records, runner_version
 from lambda_fn.admission import recheck
 from lambda_fn.cleanup import (
     RunnerTask,
@@ -83,10 +103,16 @@ from lambda_fn.dispatch import (
     launch_once,
     launch_pool_runner,
 )
-from lambda_fn.errors import ConfigError, DispatchError, GitHubPermanentError
-from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER, GitHubClient, scope_path
-from lambda_fn.launcher import count_running_tasks
-from lambda_fn.naming import owns_runner
+from lambda_fn.errors import CapacityWaitError, ConfigError, DispatchError, GitHubPermanentError
+from lambda_fn.github import (
+    JOB_STATUSES_NEEDING_RUNNER,
+    GitHubClient,
+    scope_path,
+    thread_session,
+)
+from lambda_fn.github_auth import token_provider
+from lambda_fn.launcher import started_by
+from lambda_fn.naming import launched_for, owns_runner
 from lambda_fn.observability import count, logger, metrics
 
 if TYPE_CHECKING:
@@ -105,28 +131,94 @@ MAX_WAITING_CHECKS = 20
 WAITING_STATUSES = frozenset({"waiting", "pending", "requested"})
 
 
-def reconcile(settings: Settings, now: datetime | None = None) -> Counter[str]:
-    """Run every step once; returns what was done (also emitted as metrics)."""
+#: The run's own time budget: the reconciler Lambda's timeout (120 s) less a margin for
+#: emitting metrics and logs after the last step.
+DEFAULT_BUDGET_SECONDS = 100.0
+#: Kept for the steps after the replacements: warm pools and redelivery (a few GitHub
+#: calls each), then the cleanup steps.
+LATER_STEPS_SECONDS = 40.0
+#: GitHub lookups of stopped jobs in flight at once. Small: GitHub asks integrators to
+#: avoid many concurrent requests (secondary rate limits,
+#: https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api).
+LOOKUP_WORKERS = 4
+
+
+@dataclass
+class Budget:
+    """The run's deadline on a monotonic clock (injectable for tests)."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def left(self) -> float:
+        return self.seconds - (self.clock() - self.started)
+
+
+@dataclass
+class Fleet:
+    """The run's one look at ECS: our running and stopped tasks, and what it started."""
+
+    alive: list[RunnerTask]
+    stopped: list[RunnerTask]
+
+    @classmethod
+    def listed(cls, settings: Settings) -> Fleet:
+        return cls(
+            alive=describe_tasks(settings, list_task_arns(settings, "RUNNING")),
+            stopped=describe_tasks(settings, list_task_arns(settings, "STOPPED")),
+        )
+
+    def started(self, settings: Settings, task_arns: list[str]) -> None:
+        """Add tasks this run started (one ``DescribeTasks`` per 100)."""
+        known = {t.task_arn for t in self.alive}
+        fresh = [arn for arn in task_arns if arn and arn not in known]
+        if fresh:
+            self.alive.extend(describe_tasks(settings, fresh))
+
+
+def reconcile(
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    budget_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Counter[str]:
+    """Run every step once within the budget; returns what was done (also as metrics)."""
     now = now or datetime.now(UTC)
+    budget = Budget(DEFAULT_BUDGET_SECONDS if budget_seconds is None else budget_seconds, clock)
     gh = github_client(settings)
     report: Counter[str] = Counter()
-    alive = _running(settings)
-    stopped = describe_tasks(settings, list_task_arns(settings, "STOPPED"))
+    fleet = Fleet.listed(settings)
     steps: list[tuple[str, Callable[[], None]]] = [
-        ("idle", lambda: _stop_idle(settings, gh, alive, now, report)),
-        ("replace", lambda: _replace_dead(settings, gh, alive, stopped, report)),
-        # Re-listed: runners launched since (by this run's replacements or a webhook) are owned.
-        (
-            "registrations",
-            lambda: _remove_offline(settings, gh, _running(settings), stopped, report),
-        ),
-        ("warm_pools", lambda: _keep_warm(settings, gh, _running(settings), now, report)),
+        ("replace", lambda: _replace_dead(settings, gh, fleet, report, budget)),
+        ("warm_pools", lambda: _keep_warm(settings, gh, fleet, now, report)),
         ("deliveries", lambda: _redeliver_failed(settings, gh, now, report)),
-        ("runner_versions", lambda: _watch_versions(settings, gh, now, report)),
         ("waiting", lambda: _launch_approved(settings, gh, now, report)),
-        ("sealed_configs", lambda: _remove_sealed_configs(settings, alive, stopped, now, report)),
+        ("idle", lambda: _stop_idle(settings, gh, fleet.alive, now, report)),
+        ("registrations", lambda: _remove_offline(settings, gh, fleet, report)),
+        ("capacity", lambda: _correct_capacity(settings, report)),
+        ("runner_versions", lambda: _watch_versions(settings, gh, now, report)),
+        (
+            "sealed_configs",
+            lambda: _remove_sealed_configs(settings, fleet.alive, fleet.stopped, now, report),
+        ),
     ]
-    failed = _run_steps(steps, report)
+    failed, skipped = _run_steps(steps, report, budget)
+    if skipped or report["lookups_deferred"]:
+        report["over_budget"] += 1
+        count("ReconcilerOverBudget")
+        logger.error(
+            "reconciler ran out of time: the rest is left to the next run",
+            extra={
+                "skipped_steps": skipped,
+                "lookups_deferred": report["lookups_deferred"],
+                "budget_seconds": budget.seconds,
+            },
+        )
     for key, value in report.items():
         count(f"Reconciler_{key}", value=value)
     logger.info("reconciled", extra={"report": dict(report)})
@@ -146,16 +238,21 @@ class ReconcileFailed(RuntimeError):
 
 
 def _run_steps(
-    steps: list[tuple[str, Callable[[], None]]], report: Counter[str]
-) -> dict[str, Exception]:
-    """Run each step; one failing does not stop the others. Returns the failed ones.
+    steps: list[tuple[str, Callable[[], None]]], report: Counter[str], budget: Budget
+) -> tuple[dict[str, Exception], list[str]]:
+    """Run each step while the budget lasts; one failing does not stop the others.
+    Returns the failed ones and the ones skipped for lack of time.
 
     Each failure is logged and counted as ``ReconcilerStepFailures`` by ``step`` (which
     step) and once more in total (``service`` only: what the ``ReconcilerStepsFailing``
     alarm watches, so a step added later is watched without a new alarm).
     """
     failed: dict[str, Exception] = {}
+    skipped: list[str] = []
     for name, step in steps:
+        if budget.left() <= 0:
+            skipped.append(name)
+            continue
         try:
             step()
         except Exception as exc:  # each step is independent; the next run tries again
@@ -165,7 +262,7 @@ def _run_steps(
             logger.exception("reconcile step failed", extra={"step": name, "error": str(exc)})
     if failed:
         count("ReconcilerStepFailures", value=len(failed))
-    return failed
+    return failed, skipped
 
 
 def _cannot_reach_github(exc: Exception) -> bool:
@@ -173,10 +270,6 @@ def _cannot_reach_github(exc: Exception) -> bool:
     whose key or installation is gone): no step that needs GitHub can work until an
     operator acts, so the run must end visibly. 403/404 may concern one repository only."""
     return isinstance(exc, GitHubPermanentError) and exc.status == 401
-
-
-def _running(settings: Settings) -> list[RunnerTask]:
-    return describe_tasks(settings, list_task_arns(settings, "RUNNING"))
 
 
 def _utc(moment: datetime) -> datetime:
@@ -207,86 +300,204 @@ def _stop_idle(
                 report["busy_kept"] += 1
 
 
+@dataclass(frozen=True)
+class _Stopped:
+    """A job whose runner tasks have all stopped."""
+
+    job_id: int
+    tasks: list[RunnerTask]
+
+    @property
+    def last(self) -> RunnerTask:
+        return self.tasks[-1]
+
+
 def _replace_dead(
     settings: Settings,
     gh: GitHubClient,
-    alive: list[RunnerTask],
-    stopped: list[RunnerTask],
+    fleet: Fleet,
     report: Counter[str],
+    budget: Budget,
 ) -> None:
-    alive_jobs = {t.job_id for t in alive if t.alive}
+    alive_jobs = {t.job_id for t in fleet.alive if t.alive}
     by_job: dict[int, list[RunnerTask]] = {}
-    for task in stopped:
+    for task in fleet.stopped:
         if task.job_id is not None and task.job_id not in alive_jobs:
             by_job.setdefault(task.job_id, []).append(task)
-    for job_id, tasks in sorted(by_job.items()):
-        last = tasks[-1]
-        if last.owner_repo is None or not last.profile:
+    candidates = [
+        _Stopped(job_id, tasks)
+        for job_id, tasks in sorted(by_job.items())
+        if tasks[-1].owner_repo is not None and tasks[-1].profile
+    ]
+    if not candidates:
+        return
+    done, checked = job_records.lookup(
+        settings, [c.job_id for c in candidates], [c.last.task_arn for c in candidates]
+    )
+    report["jobs_known_done"] += sum(1 for c in candidates if c.job_id in done)
+    open_jobs = [c for c in candidates if c.job_id not in done]
+    to_ask = [c for c in open_jobs if c.last.task_arn not in checked]
+    answers = _ask_github(settings, to_ask, report, budget)
+    started: list[str] = []
+    for item in open_jobs:
+        if item.last.task_arn in checked:
+            # Decided on an earlier run for this very task: repeat only what needs no call.
+            _report_known(settings, item, checked[item.last.task_arn], report)
             continue
-        owner, repo = last.owner_repo
-        try:
-            github_job = gh.get_job(owner, repo, job_id)
-            status = str(github_job.get("status", ""))
-        except DispatchError as exc:
-            report["status_unknown"] += 1
-            logger.warning("job status unknown", extra={"job_id": job_id, "error": str(exc)})
-            continue
-        if status not in JOB_STATUSES_NEEDING_RUNNER:
-            continue
-        attempt = len(tasks)  # every stopped task was one runner for this job
-        if last.exit_code == TASK_EXIT_VERSION_REFUSED:
-            report["version_refused"] += 1
-            logger.error(
-                "GitHub refused the runner version of this profile's image; not replacing "
-                "the runner (move the image to a current runner release: README, Runner "
-                "versions)",
-                extra={"job_id": job_id, "profile": last.profile, "task_arn": last.task_arn},
-            )
-            continue
-        logger.warning(
-            "runner stopped before its job started",
-            extra={
-                "job_id": job_id,
-                "task_arn": last.task_arn,
-                "stopped_reason": last.stopped_reason,
-                "exit_code": last.exit_code,
-                "runners_so_far": attempt,
-            },
+        if item.job_id not in answers:
+            continue  # unknown (GitHub failed) or deferred (no time left): next run
+        github_job = answers[item.job_id]
+        status = str(github_job.get("status", ""))
+        task_arn = _decide(settings, item, status, github_job, report)
+        if task_arn is not False:
+            job_records.remember_check(settings, item.last.task_arn, status)
+            if isinstance(task_arn, str):
+                started.append(task_arn)
+    fleet.started(settings, started)
+
+
+def _ask_github(
+    settings: Settings, items: list[_Stopped], report: Counter[str], budget: Budget
+) -> dict[int, dict[str, Any]]:
+    """``GET actions/jobs/{id}`` for each item, a few at a time, while time is left.
+
+    Each worker thread has its own client and ``requests`` session
+    (``lambda_fn.github.thread_session``); the token provider is shared.
+    """
+    if not items:
+        return {}
+    per_call = settings.github_timeout_budget_seconds
+
+    def ask(item: _Stopped) -> dict[str, Any]:
+        owner, repo = item.last.owner_repo or ("", "")
+        client = github_client_for_thread(settings, per_call)
+        return client.get_job(owner, repo, item.job_id)
+
+    answers: dict[int, dict[str, Any]] = {}
+    queue = list(items)
+    running: dict[Future[dict[str, Any]], _Stopped] = {}
+    with ThreadPoolExecutor(max_workers=LOOKUP_WORKERS, thread_name_prefix="lookup") as pool:
+        while queue or running:
+            # A lookup is started only if it can end before the later steps' share.
+            while queue and len(running) < LOOKUP_WORKERS:
+                if budget.left() - per_call < LATER_STEPS_SECONDS:
+                    break
+                item = queue.pop(0)
+                running[pool.submit(ask, item)] = item
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                item = running.pop(future)
+                try:
+                    answers[item.job_id] = future.result()
+                except DispatchError as exc:
+                    report["status_unknown"] += 1
+                    logger.warning(
+                        "job status unknown", extra={"job_id": item.job_id, "error": str(exc)}
+                    )
+    if queue:
+        report["lookups_deferred"] += len(queue)
+    report["jobs_looked_up"] += len(items) - len(queue)
+    return answers
+
+
+def github_client_for_thread(settings: Settings, budget_seconds: float) -> GitHubClient:
+    """A client on the calling thread's own session (``lambda_fn.github.thread_session``)."""
+    return GitHubClient(
+        settings.github_api_url,
+        token_provider(settings),
+        session=thread_session(),
+        budget_seconds=budget_seconds,
+    )
+
+
+def _report_known(settings: Settings, item: _Stopped, status: str, report: Counter[str]) -> None:
+    """A job already decided for its last stopped task: the same figures, no GitHub call."""
+    if status not in JOB_STATUSES_NEEDING_RUNNER:
+        return
+    if item.last.exit_code == TASK_EXIT_VERSION_REFUSED:
+        report["version_refused"] += 1
+    elif len(item.tasks) > settings.max_replacements:
+        report["replacements_exhausted"] += 1
+
+
+def _decide(
+    settings: Settings,
+    item: _Stopped,
+    status: str,
+    github_job: dict[str, Any],
+    report: Counter[str],
+) -> str | bool:
+    """Replace the job's runner if it still needs one. Returns the new task's ARN, True
+    when decided without a new task, False when undecided (ask again next run)."""
+    if status not in JOB_STATUSES_NEEDING_RUNNER:
+        return True
+    job_id, tasks, last = item.job_id, item.tasks, item.last
+    owner, repo = last.owner_repo or ("", "")
+    attempt = len(tasks)  # every stopped task was one runner for this job
+    if last.exit_code == TASK_EXIT_VERSION_REFUSED:
+        report["version_refused"] += 1
+        logger.error(
+            "GitHub refused the runner version of this profile's image; not replacing "
+            "the runner (move the image to a current runner release: README, Runner "
+            "versions)",
+            extra={"job_id": job_id, "profile": last.profile, "task_arn": last.task_arn},
         )
-        if attempt > settings.max_replacements:
-            report["replacements_exhausted"] += 1
-            continue
-        try:
-            profile = find_profile(settings, last.profile)
-        except ConfigError:
-            report["unknown_profile"] += 1
-            continue
-        job = QueuedJob(
-            job_id=job_id,
-            run_id=last.run_id or 0,
-            run_attempt=1,
-            owner=owner,
-            repo=repo,
-            labels=profile.labels,
-            profile=profile.name,
-            # GitHub's job answer names no environment. The stopped runner was launched
-            # for this job and profile, which dispatch does only once the delivery's
-            # environment met required_environment (docs/waiting-jobs.md).
-            environment=profile.policy.required_environment if profile.policy else None,
-        )
-        try:
-            refusal = recheck(settings, job, github_job)
-        except DispatchError as exc:
-            report["status_unknown"] += 1
-            logger.warning("policy re-check failed", extra={"job_id": job_id, "error": str(exc)})
-            continue
-        if refusal is not None:
-            report["replacement_refused"] += 1
-            logger.warning("replacement refused", extra={"job_id": job_id, "reason": refusal})
-            continue
+        return True
+    logger.warning(
+        "runner stopped before its job started",
+        extra={
+            "job_id": job_id,
+            "task_arn": last.task_arn,
+            "stopped_reason": last.stopped_reason,
+            "exit_code": last.exit_code,
+            "runners_so_far": attempt,
+        },
+    )
+    if attempt > settings.max_replacements:
+        report["replacements_exhausted"] += 1
+        return True
+    try:
+        profile = find_profile(settings, str(last.profile))
+    except ConfigError:
+        report["unknown_profile"] += 1
+        return True
+    job = QueuedJob(
+        job_id=job_id,
+        run_id=last.run_id or 0,
+        run_attempt=1,
+        owner=owner,
+        repo=repo,
+        labels=profile.labels,
+        profile=profile.name,
+        # GitHub's job answer names no environment. The stopped runner was launched
+        # for this job and profile, which dispatch does only once the delivery's
+        # environment met required_environment (docs/waiting-jobs.md).
+        environment=profile.policy.required_environment if profile.policy else None,
+    )
+    try:
+        refusal = recheck(settings, job, github_job)
+    except DispatchError as exc:
+        report["status_unknown"] += 1
+        logger.warning("policy re-check failed", extra={"job_id": job_id, "error": str(exc)})
+        return False
+    if refusal is not None:
+        report["replacement_refused"] += 1
+        logger.warning("replacement refused", extra={"job_id": job_id, "reason": refusal})
+        return True
+    try:
         result = launch_once(job, replacement=attempt)
-        if not result.get("duplicate"):
-            report["replaced"] += 1
+    except CapacityWaitError:
+        report["replacement_waiting"] += 1
+        return False
+    except Exception as exc:  # the next run asks again and retries
+        report["replacement_failed"] += 1
+        logger.warning("replacement failed", extra={"job_id": job_id, "error": str(exc)})
+        return False
+    if not result.get("duplicate"):
+        report["replaced"] += 1
+    return str(result.get("task_arn") or "") or True
 
 
 def _watch_versions(
@@ -388,12 +599,11 @@ def _look_at_waiting(settings: Settings, gh: GitHubClient, entry: WaitingJob) ->
 def _remove_offline(
     settings: Settings,
     gh: GitHubClient,
-    alive: list[RunnerTask],
-    stopped: list[RunnerTask],
+    fleet: Fleet,
     report: Counter[str],
 ) -> None:
-    owned = {t.runner_name for t in alive if t.alive}
-    for scope in _scopes(settings, [*alive, *stopped]):
+    owned = {t.runner_name for t in fleet.alive if t.alive}
+    for scope in _scopes(settings, [*fleet.alive, *fleet.stopped]):
         for runner in gh.list_runners(scope):
             name = str(runner.get("name", ""))
             if (
@@ -401,19 +611,30 @@ def _remove_offline(
                 and runner.get("status") == "offline"
                 and not runner.get("busy")
                 and name not in owned
+                and not _has_live_task(settings, name)
             ):
                 gh.delete_runner(scope, int(runner["id"]))
                 report["registrations_removed"] += 1
 
 
+def _has_live_task(settings: Settings, runner_name: str) -> bool:
+    """Look again, now, for the task of a registration that looks orphaned: the run's
+    listing is older than a launch that registered its runner since (JIT config first,
+    then ``RunTask``). One small ``ListTasks`` by the job it was started for."""
+    job_id = launched_for(settings.runner_name_prefix, settings.deployment_id, runner_name)
+    arns = list_task_arns(settings, "RUNNING", started_by(job_id))
+    return any(t.runner_name == runner_name and t.alive for t in describe_tasks(settings, arns))
+
+
 def _keep_warm(
     settings: Settings,
     gh: GitHubClient,
-    alive: list[RunnerTask],
+    fleet: Fleet,
     now: datetime,
     report: Counter[str],
 ) -> None:
     """Hold each profile's warm pool at its target (module docstring, step 5)."""
+    alive = fleet.alive
     for profile in settings.profiles:
         pool = profile.warm
         if pool is None:
@@ -448,33 +669,38 @@ def _keep_warm(
                 report["warm_expired" if expired else "warm_released"] += 1
             else:
                 report["busy_kept"] += 1
-        _top_up(settings, profile, target - len(keep), report)
+        fleet.started(settings, _top_up(settings, profile, target - len(keep), report))
 
 
 def _idle(runner: dict[str, Any] | None) -> bool:
     return runner is not None and not runner.get("busy")
 
 
-def _top_up(settings: Settings, profile: Profile, missing: int, report: Counter[str]) -> None:
-    """Start up to ``missing`` pool runners, never past the profile's ``max_runners``."""
-    if missing <= 0:
-        return
-    if profile.max_runners is not None:
-        running = count_running_tasks(
-            aws.client("ecs"), settings.ecs_cluster, profile.task_definition
-        )
-        room = max(0, profile.max_runners - running)
-        if room < missing:
-            report["warm_capped"] += missing - room
+def _top_up(settings: Settings, profile: Profile, missing: int, report: Counter[str]) -> list[str]:
+    """Start up to ``missing`` pool runners, never past the profile's ``max_runners``
+    (each launch takes a slot, ``lambda_fn.capacity``); returns their task ARNs."""
+    started: list[str] = []
+    for index in range(max(0, missing)):
+        try:
+            result = launch_pool_runner(settings, profile)
+        except CapacityWaitError:
+            report["warm_capped"] += missing - index
             logger.warning(
                 "warm pool held below its target by max_runners",
-                extra={"profile": profile.name, "missing": missing, "room": room},
+                extra={"profile": profile.name, "missing": missing - index},
             )
-            missing = room
-    for _ in range(missing):
-        result = launch_pool_runner(settings, profile)  # no cap check of its own: done above
+            break
         report["warm_started"] += 1
         logger.info("warm runner started", extra=result)
+        started.append(str(result["task_arn"]))
+    return started
+
+
+def _correct_capacity(settings: Settings, report: Counter[str]) -> None:
+    """Bring each capped profile's slot counter back to what ECS runs (``lambda_fn.capacity``)."""
+    for profile in settings.profiles:
+        if profile.max_runners is not None and capacity.correct(settings, profile):
+            report["capacity_corrected"] += 1
 
 
 def _remove_sealed_configs(
@@ -569,5 +795,7 @@ def _recent(delivery: dict[str, Any], now: datetime) -> bool:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """EventBridge scheduled handler."""
-    return dict(reconcile(get_settings()))
+    """EventBridge scheduled handler: the budget is what the Lambda has left, less a margin."""
+    left = context.get_remaining_time_in_millis() / 1000 - 15 if context is not None else None
+    budget = DEFAULT_BUDGET_SECONDS if left is None else max(0.0, min(DEFAULT_BUDGET_SECONDS, left))
+    return dict(reconcile(get_settings(), budget_seconds=budget))

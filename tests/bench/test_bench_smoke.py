@@ -125,3 +125,19 @@ def test_start_latency_burst_holds_its_invariants_with_and_without_a_pool() -> N
     # With a pool the first jobs find a runner online: only GitHub's assignment remains.
     assert warm_pool["queued_to_started_p50_s"] < scenario.start_delay_s
     assert warm_pool["tasks_started"] > cold["tasks_started"]  # the pool itself
+
+
+def test_scale_counts_calls_per_job_and_keeps_the_reconciler_flat() -> None:
+    from bench import scale
+
+    result = scale.run((1000,), 1, (3, 12))
+    (load,) = result["loads"]
+    assert load["jobs"] == 16
+    assert load["lost_jobs"] == 0
+    assert load["jobs_with_two_runners"] == 0
+    assert load["github_calls_per_job_total"] <= 2  # the JIT config, and the reconciler's share
+    assert load["pat_sustains_jobs_per_hour"] >= 2500
+    small, large = result["reconciler"]
+    assert small["job_lookups"] == large["job_lookups"] == 0
+    assert small["github_calls"] == large["github_calls"]
+    assert result["correct"]

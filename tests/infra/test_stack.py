@@ -1030,6 +1030,7 @@ def dispatcher_actions(name: str) -> list[str]:
     ]  # fmt: skip
     if name == "ReconcilerFunction":  # the webhook fargate-runners setup recorded
         actions.append("ssm:GetParameter")
+        actions.append("dynamodb:BatchGetItem")  # job records (lambda_fn/job_records.py)
     if name == "RetryFunction":  # added by the SQS event source
         actions += [
             "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl",
@@ -1304,10 +1305,11 @@ def test_alarm_email_creates_an_ssl_only_topic_with_an_email_subscription(
         },
     }
     main_synth.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
-    # Every alarm (dead-letter queue, launch failures, alarms.py's with the hook filter's, the runner version's
+    # Every alarm (dead-letter queue, launch failures, alarms.py's with the hook filter's and
+    # the reconciler budget's, the runner version's
     # one per profile) notifies the topic.
     actions = alarm_actions(main_synth)
-    assert len(actions) == 11
+    assert len(actions) == 12
     assert all(a == ([{"Ref": topic_id}], [{"Ref": topic_id}]) for a in actions), actions
     dlq = logical_id(main_synth, "AWS::SQS::Queue", "DeadLetterQueue")
     main_synth.template.has_resource_properties(
@@ -1325,16 +1327,15 @@ def test_alarm_topic_arn_is_used_as_is(existing_vpc_synth: Synth) -> None:
     synth.template.resource_count_is("AWS::SNS::Topic", 0)
     synth.template.resource_count_is("AWS::SNS::Subscription", 0)
     actions = alarm_actions(synth)
-    assert (
-        len(actions) == 10
-    )  # two of the dashboard, seven of alarms.py (refresh, hook filter), version
+    # two of the dashboard, eight of alarms.py (refresh, hook filter, budget), version
+    assert len(actions) == 11
     assert all(a == ([arn], [arn]) for a in actions), actions
 
 
 def test_no_alarm_topic(edge_synth: Synth) -> None:
     edge_synth.template.resource_count_is("AWS::SNS::Topic", 0)
     actions = alarm_actions(edge_synth)
-    assert len(actions) == 8  # no web ACL, no refresh alarm
+    assert len(actions) == 9  # no web ACL, no refresh alarm
     assert all(a == (None, None) for a in actions), actions
 
 

@@ -360,7 +360,7 @@ def test_a_revoked_token_fails_the_run_after_every_step_is_counted(
     launched = launch(91)
     kill(launched["task_arn"])
     github.valid_token = "a-token-nobody-has"  # the PAT was revoked: every call is 401
-    with pytest.raises(ReconcileFailed, match=r"registrations: .*401.*deliveries: .*401"):
+    with pytest.raises(ReconcileFailed, match=r"deliveries: .*401.*registrations: .*401"):
         reconcile()
     metrics.flush_metrics()
     failures = step_failures(capsys.readouterr().out)
