@@ -28,6 +28,7 @@ import pytest
 
 from fargate_runners.runner_files import encode
 from lambda_fn import admission_record
+from lambda_fn.contract import TAG_STEP_OWNER
 from lambda_fn.policy import Policy
 from localdev import moto_server
 from localdev.runner_double import RunnerDouble, configured_files, install, jit_config
@@ -746,6 +747,7 @@ STEPS_CONFIG = {
     "cluster": "c", "task_definition": "steps-deploy", "container": "step",
     "subnets": ["subnet-1"], "security_groups": ["sg-1"], "assign_public_ip": False,
     "log_group": "/steps", "log_stream_prefix": "step", "region": "us-east-1",
+    "owner_tag": TAG_STEP_OWNER, "owner_role_id": "AROASTEPRUNNER",
 }  # fmt: skip
 
 
