@@ -64,7 +64,7 @@ demo: install  ## offline demo: signed deliveries -> local handler -> tasks in a
 serve: install  ## local webhook endpoint (moto + GitHub stand-in) for a webhook relay; --aws: real account
 	$(BIN)/fargate-runners serve $(ARGS)
 
-bench: install  ## dispatch-path benchmarks (offline, ~1.5 min): report + build/bench/report.json
+bench: install  ## benchmarks (offline, several minutes with the scale simulation; see docs/performance.md): report + build/bench/report.json
 	$(BIN)/python -m bench
 
 bench-smoke: install  ## the benchmarks at CI size (~30 s); fails only on correctness
