@@ -542,7 +542,10 @@ def test_retry_re_check_that_cannot_read_github_waits_and_never_launches_blind(
 def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
     restricted: FakeAws, github: FakeGitHub
 ) -> None:
-    """The runner died; meanwhile main was rewritten without the run's commit: no replacement."""
+    """The runner died; meanwhile main was rewritten without the run's commit: no replacement.
+
+    GitHub is asked about a stopped task once (issue 24: a finished job costs nothing more),
+    so the refusal is final for that task: restoring the branch later starts nothing."""
     from tests.integration.test_cleanup_and_reconciler import kill, reconcile
 
     deploy_job_on_github(github, 35, "main")
@@ -557,8 +560,8 @@ def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
     assert len(github.jit_requests) == 1
 
     branch(github, "main")
-    assert reconcile()["replaced"] == 1
-    assert len(github.jit_requests) == 2
+    assert reconcile().get("replaced", 0) == 0
+    assert len(github.jit_requests) == 1
 
 
 # --- binding on GitHub's side: the profile's runner group ---------------------------------
