@@ -215,6 +215,32 @@ def set_profiles(monkeypatch: pytest.MonkeyPatch, profiles: list[dict[str, Any]]
     monkeypatch.delenv("RUNNER_PROFILES", raising=False)
 
 
+def add_deploy_profile(
+    fake: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    labels: list[str],
+    policy: dict[str, Any],
+) -> FakeAws:
+    """Put a restricted ``deploy`` profile with ``policy`` first, on the default task
+    definition, in the provisioned subnet without a public IP."""
+    profiles = fake.profiles()
+    profiles.insert(
+        0,
+        {
+            "name": "deploy",
+            "labels": labels,
+            "task_definition": fake.task_definitions["default"],
+            "container_name": "runner",
+            "task_role_id": profiles[0]["task_role_id"],
+            "policy": {"profile": "deploy", **policy},
+            "subnet_ids": [fake.subnet_id],
+            "assign_public_ip": False,
+        },
+    )
+    set_profiles(monkeypatch, profiles)
+    return fake
+
+
 def use_retry_queue(fake: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
     """Turn the retry path on, with zero backoff so a test can drain the queue at once."""
     for key, value in fake.queue_env().items():

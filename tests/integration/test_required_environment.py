@@ -7,9 +7,9 @@ import pytest
 from tests.conftest import (
     FakeAws,
     FakeGitHub,
+    add_deploy_profile,
     deliver,
     queued_payload,
-    set_profiles,
     waiting_payload,
 )
 
@@ -19,22 +19,9 @@ DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
 @pytest.fixture
 def bound(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
     """A deploy profile whose jobs must deploy to the 'production' environment."""
-    profiles = fake_aws.profiles()
-    profiles.insert(
-        0,
-        {
-            "name": "deploy",
-            "labels": DEPLOY_LABELS,
-            "task_definition": fake_aws.task_definitions["default"],
-            "container_name": "runner",
-            "task_role_id": profiles[0]["task_role_id"],
-            "policy": {"profile": "deploy", "required_environment": "production"},
-            "subnet_ids": [fake_aws.subnet_id],
-            "assign_public_ip": False,
-        },
+    return add_deploy_profile(
+        fake_aws, monkeypatch, DEPLOY_LABELS, {"required_environment": "production"}
     )
-    set_profiles(monkeypatch, profiles)
-    return fake_aws
 
 
 def test_a_job_deploying_to_the_environment_is_admitted(bound: FakeAws, github: FakeGitHub) -> None:

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import (
     FakeAws,
     FakeGitHub,
+    add_deploy_profile,
     current_profiles,
     deliver,
     queued_payload,
@@ -37,22 +38,9 @@ POLICY = {
 
 @pytest.fixture
 def restricted(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
-    profiles = fake_aws.profiles()
-    profiles.insert(
-        0,
-        {
-            "name": "deploy",
-            "labels": DEPLOY_LABELS,
-            "task_definition": fake_aws.task_definitions["default"],
-            "container_name": "runner",
-            "task_role_id": profiles[0]["task_role_id"],
-            "policy": {"profile": "deploy", **POLICY, "deny_fork_pull_requests": True},
-            "subnet_ids": [fake_aws.subnet_id],
-            "assign_public_ip": False,
-        },
+    return add_deploy_profile(
+        fake_aws, monkeypatch, DEPLOY_LABELS, {**POLICY, "deny_fork_pull_requests": True}
     )
-    set_profiles(monkeypatch, profiles)
-    return fake_aws
 
 
 def run(
