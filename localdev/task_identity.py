@@ -163,11 +163,7 @@ class TaskIdentities(Service):
     ) -> tuple[int, dict[str, str], bytes]:
         """One DynamoDB call under ``ReadOwnProfileAdmissions`` (see the module docstring)."""
         identity, code, problem = self._authenticate(url, headers, body, "dynamodb")
-        action = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            request = {}
+        action, request = _json_call(headers, body)
         key = request.get("Key", {}).get("id", {}).get("S", "") if isinstance(request, dict) else ""
         who = identity.userid if identity else "-"
         kind = "application/x-amz-json-1.0"
@@ -194,11 +190,7 @@ class TaskIdentities(Service):
         self, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         identity, code, problem = self._authenticate(url, headers, body, "secretsmanager")
-        action = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            request = {}
+        action, request = _json_call(headers, body)
         secret_id = str(request.get("SecretId", ""))
         who = identity.userid if identity else "-"
         if identity is None:
@@ -461,3 +453,13 @@ def fetch_jit_config(
     finally:
         script.unlink()
         helper.unlink()
+
+
+def _json_call(headers: dict[str, str], body: bytes) -> tuple[str, Any]:
+    """The action (``X-Amz-Target``'s last part) and JSON body of an AWS JSON-protocol call;
+    a body that is not JSON reads as ``{}`` (the call is then refused for what it lacks)."""
+    action = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+    try:
+        return action, json.loads(body or b"{}")
+    except ValueError:
+        return action, {}
