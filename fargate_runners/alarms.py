@@ -308,8 +308,9 @@ def runner_version_alarms(
                 alarm_description=(
                     f"Profile {profile}: fewer than {RUNNER_VERSION_DAYS_THRESHOLD} days before "
                     "GitHub stops assigning jobs to its runner version, or the version is "
-                    "unknown (0). Move the image to the newest runner release (README, Runner "
-                    "versions); `fargate-runners doctor` shows the deadline."
+                    "unknown (0). Move the image to the newest runner release "
+                    "(docs/lifecycle.md, Runner versions); `fargate-runners doctor` shows the "
+                    "deadline."
                 ),
                 metric=cloudwatch.MathExpression(
                     expression="IF(FILL(unknown, 0) > 0, 0, days)",

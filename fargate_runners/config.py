@@ -6,7 +6,7 @@ one runner profile, and ``FargateRunnersProps`` validates its plain-data fields 
 a profile or URL built in Python gets exactly the checks a ``cdk.json`` value gets.
 
 Every problem is reported at once as a :class:`ConfigError` (one line per problem: key path,
-value, fix). Keys and values are documented in README.md ("Configuration"); the value
+value, fix). Keys and values are documented in docs/configuration.md; the value
 parsers are in :mod:`fargate_runners.config_values`, single-value rules with their sources
 in :mod:`fargate_runners.rules`; how to add a key is in docs/configuration.md. This
 module does not import ``aws_cdk``: the CLI and the local mode use it too.
@@ -186,7 +186,9 @@ POLICY_KEYS = (
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # use_attribute_docstrings: the string under a field is its description, which
+    # docs/configuration.md's tables are generated from (fargate_runners/config_doc.py).
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     #: How an unknown key of this model is called in errors.
     KEY_KIND: ClassVar[str] = "key"
@@ -293,39 +295,101 @@ class RunnerProfile(_Model):
     KEY_KIND: ClassVar[str] = "profile key"
 
     name: Annotated[str, parsed(parse_profile_name)]
+    """`^[a-z0-9][a-z0-9-]{0,30}$`, unique."""
     labels: Annotated[tuple[str, ...], parsed(parse_labels)]
+    """Labels this profile serves; not a subset of (or equal to) an earlier profile's set, and
+    no label of the other CPU architecture."""
     cpu: Int = 1024
+    """Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192, 16384."""
     memory: Int = 2048
+    """MiB, valid for `cpu` per Fargate's table."""
     architecture: Annotated[str, parsed(one_of(ARCHITECTURES, upper=True))] = "ARM64"
+    """`ARM64` or `X86_64`."""
     ephemeral_storage_gib: Annotated[int, parsed(ranged(*EPHEMERAL_STORAGE_RANGE))] = 21
+    """21..200 GiB."""
     image: Annotated[str, parsed(checked(rules.image_problem))] = DEFAULT_IMAGE
+    """Runner image (`[REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST]`); must provide
+    `/home/runner/run.sh`, uid 1001, bash and python3.
+
+    Default: `ghcr.io/actions/actions-runner:<RUNNER_VERSION>` (`lambda_fn/contract.py`)."""
     #: The runner release the image holds, for images whose tag does not say it
-    #: (``lambda_fn.runner_version``; README "Runner versions").
+    #: (``lambda_fn.runner_version``; docs/lifecycle.md, "Runner versions").
     runner_version: Annotated[
         str | None,
         parsed(matching(RUNNER_VERSION_RE, "a runner release like '2.336.0'")),
     ] = None
+    """The runner release the image holds, for the daily version check ([Runner
+    versions](lifecycle.md#runner-versions)); needed for any other image, or the check reports
+    it unknown.
+
+    Default: from an `actions-runner:X.Y.Z` tag."""
     capacity: Annotated[str, parsed(one_of(CAPACITIES, upper=True))] = "FARGATE"
+    """`FARGATE`, `FARGATE_SPOT`, or `FARGATE_SPOT_THEN_FARGATE` (Spot, on-demand when Spot has
+    no capacity)."""
     max_runners: Annotated[int | None, parsed(ranged(1, 10_000))] = None
+    """At most this many pending or running tasks of the profile (1..10000); further jobs wait
+    in the retry queue, with a log line and `JobsWaitingForCapacity{profile}`. Why a default: a
+    burst of signed jobs (a matrix of 256) would otherwise start as many tasks as the region's
+    Fargate vCPU quota allows, which every Fargate workload in the account shares; 64 vCPUs is
+    ample for normal CI. Keep the sum over profiles below the account's "Fargate On-Demand vCPU
+    resource count" quota (Service Quotas): synth warns above the default 4,000 vCPUs and
+    refuses above 20,000 summed over profiles; `fargate-runners doctor` compares with your
+    account's quota ([never-work.md](never-work.md)).
+
+    Default: 64 vCPUs' worth: `64 * 1024 / cpu` (64 tasks of 1 vCPU, 16 of 4, 256 of 0.25)."""
     # Restricted profiles (checked at dispatch and by the runner's job-started hook):
     allowed_repositories: Rule = ()
+    """`owner/repo` or `owner/*` the job's repository must match; makes the profile
+    [restricted](security.md#restricted-profiles); an empty list is a synth error (omit the key
+    to allow any)."""
     allowed_refs: Rule = ()
+    """Globs on the job's full ref (`refs/heads/main`, `refs/tags/v*`); makes the profile
+    [restricted](security.md#restricted-profiles); an empty list is a synth error (omit the key
+    to allow any)."""
     allowed_workflows: Rule = ()
+    """Globs on the workflow file (`.github/workflows/deploy.yml`); makes the profile
+    [restricted](security.md#restricted-profiles); an empty list is a synth error (omit the key
+    to allow any)."""
     allowed_events: Rule = ()
+    """Events the run may come from (`push`, `workflow_dispatch`, ...); makes the profile
+    [restricted](security.md#restricted-profiles); an empty list is a synth error (omit the key
+    to allow any)."""
     required_env: Rule = ()
+    """Names that must be set in the task (from `environment`/`secrets`); makes the profile
+    [restricted](security.md#restricted-profiles); an empty list is a synth error (omit the key
+    to allow any)."""
     #: How tags in allowed_refs are protected (lambda_fn.policy.TAG_PROTECTIONS).
     tag_protection: Annotated[str, parsed(one_of(TAG_PROTECTIONS))] = DEFAULT_TAG_PROTECTION
+    """How tags that `allowed_refs` allows are protected
+    ([tags](security.md#tags-reviewed-history-or-a-ruleset)): `branch-history` launches a tag
+    run only when its commit is in the history of an exact `refs/heads/...` entry of
+    `allowed_refs` (synth refuses tag patterns without one); `ruleset`: you state that a tag
+    ruleset restricts who creates and updates these tags, and dispatch checks no history
+    (`fargate-runners doctor` verifies the ruleset). Only with tag patterns."""
     #: Which jobs the labels select: all job labels among the profile's, or the same set.
     match: Annotated[str, parsed(one_of(MATCH_MODES))] = "subset"
+    """`subset`: the profile serves jobs whose labels are all among its own; `exact`: only jobs
+    whose label set equals its own (case-insensitive), so a `[self-hosted, linux]` job never
+    starts a `[self-hosted, linux, deploy]` runner. Recommended for restricted profiles
+    ([matching](security.md#label-matching-for-restricted-profiles))."""
     #: Every job must deploy to this GitHub environment (dispatch only: the runner cannot
     #: see it; lambda_fn.policy.environment_refusal).
     required_environment: Annotated[str | None, parsed(parse_environment_name)] = None
+    """Restricts the profile: each job must deploy to this GitHub environment (`environment:` in
+    the workflow; names compare case-insensitively, at most 255 characters). Decided at dispatch
+    from the delivery's `deployment.environment`; a job without it is refused (200 `ignored`,
+    rule `required_environment`). The runner cannot re-check it (no `GITHUB_*` variable names
+    the environment): see [waiting-jobs.md](waiting-jobs.md#required_environment)."""
     # What the task gets:
     environment: EnvMap = Field(default_factory=dict)
+    """Plain environment for the task (names starting `ACTIONS_`, `GITHUB_`, `RUNNER_` are
+    reserved)."""
     secrets: Annotated[EnvMap, AfterValidator(check_secret_refs)] = Field(default_factory=dict)
+    """`NAME: <Secrets Manager secret ARN>`, injected by ECS at start."""
     task_role_policies: Annotated[
         tuple[str | Mapping[str, Any], ...], parsed(parse_task_role_policies)
     ] = ()
+    """Managed policy ARNs or IAM statements the **jobs** get; nothing else."""
     #: Customer-managed KMS keys that encrypt ``secrets`` (the execution role may decrypt).
     secrets_kms_key_arns: Annotated[
         tuple[str, ...],
@@ -339,35 +403,92 @@ class RunnerProfile(_Model):
             )
         ),
     ] = ()
+    """Customer-managed KMS key ARNs that encrypt this profile's `secrets`: the execution role
+    gets `kms:Decrypt` on them, only via Secrets Manager (the default `aws/secretsmanager` key
+    needs nothing)."""
     registry_prefix: Annotated[str | None, parsed(parse_registry)] = None
+    """Pull the image through a mirror: `123456789012.dkr.ecr.REGION.amazonaws.com/ghcr` turns
+    `ghcr.io/actions/...` into `.../ghcr/actions/...` (ECR pull permissions are granted)."""
     subnet_ids: SubnetIds = ()
+    """This profile's own subnets (e.g. private ones next to your database); needs the top-level
+    `vpc_id`.
+
+    Default: the top-level `subnet_ids`."""
     #: The operator's own security groups for this profile's runner tasks (default: a group
-    #: the stack creates for this profile alone; README, "Networks").
+    #: the stack creates for this profile alone; docs/networks.md).
     security_group_ids: Annotated[SecurityGroupIds, AfterValidator(unique)] = ()
+    """Your own security groups for this profile's runner tasks (its network identity, see
+    [Networks](networks.md)); needs the top-level `vpc_id`.
+
+    Default: a group the stack creates for this profile."""
     assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
+    """This profile's own public IP setting; `false` needs the top-level `vpc_id`.
+
+    Default: the top-level `assign_public_ip`."""
     #: Organisation runner group for this profile's JIT runners (None: ``runner_group_id``).
     runner_group_id: RunnerGroupId | None = None
+    """Organisation runner group for this profile's runners ([runner
+    groups](security.md#runner-groups)); needs `runner_scope: org` (synth refuses it with
+    `repo`: repository runners have no groups).
+
+    Default: the top-level `runner_group_id`."""
     # Managed steps (steps == "managed"): each step is a task of a fixed step task definition.
     steps: Annotated[str, parsed(one_of(STEP_MODES))] = "runner"
+    """`managed`: job steps never run in the runner's task; each allowed step is its own Fargate
+    task ([managed-step profiles](managed-steps.md)). Then `task_role_policies` and `secrets`
+    are refused (use `step_role_policies`, `step_secrets`)."""
     step_image: Annotated[str | None, parsed(parse_str)] = None
+    """The one image steps run in, pinned by digest (`REPO@sha256:<64 hex>`); needs `/bin/sh`. A
+    job's `container:` must be exactly this string. A private ECR image gets pull permissions.
+
+    Default: required with `steps: managed`."""
     managed_commands: Annotated[dict[str, tuple[str, ...]], parsed(_parse_command_map)] = Field(
         default_factory=dict
     )
+    """`name: [absolute path, args...]`; a `run:` step whose text, trimmed, is `name` runs that
+    argv in the step image. Names: `^[a-z][a-z0-9-]{0,63}$`.
+
+    Default: required with `steps: managed`."""
     step_env: Annotated[tuple[str, ...], parsed(parse_str_list)] = ()
+    """Variable names a step may pass (from its `env:`) to the managed command; all others are
+    dropped and named in the step log. Each must be `INPUT_<NAME>` (`A-Z`, `0-9`, `_`): an
+    allowlisted namespace that no interpreter, tool, proxy client or loader reads, so a workflow
+    cannot pass `GIT_CONFIG_*`, `*_OPTS`, `PYTHON*`, `LD_*`, proxies or CA bundles; synth and
+    the hook both refuse other names ([step-env.md](step-env.md))."""
     step_role_policies: Annotated[
         tuple[str | Mapping[str, Any], ...], parsed(parse_task_role_policies)
     ] = ()
+    """Managed policy ARNs or IAM statements of the **step** task role (the deploy permissions)."""
     step_secrets: Annotated[dict[str, str], parsed(parse_str_map)] = Field(default_factory=dict)
+    """`NAME: <Secrets Manager secret ARN>`, ECS secrets of the step task definition (never in a
+    `run_task` override); a name may not also be in `step_env`."""
     step_cpu: Int = 256
+    """Fargate CPU units of each step task (same values as `cpu`)."""
     step_memory: Int = 512
-    # Warm runners (README, "Warm runners"; lambda_fn/warm_pool.py):
+    """MiB of each step task, valid for `step_cpu` (same table as `memory`)."""
+    # Warm runners (docs/warm-runners.md; lambda_fn/warm_pool.py):
     warm_runners: Annotated[int, parsed(ranged(0, 1000))] = 0
+    """Idle runners kept online for this profile so a job starts without waiting for a task
+    ([warm runners](warm-runners.md)); counted under `max_runners` (synth refuses more)."""
     warm_scope: Annotated[str | None, parsed(parse_str)] = None
+    """Where the warm runners register: `owner/name` with `runner_scope: repo`, the organisation
+    with `org`; must be allowed by `allowed_repositories` (top-level and the profile's).
+
+    Default: required with `warm_runners`."""
     warm_days: Annotated[tuple[str, ...], parsed(list_of(one_of(warm_pool.DAYS)))] = warm_pool.DAYS
+    """Days the pool is kept: `mon` … `sun` (UTC).
+
+    Default: all seven."""
     warm_hours: Annotated[str, parsed(checked(_hours_problem))] = "00-24"
+    """UTC hours the pool is kept, `"HH-HH"`, start included, end excluded; `"22-06"` runs
+    across midnight and belongs to the day it starts on."""
     warm_max_age_seconds: Annotated[int, parsed(ranged(*warm_pool.MAX_AGE_RANGE))] = (
         warm_pool.DEFAULT_MAX_AGE_SECONDS
     )
+    """An idle warm runner older than this is replaced (900..86400), so no registration, runner
+    version or config sits for days.
+
+    Default: `14400` (4 h)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -500,7 +621,7 @@ class RunnerProfile(_Model):
         return self.steps == "managed"
 
     def _managed_step_problems(self) -> list[Problem]:
-        """``steps`` and the ``step_*`` keys (README, "Managed-step profiles")."""
+        """``steps`` and the ``step_*`` keys (docs/managed-steps.md)."""
         defaults = {name: type(self).model_fields[name].get_default(call_default_factory=True)
                     for name in MANAGED_STEP_KEYS}  # fmt: skip
         given = [name for name in MANAGED_STEP_KEYS if getattr(self, name) != defaults[name]]
@@ -767,29 +888,79 @@ class _Deployment(_Model):
     profiles: Annotated[tuple[RunnerProfile, ...], parsed(parse_profiles)] = (
         RunnerProfile(name="default", labels=DEFAULT_PROFILE_LABELS),
     )
+    """Runner profiles: the table below.
+
+    Default: one profile `default`."""
     runner_scope: Annotated[str, parsed(one_of(RUNNER_SCOPES))] = "repo"
+    """Register JIT runners on the `repo` or on its `org`."""
     runner_group_id: RunnerGroupId = 1
+    """Runner group for the JIT config (org scope: your group's id); a profile's own
+    `runner_group_id` overrides it."""
     allowed_repositories: Annotated[
         tuple[str, ...], parsed(list_of(checked(_allowed_repository_problem)))
     ] = ()
+    """`owner/repo` or `owner/*` list (or comma-separated string); `["*"]` states every
+    repository (required with `github_auth: app`).
+
+    Default: empty = any."""
     github_api_url: Annotated[str, parsed(parse_github_api_url)] = DEFAULT_GITHUB_API_URL
+    """`https://` only; GitHub Enterprise Server: `https://HOST/api/v3`; GHE.com:
+    `https://api.SUBDOMAIN.ghe.com`."""
     subnet_ids: Annotated[SubnetIds, AfterValidator(unique)] = ()
+    """Existing subnets (list or comma-separated); requires `vpc_id`."""
     assign_public_ip: Annotated[bool | None, parsed(parse_bool)] = None
+    """Public IP for runner tasks (needed in public subnets without NAT); `false` needs
+    `vpc_id`.
+
+    Default: `true` for the new VPC, `false` for an existing one."""
     vpc_endpoints: Bool = False
+    """For private subnets: interface endpoints (ECR API and Docker, CloudWatch Logs, Secrets
+    Manager, STS) in `subnet_ids` and an S3 gateway endpoint; needs `vpc_id` (see
+    [Networks](networks.md))."""
     vpc_endpoint_route_table_ids: Annotated[
         tuple[str, ...],
         parsed(list_of(matching(ROUTE_TABLE_ID_RE, "a route table id (rtb-...)"))),
     ] = ()
+    """Route tables of those subnets, for the S3 gateway endpoint; required with
+    `vpc_endpoints`."""
     api_gateway_logging: Annotated[str, parsed(one_of(API_GATEWAY_LOGGING))] = "off"
+    """`off`: no API Gateway access/execution logs, the region-wide API Gateway logging role
+    untouched; `existing`: your region already has that role, turn the logs on; `create`: this
+    stack sets the role (region-wide, overwrites another stack's; see
+    [Teardown](lifecycle.md#teardown))."""
     webhook_throttle_rate: Annotated[float, parsed(parse_throttle_rate)] = 20.0
+    """API stage steady-state requests per second."""
     webhook_throttle_burst: Annotated[int, parsed(ranged(1, 5000))] = 40
+    """API stage burst (1..5000)."""
     webhook_firewall: Bool = True
+    """AWS WAF web ACL on the stage: requests from outside `webhook_source_cidrs` are refused
+    (403) before the stage throttle, and each source is rate-limited; `false` removes it and its
+    cost (about US$8/month, see [Cost](operations.md#cost))."""
     webhook_source_cidrs: Annotated[tuple[str, ...] | None, parsed(parse_source_cidrs)] = None
+    """Where deliveries come from (IPv4 and IPv6 CIDRs; none broader than /8 or /16);
+    **required** with a GitHub Enterprise Server `github_api_url` while `webhook_firewall` is
+    on; when set, the list is fixed (no refresh).
+
+    Default: unset: github.com's `hooks` ranges from `GET /meta`, refreshed hourly."""
     webhook_rate_limit: Annotated[int, parsed(ranged(*RATE_LIMIT_RANGE))] = 2000
+    """Requests per source address per 5 minutes before the web ACL blocks that address
+    (10..2000000000)."""
     retry_max_attempts: Annotated[int, parsed(ranged(1, 20))] = 8
+    """Launch attempts (1..20) before a job goes to the dead-letter queue."""
     runner_idle_timeout_seconds: Annotated[int, parsed(ranged(0, 86_400))] = 900
+    """A runner with no job after this long stops itself (`0` = off; the reconciler still cleans
+    up after an hour)."""
     github_hook_path: Annotated[str | None, parsed(parse_hook_path)] = None
+    """`repos/OWNER/REPO/hooks/ID`, `orgs/ORG/hooks/ID`, or `app/hook` (a GitHub App's own
+    webhook): the webhook whose failed deliveries the reconciler redelivers, for a webhook made
+    by hand.
+
+    Default: unset: the webhook `fargate-runners setup` recorded."""
     detailed_tracing: Bool = False
+    """X-Ray subsegments for the dispatcher's GitHub JIT call, `RunTask` and secret write: adds
+    the X-Ray SDK as a layer and sets `TRACE_REMOTE_CALLS=true`; every cold start then pays the
+    SDK's import (about 0.1-0.3 s, [performance](performance.md#tracing-the-trade)). Off,
+    Lambda's active tracing still records each invocation."""
 
     def _existing_vpc(self) -> bool:
         raise NotImplementedError
@@ -874,7 +1045,7 @@ class _Deployment(_Model):
         return problems
 
     def _network_problems(self) -> list[Problem]:
-        """Runner tasks must reach GitHub and pull their image (README: Networks)."""
+        """Runner tasks must reach GitHub and pull their image (docs/networks.md)."""
         vpc = self._name("vpc_id")
         if self._existing_vpc():
             if self.vpc_endpoints and not self.vpc_endpoint_route_table_ids:
@@ -960,7 +1131,7 @@ GITHUB_AUTH = ("pat", "app")
 
 
 class RunnersConfig(_Deployment):
-    """The whole app configuration, from the ``cdk.json`` context (see README.md)."""
+    """The whole app configuration, from the ``cdk.json`` context (docs/configuration.md)."""
 
     KEY_KIND: ClassVar[str] = "context key"
 
@@ -974,6 +1145,10 @@ class RunnersConfig(_Deployment):
             )
         ),
     ] = DEFAULT_STACK_NAME
+    """CloudFormation stack name (at most 112 characters with `webhook_firewall`, see the naming
+    rule above); prefix of task definition families (`<stack>-runner-<profile>`), the cluster
+    (`<stack>-runners`), the API (`<stack>-webhook`) and, lower-cased and cut to 20 characters,
+    of runner names."""
     github_token_secret_arn: Annotated[
         str | None,
         parsed(
@@ -985,25 +1160,51 @@ class RunnersConfig(_Deployment):
             )
         ),
     ] = None
+    """Complete ARN of an existing secret holding the PAT.
+
+    Default: unset (new empty secret)."""
     vpc_id: Annotated[str | None, parsed(matching(VPC_ID_RE, "a VPC id (vpc-0123abcd...)"))] = None
+    """Existing VPC for runner tasks; requires `subnet_ids`.
+
+    Default: unset (new VPC)."""
     log_retention_days: Annotated[int, parsed(parse_int), AfterValidator(_retention)] = 30
+    """Retention of every log group (a CloudWatch-allowed value)."""
     log_removal_policy: Annotated[str, parsed(one_of(LOG_REMOVAL_POLICIES))] = "destroy"
+    """What `cdk destroy` does with the stack's log groups: `destroy` or `retain` (see
+    [Teardown](lifecycle.md#teardown))."""
     alarm_email: Annotated[str | None, parsed(matching(EMAIL_RE, "an e-mail address"))] = None
+    """E-mail for the alarms (creates an SNS topic whose policy lets only this stack's alarms
+    publish, over TLS; confirm the subscription).
+
+    Default: unset (synth warns: no alarm reaches a person)."""
     alarm_topic_arn: Annotated[
         str | None,
         parsed(
             matching(TOPIC_ARN_RE, "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", arn="sns")
         ),
     ] = None
+    """Existing SNS topic for the alarms instead; its policy must allow
+    `cloudwatch.amazonaws.com` to `sns:Publish` (the stack cannot change another owner's topic)."""
     reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
-    #: How the Lambdas authenticate to GitHub (README, "PAT or GitHub App").
+    """How often the reconciler runs (1..60)."""
+    #: How the Lambdas authenticate to GitHub (docs/security.md, "PAT or GitHub App").
     github_auth: Annotated[str, parsed(one_of(GITHUB_AUTH))] = "pat"
+    """`pat`, or `app`: authenticate as a GitHub App whose private key lives only in KMS ([PAT
+    or GitHub App](security.md#pat-or-github-app))."""
     github_app_id: Annotated[
         str | None, parsed(matching(APP_ID_RE, "a GitHub App ID or client ID"))
     ] = None
+    """The App's ID (digits) or client ID (`Iv…`; GitHub Enterprise Server before 3.14: the App
+    ID).
+
+    Default: required with `app`."""
     github_app_key_arn: Annotated[
         str | None, parsed(matching(KMS_KEY_ARN_RE, "a KMS key ARN", arn="kms"))
     ] = None
+    """An existing KMS key (`RSA_2048`, `SIGN_VERIFY`, origin `EXTERNAL`) to sign the App's JWT
+    with.
+
+    Default: unset: with `app`, a new such key awaiting `fargate-runners setup --private-key`."""
 
     def _existing_vpc(self) -> bool:
         return self.vpc_id is not None

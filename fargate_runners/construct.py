@@ -184,7 +184,7 @@ def _warn_repository_scope(runners: Construct, props: FargateRunnersProps) -> No
     """Restricted profiles of repository runners can be given the repository's other jobs.
 
     GitHub hands a queued job to any idle runner that has all the job's labels, and
-    repository runners have no runner groups to limit that (README, "Deploy protections").
+    repository runners have no runner groups to limit that (docs/security.md, "Deploy protections").
     A warning, not an error: with ``match: exact`` and labels no other job uses, the
     operator has chosen the other fix; ``cdk deploy --strict`` turns it into a failure.
     """
@@ -202,5 +202,5 @@ def _warn_repository_scope(runners: Construct, props: FargateRunnersProps) -> No
             "their runners any job of the repository whose runs-on labels are a subset of "
             'theirs; the runner refuses it and that job fails. Use "runner_scope": "org" '
             'with a runner group (fargate-runners setup --org ORG), or "match": "exact" '
-            "with labels no other job uses (README, 'Deploy protections').",
+            "with labels no other job uses (docs/security.md, 'Deploy protections').",
         )

@@ -200,7 +200,7 @@ def capacity_problems(profiles: Sequence[_Sized], key: str) -> list[tuple[str, s
             f"{largest.effective_max_runners} runners of {_figure(largest.cpu / 1024)} vCPU "
             f"= {_figure(vcpus(largest))} vCPUs (all profiles: {_figure(total)}) is above the "
             f"sanity cap of {MAX_DEPLOYMENT_VCPUS} vCPUs per deployment: lower max_runners "
-            "(README, Configuration)",
+            "(docs/configuration.md)",
         )
     ]
 

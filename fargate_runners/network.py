@@ -78,7 +78,7 @@ class NetworkPart(RunnersBase):
                 max_azs=2,
                 nat_gateways=0,
                 # CDK's defaults, stated: AWS resolves an interface endpoint's private DNS
-                # name only in a VPC with both (vpc_endpoints, README "Networks").
+                # name only in a VPC with both (vpc_endpoints, docs/networks.md).
                 enable_dns_hostnames=True,
                 enable_dns_support=True,
                 subnet_configuration=[
@@ -188,7 +188,7 @@ class NetworkPart(RunnersBase):
             Annotations.of(self).add_warning_v2(
                 NETWORK_UNCHECKED_WARNING,
                 "runner subnets are isolated: the VPC endpoints serve AWS, but GitHub needs a "
-                "proxy or a GitHub Enterprise Server inside the VPC (README, Networks)",
+                "proxy or a GitHub Enterprise Server inside the VPC (docs/networks.md)",
             )
 
     def _security_groups(self, profiles: Sequence[RunnerProfile]) -> None:
@@ -259,7 +259,7 @@ class NetworkPart(RunnersBase):
 
         Security groups tell a target who is calling, but nothing stops an unrestricted job
         from scanning or attacking what routes from its subnet; a deploy network belongs in
-        subnets of its own behind a NACL, or in a separate VPC (README, "Networks").
+        subnets of its own behind a NACL, or in a separate VPC (docs/networks.md).
         A managed-steps profile counts as restricted: its step tasks hold the deploy role.
         """
 
@@ -279,7 +279,7 @@ class NetworkPart(RunnersBase):
                         f"unrestricted profile {other.name!r}: its own security group tells "
                         "targets apart, but any job of that profile can reach whatever the "
                         "subnets route to. Give the restricted profile subnet_ids of its own, "
-                        "behind a NACL, or a separate VPC (README, Networks)",
+                        "behind a NACL, or a separate VPC (docs/networks.md)",
                     )
 
     def _vpc_endpoints(self, props: FargateRunnersProps) -> None:

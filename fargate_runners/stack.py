@@ -149,7 +149,7 @@ class FargateRunnersStack(Stack):
             self,
             contract.OUTPUT_DEAD_LETTER_QUEUE_URL,
             value=self.runners.dead_letter_queue.queue_url,
-            description="Jobs that could not be launched (see README: Failure handling)",
+            description="Jobs that could not be launched (see docs/deliveries.md)",
         )
         CfnOutput(
             self,

@@ -21,7 +21,7 @@ DEFAULT_GITHUB_API_URL: Final = "https://api.github.com"
 #: not in ``fargate_runners``, because the Lambda, the CLI, local mode and the benchmarks
 #: read it too, and this module is the stdlib-only one they all import. v2.336.0 is the
 #: newest tag of github.com/actions/runner that was read (tag commit 2026-07-20); how to
-#: move it: README "Runner versions".
+#: move it: docs/lifecycle.md, "Runner versions".
 RUNNER_VERSION: Final = "2.336.0"
 #: The official runner image (https://github.com/actions/runner/pkgs/container/actions-runner).
 RUNNER_IMAGE_REPOSITORY: Final = "ghcr.io/actions/actions-runner"
@@ -216,7 +216,7 @@ OUTPUT_HOOK_PARAMETER: Final = "WebhookHookParameter"
 OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
 #: Per profile: ``SecurityGroup<Profile>`` (the runner tasks' groups) and, for a managed-steps
 #: profile, ``StepSecurityGroup<Profile>`` (its step tasks' group), comma-separated ids, so a
-#: target can admit exactly one profile (README, "Networks"). ``deploy-eu`` -> ``DeployEu``.
+#: target can admit exactly one profile (docs/networks.md). ``deploy-eu`` -> ``DeployEu``.
 OUTPUT_SECURITY_GROUP_PREFIX: Final = "SecurityGroup"
 OUTPUT_STEP_SECURITY_GROUP_PREFIX: Final = "StepSecurityGroup"
 

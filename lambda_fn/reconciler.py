@@ -440,8 +440,8 @@ def _decide(
         report["version_refused"] += 1
         logger.error(
             "GitHub refused the runner version of this profile's image; not replacing "
-            "the runner (move the image to a current runner release: README, Runner "
-            "versions)",
+            "the runner (move the image to a current runner release: "
+            "docs/lifecycle.md, Runner versions)",
             extra={"job_id": job_id, "profile": last.profile, "task_arn": last.task_arn},
         )
         return True

@@ -5,7 +5,7 @@ plus how many attempts were made). The consumer re-sends it with a growing
 ``DelaySeconds`` instead of relying on the queue's visibility timeout, so the
 delay grows with each attempt and waiting for capacity does not use up
 attempts. What cannot be retried goes to the dead-letter queue with its
-reason, so an operator can replay it (see README, "Failure handling").
+reason, so an operator can replay it (see docs/deliveries.md, "Failure handling").
 """
 
 from __future__ import annotations

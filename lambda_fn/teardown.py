@@ -28,8 +28,8 @@ Once no task runs, what the stack cannot delete by itself goes too, best effort
 Neither can fail or hold up the delete: GitHub gets ``GITHUB_BUDGET_SECONDS`` in all
 (no token yet, GitHub down, a scope the token cannot see: logged, and named in the
 answer's reason, which ``cdk destroy`` prints), and the answer stays ``SUCCESS``.
-GitHub removes a JIT runner that never connected after a day by itself (README,
-"Teardown").
+GitHub removes a JIT runner that never connected after a day by itself
+(docs/lifecycle.md, "Teardown").
 
 The answer goes to CloudFormation's pre-signed ``ResponseURL`` as a PUT with an
 empty content type

@@ -7,7 +7,7 @@ instead of waiting for a Fargate task to start. Pure and stdlib-only: the
 Lambda parses it from ``RUNNER_PROFILES`` and the construct validates the same
 rules at synth.
 
-Who does what (README, "Warm runners"):
+Who does what (docs/warm-runners.md):
 
 - every queued job still launches exactly one runner (``lambda_fn.dispatch``);
   while the pool is active and the job is in the pool's scope, that runner is

@@ -114,7 +114,7 @@ def runner_groups_step(
         if restricted_profiles(env, entries) and target.kind == "repo":
             out(
                 "runner groups: repository runners have no groups, so restricted profiles can "
-                "be given the repository's other jobs (README, 'Deploy protections')"
+                "be given the repository's other jobs (docs/security.md, 'Deploy protections')"
             )
         return 0
     profiles = restricted_profiles(env, entries)
@@ -412,7 +412,7 @@ class VersionFigure:
 
 def runner_version_figures(aws: Aws, now: datetime) -> list[VersionFigure]:
     """The newest ``RunnerVersionDaysLeft``/``RunnerVersionUnknown`` datum per profile over the
-    last day (README, "Runner versions"); the newer of the two wins."""
+    last day (docs/lifecycle.md, "Runner versions"); the newer of the two wins."""
     cloudwatch = aws.client("cloudwatch")
     queries: list[dict[str, Any]] = []
     keys: dict[str, tuple[str, str]] = {}
@@ -470,7 +470,7 @@ def print_runner_versions(aws: Aws, now: datetime, out: Out) -> None:
     if not figures:
         out("runner versions: no figure in the last day (the reconciler emits one every run)")
         return
-    out(f"runner versions (alarm below {VERSION_ALARM_DAYS} days; README, Runner versions):")
+    out(f"runner versions (alarm below {VERSION_ALARM_DAYS} days; docs/lifecycle.md):")
     for figure in figures:
         out(f"  {figure.profile:<12} {figure.describe()}")
 
@@ -788,7 +788,7 @@ class Doctor:
         except Exception as exc:
             self.warn("runner versions", f"unreadable ({type(exc).__name__})", "")
             return
-        fix = "move the image to the newest runner release (README, Runner versions)"
+        fix = "move the image to the newest runner release (docs/lifecycle.md, Runner versions)"
         if not figures:
             self.warn(
                 "runner versions",
@@ -836,7 +836,7 @@ class Doctor:
         selected repositories and workflows stops GitHub from assigning other
         jobs to a deploy runner; the default group (id 1) is open to every
         repository of the organisation, and repository runners have no groups at
-        all (README, "Deploy protections").
+        all (docs/security.md, "Deploy protections").
         """
         from botocore.exceptions import ClientError
 
@@ -856,7 +856,7 @@ class Doctor:
         fix = (
             "fargate-runners setup --org ORG creates a runner group limited to the profile's "
             "repositories and workflows; set the profile's runner_group_id, cdk deploy "
-            "(README, 'Deploy protections')"
+            "(docs/security.md, 'Deploy protections')"
         )
         for profile in self.profiles:
             name = f"restricted profile {profile.name} has its own runner group"

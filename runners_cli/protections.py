@@ -1,7 +1,7 @@
 """``doctor``: GitHub's own protections around each restricted (deploy) profile.
 
 A restricted profile checks names (repository, ref, workflow, event); what makes those names
-mean *reviewed code* is on GitHub's side (README, "Deploy protections"):
+mean *reviewed code* is on GitHub's side (docs/security.md, "Deploy protections"):
 
 - each allowed branch takes changes only through pull requests with at least one approval
   (rules API, https://docs.github.com/en/rest/repos/rules#get-rules-for-a-branch; else legacy

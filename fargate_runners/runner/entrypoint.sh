@@ -285,7 +285,7 @@ while kill -0 "$runner_pid" 2>/dev/null; do
     self_updated="$(readlink "$RUNNER_HOME/bin")"
     self_updated="${self_updated##*/bin.}"
     [[ "$self_updated" =~ $version_re ]] || self_updated=unknown
-    log "the runner updated itself from $runner_version to $self_updated before taking a job: move the image to the newest runner release (README, Runner versions)"
+    log "the runner updated itself from $runner_version to $self_updated before taking a job: move the image to the newest runner release (docs/lifecycle.md, Runner versions)"
     runner_event self_update from="$runner_version" to="$self_updated"
   fi
   if [[ -z "$hook_started_at" && -e "$state/hook-started" ]]; then
@@ -325,7 +325,7 @@ case "$outcome" in
   idle) exit 0 ;;
 esac
 if [[ "$rc" -eq "$EX_VERSION_REFUSED" ]]; then
-  log "GitHub refused runner version $runner_version (exit $rc): this task took no job and is not replaced; move the image to the newest runner release (README, Runner versions)"
+  log "GitHub refused runner version $runner_version (exit $rc): this task took no job and is not replaced; move the image to the newest runner release (docs/lifecycle.md, Runner versions)"
   runner_event version_refused runner_version="$runner_version"
   exit "$EX_VERSION_REFUSED"
 fi

@@ -622,7 +622,7 @@ def test_an_alarm_topic_nobody_subscribed_to_reaches_nobody(aws_env: None) -> No
     assert silent_alarms(Aws(REGION), ["a-empty-topic", "b-none"]) == ["a-empty-topic", "b-none"]
 
 
-# --- runner versions (README, "Runner versions") ---------------------------------------------
+# --- runner versions (docs/lifecycle.md, "Runner versions") ---------------------------------------------
 
 
 def put_version_figures(now: datetime, **days: float | None) -> None:
@@ -654,7 +654,7 @@ def test_status_shows_days_left_per_profile(deployed: Deployed) -> None:
     lines: list[str] = []
     assert commands.status(Aws(REGION), STACK, None, api_url=API, out=lines.append, now=now) == 0
     text = "\n".join(lines)
-    assert "runner versions (alarm below 14 days; README, Runner versions):" in text
+    assert "runner versions (alarm below 14 days; docs/lifecycle.md):" in text
     assert "  default      21.5 days before GitHub stops assigning jobs" in lines, text
     assert "  small        version unknown: set the profile's runner_version" in lines, text
 

@@ -490,7 +490,7 @@ def test_explicit_max_runners_wins() -> None:
 
 
 def test_runner_version_alarm_per_profile(main_synth: Synth) -> None:
-    """README "Runner versions": below 14 days left, or an unknown version, notifies."""
+    """docs/lifecycle.md, "Runner versions": below 14 days left, or an unknown version, notifies."""
     names = [p["name"] for p in runner_profiles(main_synth)]
     alarms = [
         props

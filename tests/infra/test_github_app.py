@@ -128,7 +128,7 @@ def test_an_existing_key_is_used_as_given(existing_key_synth: Synth) -> None:
 
 def test_cdk_nag_reports_nothing_for_the_app_stack(app_synth: Synth) -> None:
     # Only the deliberate warning of the shared test profiles: the restricted 'deploy'
-    # profile runs in the subnets of the unrestricted ones (README, "Networks").
+    # profile runs in the subnets of the unrestricted ones (docs/networks.md).
     assert findings(app_synth.validation_report) == {
         (
             "FargateRunners/Runners",

@@ -43,7 +43,7 @@ KNOWN_UNSUPPRESSED: dict[str, set[tuple[str, str, str]]] = {
         NETWORK_UNCHECKED,
     },
     # A restricted profile of repository runners: the deliberate warning that other jobs
-    # of the repository can take its runners (README, "Deploy protections").
+    # of the repository can take its runners (docs/security.md, "Deploy protections").
     "steps_synth": {
         (APP, "Annotation::fargate-runners:restricted-profile-repo-scope", "warning"),
     },
@@ -345,6 +345,6 @@ def test_cdk_json_sets_every_recommended_feature_flag() -> None:
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     flags = {key: value for key, value in context.items() if key.startswith("@aws-cdk")}
     assert set(flags) == set(recommended)
-    # The one flag kept at its old value (README, "cdk.json context"): merged statements
+    # The one flag kept at its old value (docs/configuration.md, "cdk.json context"): merged statements
     # would lose the per-purpose Sids the IAM tests and reviewers read.
     assert {k for k in flags if flags[k] != recommended[k]} == {"@aws-cdk/aws-iam:minimizePolicies"}

@@ -264,7 +264,7 @@ def test_message_body_carries_no_secret(queues: FakeAws, github: FakeGitHub) -> 
 
 
 def test_replayed_dlq_message_launches_once_fixed(queues: FakeAws, github: FakeGitHub) -> None:
-    """README "Replaying the DLQ": move the messages back and the consumer launches."""
+    """docs/deliveries.md, "Replaying the DLQ": move the messages back and the consumer launches."""
     github.set_jit(status=403, json={"message": "Must have admin rights"})
     assert deliver(queued_payload(job_id=35))[0] == 502
     github.set_jit(github.jit_callback)  # the operator fixed the token

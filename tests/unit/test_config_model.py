@@ -616,7 +616,7 @@ def test_max_runners_beyond_the_sanity_cap_is_refused_with_the_figures() -> None
     assert only_problem(context) == (
         "profiles[0].max_runners: 10000 runners of 16 vCPU = 160000 vCPUs (all profiles: "
         "160000) is above the sanity cap of 20000 vCPUs per deployment: lower max_runners "
-        "(README, Configuration)"
+        "(docs/configuration.md)"
     )
     load_config(profile(max_runners=1250, cpu=16384, memory=32768))  # 20,000: the cap itself
 

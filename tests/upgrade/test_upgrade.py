@@ -15,7 +15,7 @@ and KMS ``KeySpec``/``KeyUsage``/``Origin``/``MultiRegion`` (an update of those 
 https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-kms-key.html).
 
 A replacement that is deliberate goes into ``ACCEPTED`` with its reason, and into the
-README's "Upgrading" section.
+docs/lifecycle.md, "Upgrading".
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ DOCUMENTED_REPLACEMENT: dict[str, frozenset[str]] = {
     "AWS::KMS::Key": frozenset({"KeySpec", "KeyUsage", "Origin", "MultiRegion"}),
 }
 #: (configuration, logical id) -> why its replacement or removal is accepted (and where the
-#: README's "Upgrading" section says what to do).
+#: docs/lifecycle.md, "Upgrading" says what to do).
 ACCEPTED: dict[tuple[str, str], str] = {}
 
 
