@@ -181,6 +181,7 @@ chmod 0555 "$hooks"
 
 unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64
 unset RUNNER_AWS_PY_GZ_B64 RUNNER_STEPS_JSON RUNNER_STEPS_PY_GZ_B64 RUNNER_ADMISSION_PY_GZ_B64
+unset RUNNER_ENTRYPOINT_SH_GZ_B64 # the bootstrap's copy of this script, if it is still set
 
 # --- 3. policy valid, required_env present (checked in the runner's env), and a
 #        restricted profile knows where its admission records are ------------------
