@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Command of a runner profile's Fargate task, run as ["bash", "-c", "<this file>"]:
+# Program of a runner profile's Fargate task: the task definition's bootstrap command
+# (runner_files.py) checks the shared files and runs this as bash -c "<this file>", so
 # it must not rely on $0 or on its own path. See runner/README.md for the contract and
 # docs/runner.md for the runner behaviour (actions/runner v2.332.0, the version parts
 # re-read at v2.336.0) it is built on.
