@@ -24,19 +24,23 @@ from lambda_fn import contract
 
 from .base import RunnersBase
 from .config import RunnerProfile
-from .config_errors import ConfigError, Problem
-from .runner_files import entrypoint_command, runner_environment
+from .config_errors import ConfigError
+from .runner_files import bootstrap_command, runner_environment
 
 #: CloudFormation's limits on one stack's template (the S3-uploaded body) and resources.
 TEMPLATE_LIMIT_BYTES = 1_000_000
 RESOURCE_LIMIT = 500
-#: Measured on a synthesized 50-profile instance (compact JSON): what does not grow with
-#: profiles, and what each profile adds besides its scripts.
-FIXED_TEMPLATE_BYTES = 90_000
-PER_PROFILE_BYTES = 6_500
-#: CDK writes templates indented by one space per level: about this much bigger
-#: (measured: 14 profiles, 790 KB as written).
-PRETTY_PRINT_FACTOR = 1.05
+#: Measured on synthesized instances of 1, 2, 15 and 50 profiles (compact JSON, the runner
+#: files in the shared environment file): what does not grow with profiles, and what each
+#: profile adds besides its inline command and environment (roles, policies, the
+#: dispatchers' statements naming it, its alarm, security group, dashboard metrics).
+#: docs/performance.md, "Profiles per deployment".
+FIXED_TEMPLATE_BYTES = 66_000
+PER_PROFILE_BYTES = 8_500
+#: CDK writes templates indented by one space per level, and that file is what
+#: CloudFormation measures: with short values the indentation weighs (measured: 50
+#: profiles, 569 KB compact, 874 KB as written).
+PRETTY_PRINT_FACTOR = 1.6
 
 #: CDK appends 8 hex characters of the path's hash to a nested element's logical id.
 _HASH_LENGTH = 8
@@ -93,14 +97,13 @@ class DiscoveryPart(RunnersBase):
 
         CloudFormation takes at most 500 resources and a 1 MB template from S3
         (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html).
-        Each profile's task definition carries the runner scripts inline (about 40 KB), so
-        the template, not the Lambda environment, bounds the number of profiles of one
-        instance. The estimate: those scripts as the template holds them, plus measured
-        per-profile and fixed parts (roles, policies, alarms, dashboard widgets), times
-        the pretty-printing CDK writes.
+        The runner files are in one environment file per deployment, so a profile costs
+        about 7 resources and 15 KB of template: the resource count (exact, counted
+        here) binds first, at about 56 profiles; the size is an estimate (each profile's
+        inline command and environment plus measured parts, times the pretty-printing).
         """
         stack = Stack.of(self)
-        command = json.dumps(entrypoint_command())
+        command = json.dumps(bootstrap_command())
         size = FIXED_TEMPLATE_BYTES
         for profile in profiles:
             # As runner_tasks.py builds it: a restricted profile also names the admission table.
@@ -112,23 +115,26 @@ class DiscoveryPart(RunnersBase):
             environment = runner_environment(
                 profile.policy, self.props.runner_idle_timeout_seconds, admission
             )
-            size += len(command) + len(json.dumps(environment)) + PER_PROFILE_BYTES
+            # ... and what the operator adds to it (environment, secrets, task role).
+            extra = json.dumps([profile.environment, profile.secrets, profile.task_role_policies])
+            size += len(command) + len(json.dumps(environment)) + len(extra) + PER_PROFILE_BYTES
         size = int(size * PRETTY_PRINT_FACTOR)
         resources = sum(isinstance(c, CfnResource) for c in stack.node.find_all())
-        problems = []
         count = len(profiles)
-        if size > TEMPLATE_LIMIT_BYTES:
-            problems.append(
-                f"{count} profiles make this instance's template about {size // 1000} KB "
-                f"(about {size // count // 1000} KB per profile, mostly the runner scripts "
-                f"each task definition carries), over CloudFormation's "
-                f"{TEMPLATE_LIMIT_BYTES // 1000} KB; split the profiles over FargateRunners "
-                "instances in two stacks"
-            )
+        over = []
         if resources > RESOURCE_LIMIT:
-            problems.append(
-                f"{count} profiles make {resources} resources in stack {stack.stack_name}, over "
-                f"CloudFormation's {RESOURCE_LIMIT}; split them over two stacks"
+            over.append(
+                f"{resources} resources in stack {stack.stack_name}, over CloudFormation's "
+                f"{RESOURCE_LIMIT}"
             )
-        if problems:
-            raise ConfigError(Problem("profiles", p) for p in problems)
+        if size > TEMPLATE_LIMIT_BYTES:
+            over.append(
+                f"a template of about {size // 1000} KB (about {size // count // 1000} KB "
+                f"per profile), over CloudFormation's {TEMPLATE_LIMIT_BYTES // 1000} KB"
+            )
+        if over:
+            raise ConfigError(
+                "profiles",
+                f"{count} profiles make {' and '.join(over)}; split the profiles over "
+                "FargateRunners instances in two stacks",
+            )

@@ -19,6 +19,7 @@ from aws_cdk import (
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -40,9 +41,11 @@ from .role_policies import add_operator_policies
 from .runner_files import (
     RUNNER_EVENT_METRICS,
     STOP_TIMEOUT_SECONDS,
-    entrypoint_command,
+    bootstrap_command,
     runner_environment,
     runner_version_environment,
+    shared_environment,
+    write_env_file,
 )
 from .steps import ManagedSteps
 
@@ -106,9 +109,53 @@ class RunnerTasksPart(RunnersBase):
                 dimensions={"profile": "$.profile"},
             )
 
+    def _runner_files(self) -> s3_assets.Asset:
+        """The runner's files, once per deployment: one ECS environment file (an S3 asset).
+
+        Every task definition names it (``environmentFiles``); ECS downloads it with the
+        task's execution role before the container starts (Fargate platform 1.4.0+;
+        https://docs.aws.amazon.com/AmazonECS/latest/developerguide/use-environment-file.html)
+        and the inline bootstrap checks its values against the digest it was built with
+        (runner_files.py, docs/runner.md "How the task gets its files"). An asset creates
+        no CloudFormation resource: the template holds only its bucket and key.
+        """
+        return s3_assets.Asset(self, "RunnerFiles", path=str(write_env_file(shared_environment())))
+
+    def _read_runner_files(self, files: s3_assets.Asset, execution_role: iam.Role) -> None:
+        """Let ECS read the one environment file object, nothing else in the bucket.
+
+        What the ECS docs ask of the execution role for an environment file: ``s3:GetObject``
+        on the object and ``s3:GetBucketLocation`` on its bucket
+        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html,
+        "Amazon S3 file permissions"). CDK's ``EnvironmentFile`` grants nothing itself, and
+        ``Asset.grant_read`` would grant ``s3:GetObject*``/``s3:List*`` on the whole assets
+        bucket. No KMS grant: the bootstrap bucket's default key (AWS managed ``aws/s3``, or
+        the one ``--bootstrap-customer-key`` creates) lets any principal of the account
+        decrypt through S3 (docs/runner.md).
+        """
+        execution_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRunnerFiles",
+                actions=["s3:GetObject"],
+                resources=[files.bucket.arn_for_objects(files.s3_object_key)],
+            )
+        )
+        execution_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="LocateRunnerFiles",
+                actions=["s3:GetBucketLocation"],
+                resources=[files.bucket.bucket_arn],
+            )
+        )
+
     def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
         self.runner_log_group = self._log_group("RunnerLogs")
         self._runner_event_metrics()
+        self.runner_files = self._runner_files()
+        environment_file = ecs.EnvironmentFile.from_bucket(
+            self.runner_files.bucket, self.runner_files.s3_object_key
+        )
+        command = bootstrap_command()
         self.task_definitions = {}
         self.task_roles = {}
         self.execution_roles = {}
@@ -124,7 +171,9 @@ class RunnerTasksPart(RunnersBase):
                 scope,
                 "ExecutionRole",
                 assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-                description=f"Runner profile {profile.name}: ECS execution role (logs only)",
+                description=(
+                    f"Runner profile {profile.name}: ECS execution role (logs, runner files)"
+                ),
             )
             task_definition = ecs.FargateTaskDefinition(
                 scope,
@@ -149,8 +198,10 @@ class RunnerTasksPart(RunnersBase):
                 CONTAINER_NAME,
                 container_name=CONTAINER_NAME,
                 image=ecs.ContainerImage.from_registry(profile.effective_image),
-                # The entrypoint installs the policy hook and idle watchdog, then runs run.sh.
-                command=entrypoint_command(),
+                # The bootstrap checks the shared files and runs the entrypoint, which
+                # installs the policy hook and idle watchdog, then runs run.sh.
+                command=command,
+                environment_files=[environment_file],
                 environment={
                     **runner_environment(
                         profile.policy,
@@ -216,14 +267,16 @@ class RunnerTasksPart(RunnersBase):
                         },
                     )
                 )
+            self._read_runner_files(self.runner_files, execution_role)
             acknowledge(
                 task_definition,
                 Acknowledgment(
                     id="AwsSolutions-ECS2",
                     reason=(
-                        "The environment holds only non-secret values: the profile's policy, "
-                        "the job-started hook code and the idle limit. Secrets reach the task "
-                        "through ECS secrets (Secrets Manager), never as plain environment."
+                        "The environment (inline and the shared environment file) holds only "
+                        "non-secret values: the profile's policy, the runner's code and the "
+                        "idle limit. Secrets reach the task through ECS secrets (Secrets "
+                        "Manager), never as plain environment."
                     ),
                 ),
             )

@@ -325,7 +325,7 @@ def play_task(started: Started, task_arn: str, tasks: Sequence[dict[str, Any]]) 
         raise DemoFailure("play the task", f"no task {task_arn}")
     tags = {t["key"]: t["value"] for t in task.get("tags", [])}
     role_id = local.task_role_ids[tags[contract.TAG_PROFILE]]
-    env = container_environment(local.client("ecs"), task)
+    env = container_environment(local.client("ecs"), task, local.client("s3"))
     neighbour = f"{task_arn.rsplit('/', 1)[0]}/0123456789abcdef0123456789abcdef"
     lines = []
     with tempfile.TemporaryDirectory() as root:

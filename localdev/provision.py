@@ -14,6 +14,7 @@ endpoint; the profiles are in SSM parameters, as the construct stores them
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import secrets
 import threading
@@ -156,7 +157,13 @@ def provision(
                 "by the local mode"
             )
     from fargate_runners.config import CONTAINER_NAME, lambda_allowed_repositories
-    from fargate_runners.runner_files import entrypoint_command, runner_environment
+    from fargate_runners.runner_files import (
+        ENV_FILE_NAME,
+        bootstrap_command,
+        env_file_text,
+        runner_environment,
+        shared_environment,
+    )
 
     prefix = config.stack_name
     # Every moto server in a process shares one set of backends (so does ``mock_aws``): a
@@ -183,6 +190,21 @@ def provision(
     security_group_id = ec2.create_security_group(
         GroupName=f"{unique}-runners", Description="runner tasks (egress only)", VpcId=vpc_id
     )["GroupId"]
+
+    # The runner's files, once for every profile: an environment file in S3, as the
+    # construct's asset (docs/runner.md, "How the task gets its files").
+    s3 = client("s3")
+    files_bucket = f"{unique}-assets".lower()
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=files_bucket)
+    else:
+        s3.create_bucket(
+            Bucket=files_bucket, CreateBucketConfiguration={"LocationConstraint": region}
+        )
+    files_text = env_file_text(shared_environment())
+    files_key = f"{hashlib.sha256(files_text.encode()).hexdigest()}-{ENV_FILE_NAME}"
+    s3.put_object(Bucket=files_bucket, Key=files_key, Body=files_text.encode())
+    files_arn = f"arn:aws:s3:::{files_bucket}/{files_key}"
 
     ecs = client("ecs")
     cluster = ecs.create_cluster(
@@ -219,8 +241,9 @@ def provision(
                 {
                     "name": CONTAINER_NAME,
                     "image": profile.image,
-                    # The same entrypoint, hook and policy as the deployed task definition.
-                    "command": entrypoint_command(),
+                    # The same bootstrap, files and policy as the deployed task definition.
+                    "command": bootstrap_command(),
+                    "environmentFiles": [{"type": "s3", "value": files_arn}],
                     "environment": [
                         {"name": name, "value": value}
                         for name, value in runner_environment(

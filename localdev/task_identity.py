@@ -411,14 +411,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(*self.identities.secrets_manager(url, headers, body))
 
 
-def container_environment(ecs: Any, task: dict[str, Any]) -> dict[str, str]:
-    """The runner container's environment as ECS builds it: task definition, then override."""
+def container_environment(ecs: Any, task: dict[str, Any], s3: Any = None) -> dict[str, str]:
+    """The runner container's environment as ECS builds it: environment files (read from
+    S3 with ``s3``), then the task definition's ``environment``, which takes precedence,
+    then the ``run_task`` override (API_EnvironmentFile, API_ContainerOverride)."""
     definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])
     (container,) = definition["taskDefinition"]["containerDefinitions"]
-    env = {item["name"]: item["value"] for item in container.get("environment", [])}
+    env: dict[str, str] = {}
+    for env_file in container.get("environmentFiles", []):
+        if s3 is None:
+            raise ValueError("the task definition names environment files: pass an S3 client")
+        bucket, key = env_file["value"].split(":::", 1)[1].split("/", 1)
+        env.update(read_env_file(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()))
+    env.update({item["name"]: item["value"] for item in container.get("environment", [])})
     for override in task.get("overrides", {}).get("containerOverrides", []):
         if override.get("name") == container["name"]:
             env.update({item["name"]: item["value"] for item in override.get("environment", [])})
+    return env
+
+
+def read_env_file(text: str) -> dict[str, str]:
+    """An environment file as the ECS agent reads it: each line as is, ``#`` lines skipped,
+    split at the first ``=``, an empty name skipped (amazon-ecs-agent,
+    agent/taskresource/envFiles/envfile.go, readEnvVarsFromFile)."""
+    env = {}
+    for line in text.split("\n"):
+        if line.startswith("#") or "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        if name:
+            env[name] = value
     return env
 
 

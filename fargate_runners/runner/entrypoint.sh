@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Command of a runner profile's Fargate task, run as ["bash", "-c", "<this file>"]:
+# Program of a runner profile's Fargate task: the task definition's bootstrap command
+# (runner_files.py) checks the shared files and runs this as bash -c "<this file>", so
 # it must not rely on $0 or on its own path. See runner/README.md for the contract and
 # docs/runner.md for the runner behaviour (actions/runner v2.332.0, the version parts
 # re-read at v2.336.0) it is built on.
@@ -181,6 +182,7 @@ chmod 0555 "$hooks"
 
 unset RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64
 unset RUNNER_AWS_PY_GZ_B64 RUNNER_STEPS_JSON RUNNER_STEPS_PY_GZ_B64 RUNNER_ADMISSION_PY_GZ_B64
+unset RUNNER_ENTRYPOINT_SH_GZ_B64 # the bootstrap's copy of this script, if it is still set
 
 # --- 3. policy valid, required_env present (checked in the runner's env), and a
 #        restricted profile knows where its admission records are ------------------

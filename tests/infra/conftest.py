@@ -185,6 +185,17 @@ class Synth:
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.raw["Resources"].items() if v["Type"] == type_}
 
+    def env_file(self, container: dict[str, Any]) -> dict[str, str]:
+        """The variables of a container's one environment file, read from the asset CDK
+        staged in the cloud assembly (``asset.<hash>.env``; the S3 key is ``<hash>.env``),
+        as the ECS agent reads them: ``NAME=VALUE`` per line, ``#`` lines skipped."""
+        (ref,) = container["EnvironmentFiles"]
+        assert ref["Type"] == "s3"
+        key = ref["Value"]["Fn::Join"][1][-1].rsplit("/", 1)[-1]
+        text = (self.outdir / f"asset.{key}").read_text()
+        pairs = (line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
+        return dict(pairs)  # type: ignore[arg-type]
+
 
 def synth(context: dict[str, Any], outdir: Path) -> Synth:
     """Synthesize with cdk-nag on.

@@ -95,10 +95,13 @@ def task_definition(synth: Synth, family: str) -> dict[str, Any]:
     return found
 
 
-def container_env(container: dict[str, Any]) -> dict[str, str]:
+def container_env(container: dict[str, Any], synth: Synth | None = None) -> dict[str, str]:
+    """The inline environment; with ``synth``, over the environment file's (as ECS merges
+    them: ``environment`` wins)."""
     names = [e["Name"] for e in container["Environment"]]
     assert len(names) == len(set(names)), names
-    return {e["Name"]: e["Value"] for e in container["Environment"]}
+    shared = synth.env_file(container) if synth else {}
+    return {**shared, **{e["Name"]: e["Value"] for e in container["Environment"]}}
 
 
 def gunzip_b64(value: str) -> bytes:
@@ -143,7 +146,7 @@ def test_task_definition_per_profile(
     (container,) = task_def["ContainerDefinitions"]
     assert container["Name"] == "runner"
     assert container["Image"] == image
-    assert container["Command"] == ["bash", "-c", ENTRYPOINT.read_text()]
+    assert container["Command"][:2] == ["bash", "-c"]  # the bootstrap (test_many_profiles.py)
     assert container["User"] == "1001"
     assert container.get("Privileged", False) is False
     assert "MountPoints" not in container
@@ -158,13 +161,14 @@ def test_unrestricted_runner_environment(main_synth: Synth, profile: str) -> Non
     (container,) = task_definition(main_synth, f"{STACK_NAME}-runner-{profile}")[
         "ContainerDefinitions"
     ]
-    env = container_env(container)
+    env = container_env(container, main_synth)
     # No RUNNER_ADMISSION_TABLE: an unrestricted profile's hook reads no admission record.
     # RUNNER_EXPECTED_VERSION only with the default image (runner_files.runner_version_environment).
     assert set(env) - {"RUNNER_EXPECTED_VERSION"} == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
         "RUNNER_STOP_GRACE_SECONDS", "RUNNER_ADMISSION_PY_GZ_B64", "RUNNER_PROFILE",
+        "RUNNER_ENTRYPOINT_SH_GZ_B64", "RUNNER_STEPS_PY_GZ_B64",
     }  # fmt: skip
     assert env["RUNNER_PROFILE"] == profile
     # Known only where the image tag names a release (actions-runner:X.Y.Z) or runner_version.
@@ -187,14 +191,16 @@ def test_restricted_task_definition(main_synth: Synth) -> None:
     (container,) = task_definition(main_synth, f"{STACK_NAME}-runner-deploy")[
         "ContainerDefinitions"
     ]
-    assert container["Command"] == ["bash", "-c", ENTRYPOINT.read_text()]
+    assert container["Command"][:2] == ["bash", "-c"]  # the bootstrap (test_many_profiles.py)
     assert container["Image"] == DEPLOY_IMAGE
-    env = container_env(container)
+    env = container_env(container, main_synth)
+    assert gunzip_b64(env["RUNNER_ENTRYPOINT_SH_GZ_B64"]) == ENTRYPOINT.read_bytes()
     assert set(env) == {
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_AWS_PY_GZ_B64", "RUNNER_IDLE_TIMEOUT_SECONDS",
         "RUNNER_STOP_GRACE_SECONDS", "DEPLOY_STAGE", "RUNNER_PROFILE", "RUNNER_EXPECTED_VERSION",
         "RUNNER_ADMISSION_PY_GZ_B64", "RUNNER_ADMISSION_TABLE", "RUNNER_ADMISSION_REGION",
+        "RUNNER_ENTRYPOINT_SH_GZ_B64", "RUNNER_STEPS_PY_GZ_B64",
     }  # fmt: skip
     assert env["RUNNER_PROFILE"] == "deploy"
     assert env["RUNNER_EXPECTED_VERSION"] == RUNNER_VERSION
@@ -302,7 +308,7 @@ def test_deploy_runner_knows_where_its_admission_records_are(main_synth: Synth) 
     (container,) = task_definition(main_synth, f"{STACK_NAME}-runner-deploy")[
         "ContainerDefinitions"
     ]
-    env = container_env(container)
+    env = container_env(container, main_synth)
     table = logical_id(main_synth, "AWS::DynamoDB::Table", "IdempotencyTable")
     assert env["RUNNER_ADMISSION_TABLE"] == {"Ref": table}
     assert env["RUNNER_ADMISSION_REGION"] == {"Ref": "AWS::Region"}
@@ -329,11 +335,34 @@ def runner_logs_statement(synth: Synth) -> dict[str, Any]:
     }
 
 
+def runner_files_statements(synth: Synth) -> list[dict[str, Any]]:
+    """Reading the deployment's one environment file (test_many_profiles.py has the rest)."""
+    (task_def, *_) = synth.resources("AWS::ECS::TaskDefinition").values()
+    (ref,) = task_def["Properties"]["ContainerDefinitions"][0]["EnvironmentFiles"]
+    return [
+        {
+            "Sid": "ReadRunnerFiles",
+            "Action": "s3:GetObject",
+            "Effect": "Allow",
+            "Resource": ref["Value"],
+        },
+        {
+            "Sid": "LocateRunnerFiles",
+            "Action": "s3:GetBucketLocation",
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", ref["Value"]["Fn::Join"][1][:-1]]},
+        },
+    ]
+
+
 def test_execution_role_of_a_public_image_only_writes_runner_logs(main_synth: Synth) -> None:
     _, execution_role = profile_roles(main_synth, f"{STACK_NAME}-runner-small")
     role = assert_ecs_tasks_role(main_synth, execution_role)
     assert "ManagedPolicyArns" not in role
-    assert role_statements(main_synth, execution_role) == [runner_logs_statement(main_synth)]
+    assert role_statements(main_synth, execution_role) == [
+        runner_logs_statement(main_synth),
+        *runner_files_statements(main_synth),
+    ]
 
 
 def test_private_ecr_image_is_pullable_from_exactly_its_repository(main_synth: Synth) -> None:
@@ -414,6 +443,7 @@ def test_ecr_profile_execution_role_pulls_only_under_its_prefix(main_synth: Synt
                 }
             },
         },
+        *runner_files_statements(main_synth),
     ]
 
 
@@ -1488,9 +1518,12 @@ def test_managed_task_role_policy_and_non_ecr_mirror(edge_synth: Synth) -> None:
     role = assert_ecs_tasks_role(edge_synth, task_role)
     assert role["ManagedPolicyArns"] == [EDGE_MANAGED_POLICY]
     assert role_statements(edge_synth, task_role) == [own_jit_config_statement("RunnersEdge")]
-    # A registry that is not ECR needs no pull permissions: logs only.
+    # A registry that is not ECR needs no pull permissions: logs and the runner files only.
     assert "ManagedPolicyArns" not in assert_ecs_tasks_role(edge_synth, execution_role)
-    assert role_statements(edge_synth, execution_role) == [runner_logs_statement(edge_synth)]
+    assert role_statements(edge_synth, execution_role) == [
+        runner_logs_statement(edge_synth),
+        *runner_files_statements(edge_synth),
+    ]
     (container,) = task_definition(edge_synth, "RunnersEdge-runner-mirror")["ContainerDefinitions"]
     assert container["Image"] == f"mirror.example.com/hub/actions/actions-runner:{RUNNER_VERSION}"
     assert json.loads(container_env(container)["RUNNER_POLICY_JSON"]) == unrestricted_policy(

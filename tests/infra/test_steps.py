@@ -329,7 +329,10 @@ def test_runner_container_carries_the_hook_and_its_configuration(steps_synth: Sy
     runner = steps_synth.resources("AWS::ECS::TaskDefinition")[RUNNER_TASK_DEFINITION]
     (container,) = runner["Properties"]["ContainerDefinitions"]
     env = {item["Name"]: item["Value"] for item in container["Environment"]}
-    code = gzip.decompress(base64.b64decode(env["RUNNER_STEPS_PY_GZ_B64"]))
+    # The hook's code is in the deployment's one environment file (runner_files.py).
+    code = gzip.decompress(
+        base64.b64decode(steps_synth.env_file(container)["RUNNER_STEPS_PY_GZ_B64"])
+    )
     assert code == STEPS_HOOK.read_bytes()
     parts = env["RUNNER_STEPS_JSON"]["Fn::Join"][1]
     rendered = "".join(p if isinstance(p, str) else "<token>" for p in parts)

@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import pytest
 
-from fargate_runners.runner_files import encode
+from fargate_runners.runner_files import bootstrap_command, encode, shared_environment
 from lambda_fn import admission_record
 from lambda_fn.contract import TAG_STEP_OWNER
 from lambda_fn.policy import Policy
@@ -81,13 +81,15 @@ class Task:
     markers: Path
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[str] | None = None
+    #: The container command; default: the entrypoint itself (``bash -c <contents>``).
+    argv: list[str] | None = None
 
     @property
     def hooks(self) -> Path:
         return self.home / "_hooks"
 
     def command(self) -> list[str]:
-        return [BASH, "-c", ENTRYPOINT.read_text()]
+        return self.argv or [BASH, "-c", ENTRYPOINT.read_text()]
 
     def run(self, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -228,11 +230,8 @@ def task(tmp_path: Path, sealed: Sealed, identities: TaskIdentities) -> Any:
         "HOME": str(tmp_path),
         "RUNNER_HOME": str(home),
         "RUNNER_POLICY_JSON": POLICY.to_json(),
-        "RUNNER_POLICY_PY_GZ_B64": encode(ROOT / "lambda_fn" / "policy.py"),
-        "RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "job_started.py"),
-        "RUNNER_JIT_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "jit_config.py"),
-        "RUNNER_AWS_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "aws_call.py"),
-        "RUNNER_ADMISSION_PY_GZ_B64": encode(ROOT / "lambda_fn" / "admission_record.py"),
+        # What the deployment's environment file holds (the entrypoint's own value too).
+        **shared_environment(),
         "RUNNER_ADMISSION_TABLE": TABLE,
         "RUNNER_ADMISSION_REGION": "us-east-1",
         "RUNNER_ADMISSION_WAIT_SECONDS": "2",
@@ -567,6 +566,7 @@ def test_listener_environment(task: Task, sealed: Sealed) -> None:
         "RUNNER_POLICY_JSON", "RUNNER_POLICY_PY_GZ_B64", "RUNNER_HOOK_PY_GZ_B64",
         "RUNNER_JIT_PY_GZ_B64", "RUNNER_JIT_SECRET_ID", "RUNNER_JIT_SECRET_REGION",
         "RUNNER_AWS_PY_GZ_B64", "ACTIONS_RUNNER_INPUT_JITCONFIG", "RUNNER_ADMISSION_PY_GZ_B64",
+        "RUNNER_ENTRYPOINT_SH_GZ_B64", "RUNNER_STEPS_PY_GZ_B64",
     ):  # fmt: skip
         assert name not in env  # no JIT config, not even its secret's name
     assert env["ACTIONS_RUNNER_HOOK_JOB_STARTED"] == str(task.hooks / "job-started.sh")
@@ -895,3 +895,59 @@ def test_a_refused_runner_version_ends_the_task_with_its_own_code(
     else:  # indistinguishable from a runner that ended normally: the version watch warns first
         assert [e["runner_event"] for e in events] == ["started"]
     assert task.leftovers() == []
+
+
+# --- the task definition's command: the bootstrap over the shared files ----------------
+
+
+def test_the_bootstrap_runs_the_entrypoint_from_the_shared_files(task: Task) -> None:
+    """What the task definition runs: the inline bootstrap decodes the entrypoint from the
+    environment file's values; the job then goes exactly as with the entrypoint itself."""
+    task.argv = [BASH, *bootstrap_command()[1:]]
+    task.start()
+    task.listening()
+    task.double.offer({"name": "deploy", "github": GITHUB_OK, "steps": [task.step("success")]})
+    code, stderr = task.finish()
+    assert code == 0, stderr
+    assert task.ran() == {"success"}
+    assert "runner exited with code 0" in stderr
+    assert task.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"RUNNER_HOOK_PY_GZ_B64": encode(ROOT / "fargate_runners" / "runner" / "aws_call.py")},
+            "the runner files are not the ones this task definition was built with",
+        ),
+        ({"RUNNER_POLICY_PY_GZ_B64": None}, "RUNNER_POLICY_PY_GZ_B64 is not set"),
+        ({"RUNNER_STEPS_PY_GZ_B64": None}, "RUNNER_STEPS_PY_GZ_B64 is not set"),
+    ],
+)
+def test_the_bootstrap_refuses_altered_or_missing_files(
+    task: Task, change: dict[str, str | None], message: str
+) -> None:
+    """An environment file that did not load, or whose values differ from the digest the
+    task definition was built with (an altered S3 object), starts nothing: exit 78."""
+    task.argv = [BASH, *bootstrap_command()[1:]]
+    for name, value in change.items():
+        if value is None:
+            task.env.pop(name)
+        else:
+            task.env[name] = value
+    result = task.run()
+    assert result.returncode == 78, result.stderr
+    assert f"bootstrap: {message}" in result.stderr
+    assert not (task.home / "_hooks").exists()  # the entrypoint never ran
+    assert task.double.events() == []
+
+
+def test_the_bootstrap_refuses_an_entrypoint_that_does_not_decode(task: Task) -> None:
+    """A value that matches the digest but is not gzip+base64 (a build gone wrong)."""
+    values = {**shared_environment(), "RUNNER_ENTRYPOINT_SH_GZ_B64": "bm90IGd6aXA="}
+    task.env.update(values)
+    task.argv = [BASH, *bootstrap_command(values)[1:]]
+    result = task.run()
+    assert result.returncode == 78, result.stderr
+    assert "bootstrap: RUNNER_ENTRYPOINT_SH_GZ_B64 is not valid gzip+base64" in result.stderr
