@@ -30,8 +30,8 @@ from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 if TYPE_CHECKING:  # imported lazily at run time: it pulls in boto3
     from lambda_fn.config import Profile
     from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.payload import WorkflowJob, WorkflowJobEvent
     from lambda_fn.waiting import Verdict
-    from lambda_fn.webhook import WorkflowJob, WorkflowJobEvent
 
 #: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
 #: after them must still fit GitHub's 10-second delivery timeout (docs/performance.md).
@@ -127,7 +127,7 @@ def _bad_request(reason: str) -> Answer:
 
 
 def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: Any) -> Answer:
-    from lambda_fn.webhook import PayloadError, event_action, parse_event
+    from lambda_fn.payload import PayloadError, event_action, parse_event
 
     try:
         action = event_action(payload)
@@ -301,7 +301,7 @@ def _judge(settings: Settings, event: WorkflowJobEvent, job: QueuedJob) -> Verdi
 def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
     """A runner took the job: record how long it waited (never starts or stops anything)."""
     from lambda_fn.naming import owns_runner
-    from lambda_fn.webhook import PayloadError, parse_event
+    from lambda_fn.payload import PayloadError, parse_event
 
     try:
         job = parse_event(payload).workflow_job

@@ -39,15 +39,15 @@ from lambda_fn.config import Profile, Settings, get_settings
 from lambda_fn.errors import ConfigError, LaunchTransientError
 from lambda_fn.github import GitHubClient, JitConfig, scope_path
 from lambda_fn.github_auth import token_provider
-from lambda_fn.launcher import (
+from lambda_fn.naming import pool_runner_name, runner_name
+from lambda_fn.observability import logger, traced
+from lambda_fn.run_task import (
     JobRef,
     build_run_task_request,
     launch_error,
     placements,
     run_runner_task,
 )
-from lambda_fn.naming import pool_runner_name, runner_name
-from lambda_fn.observability import logger, traced
 
 IDEMPOTENCY_KEY_PREFIX = "workflow-job"
 

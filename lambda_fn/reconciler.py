@@ -111,9 +111,9 @@ from lambda_fn.github import (
     thread_session,
 )
 from lambda_fn.github_auth import token_provider
-from lambda_fn.launcher import started_by
 from lambda_fn.naming import launched_for, owns_runner
 from lambda_fn.observability import count, logger, metrics
+from lambda_fn.run_task import started_by
 
 if TYPE_CHECKING:
     from lambda_fn.waiting import WaitingJob

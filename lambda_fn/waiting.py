@@ -37,7 +37,7 @@ from lambda_fn.observability import logger
 
 if TYPE_CHECKING:
     from lambda_fn.dispatch import QueuedJob
-    from lambda_fn.webhook import WorkflowJobEvent
+    from lambda_fn.payload import WorkflowJobEvent
 
 #: The item's key; Powertools' launch records are ``workflow-job#<md5>``, never this.
 ITEM_KEY = "waiting-jobs"
@@ -67,7 +67,7 @@ def verdict(event: WorkflowJobEvent) -> Verdict:
 
 def waits_on(pending: Iterable[str], environment: str) -> bool:
     """Does one of the run's pending environments gate this job? (Unknown name: any.)"""
-    from lambda_fn.webhook import same_environment
+    from lambda_fn.payload import same_environment
 
     names = list(pending)
     if not environment:

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from lambda_fn.config import Profile, load_settings
 from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
 from lambda_fn.github import JitConfig
-from lambda_fn.launcher import (
+from lambda_fn.run_task import (
     JobRef,
     build_run_task_request,
     client_token,
