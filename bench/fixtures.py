@@ -223,11 +223,11 @@ def quiet_lambda_output() -> Iterator[None]:
 
 def reset_lambda_caches() -> None:
     """Forget the handler's cached clients, secrets, launchers, settings and session."""
-    from lambda_fn import aws, dispatch, github, secrets
+    from lambda_fn import aws, github, idempotent_launch, secrets
     from lambda_fn.config import _parse_cached
 
     aws.reset()
     secrets.reset()
-    dispatch.reset()
+    idempotent_launch.reset()
     _parse_cached.cache_clear()
     github.shared_session.cache_clear()

@@ -58,8 +58,8 @@ from lambda_fn.errors import DispatchError, GitHubTransientError, TransientError
 from lambda_fn.observability import logger
 
 if TYPE_CHECKING:  # the policy module is imported only when a profile has a policy
-    from lambda_fn.dispatch import QueuedJob
     from lambda_fn.github import GitHubClient
+    from lambda_fn.jobs import Job
     from lambda_fn.policy import Decision, JobFacts, Policy
     from lambda_fn.refs import Lookups
 
@@ -98,7 +98,7 @@ def policy_refusal(
     ``max_ref_lookups`` the number of ref calls. Raises ``TransientError`` when
     GitHub cannot answer within them.
     """
-    from lambda_fn.dispatch import github_client
+    from lambda_fn.github_auth import github_client
     from lambda_fn.policy import JobFacts, environment_refusal, evaluate, facts_from_workflow_run
     from lambda_fn.refs import Lookups
 
@@ -187,18 +187,17 @@ def _check_ref(
     return Decision(False, RULE_REFS, f"ref could not be resolved: {reason}")
 
 
-def recheck(settings: Settings, job: QueuedJob, github_job: Mapping[str, Any] | None) -> str | None:
+def recheck(settings: Settings, job: Job, github_job: Mapping[str, Any] | None) -> str | None:
     """Refusal for launching ``job`` again (retry consumer, reconciler), or ``None``.
 
     ``github_job`` is GitHub's answer for the job (``GET .../actions/jobs/{id}``),
     ``None`` if it could not be read. The job's labels must still select the
-    profile the message names, its repository must be allowed, and a restricted
-    profile's policy is checked from the job's run and refs, strictly as to
-    lookups. Raises ``TransientError`` when that cannot be done now.
+    profile it carries (the one its message, record or task named), its repository
+    must be allowed, and a restricted profile's policy is checked from the job's run
+    and refs, strictly as to lookups. Raises ``TransientError`` when that cannot be
+    done now.
     """
-    from lambda_fn.dispatch import find_profile
-
-    profile = find_profile(settings, job.profile)
+    profile = job.profile
     if not routing.repository_allowed(job.repository, settings.allowed_repositories):
         return f"repository {job.repository} is not allowed"
     if github_job is None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: First part of every record's ``id``; Powertools' idempotency keys never start with it
-#: (theirs are ``<key prefix>#<hash>``, ``lambda_fn.dispatch.IDEMPOTENCY_KEY_PREFIX``).
+#: (theirs are ``<key prefix>#<hash>``, ``lambda_fn.jobs.IDEMPOTENCY_KEY_PREFIX``).
 KEY_PREFIX = "admitted"
 #: The table's TTL attribute (the construct's ``time_to_live_attribute``, as Powertools uses).
 EXPIRATION_ATTRIBUTE = "expiration"

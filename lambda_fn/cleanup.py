@@ -21,9 +21,9 @@ from lambda_fn import aws, contract
 from lambda_fn.config import Settings
 from lambda_fn.errors import GitHubPermanentError
 from lambda_fn.github import GitHubClient, scope_path
-from lambda_fn.launcher import started_by
 from lambda_fn.naming import owns_runner
 from lambda_fn.observability import logger
+from lambda_fn.run_task import started_by
 
 OUR_TAG = contract.TAG_RUNNER_NAME
 
@@ -63,7 +63,7 @@ class RunnerTask:
         """Where the runner is registered; None when the tags cannot say.
 
         An org-scope warm-pool runner, started for no job, has the organisation
-        alone in its repository tag (``lambda_fn.launcher``).
+        alone in its repository tag (``lambda_fn.run_task``).
         """
         if self.owner_repo is not None:
             return scope_path(runner_scope, *self.owner_repo)

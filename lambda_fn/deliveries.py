@@ -28,10 +28,9 @@ from lambda_fn.secrets import get_secret_string
 from lambda_fn.signature import MAX_BODY_BYTES, signature_is_valid
 
 if TYPE_CHECKING:  # imported lazily at run time: it pulls in boto3
-    from lambda_fn.config import Profile
-    from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.jobs import Job
+    from lambda_fn.payload import WorkflowJob, WorkflowJobEvent
     from lambda_fn.waiting import Verdict
-    from lambda_fn.webhook import WorkflowJob, WorkflowJobEvent
 
 #: All GitHub calls of the restricted-profile check together (run, refs): the JIT call
 #: after them must still fit GitHub's 10-second delivery timeout (docs/performance.md).
@@ -127,7 +126,7 @@ def _bad_request(reason: str) -> Answer:
 
 
 def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: Any) -> Answer:
-    from lambda_fn.webhook import PayloadError, event_action, parse_event
+    from lambda_fn.payload import PayloadError, event_action, parse_event
 
     try:
         action = event_action(payload)
@@ -159,16 +158,17 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
         return ignored("labels", f"no runner profile serves labels {sorted(job.labels)}")
     logger.append_keys(profile=profile.name)
 
-    from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.jobs import Job
 
-    queued = QueuedJob(
+    # The one shape the job has from here to its task's tags (lambda_fn.jobs).
+    queued = Job(
         job_id=job.id,
         run_id=job.run_id,
         run_attempt=job.run_attempt,
         owner=event.repository.owner.login,
         repo=event.repository.name,
         labels=tuple(job.labels),
-        profile=profile.name,
+        profile=profile,
         workflow_name=job.workflow_name,
         head_branch=job.head_branch,
         environment=event.deployment.environment if event.deployment else None,
@@ -177,28 +177,27 @@ def _handle_workflow_job(payload: dict[str, Any], settings: Settings, context: A
 
     judged = _judge(settings, event, queued)
     if judged is not Verdict.QUEUED:
-        return _job_waiting(settings, queued, profile, unknown=judged is Verdict.ASK)
+        return _job_waiting(settings, queued, unknown=judged is Verdict.ASK)
     if profile.policy is not None:
-        refused = _admit_restricted(settings, profile, queued, job)
+        refused = _admit_restricted(settings, queued, job.head_sha)
         if refused is not None:
             return refused
     return launch_answer(queued, context)
 
 
-def _admit_restricted(
-    settings: Settings, profile: Profile, queued: QueuedJob, job: WorkflowJob
-) -> Answer | None:
+def _admit_restricted(settings: Settings, job: Job, head_sha: str | None) -> Answer | None:
     """A restricted profile's policy check and admission record; ``None`` = launch."""
     from lambda_fn.admission import JobOrigin, policy_refusal, record_admission
 
+    profile = job.profile
     assert profile.policy is not None
     origin = JobOrigin(
-        queued.owner,
-        queued.repo,
+        job.owner,
+        job.repo,
         job.run_id,
         job.head_branch,
-        job.head_sha,
-        environment=queued.environment,
+        head_sha,
+        environment=job.environment,
     )
     try:
         refusal = policy_refusal(
@@ -209,13 +208,13 @@ def _admit_restricted(
             max_ref_lookups=POLICY_MAX_REF_LOOKUPS,
         )
         if refusal is None:  # the profile's runners refuse any job without a record
-            refusal = record_admission(settings, profile.name, origin, job.run_attempt, job.id)
+            refusal = record_admission(settings, profile.name, origin, job.run_attempt, job.job_id)
     except TransientError as exc:
         # Cannot tell now (GitHub slow or failing, the run unreadable, more ref calls
         # needed): start nothing on the payload's word alone, keep the job. The retry
         # consumer checks the policy again, from GitHub's view, before launching.
         logger.warning("policy check incomplete, job queued", extra={"error": str(exc)})
-        return _queue_for_retry(queued, exc)
+        return _queue_for_retry(job, exc)
     return None if refusal is None else ignored("policy", refusal)
 
 
@@ -240,16 +239,18 @@ def _replay_refusal(job: WorkflowJob, action: str, settings: Settings) -> Answer
     return None
 
 
-def _job_waiting(settings: Settings, job: QueuedJob, profile: Profile, *, unknown: bool) -> Answer:
+def _job_waiting(settings: Settings, job: Job, *, unknown: bool) -> Answer:
     """A job gated by an environment protection rule: start nothing, remember it.
 
     Nothing here writes the launch record, so the ``queued`` delivery after approval
     launches; the reconciler launches a remembered job GitHub shows approved if that
     delivery never comes (docs/waiting-jobs.md). ``unknown``: GitHub could not say.
     """
-    from lambda_fn.waiting import WaitingJob, remember
+    from lambda_fn.jobs import WaitingJob
+    from lambda_fn.waiting import remember
 
     environment = job.environment or ""
+    profile = job.profile
     if profile.policy is not None:
         from lambda_fn.policy import environment_refusal
 
@@ -259,7 +260,7 @@ def _job_waiting(settings: Settings, job: QueuedJob, profile: Profile, *, unknow
                 "policy", f"refused by profile {profile.name!r}: {refused.rule}: {refused.message}"
             )
     try:
-        kept = remember(settings, WaitingJob.of(job, environment, int(time.time())))
+        kept = remember(settings, WaitingJob.of(job, int(time.time())))
     except TransientError as exc:
         logger.warning("could not remember a waiting job", extra={"error": str(exc)})
         return Answer(503, {"status": "error", "reason": "temporarily unavailable, redeliver"})
@@ -278,11 +279,11 @@ def _job_waiting(settings: Settings, job: QueuedJob, profile: Profile, *, unknow
     return ignored("waiting", f"job waits for {gate} approval")
 
 
-def _judge(settings: Settings, event: WorkflowJobEvent, job: QueuedJob) -> Verdict:
+def _judge(settings: Settings, event: WorkflowJobEvent, job: Job) -> Verdict:
     """From the payload where it can tell; else from the run's pending deployments (one
     call): WAITING or QUEUED, or ASK when GitHub could not say either."""
-    from lambda_fn.dispatch import github_client
     from lambda_fn.errors import DispatchError
+    from lambda_fn.github_auth import github_client
     from lambda_fn.waiting import Verdict, verdict, waits_on
 
     judged = verdict(event)
@@ -301,7 +302,7 @@ def _judge(settings: Settings, event: WorkflowJobEvent, job: QueuedJob) -> Verdi
 def _job_started(payload: dict[str, Any], settings: Settings) -> Answer:
     """A runner took the job: record how long it waited (never starts or stops anything)."""
     from lambda_fn.naming import owns_runner
-    from lambda_fn.webhook import PayloadError, parse_event
+    from lambda_fn.payload import PayloadError, parse_event
 
     try:
         job = parse_event(payload).workflow_job
@@ -336,7 +337,7 @@ def _job_completed(payload: dict[str, Any], settings: Settings) -> Answer:
     if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
         _record_state(settings, job_id, labels, "completed")
     from lambda_fn.cleanup import release_for_job
-    from lambda_fn.dispatch import github_client
+    from lambda_fn.github_auth import github_client
 
     conclusion = str(job.get("conclusion") or "completed")[:32] if isinstance(job, dict) else ""
     try:
@@ -370,14 +371,14 @@ def _record_state(settings: Settings, job_id: int, labels: Any, state: str) -> N
         logger.warning("could not record the job's state", extra={"error": type(exc).__name__})
 
 
-def launch_answer(job: QueuedJob, context: Any) -> Answer:
+def launch_answer(job: Job, context: Any) -> Answer:
     """Launch (at most once) and turn the outcome into an HTTP answer."""
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyPersistenceLayerError,
     )
 
-    from lambda_fn.dispatch import launch_once
+    from lambda_fn.idempotent_launch import launch_once
 
     try:
         result = launch_once(job, context)
@@ -407,7 +408,7 @@ def launch_answer(job: QueuedJob, context: Any) -> Answer:
     return Answer(200, result)
 
 
-def _queue_for_retry(job: QueuedJob, exc: Exception) -> Answer:
+def _queue_for_retry(job: Job, exc: Exception) -> Answer:
     """Transient failure: hand the job to the retry queue (202) or tell GitHub (503)."""
     from lambda_fn.retry_queue import as_text, enqueue_retry, first_failure
 
@@ -432,7 +433,7 @@ def _queue_for_retry(job: QueuedJob, exc: Exception) -> Answer:
     )
 
 
-def _park_for_operator(job: QueuedJob, exc: Exception) -> None:
+def _park_for_operator(job: Job, exc: Exception) -> None:
     """Permanent failure: keep the job in the DLQ (if any) so it can be replayed once fixed."""
     from lambda_fn.retry_queue import as_text, dead_letter, first_failure
 

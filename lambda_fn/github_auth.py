@@ -1,7 +1,7 @@
 """Which bearer token a GitHub request carries: the PAT, or a GitHub App's.
 
 ``token_provider(settings)`` is the one call every path (webhook, retry consumer,
-reconciler, completed-job cleanup) uses, through ``dispatch.github_client``:
+reconciler, completed-job cleanup) uses, through :func:`github_client`:
 
 * ``GITHUB_AUTH=pat`` (default): the PAT from Secrets Manager, as before.
 * ``GITHUB_AUTH=app``: for a request to ``repos/O/R/...`` or ``orgs/O/...``, the
@@ -109,6 +109,23 @@ def token_provider(settings: Settings) -> TokenProvider:
         )
 
     return pat
+
+
+def github_client(
+    settings: Settings, budget_seconds: float | None = None, *, shared_budget: bool = False
+) -> GitHubClient:
+    """A client whose token is the PAT or the GitHub App's (:func:`token_provider`).
+
+    ``budget_seconds`` caps one call's time including retries (default: the
+    configured ``GITHUB_TIMEOUT_BUDGET_SECONDS``); with ``shared_budget`` it
+    caps all the client's calls together.
+    """
+    return GitHubClient(
+        settings.github_api_url,
+        token_provider(settings),
+        budget_seconds=budget_seconds or settings.github_timeout_budget_seconds,
+        shared_budget=shared_budget,
+    )
 
 
 @lru_cache(maxsize=4)

@@ -76,7 +76,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lambda_fn import aws, capacity, jit_secret, job_records, runner_version
 from lambda_fn.admission import recheck
@@ -96,27 +96,20 @@ from lambda_fn.config import (
     hook_path,
 )
 from lambda_fn.contract import TASK_EXIT_VERSION_REFUSED
-from lambda_fn.dispatch import (
-    QueuedJob,
-    find_profile,
-    github_client,
-    launch_once,
-    launch_pool_runner,
-)
-from lambda_fn.errors import CapacityWaitError, ConfigError, DispatchError, GitHubPermanentError
+from lambda_fn.errors import CapacityWaitError, DispatchError, GitHubPermanentError
 from lambda_fn.github import (
     JOB_STATUSES_NEEDING_RUNNER,
     GitHubClient,
     scope_path,
     thread_session,
 )
-from lambda_fn.github_auth import token_provider
-from lambda_fn.launcher import started_by
+from lambda_fn.github_auth import github_client, token_provider
+from lambda_fn.idempotent_launch import launch_once
+from lambda_fn.jobs import Job, UnknownProfileError, WaitingJob, profile_named
+from lambda_fn.launch import launch_pool_runner
 from lambda_fn.naming import launched_for, owns_runner
 from lambda_fn.observability import count, logger, metrics
-
-if TYPE_CHECKING:
-    from lambda_fn.waiting import WaitingJob
+from lambda_fn.run_task import started_by
 
 #: Deliveries older than this are left alone (within the de-duplication window, which
 #: ``IDEMPOTENCY_TTL_SECONDS`` may not make shorter, so a redelivery is never a "replay").
@@ -459,22 +452,23 @@ def _decide(
         report["replacements_exhausted"] += 1
         return True
     try:
-        profile = find_profile(settings, str(last.profile))
-    except ConfigError:
+        profile = profile_named(settings.profiles, str(last.profile))  # the task's tag
+    except UnknownProfileError:
         report["unknown_profile"] += 1
         return True
-    job = QueuedJob(
+    job = Job(
         job_id=job_id,
         run_id=last.run_id or 0,
         run_attempt=1,
         owner=owner,
         repo=repo,
         labels=profile.labels,
-        profile=profile.name,
+        profile=profile,
         # GitHub's job answer names no environment. The stopped runner was launched
         # for this job and profile, which dispatch does only once the delivery's
         # environment met required_environment (docs/waiting-jobs.md).
         environment=profile.policy.required_environment if profile.policy else None,
+        replacement=attempt,  # its own launch record: each replacement at most once
     )
     try:
         refusal = recheck(settings, job, github_job)
@@ -487,7 +481,7 @@ def _decide(
         logger.warning("replacement refused", extra={"job_id": job_id, "reason": refusal})
         return True
     try:
-        result = launch_once(job, replacement=attempt)
+        result = launch_once(job)
     except CapacityWaitError:
         report["replacement_waiting"] += 1
         return False
@@ -571,7 +565,11 @@ def _look_at_waiting(settings: Settings, gh: GitHubClient, entry: WaitingJob) ->
         return "kept"
     if status != "queued":
         return "done"  # a runner took it, or it finished, was cancelled or rejected
-    job = entry.queued_job()
+    try:
+        job = entry.job(settings.profiles)
+    except UnknownProfileError as exc:
+        logger.warning("waiting job's profile is gone", extra={**extra, "error": str(exc)})
+        return "unknown"
     try:
         pending = gh.pending_environments(entry.owner, entry.repo, entry.run_id)
         if waiting.waits_on(pending, entry.environment):

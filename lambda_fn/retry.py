@@ -11,7 +11,9 @@ refused job is dropped), then ``launch_once``. Outcomes:
   dead-letter queue once ``RETRY_MAX_ATTEMPTS`` is reached;
 * waiting (profile at ``max_runners``, or another path is launching it right
   now) -> re-sent with the same attempt count;
-* permanent -> dead-letter queue with the reason.
+* permanent -> dead-letter queue with the reason;
+* a body that is not a job, or names a profile the configuration no longer has (the
+  profile is resolved once, when the message is read) -> dead-letter queue unchanged.
 
 If even the re-send fails, the record is reported in ``batchItemFailures`` so
 SQS keeps it; the queue's own redrive policy is the last safety net.
@@ -23,7 +25,6 @@ from typing import Any
 
 from lambda_fn.admission import recheck
 from lambda_fn.config import Settings, get_settings
-from lambda_fn.dispatch import QueuedJob, github_client, launch_once
 from lambda_fn.errors import (
     CapacityWaitError,
     GitHubPermanentError,
@@ -32,10 +33,12 @@ from lambda_fn.errors import (
     TransientError,
 )
 from lambda_fn.github import JOB_STATUSES_NEEDING_RUNNER
+from lambda_fn.github_auth import github_client
+from lambda_fn.idempotent_launch import launch_once
+from lambda_fn.jobs import Job, RetryMessage, UnknownProfileError
 from lambda_fn.observability import count, logger, metrics
 from lambda_fn.retry_queue import (
     JOB_QUEUE_LIMIT_SECONDS,
-    RetryMessage,
     as_text,
     dead_letter,
     describe,
@@ -47,7 +50,7 @@ from lambda_fn.retry_queue import (
 WAIT_DELAY_SECONDS = 60
 
 
-def read_job(settings: Settings, job: QueuedJob) -> dict[str, Any] | None:
+def read_job(settings: Settings, job: Job) -> dict[str, Any] | None:
     """GitHub's current view of the job, or None when it cannot be read right now."""
     try:
         return github_client(settings).get_job(job.owner, job.repo, job.job_id)
@@ -99,7 +102,7 @@ def retry_once(message: RetryMessage, context: Any = None) -> str:
 
     outcome = "duplicate" if result.get("duplicate") else "launched"
     if outcome == "launched":
-        count("RunnersLaunched", ("profile", message.job.profile))
+        count("RunnersLaunched", ("profile", message.job.profile.name))
         count("RetriesSucceeded")
     logger.info("retry finished", extra={"outcome": outcome, "task_arn": result.get("task_arn")})
     return outcome
@@ -130,17 +133,26 @@ def _park(settings: Settings, message: RetryMessage, reason: str) -> str:
 
 def record_handler(record: Any, lambda_context: Any = None) -> str:
     """One SQS record. Raising marks it failed (it stays on the queue)."""
+    settings = get_settings()
     try:
-        message = RetryMessage.from_json(record.body)
+        message = RetryMessage.from_json(record.body, settings.profiles)
+    except UnknownProfileError as exc:
+        # Renamed or removed since the job was queued: kept as it is in the dead-letter
+        # queue, so an operator can replay it once the profile is back.
+        return _park_raw(settings, record.body, "retry message for an unknown profile", exc)
     except (ValueError, KeyError, TypeError) as exc:
-        logger.error("unreadable retry message", extra={"error": str(exc)})
-        settings = get_settings()
-        if not settings.dead_letter_queue_url:
-            raise
-        send_raw(settings.dead_letter_queue_url, record.body)
-        count("JobsDeadLettered")
-        return "dead_lettered"
+        return _park_raw(settings, record.body, "unreadable retry message", exc)
     return retry_once(message, lambda_context)
+
+
+def _park_raw(settings: Settings, body: str, what: str, exc: Exception) -> str:
+    """A message that cannot become a job here: to the DLQ unchanged (else SQS keeps it)."""
+    logger.error(what, extra={"error": str(exc)})
+    if not settings.dead_letter_queue_url:
+        raise exc
+    send_raw(settings.dead_letter_queue_url, body)
+    count("JobsDeadLettered")
+    return "dead_lettered"
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,61 +1,27 @@
-"""The retry queue's message shape and the two ways a job leaves our hands.
+"""The retry queue: backoff, and the two ways a job leaves our hands.
 
 A job whose launch failed transiently travels as a ``RetryMessage`` (the job
-plus how many attempts were made). The consumer re-sends it with a growing
-``DelaySeconds`` instead of relying on the queue's visibility timeout, so the
-delay grows with each attempt and waiting for capacity does not use up
-attempts. What cannot be retried goes to the dead-letter queue with its
-reason, so an operator can replay it (see docs/deliveries.md, "Failure handling").
+plus how many attempts were made; its body is defined in ``lambda_fn.jobs``). The
+consumer re-sends it with a growing ``DelaySeconds`` instead of relying on the
+queue's visibility timeout, so the delay grows with each attempt and waiting for
+capacity does not use up attempts. What cannot be retried goes to the dead-letter
+queue with its reason, so an operator can replay it (see docs/deliveries.md, "Failure
+handling").
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from lambda_fn import aws
 from lambda_fn.config import QUEUED_JOB_LIMIT_SECONDS, Settings
-from lambda_fn.dispatch import QueuedJob
 from lambda_fn.errors import TransientError
+from lambda_fn.jobs import Job, RetryMessage
 
 MAX_SQS_DELAY_SECONDS = 900
 #: GitHub cancels a job that stayed queued for 24 hours; retrying beyond that is pointless.
 JOB_QUEUE_LIMIT_SECONDS = QUEUED_JOB_LIMIT_SECONDS
-
-
-@dataclass(frozen=True)
-class RetryMessage:
-    """A job on its way through the retry queue."""
-
-    job: QueuedJob
-    attempt: int  # launch attempts already made
-    first_failed_at: float
-    last_error: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "job": self.job.to_dict(),
-                "attempt": self.attempt,
-                "first_failed_at": self.first_failed_at,
-                "last_error": self.last_error[:1000],
-            }
-        )
-
-    @classmethod
-    def from_json(cls, body: str) -> RetryMessage:
-        data = json.loads(body)
-        return cls(
-            job=QueuedJob.from_dict(data["job"]),
-            attempt=int(data["attempt"]),
-            first_failed_at=float(data["first_failed_at"]),
-            last_error=str(data.get("last_error", "")),
-        )
-
-    def age_seconds(self, now: float | None = None) -> float:
-        return (now if now is not None else time.time()) - self.first_failed_at
 
 
 def backoff_seconds(attempt: int, base: int) -> int:
@@ -122,7 +88,7 @@ def dead_letter(settings: Settings, message: RetryMessage, reason: str) -> bool:
     return True
 
 
-def first_failure(job: QueuedJob, error: str) -> RetryMessage:
+def first_failure(job: Job, error: str) -> RetryMessage:
     return RetryMessage(job=job, attempt=1, first_failed_at=time.time(), last_error=error)
 
 
@@ -135,5 +101,5 @@ def describe(message: RetryMessage) -> dict[str, Any]:
     return {
         "job_id": message.job.job_id,
         "attempt": message.attempt,
-        "profile": message.job.profile,
+        "profile": message.job.profile.name,
     }

@@ -263,7 +263,7 @@ def clean_up(seconds: float, *, clock: Callable[[], float] = time.monotonic) -> 
             "(or organisation) and no task is left to say where its runner registered"
         )
         return report
-    from lambda_fn.dispatch import github_client
+    from lambda_fn.github_auth import github_client
 
     budget = min(GITHUB_BUDGET_SECONDS, deadline - clock())
     if budget > 0:

@@ -26,25 +26,21 @@ DynamoDB's 400 KB item limit); a full map remembers nothing more (metric
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lambda_fn import aws
 from lambda_fn.config import Settings
 from lambda_fn.errors import TransientError
+from lambda_fn.jobs import WaitingJob
 from lambda_fn.observability import logger
 
 if TYPE_CHECKING:
-    from lambda_fn.dispatch import QueuedJob
-    from lambda_fn.webhook import WorkflowJobEvent
+    from lambda_fn.payload import WorkflowJobEvent
 
 #: The item's key; Powertools' launch records are ``workflow-job#<md5>``, never this.
 ITEM_KEY = "waiting-jobs"
 MAX_REMEMBERED = 500
-#: A workflow run may take 35 days, "including waiting and approval" (docs.github.com,
-#: actions/reference/limits, usage limits for self-hosted runners): nothing waits longer.
-REMEMBER_SECONDS = 35 * 24 * 3600
 
 
 class Verdict(Enum):
@@ -67,101 +63,12 @@ def verdict(event: WorkflowJobEvent) -> Verdict:
 
 def waits_on(pending: Iterable[str], environment: str) -> bool:
     """Does one of the run's pending environments gate this job? (Unknown name: any.)"""
-    from lambda_fn.webhook import same_environment
+    from lambda_fn.payload import same_environment
 
     names = list(pending)
     if not environment:
         return bool(names)
     return any(same_environment(name, environment) for name in names)
-
-
-@dataclass(frozen=True)
-class WaitingJob:
-    """What launching the job later needs, from its signed delivery."""
-
-    job_id: int
-    run_id: int
-    run_attempt: int
-    owner: str
-    repo: str
-    profile: str
-    labels: tuple[str, ...]
-    environment: str
-    workflow_name: str | None
-    head_branch: str | None
-    #: epoch seconds: first remembered, forgotten after, last looked at by the reconciler.
-    since: int
-    expires: int
-    checked: int = 0
-
-    @classmethod
-    def of(cls, job: QueuedJob, environment: str, now: int) -> WaitingJob:
-        return cls(
-            job_id=job.job_id,
-            run_id=job.run_id,
-            run_attempt=job.run_attempt,
-            owner=job.owner,
-            repo=job.repo,
-            profile=job.profile,
-            labels=job.labels,
-            environment=environment,
-            workflow_name=job.workflow_name,
-            head_branch=job.head_branch,
-            since=now,
-            expires=now + REMEMBER_SECONDS,
-        )
-
-    def queued_job(self) -> QueuedJob:
-        from lambda_fn.dispatch import QueuedJob
-
-        return QueuedJob(
-            job_id=self.job_id,
-            run_id=self.run_id,
-            run_attempt=self.run_attempt,
-            owner=self.owner,
-            repo=self.repo,
-            labels=self.labels,
-            profile=self.profile,
-            workflow_name=self.workflow_name,
-            head_branch=self.head_branch,
-            environment=self.environment or None,
-        )
-
-    def to_item(self) -> dict[str, Any]:
-        from boto3.dynamodb.types import TypeSerializer
-
-        data = {k: v for k, v in asdict(self).items() if v is not None}
-        data["labels"] = list(self.labels)
-        return {"M": {k: TypeSerializer().serialize(v) for k, v in data.items()}}
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> WaitingJob | None:
-        """A stored record, or ``None`` if it is not one (never trusted blindly)."""
-        from boto3.dynamodb.types import TypeDeserializer
-
-        try:
-            data = {k: TypeDeserializer().deserialize(v) for k, v in item["M"].items()}
-            return cls(
-                job_id=int(data["job_id"]),
-                run_id=int(data["run_id"]),
-                run_attempt=int(data["run_attempt"]),
-                owner=str(data["owner"]),
-                repo=str(data["repo"]),
-                profile=str(data["profile"]),
-                labels=tuple(str(label) for label in data["labels"]),
-                environment=str(data["environment"]),
-                workflow_name=_text(data.get("workflow_name")),
-                head_branch=_text(data.get("head_branch")),
-                since=int(data["since"]),
-                expires=int(data["expires"]),
-                checked=int(data.get("checked", 0)),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _conditional_failed(exc: Exception) -> bool:

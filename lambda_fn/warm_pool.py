@@ -9,7 +9,7 @@ rules at synth.
 
 Who does what (docs/warm-runners.md):
 
-- every queued job still launches exactly one runner (``lambda_fn.dispatch``);
+- every queued job still launches exactly one runner (``lambda_fn.launch``);
   while the pool is active and the job is in the pool's scope, that runner is
   launched *as a pool member*: if a warm runner took the job, the new runner
   refills the pool; if not, it takes the job itself;

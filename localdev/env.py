@@ -15,12 +15,12 @@ from collections.abc import Iterator, Mapping
 
 def reset_handler_caches() -> None:
     """Drop the handler's cached clients, secrets, launchers and parsed settings."""
-    from lambda_fn import aws, dispatch, secrets
+    from lambda_fn import aws, idempotent_launch, secrets
     from lambda_fn import config as handler_config
 
     aws.reset()
     secrets.reset()
-    dispatch.reset()
+    idempotent_launch.reset()
     handler_config._parse_cached.cache_clear()
 
 

@@ -145,12 +145,12 @@ class FakeAws:
 
 def reset_lambda_caches() -> None:
     """The handler caches clients, secrets and launchers per process: start each test clean."""
-    from lambda_fn import aws, dispatch, github_auth, secrets
+    from lambda_fn import aws, github_auth, idempotent_launch, secrets
     from lambda_fn.config import _parse_cached
 
     aws.reset()
     secrets.reset()
-    dispatch.reset()
+    idempotent_launch.reset()
     github_auth.reset()
     _parse_cached.cache_clear()
 

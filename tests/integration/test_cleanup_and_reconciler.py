@@ -200,12 +200,15 @@ def test_replacements_are_bounded(
 
 def test_concurrent_reconcilers_replace_only_once(fake_aws: FakeAws, github: FakeGitHub) -> None:
     """Two scheduled runs overlapping: the replacement has its own idempotency record."""
-    from lambda_fn.dispatch import QueuedJob, launch_once
+    from lambda_fn.config import get_settings
+    from lambda_fn.idempotent_launch import launch_once
+    from lambda_fn.jobs import Job, profile_named
 
     launched = launch(66)
     kill(launched["task_arn"])
-    job = QueuedJob(66, 777, 1, "octo-org", "app", ("self-hosted",), "default")
-    first = launch_once(job, replacement=1)
+    default = profile_named(get_settings().profiles, "default")
+    job = Job(66, 777, 1, "octo-org", "app", ("self-hosted",), default, replacement=1)
+    first = launch_once(job)
     assert reconcile().get("replaced", 0) == 0  # same replacement number: a duplicate
     assert first["status"] == "launched"
     assert len([t for t in tasks_for(fake_aws, 66) if t["desiredStatus"] == "RUNNING"]) == 1

@@ -244,14 +244,14 @@ def test_unexpected_error_while_storing_still_cleans_up(
 def test_lambda_dying_after_run_task_is_recovered_by_the_task_and_the_reconciler(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lambda_fn import dispatch
+    from lambda_fn import launch
     from lambda_fn.config import get_settings
     from lambda_fn.reconciler import reconcile
 
     def crash(*_: Any) -> None:
         raise SystemExit("Lambda timed out")  # nothing after run_task runs
 
-    monkeypatch.setattr(dispatch, "_seal", crash)
+    monkeypatch.setattr(launch, "_seal", crash)
     with pytest.raises(SystemExit):
         deliver(queued_payload(job_id=4306))
     (orphan,) = live_tasks(fake_aws, 4306)

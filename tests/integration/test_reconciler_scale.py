@@ -161,14 +161,14 @@ def test_steps_past_the_deadline_are_skipped_vital_ones_first(
 
 def capped(monkeypatch: pytest.MonkeyPatch, fake_aws: FakeAws, cap: int) -> Any:
     from lambda_fn.config import _parse_cached, get_settings
-    from lambda_fn.dispatch import find_profile
+    from lambda_fn.jobs import profile_named
 
     profiles = fake_aws.profiles()
     profiles[0]["max_runners"] = cap
     set_profiles(monkeypatch, profiles)
     _parse_cached.cache_clear()
     settings = get_settings()
-    return settings, find_profile(settings, "default")
+    return settings, profile_named(settings.profiles, "default")
 
 
 def test_concurrent_reservations_never_pass_the_cap(

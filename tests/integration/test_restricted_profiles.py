@@ -464,10 +464,11 @@ def deploy_job_on_github(github: FakeGitHub, job_id: int, name: str) -> None:
 def forged_retry_message(queues: FakeAws, job_id: int) -> None:
     """A message on the retry queue naming the deploy profile, as if the webhook had sent it."""
     from lambda_fn.config import get_settings
-    from lambda_fn.dispatch import QueuedJob
+    from lambda_fn.jobs import Job, profile_named
     from lambda_fn.retry_queue import enqueue_retry, first_failure
 
-    job = QueuedJob(job_id, 777, 1, "octo-org", "app", tuple(DEPLOY_LABELS), "deploy", None, "main")
+    deploy = profile_named(get_settings().profiles, "deploy")
+    job = Job(job_id, 777, 1, "octo-org", "app", tuple(DEPLOY_LABELS), deploy, None, "main")
     enqueue_retry(get_settings(), first_failure(job, "GitHubTransientError: 502"))
 
 

@@ -46,6 +46,15 @@ def drain(fake_aws: FakeAws, rounds: int = 20) -> list[dict[str, Any]]:
     return responses_seen
 
 
+def default_job(job_id: int) -> Any:
+    """A job of octo-org/app for the ``default`` profile, as the webhook would queue it."""
+    from lambda_fn.config import get_settings
+    from lambda_fn.jobs import Job, profile_named
+
+    default = profile_named(get_settings().profiles, "default")
+    return Job(job_id, 777, 1, "octo-org", "app", ("self-hosted",), default)
+
+
 def tasks_per_job(fake_aws: FakeAws) -> dict[str, int]:
     counts: dict[str, int] = {}
     for task in fake_aws.tasks():
@@ -155,11 +164,10 @@ def test_permanent_failure_on_webhook_is_502_and_parked(
 def test_retry_of_a_job_the_webhook_already_launched_starts_nothing(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
-    from lambda_fn.dispatch import QueuedJob
     from lambda_fn.retry_queue import first_failure, send
 
     assert deliver(queued_payload(job_id=29))[0] == 200
-    job = QueuedJob(29, 777, 1, "octo-org", "app", ("self-hosted",), "default")
+    job = default_job(29)
     send(queues.retry_queue_url, first_failure(job, "simulated stale retry"))
     drain(queues)
     assert tasks_per_job(queues) == {"29": 1}
@@ -170,10 +178,9 @@ def test_webhook_and_retry_racing_for_one_job_start_one_task(
     queues: FakeAws, github: FakeGitHub
 ) -> None:
     """The retry consumer runs while the webhook is mid-launch for the same job."""
-    from lambda_fn.dispatch import QueuedJob
     from lambda_fn.retry_queue import first_failure, send
 
-    job = QueuedJob(30, 777, 1, "octo-org", "app", ("self-hosted",), "default")
+    job = default_job(30)
     send(queues.retry_queue_url, first_failure(job, "earlier delivery failed"))
     original = github.jit_callback
     raced: list[Any] = []

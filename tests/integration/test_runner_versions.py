@@ -49,7 +49,7 @@ def publish(github: FakeGitHub, version: str, days_ago: float, **flags: bool) ->
 def check(now: datetime = NOW) -> dict[str, Any]:
     """Run the reconciler's version step; what it emitted, per profile."""
     from lambda_fn.config import get_settings
-    from lambda_fn.dispatch import github_client
+    from lambda_fn.github_auth import github_client
     from lambda_fn.reconciler import _watch_versions
 
     emitted: dict[str, Any] = {}

@@ -20,7 +20,7 @@ def test_import_opens_no_connection_and_needs_no_configuration() -> None:
         assert callable(lambda_fn.app.handler)
         import sys
         assert "boto3" not in sys.modules, "boto3 imported eagerly"
-        assert "lambda_fn.webhook" not in sys.modules, "payload models imported eagerly"
+        assert "lambda_fn.payload" not in sys.modules, "payload models imported eagerly"
         assert "lambda_fn.policy" not in sys.modules, "policy module imported eagerly"
         assert "pydantic" not in sys.modules, "pydantic imported eagerly"
         assert not any(m.startswith("fargate_runners") for m in sys.modules), "CDK package"

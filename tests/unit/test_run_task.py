@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from lambda_fn.config import Profile, load_settings
 from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
 from lambda_fn.github import JitConfig
-from lambda_fn.launcher import (
-    JobRef,
+from lambda_fn.jobs import Job
+from lambda_fn.run_task import (
     build_run_task_request,
     client_token,
     run_runner_task,
@@ -36,7 +36,7 @@ JIT = JitConfig(runner_id=9, runner_name="fgr-123-abcdef", encoded="SECRETJIT")
 
 
 def test_request_takes_image_and_command_from_nowhere_but_the_profile() -> None:
-    job = JobRef(job_id=123, run_id=4, run_attempt=2, repository="o/r")
+    job = Job(123, 4, 2, "o", "r", ("self-hosted",), PROFILE)
     request = build_run_task_request(SETTINGS, PROFILE, job, JIT, sealed_name="p/fgr-123-abcdef")
     assert request["taskDefinition"] == "arn:td/runner:1"
     (override,) = request["overrides"]["containerOverrides"]
@@ -68,8 +68,8 @@ def test_a_profiles_own_security_groups_replace_the_stack_wide_ones() -> None:
             "IDEMPOTENCY_TABLE": "idem",
         }
     )
-    job = JobRef(job_id=1, run_id=2, run_attempt=1, repository="o/r")
     deploy, default = settings.profiles
+    job = Job(1, 2, 1, "o", "r", ("deploy",), deploy)
     assert deploy.security_group_ids == ("sg-deploy",)
 
     def groups(profile: Profile) -> list[str]:
@@ -81,7 +81,7 @@ def test_a_profiles_own_security_groups_replace_the_stack_wide_ones() -> None:
 
 
 def test_tag_values_are_sanitised() -> None:
-    job = JobRef(job_id=1, run_id=2, run_attempt=1, repository="o/r<script>")
+    job = Job(1, 2, 1, "o", "r<script>", ("self-hosted",), PROFILE)
     tags = {
         t["key"]: t["value"]
         for t in build_run_task_request(SETTINGS, PROFILE, job, JIT, sealed_name="p/x")["tags"]

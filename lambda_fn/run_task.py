@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_fn import aws, contract
 from lambda_fn.config import Profile, Settings
 from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
 from lambda_fn.github import JitConfig
 from lambda_fn.jit_secret import SECRET_ID_ENV, SECRET_REGION_ENV
+
+if TYPE_CHECKING:
+    from lambda_fn.jobs import Job
 
 #: ECS ``failures[].reason`` values that retrying cannot fix. Anything else
 #: (capacity, "RESOURCE:*", AGENT, unknown) is treated as transient: a wrongly
@@ -45,16 +47,6 @@ TRANSIENT_ERROR_CODES = frozenset(
 )
 
 _TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
-
-
-@dataclass(frozen=True)
-class JobRef:
-    """The identity of a queued job, as far as tags and names need it."""
-
-    job_id: int
-    run_id: int
-    run_attempt: int
-    repository: str  # owner/name
 
 
 #: ``startedBy`` of a warm-pool runner the reconciler starts before any job.
@@ -95,7 +87,7 @@ def _tag(key: str, value: str) -> dict[str, str]:
     return {"key": key, "value": _TAG_UNSAFE.sub("_", value)[:256]}
 
 
-def _job_tags(job: JobRef | None, profile: Profile) -> list[dict[str, str]]:
+def _job_tags(job: Job | None, profile: Profile) -> list[dict[str, str]]:
     if job is not None:
         return [
             _tag("github:job-id", str(job.job_id)),
@@ -111,7 +103,7 @@ def _job_tags(job: JobRef | None, profile: Profile) -> list[dict[str, str]]:
 def build_run_task_request(
     settings: Settings,
     profile: Profile,
-    job: JobRef | None,
+    job: Job | None,
     jit: JitConfig,
     *,
     sealed_name: str,
@@ -123,7 +115,7 @@ def build_run_task_request(
     ``sealed_name`` names the secret the task reads its JIT config from; the
     override carries that name and the region, nothing the runner could use.
     ``pool`` makes the runner a member of the profile's warm pool (a runner for no ``job``
-    always is: ``dispatch.launch_pool_runner``):
+    always is: ``lambda_fn.launch.launch_pool_runner``):
     tagged ``runner:pool`` and with its idle watchdog raised past the pool's
     maximum age (lambda_fn/warm_pool.py).
     """
