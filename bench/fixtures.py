@@ -219,15 +219,3 @@ def quiet_lambda_output() -> Iterator[None]:
     finally:
         sys.stdout = stdout
         handler.setStream(previous)  # type: ignore[attr-defined]
-
-
-def reset_lambda_caches() -> None:
-    """Forget the handler's cached clients, secrets, launchers, settings and session."""
-    from lambda_fn import aws, github, idempotent_launch, secrets
-    from lambda_fn.config import _parse_cached
-
-    aws.reset()
-    secrets.reset()
-    idempotent_launch.reset()
-    _parse_cached.cache_clear()
-    github.shared_session.cache_clear()

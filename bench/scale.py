@@ -42,8 +42,8 @@ from bench.fixtures import (
     environment,
     queued_payload,
     quiet_lambda_output,
-    reset_lambda_caches,
 )
+from lambda_fn.caches import reset_caches
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 PAT_PER_HOUR = 5_000
@@ -146,7 +146,7 @@ class _World:
         self._lambda_env.__enter__()
         self._quiet = quiet_lambda_output()
         self._quiet.__enter__()
-        reset_lambda_caches()
+        reset_caches()
         from lambda_fn.github import shared_session
 
         shared_session().mount(GITHUB_API + "/", self.github)
@@ -155,7 +155,7 @@ class _World:
     def __exit__(self, *exc: Any) -> None:
         from moto.moto_api import state_manager
 
-        reset_lambda_caches()
+        reset_caches()
         self._quiet.__exit__(*exc)
         self._lambda_env.__exit__(*exc)
         state_manager.unset_transition("ecs::task")

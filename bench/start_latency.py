@@ -48,9 +48,9 @@ from bench.fixtures import (
     environment,
     queued_payload,
     quiet_lambda_output,
-    reset_lambda_caches,
 )
 from bench.stats import percentile
+from lambda_fn.caches import reset_caches
 
 #: A Monday morning: inside any working-hours schedule.
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -305,7 +305,7 @@ def _run_once(scenario: Scenario, warm_runners: int) -> RunResult:
         env = {k: v for k, v in stack.env.items() if not k.startswith("AWS_")}
         try:
             with environment(env), quiet_lambda_output():
-                reset_lambda_caches()
+                reset_caches()
                 from lambda_fn import retry, retry_queue
                 from lambda_fn.github import shared_session
 
@@ -322,7 +322,7 @@ def _run_once(scenario: Scenario, warm_runners: int) -> RunResult:
                     retry.WAIT_DELAY_SECONDS, retry_queue.backoff_seconds = saved
         finally:
             state_manager.unset_transition("ecs::task")
-            reset_lambda_caches()
+            reset_caches()
 
 
 def run(scenario: Scenario | None = None, warm_runners: int = 4) -> dict[str, Any]:

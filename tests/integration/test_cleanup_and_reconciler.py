@@ -234,10 +234,10 @@ def test_another_deployments_runners_are_never_removed(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two deployments (same stack name, two regions) serve the same repositories."""
-    from tests.conftest import reset_lambda_caches
+    from lambda_fn.caches import reset_caches
 
     monkeypatch.setenv("DEPLOYMENT_ID", "1c2fa620")
-    reset_lambda_caches()
+    reset_caches()
     alive = launch(80)
     assert github.jit_requests[-1]["name"].startswith("fgr-1c2fa620-80-")
     (task,) = tasks_for(fake_aws, 80)

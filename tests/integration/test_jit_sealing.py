@@ -262,9 +262,9 @@ def test_lambda_dying_after_run_task_is_recovered_by_the_task_and_the_reconciler
         cluster=fake_aws.cluster, task=orphan["taskArn"], reason="Essential container exited"
     )
     monkeypatch.undo()
-    from tests.conftest import reset_lambda_caches
+    from lambda_fn.caches import reset_caches
 
-    reset_lambda_caches()
+    reset_caches()
     for key, value in fake_aws.env().items():
         monkeypatch.setenv(key, value)
     report = reconcile(get_settings())
