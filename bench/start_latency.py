@@ -51,6 +51,7 @@ from bench.fixtures import (
 )
 from bench.stats import percentile
 from lambda_fn.caches import reset_caches
+from lambda_fn.contract import TAG_RUNNER_NAME
 
 #: A Monday morning: inside any working-hours schedule.
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -222,7 +223,7 @@ class _Simulation:
                 tags = {t["key"]: t["value"] for t in task.get("tags", [])}
                 online = self.now + self.scenario.start_delay_s
                 self.runners[task["taskArn"]] = _Runner(
-                    task["taskArn"], tags["runner:name"], online
+                    task["taskArn"], tags[TAG_RUNNER_NAME], online
                 )
                 self.result.tasks_started += 1
                 self.at(online, "online", task["taskArn"])

@@ -188,6 +188,14 @@ PROFILE_OPTIONAL_KEYS: Final = (
 #: the task definition, raised by the Lambda's container override for a warm-pool runner.
 TASK_IDLE_TIMEOUT_ENV: Final = "RUNNER_IDLE_TIMEOUT_SECONDS"
 
+#: Tags on every runner task started for a job (set at ``RunTask``, lambda_fn/launcher.py):
+#: the job, its run and attempt, and ``owner/repo``. A warm-pool runner, started for no
+#: job, has only TAG_GITHUB_REPOSITORY: its scope (``owner/repo``, or the organisation).
+TAG_GITHUB_JOB_ID: Final = "github:job-id"
+TAG_GITHUB_RUN_ID: Final = "github:run-id"
+TAG_GITHUB_RUN_ATTEMPT: Final = "github:run-attempt"
+TAG_GITHUB_REPOSITORY: Final = "github:repository"
+
 #: Tags on every runner task (set at ``RunTask``) and on every sealed JIT config secret.
 TAG_PROFILE: Final = "runner:profile"
 TAG_RUNNER_NAME: Final = "runner:name"

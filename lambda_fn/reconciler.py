@@ -80,13 +80,7 @@ from typing import Any
 
 from lambda_fn import aws, capacity, jit_secret, job_records, runner_version
 from lambda_fn.admission import recheck
-from lambda_fn.cleanup import (
-    RunnerTask,
-    describe_tasks,
-    in_warm_pool,
-    list_task_arns,
-    release,
-)
+from lambda_fn.cleanup import describe_tasks, in_warm_pool, list_task_arns, release
 from lambda_fn.config import (
     HOOK_NOT_RECORDED,
     REDELIVERY_LOOKBACK_SECONDS,
@@ -110,6 +104,7 @@ from lambda_fn.launch import launch_pool_runner
 from lambda_fn.naming import launched_for, owns_runner
 from lambda_fn.observability import count, logger, metrics
 from lambda_fn.run_task import started_by
+from lambda_fn.runner_task import RunnerTask
 
 #: Deliveries older than this are left alone (within the de-duplication window, which
 #: ``IDEMPOTENCY_TTL_SECONDS`` may not make shorter, so a redelivery is never a "replay").

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
 
 
@@ -134,7 +135,7 @@ def tasks_for(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
     found = []
     for task in fake_aws.tasks():
         tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        if tags.get("github:job-id") == str(job_id):
+        if tags.get(contract.TAG_GITHUB_JOB_ID) == str(job_id):
             found.append(task)
     return found
 

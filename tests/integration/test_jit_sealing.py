@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import (
     FakeAws,
     FakeGitHub,
@@ -34,7 +35,7 @@ def live_tasks(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
         t
         for t in fake_aws.tasks()
         if t["desiredStatus"] != "STOPPED"
-        and {x["key"]: x["value"] for x in t["tags"]}.get("github:job-id") == str(job_id)
+        and {x["key"]: x["value"] for x in t["tags"]}.get(contract.TAG_GITHUB_JOB_ID) == str(job_id)
     ]
 
 
