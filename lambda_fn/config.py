@@ -23,6 +23,7 @@ from lambda_fn.contract import (
     PROFILE_REQUIRED_KEYS,
 )
 from lambda_fn.errors import ConfigError
+from lambda_fn.naming import runner_name_prefix_problem
 
 if TYPE_CHECKING:  # imported only when a profile has a policy (~7 ms off every cold start)
     from lambda_fn.policy import Policy
@@ -40,7 +41,6 @@ REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
 #: name -> default (``None`` means required): the contract's table, owned there.
 ENV_DEFAULTS = LAMBDA_ENVIRONMENT
 
-RUNNER_NAME_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 #: The longest JIT_SECRET_PREFIX the Lambda accepts (synth checks names against it).
 JIT_SECRET_PREFIX_MAX = 200
 #: Secrets Manager names allow letters, digits and /_+=.@- (no trailing '/': we add it).
@@ -193,10 +193,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                 raise ConfigError(f"ALLOWED_REPOSITORIES: {problem}")
 
     prefix = get("RUNNER_NAME_PREFIX")
-    if not RUNNER_NAME_PREFIX_RE.match(prefix):
-        raise ConfigError(
-            f"RUNNER_NAME_PREFIX must be 1-20 lower-case letters, digits or '-', got {prefix!r}"
-        )
+    problem = runner_name_prefix_problem(prefix)
+    if problem is not None:
+        raise ConfigError(f"RUNNER_NAME_PREFIX: {problem}")
 
     jit_secret_prefix = get("JIT_SECRET_PREFIX")
     if (
