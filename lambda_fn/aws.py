@@ -31,7 +31,7 @@ def client(service: str) -> Any:
 @lru_cache(maxsize=1)
 def _session() -> Any:
     """One Session per process: its loader parses botocore's endpoint data once, not per
-    client (measured: ~200 ms less on a cold start with three clients; see bench/)."""
+    client (the saving: docs/performance.md, "Findings and what was done")."""
     import boto3
 
     return boto3.session.Session()
