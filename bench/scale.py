@@ -43,7 +43,7 @@ from bench.fixtures import (
     queued_payload,
     quiet_lambda_output,
 )
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 from lambda_fn.contract import TAG_GITHUB_JOB_ID, TAG_RUNNER_ID, TAG_RUNNER_NAME
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

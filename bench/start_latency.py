@@ -50,7 +50,7 @@ from bench.fixtures import (
     quiet_lambda_output,
 )
 from bench.stats import percentile
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 from lambda_fn.contract import TAG_RUNNER_NAME
 
 #: A Monday morning: inside any working-hours schedule.

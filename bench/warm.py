@@ -30,7 +30,7 @@ from bench.fixtures import (
     quiet_lambda_output,
 )
 from bench.stats import percentile, spread
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 
 #: The remote calls a launched delivery waits for, in milliseconds (assumptions, see docs).
 REMOTE_BUDGET_MS: dict[str, float] = {

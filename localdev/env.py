@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 
 
 @contextlib.contextmanager

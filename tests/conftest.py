@@ -40,7 +40,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws
 
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 from localdev.github_app_double import GitHubAppDouble
 from localdev.github_model import Call, GitHubModel
 

@@ -20,7 +20,7 @@ from moto import mock_aws
 from fargate_runners.config_errors import ConfigError
 from fargate_runners.discovery import RESOURCE_LIMIT, TEMPLATE_LIMIT_BYTES
 from fargate_runners.runner_files import SHARED_FILES, files_digest
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 from tests.conftest import (
     GITHUB_API,
     PAT,

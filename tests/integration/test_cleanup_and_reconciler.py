@@ -235,7 +235,7 @@ def test_another_deployments_runners_are_never_removed(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two deployments (same stack name, two regions) serve the same repositories."""
-    from lambda_fn.caches import reset_caches
+    from lambda_fn.aws import reset_caches
 
     monkeypatch.setenv("DEPLOYMENT_ID", "1c2fa620")
     reset_caches()

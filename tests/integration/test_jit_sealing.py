@@ -263,7 +263,7 @@ def test_lambda_dying_after_run_task_is_recovered_by_the_task_and_the_reconciler
         cluster=fake_aws.cluster, task=orphan["taskArn"], reason="Essential container exited"
     )
     monkeypatch.undo()
-    from lambda_fn.caches import reset_caches
+    from lambda_fn.aws import reset_caches
 
     reset_caches()
     for key, value in fake_aws.env().items():

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 from lambda_fn.errors import ConfigError, GitHubTransientError
 from lambda_fn.source_ranges import SourceRangesError
 from tests.conftest import (

@@ -12,7 +12,7 @@ import boto3
 import pytest
 import responses
 
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 from lambda_fn.contract import TASK_EXIT_VERSION_REFUSED
 from tests.conftest import (
     GITHUB_API,

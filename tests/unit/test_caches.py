@@ -1,4 +1,4 @@
-"""``lambda_fn.caches.reset_caches`` clears every per-process cache of ``lambda_fn``.
+"""``lambda_fn.aws.reset_caches`` clears every per-process cache of ``lambda_fn``.
 
 Tests, local mode and the benchmarks call it when the environment changes; a cache it
 missed would hand one test's client, secret or settings to the next.
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import lambda_fn
-from lambda_fn.caches import reset_caches
+from lambda_fn.aws import reset_caches
 
 #: Caches that depend on nothing but their arguments: nothing to forget.
 PURE = {"lambda_fn.policy.glob_to_regex"}
