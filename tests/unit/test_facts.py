@@ -170,9 +170,16 @@ def test_local_mode_derives_the_prefix_as_the_construct_does() -> None:
 # -- the runner version ---------------------------------------------------------------------
 
 
-def test_the_readme_names_the_runner_version_the_code_runs() -> None:
-    """The README states the default image for humans; it must move with the constant."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"{contract.RUNNER_IMAGE_REPOSITORY}:{contract.RUNNER_VERSION}" in readme
-    stale = set(re.findall(r"actions-runner:(\d+\.\d+\.\d+)", readme)) - {contract.RUNNER_VERSION}
-    assert not stale, f"README.md names runner image(s) {sorted(stale)}, not RUNNER_VERSION"
+def test_the_docs_name_the_runner_version_the_code_runs() -> None:
+    """docs/lifecycle.md ("Runner versions") states the default runner release for humans;
+    it must move with the constant, and no page may name another release's image."""
+    lifecycle = (ROOT / "docs" / "lifecycle.md").read_text(encoding="utf-8")
+    assert f"`{contract.RUNNER_VERSION}`" in lifecycle
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    stale = {
+        f"{page.name}: {version}"
+        for page in pages
+        for version in re.findall(r"actions-runner:(\d+\.\d+\.\d+)", page.read_text("utf-8"))
+        if version != contract.RUNNER_VERSION
+    }
+    assert not stale, f"runner images other than RUNNER_VERSION's: {sorted(stale)}"
