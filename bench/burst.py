@@ -28,6 +28,7 @@ import requests
 
 from bench.fixtures import MATCHING_LABELS
 from bench.stats import percentile
+from lambda_fn.contract import TAG_GITHUB_JOB_ID
 
 FIRST_JOB_ID = 5_000_000
 #: One delivery before the clock starts, so the burst measures warm handling
@@ -162,7 +163,7 @@ def run(  # noqa: PLR0915 - one linear script: start, send, collect the proof
         result.tasks_total_with_warmup = len(tasks)
         for task in tasks:
             tags = {tag["key"]: tag["value"] for tag in task.get("tags", [])}
-            job = tags.get("github:job-id", "?")
+            job = tags.get(TAG_GITHUB_JOB_ID, "?")
             if job != str(WARMUP_JOB_ID):
                 result.tasks_per_job[job] += 1
         result.tasks_started = sum(result.tasks_per_job.values())

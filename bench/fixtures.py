@@ -1,8 +1,10 @@
 """Deliveries, events and environment shared by the benchmarks.
 
-Deliberately free of ``lambda_fn`` imports at module level (signing is done
-with ``hmac`` here), so a cold-start child can build its events before the
-timer starts without pre-importing the code under test.
+At module level it imports ``lambda_fn.signature`` (``hmac``) and
+``localdev.endpoint``, never ``lambda_fn.app`` itself. ``localdev.endpoint`` brings
+the local firewall and with it ``lambda_fn.hook_filter``: botocore, AWS Lambda
+Powertools and ``lambda_fn.config`` are then loaded before a ``first`` cold-start child
+(``bench/_coldchild.py``) starts its timer, so its import figure does not include them.
 """
 
 from __future__ import annotations
@@ -219,15 +221,3 @@ def quiet_lambda_output() -> Iterator[None]:
     finally:
         sys.stdout = stdout
         handler.setStream(previous)  # type: ignore[attr-defined]
-
-
-def reset_lambda_caches() -> None:
-    """Forget the handler's cached clients, secrets, launchers, settings and session."""
-    from lambda_fn import aws, github, idempotent_launch, secrets
-    from lambda_fn.config import _parse_cached
-
-    aws.reset()
-    secrets.reset()
-    idempotent_launch.reset()
-    _parse_cached.cache_clear()
-    github.shared_session.cache_clear()

@@ -42,8 +42,9 @@ from bench.fixtures import (
     environment,
     queued_payload,
     quiet_lambda_output,
-    reset_lambda_caches,
 )
+from lambda_fn.aws import reset_caches
+from lambda_fn.contract import TAG_GITHUB_JOB_ID, TAG_RUNNER_ID, TAG_RUNNER_NAME
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 PAT_PER_HOUR = 5_000
@@ -146,7 +147,7 @@ class _World:
         self._lambda_env.__enter__()
         self._quiet = quiet_lambda_output()
         self._quiet.__enter__()
-        reset_lambda_caches()
+        reset_caches()
         from lambda_fn.github import shared_session
 
         shared_session().mount(GITHUB_API + "/", self.github)
@@ -155,7 +156,7 @@ class _World:
     def __exit__(self, *exc: Any) -> None:
         from moto.moto_api import state_manager
 
-        reset_lambda_caches()
+        reset_caches()
         self._quiet.__exit__(*exc)
         self._lambda_env.__exit__(*exc)
         state_manager.unset_transition("ecs::task")
@@ -269,7 +270,7 @@ def _task_for(world: _World, job_id: int) -> dict[str, str] | None:
         return None
     task = ecs.describe_tasks(cluster=world.cluster, tasks=arns[:1], include=["TAGS"])["tasks"][0]
     tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-    return {"arn": task["taskArn"], "runner": tags["runner:name"]}
+    return {"arn": task["taskArn"], "runner": tags[TAG_RUNNER_NAME]}
 
 
 def _tasks_per_job(world: _World) -> dict[int, int]:
@@ -288,8 +289,8 @@ def _tasks_per_job(world: _World) -> dict[int, int]:
                 cluster=world.cluster, tasks=arns[start : start + 100], include=["TAGS"]
             )["tasks"]:
                 tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-                if "github:job-id" in tags:
-                    job = int(tags["github:job-id"])
+                if TAG_GITHUB_JOB_ID in tags:
+                    job = int(tags[TAG_GITHUB_JOB_ID])
                     counts[job] = counts.get(job, 0) + 1
     return counts
 
@@ -318,13 +319,13 @@ def history(finished: int, busy: int = 10) -> dict[str, Any]:
             )["tasks"]
         for task in tasks:
             tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-            job_id = int(tags["github:job-id"])
+            job_id = int(tags[TAG_GITHUB_JOB_ID])
             if job_id < FIRST_JOB + finished:
                 job_records.mark_job(settings, job_id, "completed")
-                model.runners.pop(int(tags["runner:id"]), None)
+                model.runners.pop(int(tags[TAG_RUNNER_ID]), None)
                 world.stop(task["taskArn"])
             else:
-                model.runners[int(tags["runner:id"])].update(status="online", busy=True)
+                model.runners[int(tags[TAG_RUNNER_ID])].update(status="online", busy=True)
         before = world.calls
         started = time.perf_counter()
         report = world.reconcile(T0)

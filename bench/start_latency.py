@@ -48,9 +48,10 @@ from bench.fixtures import (
     environment,
     queued_payload,
     quiet_lambda_output,
-    reset_lambda_caches,
 )
 from bench.stats import percentile
+from lambda_fn.aws import reset_caches
+from lambda_fn.contract import TAG_RUNNER_NAME
 
 #: A Monday morning: inside any working-hours schedule.
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -222,7 +223,7 @@ class _Simulation:
                 tags = {t["key"]: t["value"] for t in task.get("tags", [])}
                 online = self.now + self.scenario.start_delay_s
                 self.runners[task["taskArn"]] = _Runner(
-                    task["taskArn"], tags["runner:name"], online
+                    task["taskArn"], tags[TAG_RUNNER_NAME], online
                 )
                 self.result.tasks_started += 1
                 self.at(online, "online", task["taskArn"])
@@ -305,7 +306,7 @@ def _run_once(scenario: Scenario, warm_runners: int) -> RunResult:
         env = {k: v for k, v in stack.env.items() if not k.startswith("AWS_")}
         try:
             with environment(env), quiet_lambda_output():
-                reset_lambda_caches()
+                reset_caches()
                 from lambda_fn import retry, retry_queue
                 from lambda_fn.github import shared_session
 
@@ -322,7 +323,7 @@ def _run_once(scenario: Scenario, warm_runners: int) -> RunResult:
                     retry.WAIT_DELAY_SECONDS, retry_queue.backoff_seconds = saved
         finally:
             state_manager.unset_transition("ecs::task")
-            reset_lambda_caches()
+            reset_caches()
 
 
 def run(scenario: Scenario | None = None, warm_runners: int = 4) -> dict[str, Any]:

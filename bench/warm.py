@@ -28,9 +28,9 @@ from bench.fixtures import (
     job_event,
     lambda_env,
     quiet_lambda_output,
-    reset_lambda_caches,
 )
 from bench.stats import percentile, spread
+from lambda_fn.aws import reset_caches
 
 #: The remote calls a launched delivery waits for, in milliseconds (assumptions, see docs).
 REMOTE_BUDGET_MS: dict[str, float] = {
@@ -136,7 +136,7 @@ def run(
     failures: list[str] = []
 
     with environment(env, unset=("AWS_ENDPOINT_URL", "POWERTOOLS_TRACE_DISABLED")):
-        reset_lambda_caches()
+        reset_caches()
         _install_fakes(aws, github)
         try:
             launched_jobs: list[int] = []
@@ -156,7 +156,7 @@ def run(
                     for scenario in SCENARIOS:
                         batch(scenario, per_round, record=True)
         finally:
-            reset_lambda_caches()
+            reset_caches()
     if check and failures:
         raise AssertionError(f"{len(failures)} unexpected answers, first: {failures[0]}")
     result.aws_calls = dict(aws.calls)

@@ -316,7 +316,7 @@ class RunnerProfile(_Model):
     #: (``lambda_fn.runner_version``; docs/lifecycle.md, "Runner versions").
     runner_version: Annotated[
         str | None,
-        parsed(matching(RUNNER_VERSION_RE, "a runner release like '2.336.0'")),
+        parsed(matching(RUNNER_VERSION_RE, f"a runner release like '{RUNNER_VERSION}'")),
     ] = None
     """The runner release the image holds, for the daily version check ([Runner
     versions](lifecycle.md#runner-versions)); needed for any other image, or the check reports

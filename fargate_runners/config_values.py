@@ -210,7 +210,6 @@ def describe_allowed(values: Sequence[int]) -> str:
 
 Int = Annotated[int, parsed(parse_int)]
 Bool = Annotated[bool, parsed(parse_bool)]
-Text = Annotated[str, parsed(parse_str)]
 SubnetIds = Annotated[
     tuple[str, ...], parsed(list_of(matching(SUBNET_ID_RE, "a subnet id (subnet-0123abcd...)")))
 ]

@@ -38,9 +38,10 @@ from aws_cdk import (
     Fn,
     Names,
     Stack,
-    Token,
 )
 from constructs import Construct
+
+from lambda_fn.naming import RUNNER_NAME_PREFIX_MAX, runner_name_prefix_from
 
 from .config import CONTAINER_NAME, check_names
 from .discovery import DiscoveryPart
@@ -51,7 +52,6 @@ from .network import NetworkPart
 from .observability import ObservabilityPart
 from .props import (
     LAMBDA_RUNTIME,
-    RUNNER_COMMAND,
     RUNNER_USER,
     FargateRunnersProps,
     lambda_profile_entry,
@@ -66,7 +66,6 @@ FARGATE_QUOTA_WARNING = "fargate-runners:fargateVcpuQuota"
 __all__ = [
     "CONTAINER_NAME",
     "LAMBDA_RUNTIME",
-    "RUNNER_COMMAND",
     "RUNNER_USER",
     "FargateRunners",
     "FargateRunnersProps",
@@ -109,8 +108,6 @@ class FargateRunners(
         profiles = tuple(props.profiles)  # validated by FargateRunnersProps
 
         stack = Stack.of(self)
-        if Token.is_unresolved(stack.stack_name):
-            raise ValueError("FargateRunners needs a stack whose name is a plain string")
         # Physical names (cluster, task definition families, API, JIT secret path, metrics
         # service) all derive from the prefix. The default is unique per construct path
         # (CDK appends a hash of the path), so two instances in one stack, or the same
@@ -123,16 +120,13 @@ class FargateRunners(
             profiles=profiles,
         )
         self.name_prefix = prefix
-        # The Lambda accepts 1-20 characters (lambda_fn/config.py); together with the
-        # deployment id it is what keeps two deployments' runners apart.
-        self.runner_name_prefix = (
+        # The Lambda's rule (lambda_fn/naming.py); together with the deployment id it is
+        # what keeps two deployments' runners apart.
+        self.runner_name_prefix = runner_name_prefix_from(
             props.runner_name_prefix
-            or (
-                prefix.lower()
-                if props.name_prefix
-                else Names.unique_resource_name(self, max_length=20, separator="-").lower()
-            )
-        )[:20].rstrip("-")
+            or props.name_prefix
+            or Names.unique_resource_name(self, max_length=RUNNER_NAME_PREFIX_MAX, separator="-")
+        )
         #: Powertools' ``service`` dimension: this instance's metrics and alarms only.
         self.service_name = f"{prefix}-webhook"
         _claim_account_setting(self, props.api_gateway_logging)

@@ -1,4 +1,5 @@
-"""The dispatcher: secrets, state, queues, the three Lambdas and their least-privilege IAM.
+"""The dispatcher: secrets, state, queues, the webhook, retry, reconciler and teardown
+Lambdas and their least-privilege IAM.
 
 One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
 their resources in the construct's own scope, so logical ids do not depend on how the code
@@ -276,7 +277,9 @@ class DispatcherPart(RunnersBase):
         )
 
     def _functions(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
-        """The three Lambdas share one asset and one environment; each has its own role."""
+        """The dispatching Lambdas (webhook, retry, reconciler) share one asset and one
+        environment, each with its own role; the teardown, the source-range refresh and the
+        hook filter reuse the asset (``webhook_api.py``)."""
         code = self._code = lambda_code(
             props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
         )
@@ -317,7 +320,7 @@ class DispatcherPart(RunnersBase):
                 **(self.github_app.environment() if self.github_app else {}),
             },
         )
-        #: What the three Lambdas get, and realistic samples of its tokens' values.
+        #: What the dispatching Lambdas get, and realistic samples of its tokens' values.
         self.lambda_environment = environment
         self.environment_samples = self._environment_samples(profiles)
         check_environment_size(environment, self.environment_samples)

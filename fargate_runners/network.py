@@ -292,10 +292,8 @@ class NetworkPart(RunnersBase):
         needed to start a task; it is for jobs that assume roles. Runners still need a
         route to GitHub (NAT, proxy or GitHub Enterprise Server inside the VPC).
         """
-        if isinstance(self.vpc, ec2.Vpc) and self.vpc.node.scope is self:
-            raise ValueError("vpc_endpoints is for an existing VPC with private subnets")
-        if not props.vpc_endpoint_route_table_ids:
-            raise ValueError("vpc_endpoints needs vpc_endpoint_route_table_ids (S3 gateway)")
+        # The construct's own VPC, or no route tables, never get here: FargateRunnersProps
+        # refuses both (fargate_runners/config.py, _network_problems).
         if isinstance(self.vpc, ec2.Vpc) and not (
             self.vpc.dns_hostnames_enabled and self.vpc.dns_support_enabled
         ):

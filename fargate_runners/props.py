@@ -40,8 +40,6 @@ if TEARDOWN_TIMEOUT_SECONDS < 3 * STOP_TIMEOUT_SECONDS:  # pragma: no cover
 #: Latest Python runtime aws-cdk-lib knows (cdk-nag AwsSolutions-L1 demands the latest).
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
-#: What the stock image runs without our entrypoint (kept for reference and custom images).
-RUNNER_COMMAND = ("/home/runner/run.sh",)
 API_STAGE = "prod"
 METRICS_NAMESPACE = contract.METRICS_NAMESPACE
 #: The actions-runner image's non-root ``runner`` user.
@@ -119,9 +117,13 @@ class FargateRunnersProps:
     :param assign_public_ip: public IP for tasks; default: true for the new VPC, else false.
     :param throttling_rate_limit: API stage steady-state requests per second.
     :param throttling_burst_limit: API stage burst.
-    :param name_prefix: prefix of task definition families (``<prefix>-runner-<profile>``);
-        default: the stack name.
-    :param runner_name_prefix: prefix of runner names; default: lowercase ``name_prefix``.
+    :param name_prefix: prefix of the physical names (cluster, task definition families
+        ``<prefix>-runner-<profile>``, API, JIT secret path, metrics service); default:
+        unique per construct path (``Names.unique_resource_name``, at most 32 characters),
+        so two instances never share a name.
+    :param runner_name_prefix: prefix of runner names (1-20 lower-case letters, digits or
+        ``-``); default: derived from ``name_prefix``
+        (``lambda_fn.naming.runner_name_prefix_from``).
     :param lambda_source_dir: the webhook Lambda package; default: ``lambda_fn/`` of this repo.
     :param retry_max_attempts: launch attempts before a job goes to the dead-letter queue.
     :param alarm_topic: SNS topic for the alarms (DLQ not empty, launch failures); optional.

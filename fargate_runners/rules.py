@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from urllib.parse import urlparse
 
 # The Lambda's own checks of the names synth derives (stdlib only, like this module).
-from lambda_fn.config import JIT_SECRET_PREFIX_MAX, RUNNER_NAME_PREFIX_RE
+from lambda_fn.config import JIT_SECRET_PREFIX_MAX
+from lambda_fn.naming import runner_name_prefix_problem
 
 __all__ = [
     "GITHUB_DOT_COM_API",
@@ -228,13 +229,3 @@ def name_prefix_problems(
                 f"characters (ECS allows {_FAMILY_MAX}); shorten it or profile {name!r}"
             )
     return problems
-
-
-def runner_name_prefix_problem(prefix: str) -> str | None:
-    """Why the Lambda would refuse ``RUNNER_NAME_PREFIX`` (500 on every delivery), or None."""
-    if RUNNER_NAME_PREFIX_RE.match(prefix):
-        return None
-    return (
-        f"{prefix!r} must be 1-20 lower-case letters, digits or hyphens, starting with a "
-        "letter or digit (the Lambda's RUNNER_NAME_PREFIX check)"
-    )

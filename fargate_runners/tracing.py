@@ -2,9 +2,9 @@
 
 Lambda's active tracing (always on) records every invocation: its segment, the
 init phase and the total. Subsegments for the GitHub JIT call, ``RunTask`` and
-the secret write need the X-Ray SDK in the function, and importing it costs a
-cold start about 125-260 ms (it builds its own botocore session and clients;
-docs/performance.md). So it is not in the Lambda asset: when an operator turns
+the secret write need the X-Ray SDK in the function, and importing it adds to
+every cold start (it builds its own botocore session and clients; the cost:
+docs/performance.md, "Tracing: the trade"). So it is not in the Lambda asset: when an operator turns
 ``detailed_tracing`` on, this construct adds it as a layer built from the same
 version lock (``tracing_layer/requirements.txt``) and sets
 ``TRACE_REMOTE_CALLS=true`` (read by ``lambda_fn/observability.py``).

@@ -29,9 +29,6 @@ from .alarms import (
     scheduled_rule_acknowledgment,
 )
 from .base import RunnersBase
-from .config import (
-    DEFAULT_GITHUB_API_URL,
-)
 from .env_size import check_environment_size
 from .firewall import WebhookFirewall
 from .nag import Acknowledgment, acknowledge, nag_flatten
@@ -160,12 +157,9 @@ class WebhookApiPart(RunnersBase):
         self.hook_filter_function: lambda_.Function | None = None
         if not props.webhook_firewall:
             return
+        # Props without webhook_source_cidrs for a GitHub other than github.com never get
+        # here: FargateRunnersProps refuses them (fargate_runners/config.py).
         fixed = props.webhook_source_cidrs is not None
-        if not fixed and props.github_api_url != DEFAULT_GITHUB_API_URL:
-            raise ValueError(
-                "webhook_source_cidrs is required when github_api_url is not github.com "
-                "(GitHub Enterprise Server delivers from its own addresses)"
-            )
         cidrs = props.webhook_source_cidrs if fixed else GITHUB_HOOKS_SNAPSHOT
         self.firewall = WebhookFirewall(
             self,

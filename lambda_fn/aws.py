@@ -4,11 +4,20 @@ Clients are cached per (service, region, endpoint) so a process whose
 environment changes (tests, the local demo pointing at moto) never talks to a
 stale endpoint. boto3 itself is imported here, lazily: a cold start pays for it
 only on the first request that needs AWS.
+
+:func:`reset_caches` is the one reset of every per-process cache of ``lambda_fn`` (these
+clients, the parsed settings, secrets, idempotent launchers, GitHub App tokens, the tracer
+and the HTTP session): a process that changes what they depend on (the tests, local mode,
+the benchmarks) calls it instead of picking which to clear, so none is forgotten;
+``tests/unit/test_caches.py`` fails when a module gains a cache it does not clear. Only
+modules already imported are touched: an unimported module has nothing cached, and
+importing it here would add its import time to what a benchmark measures.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from functools import lru_cache
 from typing import Any
@@ -31,7 +40,7 @@ def client(service: str) -> Any:
 @lru_cache(maxsize=1)
 def _session() -> Any:
     """One Session per process: its loader parses botocore's endpoint data once, not per
-    client (measured: ~200 ms less on a cold start with three clients; see bench/)."""
+    client (the saving: docs/performance.md, "Findings and what was done")."""
     import boto3
 
     return boto3.session.Session()
@@ -63,3 +72,38 @@ def reset() -> None:
     """Forget cached clients (tests, or after the process's credentials change)."""
     _client.cache_clear()
     _session.cache_clear()
+
+
+def reset_caches() -> None:
+    """Forget every cached client, setting, secret, launcher, App token, tracer and session.
+
+    Not cleared, on purpose: ``lambda_fn.policy``'s compiled patterns (a pure function of
+    their arguments) and the per-thread sessions of ``lambda_fn.github.thread_session``
+    (each belongs to its thread, which ends with its batch).
+    """
+    loaded = sys.modules
+    reset()
+    if "lambda_fn.config" in loaded:
+        from lambda_fn import config
+
+        config._parse_cached.cache_clear()
+    if "lambda_fn.secrets" in loaded:
+        from lambda_fn import secrets
+
+        secrets.reset()
+    if "lambda_fn.idempotent_launch" in loaded:
+        from lambda_fn import idempotent_launch
+
+        idempotent_launch.reset()
+    if "lambda_fn.github_auth" in loaded:
+        from lambda_fn import github_auth
+
+        github_auth.reset()
+    if "lambda_fn.github" in loaded:
+        from lambda_fn import github
+
+        github.shared_session.cache_clear()
+    if "lambda_fn.observability" in loaded:
+        from lambda_fn import observability
+
+        observability._tracer.cache_clear()

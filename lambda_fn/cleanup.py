@@ -13,98 +13,24 @@ A busy runner is left alone: it exits by itself when its job ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from lambda_fn import aws, contract
+from lambda_fn import aws
 from lambda_fn.config import Settings
 from lambda_fn.errors import GitHubPermanentError
-from lambda_fn.github import GitHubClient, scope_path
+from lambda_fn.github import GitHubClient
 from lambda_fn.naming import owns_runner
 from lambda_fn.observability import logger
 from lambda_fn.run_task import started_by
+from lambda_fn.runner_task import RunnerTask
 
-OUR_TAG = contract.TAG_RUNNER_NAME
-
-
-@dataclass(frozen=True)
-class RunnerTask:
-    """One of our runner tasks, as ECS describes it (ids and names only, no secrets)."""
-
-    task_arn: str
-    last_status: str
-    desired_status: str
-    job_id: int | None
-    run_id: int | None
-    repository: str | None
-    profile: str | None
-    runner_name: str | None
-    runner_id: int | None
-    created_at: datetime | None
-    stopped_reason: str | None
-    exit_code: int | None
-    #: ECS lifecycle timestamps (time to start: lambda_fn/start_time.py).
-    pull_started_at: datetime | None = None
-    pull_stopped_at: datetime | None = None
-    started_at: datetime | None = None
-    #: The profile whose warm pool this runner belongs to (``runner:pool`` tag), if any.
-    pool: str | None = None
-
-    @property
-    def owner_repo(self) -> tuple[str, str] | None:
-        """``(owner, repo)`` from the repository tag, or None when the tag is missing or odd."""
-        if not self.repository or "/" not in self.repository:
-            return None
-        owner, repo = self.repository.split("/", 1)
-        return owner, repo
-
-    def scope(self, runner_scope: str) -> str | None:
-        """Where the runner is registered; None when the tags cannot say.
-
-        An org-scope warm-pool runner, started for no job, has the organisation
-        alone in its repository tag (``lambda_fn.run_task``).
-        """
-        if self.owner_repo is not None:
-            return scope_path(runner_scope, *self.owner_repo)
-        if runner_scope == "org" and self.repository and self.pool:
-            return scope_path("org", self.repository, "")
-        return None
-
-    @property
-    def alive(self) -> bool:
-        return self.desired_status != "STOPPED" and self.last_status != "STOPPED"
-
-    @classmethod
-    def from_ecs(cls, task: dict[str, Any]) -> RunnerTask:
-        tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        containers = task.get("containers") or [{}]
-        exit_code = containers[0].get("exitCode")
-        return cls(
-            task_arn=task["taskArn"],
-            last_status=str(task.get("lastStatus", "")),
-            desired_status=str(task.get("desiredStatus", "")),
-            job_id=_int_or_none(tags.get("github:job-id")),
-            run_id=_int_or_none(tags.get("github:run-id")),
-            repository=tags.get("github:repository"),
-            profile=tags.get(contract.TAG_PROFILE),
-            runner_name=tags.get(OUR_TAG),
-            runner_id=_int_or_none(tags.get(contract.TAG_RUNNER_ID)),
-            created_at=task.get("createdAt"),
-            stopped_reason=task.get("stoppedReason"),
-            exit_code=int(exit_code) if exit_code is not None else None,
-            pull_started_at=task.get("pullStartedAt"),
-            pull_stopped_at=task.get("pullStoppedAt"),
-            started_at=task.get("startedAt"),
-            pool=tags.get(contract.TAG_POOL),
-        )
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+__all__ = [
+    "describe_tasks",
+    "in_warm_pool",
+    "list_task_arns",
+    "release",
+    "release_for_job",
+]
 
 
 def describe_tasks(settings: Settings, task_arns: list[str]) -> list[RunnerTask]:

@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lambda_fn.contract import (
     LAMBDA_ENVIRONMENT,
+    LEGACY_LAMBDA_ENVIRONMENT,
     PROFILE_OPTIONAL_KEYS,
     PROFILE_REQUIRED_KEYS,
+    RUNNER_VERSION,
 )
 from lambda_fn.errors import ConfigError
+from lambda_fn.naming import runner_name_prefix_problem
 
-if TYPE_CHECKING:  # imported only when a profile has a policy (~7 ms off every cold start)
+if TYPE_CHECKING:  # imported only when a profile has a policy (kept off the cold start)
     from lambda_fn.policy import Policy
     from lambda_fn.warm_pool import WarmPool
 
@@ -39,8 +42,11 @@ REDELIVERY_LOOKBACK_SECONDS = 6 * 3600
 
 #: name -> default (``None`` means required): the contract's table, owned there.
 ENV_DEFAULTS = LAMBDA_ENVIRONMENT
+#: Every variable the settings depend on: the table's and the old names still read.
+_ENV_NAMES = (*ENV_DEFAULTS, *LEGACY_LAMBDA_ENVIRONMENT)
+#: New name -> the old one read when it is unset (``LEGACY_LAMBDA_ENVIRONMENT``).
+_FALLBACKS = {new: old for old, new in LEGACY_LAMBDA_ENVIRONMENT.items()}
 
-RUNNER_NAME_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
 #: The longest JIT_SECRET_PREFIX the Lambda accepts (synth checks names against it).
 JIT_SECRET_PREFIX_MAX = 200
 #: Secrets Manager names allow letters, digits and /_+=.@- (no trailing '/': we add it).
@@ -129,7 +135,9 @@ class Settings:
     runner_name_prefix: str
     #: This deployment's identity in runner names and tags (see ``lambda_fn.naming``).
     deployment_id: str
-    runner_idle_timeout_seconds: int
+    #: The reconciler stops a runner task that has had no job for this long (a backstop
+    #: behind the task's own watchdog, ``contract.TASK_IDLE_TIMEOUT_ENV``).
+    reconciler_idle_timeout_seconds: int
     max_replacements: int
     github_hook_path: str | None
     github_hook_parameter: str | None
@@ -148,14 +156,12 @@ class Settings:
 
 def get_settings() -> Settings:
     """Settings for the current process environment (cached per distinct environment)."""
-    return _parse_cached(tuple(os.environ.get(name) for name in ENV_DEFAULTS))
+    return _parse_cached(tuple(os.environ.get(name) for name in _ENV_NAMES))
 
 
 @lru_cache(maxsize=8)
 def _parse_cached(values: tuple[str | None, ...]) -> Settings:
-    env = {
-        name: value for name, value in zip(ENV_DEFAULTS, values, strict=True) if value is not None
-    }
+    env = {name: value for name, value in zip(_ENV_NAMES, values, strict=True) if value is not None}
     return load_settings(env)
 
 
@@ -163,7 +169,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     """Parse and validate ``env``; raise ``ConfigError`` naming the first bad variable."""
 
     def get(name: str) -> str:
-        value = env.get(name, "").strip()
+        value = env.get(name, "").strip() or env.get(_FALLBACKS.get(name, ""), "").strip()
         if value:
             return value
         default = ENV_DEFAULTS[name]
@@ -193,10 +199,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                 raise ConfigError(f"ALLOWED_REPOSITORIES: {problem}")
 
     prefix = get("RUNNER_NAME_PREFIX")
-    if not RUNNER_NAME_PREFIX_RE.match(prefix):
-        raise ConfigError(
-            f"RUNNER_NAME_PREFIX must be 1-20 lower-case letters, digits or '-', got {prefix!r}"
-        )
+    problem = runner_name_prefix_problem(prefix)
+    if problem is not None:
+        raise ConfigError(f"RUNNER_NAME_PREFIX: {problem}")
 
     jit_secret_prefix = get("JIT_SECRET_PREFIX")
     if (
@@ -248,8 +253,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         runner_name_prefix=prefix,
         deployment_id=deployment_id,
-        runner_idle_timeout_seconds=_positive_int(
-            get("RUNNER_IDLE_TIMEOUT_SECONDS"), "RUNNER_IDLE_TIMEOUT_SECONDS"
+        reconciler_idle_timeout_seconds=_positive_int(
+            get("RECONCILER_IDLE_TIMEOUT_SECONDS"), "RECONCILER_IDLE_TIMEOUT_SECONDS"
         ),
         max_replacements=_non_negative_int(get("MAX_REPLACEMENTS"), "MAX_REPLACEMENTS"),
         github_hook_path=hook_path(env.get("GITHUB_HOOK_PATH", "")),
@@ -415,7 +420,7 @@ def _profile_runner_version(data: Any, where: str) -> str | None:
 
     if not isinstance(data, str) or parse_version(data) is None:
         raise ConfigError(
-            f"{where}.runner_version must be a runner release like '2.336.0', got {data!r}"
+            f"{where}.runner_version must be a runner release like {RUNNER_VERSION!r}, got {data!r}"
         )
     return data.removeprefix("v")
 

@@ -55,7 +55,10 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
     "RETRY_BASE_DELAY_SECONDS": "20",
     "RUNNER_NAME_PREFIX": "fargate-runner",
     "DEPLOYMENT_ID": "",
-    "RUNNER_IDLE_TIMEOUT_SECONDS": "900",
+    # The reconciler's idle backstop (seconds); not the task's own watchdog, which is
+    # TASK_IDLE_TIMEOUT_ENV below. Until issue 26 both were RUNNER_IDLE_TIMEOUT_SECONDS:
+    # see LEGACY_LAMBDA_ENVIRONMENT.
+    "RECONCILER_IDLE_TIMEOUT_SECONDS": "900",
     "MAX_REPLACEMENTS": "2",
     "GITHUB_HOOK_PATH": "",
     "GITHUB_HOOK_PARAMETER": "",
@@ -78,6 +81,16 @@ LAMBDA_ENVIRONMENT: Final[dict[str, str | None]] = {
 #: The CloudWatch namespace of the Lambdas' metrics (``POWERTOOLS_METRICS_NAMESPACE``),
 #: which the dashboard, the alarms and ``fargate-runners status`` read.
 METRICS_NAMESPACE: Final = "FargateRunners"
+
+#: Old Lambda variable -> the one that replaced it. The Lambda still reads the old name when
+#: the new one is unset, with the meaning a deployed stack gave it: while CloudFormation
+#: updates a function, its new code can run with the old environment for a moment, and an
+#: environment set by hand keeps working. The construct sets only the new names.
+LEGACY_LAMBDA_ENVIRONMENT: Final[dict[str, str]] = {
+    # Was the reconciler's idle backstop in the Lambda (and, in the task, the watchdog:
+    # that meaning keeps the name, TASK_IDLE_TIMEOUT_ENV).
+    "RUNNER_IDLE_TIMEOUT_SECONDS": "RECONCILER_IDLE_TIMEOUT_SECONDS",
+}
 
 #: Read by AWS Lambda Powertools itself, set by the construct.
 POWERTOOLS_ENVIRONMENT: Final = (
@@ -151,7 +164,7 @@ def lambda_environment(
         "RETRY_MAX_ATTEMPTS": str(retry_max_attempts),
         "RUNNER_NAME_PREFIX": runner_name_prefix,
         "DEPLOYMENT_ID": deployment_id,
-        "RUNNER_IDLE_TIMEOUT_SECONDS": str(
+        "RECONCILER_IDLE_TIMEOUT_SECONDS": str(
             (task_idle_timeout_seconds or RECONCILER_IDLE_WITHOUT_WATCHDOG_SECONDS)
             + RECONCILER_IDLE_MARGIN_SECONDS
         ),
@@ -186,7 +199,16 @@ PROFILE_OPTIONAL_KEYS: Final = (
 
 #: The runner task's idle watchdog (seconds; ``fargate_runners/runner/entrypoint.sh``): set in
 #: the task definition, raised by the Lambda's container override for a warm-pool runner.
+#: The task's variable, not the Lambda's (that one is ``RECONCILER_IDLE_TIMEOUT_SECONDS``).
 TASK_IDLE_TIMEOUT_ENV: Final = "RUNNER_IDLE_TIMEOUT_SECONDS"
+
+#: Tags on every runner task started for a job (set at ``RunTask``, lambda_fn/launcher.py):
+#: the job, its run and attempt, and ``owner/repo``. A warm-pool runner, started for no
+#: job, has only TAG_GITHUB_REPOSITORY: its scope (``owner/repo``, or the organisation).
+TAG_GITHUB_JOB_ID: Final = "github:job-id"
+TAG_GITHUB_RUN_ID: Final = "github:run-id"
+TAG_GITHUB_RUN_ATTEMPT: Final = "github:run-attempt"
+TAG_GITHUB_REPOSITORY: Final = "github:repository"
 
 #: Tags on every runner task (set at ``RunTask``) and on every sealed JIT config secret.
 TAG_PROFILE: Final = "runner:profile"

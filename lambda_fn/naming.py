@@ -2,7 +2,8 @@
 
 A runner is named ``<prefix>-<deployment>-<job id>-<6 hex>``:
 
-- ``prefix`` (``RUNNER_NAME_PREFIX``, the stack name by default) makes it readable;
+- ``prefix`` (``RUNNER_NAME_PREFIX``, :func:`runner_name_prefix_from` the construct's
+  ``runner_name_prefix``, name prefix or stack name) makes it readable;
 - ``deployment`` (``DEPLOYMENT_ID``, from the CloudFormation stack id, so unique
   per deployed stack even for equal stack names in two regions or accounts) makes
   it ours: two deployments registering runners on the same repositories never
@@ -23,7 +24,47 @@ from __future__ import annotations
 import re
 import secrets
 
-__all__ = ["launched_for", "owns_runner", "pool_runner_name", "runner_name"]
+from lambda_fn.contract import LAMBDA_ENVIRONMENT
+
+__all__ = [
+    "RUNNER_NAME_PREFIX_MAX",
+    "RUNNER_NAME_PREFIX_RE",
+    "launched_for",
+    "owns_runner",
+    "pool_runner_name",
+    "runner_name",
+    "runner_name_prefix_from",
+    "runner_name_prefix_problem",
+]
+
+#: The longest ``RUNNER_NAME_PREFIX``: with a deployment id, a 16-digit job id and the
+#: random part a runner name stays at 53 characters (``tests/unit/test_naming.py``).
+RUNNER_NAME_PREFIX_MAX = 20
+#: The one rule for ``RUNNER_NAME_PREFIX``: the Lambda refuses anything else, and the
+#: construct and ``cdk.json`` check the same (``fargate_runners/rules.py``).
+RUNNER_NAME_PREFIX_RE = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{RUNNER_NAME_PREFIX_MAX - 1}}}$")
+_NOT_IN_PREFIX = re.compile(r"[^a-z0-9-]")
+
+
+def runner_name_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be a ``RUNNER_NAME_PREFIX`` (the Lambda's 500 on every
+    delivery), or None."""
+    if RUNNER_NAME_PREFIX_RE.match(prefix):
+        return None
+    return (
+        f"{prefix!r} must be 1-{RUNNER_NAME_PREFIX_MAX} lower-case letters, digits or "
+        "hyphens, starting with a letter or digit"
+    )
+
+
+def runner_name_prefix_from(name: str) -> str:
+    """The ``RUNNER_NAME_PREFIX`` for a deployment: its ``runner_name_prefix``, else its name
+    prefix or stack name, lower-cased, every character but a letter, digit or ``-`` made
+    ``-``, cut to :data:`RUNNER_NAME_PREFIX_MAX` characters, ``-`` stripped from both ends;
+    the contract's default when nothing is left. The result always passes
+    :func:`runner_name_prefix_problem` (a valid prefix only loses a trailing ``-``)."""
+    prefix = _NOT_IN_PREFIX.sub("-", name.lower())[:RUNNER_NAME_PREFIX_MAX].strip("-")
+    return prefix or str(LAMBDA_ENVIRONMENT["RUNNER_NAME_PREFIX"])
 
 
 def _stem(prefix: str, deployment_id: str) -> str:

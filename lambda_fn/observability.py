@@ -8,8 +8,8 @@ Tracing the two remote calls (GitHub JIT config, ECS ``RunTask``) and the
 secret write as X-Ray subsegments is opt-in: ``TRACE_REMOTE_CALLS=true``
 (the stack sets it from its ``detailed_tracing`` setting). The Powertools
 ``Tracer`` imports the X-Ray SDK, whose global recorder builds its own botocore
-session and clients: about 125-260 ms of a cold start here, more than
-importing boto3 itself (docs/performance.md). Without it, Lambda's active
+session and clients on every cold start (the cost: docs/performance.md, "Tracing:
+the trade"). Without it, Lambda's active
 tracing still records each invocation (the function segment and its init
 time), just not what happens inside. When on, the tracer is built on the
 first traced call, never at import; ``POWERTOOLS_TRACE_DISABLED=true`` still

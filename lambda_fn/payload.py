@@ -6,9 +6,9 @@ anything here reads the body. Only the fields the dispatcher uses are kept
 bound so a hostile-but-signed body cannot blow up memory or logs.
 
 Plain ``dataclasses`` and a few checks instead of pydantic models: the Lambda
-asset then carries no pydantic/pydantic-core (about 2.5 MB of its 4.8 MB
-zipped) and a cold start does not import them (about 60 ms in ``bench``; see
-docs/performance.md). Field shapes follow GitHub's ``workflow_job`` payload
+asset then carries no pydantic/pydantic-core and a cold start does not import
+them (the figures: docs/performance.md, "A smaller, faster Lambda"). Field shapes
+follow GitHub's ``workflow_job`` payload
 (https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_job).
 """
 

@@ -20,7 +20,7 @@ not history:
 The steps, in the order they run (numbers as below): 2, 5, 4, 7, 1, 3, capacity
 (``lambda_fn.capacity.correct``), 6, 8.
 
-1. **Idle runners.** A runner task alive longer than ``RUNNER_IDLE_TIMEOUT_SECONDS``
+1. **Idle runners.** A runner task alive longer than ``RECONCILER_IDLE_TIMEOUT_SECONDS``
    whose runner is idle is released (registration deleted, then task stopped;
    see ``cleanup.release``). Busy runners are never touched.
 2. **Runners that died before their job.** For each job whose tasks have all
@@ -80,13 +80,7 @@ from typing import Any
 
 from lambda_fn import aws, capacity, jit_secret, job_records, runner_version
 from lambda_fn.admission import recheck
-from lambda_fn.cleanup import (
-    RunnerTask,
-    describe_tasks,
-    in_warm_pool,
-    list_task_arns,
-    release,
-)
+from lambda_fn.cleanup import describe_tasks, in_warm_pool, list_task_arns, release
 from lambda_fn.config import (
     HOOK_NOT_RECORDED,
     REDELIVERY_LOOKBACK_SECONDS,
@@ -110,6 +104,7 @@ from lambda_fn.launch import launch_pool_runner
 from lambda_fn.naming import launched_for, owns_runner
 from lambda_fn.observability import count, logger, metrics
 from lambda_fn.run_task import started_by
+from lambda_fn.runner_task import RunnerTask
 
 #: Deliveries older than this are left alone (within the de-duplication window, which
 #: ``IDEMPOTENCY_TTL_SECONDS`` may not make shorter, so a redelivery is never a "replay").
@@ -283,10 +278,11 @@ def _stop_idle(
     now: datetime,
     report: Counter[str],
 ) -> None:
-    limit = timedelta(seconds=settings.runner_idle_timeout_seconds)
+    seconds = settings.reconciler_idle_timeout_seconds
+    limit = timedelta(seconds=seconds)
     for task in alive:
         if task.alive and _age(task, now) > limit and not in_warm_pool(settings, task):
-            reason = f"idle for more than {settings.runner_idle_timeout_seconds} s without a job"
+            reason = f"idle for more than {seconds} s without a job"
             if release(settings, gh, task, reason):
                 report["idle_stopped"] += 1
             else:
@@ -668,10 +664,6 @@ def _keep_warm(
             else:
                 report["busy_kept"] += 1
         fleet.started(settings, _top_up(settings, profile, target - len(keep), report))
-
-
-def _idle(runner: dict[str, Any] | None) -> bool:
-    return runner is not None and not runner.get("busy")
 
 
 def _top_up(settings: Settings, profile: Profile, missing: int, report: Counter[str]) -> list[str]:

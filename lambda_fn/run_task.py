@@ -90,14 +90,14 @@ def _tag(key: str, value: str) -> dict[str, str]:
 def _job_tags(job: Job | None, profile: Profile) -> list[dict[str, str]]:
     if job is not None:
         return [
-            _tag("github:job-id", str(job.job_id)),
-            _tag("github:run-id", str(job.run_id)),
-            _tag("github:run-attempt", str(job.run_attempt)),
-            _tag("github:repository", job.repository),
+            _tag(contract.TAG_GITHUB_JOB_ID, str(job.job_id)),
+            _tag(contract.TAG_GITHUB_RUN_ID, str(job.run_id)),
+            _tag(contract.TAG_GITHUB_RUN_ATTEMPT, str(job.run_attempt)),
+            _tag(contract.TAG_GITHUB_REPOSITORY, job.repository),
         ]
     # A pool runner started for no job: the scope it registered in stands for the repository.
     assert profile.warm is not None, "a runner without a job is a warm-pool runner"
-    return [_tag("github:repository", profile.warm.scope)]
+    return [_tag(contract.TAG_GITHUB_REPOSITORY, profile.warm.scope)]
 
 
 def build_run_task_request(

@@ -6,7 +6,7 @@ name the concrete ones: the exact repositories of ``ALLOWED_REPOSITORIES`` (with
 ``org``: the owner of every entry, ``owner/*`` included) and every warm pool's
 scope. A pattern (``owner/*`` with ``repo``) or an empty ``ALLOWED_REPOSITORIES``
 (every repository) names no repository: those scopes are known only from a task's
-tags (``lambda_fn.cleanup.RunnerTask.scope``).
+tags (``lambda_fn.runner_task.RunnerTask.scope``).
 
 Used where no job is at hand: the teardown (which registrations to delete), the
 runner-version check on GitHub Enterprise Server (where to read the downloads),

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lambda_fn.cleanup import RunnerTask, describe_tasks, list_task_arns
+from lambda_fn.cleanup import describe_tasks, list_task_arns
 from lambda_fn.config import QUEUED_JOB_LIMIT_SECONDS, Settings
 from lambda_fn.naming import launched_for
 from lambda_fn.observability import logger, seconds
 from lambda_fn.run_task import started_by
+from lambda_fn.runner_task import RunnerTask
 
 #: The phase metrics, in the order a task goes through them (fargate_runners/dashboard.py).
 PHASE_METRICS = ("TaskProvisioning", "ImagePull", "ContainerStart")

@@ -101,7 +101,7 @@ class WarmPool:
 
     @property
     def idle_bound_seconds(self) -> int:
-        """The idle watchdog of a pool member's task (``RUNNER_IDLE_TIMEOUT_SECONDS``)."""
+        """The idle watchdog of a pool member's task (``contract.TASK_IDLE_TIMEOUT_ENV``)."""
         return self.max_age_seconds + WATCHDOG_MARGIN_SECONDS
 
     def owner_repo(self, runner_scope: str) -> tuple[str, str]:

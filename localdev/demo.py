@@ -286,11 +286,11 @@ def deliver_all(rows: Sequence[Row], url: str) -> None:
 
 
 def count_duplicates(tasks: Sequence[dict[str, Any]]) -> int:
-    """Tasks beyond the first for the same job (tag ``github:job-id``)."""
+    """Tasks beyond the first for the same job (tag ``contract.TAG_GITHUB_JOB_ID``)."""
     per_job: dict[str, int] = {}
     for task in tasks:
         tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        job = tags.get("github:job-id", "?")
+        job = tags.get(contract.TAG_GITHUB_JOB_ID, "?")
         per_job[job] = per_job.get(job, 0) + 1
     return sum(n - 1 for n in per_job.values())
 

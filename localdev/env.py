@@ -12,16 +12,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-
-def reset_handler_caches() -> None:
-    """Drop the handler's cached clients, secrets, launchers and parsed settings."""
-    from lambda_fn import aws, idempotent_launch, secrets
-    from lambda_fn import config as handler_config
-
-    aws.reset()
-    secrets.reset()
-    idempotent_launch.reset()
-    handler_config._parse_cached.cache_clear()
+from lambda_fn.aws import reset_caches
 
 
 @contextlib.contextmanager
@@ -31,7 +22,7 @@ def handler_environment(env: Mapping[str, str]) -> Iterator[None]:
     # An inherited AWS_PROFILE would override the fake credentials of a local stack.
     profile = os.environ.pop("AWS_PROFILE", None) if "AWS_ACCESS_KEY_ID" in env else None
     os.environ.update(env)
-    reset_handler_caches()
+    reset_caches()
     try:
         yield
     finally:
@@ -42,4 +33,4 @@ def handler_environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
         if profile is not None:
             os.environ["AWS_PROFILE"] = profile
-        reset_handler_caches()
+        reset_caches()

@@ -1,6 +1,6 @@
 """Create in an AWS endpoint (a moto server) what ``cdk deploy`` would create.
 
-The shapes follow ``cdk/construct.py``: two secrets, a VPC with DNS hostnames,
+The shapes follow ``fargate_runners/construct.py``: two secrets, a VPC with DNS hostnames,
 a subnet and security group, an ECS cluster, one Fargate task definition per
 profile (family ``<stack_name>-runner-<profile>``, container ``runner``), the
 DynamoDB idempotency table, the retry queue with its dead-letter queue and the
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lambda_fn.config import HOOK_NOT_RECORDED
+from lambda_fn.naming import runner_name_prefix_from
 
 if TYPE_CHECKING:
     from fargate_runners.config import RunnersConfig
@@ -316,7 +317,7 @@ def provision(
             idempotency_table=table,
             retry_queue_url=retry_url,
             dead_letter_queue_url=dlq_url,
-            runner_name_prefix=_runner_name_prefix(prefix),
+            runner_name_prefix=runner_name_prefix_from(prefix),
             task_idle_timeout_seconds=config.runner_idle_timeout_seconds,
             jit_secret_prefix=f"{unique}/jit",
             github_hook_parameter=hook_parameter,
@@ -356,9 +357,3 @@ ECS_TASKS_TRUST_POLICY = {
         }
     ],
 }
-
-
-def _runner_name_prefix(stack_name: str) -> str:
-    """The construct's default (lower-case stack name), cut to what the Lambda accepts."""
-    prefix = "".join(ch if ch.isalnum() else "-" for ch in stack_name.lower())[:20].strip("-")
-    return prefix or "fargate-runner"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambda_fn import contract
+from lambda_fn.runner_task import RunnerTask
 from runners_cli.errors import CliError
 from runners_cli.github import GitHub, GitHubError, Target, hook_differences
 from runners_cli.profiles import DEFAULT_RUNNER_GROUP_ID, RestrictedProfile, restricted_profiles
@@ -225,18 +226,9 @@ def _secret_name(arn: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunnerTask:
-    profile: str
-    job_id: str
-    repository: str
-    status: str
-    started: datetime | None
-    task_id: str
-
-
 def running_tasks(aws: Aws, cluster: str) -> list[RunnerTask]:
-    """Pending and running runner tasks of the cluster, oldest first."""
+    """Pending and running runner tasks of the cluster, by profile, oldest first (read
+    through the Lambda's own :class:`~lambda_fn.runner_task.RunnerTask`)."""
     ecs = aws.client("ecs")
     arns: list[str] = []
     for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus="RUNNING"):
@@ -246,21 +238,15 @@ def running_tasks(aws: Aws, cluster: str) -> list[RunnerTask]:
         described = ecs.describe_tasks(
             cluster=cluster, tasks=arns[start : start + 100], include=["TAGS"]
         )["tasks"]
-        for task in described:
-            tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-            started = task.get("startedAt") or task.get("createdAt")
-            tasks.append(
-                RunnerTask(
-                    profile=tags.get(contract.TAG_PROFILE, "?"),
-                    job_id=tags.get("github:job-id", "?"),
-                    repository=tags.get("github:repository", "?"),
-                    status=str(task.get("lastStatus", "?")),
-                    started=started if isinstance(started, datetime) else None,
-                    task_id=task["taskArn"].rsplit("/", 1)[-1],
-                )
-            )
+        tasks.extend(RunnerTask.from_ecs(task) for task in described)
     epoch = datetime.min.replace(tzinfo=UTC)
-    return sorted(tasks, key=lambda t: (t.profile, t.started or epoch))
+    return sorted(tasks, key=lambda t: (t.profile or "?", task_started(t) or epoch))
+
+
+def task_started(task: RunnerTask) -> datetime | None:
+    """When the task started, else when it was created (a pending task has not started)."""
+    started = task.started_at or task.created_at
+    return started if isinstance(started, datetime) else None
 
 
 def age(started: datetime | None, now: datetime | None = None) -> str:
@@ -493,13 +479,16 @@ def status(
     if tasks:
         out(f"  {'profile':<12} {'job id':<12} {'repository':<32} {'age':>7}  {'status':<9} task")
         for task in tasks:
+            job_id = "?" if task.job_id is None else str(task.job_id)
             out(
-                f"  {task.profile:<12} {task.job_id:<12} {task.repository:<32} "
-                f"{age(task.started, now):>7}  {task.status:<9} {task.task_id[:12]}"
+                f"  {task.profile or '?':<12} {job_id:<12} {task.repository or '?':<32} "
+                f"{age(task_started(task), now):>7}  {task.last_status or '?':<9} "
+                f"{task.task_id[:12]}"
             )
         counts: dict[str, int] = {}
         for task in tasks:
-            counts[task.profile] = counts.get(task.profile, 0) + 1
+            profile = task.profile or "?"
+            counts[profile] = counts.get(profile, 0) + 1
         out("  per profile: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items())))
     out("")
     print_time_to_start(aws, now or datetime.now(UTC), out)

@@ -40,6 +40,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 from moto import mock_aws
 
+from lambda_fn.aws import reset_caches
 from localdev.github_app_double import GitHubAppDouble
 from localdev.github_model import Call, GitHubModel
 
@@ -143,18 +144,6 @@ class FakeAws:
         return ecs.describe_tasks(cluster=self.cluster, tasks=arns, include=["TAGS"])["tasks"]
 
 
-def reset_lambda_caches() -> None:
-    """The handler caches clients, secrets and launchers per process: start each test clean."""
-    from lambda_fn import aws, github_auth, idempotent_launch, secrets
-    from lambda_fn.config import _parse_cached
-
-    aws.reset()
-    secrets.reset()
-    idempotent_launch.reset()
-    github_auth.reset()
-    _parse_cached.cache_clear()
-
-
 def create_stack_resources(region: str = "us-east-1") -> FakeAws:
     """Create in the active moto backend what ``cdk deploy`` would create."""
     from localdev.provision import provision
@@ -189,9 +178,9 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
         resources = create_stack_resources()
         for key, value in resources.env().items():
             monkeypatch.setenv(key, value)
-        reset_lambda_caches()
+        reset_caches()
         yield resources
-    reset_lambda_caches()
+    reset_caches()
 
 
 def current_profiles() -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import responses
 from moto import mock_aws
 
 from fargate_runners.config import DEFAULT_IMAGE
+from lambda_fn import contract
 from runners_cli.stack import Aws
 from tests.cli.kms_import import kms_import  # noqa: F401 - a fixture for the App tests
 from tests.conftest import FakeGitHub
@@ -153,8 +154,8 @@ class Deployed:
             launchType="FARGATE",
             networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
             tags=[
-                {"key": "github:job-id", "value": str(job_id)},
-                {"key": "github:repository", "value": repository},
+                {"key": contract.TAG_GITHUB_JOB_ID, "value": str(job_id)},
+                {"key": contract.TAG_GITHUB_REPOSITORY, "value": repository},
                 {"key": "runner:profile", "value": profile},
             ],
         )["tasks"][0]

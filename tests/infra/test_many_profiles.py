@@ -20,6 +20,7 @@ from moto import mock_aws
 from fargate_runners.config_errors import ConfigError
 from fargate_runners.discovery import RESOURCE_LIMIT, TEMPLATE_LIMIT_BYTES
 from fargate_runners.runner_files import SHARED_FILES, files_digest
+from lambda_fn.aws import reset_caches
 from tests.conftest import (
     GITHUB_API,
     PAT,
@@ -28,7 +29,6 @@ from tests.conftest import (
     FakeGitHub,
     deliver,
     queued_payload,
-    reset_lambda_caches,
 )
 
 from .conftest import NO_BUNDLING, STEP_IMAGE, Synth, findings, synth
@@ -214,9 +214,9 @@ def many_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
         )
         for key, value in fake.env().items():
             monkeypatch.setenv(key, value)
-        reset_lambda_caches()
+        reset_caches()
         yield fake
-    reset_lambda_caches()
+    reset_caches()
 
 
 def test_the_fiftieth_profile_launches_its_own_task(many_aws: FakeAws, github: FakeGitHub) -> None:

@@ -781,7 +781,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
         "Ref": logical_id(main_synth, "AWS::SQS::Queue", "DeadLetter")
     }
     assert env["RETRY_MAX_ATTEMPTS"] == "4"
-    assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "720"  # the task's 600 s + 120 s
+    assert env["RECONCILER_IDLE_TIMEOUT_SECONDS"] == "720"  # the task's 600 s + 120 s
     assert env["GITHUB_HOOK_PATH"] == "orgs/octo-org/hooks/12345"
     assert env["GITHUB_HOOK_PARAMETER"] == {
         "Ref": logical_id(main_synth, "AWS::SSM::Parameter", "WebhookHookParameter")
@@ -808,7 +808,7 @@ def test_webhook_environment(main_synth: Synth) -> None:
         "SUBNET_IDS", "SECURITY_GROUP_IDS", "ASSIGN_PUBLIC_IP",
         "RUNNER_SCOPE", "RUNNER_GROUP_ID", "ALLOWED_REPOSITORIES", "IDEMPOTENCY_TABLE",
         "RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "RETRY_MAX_ATTEMPTS",
-        "RUNNER_IDLE_TIMEOUT_SECONDS", "GITHUB_HOOK_PATH",
+        "RECONCILER_IDLE_TIMEOUT_SECONDS", "GITHUB_HOOK_PATH",
     }  # fmt: skip
     extra = {
         "GITHUB_HOOK_PARAMETER", "RUNNER_PROFILES_PARAMETERS", "RUNNER_PROFILES_VERSION",
@@ -1434,7 +1434,7 @@ def test_no_vpc_endpoints_by_default(main_synth: Synth, edge_synth: Synth) -> No
 def test_default_environment_values(existing_vpc_synth: Synth) -> None:
     env = webhook_env(existing_vpc_synth)
     assert env["RETRY_MAX_ATTEMPTS"] == "8"
-    assert env["RUNNER_IDLE_TIMEOUT_SECONDS"] == "1020"  # the task's 900 s + 120 s
+    assert env["RECONCILER_IDLE_TIMEOUT_SECONDS"] == "1020"  # the task's 900 s + 120 s
     assert env["GITHUB_HOOK_PATH"] == ""
     (task_def,) = existing_vpc_synth.resources("AWS::ECS::TaskDefinition").values()
     (container,) = task_def["Properties"]["ContainerDefinitions"]
@@ -1480,7 +1480,7 @@ def test_default_profile_family(existing_vpc_synth: Synth) -> None:
 
 
 def test_watchdog_off_gives_the_reconciler_an_hour(edge_synth: Synth) -> None:
-    assert webhook_env(edge_synth)["RUNNER_IDLE_TIMEOUT_SECONDS"] == str(3600 + 120)
+    assert webhook_env(edge_synth)["RECONCILER_IDLE_TIMEOUT_SECONDS"] == str(3600 + 120)
     (task_def,) = edge_synth.resources("AWS::ECS::TaskDefinition").values()
     (container,) = task_def["Properties"]["ContainerDefinitions"]
     assert container_env(container)["RUNNER_IDLE_TIMEOUT_SECONDS"] == "0"

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
 
 
@@ -134,7 +135,7 @@ def tasks_for(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
     found = []
     for task in fake_aws.tasks():
         tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        if tags.get("github:job-id") == str(job_id):
+        if tags.get(contract.TAG_GITHUB_JOB_ID) == str(job_id):
             found.append(task)
     return found
 
@@ -234,10 +235,10 @@ def test_another_deployments_runners_are_never_removed(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two deployments (same stack name, two regions) serve the same repositories."""
-    from tests.conftest import reset_lambda_caches
+    from lambda_fn.aws import reset_caches
 
     monkeypatch.setenv("DEPLOYMENT_ID", "1c2fa620")
-    reset_lambda_caches()
+    reset_caches()
     alive = launch(80)
     assert github.jit_requests[-1]["name"].startswith("fgr-1c2fa620-80-")
     (task,) = tasks_for(fake_aws, 80)

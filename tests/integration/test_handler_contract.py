@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import (
     PAT,
     WEBHOOK_SECRET,
@@ -317,9 +318,9 @@ def test_matching_job_gets_one_jit_config_and_one_task(
     assert request["clientToken"].startswith("job-4242-")
     assert len(request["clientToken"]) <= 64
     tags = {t["key"]: t["value"] for t in request["tags"]}
-    assert tags["github:job-id"] == "4242"
-    assert tags["github:run-id"] == "777"
-    assert tags["github:repository"] == "octo-org/app"
+    assert tags[contract.TAG_GITHUB_JOB_ID] == "4242"
+    assert tags[contract.TAG_GITHUB_RUN_ID] == "777"
+    assert tags[contract.TAG_GITHUB_REPOSITORY] == "octo-org/app"
     assert tags["runner:profile"] == "default"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import (
     FakeAws,
     FakeGitHub,
@@ -34,7 +35,7 @@ def live_tasks(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
         t
         for t in fake_aws.tasks()
         if t["desiredStatus"] != "STOPPED"
-        and {x["key"]: x["value"] for x in t["tags"]}.get("github:job-id") == str(job_id)
+        and {x["key"]: x["value"] for x in t["tags"]}.get(contract.TAG_GITHUB_JOB_ID) == str(job_id)
     ]
 
 
@@ -262,9 +263,9 @@ def test_lambda_dying_after_run_task_is_recovered_by_the_task_and_the_reconciler
         cluster=fake_aws.cluster, task=orphan["taskArn"], reason="Essential container exited"
     )
     monkeypatch.undo()
-    from tests.conftest import reset_lambda_caches
+    from lambda_fn.aws import reset_caches
 
-    reset_lambda_caches()
+    reset_caches()
     for key, value in fake_aws.env().items():
         monkeypatch.setenv(key, value)
     report = reconcile(get_settings())

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import FakeAws, FakeGitHub, use_retry_queue
 
 #: Written by the version before the job became one typed message (``QueuedJob``,
@@ -137,7 +138,10 @@ def test_a_retry_message_of_the_previous_version_is_read_and_launched(
     }
     (task,) = fake_aws.tasks()
     tags = {t["key"]: t["value"] for t in task["tags"]}
-    assert (tags["github:job-id"], tags["github:run-attempt"]) == ("4343", "2")
+    assert (tags[contract.TAG_GITHUB_JOB_ID], tags[contract.TAG_GITHUB_RUN_ATTEMPT]) == (
+        "4343",
+        "2",
+    )
 
 
 def test_a_retry_message_for_a_profile_that_is_gone_is_parked_unchanged(

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambda_fn.aws import reset_caches
 from lambda_fn.errors import ConfigError, GitHubTransientError
 from lambda_fn.source_ranges import SourceRangesError
 from tests.conftest import (
@@ -16,7 +17,6 @@ from tests.conftest import (
     PAT,
     FakeAws,
     FakeGitHub,
-    reset_lambda_caches,
     use_github_app,
 )
 
@@ -42,9 +42,9 @@ def create_ip_sets(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]
 def ip_sets(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, dict[str, Any]]]:
     """A function with only its own variables (no dispatcher settings: no token)."""
     with mock_aws():
-        reset_lambda_caches()
+        reset_caches()
         yield create_ip_sets(monkeypatch)
-    reset_lambda_caches()
+    reset_caches()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_fn import contract
 from tests.conftest import (
     FakeAws,
     FakeGitHub,
@@ -59,7 +60,9 @@ def tasks_per_job(fake_aws: FakeAws) -> dict[str, int]:
     counts: dict[str, int] = {}
     for task in fake_aws.tasks():
         tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        counts[tags["github:job-id"]] = counts.get(tags["github:job-id"], 0) + 1
+        counts[tags[contract.TAG_GITHUB_JOB_ID]] = (
+            counts.get(tags[contract.TAG_GITHUB_JOB_ID], 0) + 1
+        )
     return counts
 
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 import responses
 
+from lambda_fn.aws import reset_caches
 from lambda_fn.contract import TASK_EXIT_VERSION_REFUSED
 from tests.conftest import (
     GITHUB_API,
@@ -20,7 +21,6 @@ from tests.conftest import (
     current_profiles,
     deliver,
     queued_payload,
-    reset_lambda_caches,
     set_profiles,
 )
 
@@ -38,7 +38,7 @@ def with_versions(monkeypatch: pytest.MonkeyPatch, **versions: str | None) -> No
         if versions[profile["name"]] is not None:
             profile["runner_version"] = versions[profile["name"]]
     set_profiles(monkeypatch, profiles)
-    reset_lambda_caches()
+    reset_caches()
 
 
 def publish(github: FakeGitHub, version: str, days_ago: float, **flags: bool) -> None:

@@ -98,8 +98,8 @@ def test_reconciler_fills_the_pool_once(
     assert len(members) == 2
     for task in members:
         assert task["startedBy"] == "gh-pool"
-        assert tags(task)["github:repository"] == SCOPE
-        assert "github:job-id" not in tags(task)
+        assert tags(task)[contract.TAG_GITHUB_REPOSITORY] == SCOPE
+        assert contract.TAG_GITHUB_JOB_ID not in tags(task)
         assert tags(task)[contract.TAG_RUNNER_NAME].startswith("fgr-pool-")
         # The task's own watchdog outlives the reconciler's maximum age (4 h by default).
         assert idle_override(task) == str(4 * 3600 + WATCHDOG_MARGIN_SECONDS)
@@ -135,7 +135,7 @@ def test_a_queued_job_in_scope_refills_the_pool_and_completion_keeps_it(
     assert body["warm_pool"] is True
     [task] = running(fake_aws)
     assert tags(task)[contract.TAG_POOL] == "default"
-    assert tags(task)["github:job-id"] == "71"
+    assert tags(task)[contract.TAG_GITHUB_JOB_ID] == "71"
     assert idle_override(task) == str(4 * 3600 + WATCHDOG_MARGIN_SECONDS)
     # The job ran on a warm runner; the completed delivery leaves the refill running.
     done = queued_payload(job_id=71, repo=SCOPE, action="completed")
@@ -207,7 +207,7 @@ def test_the_idle_step_leaves_members_to_the_pool(
 ) -> None:
     use_pool(monkeypatch, fake_aws)
     reconcile()
-    # An hour old is past RUNNER_IDLE_TIMEOUT_SECONDS but well within the pool's max age.
+    # An hour old is past RECONCILER_IDLE_TIMEOUT_SECONDS but well within the pool's max age.
     report = reconcile()
     assert report.get("idle_stopped", 0) == 0
     assert len(pool_members(fake_aws)) == 2

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from lambda_fn import contract
 from localdev import deliveries
 from localdev.firewall import StageThrottle
 from localdev.github_stub import Hook
@@ -85,7 +86,7 @@ def flood_with_jobs(
 
 def tasks_per_job(runtime: LocalRuntime) -> Counter[str]:
     tags = [{t["key"]: t["value"] for t in task["tags"]} for task in runtime.stack.tasks()]
-    return Counter(tag["github:job-id"] for tag in tags)
+    return Counter(tag[contract.TAG_GITHUB_JOB_ID] for tag in tags)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from lambda_fn import contract
 from localdev import deliveries, demo
 from localdev.runtime import LocalRuntime, local_runtime
 
@@ -34,7 +35,9 @@ def test_burst_of_distinct_jobs_starts_one_task_each(runtime: LocalRuntime) -> N
     assert [a.status_code for a in answers] == [200] * 20
     assert {a.json()["status"] for a in answers} == {"launched"}
     tasks = runtime.stack.tasks()
-    job_ids = [{t["key"]: t["value"] for t in task["tags"]}["github:job-id"] for task in tasks]
+    job_ids = [
+        {t["key"]: t["value"] for t in task["tags"]}[contract.TAG_GITHUB_JOB_ID] for task in tasks
+    ]
     assert sorted(job_ids) == sorted(str(5000 + i) for i in range(20))
     assert len(runtime.github.calls("POST", "generate-jitconfig")) == 20
 

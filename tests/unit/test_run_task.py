@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from lambda_fn import contract
 from lambda_fn.config import Profile, load_settings
 from lambda_fn.errors import LaunchPermanentError, LaunchTransientError
 from lambda_fn.github import JitConfig
@@ -86,7 +87,7 @@ def test_tag_values_are_sanitised() -> None:
         t["key"]: t["value"]
         for t in build_run_task_request(SETTINGS, PROFILE, job, JIT, sealed_name="p/x")["tags"]
     }
-    assert tags["github:repository"] == "o/r_script_"
+    assert tags[contract.TAG_GITHUB_REPOSITORY] == "o/r_script_"
 
 
 @pytest.mark.parametrize("job_id", [1, 123456789, 10**18])
