@@ -14,14 +14,18 @@ from collections.abc import Iterator, Mapping
 
 
 def reset_handler_caches() -> None:
-    """Drop the handler's cached clients, secrets, launchers and parsed settings."""
-    from lambda_fn import aws, dispatch, secrets
+    """Drop the handler's cached clients, secrets, launchers, GitHub App and HTTP session,
+    and parsed settings: what a new Lambda execution environment starts without. The one
+    reset the local mode, the benchmarks and the tests use."""
+    from lambda_fn import aws, dispatch, github, github_auth, secrets
     from lambda_fn import config as handler_config
 
     aws.reset()
     secrets.reset()
     dispatch.reset()
+    github_auth.reset()
     handler_config._parse_cached.cache_clear()
+    github.shared_session.cache_clear()
 
 
 @contextlib.contextmanager
