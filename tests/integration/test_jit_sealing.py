@@ -17,16 +17,11 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import (
-    FakeAws,
-    FakeGitHub,
-    current_profiles,
-    deliver,
-    queued_payload,
-    set_profiles,
-)
-from tests.integration.test_fault_matrix import First, aws_error, inject
-from tests.integration.test_retry_path import drain
+from tests.kit.events import deliver, queued_payload
+from tests.kit.faults import First, aws_error, inject
+from tests.kit.github import FakeGitHub
+from tests.kit.retry import drain
+from tests.kit.world import FakeAws, current_profiles, set_profiles
 
 
 def live_tasks(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
@@ -262,7 +257,7 @@ def test_lambda_dying_after_run_task_is_recovered_by_the_task_and_the_reconciler
         cluster=fake_aws.cluster, task=orphan["taskArn"], reason="Essential container exited"
     )
     monkeypatch.undo()
-    from tests.conftest import reset_lambda_caches
+    from tests.kit.world import reset_lambda_caches
 
     reset_lambda_caches()
     for key, value in fake_aws.env().items():

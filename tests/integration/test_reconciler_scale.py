@@ -11,7 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, set_profiles
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws, set_profiles
 
 
 def reconcile(**kwargs: Any) -> dict[str, int]:

@@ -11,14 +11,8 @@ from moto import mock_aws
 
 from lambda_fn.errors import ConfigError, GitHubTransientError
 from lambda_fn.source_ranges import SourceRangesError
-from tests.conftest import (
-    GITHUB_API,
-    PAT,
-    FakeAws,
-    FakeGitHub,
-    reset_lambda_caches,
-    use_github_app,
-)
+from tests.kit.github import FakeGitHub, use_github_app
+from tests.kit.world import GITHUB_API, PAT, FakeAws, reset_lambda_caches
 
 
 def create_ip_sets(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
