@@ -56,9 +56,11 @@ INLINE_HANDLER = "def handler(event, context):\n    return None\n"
 
 
 def _boto3_client(service: str, region: str) -> Any:
+    """A client of boto3's default session: under ``mock_aws`` or ``AWS_ENDPOINT_URL``."""
     import boto3
 
-    return boto3.client(service, region_name=region)
+    client: Any = boto3.client  # typed per service name by boto3-stubs; any service here
+    return client(service, region_name=region)
 
 
 def template(
@@ -331,7 +333,9 @@ class SynthesizedDeployment:
     left_out: tuple[str, ...]
 
 
-def _stand_in(logical_id: str, resource: Mapping[str, Any], attribute: str | None) -> str:
+def _stand_in(
+    logical_id: str, resource: Mapping[str, Any], attribute: str | None, region: str
+) -> str:
     """The string a ``Ref`` (``attribute`` None) or ``Fn::GetAtt`` to a left-out resource
     becomes."""
     kind = str(resource.get("Type", ""))
@@ -341,7 +345,7 @@ def _stand_in(logical_id: str, resource: Mapping[str, Any], attribute: str | Non
         return value if isinstance(value, str) else logical_id.lower()
     if attribute == "Arn":
         service = kind.split("::")[1].lower() if kind.count("::") == 2 else "unknown"
-        return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{logical_id.lower()}"
+        return f"arn:aws:{service}:{region}:{ACCOUNT}:{logical_id.lower()}"
     return f"{logical_id.lower()}-{attribute.lower()}"
 
 
@@ -378,7 +382,10 @@ def _replace(node: Any, literal: Callable[[str, str | None], str | None]) -> Any
 
 
 def moto_template(
-    synthesized: Mapping[str, Any], secret_arns: Mapping[str, str], stack_name: str
+    synthesized: Mapping[str, Any],
+    secret_arns: Mapping[str, str],
+    stack_name: str,
+    region: str = REGION,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """A template moto's CloudFormation creates, from one ``cdk synth`` wrote, and the
     logical ids left out.
@@ -395,7 +402,7 @@ def moto_template(
         if logical_id in secret_arns:
             return secret_arns[logical_id] if attribute in (None, "Id") else None
         if logical_id in resources and logical_id not in kept:
-            return _stand_in(logical_id, resources[logical_id], attribute)
+            return _stand_in(logical_id, resources[logical_id], attribute, region)
         return None
 
     out_resources: dict[str, Any] = {}
@@ -466,7 +473,7 @@ def deploy_synthesized(
         if value is not None:
             arguments["SecretString"] = value
         secret_arns[logical_id] = str(sm.create_secret(**arguments)["ARN"])
-    body, left_out = moto_template(synthesized, secret_arns, name)
+    body, left_out = moto_template(synthesized, secret_arns, name, region)
     _boto3_client("cloudformation", region).create_stack(
         StackName=name,
         TemplateBody=json.dumps(body),
