@@ -54,14 +54,28 @@ test: lint typecheck  ## the full offline suite on every core (what CI runs)
 coverage: install  ## the full suite with a branch-coverage report (slower: kept out of CI's 15 minutes)
 	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered --cov-report=xml
 
-package-check: install node_modules/.installed | $(UV)  ## build the wheel, install it in a fresh venv, synth a user's app outside the repo
+# package-check, step by step: the wheel in a fresh virtualenv, with moto (the dev extra's
+# requirement) for cli_check.py's server; user_app.py synthesizes with a bundle cache of its
+# own, then again with cdk.out removed and no package index or find-links reachable (the
+# bundler's pip is the venv's, seeded: so the Lambda bundle must come from that cache);
+# cli_check.py loads the Team stack into moto and runs the installed CLI on it.
+OFFLINE_PIP := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	PIP_INDEX_URL=http://127.0.0.1:9/ PIP_NO_INDEX=1
+WHEEL_PY := $(CURDIR)/build/wheel-venv/bin/python -I
+
+package-check: install node_modules/.installed | $(UV)  ## build the wheel, install it in a fresh venv, synth a user's app outside the repo (again offline), run the installed CLI on it in moto
 	rm -rf build/dist build/wheel-venv
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir build/dist .
 	$(UV) venv --quiet --seed --python $(PYTHON) build/wheel-venv
-	$(UV) pip install --quiet --python build/wheel-venv/bin/python -c constraints.txt "$$(ls build/dist/*.whl)[cdk]"
-	app=$$(mktemp -d) && cp tests/package/user_app.py "$$app/" && cd "$$app" && \
-		PATH="$(CURDIR)/build/wheel-venv/bin:$$PATH" CDK_DEFAULT_REGION=eu-west-1 \
-		$(CURDIR)/build/wheel-venv/bin/python -I user_app.py
+	$(UV) pip install --quiet --python build/wheel-venv/bin/python -c constraints.txt \
+		"$$(ls build/dist/*.whl)[cdk]" "$$(grep -o '"moto\[[^"]*' pyproject.toml | tr -d '"')"
+	app=$$(mktemp -d) && cp tests/package/user_app.py tests/package/cli_check.py "$$app/" && \
+		cd "$$app" && export PATH="$(CURDIR)/build/wheel-venv/bin:$$PATH" \
+		CDK_DEFAULT_REGION=eu-west-1 FARGATE_RUNNERS_CACHE_DIR="$$app/cache" && \
+		$(WHEEL_PY) user_app.py && rm -rf cdk.out && \
+		echo "package check: synth again, no package index reachable" && \
+		$(OFFLINE_PIP) $(WHEEL_PY) user_app.py && \
+		$(WHEEL_PY) cli_check.py && rm -rf "$$app"
 
 synth: install node_modules/.installed  ## `cdk synth` through the pinned CDK CLI, then cfn-lint
 	rm -rf cdk.out

@@ -11,7 +11,7 @@ events, the Lambda context) lives in ``localdev``; the handler's cache reset is
 - :mod:`tests.kit.retry` -- drain the retry queue; tasks per job.
 - :mod:`tests.kit.faults` -- AWS faults injected on the handler's own clients.
 - :mod:`tests.kit.reconcile` -- run the reconciler; stop a task; a hook delivery record.
-- :mod:`tests.kit.cli` -- a deployed stack for the CLI tests, protections.
+- :mod:`tests.kit.cli` -- GitHub as the CLI meets it, protections (the stack: ``localdev.fake_stack``).
 - :mod:`tests.kit.infra` -- CDK contexts, the synth cache, template helpers.
 """
 

@@ -5,6 +5,11 @@ Run from a directory outside the repository, with a virtualenv that has only the
 stack and a third in a second stack, then checks what a deploy would need: the Lambda asset
 holds the handler and its dependencies at the versions of the wheel's own lock, and no
 two instances share a physical name. Exits non-zero, naming the problem, otherwise.
+
+``make package-check`` runs it twice, the second time with ``cdk.out`` removed and no
+package index reachable: the Lambda bundle then comes from the bundle cache the first run
+filled (``fargate_runners/bundle_cache.py``). ``cli_check.py`` then reads its ``Team``
+stack.
 """
 
 from __future__ import annotations
