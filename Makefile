@@ -43,10 +43,10 @@ typecheck: install  ## mypy, strict, on the Lambda, the CDK app and the tools
 	$(BIN)/mypy lambda_fn cdk fargate_runners localdev runners_cli bench
 
 unit: install  ## handler, pure-logic, local-mode and CLI tests (no CDK synth)
-	$(BIN)/pytest tests/unit tests/integration tests/localdev tests/cli
+	$(BIN)/pytest -n auto tests/unit tests/integration tests/localdev tests/cli
 
 infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized template
-	$(BIN)/pytest tests/infra
+	$(BIN)/pytest -n auto tests/infra
 
 test: lint typecheck  ## the full offline suite on every core (what CI runs)
 	$(BIN)/pytest -n auto

@@ -1,10 +1,11 @@
 """Deliveries, events and environment shared by the benchmarks.
 
-At module level it imports ``lambda_fn.signature`` (``hmac``) and
-``localdev.endpoint``, never ``lambda_fn.app`` itself. ``localdev.endpoint`` brings
-the local firewall and with it ``lambda_fn.hook_filter``: botocore, AWS Lambda
-Powertools and ``lambda_fn.config`` are then loaded before a ``first`` cold-start child
-(``bench/_coldchild.py``) starts its timer, so its import figure does not include them.
+The payload, signed delivery, API Gateway event and Lambda context come from
+``localdev`` (``localdev.deliveries``, ``localdev.lambda_events``): one builder for
+the tests, the benchmarks and the local endpoint. Deliberately free of ``lambda_fn``
+(and ``requests``) imports at module level (signing is ``hmac``), so a cold-start
+child can build its events before the timer starts without pre-importing the code
+under test.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from lambda_fn.signature import sign
-from localdev.endpoint import api_gateway_event
+from localdev.deliveries import workflow_job_payload
+from localdev.lambda_events import LambdaContext, webhook_event
+
+__all__ = ["LambdaContext"]
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -107,54 +109,23 @@ def lambda_env(
 def queued_payload(
     job_id: int, labels: tuple[str, ...] = MATCHING_LABELS, run_id: int | None = None
 ) -> dict[str, Any]:
-    """A ``workflow_job`` ``queued`` payload shaped like GitHub's (trimmed)."""
-    return {
-        "action": "queued",
-        "workflow_job": {
-            "id": job_id,
-            "run_id": run_id if run_id is not None else 10_000_000 + job_id,
-            "run_attempt": 1,
-            "name": "integration-tests",
-            "workflow_name": "CI",
-            "head_branch": "main",
-            "head_sha": "0" * 40,
-            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "status": "queued",
-            "labels": list(labels),
-            "runner_name": None,
-            "html_url": f"https://github.com/{OWNER}/{REPO}/actions/runs/1/job/{job_id}",
-        },
-        "repository": {
-            "id": 1,
-            "name": REPO,
-            "full_name": f"{OWNER}/{REPO}",
-            "private": True,
-            "owner": {"login": OWNER, "id": 2, "type": "Organization"},
-        },
-        "organization": {"login": OWNER},
-        "sender": {"login": "octocat", "id": 3},
-    }
-
-
-def delivery_headers(body: bytes, delivery_id: str, event: str = "workflow_job") -> dict[str, str]:
-    """The headers GitHub sends with a delivery, signed with :data:`WEBHOOK_SECRET`."""
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/bench",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery_id,
-        "X-Hub-Signature-256": sign(WEBHOOK_SECRET.encode(), body),
-    }
+    """A ``workflow_job`` ``queued`` payload shaped like GitHub's (``localdev.deliveries``)."""
+    return workflow_job_payload(
+        job_id,
+        labels,
+        repository=f"{OWNER}/{REPO}",
+        run_id=run_id if run_id is not None else 10_000_000 + job_id,
+    )
 
 
 def api_event(body: bytes, delivery_id: str) -> dict[str, Any]:
-    """An API Gateway REST proxy event (payload format 1.0) for ``POST /webhook``."""
-    return api_gateway_event(
-        "POST",
-        "/webhook",
-        delivery_headers(body, delivery_id).items(),
+    """An API Gateway REST proxy event for ``POST /webhook`` delivering ``body``, signed
+    with :data:`WEBHOOK_SECRET`."""
+    return webhook_event(
         body,
-        resource="/webhook",
+        WEBHOOK_SECRET,
+        delivery_id=delivery_id,
+        user_agent="GitHub-Hookshot/bench",
         request_id=f"req-{delivery_id}",
     )
 
@@ -163,21 +134,6 @@ def job_event(job_id: int, delivery_id: str, labels: tuple[str, ...] = MATCHING_
     """A signed API Gateway event delivering job ``job_id``."""
     body = json.dumps(queued_payload(job_id, labels)).encode()
     return api_event(body, delivery_id)
-
-
-class LambdaContext:
-    """The attributes of a Lambda context object that Powertools reads."""
-
-    function_name = "runner-webhook"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:runner-webhook"
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    log_group_name = "/aws/lambda/runner-webhook"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 25_000
 
 
 class NullWriter:

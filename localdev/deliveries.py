@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # imported when sent: a cold-start benchmark builds events without it
+    import requests
 
 USER_AGENT = "GitHub-Hookshot/localdev"
 
@@ -110,6 +111,35 @@ def with_deployment(
     return {**payload, "workflow_job": job, "deployment": deployment}
 
 
+def delivery_headers(
+    body: bytes,
+    secret: str | bytes | None,
+    *,
+    event: str = "workflow_job",
+    delivery_id: str | None = None,
+    signature: str | None = None,
+    user_agent: str | None = None,
+    hook_id: str | None = None,
+) -> dict[str, str]:
+    """The headers GitHub sends with a delivery of ``body`` (GitHub Docs, "Webhook events
+    and payloads", "Delivery headers"): ``X-Hub-Signature-256`` from ``secret`` unless
+    ``signature`` overrides it (``secret=None`` and no ``signature``: none at all),
+    ``X-GitHub-Hook-ID`` only when ``hook_id`` is given."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": user_agent or USER_AGENT,
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+    }
+    if hook_id is not None:
+        headers["X-GitHub-Hook-ID"] = hook_id
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    elif secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret, body)
+    return headers
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One webhook delivery: the exact bytes and headers GitHub would POST."""
@@ -125,6 +155,8 @@ class Delivery:
         self, url: str, *, session: requests.Session | None = None, timeout: float = 30.0
     ) -> requests.Response:
         """POST this delivery to ``url`` (a real HTTP request)."""
+        import requests
+
         poster = session or requests
         return poster.post(url, data=self.body, headers=self.headers, timeout=timeout)
 
@@ -146,17 +178,9 @@ def build(
     """
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     delivery_id = delivery_id or str(uuid.uuid4())
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery_id,
-        "X-GitHub-Hook-ID": "1",
-    }
-    if signature is not None:
-        headers["X-Hub-Signature-256"] = signature
-    elif secret is not None:
-        headers["X-Hub-Signature-256"] = sign(secret, body)
+    headers = delivery_headers(
+        body, secret, event=event, delivery_id=delivery_id, signature=signature, hook_id="1"
+    )
     return Delivery(
         body=body,
         headers=headers,

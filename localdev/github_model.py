@@ -3,7 +3,7 @@
 Every GitHub double in this repository is this model behind a thin transport:
 
 - :class:`localdev.github_stub.GitHubStub` -- an HTTP server (local mode, ``make demo``);
-- ``tests/conftest.py`` ``FakeGitHub`` -- a ``responses`` registration (the ``github`` fixture);
+- ``tests/kit/github.py`` ``FakeGitHub`` -- a ``responses`` registration (the ``github`` fixture);
 - ``bench/fakes.py`` ``FakeGitHubAdapter`` -- a ``requests`` transport adapter (benchmarks).
 
 A transport turns a request into a :class:`Call` and gives it to :meth:`GitHubModel.handle`,

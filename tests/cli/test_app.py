@@ -1,7 +1,7 @@
 """``setup --app-id --private-key`` and ``doctor`` for GitHub App stacks.
 
 KMS is moto with the import operations it lacks added as KMS documents them
-(``tests/cli/kms_import.py``); GitHub's App side knows only the public half of the App's
+(``tests/kit/kms_import.py``); GitHub's App side knows only the public half of the App's
 own key (from the .pem), so a JWT it accepts proves KMS signs with the imported key.
 """
 
@@ -24,7 +24,7 @@ from runners_cli.cli import main
 from runners_cli.errors import CliError
 from runners_cli.github import Target
 from runners_cli.stack import Aws
-from tests.cli.conftest import API, PAT, REGION, STACK, WEBHOOK_URL, Deployed, GitHub, deploy
+from tests.kit.cli import API, PAT, REGION, STACK, WEBHOOK_URL, Deployed, GitHub, deploy
 
 APP_ID = "123456"
 REPO = Target("repo", "octo-org/app")

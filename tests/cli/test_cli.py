@@ -16,7 +16,7 @@ from runners_cli.cli import main
 from runners_cli.errors import CliError
 from runners_cli.github import Target
 from runners_cli.stack import Aws, load_stack, webhook_function_environment
-from tests.cli.conftest import (
+from tests.kit.cli import (
     API,
     PAT,
     REGION,
@@ -491,7 +491,7 @@ def restricted_profiles(*groups: int | None) -> str:
 def test_doctor_warns_when_a_restricted_org_profile_uses_the_default_group(
     aws_env: None, github: GitHub
 ) -> None:
-    from tests.cli.test_protections import protect, seed_group
+    from tests.kit.cli import protect, seed_group
 
     deploy(function_env={"RUNNER_SCOPE": "org", "RUNNER_PROFILES": restricted_profiles(None, 7)})
     protect(github)

@@ -11,7 +11,7 @@ import pytest
 
 from runners_cli.cli import DISTRIBUTION, build_parser, main
 from runners_cli.stack import default_region
-from tests.cli.conftest import REGION, Deployed
+from tests.kit.cli import REGION, Deployed
 
 
 class NoTerminal(io.StringIO):

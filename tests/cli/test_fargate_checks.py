@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from runners_cli import commands
 from runners_cli.stack import Aws
-from tests.cli.conftest import API, REGION, STACK, deploy
+from tests.kit.cli import API, REGION, STACK, deploy
 
 
 class Net:

@@ -16,11 +16,20 @@ from runners_cli.github import Target
 from runners_cli.profiles import RestrictedProfile
 from runners_cli.protections import ProtectionChecks, instances, ruleset_covers
 from runners_cli.stack import Aws
-from tests.cli.conftest import API, PAT, REGION, STACK, GitHub, deploy
+from tests.kit.cli import (
+    API,
+    DEPLOY_WORKFLOW,
+    PAT,
+    REGION,
+    STACK,
+    GitHub,
+    deploy,
+    protect,
+    seed_group,
+)
 
 ORG = Target("org", "octo-org")
 REPO = Target("repo", "octo-org/app")
-DEPLOY_WORKFLOW = "octo-org/app/.github/workflows/deploy.yml@refs/heads/main"
 
 
 def deploy_profile(**extra: Any) -> dict[str, Any]:
@@ -39,46 +48,6 @@ def deploy_profile(**extra: Any) -> dict[str, Any]:
 def deploy_stack(*, scope: str = "org", **extra: Any) -> None:
     profiles = [deploy_profile(**extra), {"name": "default", "labels": ["self-hosted"]}]
     deploy(function_env={"RUNNER_SCOPE": scope, "RUNNER_PROFILES": json.dumps(profiles)})
-
-
-def protect(github: GitHub) -> None:
-    """What a careful organisation sets up: main reviewed, v* tags restricted."""
-    github.add_ruleset(
-        "repos/octo-org/app",
-        name="main reviewed",
-        conditions={"ref_name": {"include": ["~DEFAULT_BRANCH"], "exclude": []}},
-        rules=[
-            {
-                "type": "pull_request",
-                "parameters": {
-                    "required_approving_review_count": 1,
-                    "dismiss_stale_reviews_on_push": True,
-                },
-            },
-            {"type": "non_fast_forward"},
-            {"type": "deletion"},
-        ],
-    )
-    github.add_ruleset(
-        "orgs/octo-org",
-        name="release tags",
-        target="tag",
-        conditions={"ref_name": {"include": ["refs/tags/v*"], "exclude": []}},
-        rules=[{"type": "creation"}, {"type": "update"}, {"type": "deletion"}],
-        bypass_actors=[{"actor_id": 5, "actor_type": "RepositoryRole", "bypass_mode": "always"}],
-    )
-
-
-def seed_group(github: GitHub, group_id: int = 7, **fields: Any) -> dict[str, Any]:
-    group = {
-        "id": group_id, "name": "deploy", "visibility": "selected", "default": False,
-        "allows_public_repositories": False, "restricted_to_workflows": True,
-        "selected_workflows": [DEPLOY_WORKFLOW], "workflow_restrictions_read_only": False,
-        "org": "octo-org", "repository_ids": [github.repository_id("octo-org/app")],
-        **fields,
-    }  # fmt: skip
-    github.runner_groups[group_id] = group
-    return group
 
 
 def setup(target: Target = ORG) -> tuple[int, str]:

@@ -8,9 +8,9 @@ import pytest
 
 from fargate_runners.config import ConfigError, default_max_runners, load_config
 from lambda_fn.source_ranges import GITHUB_HOOKS_SNAPSHOT, SourceRanges
-from tests.infra.conftest import EDGE_CONTEXT, NO_BUNDLING, TEST_CONTEXT, Synth
-from tests.infra.test_dashboard import AWS_PUBLISHED, NAMESPACE, emitted_by_lambda
-from tests.infra.test_stack import (
+from tests.kit.infra import EDGE_CONTEXT, NO_BUNDLING, TEST_CONTEXT, Synth
+from tests.kit.metrics import AWS_PUBLISHED, NAMESPACE, emitted_by_lambda
+from tests.kit.stack import (
     as_list,
     logical_id,
     only,

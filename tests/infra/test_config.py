@@ -122,7 +122,7 @@ def test_cli_string_values_of_new_keys_are_parsed() -> None:
 
 def test_restricted_profile() -> None:
     """The test stack's deploy profile: its policy is what the Lambda and the runner get."""
-    from .conftest import (
+    from tests.kit.infra import (
         DEPLOY_POLICY,
         DEPLOY_PROFILE,
         DEPLOY_REGISTRY,

@@ -15,8 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 
 from fargate_runners.config import ConfigError, RunnerProfile, load_config
 from fargate_runners.construct import FargateRunners, FargateRunnersProps
-
-from .conftest import NO_BUNDLING, REPO_ROOT
+from tests.kit.infra import NO_BUNDLING, REPO_ROOT
 
 pytestmark = pytest.mark.infra
 

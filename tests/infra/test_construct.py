@@ -15,8 +15,7 @@ from fargate_runners.config import ConfigError, RunnerProfile
 from fargate_runners.construct import FargateRunners, FargateRunnersProps
 from fargate_runners.env_size import check_environment_size, measured_size
 from lambda_fn.contract import RUNNER_VERSION
-
-from .conftest import NO_BUNDLING
+from tests.kit.infra import NO_BUNDLING
 
 pytestmark = pytest.mark.infra
 

@@ -8,34 +8,18 @@ here, not in a deployed account.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from aws_cdk import Token
 
 from lambda_fn import contract
 from lambda_fn.config import load_settings
-
-from .conftest import Synth
+from tests.kit.infra import Synth
+from tests.kit.stack import resolved_environment
 
 pytestmark = pytest.mark.infra
 
 SYNTHS = ("main_synth", "existing_vpc_synth", "edge_synth")
-
-
-def _resolved_environment(synth: Synth) -> dict[str, str]:
-    """The environment with samples for tokens; the profiles the SSM parameters hold
-    (their sample entries, ``RunnerProfile.lambda_entry`` like the real ones) inline, as
-    ``lambda_fn.profile_store`` hands them to the same parser."""
-    runners = synth.stack.runners
-    env = {
-        key: runners.environment_samples[key] if Token.is_unresolved(value) else value
-        for key, value in runners.lambda_environment.items()
-    }
-    assert env.pop("RUNNER_PROFILES_PARAMETERS").count(",") + 1 == len(runners.profile_parameters)
-    env["RUNNER_PROFILES"] = json.dumps(runners._sample_entries(synth.stack.config.profiles))
-    return env
 
 
 @pytest.mark.parametrize("fixture", SYNTHS)
@@ -45,7 +29,7 @@ def test_the_synthesized_environment_loads_in_the_lambda(
     synth: Synth = request.getfixturevalue(fixture)
     runners = synth.stack.runners
     config = synth.stack.config
-    settings = load_settings(_resolved_environment(synth))
+    settings = load_settings(resolved_environment(synth))
 
     assert [p.name for p in settings.profiles] == [p.name for p in config.profiles]
     for loaded, configured in zip(settings.profiles, config.profiles, strict=True):
@@ -119,7 +103,7 @@ def test_construct_local_mode_and_benchmarks_build_the_same_environment(
 
     from bench.fixtures import lambda_env
     from localdev.provision import provision
-    from tests.conftest import TEST_CONTEXT
+    from tests.kit.world import TEST_CONTEXT
 
     known = set(contract.LAMBDA_ENVIRONMENT) | set(contract.POWERTOOLS_ENVIRONMENT)
     construct = set(main_synth.stack.runners.lambda_environment) - OPTIONAL_GROUPS

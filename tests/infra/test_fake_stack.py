@@ -16,7 +16,7 @@ from moto import mock_aws
 from lambda_fn import contract
 from localdev.fake_stack import deploy_synthesized
 from runners_cli.cli import main
-from tests.infra.conftest import Synth
+from tests.kit.infra import Synth
 
 REGION = "us-east-1"
 

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from fargate_runners.config import ConfigError, load_config
-
-from .conftest import NO_BUNDLING, TEST_CONTEXT, Synth, findings, synth
-from .test_stack import as_list, logical_id, statements, webhook_env
+from tests.kit.infra import NO_BUNDLING, TEST_CONTEXT, Synth, findings, synth
+from tests.kit.stack import as_list, logical_id, statements, webhook_env
 
 pytestmark = pytest.mark.infra
 
@@ -222,9 +221,8 @@ def test_the_construct_props_need_allowed_repositories_with_an_app_too() -> None
 
 def test_the_lambda_loads_the_app_stacks_environment(app_synth: Synth) -> None:
     from lambda_fn.config import load_settings
+    from tests.kit.stack import resolved_environment
 
-    from .test_contract import _resolved_environment
-
-    settings = load_settings(_resolved_environment(app_synth))
+    settings = load_settings(resolved_environment(app_synth))
     assert (settings.github_auth, settings.github_app_id) == ("app", "123456")
     assert settings.github_app_key_arn.startswith("arn:aws:kms:")

@@ -12,9 +12,8 @@ from aws_cdk.assertions import Annotations, Match
 from fargate_runners.config import ConfigError, load_config
 from fargate_runners.network import SHARED_SUBNETS_WARNING
 from lambda_fn import contract
-
-from .conftest import NO_BUNDLING, STEPS_CONTEXT, Synth, synth
-from .test_stack import logical_id, runner_profiles
+from tests.kit.infra import NO_BUNDLING, STEPS_CONTEXT, Synth, synth
+from tests.kit.stack import logical_id, runner_profiles
 
 pytestmark = pytest.mark.infra
 

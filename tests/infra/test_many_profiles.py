@@ -21,17 +21,10 @@ from fargate_runners.config_errors import ConfigError
 from fargate_runners.discovery import RESOURCE_LIMIT, TEMPLATE_LIMIT_BYTES
 from fargate_runners.runner_files import SHARED_FILES, files_digest
 from lambda_fn.aws import reset_caches
-from tests.conftest import (
-    GITHUB_API,
-    PAT,
-    WEBHOOK_SECRET,
-    FakeAws,
-    FakeGitHub,
-    deliver,
-    queued_payload,
-)
-
-from .conftest import NO_BUNDLING, STEP_IMAGE, Synth, findings, synth
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.infra import NO_BUNDLING, STEP_IMAGE, Synth, findings, synth
+from tests.kit.world import GITHUB_API, PAT, WEBHOOK_SECRET, FakeAws
 
 pytestmark = pytest.mark.infra
 

@@ -14,8 +14,7 @@ from aws_cdk.assertions import Annotations, Match
 from fargate_runners.config import ConfigError, RunnerProfile
 from fargate_runners.construct import FARGATE_QUOTA_WARNING, FargateRunners, FargateRunnersProps
 from fargate_runners.network import NETWORK_UNCHECKED_WARNING
-
-from .conftest import NO_BUNDLING
+from tests.kit.infra import NO_BUNDLING
 
 pytestmark = pytest.mark.infra
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from fargate_runners.bundling import CONSTRAINTS
-
-from .conftest import NO_BUNDLING, REPO_ROOT, Synth, findings
+from tests.kit.infra import NO_BUNDLING, REPO_ROOT, Synth, findings
 
 pytestmark = pytest.mark.infra
 

@@ -11,8 +11,7 @@ import pytest
 
 from fargate_runners.config import ConfigError, load_config
 from fargate_runners.runner_files import STEPS_HOOK
-
-from .conftest import STEP_IMAGE, STEP_SECRET_ARN, STEP_STATEMENT, STEPS_CONTEXT, Synth
+from tests.kit.infra import STEP_IMAGE, STEP_SECRET_ARN, STEP_STATEMENT, STEPS_CONTEXT, Synth
 
 pytestmark = pytest.mark.infra
 
@@ -244,7 +243,7 @@ def test_runner_role_may_only_run_follow_and_stop_its_steps(steps_synth: Synth) 
         "FollowStepTasks",
         "PassStepRoles",
         "ReadStepLogs",
-        "ReadOwnProfileAdmissions",  # GetItem on admitted#deploy#* (test_stack.py)
+        "ReadOwnProfileAdmissions",  # GetItem on admitted#deploy#* (test_stack_runner_tasks.py)
     }
     assert statements["RunOwnStepTasks"] == {
         "Sid": "RunOwnStepTasks",
@@ -369,7 +368,7 @@ def test_the_local_mode_refuses_managed_steps() -> None:
 
 
 def test_private_subnets_get_an_ecs_endpoint_for_the_hook(tmp_path: Any) -> None:
-    from .conftest import EXISTING_VPC_CONTEXT, NO_BUNDLING, synth
+    from tests.kit.infra import EXISTING_VPC_CONTEXT, NO_BUNDLING, synth
 
     context = {**EXISTING_VPC_CONTEXT, **NO_BUNDLING, "profiles": STEPS_CONTEXT["profiles"]}
     endpoints = synth(context, tmp_path).resources("AWS::EC2::VPCEndpoint").values()

@@ -12,7 +12,10 @@ import boto3
 import pytest
 
 from lambda_fn import contract
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.reconcile import delivery, kill, reconcile
+from tests.kit.world import FakeAws
 
 
 def launch(job_id: int, labels: list[str] | None = None) -> dict[str, Any]:
@@ -23,17 +26,6 @@ def launch(job_id: int, labels: list[str] | None = None) -> dict[str, Any]:
 
 def task_states(fake_aws: FakeAws) -> dict[str, str]:
     return {t["taskArn"]: t["desiredStatus"] for t in fake_aws.tasks()}
-
-
-def ecs() -> Any:
-    return boto3.client("ecs", region_name="us-east-1")
-
-
-def reconcile(now: datetime | None = None) -> dict[str, int]:
-    from lambda_fn.config import get_settings
-    from lambda_fn.reconciler import reconcile as run
-
-    return dict(run(get_settings(), now))
 
 
 def completed(job_id: int, runner_name: str | None = None, conclusion: str = "cancelled") -> Any:
@@ -124,11 +116,6 @@ def test_young_runners_are_left_alone(fake_aws: FakeAws, github: FakeGitHub) -> 
 
 
 # --- reconciler: runners that died before their job -----------------------------------------------
-
-
-def kill(task_arn: str, reason: str = "CannotPullContainerError: pull access denied") -> None:
-    cluster = task_arn.split(":task/", 1)[1].split("/", 1)[0]
-    ecs().stop_task(cluster=cluster, task=task_arn, reason=reason)
 
 
 def tasks_for(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:
@@ -257,23 +244,6 @@ def test_another_deployments_runners_are_never_removed(
 # --- reconciler: missed deliveries --------------------------------------------------------------
 
 
-def delivery(
-    delivery_id: int, guid: str, status_code: int, minutes_ago: int = 5, **extra: Any
-) -> dict[str, Any]:
-    when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    return {
-        "id": delivery_id,
-        "guid": guid,
-        "delivered_at": when.isoformat().replace("+00:00", "Z"),
-        "redelivery": False,
-        "status_code": status_code,
-        "event": "workflow_job",
-        "action": "queued",
-        "hook_id": 12,  # tests.conftest.TEST_HOOKS: repos/octo-org/app/hooks/12
-        **extra,
-    }
-
-
 def test_failed_queued_deliveries_are_redelivered(
     fake_aws: FakeAws, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,7 +348,6 @@ def test_a_revoked_token_fails_the_run_after_every_step_is_counted(
 
 
 def record_hook(fake_aws: FakeAws, value: str) -> None:
-    import boto3
 
     boto3.client("ssm", region_name=fake_aws.region).put_parameter(
         Name=fake_aws.base_env["GITHUB_HOOK_PARAMETER"], Value=value, Overwrite=True

@@ -24,17 +24,9 @@ from lambda_fn.github_auth import (
 )
 from localdev.github_app_double import GitHubAppDouble
 from localdev.github_model import APP_HOOK_ID
-from tests.conftest import (
-    APP_ID,
-    GITHUB_API,
-    PAT,
-    FakeAws,
-    FakeGitHub,
-    deliver,
-    queued_payload,
-    use_github_app,
-    use_retry_queue,
-)
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import APP_ID, FakeGitHub, use_github_app
+from tests.kit.world import GITHUB_API, PAT, FakeAws, use_retry_queue
 
 
 class Clock:
@@ -287,7 +279,7 @@ def test_the_retry_consumer_uses_the_same_tokens(
     fake_aws: FakeAws, github: FakeGitHub, app: GitHubAppDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lambda_fn.retry import handler as retry_handler
-    from tests.conftest import LambdaContext
+    from tests.kit.events import LambdaContext
 
     use_retry_queue(fake_aws, monkeypatch)
     github.set_jit(status=503, json={"message": "unavailable"})
@@ -312,7 +304,7 @@ def test_the_retry_consumer_uses_the_same_tokens(
 def test_the_reconciler_redelivers_from_the_apps_own_webhook(
     fake_aws: FakeAws, github: FakeGitHub, app: GitHubAppDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.integration.test_cleanup_and_reconciler import delivery, reconcile
+    from tests.kit.reconcile import delivery, reconcile
 
     monkeypatch.setenv("GITHUB_HOOK_PATH", "app/hook")
     github.deliveries = [

@@ -14,17 +14,9 @@ import boto3
 import pytest
 
 from lambda_fn import contract
-from tests.conftest import (
-    PAT,
-    WEBHOOK_SECRET,
-    FakeAws,
-    FakeGitHub,
-    LambdaContext,
-    api_event,
-    deliver,
-    queued_payload,
-    set_profiles,
-)
+from tests.kit.events import LambdaContext, api_event, deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import PAT, WEBHOOK_SECRET, FakeAws, set_profiles
 
 
 def assert_nothing_started(fake_aws: FakeAws, github: FakeGitHub) -> None:

@@ -18,16 +18,11 @@ import boto3
 import pytest
 
 from lambda_fn import contract
-from tests.conftest import (
-    FakeAws,
-    FakeGitHub,
-    current_profiles,
-    deliver,
-    queued_payload,
-    set_profiles,
-)
-from tests.integration.test_fault_matrix import First, aws_error, inject
-from tests.integration.test_retry_path import drain
+from tests.kit.events import deliver, queued_payload
+from tests.kit.faults import First, aws_error, inject
+from tests.kit.github import FakeGitHub
+from tests.kit.retry import drain
+from tests.kit.world import FakeAws, current_profiles, set_profiles
 
 
 def live_tasks(fake_aws: FakeAws, job_id: int) -> list[dict[str, Any]]:

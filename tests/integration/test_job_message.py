@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from lambda_fn import contract
-from tests.conftest import FakeAws, FakeGitHub, use_retry_queue
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws, use_retry_queue
 
 #: Written by the version before the job became one typed message (``QueuedJob``,
 #: ``RetryMessage.to_json`` at commit c852737): note its ``extra``.
@@ -117,7 +118,7 @@ def test_a_retry_message_of_the_previous_version_is_read_and_launched(
     from lambda_fn.retry import handler
     from lambda_fn.retry_queue import send_raw
     from localdev.sqs_source import deliver_batch
-    from tests.conftest import LambdaContext
+    from tests.kit.events import LambdaContext
 
     message = RetryMessage.from_json(OLD_RETRY_BODY, get_settings().profiles)
     assert message.job.profile is default_profile()
@@ -150,7 +151,7 @@ def test_a_retry_message_for_a_profile_that_is_gone_is_parked_unchanged(
     from lambda_fn.retry import handler
     from lambda_fn.retry_queue import send_raw
     from localdev.sqs_source import deliver_batch
-    from tests.conftest import LambdaContext
+    from tests.kit.events import LambdaContext
 
     use_retry_queue(fake_aws, monkeypatch)
     body = OLD_RETRY_BODY.replace('"profile": "default"', '"profile": "renamed"')

@@ -12,13 +12,8 @@ from moto import mock_aws
 from lambda_fn.aws import reset_caches
 from lambda_fn.errors import ConfigError, GitHubTransientError
 from lambda_fn.source_ranges import SourceRangesError
-from tests.conftest import (
-    GITHUB_API,
-    PAT,
-    FakeAws,
-    FakeGitHub,
-    use_github_app,
-)
+from tests.kit.github import FakeGitHub, use_github_app
+from tests.kit.world import GITHUB_API, PAT, FakeAws
 
 
 def create_ip_sets(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws
 
 
 def created(ago: timedelta, job_id: int = 1) -> dict[str, Any]:

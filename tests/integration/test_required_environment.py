@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import (
-    FakeAws,
-    FakeGitHub,
-    add_deploy_profile,
-    deliver,
-    queued_payload,
-    waiting_payload,
-)
+from tests.kit.events import deliver, queued_payload, waiting_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws, add_deploy_profile
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
 

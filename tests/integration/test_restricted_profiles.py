@@ -13,17 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.retry import drain
+from tests.kit.world import (
     FakeAws,
-    FakeGitHub,
     add_deploy_profile,
     current_profiles,
-    deliver,
-    queued_payload,
     set_profiles,
     use_retry_queue,
 )
-from tests.integration.test_retry_path import drain
 
 DEPLOY_LABELS = ["self-hosted", "linux", "deploy"]
 HEAD = "0" * 40  # the head_sha of every queued_payload
@@ -535,7 +534,7 @@ def test_reconciler_replacement_is_refused_when_the_policy_refuses_the_job(
 
     GitHub is asked about a stopped task once (issue 24: a finished job costs nothing more),
     so the refusal is final for that task: restoring the branch later starts nothing."""
-    from tests.integration.test_cleanup_and_reconciler import kill, reconcile
+    from tests.kit.reconcile import kill, reconcile
 
     deploy_job_on_github(github, 35, "main")
     launched = deploy_job(job_id=35)[1]
@@ -677,7 +676,7 @@ def test_the_reconciler_records_the_attempt_github_reports(
 ) -> None:
     """A replacement is an admission too, at the run attempt GitHub's job answer names
     (a re-run's jobs are attempt 2, whatever the dead task's tags said)."""
-    from tests.integration.test_cleanup_and_reconciler import kill, reconcile
+    from tests.kit.reconcile import kill, reconcile
 
     deploy_job_on_github(github, 37, "main")
     launched = deploy_job(job_id=37)[1]

@@ -14,37 +14,16 @@ from typing import Any
 import boto3
 import pytest
 
-from lambda_fn import contract
-from tests.conftest import (
-    FakeAws,
-    FakeGitHub,
-    LambdaContext,
-    deliver,
-    queued_payload,
-    set_profiles,
-    use_retry_queue,
-)
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.retry import drain, tasks_per_job
+from tests.kit.world import FakeAws, set_profiles, use_retry_queue
 
 
 @pytest.fixture
 def queues(fake_aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
     monkeypatch.setattr("lambda_fn.retry.WAIT_DELAY_SECONDS", 0)
     yield use_retry_queue(fake_aws, monkeypatch)
-
-
-def drain(fake_aws: FakeAws, rounds: int = 20) -> list[dict[str, Any]]:
-    """Feed the retry queue to the consumer as Lambda's SQS event source would."""
-    from lambda_fn.retry import handler
-    from localdev.sqs_source import deliver_batch
-
-    sqs = boto3.client("sqs", region_name=fake_aws.region)
-    responses_seen: list[dict[str, Any]] = []
-    for _ in range(rounds):
-        result = deliver_batch(sqs, fake_aws.retry_queue_url, handler, LambdaContext())
-        if result is None:
-            break
-        responses_seen.append(result)
-    return responses_seen
 
 
 def default_job(job_id: int) -> Any:
@@ -54,16 +33,6 @@ def default_job(job_id: int) -> Any:
 
     default = profile_named(get_settings().profiles, "default")
     return Job(job_id, 777, 1, "octo-org", "app", ("self-hosted",), default)
-
-
-def tasks_per_job(fake_aws: FakeAws) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for task in fake_aws.tasks():
-        tags = {t["key"]: t["value"] for t in task.get("tags", [])}
-        counts[tags[contract.TAG_GITHUB_JOB_ID]] = (
-            counts.get(tags[contract.TAG_GITHUB_JOB_ID], 0) + 1
-        )
-    return counts
 
 
 def test_transient_github_failure_is_accepted_and_queued(
@@ -264,7 +233,7 @@ def test_unreadable_message_is_parked_not_retried_forever(
 
 
 def test_message_body_carries_no_secret(queues: FakeAws, github: FakeGitHub) -> None:
-    from tests.conftest import PAT, WEBHOOK_SECRET
+    from tests.kit.world import PAT, WEBHOOK_SECRET
 
     github.set_jit(status=503)
     deliver(queued_payload(job_id=34))

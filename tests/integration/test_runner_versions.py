@@ -14,15 +14,9 @@ import responses
 
 from lambda_fn.aws import reset_caches
 from lambda_fn.contract import TASK_EXIT_VERSION_REFUSED
-from tests.conftest import (
-    GITHUB_API,
-    FakeAws,
-    FakeGitHub,
-    current_profiles,
-    deliver,
-    queued_payload,
-    set_profiles,
-)
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import GITHUB_API, FakeAws, current_profiles, set_profiles
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 GHES_API = "https://ghes.example.com/api/v3"

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws
 
 CREATED = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
 

@@ -15,15 +15,9 @@ import pytest
 import responses
 
 from lambda_fn import teardown
-from tests.conftest import (
-    PAT,
-    FakeAws,
-    FakeGitHub,
-    LambdaContext,
-    deliver,
-    queued_payload,
-    use_github_app,
-)
+from tests.kit.events import LambdaContext, deliver, queued_payload
+from tests.kit.github import FakeGitHub, use_github_app
+from tests.kit.world import PAT, FakeAws
 
 RESPONSE_URL = "https://cloudformation-custom-resource-response.test/presigned?sig=abc"
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, waiting_payload
+from tests.kit.events import deliver, queued_payload, waiting_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws
 
 RUN = 777
 

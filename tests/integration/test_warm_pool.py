@@ -14,7 +14,9 @@ import pytest
 from lambda_fn import contract
 from lambda_fn.config import _parse_cached
 from lambda_fn.warm_pool import WATCHDOG_MARGIN_SECONDS
-from tests.conftest import FakeAws, FakeGitHub, deliver, queued_payload, set_profiles
+from tests.kit.events import deliver, queued_payload
+from tests.kit.github import FakeGitHub
+from tests.kit.world import FakeAws, set_profiles
 
 SCOPE = "octo-org/app"
 

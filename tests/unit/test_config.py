@@ -8,23 +8,7 @@ import pytest
 
 from lambda_fn.config import ENV_DEFAULTS, load_settings, parse_profiles
 from lambda_fn.errors import ConfigError
-
-PROFILE = {
-    "name": "default",
-    "labels": ["self-hosted", "linux"],
-    "task_definition": "arn:aws:ecs:us-east-1:1:task-definition/runner:3",
-    "container_name": "runner",
-    "task_role_id": "AROAEXAMPLETASKROLE01",
-}
-MINIMAL = {
-    "WEBHOOK_SECRET_ARN": "arn:webhook",
-    "GITHUB_TOKEN_SECRET_ARN": "arn:token",
-    "ECS_CLUSTER": "runners",
-    "SUBNET_IDS": "subnet-1, subnet-2",
-    "SECURITY_GROUP_IDS": "sg-1",
-    "RUNNER_PROFILES": json.dumps([PROFILE]),
-    "IDEMPOTENCY_TABLE": "idem",
-}
+from tests.kit.settings import MINIMAL, PROFILE
 
 
 def test_defaults_follow_the_contract() -> None:

@@ -17,7 +17,7 @@ from lambda_fn.naming import (
     runner_name_prefix_from,
     runner_name_prefix_problem,
 )
-from tests.unit.test_config import MINIMAL
+from tests.kit.settings import MINIMAL
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The packages that ship or drive the code (tests may spell a value to pin it, as below).

@@ -13,8 +13,7 @@ from lambda_fn.config import _parse_cached, load_settings
 from lambda_fn.errors import ConfigError
 from lambda_fn.profile_store import chunk_entries, compact_size
 from lambda_fn.routing import match_profile
-
-from .test_config import MINIMAL
+from tests.kit.settings import MINIMAL
 
 
 def entries(count: int) -> list[dict[str, object]]:

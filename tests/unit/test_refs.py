@@ -20,7 +20,7 @@ from lambda_fn.refs import (
     tag_points_at,
     valid_ref_name,
 )
-from tests.conftest import FakeGitHub
+from tests.kit.github import FakeGitHub
 
 API = "https://api.github.test"
 SHA = "a" * 40
