@@ -54,6 +54,23 @@ def launch_once(job: Job, lambda_context: Any = None) -> dict[str, Any]:
     return result
 
 
+def register_invocation(lambda_context: Any) -> None:
+    """Give Powertools this invocation's deadline for every :func:`launch_once` that follows.
+
+    Without it an in-progress record has no ``in_progress_expiration``: if the Lambda dies
+    mid-launch (a timeout), every path gets ``IdempotencyAlreadyInProgressError`` for the
+    job until the record's own expiry, hours later. With it the record is released when the
+    invocation's time is up (Powertools docs, idempotency, "Handling exceptions" and
+    ``register_lambda_context``). The reconciler calls it once per run, since its launches
+    happen deep inside its steps.
+    """
+    settings = get_settings()
+    config, _ = _idempotent(
+        settings.idempotency_table, settings.idempotency_ttl_seconds, aws.client("dynamodb")
+    )
+    config.register_lambda_context(lambda_context)
+
+
 def _launch(job: Job) -> dict[str, Any]:
     """What Powertools runs when no record of ``job.idempotency_key`` exists."""
     return launch(job, get_settings())

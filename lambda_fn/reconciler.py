@@ -98,7 +98,7 @@ from lambda_fn.github import (
     thread_session,
 )
 from lambda_fn.github_auth import github_client, token_provider
-from lambda_fn.idempotent_launch import launch_once
+from lambda_fn.idempotent_launch import launch_once, register_invocation
 from lambda_fn.jobs import Job, UnknownProfileError, WaitingJob, profile_named
 from lambda_fn.launch import launch_pool_runner
 from lambda_fn.naming import launched_for, owns_runner
@@ -787,5 +787,7 @@ def _recent(delivery: dict[str, Any], now: datetime) -> bool:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge scheduled handler: the budget is what the Lambda has left, less a margin."""
     left = context.get_remaining_time_in_millis() / 1000 - 15 if context is not None else None
+    if context is not None:
+        register_invocation(context)  # replacements and approved jobs launch under its deadline
     budget = DEFAULT_BUDGET_SECONDS if left is None else max(0.0, min(DEFAULT_BUDGET_SECONDS, left))
     return dict(reconcile(get_settings(), budget_seconds=budget))

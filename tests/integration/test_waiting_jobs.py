@@ -255,3 +255,34 @@ def test_queued_without_created_at_is_still_refused(fake_aws: FakeAws, github: F
     status, body = deliver(payload)
     assert status == 400 and "workflow_job.created_at" in body["message"]
     assert remembered() == {}
+
+
+def test_the_reconcilers_launch_is_bounded_by_its_invocation(
+    fake_aws: FakeAws, github: FakeGitHub
+) -> None:
+    """A reconciler that dies mid-launch must not hold the job for the record's whole TTL.
+
+    Its launches happen deep inside its steps; the handler gives Powertools the invocation's
+    deadline once, so the in-progress record carries ``in_progress_expiration`` (without it
+    Powertools warns "Couldn't determine the remaining time left" and sets none).
+    """
+    import boto3
+
+    from lambda_fn.config import get_settings
+    from lambda_fn.reconciler import handler
+    from localdev.lambda_events import LambdaContext
+
+    gate(github, 64)
+    deliver(waiting_payload(64))
+    github.approve(RUN, "prod")
+    assert handler({}, LambdaContext(timeout_seconds=300)).get("waiting_launched") == 1
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table(
+        get_settings().idempotency_table
+    )
+    records = [
+        item
+        for item in table.scan()["Items"]
+        if item.get("status") == "COMPLETED" and "in_progress_expiration" in item
+    ]
+    assert len(records) == 1
+    assert len(fake_aws.tasks()) == 1
