@@ -1,9 +1,10 @@
-"""The dispatcher: secrets, state, queues, the webhook, retry, reconciler and teardown
+"""The dispatcher: the profiles' parameters, the webhook, retry, reconciler and teardown
 Lambdas and their least-privilege IAM.
 
-One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
-their resources in the construct's own scope, so logical ids do not depend on how the code
-is split.
+One part of :class:`~fargate_runners.construct.FargateRunners`: :class:`Dispatcher` builds
+its resources in the construct's own scope (``runners``), so logical ids do not depend on
+how the code is split. What it reads and writes (secrets, table, queues, the recorded
+hook) is :class:`~fargate_runners.dispatch_state.DispatchState`'s.
 """
 
 from __future__ import annotations
@@ -19,21 +20,17 @@ from aws_cdk import (
     CustomResource,
     Duration,
     Fn,
-    RemovalPolicy,
     Stack,
 )
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
+from constructs import Construct
 
-from lambda_fn.config import HOOK_NOT_RECORDED
 from lambda_fn.contract import lambda_environment
 from lambda_fn.jit_secret import BOUND_TAG, TASK_TAG
 from lambda_fn.profile_store import PARAMETER_VALUE_LIMIT, chunk_entries, compact_size
@@ -43,7 +40,6 @@ from .alarms import (
     scheduled_function_acknowledgments,
     scheduled_rule_acknowledgment,
 )
-from .base import RunnersBase
 from .bundling import lambda_code
 from .config import (
     CONTAINER_NAME,
@@ -51,8 +47,12 @@ from .config import (
     lambda_allowed_repositories,
 )
 from .config_errors import ConfigError
+from .dispatch_state import DispatchState
 from .env_size import check_environment_size
+from .lambdas import LambdaFactory, LogGroups
 from .nag import Acknowledgment, acknowledge, nag_flatten
+from .names import InstanceNames
+from .network import Network
 from .props import (
     _SAMPLE_ROLE_ID,
     LAMBDA_ARCHITECTURE,
@@ -63,122 +63,72 @@ from .props import (
     FargateRunnersProps,
     lambda_profile_entry,
 )
+from .runner_tasks import RunnerTasks
 from .tracing import TRACING_ENVIRONMENT, DetailedTracing
 
 #: Head-room under a parameter's 4,096 characters for what the token samples cannot know.
 PARAMETER_MARGIN = 96
 
 
-class DispatcherPart(RunnersBase):
-    # -- secrets and state ---------------------------------------------------
+class Dispatcher:
+    """The webhook, retry, reconciler and teardown Lambdas, the profiles they read, their IAM.
 
-    def _secrets(self, props: FargateRunnersProps) -> None:
-        self.webhook_secret = secretsmanager.Secret(
-            self,
-            "WebhookSecret",
-            description=(
-                "GitHub webhook secret for the runner webhook. Copy its value into the "
-                "GitHub webhook's 'Secret' field."
-            ),
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=40,
-                exclude_punctuation=True,
-                include_space=False,
-            ),
-        )
-        acknowledge(
-            self.webhook_secret,
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason=(
-                    "The webhook secret is shared with GitHub's webhook settings; rotating it "
-                    "needs a matching manual change on GitHub, so automatic rotation would "
-                    "break deliveries."
-                ),
-            ),
-        )
-        if props.github_token_secret is not None:
-            self.github_token_secret = props.github_token_secret
-        else:
-            token_secret = secretsmanager.Secret(
-                self,
-                "GitHubTokenSecret",
-                description=(
-                    "GitHub personal access token for the runner webhook (plain string). "
-                    "Created empty; set it with: aws secretsmanager put-secret-value "
-                    "--secret-id <arn> --secret-string <PAT>"
-                ),
-            )
-            # No initial value at all: drop the GenerateSecretString CDK adds by default.
-            cfn_secret = token_secret.node.default_child
-            if not isinstance(cfn_secret, secretsmanager.CfnSecret):  # pragma: no cover
-                raise TypeError("unexpected default child of secretsmanager.Secret")
-            cfn_secret.add_property_deletion_override("GenerateSecretString")
-            acknowledge(
-                token_secret,
-                Acknowledgment(
-                    id="AwsSolutions-SMG4",
-                    reason=(
-                        "The GitHub PAT is issued by GitHub; it is rotated by creating a new "
-                        "token on GitHub and putting it here, which Secrets Manager rotation "
-                        "cannot do."
-                    ),
-                ),
-            )
-            self.github_token_secret = token_secret
+    Inputs: the network, the runner tasks it launches and the state it keeps. Outputs:
+    the functions and roles, :attr:`lambda_environment` (the one environment the
+    dispatching Lambdas share) and :attr:`environment_samples` (worst-case samples of its
+    tokens' values, ``env_size.check_environment_size``), :attr:`profile_parameters`,
+    :attr:`lambdas` (the factory the webhook API's functions come from) and the grants
+    other parts' functions need (:meth:`grant_profile_parameters`).
+    """
 
-    def _hook_parameter(self) -> None:
-        """Where ``fargate-runners setup`` records the webhook it created, so the reconciler
-        can redeliver failed deliveries without hand configuration."""
-        self.hook_parameter = ssm.StringParameter(
-            self,
-            "WebhookHookParameter",
-            description=(
-                "The GitHub webhook (repos/O/R/hooks/ID or orgs/O/hooks/ID) whose failed "
-                "deliveries the reconciler redelivers; written by fargate-runners setup"
-            ),
-            string_value=HOOK_NOT_RECORDED,
-        )
+    def __init__(
+        self,
+        runners: Construct,
+        props: FargateRunnersProps,
+        *,
+        names: InstanceNames,
+        network: Network,
+        tasks: RunnerTasks,
+        state: DispatchState,
+    ) -> None:
+        self.runners = runners
+        self.names = names
+        self.network = network
+        self.tasks = tasks
+        self.state = state
+        self._functions(props.profiles, props)
+        for role in (self.webhook_role, self.retry_role, self.reconciler_role):
+            self._grant_dispatch(role)
+            self.grant_profile_parameters(role)
+            if state.github_app is not None:
+                state.github_app.grant_sign(role)
+        state.grant_hook_parameter(self.reconciler_role)
+        state.grant_job_records(self.reconciler_role)
+        # The teardown loads the same settings (profiles included).
+        self.grant_profile_parameters(self.teardown_role)
 
-    def _grant_job_records(self, role: iam.Role) -> None:
-        """The reconciler reads the job records of stopped jobs 100 at a time
-        (``lambda_fn/job_records.py``), on this one table."""
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadJobRecords",
-                actions=["dynamodb:BatchGetItem"],
-                resources=[self.idempotency_table.table_arn],
-            )
-        )
-
-    def _table(self) -> None:
-        self.idempotency_table = dynamodb.Table(
-            self,
-            "IdempotencyTable",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expiration",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # Only short-lived de-duplication records live here.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-
-    # -- webhook Lambda ------------------------------------------------------
+    @property
+    def settings_environment(self) -> dict[str, str]:
+        """The dispatcher's environment for a function that reads the settings
+        (``lambda_fn.config.get_settings``) but never queues a job: no retry path, so it
+        does not depend on the queues, and no detailed tracing (it launches nothing)."""
+        return {
+            key: value
+            for key, value in self.lambda_environment.items()
+            if key not in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", *TRACING_ENVIRONMENT)
+        }
 
     def runner_profiles_json(self, profiles: Sequence[RunnerProfile]) -> str:
         """The profiles as one JSON string with ARN tokens (what the parameters hold together)."""
-        return Stack.of(self).to_json_string(self._profile_entries(profiles))
+        return Stack.of(self.runners).to_json_string(self._profile_entries(profiles))
 
     def _profile_entries(self, profiles: Sequence[RunnerProfile]) -> list[dict[str, Any]]:
         return [
             lambda_profile_entry(
                 p,
-                self.task_definitions[p.name],
-                self.task_roles[p.name],
-                self.profile_security_groups[p.name],
+                self.tasks.task_definitions[p.name],
+                self.tasks.task_roles[p.name],
+                self.network.profile_security_groups[p.name],
             )
             for p in profiles
         ]
@@ -191,9 +141,9 @@ class DispatcherPart(RunnersBase):
         and role id tokens), so their number is not bound by the 4 KB Lambda environment
         (``lambda_fn/profile_store.py`` explains the read side and the fingerprint).
         """
-        stack = Stack.of(self)
+        stack = Stack.of(self.runners)
         entries = self._profile_entries(profiles)
-        samples = {str(e["name"]): e for e in self._sample_entries(profiles)}
+        samples = {str(e["name"]): e for e in self.sample_entries(profiles)}
         try:
             groups = chunk_entries(
                 [samples[str(e["name"])] for e in entries],
@@ -209,7 +159,7 @@ class DispatcherPart(RunnersBase):
             start += len(group)
             self.profile_parameters.append(
                 ssm.StringParameter(
-                    self,
+                    self.runners,
                     f"RunnerProfiles{index}",
                     description=(
                         f"Runner profiles {start - len(group) + 1}-{start} of {len(entries)} "
@@ -228,14 +178,15 @@ class DispatcherPart(RunnersBase):
         revisions = Fn.join(
             ".",
             [
-                Fn.select(6, Fn.split(":", self.task_definitions[p.name].task_definition_arn))
+                Fn.select(6, Fn.split(":", self.tasks.task_definitions[p.name].task_definition_arn))
                 for p in profiles
             ],
         )
         self.profiles_version = Fn.join("-", [digest, revisions])
         return self.profile_parameters
 
-    def _grant_profile_parameters(self, role: iam.Role) -> None:
+    def grant_profile_parameters(self, role: iam.Role) -> None:
+        """Read the profiles' parameters (every function that loads the settings)."""
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadRunnerProfiles",
@@ -244,124 +195,94 @@ class DispatcherPart(RunnersBase):
             )
         )
 
-    def _queues(self) -> None:
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            Acknowledgment(
-                id="Serverless-SQSRedrivePolicy",
-                reason=(
-                    "This is the dead-letter queue (of the retry queue and of the dispatcher): "
-                    "its messages wait for an operator, with an alarm on any message."
-                ),
-            ),
-        )
-        self.retry_queue = sqs.Queue(
-            self,
-            "RetryQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # Six times the consumer's timeout, as AWS recommends for Lambda event sources.
-            visibility_timeout=Duration.seconds(6 * RETRY_FUNCTION_TIMEOUT_SECONDS),
-            retention_period=Duration.days(1),
-            # The consumer parks jobs in the DLQ itself; this only catches crashes.
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=5
-            ),
-        )
-
     def _functions(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
         """The dispatching Lambdas (webhook, retry, reconciler) share one asset and one
         environment, each with its own role; the teardown, the source-range refresh and the
-        hook filter reuse the asset (``webhook_api.py``)."""
-        code = self._code = lambda_code(
+        hook filter reuse the asset (:attr:`lambdas`, ``webhook_api.py``)."""
+        code = lambda_code(
             props.lambda_source_dir, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
         )
-        self._layers = []
+        layers: list[lambda_.ILayerVersion] = []
         if props.detailed_tracing:
             tracing = DetailedTracing(
-                self, "DetailedTracing", runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE
+                self.runners,
+                "DetailedTracing",
+                runtime=LAMBDA_RUNTIME,
+                architecture=LAMBDA_ARCHITECTURE,
             )
-            self._layers.append(tracing.layer)
+            layers.append(tracing.layer)
+        #: Creates the construct's functions: one asset, the tracing layer, the log settings.
+        self.lambdas = LambdaFactory(
+            self.runners, code=code, layers=layers, log_groups=LogGroups.of(props)
+        )
+        state, network = self.state, self.network
         profile_parameters = self._profile_parameters(profiles)
         environment = lambda_environment(
-            webhook_secret_arn=self.webhook_secret.secret_arn,
-            github_token_secret_arn=self.github_token_secret.secret_arn,
+            webhook_secret_arn=state.webhook_secret.secret_arn,
+            github_token_secret_arn=state.github_token_secret.secret_arn,
             github_api_url=props.github_api_url,
-            ecs_cluster=self.cluster.cluster_name,
-            subnet_ids=self.subnet_ids,
-            security_group_ids=[self.security_group.security_group_id],
-            assign_public_ip=self.assign_public_ip,
+            ecs_cluster=self.tasks.cluster.cluster_name,
+            subnet_ids=network.subnet_ids,
+            security_group_ids=[network.security_group.security_group_id],
+            assign_public_ip=network.assign_public_ip,
             profiles_parameters=[p.parameter_name for p in profile_parameters],
             profiles_version=self.profiles_version,
             runner_scope=props.runner_scope,
             runner_group_id=props.runner_group_id,
             allowed_repositories=lambda_allowed_repositories(props.allowed_repositories),
-            idempotency_table=self.idempotency_table.table_name,
-            retry_queue_url=self.retry_queue.queue_url,
-            dead_letter_queue_url=self.dead_letter_queue.queue_url,
+            idempotency_table=state.idempotency_table.table_name,
+            retry_queue_url=state.retry_queue.queue_url,
+            dead_letter_queue_url=state.dead_letter_queue.queue_url,
             retry_max_attempts=props.retry_max_attempts,
-            runner_name_prefix=self.runner_name_prefix,
-            deployment_id=self.deployment_id,
+            runner_name_prefix=self.names.runner_name_prefix,
+            deployment_id=self.names.deployment_id,
             task_idle_timeout_seconds=props.runner_idle_timeout_seconds,
             github_hook_path=props.github_hook_path or "",
-            jit_secret_prefix=self.jit_secret_prefix,
-            github_hook_parameter=self.hook_parameter.parameter_name,
-            service_name=self.service_name,
+            jit_secret_prefix=self.names.jit_secret_prefix,
+            github_hook_parameter=state.hook_parameter.parameter_name,
+            service_name=self.names.service_name,
             metrics_namespace=METRICS_NAMESPACE,
             extra={
                 **(TRACING_ENVIRONMENT if props.detailed_tracing else {}),
-                **(self.github_app.environment() if self.github_app else {}),
+                **(state.github_app.environment() if state.github_app else {}),
             },
         )
         #: What the dispatching Lambdas get, and realistic samples of its tokens' values.
-        self.lambda_environment = environment
+        self.lambda_environment: dict[str, str] = environment
         self.environment_samples = self._environment_samples(profiles)
         check_environment_size(environment, self.environment_samples)
-        self.webhook_function, self.webhook_role = self._function(
+        self.webhook_function, self.webhook_role = self.lambdas.create(
             "WebhookFunction",
             handler="lambda_fn.app.handler",
             description="GitHub workflow_job webhook: starts one JIT runner task per queued job",
-            code=code,
             environment=environment,
-            props=props,
             timeout=28,
         )
-        self.retry_function, self.retry_role = self._function(
+        self.retry_function, self.retry_role = self.lambdas.create(
             "RetryFunction",
             handler="lambda_fn.retry.handler",
             description="Retries launches that failed transiently (SQS retry queue consumer)",
-            code=code,
             environment=environment,
-            props=props,
             timeout=RETRY_FUNCTION_TIMEOUT_SECONDS,
         )
         self.retry_function.add_event_source(
             event_sources.SqsEventSource(
-                self.retry_queue,
+                state.retry_queue,
                 batch_size=5,
                 report_batch_item_failures=True,
                 max_concurrency=5,
             )
         )
-        self.reconciler_function, self.reconciler_role = self._function(
+        self.reconciler_function, self.reconciler_role = self.lambdas.create(
             "ReconcilerFunction",
             handler="lambda_fn.reconciler.handler",
             description="Stops idle runners, replaces dead ones, removes stale registrations",
-            code=code,
             environment=environment,
-            props=props,
             timeout=120,
         )
-        self._teardown(code, props)
+        self._teardown()
         self.reconcile_rule = events.Rule(
-            self,
+            self.runners,
             "ReconcileSchedule",
             description="Runs the runner reconciler",
             schedule=events.Schedule.rate(props.reconcile_interval),
@@ -401,7 +322,7 @@ class DispatcherPart(RunnersBase):
             ),
         )
 
-    def _teardown(self, code: lambda_.Code, props: FargateRunnersProps) -> None:
+    def _teardown(self) -> None:
         """A delete step that stops this stack's runner tasks, then deletes the sealed JIT
         configs and this deployment's runner registrations (``lambda_fn/teardown.py``).
 
@@ -413,20 +334,19 @@ class DispatcherPart(RunnersBase):
         which outlive it) and may list and delete secrets under the JIT prefix and
         read the token, nothing more.
         """
-        self.teardown_function, self.teardown_role = self._function(
+        self.teardown_function, self.teardown_role = self.lambdas.create(
             "TeardownFunction",
             handler="lambda_fn.teardown.handler",
             description=(
                 "On stack delete: stops the runner tasks before the cluster and VPC go, "
                 "deletes sealed JIT configs and this deployment's runner registrations"
             ),
-            code=code,
-            environment=self.settings_environment(),
-            props=props,
+            environment=self.settings_environment,
             timeout=TEARDOWN_TIMEOUT_SECONDS,
         )
         self._grant_task_control(self.teardown_role)
-        sealed_configs = self.sealed_configs_arn()
+        stack = Stack.of(self.runners)
+        sealed_configs = self.names.sealed_configs_arn
         self.teardown_role.add_to_policy(
             iam.PolicyStatement(
                 sid="DeleteJitConfigs",
@@ -441,11 +361,11 @@ class DispatcherPart(RunnersBase):
                 resources=["*"],
             )
         )
-        self.grant_github_token(self.teardown_role)
+        self.state.grant_github_token(self.teardown_role)
         acknowledge(
             self.teardown_role,
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(Stack.of(self).resolve(sealed_configs))}]",
+                id=f"AwsSolutions-IAM5[Resource::{nag_flatten(stack.resolve(sealed_configs))}]",
                 reason=(
                     "On stack delete, every per-runner JIT config secret left under this "
                     "deployment's name prefix is deleted; the names are not known before."
@@ -465,22 +385,22 @@ class DispatcherPart(RunnersBase):
             ),
         )
         self.teardown = CustomResource(
-            self,
+            self.runners,
             "RunnerTeardown",
             service_token=self.teardown_function.function_arn,
             resource_type="Custom::RunnerTeardown",
-            properties={"Cluster": self.cluster.cluster_name},
+            properties={"Cluster": self.tasks.cluster.cluster_name},
             # Bounds CloudFormation's wait if an answer is ever lost (default: an hour).
             service_timeout=Duration.seconds(TEARDOWN_TIMEOUT_SECONDS + 60),
         )
         self.teardown.node.add_dependency(
-            self.cluster,
-            *self.created_security_groups,
-            *self.step_security_groups.values(),
+            self.tasks.cluster,
+            *self.network.created_security_groups,
+            *self.tasks.step_security_groups.values(),
             self.teardown_role,
         )
-        if isinstance(self.vpc, ec2.Vpc):
-            self.teardown.node.add_dependency(self.vpc)
+        if isinstance(self.network.vpc, ec2.Vpc):
+            self.teardown.node.add_dependency(self.network.vpc)
         for function in (self.webhook_function, self.retry_function, self.reconciler_function):
             function.node.add_dependency(self.teardown)
 
@@ -493,7 +413,7 @@ class DispatcherPart(RunnersBase):
         region, account = "ap-southeast-2", "123456789012"
 
         def generated(logical_id: str) -> str:
-            return f"{self.name_prefix}-Runners{logical_id}{'A' * 8}-{'B' * 13}"
+            return f"{self.names.name_prefix}-Runners{logical_id}{'A' * 8}-{'B' * 13}"
 
         def secret(logical_id: str) -> str:
             name = f"Runners{logical_id}{'A' * 8}-{'B' * 12}-XXXXXX"
@@ -509,8 +429,8 @@ class DispatcherPart(RunnersBase):
         return {
             "WEBHOOK_SECRET_ARN": secret("WebhookSecret"),
             "GITHUB_TOKEN_SECRET_ARN": secret("GitHubTokenSecret"),
-            "ECS_CLUSTER": self.cluster_physical_name,
-            "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.subnet_ids),
+            "ECS_CLUSTER": self.names.cluster_name,
+            "SUBNET_IDS": ",".join(f"subnet-{'0' * 17}" for _ in self.network.subnet_ids),
             "SECURITY_GROUP_IDS": f"sg-{'0' * 17}",
             "RUNNER_PROFILES_PARAMETERS": ",".join(
                 parameter(i) for i in range(len(self.profile_parameters))
@@ -525,16 +445,16 @@ class DispatcherPart(RunnersBase):
             "GITHUB_APP_KEY_ARN": f"arn:aws:kms:{region}:{account}:key/{uuid.UUID(int=0)}",
         }
 
-    def _sample_entries(self, profiles: Sequence[RunnerProfile]) -> list[dict[str, Any]]:
+    def sample_entries(self, profiles: Sequence[RunnerProfile]) -> list[dict[str, Any]]:
         """Each profile's entry with worst-case samples for its tokens (sizes only)."""
         region, account = "ap-southeast-2", "123456789012"
         sample_arn = "arn:aws:ecs:{}:{}:task-definition/{}:9999"
         return [
             p.lambda_entry(
-                sample_arn.format(region, account, self.family(p)),
+                sample_arn.format(region, account, self.names.family(p)),
                 CONTAINER_NAME,
                 _SAMPLE_ROLE_ID,
-                [f"sg-{'0' * 17}"] * len(self.profile_security_groups[p.name]),
+                [f"sg-{'0' * 17}"] * len(self.network.profile_security_groups[p.name]),
             )
             for p in profiles
         ]
@@ -543,7 +463,7 @@ class DispatcherPart(RunnersBase):
 
     def _grant_dispatch(self, role: iam.Role) -> None:
         """What launching, retrying and cleaning up need, and nothing more."""
-        stack = Stack.of(self)
+        stack = Stack.of(self.runners)
         run_task_resources = [
             stack.format_arn(
                 service="ecs",
@@ -551,26 +471,26 @@ class DispatcherPart(RunnersBase):
                 resource_name=f"{task_definition.family}:*",
                 arn_format=ArnFormat.SLASH_RESOURCE_NAME,
             )
-            for task_definition in self.task_definitions.values()
+            for task_definition in self.tasks.task_definitions.values()
         ]
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunRunnerTasks",
                 actions=["ecs:RunTask"],
                 resources=run_task_resources,
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+                conditions={"ArnEquals": {"ecs:cluster": self.tasks.cluster.cluster_arn}},
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="TagRunnerTasksAtLaunch",
                 actions=["ecs:TagResource"],
-                resources=[self._task_arns],
+                resources=[self.tasks.task_arns],
                 conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
             )
         )
-        pass_roles = [r.role_arn for r in self.task_roles.values()] + [
-            r.role_arn for r in self.execution_roles.values()
+        pass_roles = [r.role_arn for r in self.tasks.task_roles.values()] + [
+            r.role_arn for r in self.tasks.execution_roles.values()
         ]
         role.add_to_policy(
             iam.PolicyStatement(
@@ -585,12 +505,12 @@ class DispatcherPart(RunnersBase):
                 sid="ReadWebhookSecrets",
                 actions=["secretsmanager:GetSecretValue"],
                 # With a GitHub App the PAT secret stays empty and unreadable.
-                resources=[self.webhook_secret.secret_arn]
-                + ([] if self.github_app else [self.github_token_secret.secret_arn]),
+                resources=[self.state.webhook_secret.secret_arn]
+                + ([] if self.state.github_app else [self.state.github_token_secret.secret_arn]),
             )
         )
         self._grant_task_control(role)
-        sealed_configs = self.sealed_configs_arn()
+        sealed_configs = self.names.sealed_configs_arn
         our_tag_keys = {"ForAllValues:StringEquals": {"aws:TagKeys": [BOUND_TAG, TASK_TAG]}}
         role.add_to_policy(
             iam.PolicyStatement(
@@ -649,7 +569,10 @@ class DispatcherPart(RunnersBase):
             iam.PolicyStatement(
                 sid="QueueJobs",
                 actions=["sqs:SendMessage"],
-                resources=[self.retry_queue.queue_arn, self.dead_letter_queue.queue_arn],
+                resources=[
+                    self.state.retry_queue.queue_arn,
+                    self.state.dead_letter_queue.queue_arn,
+                ],
             )
         )
         role.add_to_policy(
@@ -661,7 +584,7 @@ class DispatcherPart(RunnersBase):
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
                 ],
-                resources=[self.idempotency_table.table_arn],
+                resources=[self.state.idempotency_table.table_arn],
             )
         )
 
@@ -694,8 +617,8 @@ class DispatcherPart(RunnersBase):
             iam.PolicyStatement(
                 sid="InspectAndStopRunnerTasks",
                 actions=["ecs:DescribeTasks", "ecs:StopTask"],
-                resources=[self._task_arns],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+                resources=[self.tasks.task_arns],
+                conditions={"ArnEquals": {"ecs:cluster": self.tasks.cluster.cluster_arn}},
             )
         )
         role.add_to_policy(
@@ -703,10 +626,10 @@ class DispatcherPart(RunnersBase):
                 sid="ListRunnerTasks",
                 actions=["ecs:ListTasks"],
                 resources=["*"],
-                conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+                conditions={"ArnEquals": {"ecs:cluster": self.tasks.cluster.cluster_arn}},
             )
         )
-        task_arns = nag_flatten(Stack.of(self).resolve(self._task_arns))
+        task_arns = nag_flatten(Stack.of(self.runners).resolve(self.tasks.task_arns))
         acknowledge(
             role,
             Acknowledgment(

@@ -1,8 +1,8 @@
 """The runner network: VPC (new or given), subnets, security groups, VPC endpoints.
 
-One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
-their resources in the construct's own scope, so logical ids do not depend on how the code
-is split.
+One part of :class:`~fargate_runners.construct.FargateRunners`: :class:`Network` builds
+its resources in the construct's own scope (``runners``), so logical ids do not depend on
+how the code is split.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from aws_cdk import Annotations, CfnResource, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from .base import RunnersBase
 from .config import ConfigError, Problem, RunnerProfile
-from .props import (
-    FargateRunnersProps,
-)
+from .lambdas import LogGroups
+from .props import FargateRunnersProps
 
 #: The description of every stack-created runner group: a changed description replaces a
 #: security group, so the one that existed before per-profile groups keeps this text.
@@ -42,8 +40,31 @@ def _selection_kwargs(selection: ec2.SubnetSelection) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-class NetworkPart(RunnersBase):
-    # -- network -----------------------------------------------------------
+class Network:
+    """The runner tasks' VPC, subnets and security groups (and VPC endpoints when asked).
+
+    Outputs: :attr:`vpc`, :attr:`subnet_ids`, :attr:`assign_public_ip`, the groups
+    (:attr:`security_group`, :attr:`profile_security_groups`,
+    :attr:`created_security_groups`, :attr:`endpoint_security_group`), and
+    :meth:`admit_to_endpoints` for the groups other parts create.
+    """
+
+    def __init__(self, runners: Construct, props: FargateRunnersProps) -> None:
+        self.runners = runners
+        self.log_groups = LogGroups.of(props)
+        #: The VPC endpoints' group, with ``vpc_endpoints`` (else None).
+        self.endpoint_security_group: ec2.SecurityGroup | None = None
+        created_vpc = props.vpc is None
+        self.vpc: ec2.IVpc = self._vpc(props)
+        self.subnet_ids: list[str] = self._subnet_ids(props, created_vpc)
+        self.assign_public_ip: bool = (
+            props.assign_public_ip if props.assign_public_ip is not None else created_vpc
+        )
+        self._check_egress(props, created_vpc)
+        self._security_groups(props.profiles)
+        self._warn_shared_subnets(props.profiles)
+        if props.vpc_endpoints:
+            self._vpc_endpoints(props)
 
     def _default_sg_provider_logs(self) -> None:
         """Give CDK's default-security-group Lambda a log group of this stack.
@@ -59,21 +80,20 @@ class NetworkPart(RunnersBase):
         group, so CloudFormation deletes the group after the Lambda's last run. Its role
         (CDK's, with ``AWSLambdaBasicExecutionRole``) may write to any group.
         """
-        provider = Stack.of(self).node.try_find_child(DEFAULT_SG_PROVIDER_ID)
+        provider = Stack.of(self.runners).node.try_find_child(DEFAULT_SG_PROVIDER_ID)
         if provider is None or provider.node.try_find_child("Logs") is not None:
             return  # flag off, or another instance in this stack did it already
         handler = provider.node.find_child("Handler")
         if not (isinstance(provider, Construct) and isinstance(handler, CfnResource)):
             raise TypeError(f"{DEFAULT_SG_PROVIDER_ID} changed shape in this CDK version")
-        group = self._log_group("Logs", scope=provider)
+        group = self.log_groups.create(provider, "Logs")
         handler.add_property_override("LoggingConfig", {"LogGroup": group.log_group_name})
 
-    def _network(self, props: FargateRunnersProps) -> None:
-        created_vpc = props.vpc is None
+    def _vpc(self, props: FargateRunnersProps) -> ec2.IVpc:
         if props.vpc is None:
-            flow_log_group = self._log_group("VpcFlowLogs")
+            flow_log_group = self.log_groups.create(self.runners, "VpcFlowLogs")
             vpc = ec2.Vpc(
-                self,
+                self.runners,
                 "Vpc",
                 max_azs=2,
                 nat_gateways=0,
@@ -93,18 +113,19 @@ class NetworkPart(RunnersBase):
                     )
                 },
             )
-            self.vpc = vpc
             self._default_sg_provider_logs()
-        else:
-            self.vpc = props.vpc
+            return vpc
+        return props.vpc
+
+    def _subnet_ids(self, props: FargateRunnersProps, created_vpc: bool) -> list[str]:
         selection = props.vpc_subnets
         if props.subnet_ids and selection is not None:
             raise ValueError("give either subnet_ids or vpc_subnets, not both")
         if props.subnet_ids:
-            self.subnet_ids = list(props.subnet_ids)
+            subnet_ids = list(props.subnet_ids)
         elif selection is not None and selection.subnets:
             # Explicit subnets (e.g. Subnet.from_subnet_id): no AZ lookup needed.
-            self.subnet_ids = [subnet.subnet_id for subnet in selection.subnets]
+            subnet_ids = [subnet.subnet_id for subnet in selection.subnets]
         else:
             if selection is None and created_vpc:
                 selection = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
@@ -113,15 +134,10 @@ class NetworkPart(RunnersBase):
                 if selection is not None
                 else self.vpc.select_subnets()
             )
-            self.subnet_ids = list(selected.subnet_ids)
-        if not self.subnet_ids:
+            subnet_ids = list(selected.subnet_ids)
+        if not subnet_ids:
             raise ValueError("the subnet selection for runner tasks is empty")
-        self.assign_public_ip = (
-            props.assign_public_ip if props.assign_public_ip is not None else created_vpc
-        )
-        self._check_egress(props, created_vpc)
-        self._security_groups(props.profiles)
-        self._warn_shared_subnets(props.profiles)
+        return subnet_ids
 
     def _check_egress(self, props: FargateRunnersProps, created_vpc: bool) -> None:
         """Runner tasks must reach GitHub and their image registry: refuse what cannot.
@@ -141,7 +157,7 @@ class NetworkPart(RunnersBase):
             return
         per_profile = [p.name for p in props.profiles if p.subnet_ids]
         if not isinstance(vpc, ec2.Vpc):
-            Annotations.of(self).add_warning_v2(
+            Annotations.of(self.runners).add_warning_v2(
                 NETWORK_UNCHECKED_WARNING,
                 "runner tasks run in an existing VPC whose routes synth cannot see: if their "
                 "subnets have no NAT gateway (or public IP with an internet gateway), proxy "
@@ -150,7 +166,7 @@ class NetworkPart(RunnersBase):
             )
             return
         if per_profile:
-            Annotations.of(self).add_warning_v2(
+            Annotations.of(self.runners).add_warning_v2(
                 NETWORK_UNCHECKED_WARNING,
                 f"profiles {', '.join(per_profile)} have subnet_ids of their own, whose routes "
                 "synth cannot see: after deploying, run fargate-runners doctor",
@@ -185,7 +201,7 @@ class NetworkPart(RunnersBase):
         if problems:
             raise ConfigError(problems)
         if "isolated" in chosen:
-            Annotations.of(self).add_warning_v2(
+            Annotations.of(self.runners).add_warning_v2(
                 NETWORK_UNCHECKED_WARNING,
                 "runner subnets are isolated: the VPC endpoints serve AWS, but GitHub needs a "
                 "proxy or a GitHub Enterprise Server inside the VPC (docs/networks.md)",
@@ -203,23 +219,25 @@ class NetworkPart(RunnersBase):
         ``SECURITY_GROUP_IDS``, the Lambda's fallback. Egress is what it was (all outbound:
         GitHub, registries and AWS APIs over HTTPS); no group has inbound rules.
         """
+        #: The group that predates per-profile groups (logical id ``RunnerSecurityGroup``):
+        #: the ``default`` profile's, and the Lambda's fallback ``SECURITY_GROUP_IDS``.
         self.security_group = ec2.SecurityGroup(
-            self,
+            self.runners,
             "RunnerSecurityGroup",
             vpc=self.vpc,
             description=RUNNER_GROUP_DESCRIPTION,
             allow_all_outbound=True,
         )
         owner = next((p for p in profiles if p.name == "default"), profiles[0]).name
+        #: Each profile's runner-task groups.
         self.profile_security_groups: dict[str, list[ec2.ISecurityGroup]] = {}
-        self.step_security_groups: dict[str, ec2.SecurityGroup] = {}
         #: Groups this stack created, which the teardown waits for (tasks use them).
         self.created_security_groups: list[ec2.SecurityGroup] = [self.security_group]
         for profile in profiles:
             if profile.security_group_ids:
                 self.profile_security_groups[profile.name] = [
                     ec2.SecurityGroup.from_security_group_id(
-                        self, f"SecurityGroup-{profile.name}-{i}", group_id, mutable=False
+                        self.runners, f"SecurityGroup-{profile.name}-{i}", group_id, mutable=False
                     )
                     for i, group_id in enumerate(profile.security_group_ids)
                 ]
@@ -228,7 +246,7 @@ class NetworkPart(RunnersBase):
                 group = self.security_group
             else:
                 group = ec2.SecurityGroup(
-                    self,
+                    self.runners,
                     f"SecurityGroup-{profile.name}",
                     vpc=self.vpc,
                     description=f"GitHub Actions runner tasks of profile {profile.name}: "
@@ -245,14 +263,6 @@ class NetworkPart(RunnersBase):
             return list(self.profile_security_groups[profile])
         except KeyError:
             raise KeyError(f"no profile named {profile!r}") from None
-
-    def step_security_group(self, profile: str) -> ec2.ISecurityGroup:
-        """The security group of a managed-steps ``profile``'s step tasks (the ones holding
-        ``step_role_policies`` and ``step_secrets``)."""
-        try:
-            return self.step_security_groups[profile]
-        except KeyError:
-            raise KeyError(f"profile {profile!r} has no managed steps") from None
 
     def _warn_shared_subnets(self, profiles: Sequence[RunnerProfile]) -> None:
         """Warn (a CDK annotation) when a restricted profile shares a subnet with an open one.
@@ -273,7 +283,7 @@ class NetworkPart(RunnersBase):
             for other in open_:
                 shared = subnets(restricted) & subnets(other)
                 if shared:
-                    Annotations.of(self).add_warning_v2(
+                    Annotations.of(self.runners).add_warning_v2(
                         SHARED_SUBNETS_WARNING,
                         f"profile {restricted.name!r} (restricted) runs in the same subnets as "
                         f"unrestricted profile {other.name!r}: its own security group tells "
@@ -308,7 +318,7 @@ class NetworkPart(RunnersBase):
                 "set both to True on the VPC"
             )
         endpoint_group = ec2.SecurityGroup(
-            self,
+            self.runners,
             "VpcEndpointSecurityGroup",
             vpc=self.vpc,
             description="VPC interface endpoints: HTTPS from runner tasks only",
@@ -317,9 +327,9 @@ class NetworkPart(RunnersBase):
         self.endpoint_security_group = endpoint_group
         for name, groups in self.profile_security_groups.items():
             for group in groups:
-                self._admit_to_endpoints(group, f"HTTPS from runner tasks of profile {name}")
+                self.admit_to_endpoints(group, f"HTTPS from runner tasks of profile {name}")
         imported = [
-            ec2.Subnet.from_subnet_id(self, f"EndpointSubnet{i}", subnet_id)
+            ec2.Subnet.from_subnet_id(self.runners, f"EndpointSubnet{i}", subnet_id)
             for i, subnet_id in enumerate(self.subnet_ids)
         ]
         for subnet in imported:
@@ -342,7 +352,7 @@ class NetworkPart(RunnersBase):
             services["Ecs"] = ec2.InterfaceVpcEndpointAwsService.ECS
         for name, service in services.items():
             ec2.InterfaceVpcEndpoint(
-                self,
+                self.runners,
                 f"{name}Endpoint",
                 vpc=self.vpc,
                 service=service,
@@ -352,7 +362,7 @@ class NetworkPart(RunnersBase):
                 open=False,
             )
         ec2.CfnVPCEndpoint(
-            self,
+            self.runners,
             "S3Endpoint",
             vpc_id=self.vpc.vpc_id,
             service_name=ec2.GatewayVpcEndpointAwsService.S3.name,
@@ -364,10 +374,20 @@ class NetworkPart(RunnersBase):
             # DynamoDB (docs/admission.md); a gateway endpoint, like S3's, is free
             # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/vpc-endpoints-dynamodb.html).
             ec2.CfnVPCEndpoint(
-                self,
+                self.runners,
                 "DynamoDbEndpoint",
                 vpc_id=self.vpc.vpc_id,
                 service_name=ec2.GatewayVpcEndpointAwsService.DYNAMODB.name,
                 vpc_endpoint_type="Gateway",
                 route_table_ids=list(props.vpc_endpoint_route_table_ids),
             )
+
+    def admit_to_endpoints(self, group: ec2.ISecurityGroup, description: str) -> None:
+        """HTTPS from ``group`` to the VPC endpoints (when the stack creates them)."""
+        endpoints = self.endpoint_security_group
+        if endpoints is None:
+            return
+        if group is self.security_group:
+            # Today's rule, unchanged (an edited description would replace it).
+            description = "HTTPS from runner tasks"
+        endpoints.add_ingress_rule(group, ec2.Port.tcp(443), description)

@@ -179,6 +179,17 @@ class FargateRunnersProps:
         object.__setattr__(self, "profiles", settings.profiles)
 
 
+def runtime_platform(architecture: str) -> ecs.RuntimePlatform:
+    """Linux on ``ARM64`` or ``X86_64`` (a profile's ``architecture``): the platform of its
+    runner tasks and of its managed step tasks."""
+    return ecs.RuntimePlatform(
+        operating_system_family=ecs.OperatingSystemFamily.LINUX,
+        cpu_architecture=(
+            ecs.CpuArchitecture.ARM64 if architecture == "ARM64" else ecs.CpuArchitecture.X86_64
+        ),
+    )
+
+
 def lambda_profile_entry(
     profile: RunnerProfile,
     task_definition: ecs.FargateTaskDefinition,

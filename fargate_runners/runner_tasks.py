@@ -1,8 +1,8 @@
 """The cluster and one fixed Fargate task definition per profile, with its roles.
 
-One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
-their resources in the construct's own scope, so logical ids do not depend on how the code
-is split.
+One part of :class:`~fargate_runners.construct.FargateRunners`: :class:`RunnerTasks`
+builds its resources in the construct's own scope (``runners``), so logical ids do not
+depend on how the code is split.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from aws_cdk import (
     RemovalPolicy,
     Stack,
 )
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -26,16 +28,19 @@ from constructs import Construct
 from lambda_fn import admission_record
 from lambda_fn.jit_secret import BOUND_TAG
 
-from .base import RunnersBase
 from .config import (
     CONTAINER_NAME,
     RunnerProfile,
 )
+from .lambdas import LogGroups
 from .nag import Acknowledgment, acknowledge, nag_flatten
+from .names import InstanceNames
+from .network import Network
 from .props import (
     METRICS_NAMESPACE,
     RUNNER_USER,
     FargateRunnersProps,
+    runtime_platform,
 )
 from .role_policies import add_operator_policies
 from .runner_files import (
@@ -50,20 +55,54 @@ from .runner_files import (
 from .steps import ManagedSteps
 
 
-def runtime_platform(architecture: str) -> ecs.RuntimePlatform:
-    """Linux on ``ARM64`` or ``X86_64`` (a profile's ``architecture``)."""
-    return ecs.RuntimePlatform(
-        operating_system_family=ecs.OperatingSystemFamily.LINUX,
-        cpu_architecture=(
-            ecs.CpuArchitecture.ARM64 if architecture == "ARM64" else ecs.CpuArchitecture.X86_64
-        ),
-    )
+class RunnerTasks:
+    """The cluster and, per profile, its task definition, task role and execution role.
 
+    Inputs: the network (VPC, subnets, each profile's groups) and the table a restricted
+    profile's task reads its admission records from. Outputs: :attr:`cluster`,
+    :attr:`task_arns`, :attr:`runner_log_group`, :attr:`task_definitions`,
+    :attr:`task_roles`, :attr:`execution_roles` and :attr:`step_security_groups`.
+    """
 
-class RunnerTasksPart(RunnersBase):
-    # -- ECS -----------------------------------------------------------------
+    def __init__(
+        self,
+        runners: Construct,
+        props: FargateRunnersProps,
+        *,
+        names: InstanceNames,
+        network: Network,
+        admission_table: dynamodb.ITable,
+    ) -> None:
+        self.runners = runners
+        self.props = props
+        self.names = names
+        self.network = network
+        self.admission_table = admission_table
+        self.log_groups = LogGroups.of(props)
+        self.cluster = self._cluster()
+        #: Every task of this cluster (task ids are unknown before launch).
+        self.task_arns: str = Stack.of(runners).format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{self.cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        self.task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
+        self.task_roles: dict[str, iam.Role] = {}
+        self.execution_roles: dict[str, iam.Role] = {}
+        #: Each managed-steps profile's step-task group.
+        self.step_security_groups: dict[str, ec2.SecurityGroup] = {}
+        self._runner_tasks(props.profiles, props)
 
-    def _cluster(self) -> None:
+    def step_security_group(self, profile: str) -> ec2.ISecurityGroup:
+        """The security group of a managed-steps ``profile``'s step tasks (the ones holding
+        ``step_role_policies`` and ``step_secrets``)."""
+        try:
+            return self.step_security_groups[profile]
+        except KeyError:
+            raise KeyError(f"profile {profile!r} has no managed steps") from None
+
+    def _cluster(self) -> ecs.Cluster:
         # Container Insights writes to /aws/ecs/containerinsights/<cluster>/performance and
         # would create that group itself, outside the stack and without expiry
         # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-reference-performance-logs-ECS.html).
@@ -72,23 +111,24 @@ class RunnerTasksPart(RunnersBase):
         # says: a retained group would make the next deploy of the same stack fail
         # (CloudFormation cannot create a log group whose name exists). What it holds is
         # the raw data of the Container Insights metrics, which CloudWatch keeps on its own.
-        cluster_name = self.cluster_physical_name
+        cluster_name = self.names.cluster_name
         insights_logs = logs.LogGroup(
-            self,
+            self.runners,
             "ContainerInsightsLogs",
             log_group_name=f"/aws/ecs/containerinsights/{cluster_name}/performance",
             retention=self.props.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.cluster = ecs.Cluster(
-            self,
+        cluster = ecs.Cluster(
+            self.runners,
             "Cluster",
             cluster_name=cluster_name,
-            vpc=self.vpc,
+            vpc=self.network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
         )
-        self.cluster.node.add_dependency(insights_logs)
+        cluster.node.add_dependency(insights_logs)
+        return cluster
 
     def _runner_event_metrics(self) -> None:
         """Count the entrypoint's ``runner_event`` JSON lines (a self-update at job start, a
@@ -99,7 +139,7 @@ class RunnerTasksPart(RunnersBase):
         https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html)."""
         for event, metric in RUNNER_EVENT_METRICS.items():
             logs.MetricFilter(
-                self,
+                self.runners,
                 f"RunnerEvent-{metric}",
                 log_group=self.runner_log_group,
                 metric_namespace=METRICS_NAMESPACE,
@@ -119,7 +159,9 @@ class RunnerTasksPart(RunnersBase):
         (runner_files.py, docs/runner.md "How the task gets its files"). An asset creates
         no CloudFormation resource: the template holds only its bucket and key.
         """
-        return s3_assets.Asset(self, "RunnerFiles", path=str(write_env_file(shared_environment())))
+        return s3_assets.Asset(
+            self.runners, "RunnerFiles", path=str(write_env_file(shared_environment()))
+        )
 
     def _read_runner_files(self, files: s3_assets.Asset, execution_role: iam.Role) -> None:
         """Let ECS read the one environment file object, nothing else in the bucket.
@@ -149,18 +191,16 @@ class RunnerTasksPart(RunnersBase):
         )
 
     def _runner_tasks(self, profiles: Sequence[RunnerProfile], props: FargateRunnersProps) -> None:
-        self.runner_log_group = self._log_group("RunnerLogs")
+        self.runner_log_group = self.log_groups.create(self.runners, "RunnerLogs")
         self._runner_event_metrics()
+        #: The runner's files: one environment file (S3 asset) every task definition names.
         self.runner_files = self._runner_files()
         environment_file = ecs.EnvironmentFile.from_bucket(
             self.runner_files.bucket, self.runner_files.s3_object_key
         )
         command = bootstrap_command()
-        self.task_definitions = {}
-        self.task_roles = {}
-        self.execution_roles = {}
         for profile in profiles:
-            scope = Construct(self, f"Profile-{profile.name}")
+            scope = Construct(self.runners, f"Profile-{profile.name}")
             task_role = iam.Role(
                 scope,
                 "TaskRole",
@@ -178,7 +218,7 @@ class RunnerTasksPart(RunnersBase):
             task_definition = ecs.FargateTaskDefinition(
                 scope,
                 "TaskDefinition",
-                family=self.family(profile),
+                family=self.names.family(profile),
                 cpu=profile.cpu,
                 memory_limit_mib=profile.memory,
                 ephemeral_storage_gib=profile.ephemeral_storage_gib,
@@ -191,7 +231,7 @@ class RunnerTasksPart(RunnersBase):
             )
             if steps is not None:
                 self.step_security_groups[profile.name] = steps.security_group
-                self._admit_to_endpoints(
+                self.network.admit_to_endpoints(
                     steps.security_group, f"HTTPS from step tasks of profile {profile.name}"
                 )
             container = task_definition.add_container(
@@ -206,7 +246,7 @@ class RunnerTasksPart(RunnersBase):
                     **runner_environment(
                         profile.policy,
                         props.runner_idle_timeout_seconds,
-                        (self.idempotency_table.table_name, Stack.of(self).region)
+                        (self.admission_table.table_name, Stack.of(self.runners).region)
                         if profile.policy.restricted
                         else None,
                     ),
@@ -261,7 +301,7 @@ class RunnerTasksPart(RunnersBase):
                         resources=list(profile.secrets_kms_key_arns),
                         conditions={
                             "StringEquals": {
-                                "kms:ViaService": f"secretsmanager.{Stack.of(self).region}"
+                                "kms:ViaService": f"secretsmanager.{Stack.of(self.runners).region}"
                                 ".amazonaws.com"
                             }
                         },
@@ -296,18 +336,18 @@ class RunnerTasksPart(RunnersBase):
             iam.PolicyStatement(
                 sid="ReadAndConsumeOwnJitConfig",
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"],
-                resources=[self.sealed_configs_arn()],
+                resources=[self.names.sealed_configs_arn],
                 conditions={
                     "StringEquals": {f"secretsmanager:ResourceTag/{BOUND_TAG}": "${aws:userid}"}
                 },
             )
         )
-        stack = Stack.of(self)
+        stack = Stack.of(self.runners)
         acknowledge(
             task_role,
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::"
-                f"{nag_flatten(stack.resolve(self.sealed_configs_arn()))}]",
+                f"{nag_flatten(stack.resolve(self.names.sealed_configs_arn))}]",
                 reason=(
                     "Secret names are per runner and unknown at deploy; the statement only "
                     "matches a secret whose runner:task-userid tag equals the caller's own "
@@ -330,7 +370,7 @@ class RunnerTasksPart(RunnersBase):
             iam.PolicyStatement(
                 sid="ReadOwnProfileAdmissions",
                 actions=["dynamodb:GetItem"],
-                resources=[self.idempotency_table.table_arn],
+                resources=[self.admission_table.table_arn],
                 conditions={
                     "ForAllValues:StringLike": {
                         "dynamodb:LeadingKeys": [f"{admission_record.key_prefix(profile)}*"]
@@ -347,16 +387,16 @@ class RunnerTasksPart(RunnersBase):
             scope,
             "Steps",
             profile=profile,
-            family=f"{self.name_prefix}-step-{profile.name}",
+            family=self.names.step_family(profile),
             cluster=self.cluster,
-            cluster_task_arns=self._task_arns,
+            cluster_task_arns=self.task_arns,
             runner_role_id=runner_role.role_id,
-            vpc=self.vpc,
-            subnet_ids=list(profile.subnet_ids or self.subnet_ids),
+            vpc=self.network.vpc,
+            subnet_ids=list(profile.subnet_ids or self.network.subnet_ids),
             assign_public_ip=(
                 profile.assign_public_ip
                 if profile.assign_public_ip is not None
-                else self.assign_public_ip
+                else self.network.assign_public_ip
             ),
             log_retention=self.props.log_retention,
             log_removal_policy=self.props.log_removal_policy,
@@ -384,7 +424,7 @@ class RunnerTasksPart(RunnersBase):
             resource_name = path.split("@", 1)[0].rsplit(":", 1)[0]  # the repository only
             actions = []
             reason = ""
-        stack = Stack.of(self)
+        stack = Stack.of(self.runners)
         repositories = stack.format_arn(
             service="ecr",
             region=region,

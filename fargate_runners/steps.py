@@ -28,7 +28,8 @@ from constructs import Construct
 from lambda_fn.contract import TAG_STEP_OWNER
 
 from .config import RunnerProfile
-from .nag import Acknowledgment, acknowledge
+from .nag import Acknowledgment, acknowledge, nag_flatten
+from .props import runtime_platform
 from .role_policies import add_operator_policies
 from .runner_files import STEP_USER, step_entry_point, steps_environment
 
@@ -60,8 +61,6 @@ class ManagedSteps(Construct):
         log_retention: logs.RetentionDays,
         log_removal_policy: RemovalPolicy,
     ) -> None:
-        from .runner_tasks import runtime_platform  # runner_tasks imports this module
-
         super().__init__(scope, construct_id)
         if not profile.managed_steps or profile.step_image is None:
             raise ValueError(f"profile {profile.name} has no managed steps")
@@ -284,9 +283,7 @@ class ManagedSteps(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        from .nag import nag_flatten as flat
-
-        resolve = stack.resolve
+        flat, resolve = nag_flatten, stack.resolve
         acknowledge(
             runner_role,
             Acknowledgment(

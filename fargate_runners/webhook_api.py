@@ -1,8 +1,8 @@
 """The webhook's front door: the REST API, its logging and the WAF web ACL.
 
-One part of :class:`~fargate_runners.construct.FargateRunners`: the methods here build
-their resources in the construct's own scope, so logical ids do not depend on how the code
-is split.
+One part of :class:`~fargate_runners.construct.FargateRunners`: :class:`WebhookApi`
+builds its resources in the construct's own scope (``runners``), so logical ids do not
+depend on how the code is split.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 from lambda_fn.config import hook_path
 from lambda_fn.hook_filter import hook_patterns
@@ -28,10 +29,13 @@ from .alarms import (
     scheduled_function_acknowledgments,
     scheduled_rule_acknowledgment,
 )
-from .base import RunnersBase
+from .dispatch_state import DispatchState
+from .dispatcher import Dispatcher
 from .env_size import check_environment_size
 from .firewall import WebhookFirewall
+from .lambdas import LogGroups
 from .nag import Acknowledgment, acknowledge, nag_flatten
+from .names import InstanceNames
 from .props import (
     API_STAGE,
     METRICS_NAMESPACE,
@@ -39,17 +43,41 @@ from .props import (
 )
 
 
-class WebhookApiPart(RunnersBase):
-    # -- API -------------------------------------------------------------------
+class WebhookApi:
+    """``POST /webhook`` in front of the webhook Lambda, its logs and its web ACL.
+
+    Inputs: the dispatcher (its webhook function, the factory and settings of the
+    functions that keep the web ACL current) and its state (the token, the recorded
+    hook). Outputs: :attr:`api`, :attr:`webhook_method`, :attr:`webhook_url`,
+    :attr:`firewall` and the web ACL's functions (:attr:`refresh_function`,
+    :attr:`refresh_role`, :attr:`hook_filter_function`), None where not created.
+    """
+
+    def __init__(
+        self,
+        runners: Construct,
+        props: FargateRunnersProps,
+        *,
+        names: InstanceNames,
+        dispatcher: Dispatcher,
+        state: DispatchState,
+    ) -> None:
+        self.runners = runners
+        self.names = names
+        self.dispatcher = dispatcher
+        self.state = state
+        self.log_groups = LogGroups.of(props)
+        self._api(props)
+        self._firewall(props)
 
     def _api(self, props: FargateRunnersProps) -> None:
         logging = props.api_gateway_logging != "off"
         self.api = apigw.RestApi(
-            self,
+            self.runners,
             "Api",
             # API Gateway metrics are keyed on the API *name*: CDK's default ("Api") would
             # merge with every other API of that name in the region.
-            rest_api_name=f"{self.name_prefix}-webhook",
+            rest_api_name=f"{self.names.name_prefix}-webhook",
             description="GitHub webhook endpoint for ephemeral Fargate runners",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # The account-wide API Gateway logging role (AWS::ApiGateway::Account) only when
@@ -69,7 +97,8 @@ class WebhookApiPart(RunnersBase):
             # API Gateway would create API-Gateway-Execution-Logs_<id>/<stage> itself, outside
             # the stack and without expiry; created here first, it has both.
             # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
-            execution_logs = self._log_group(
+            execution_logs = self.log_groups.create(
+                self.runners,
                 "ApiExecutionLogs",
                 log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{API_STAGE}",
             )
@@ -91,7 +120,9 @@ class WebhookApiPart(RunnersBase):
         webhook = self.api.root.add_resource("webhook")
         self.webhook_method = webhook.add_method(
             "POST",
-            apigw.LambdaIntegration(self.webhook_function, proxy=True, allow_test_invoke=False),
+            apigw.LambdaIntegration(
+                self.dispatcher.webhook_function, proxy=True, allow_test_invoke=False
+            ),
             authorization_type=apigw.AuthorizationType.NONE,
         )
         method_reason = (
@@ -131,7 +162,7 @@ class WebhookApiPart(RunnersBase):
         cloud_watch_role = self.api.node.try_find_child("CloudWatchRole")
         if cloud_watch_role is not None:
             policy_arn = nag_flatten(
-                Stack.of(self).resolve(
+                Stack.of(self.runners).resolve(
                     iam.ManagedPolicy.from_aws_managed_policy_name(
                         "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
                     ).managed_policy_arn
@@ -162,12 +193,12 @@ class WebhookApiPart(RunnersBase):
         fixed = props.webhook_source_cidrs is not None
         cidrs = props.webhook_source_cidrs if fixed else GITHUB_HOOKS_SNAPSHOT
         self.firewall = WebhookFirewall(
-            self,
+            self.runners,
             "WebhookFirewall",
             stage=self.api.deployment_stage,
             ranges=SourceRanges.parse(cidrs or (), "webhook_source_cidrs"),
             rate_limit=props.webhook_rate_limit,
-            metric_prefix=self.name_prefix,
+            metric_prefix=self.names.name_prefix,
             hook_patterns=hook_patterns(hook_path(props.github_hook_path or "")),
         )
         self._hook_filter(props)
@@ -175,23 +206,21 @@ class WebhookApiPart(RunnersBase):
             return
         # The dispatcher's settings (lambda_fn/refresh_sources.py authenticates as it does).
         environment = {
-            **self.settings_environment(),
+            **self.dispatcher.settings_environment,
             "SOURCE_IPV4_SET_ARN": self.firewall.ipv4_set.attr_arn,
             "SOURCE_IPV6_SET_ARN": self.firewall.ipv6_set.attr_arn,
         }
         check_environment_size(environment, self.refresh_environment_samples())
-        self.refresh_function, role = self._function(
+        self.refresh_function, role = self.dispatcher.lambdas.create(
             "SourceRangesFunction",
             handler="lambda_fn.refresh_sources.handler",
             description="Keeps the web ACL's IP sets equal to GitHub's webhook source ranges",
-            code=self._code,
             environment=environment,
-            props=props,
             timeout=60,
         )
         # /meta with the deployment's token: its own rate limit, not the 60 requests an
         # hour that every Lambda behind the same egress address shares unauthenticated.
-        self.grant_github_token(role)
+        self.state.grant_github_token(role)
         self.refresh_role = role
         role.add_to_policy(
             iam.PolicyStatement(
@@ -209,7 +238,7 @@ class WebhookApiPart(RunnersBase):
             ),
         )
         self.refresh_rule = events.Rule(
-            self,
+            self.runners,
             "SourceRangesSchedule",
             description="Refreshes GitHub's webhook source ranges in the web ACL",
             schedule=events.Schedule.rate(Duration.hours(1)),
@@ -218,6 +247,8 @@ class WebhookApiPart(RunnersBase):
         no_async_retries(self.refresh_function, Duration.hours(1))
         acknowledge(self.refresh_function, *scheduled_function_acknowledgments("refresh"))
         acknowledge(self.refresh_rule, scheduled_rule_acknowledgment())
+        # It loads the dispatcher's settings, profiles included.
+        self.dispatcher.grant_profile_parameters(role)
 
     def _hook_filter(self, props: FargateRunnersProps) -> None:
         """The Lambda that keeps the web ACL's hook rule on the recorded webhook.
@@ -231,21 +262,19 @@ class WebhookApiPart(RunnersBase):
         """
         assert self.firewall is not None
         pattern_set = self.firewall.hook_pattern_set
-        hook_filter, role = self._function(
+        hook_filter, role = self.dispatcher.lambdas.create(
             "HookFilterFunction",
             handler="lambda_fn.hook_filter.handler",
             description="Keeps the web ACL's hook rule on the webhook fargate-runners setup "
             "recorded",
-            code=self._code,
             environment={
                 "HOOK_PATTERN_SET_ARN": pattern_set.attr_arn,
                 "GITHUB_HOOK_PATH": props.github_hook_path or "",
-                "GITHUB_HOOK_PARAMETER": self.hook_parameter.parameter_name,
-                "POWERTOOLS_SERVICE_NAME": self.service_name,
+                "GITHUB_HOOK_PARAMETER": self.state.hook_parameter.parameter_name,
+                "POWERTOOLS_SERVICE_NAME": self.names.service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
-            props=props,
             timeout=30,
         )
         role.add_to_policy(
@@ -255,7 +284,7 @@ class WebhookApiPart(RunnersBase):
                 resources=[pattern_set.attr_arn],
             )
         )
-        self._grant_hook_parameter(role)
+        self.state.grant_hook_parameter(role)
         acknowledge(
             role,
             Acknowledgment(
@@ -268,18 +297,18 @@ class WebhookApiPart(RunnersBase):
         target = targets.LambdaFunction(hook_filter, retry_attempts=2)
         self.hook_filter_rules = [
             events.Rule(
-                self,
+                self.runners,
                 "HookFilterOnRecord",
                 description="Updates the web ACL's hook rule when setup records a webhook",
                 event_pattern=events.EventPattern(
                     source=["aws.ssm"],
                     detail_type=["Parameter Store Change"],
-                    detail={"name": [self.hook_parameter.parameter_name]},
+                    detail={"name": [self.state.hook_parameter.parameter_name]},
                 ),
                 targets=[target],
             ),
             events.Rule(
-                self,
+                self.runners,
                 "HookFilterSchedule",
                 description="Re-applies the recorded webhook to the web ACL's hook rule",
                 schedule=events.Schedule.rate(props.reconcile_interval),
@@ -295,15 +324,19 @@ class WebhookApiPart(RunnersBase):
         """The dispatcher's samples plus the two IP set ARNs (CloudFormation names a set
         ``<logical id>-<random>`` when it has no ``Name``; WAF ids are UUIDs)."""
         sample = "arn:aws:wafv2:ap-southeast-2:123456789012:regional/ipset/{}/{}".format
-        name = f"{self.name_prefix}-RunnersWebhookFirewallSourcesIpv4{'A' * 8}-{'B' * 12}"
+        name = f"{self.names.name_prefix}-RunnersWebhookFirewallSourcesIpv4{'A' * 8}-{'B' * 12}"
         arn = sample(name, "00000000-0000-0000-0000-000000000000")
-        return {**self.environment_samples, "SOURCE_IPV4_SET_ARN": arn, "SOURCE_IPV6_SET_ARN": arn}
+        return {
+            **self.dispatcher.environment_samples,
+            "SOURCE_IPV4_SET_ARN": arn,
+            "SOURCE_IPV6_SET_ARN": arn,
+        }
 
     def _api_logging_options(self) -> dict[str, Any]:
         """Access logs (JSON, to a log group of this stack) and ERROR execution logs."""
         return {
             "access_log_destination": apigw.LogGroupLogDestination(
-                self._log_group("ApiAccessLogs")
+                self.log_groups.create(self.runners, "ApiAccessLogs")
             ),
             "access_log_format": apigw.AccessLogFormat.json_with_standard_fields(
                 caller=True,

@@ -297,5 +297,7 @@ def resolved_environment(synth: Synth) -> dict[str, str]:
         for key, value in runners.lambda_environment.items()
     }
     assert env.pop("RUNNER_PROFILES_PARAMETERS").count(",") + 1 == len(runners.profile_parameters)
-    env["RUNNER_PROFILES"] = json.dumps(runners._sample_entries(synth.stack.config.profiles))
+    env["RUNNER_PROFILES"] = json.dumps(
+        runners.dispatcher.sample_entries(synth.stack.config.profiles)
+    )
     return env

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -65,6 +66,20 @@ def synthesize(tree: Path, context: dict[str, object], outdir: Path) -> dict[str
         raise RuntimeError(f"synth failed in {tree}:\n{result.stderr[-4000:]}")
     path = Path(result.stdout.strip().splitlines()[-1])
     template: dict[str, object] = json.loads(path.read_text())
+    return template
+
+
+def synthesize_today(context: dict[str, Any], outdir: Path) -> dict[str, Any]:
+    """The template this tree's code synthesizes for ``context`` (in this process)."""
+    from cdk.app import build_app
+
+    app, stack = build_app(
+        context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir), nag=False
+    )
+    app.synth()
+    template: dict[str, Any] = json.loads(
+        (outdir / f"{stack.artifact_id}.template.json").read_text()
+    )
     return template
 
 
