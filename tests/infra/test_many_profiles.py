@@ -24,7 +24,7 @@ from lambda_fn.aws import reset_caches
 from tests.kit.events import deliver, queued_payload
 from tests.kit.github import FakeGitHub
 from tests.kit.infra import NO_BUNDLING, STEP_IMAGE, Synth, findings, synth
-from tests.kit.world import GITHUB_API, PAT, WEBHOOK_SECRET, FakeAws
+from tests.kit.world import FakeAws, create_stack_resources
 
 pytestmark = pytest.mark.infra
 
@@ -183,28 +183,9 @@ def test_too_many_profiles_fail_in_one_line() -> None:
 @pytest.fixture
 def many_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
     """The stack's resources for 50 profiles (the local mode has no managed steps)."""
-    from localdev.provision import provision
-
     context = {"stack_name": "RunnersMany", "profiles": many_profiles(COUNT, steps=False)}
     with mock_aws():
-        stack = provision(
-            None, context, "us-east-1", github_api_url=GITHUB_API,
-            webhook_secret=WEBHOOK_SECRET, pat=PAT,
-        )  # fmt: skip
-        fake = FakeAws(
-            region="us-east-1",
-            cluster=stack.cluster,
-            task_definitions=stack.task_definitions,
-            subnet_id=stack.subnet_id,
-            security_group_id=stack.security_group_id,
-            table=stack.table,
-            webhook_secret_arn=stack.webhook_secret_arn,
-            token_secret_arn=stack.token_secret_arn,
-            retry_queue_url=stack.retry_queue_url,
-            dead_letter_queue_url=stack.dead_letter_queue_url,
-            task_role_ids=stack.task_role_ids,
-            base_env=stack.env,
-        )
+        fake = create_stack_resources("us-east-1", context)
         for key, value in fake.env().items():
             monkeypatch.setenv(key, value)
         reset_caches()

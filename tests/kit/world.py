@@ -110,13 +110,16 @@ class FakeAws:
         return ecs.describe_tasks(cluster=self.cluster, tasks=arns, include=["TAGS"])["tasks"]
 
 
-def create_stack_resources(region: str = "us-east-1") -> FakeAws:
-    """Create in the active moto backend what ``cdk deploy`` would create."""
+def create_stack_resources(
+    region: str = "us-east-1", context: dict[str, Any] | None = None
+) -> FakeAws:
+    """Create in the active moto backend what ``cdk deploy`` would create (``context``:
+    the ``cdk.json`` context, :data:`TEST_CONTEXT` by default)."""
     from localdev.provision import provision
 
     stack = provision(
         None,
-        TEST_CONTEXT,
+        TEST_CONTEXT if context is None else context,
         region,
         github_api_url=GITHUB_API,
         webhook_secret=WEBHOOK_SECRET,
