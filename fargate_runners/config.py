@@ -108,6 +108,7 @@ __all__ = [
     "FARGATE_CPU_MEMORY",
     "LOG_RETENTION_DAYS",
     "PROFILE_KEYS",
+    "SHARED_FIELDS",
     "TOP_LEVEL_KEYS",
     "ConfigError",
     "ConstructSettings",
@@ -882,6 +883,16 @@ def lambda_allowed_repositories(patterns: Sequence[str]) -> tuple[str, ...]:
     return tuple(p for p in patterns if p != ALL_REPOSITORIES)
 
 
+def _retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            "",
+            f"{days} is not a CloudWatch Logs retention value "
+            f"(allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)})",
+        )
+    return days
+
+
 class _Deployment(_Model):
     """Keys ``cdk.json`` and ``FargateRunnersProps`` share, and the rules between them."""
 
@@ -961,6 +972,13 @@ class _Deployment(_Model):
     the X-Ray SDK as a layer and sets `TRACE_REMOTE_CALLS=true`; every cold start then pays the
     SDK's import (about 0.1-0.3 s, [performance](performance.md#tracing-the-trade)). Off,
     Lambda's active tracing still records each invocation."""
+    log_retention_days: Annotated[int, parsed(parse_int), AfterValidator(_retention)] = 30
+    """Retention of every log group (a CloudWatch-allowed value)."""
+    log_removal_policy: Annotated[str, parsed(one_of(LOG_REMOVAL_POLICIES))] = "destroy"
+    """What `cdk destroy` does with the stack's log groups: `destroy` or `retain` (see
+    [Teardown](lifecycle.md#teardown))."""
+    reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
+    """How often the reconciler runs (1..60)."""
 
     def _existing_vpc(self) -> bool:
         raise NotImplementedError
@@ -1117,16 +1135,6 @@ class _Deployment(_Model):
 # ---------------------------------------------------------------------------
 
 
-def _retention(days: int) -> int:
-    if days not in LOG_RETENTION_DAYS:
-        raise ConfigError(
-            "",
-            f"{days} is not a CloudWatch Logs retention value "
-            f"(allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)})",
-        )
-    return days
-
-
 GITHUB_AUTH = ("pat", "app")
 
 
@@ -1167,11 +1175,6 @@ class RunnersConfig(_Deployment):
     """Existing VPC for runner tasks; requires `subnet_ids`.
 
     Default: unset (new VPC)."""
-    log_retention_days: Annotated[int, parsed(parse_int), AfterValidator(_retention)] = 30
-    """Retention of every log group (a CloudWatch-allowed value)."""
-    log_removal_policy: Annotated[str, parsed(one_of(LOG_REMOVAL_POLICIES))] = "destroy"
-    """What `cdk destroy` does with the stack's log groups: `destroy` or `retain` (see
-    [Teardown](lifecycle.md#teardown))."""
     alarm_email: Annotated[str | None, parsed(matching(EMAIL_RE, "an e-mail address"))] = None
     """E-mail for the alarms (creates an SNS topic whose policy lets only this stack's alarms
     publish, over TLS; confirm the subscription).
@@ -1185,8 +1188,6 @@ class RunnersConfig(_Deployment):
     ] = None
     """Existing SNS topic for the alarms instead; its policy must allow
     `cloudwatch.amazonaws.com` to `sns:Publish` (the stack cannot change another owner's topic)."""
-    reconcile_interval_minutes: Annotated[int, parsed(ranged(1, 60))] = 5
-    """How often the reconciler runs (1..60)."""
     #: How the Lambdas authenticate to GitHub (docs/security.md, "PAT or GitHub App").
     github_auth: Annotated[str, parsed(one_of(GITHUB_AUTH))] = "pat"
     """`pat`, or `app`: authenticate as a GitHub App whose private key lives only in KMS ([PAT
@@ -1281,15 +1282,13 @@ def load_config(context: Mapping[str, Any]) -> RunnersConfig:
 class ConstructSettings(_Deployment):
     """The plain-data ``FargateRunnersProps`` fields, validated like ``cdk.json``.
 
-    Fields keep their ``cdk.json`` names; errors use the props' names (``KEY_NAMES``).
+    Fields have their ``cdk.json`` names, which are the props' names too (one name per
+    setting, issue 26). The one exception is in errors: the rules between keys speak of
+    ``vpc_id``, which the props give as the ``vpc`` object.
     """
 
     KEY_KIND: ClassVar[str] = "FargateRunnersProps field"
-    KEY_NAMES: ClassVar[Mapping[str, str]] = {
-        "vpc_id": "vpc",
-        "webhook_throttle_rate": "throttling_rate_limit",
-        "webhook_throttle_burst": "throttling_burst_limit",
-    }
+    KEY_NAMES: ClassVar[Mapping[str, str]] = {"vpc_id": "vpc"}
 
     #: ``props.vpc`` is set (an existing VPC, or one the user's app creates).
     existing_vpc: bool = False
@@ -1307,17 +1306,18 @@ class ConstructSettings(_Deployment):
         return self.github_app
 
 
-#: ``FargateRunnersProps`` attribute -> ``ConstructSettings`` field.
-_PROPS_FIELDS = {
-    ConstructSettings.KEY_NAMES.get(name, name): name
-    for name in ConstructSettings.model_fields
-    if name not in ("existing_vpc", "github_app")
-}
+#: The settings ``cdk.json`` and ``FargateRunnersProps`` share, under the same name and
+#: type: what ``FargateRunnersStack`` passes from the one to the other as it is.
+SHARED_FIELDS: tuple[str, ...] = tuple(_Deployment.model_fields)
+#: ``FargateRunnersProps`` fields that ``ConstructSettings`` validates (same names).
+PROPS_FIELDS: tuple[str, ...] = tuple(
+    name for name in ConstructSettings.model_fields if name not in ("existing_vpc", "github_app")
+)
 
 
 def check_construct_props(props: Any) -> ConstructSettings:
     """Validate a ``FargateRunnersProps`` (duck-typed: no ``aws_cdk`` here) like cdk.json."""
-    data = {field: getattr(props, attribute) for attribute, field in _PROPS_FIELDS.items()}
+    data = {name: getattr(props, name) for name in PROPS_FIELDS}
     data["existing_vpc"] = getattr(props, "vpc", None) is not None
     data["github_app"] = getattr(props, "github_app", None) is not None
     return ConstructSettings.validated(data)

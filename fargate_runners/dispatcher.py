@@ -285,10 +285,10 @@ class Dispatcher:
             self.runners,
             "ReconcileSchedule",
             description="Runs the runner reconciler",
-            schedule=events.Schedule.rate(props.reconcile_interval),
+            schedule=events.Schedule.rate(props.reconcile_period),
             targets=[targets.LambdaFunction(self.reconciler_function, retry_attempts=0)],
         )
-        no_async_retries(self.reconciler_function, props.reconcile_interval)
+        no_async_retries(self.reconciler_function, props.reconcile_period)
         acknowledge(self.reconciler_function, *scheduled_function_acknowledgments("reconciler"))
         acknowledge(self.reconcile_rule, scheduled_rule_acknowledgment())
         acknowledge(

@@ -25,7 +25,9 @@ class LogGroups:
 
     @classmethod
     def of(cls, props: FargateRunnersProps) -> LogGroups:
-        return cls(retention=props.log_retention, removal_policy=props.log_removal_policy)
+        return cls(
+            retention=props.log_group_retention, removal_policy=props.log_group_removal_policy
+        )
 
     def create(self, scope: Construct, construct_id: str, **kwargs: Any) -> logs.LogGroup:
         return logs.LogGroup(

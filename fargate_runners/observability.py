@@ -60,7 +60,7 @@ def add_observability(
             *operational_alarms(
                 runners,
                 reconciler=dispatcher.reconciler_function,
-                reconcile_interval=props.reconcile_interval,
+                reconcile_interval=props.reconcile_period,
                 retry_queue=state.retry_queue,
                 api_name=api.rest_api_name,
                 stage_name=api.deployment_stage.stage_name,
@@ -73,7 +73,7 @@ def add_observability(
                 runners,
                 namespace=METRICS_NAMESPACE,
                 service=names.service_name,
-                reconcile_interval=props.reconcile_interval,
+                reconcile_interval=props.reconcile_period,
             ),
             *runner_version_alarms(
                 runners,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .config import (
     RunnerProfile,
     check_construct_props,
 )
+from .config_errors import ConfigError, Problem
 from .github_app import GitHubAppAuth
 from .runner_files import STOP_TIMEOUT_SECONDS
 
@@ -80,6 +82,54 @@ def retention_days(days: int) -> logs.RetentionDays:
         raise ValueError(f"{days} is not a CloudWatch Logs retention value") from None
 
 
+def removal_policy(policy: str) -> RemovalPolicy:
+    """The CDK ``RemovalPolicy`` of a ``log_removal_policy`` (``destroy`` or ``retain``)."""
+    return RemovalPolicy.RETAIN if policy == "retain" else RemovalPolicy.DESTROY
+
+
+# -- deprecated prop names (issue 26), accepted for one release ---------------------------
+
+
+def _days(value: logs.RetentionDays) -> int:
+    for days, retention in _RETENTION.items():
+        if retention == value:
+            return days
+    raise ValueError(
+        f"{value} has no log_retention_days equivalent: give log_retention_days, "
+        "one of the CloudWatch Logs retention values"
+    )
+
+
+def _policy(value: RemovalPolicy) -> str:
+    for name in ("destroy", "retain"):
+        if removal_policy(name) == value:
+            return name
+    raise ValueError(f"{value} is not a log group removal policy: give 'destroy' or 'retain'")
+
+
+def _minutes(value: Duration) -> int:
+    try:
+        return int(value.to_minutes())
+    except RuntimeError:  # jsii: CannotConvertedIntoWhole
+        raise ValueError(
+            f"{value.to_human_string()!r} is not a whole number of minutes: "
+            "give reconcile_interval_minutes"
+        ) from None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: Deprecated field -> (the field that replaced it, how its value converts).
+DEPRECATED_PROPS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
+    "throttling_rate_limit": ("webhook_throttle_rate", _same),
+    "throttling_burst_limit": ("webhook_throttle_burst", _same),
+    "log_retention": ("log_retention_days", _days),
+    "reconcile_interval": ("reconcile_interval_minutes", _minutes),
+}
+
+
 @dataclass(frozen=True)
 class FargateRunnersProps:
     """Properties of :class:`FargateRunners`.
@@ -107,16 +157,17 @@ class FargateRunnersProps:
     :param github_token_secret: existing secret holding the PAT; default: a new empty secret.
     :param github_app: authenticate as this GitHub App (JWT signed by a KMS key holding its
         private key, ``github_app.py``) instead of with the PAT; default: the PAT.
-    :param log_retention: retention of every log group this construct creates.
-    :param log_removal_policy: what ``cdk destroy`` does with those log groups; default
-        ``DESTROY`` (nothing left behind), ``RETAIN`` keeps them.
+    :param log_retention_days: retention of every log group this construct creates (a
+        CloudWatch Logs retention value, e.g. 30).
+    :param log_removal_policy: what ``cdk destroy`` does with those log groups: ``destroy``
+        (default: nothing left behind) or ``retain``.
     :param api_gateway_logging: ``off`` (default: no API access/execution logs, the
         account-wide API Gateway setting untouched), ``existing`` (the region's API Gateway
         account already has a CloudWatch role: access logs and ERROR execution logs), or
         ``create`` (as ``existing``, and this stack sets the region-wide role).
     :param assign_public_ip: public IP for tasks; default: true for the new VPC, else false.
-    :param throttling_rate_limit: API stage steady-state requests per second.
-    :param throttling_burst_limit: API stage burst.
+    :param webhook_throttle_rate: API stage steady-state requests per second.
+    :param webhook_throttle_burst: API stage burst.
     :param name_prefix: prefix of the physical names (cluster, task definition families
         ``<prefix>-runner-<profile>``, API, JIT secret path, metrics service); default:
         unique per construct path (``Names.unique_resource_name``, at most 32 characters),
@@ -129,7 +180,7 @@ class FargateRunnersProps:
     :param alarm_topic: SNS topic for the alarms (DLQ not empty, launch failures); optional.
     :param runner_idle_timeout_seconds: a runner with no job after this long stops (the
         task's own watchdog) and is cleaned up by the reconciler; 0 turns the watchdog off.
-    :param reconcile_interval: how often the reconciler runs.
+    :param reconcile_interval_minutes: how often the reconciler runs (1..60).
     :param github_hook_path: ``repos/O/R/hooks/ID`` or ``orgs/O/hooks/ID``: the webhook
         whose failed deliveries the reconciler redelivers; default: the one
         ``fargate-runners setup`` records in :attr:`FargateRunners.hook_parameter`.
@@ -140,6 +191,15 @@ class FargateRunnersProps:
     :param webhook_rate_limit: requests per source address per 5 minutes.
     :param detailed_tracing: X-Ray subsegments for the GitHub and ECS calls (adds the
         X-Ray SDK as a layer; costs every cold start its import, ``fargate_runners/tracing.py``).
+
+    The plain-data fields have the names, types and defaults of the ``cdk.json`` keys
+    (``fargate_runners.config.SHARED_FIELDS``). Deprecated, accepted for this release with
+    a ``DeprecationWarning`` and converted to their replacement (``DEPRECATED_PROPS``):
+    ``throttling_rate_limit``/``throttling_burst_limit`` (``webhook_throttle_rate``/
+    ``_burst``), ``log_retention`` (a ``RetentionDays``: ``log_retention_days``),
+    ``reconcile_interval`` (a ``Duration`` of whole minutes: ``reconcile_interval_minutes``)
+    and ``log_removal_policy`` given as a ``RemovalPolicy``. Giving an old name and its
+    replacement (not at its default) is a ``ConfigError``.
     """
 
     profiles: Sequence[RunnerProfile]
@@ -154,29 +214,93 @@ class FargateRunnersProps:
     github_api_url: str = DEFAULT_GITHUB_API_URL
     github_token_secret: secretsmanager.ISecret | None = None
     github_app: GitHubAppAuth | None = None
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
-    log_removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    log_retention_days: int = 30
+    #: ``destroy`` or ``retain`` (a ``RemovalPolicy`` is the deprecated form).
+    log_removal_policy: str | RemovalPolicy = "destroy"
     api_gateway_logging: str = "off"
     assign_public_ip: bool | None = None
-    throttling_rate_limit: float = 20
-    throttling_burst_limit: int = 40
+    webhook_throttle_rate: float = 20
+    webhook_throttle_burst: int = 40
     name_prefix: str | None = None
     runner_name_prefix: str | None = None
     lambda_source_dir: Path = DEFAULT_LAMBDA_SOURCE
     retry_max_attempts: int = 8
     alarm_topic: sns.ITopic | None = None
     runner_idle_timeout_seconds: int = 900
-    reconcile_interval: Duration = field(default_factory=lambda: Duration.minutes(5))
+    reconcile_interval_minutes: int = 5
     github_hook_path: str | None = None
     webhook_firewall: bool = True
     webhook_source_cidrs: Sequence[str] | None = None
     webhook_rate_limit: int = 2000
     detailed_tracing: bool = False
+    # Deprecated names (DEPRECATED_PROPS): None once converted.
+    throttling_rate_limit: float | None = field(default=None, kw_only=True)
+    throttling_burst_limit: int | None = field(default=None, kw_only=True)
+    log_retention: logs.RetentionDays | None = field(default=None, kw_only=True)
+    reconcile_interval: Duration | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         """The checks ``cdk.json`` gets (fargate_runners/config.py); ``ConfigError`` if not."""
+        self._adopt_deprecated()
         settings = check_construct_props(self)
         object.__setattr__(self, "profiles", settings.profiles)
+
+    @property
+    def log_group_removal_policy(self) -> RemovalPolicy:
+        """``log_removal_policy`` as CDK's ``RemovalPolicy``."""
+        return removal_policy(str(self.log_removal_policy))
+
+    @property
+    def log_group_retention(self) -> logs.RetentionDays:
+        """``log_retention_days`` as CDK's ``RetentionDays``."""
+        return retention_days(self.log_retention_days)
+
+    @property
+    def reconcile_period(self) -> Duration:
+        """``reconcile_interval_minutes`` as a ``Duration``."""
+        return Duration.minutes(self.reconcile_interval_minutes)
+
+    def _adopt_deprecated(self) -> None:
+        """Move each deprecated field's value to its replacement, warning once for each.
+
+        The converted value is then validated with the rest, like one given by its new name.
+        """
+        defaults = {f.name: f.default for f in fields(self)}
+        renamed = dict(DEPRECATED_PROPS)
+        if isinstance(self.log_removal_policy, RemovalPolicy):
+            renamed["log_removal_policy"] = ("log_removal_policy", _policy)
+        problems: list[Problem] = []
+        for old, (new, convert) in renamed.items():
+            value = getattr(self, old)
+            if value is None:
+                continue
+            if old != new and getattr(self, new) != defaults[new]:
+                problems.append(
+                    Problem(
+                        old,
+                        f"{value!r} and {new}={getattr(self, new)!r} both given: {old} is the "
+                        f"deprecated name of {new}; give {new} only",
+                    )
+                )
+                continue
+            what = f"a {type(value).__name__}" if old == new else old
+            warnings.warn(
+                f"FargateRunnersProps: {what} for {old} is deprecated and will be removed "
+                f"in the next release; give {new} ({defaults[new]!r} by default)",
+                DeprecationWarning,
+                # _adopt_deprecated <- __post_init__ <- __init__ <- the caller
+                stacklevel=4,
+            )
+            try:
+                converted = convert(value)
+            except ValueError as exc:
+                problems.append(Problem(old, str(exc)))
+                continue
+            if old != new:
+                object.__setattr__(self, old, None)
+            object.__setattr__(self, new, converted)
+        if problems:
+            raise ConfigError(problems)
 
 
 def runtime_platform(architecture: str) -> ecs.RuntimePlatform:

@@ -116,7 +116,7 @@ class RunnerTasks:
             self.runners,
             "ContainerInsightsLogs",
             log_group_name=f"/aws/ecs/containerinsights/{cluster_name}/performance",
-            retention=self.props.log_retention,
+            retention=self.log_groups.retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
         cluster = ecs.Cluster(
@@ -398,8 +398,8 @@ class RunnerTasks:
                 if profile.assign_public_ip is not None
                 else self.network.assign_public_ip
             ),
-            log_retention=self.props.log_retention,
-            log_removal_policy=self.props.log_removal_policy,
+            log_retention=self.log_groups.retention,
+            log_removal_policy=self.log_groups.removal_policy,
         )
 
     def _registry_access(self, profile: RunnerProfile, execution_role: iam.Role) -> bool:

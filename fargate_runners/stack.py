@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
@@ -13,8 +13,8 @@ from constructs import Construct
 
 from lambda_fn import contract
 
-from .config import RunnersConfig
-from .construct import FargateRunners, FargateRunnersProps, retention_days
+from .config import SHARED_FIELDS, RunnersConfig
+from .construct import FargateRunners, FargateRunnersProps
 from .github_app import GitHubAppAuth
 from .nag import Acknowledgment, acknowledge
 
@@ -74,41 +74,19 @@ class FargateRunnersStack(Stack):
             self,
             "Runners",
             FargateRunnersProps(
-                profiles=config.profiles,
+                # The settings cdk.json and the props share, as they are, by the same name
+                # (issue 26; assign_public_ip's default, None, means the same in both),
+                **{name: getattr(config, name) for name in SHARED_FIELDS},
+                # and the CDK objects built from the rest of cdk.json.
                 vpc=vpc,
-                subnet_ids=config.subnet_ids,
-                vpc_endpoints=config.vpc_endpoints,
-                vpc_endpoint_route_table_ids=config.vpc_endpoint_route_table_ids,
-                runner_scope=config.runner_scope,
-                runner_group_id=config.runner_group_id,
-                allowed_repositories=config.allowed_repositories,
-                github_api_url=config.github_api_url,
                 github_token_secret=token_secret,
                 github_app=(
                     GitHubAppAuth(config.github_app_id, config.github_app_key_arn)
                     if config.github_auth == "app" and config.github_app_id
                     else None
                 ),
-                log_retention=retention_days(config.log_retention_days),
-                log_removal_policy=(
-                    RemovalPolicy.RETAIN
-                    if config.log_removal_policy == "retain"
-                    else RemovalPolicy.DESTROY
-                ),
-                api_gateway_logging=config.api_gateway_logging,
-                assign_public_ip=config.effective_assign_public_ip,
-                throttling_rate_limit=config.webhook_throttle_rate,
-                throttling_burst_limit=config.webhook_throttle_burst,
                 name_prefix=config.stack_name,
-                retry_max_attempts=config.retry_max_attempts,
                 alarm_topic=alarm_topic,
-                runner_idle_timeout_seconds=config.runner_idle_timeout_seconds,
-                reconcile_interval=Duration.minutes(config.reconcile_interval_minutes),
-                github_hook_path=config.github_hook_path,
-                webhook_firewall=config.webhook_firewall,
-                webhook_source_cidrs=config.webhook_source_cidrs,
-                webhook_rate_limit=config.webhook_rate_limit,
-                detailed_tracing=config.detailed_tracing,
             ),
         )
 

@@ -85,8 +85,8 @@ class WebhookApi:
             cloud_watch_role=props.api_gateway_logging == "create",
             deploy_options=apigw.StageOptions(
                 stage_name=API_STAGE,
-                throttling_rate_limit=props.throttling_rate_limit,
-                throttling_burst_limit=props.throttling_burst_limit,
+                throttling_rate_limit=props.webhook_throttle_rate,
+                throttling_burst_limit=props.webhook_throttle_burst,
                 tracing_enabled=True,
                 metrics_enabled=True,
                 data_trace_enabled=False,
@@ -311,11 +311,11 @@ class WebhookApi:
                 self.runners,
                 "HookFilterSchedule",
                 description="Re-applies the recorded webhook to the web ACL's hook rule",
-                schedule=events.Schedule.rate(props.reconcile_interval),
+                schedule=events.Schedule.rate(props.reconcile_period),
                 targets=[target],
             ),
         ]
-        no_async_retries(hook_filter, props.reconcile_interval)
+        no_async_retries(hook_filter, props.reconcile_period)
         acknowledge(hook_filter, *scheduled_function_acknowledgments("hook filter"))
         for rule in self.hook_filter_rules:
             acknowledge(rule, scheduled_rule_acknowledgment())

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 
-from fargate_runners.config import ConfigError, RunnerProfile, load_config
+from fargate_runners.config import (
+    SHARED_FIELDS,
+    ConfigError,
+    ConstructSettings,
+    RunnerProfile,
+    RunnersConfig,
+    load_config,
+)
 from fargate_runners.construct import FargateRunners, FargateRunnersProps
+from fargate_runners.props import DEPRECATED_PROPS
 from tests.kit.infra import NO_BUNDLING, REPO_ROOT
 
 pytestmark = pytest.mark.infra
@@ -71,11 +83,120 @@ def test_props_fail_with_the_cdk_json_message(key: str, value: Any) -> None:
 
 
 def test_props_errors_use_the_props_names() -> None:
-    assert props_problems(throttling_rate_limit=0) == ["throttling_rate_limit: 0 must be > 0"]
+    assert props_problems(webhook_throttle_rate=0) == ["webhook_throttle_rate: 0 must be > 0"]
+    assert props_problems(log_retention_days=31)[0].startswith(
+        "log_retention_days: 31 is not a CloudWatch Logs retention value"
+    )
+    assert props_problems(log_removal_policy="keep") == [
+        "log_removal_policy: 'keep' is not one of destroy, retain"
+    ]
+    assert props_problems(reconcile_interval_minutes=61) == [
+        "reconcile_interval_minutes: 61 is outside 1..60"
+    ]
     (problem,) = props_problems(subnet_ids=["subnet-01234567"])
     assert problem == "vpc: is required when subnet_ids is set"
     (problem,) = props_problems(assign_public_ip=False)
     assert "set vpc and subnet_ids" in problem
+
+
+def test_one_name_per_setting_from_cdk_json_to_the_props() -> None:
+    """Each setting cdk.json shares with the props has the same name and default in both,
+    and the props validate every one of them (no rename table, issue 26)."""
+    defaults = {
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        for f in dataclasses.fields(FargateRunnersProps)
+        if f.name != "profiles"  # required in the props, one default profile in cdk.json
+    }
+    for name in SHARED_FIELDS:
+        if name != "profiles":
+            assert defaults[name] == RunnersConfig.model_fields[name].default, name
+    assert set(SHARED_FIELDS) <= set(ConstructSettings.model_fields)
+    assert dict(ConstructSettings.KEY_NAMES) == {"vpc_id": "vpc"}
+
+
+#: Each deprecated prop with a non-default value, and the same value by its new name.
+OLD_AND_NEW: list[tuple[str, Any, str, Any]] = [
+    ("throttling_rate_limit", 5.5, "webhook_throttle_rate", 5.5),
+    ("throttling_burst_limit", 11, "webhook_throttle_burst", 11),
+    ("log_retention", logs.RetentionDays.TWO_WEEKS, "log_retention_days", 14),
+    ("log_removal_policy", RemovalPolicy.RETAIN, "log_removal_policy", "retain"),
+    ("reconcile_interval", Duration.minutes(15), "reconcile_interval_minutes", 15),
+]
+
+
+def test_every_deprecated_name_is_covered() -> None:
+    assert {old for old, *_ in OLD_AND_NEW} == {*DEPRECATED_PROPS, "log_removal_policy"}
+
+
+@pytest.mark.parametrize(("old", "value", "new", "converted"), OLD_AND_NEW)
+def test_a_deprecated_name_warns_and_sets_its_replacement(
+    old: str, value: Any, new: str, converted: Any
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*give {new}") as caught:
+        props = FargateRunnersProps(profiles=[PROFILE], **{old: value})
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # stacklevel points at the caller
+    assert getattr(props, new) == converted
+    assert old == new or getattr(props, old) is None
+
+
+def test_the_new_names_do_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FargateRunnersProps(profiles=[PROFILE], **{new: v for *_, new, v in OLD_AND_NEW})
+
+
+@pytest.mark.parametrize(("old", "value", "new", "converted"), OLD_AND_NEW[:3] + OLD_AND_NEW[4:])
+def test_an_old_and_a_new_name_together_fail_in_one_line(
+    old: str, value: Any, new: str, converted: Any
+) -> None:
+    (problem,) = props_problems(**{old: value, new: converted})
+    assert problem.startswith(f"{old}: ")
+    assert f"{new}={converted!r} both given" in problem
+    assert problem.endswith(f"give {new} only")
+
+
+@pytest.mark.parametrize(
+    ("props", "expected"),
+    [
+        ({"throttling_rate_limit": 0}, "webhook_throttle_rate: 0 must be > 0"),
+        (
+            {"log_retention": logs.RetentionDays.INFINITE},
+            "log_retention: RetentionDays.INFINITE has no log_retention_days equivalent",
+        ),
+        (
+            {"log_removal_policy": RemovalPolicy.SNAPSHOT},
+            "log_removal_policy: RemovalPolicy.SNAPSHOT is not a log group removal policy",
+        ),
+        ({"reconcile_interval": Duration.seconds(90)}, "reconcile_interval: '1 minute 30 sec"),
+        ({"reconcile_interval": Duration.hours(2)}, "reconcile_interval_minutes: 120 is outside"),
+    ],
+)
+def test_a_deprecated_value_gets_the_same_validation(props: dict[str, Any], expected: str) -> None:
+    with pytest.warns(DeprecationWarning):
+        (problem,) = props_problems(**props)
+    assert problem.startswith(expected)
+
+
+def embedded_template(**props: Any) -> dict[str, Any]:
+    stack = cdk.Stack(cdk.App(context=NO_BUNDLING), "Platform")
+    FargateRunners(stack, "Ci", FargateRunnersProps(profiles=[PROFILE], **props))
+    return cdk.assertions.Template.from_stack(stack).to_json()
+
+
+def test_the_deprecated_names_synthesize_the_same_template() -> None:
+    with pytest.warns(DeprecationWarning):
+        old = embedded_template(**{o: v for o, v, *_ in OLD_AND_NEW})
+    new = embedded_template(**{n: v for *_, n, v in OLD_AND_NEW})
+    assert old == new
+    stages = [r for r in new["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    (settings,) = stages[0]["Properties"]["MethodSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (5.5, 11)
+    groups = [r for r in new["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert {g["Properties"]["RetentionInDays"] for g in groups} == {14}
+    assert "Retain" in {g["DeletionPolicy"] for g in groups}
+    rules = [r["Properties"] for r in new["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    assert "rate(15 minutes)" in {r.get("ScheduleExpression") for r in rules}
 
 
 def test_props_accept_profile_objects_or_dicts_and_hold_validated_profiles() -> None:
