@@ -197,7 +197,7 @@ class Deployed:
             tags=[
                 {"key": contract.TAG_GITHUB_JOB_ID, "value": str(job_id)},
                 {"key": contract.TAG_GITHUB_REPOSITORY, "value": repository},
-                {"key": "runner:profile", "value": profile},
+                {"key": contract.TAG_PROFILE, "value": profile},
             ],
         )["tasks"][0]
         return str(task["taskArn"])
