@@ -44,10 +44,7 @@ def launch_once(job: Job, lambda_context: Any = None) -> dict[str, Any]:
     the idempotency record. Raises Powertools' ``IdempotencyAlreadyInProgressError``
     while another path is launching the same job (same ``idempotency_key``).
     """
-    settings = get_settings()
-    config, launch_at_most_once = _idempotent(
-        settings.idempotency_table, settings.idempotency_ttl_seconds, aws.client("dynamodb")
-    )
+    config, launch_at_most_once = _for_settings()
     if lambda_context is not None:
         config.register_lambda_context(lambda_context)
     result: dict[str, Any] = launch_at_most_once(job=job)
@@ -64,11 +61,16 @@ def register_invocation(lambda_context: Any) -> None:
     ``register_lambda_context``). The reconciler calls it once per run, since its launches
     happen deep inside its steps.
     """
+    config, _ = _for_settings()
+    config.register_lambda_context(lambda_context)
+
+
+def _for_settings() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
+    """:func:`_idempotent` for this Lambda's table, TTL and DynamoDB client."""
     settings = get_settings()
-    config, _ = _idempotent(
+    return _idempotent(
         settings.idempotency_table, settings.idempotency_ttl_seconds, aws.client("dynamodb")
     )
-    config.register_lambda_context(lambda_context)
 
 
 def _launch(job: Job) -> dict[str, Any]:
