@@ -70,6 +70,7 @@ class StepTasks(Service):
     seen: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _backend: Any = field(default=None, repr=False)
 
     def start(self) -> StepTasks:
         self._state_manager("set-transition", {"progression": "manual", "times": 10**9})
@@ -94,10 +95,13 @@ class StepTasks(Service):
         ).raise_for_status()
 
     def _tasks(self) -> dict[str, Any]:
-        from moto.ecs.models import ecs_backends
+        if self._backend is None:
+            # Looked up once: each lookup scans moto's list of every service's backends,
+            # which at 20 polls a second cost more CPU than the rest of a step test.
+            from moto.ecs.models import ecs_backends
 
-        backend = ecs_backends[ACCOUNT_ID][self.region]
-        return dict(backend.tasks.get(self.cluster, {}))
+            self._backend = ecs_backends[ACCOUNT_ID][self.region]
+        return dict(self._backend.tasks.get(self.cluster, {}))
 
     def _logs(self) -> Any:
         return boto3.client(

@@ -57,7 +57,12 @@ def lambda_logs() -> Iterator[io.StringIO]:
 
 @pytest.fixture(autouse=True)
 def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Backoff waits are recorded, not slept."""
+    """The GitHub client's backoff waits are recorded, not slept.
+
+    Only that one name is replaced: replacing ``time.sleep`` itself (as this fixture once
+    did) turned every polling loop of the process, moto's server and the doubles included,
+    into a busy loop.
+    """
     slept: list[float] = []
-    monkeypatch.setattr("lambda_fn.github.time.sleep", slept.append)
+    monkeypatch.setattr("lambda_fn.github.backoff_sleep", slept.append)
     return slept
