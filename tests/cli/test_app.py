@@ -43,8 +43,10 @@ def write_pem(path: Path, key: rsa.RSAPrivateKey) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def app_key() -> rsa.RSAPrivateKey:
+    """The App's private key: one per module (a key is immutable; tests that need a second,
+    different key make their own)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
