@@ -358,10 +358,16 @@ def test_cdk_json_sets_every_recommended_feature_flag() -> None:
     import aws_cdk
 
     (tarball,) = (Path(aws_cdk.__file__).parent / "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
-    with tarfile.open(tarball) as archive:
-        member = archive.extractfile("package/recommended-feature-flags.json")
-        assert member is not None
-        recommended = json.loads(member.read())
+    recommended = None
+    # Read as a stream up to that member, not indexed whole (decompressed to the end) first.
+    with tarfile.open(tarball, "r|gz") as archive:
+        for entry in archive:
+            if entry.name == "package/recommended-feature-flags.json":
+                member = archive.extractfile(entry)
+                assert member is not None
+                recommended = json.loads(member.read())
+                break
+    assert recommended is not None
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     flags = {key: value for key, value in context.items() if key.startswith("@aws-cdk")}
     assert set(flags) == set(recommended)
