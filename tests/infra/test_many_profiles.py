@@ -159,11 +159,14 @@ def test_too_many_profiles_fail_in_one_line() -> None:
     at synth, not at deploy. Plain and restricted profiles in turn (a restricted one names
     the admission table too); the one check of this limit (test_construct.py had a second
     one, of 60 restricted profiles, with the same message)."""
-    from fargate_runners import FargateRunners, FargateRunnersProps
+    from fargate_runners import FargateRunners, FargateRunnersProps, RunnerProfile
 
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "TooMany")
-    profiles = many_profiles(60, steps=False)
+    profiles = [
+        RunnerProfile(**{key: tuple(v) if isinstance(v, list) else v for key, v in p.items()})
+        for p in many_profiles(60, steps=False)
+    ]
     with pytest.raises(ConfigError) as raised:
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
     message = str(raised.value)
