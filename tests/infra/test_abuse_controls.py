@@ -404,32 +404,25 @@ def test_refresh_failures_alarm(existing_vpc_synth: Synth) -> None:
     assert (refresh["MetricName"], refresh["Period"], refresh["Threshold"]) == ("Errors", 10800, 2)
 
 
-def warnings(synth: Synth) -> list[str]:
-    from aws_cdk.assertions import Annotations, Match
-
-    found = Annotations.from_stack(synth.stack).find_warning("*", Match.any_value())
-    return [str(message.entry.data) for message in found]
-
-
 def test_synth_warns_loudly_without_an_alarm_destination(edge_synth: Synth) -> None:
-    assert any(w.startswith("NO ALARM REACHES A PERSON") for w in warnings(edge_synth))
+    assert any(w.startswith("NO ALARM REACHES A PERSON") for w in edge_synth.warnings())
 
 
 def test_no_warning_with_an_alarm_destination(main_synth: Synth) -> None:
-    assert not any("NO ALARM REACHES A PERSON" in w for w in warnings(main_synth))
+    assert not any("NO ALARM REACHES A PERSON" in w for w in main_synth.warnings())
 
 
 def test_synth_warns_that_repository_runners_of_a_restricted_profile_can_be_taken(
     steps_synth: Synth,
 ) -> None:
-    (warning,) = [w for w in warnings(steps_synth) if "WITH REPOSITORY RUNNERS" in w]
+    (warning,) = [w for w in steps_synth.warnings() if "WITH REPOSITORY RUNNERS" in w]
     assert warning.startswith("RESTRICTED PROFILE(S) deploy WITH REPOSITORY RUNNERS")
     assert '"runner_scope": "org"' in warning and '"match": "exact"' in warning
 
 
 def test_no_repository_scope_warning_with_organisation_runners(main_synth: Synth) -> None:
     """main_synth has a restricted profile too, with organisation runners."""
-    assert not any("WITH REPOSITORY RUNNERS" in w for w in warnings(main_synth))
+    assert not any("WITH REPOSITORY RUNNERS" in w for w in main_synth.warnings())
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -129,12 +130,27 @@ def bundle(bundler: LocalPipBundling, out: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def idna_bundled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the bundle, the cache it filled) of a first bundling of a package that requires
+    ``idna``: pip installs once for the tests below, which each copy that cache."""
+    root = tmp_path_factory.mktemp("idna")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_DIR_ENV, str(root / "cache"))
+        first = bundle(bundler_for(make_package(root, requirements="idna\n")), root / "first")
+    return first, root / "cache"
+
+
 def test_second_bundling_needs_no_index(
-    tmp_path: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    private_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    idna_bundled: tuple[Path, Path],
 ) -> None:
     """pip runs once per lock; with no index reachable the next bundling uses the cache."""
+    first, filled = idna_bundled
+    shutil.copytree(filled, private_cache)
     package = make_package(tmp_path, requirements="idna\n")
-    first = bundle(bundler_for(package), tmp_path / "first")
     assert (first / "idna-3.20.dist-info").is_dir()  # the lock's version
 
     (package / "app.py").write_text("CHANGED = True\n")  # the source is never cached
@@ -155,11 +171,14 @@ def test_second_bundling_needs_no_index(
 
 
 def test_a_half_written_entry_is_not_used(
-    tmp_path: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    private_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    idna_bundled: tuple[Path, Path],
 ) -> None:
+    shutil.copytree(idna_bundled[1], private_cache)  # the entry a first bundling leaves
     package = make_package(tmp_path, requirements="idna\n")
     bundler = bundler_for(package)
-    bundle(bundler, tmp_path / "first")
     entry = private_cache / "bundles" / bundler.cache_key()
     (entry / "MANIFEST.json").unlink()  # what a copy interrupted before its manifest leaves
     for name, value in OFFLINE.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -181,30 +180,6 @@ def test_a_long_stack_name_still_gives_a_runner_name_prefix_the_lambda_accepts()
         ),
     )
     assert runners.runner_name_prefix == "platform-continuous"  # 20 characters, no trailing '-'
-
-
-def test_too_many_profiles_fail_at_synth_not_at_deploy() -> None:
-    """Profiles live in SSM parameters and the runner files in one environment file; what
-    bounds them is CloudFormation's 500 resources (and 1 MB): one line at synth."""
-    app = cdk.App(context=NO_BUNDLING)
-    stack = cdk.Stack(app, "Many")
-    profiles = [
-        RunnerProfile(
-            name=f"profile-{i}",
-            labels=("self-hosted", "linux", f"team-{i}"),
-            allowed_repositories=(f"octo-org/service-{i}",),
-            allowed_refs=("refs/heads/main",),
-        )
-        for i in range(60)
-    ]
-    with pytest.raises(ConfigError) as raised:
-        FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
-    assert re.fullmatch(
-        r"profiles: 60 profiles make \d+ resources in stack Many, over CloudFormation's 500"
-        r"( and a template of about \d+ KB \(about \d+ KB per profile\), over "
-        r"CloudFormation's 1000 KB)?; split .*",
-        str(raised.value),
-    )
 
 
 def test_fifteen_plain_profiles_fit_in_several_parameters() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import boto3
 import pytest
 from moto import mock_aws
@@ -154,25 +155,27 @@ def test_dispatcher_policies_stay_within_iam_limits(many_synth: Synth) -> None:
 
 
 def test_too_many_profiles_fail_in_one_line() -> None:
-    """What still bounds one instance: CloudFormation's 500 resources per stack."""
-    import aws_cdk as cdk
-
+    """What still bounds one instance: CloudFormation's 500 resources per stack (and 1 MB),
+    at synth, not at deploy. Plain and restricted profiles in turn (a restricted one names
+    the admission table too); the one check of this limit (test_construct.py had a second
+    one, of 60 restricted profiles, with the same message)."""
     from fargate_runners import FargateRunners, FargateRunnersProps, RunnerProfile
 
     app = cdk.App(context=NO_BUNDLING)
     stack = cdk.Stack(app, "TooMany")
     profiles = [
-        RunnerProfile(name=f"team-{i}", labels=("self-hosted", "linux", f"team-{i}"))
-        for i in range(60)
+        RunnerProfile(**{key: tuple(v) if isinstance(v, list) else v for key, v in p.items()})
+        for p in many_profiles(60, steps=False)
     ]
     with pytest.raises(ConfigError) as raised:
         FargateRunners(stack, "Runners", FargateRunnersProps(profiles=profiles))
     message = str(raised.value)
     assert "\n" not in message
     assert re.fullmatch(
-        r"profiles: 60 profiles make \d+ resources in stack TooMany, over CloudFormation's "
-        r"500( and a template of about \d+ KB .*)?; split the profiles over FargateRunners "
-        r"instances in two stacks",
+        r"profiles: 60 profiles make \d+ resources in stack TooMany, over CloudFormation's 500"
+        r"( and a template of about \d+ KB \(about \d+ KB per profile\), over "
+        r"CloudFormation's 1000 KB)?; split the profiles over FargateRunners instances in "
+        r"two stacks",
         message,
     ), message
 

@@ -207,6 +207,19 @@ class Synth:
         report: dict[str, Any] = json.loads((self.outdir / "validation-report.json").read_text())
         return report
 
+    def warnings(self) -> list[str]:
+        """The stack's warnings, as ``Annotations.from_stack(stack).find_warning("*",
+        Match.any_value())`` gives them: the stack artifact's messages of level warning, read
+        from the cloud assembly this synth wrote. ``Annotations.from_stack`` reads the same
+        messages after synthesizing the whole app again (``root.synth({force: true})`` in
+        aws-cdk-lib's ``assertions/lib/annotations.ts``); a synth loaded from the cache would
+        first build its construct tree again."""
+        from aws_cdk import cx_api
+
+        artifact = cx_api.CloudAssembly(str(self.outdir)).get_stack_artifact(self.artifact_id)
+        warning = cx_api.SynthesisMessageLevel.WARNING
+        return [str(m.entry.data) for m in artifact.messages if m.level == warning]
+
     def resources(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.raw["Resources"].items() if v["Type"] == type_}
 
