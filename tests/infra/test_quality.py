@@ -325,9 +325,9 @@ def test_the_default_configuration_passes_every_validation(default_synth: Synth)
 def test_app_runs_as_a_script_without_credentials(tmp_path: Path, default_synth: Synth) -> None:
     """``CDK_OUTDIR=... python cdk/app.py`` from another directory, no AWS_* variables.
 
-    ``CDK_VALIDATION=false`` leaves out CDK's built-in CloudFormation validation (aws-cdk-lib
-    README, "Template and Policy Validation"): it takes ~10 s to start in a new process. It
-    validates the same template in this process (``default_synth``: the template asserted
+    ``CDK_VALIDATION=false`` leaves out CDK's built-in CloudFormation validation (the
+    aws-cdk-lib README, section "Template and Policy Validation"): it takes ~10 s to start in
+    a new process. It validates the same template in this process (``default_synth``: the template asserted
     equal below) in ``test_the_default_configuration_passes_every_validation``.
     """
     outdir = tmp_path / "out"
