@@ -327,8 +327,8 @@ def test_app_runs_as_a_script_without_credentials(tmp_path: Path, default_synth:
 
     ``CDK_VALIDATION=false`` leaves out CDK's built-in CloudFormation validation (the
     aws-cdk-lib README, section "Template and Policy Validation"): it takes ~10 s to start in
-    a new process. It validates the same template in this process (``default_synth``: the template asserted
-    equal below) in ``test_the_default_configuration_passes_every_validation``.
+    a new process. It validates the same template in this process (``default_synth``: the
+    template asserted equal below) in ``test_the_default_configuration_passes_every_validation``.
     """
     outdir = tmp_path / "out"
     result = subprocess.run(
