@@ -18,7 +18,7 @@ from bench._coldchild import SHARED_LOADER_ENV
 
 @pytest.fixture(scope="module", autouse=True)
 def quick_cold_children() -> Iterator[None]:
-    """The cold-start children's fakes parse botocore's data once (half a child's CPU time;
+    """The cold-start children's fakes parse botocore's data once (2.3 of 5.7 CPU seconds;
     it moves their figures, which these tests never look at: ``bench._coldchild``)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SHARED_LOADER_ENV, "1")
@@ -130,7 +130,8 @@ def test_ab_runs_a_baseline_tree_and_this_one() -> None:
     children: dict[Path, tuple[dict[str, Any], str]] = {}
 
     def child(mode: str, *, root: Path) -> tuple[dict[str, Any], str]:
-        children[root] = coldstart.run_child(mode, importtime=True, root=root)
+        importtime = root == coldstart.ROOT  # for the import checks below
+        children[root] = coldstart.run_child(mode, importtime=importtime, root=root)
         return children[root]
 
     seconds = ab.compare("HEAD", runs=1, child=child)
