@@ -1,6 +1,6 @@
 """``python -m bench.ab REF [RUNS]``: first delivery, as deployed, of REF against this tree.
 
-``git archive REF`` is unpacked under ``build/bench-baseline/<REF>/`` and the same
+``git archive REF`` is unpacked under ``build/bench-baseline/<commit>/`` and the same
 cold child (``bench._coldchild first``) of each tree runs alternately in fresh
 processes, with this interpreter, so machine load affects both alike; medians
 are printed. Each tree measures its own default configuration ("as deployed").
@@ -8,24 +8,35 @@ are printed. Each tree measures its own default configuration ("as deployed").
 
 from __future__ import annotations
 
-import re
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.coldstart import ROOT, run_child
+
+#: How one child runs: ``run_child``'s signature (the tests pass one that keeps the output).
+ChildRunner = Callable[..., tuple[dict[str, Any], str]]
 
 BASELINES = ROOT / "build" / "bench-baseline"
 
 
 def baseline_tree(ref: str) -> Path:
-    """REF's files (``git archive``), unpacked once."""
-    target = BASELINES / re.sub(r"[^A-Za-z0-9_.-]", "_", ref)
+    """REF's files (``git archive``), unpacked once per commit (a branch name or ``HEAD``
+    moves: the tree is keyed by the commit it names now)."""
+    commit = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],  # noqa: S607
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    target = BASELINES / commit
     if not (target / "bench" / "_coldchild.py").is_file():
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            ["git", "-C", str(ROOT), "archive", ref],  # noqa: S607
+            ["git", "-C", str(ROOT), "archive", commit],  # noqa: S607
             check=True,
             capture_output=True,
         ).stdout
@@ -37,13 +48,13 @@ def baseline_tree(ref: str) -> Path:
     return target
 
 
-def compare(ref: str, runs: int) -> dict[str, list[float]]:
+def compare(ref: str, runs: int, *, child: ChildRunner = run_child) -> dict[str, list[float]]:
     """First-delivery seconds per tree, ``runs`` each, interleaved."""
     trees = {ref: baseline_tree(ref), "this tree": ROOT}
     seconds: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(runs):
         for name, root in trees.items():
-            result, _ = run_child("first", root=root)
+            result, _ = child("first", root=root)
             seconds[name].append(float(result["first_delivery_s"]))
     return seconds
 

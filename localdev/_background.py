@@ -35,6 +35,12 @@ class Service:
         self.stop()
 
 
+#: How often the serving loop looks for a ``stop()``: ``shutdown()`` waits up to this long
+#: (``socketserver``'s default, 0.5 s, made every stop of a stand-in cost 0.25 s on average;
+#: a wake-up every 50 ms costs nothing measurable).
+POLL_SECONDS = 0.05
+
+
 class BackgroundHTTPServer:
     """A ``ThreadingHTTPServer`` serving from a daemon thread."""
 
@@ -62,7 +68,10 @@ class BackgroundHTTPServer:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=self.thread_name, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": POLL_SECONDS},
+            name=self.thread_name,
+            daemon=True,
         )
         self._thread.start()
 

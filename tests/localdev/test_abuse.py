@@ -34,9 +34,13 @@ CONTEXT: dict[str, Any] = {
 }
 LABELS = ["self-hosted", "linux", "arm64"]
 ATTACKER = "127.0.0.9"
-JOBS = 30
+#: Each round the clock moves 0.5 s: 10 new tokens at 20/s, against 21 requests. Without
+#: the web ACL the bucket's burst (40) is spent in round 3, whatever the number of jobs, and
+#: every round after is round 4 again (the flood takes the 10 new tokens, the job is
+#: throttled): 10 jobs show what 30 did (2 admitted, the rest throttled), at a third of the
+#: HTTP requests.
+JOBS = 10
 FLOOD_PER_JOB = 20
-#: Each round the clock moves 0.5 s: 10 new tokens at 20/s, against 21 requests.
 ROUND_SECONDS = 0.5
 
 
