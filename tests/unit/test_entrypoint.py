@@ -239,8 +239,9 @@ def task(tmp_path: Path, sealed: Sealed, identities: TaskIdentities) -> Any:
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
         # Shorter looks than production's (2 s, 0.5 s): the tests wait, they do not compute.
+        # Not shorter still: until a job arrives, each look of the watch loop scans /proc.
         "RUNNER_ADMISSION_POLL_SECONDS": "0.2",
-        "RUNNER_WATCH_POLL_SECONDS": "0.1",
+        "RUNNER_WATCH_POLL_SECONDS": "0.2",
         # The Worker's SIGINT/SIGTERM cancel timeouts (7.5 s, 2.5 s) in 0.15 s and 0.05 s:
         # a refused job's hook ignores both, so each refusal waits for them.
         "RUNNER_DOUBLE_TIME_SCALE": "0.02",
