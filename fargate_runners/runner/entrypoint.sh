@@ -80,6 +80,20 @@ admission_wait="$(whole_seconds RUNNER_ADMISSION_WAIT_SECONDS 30)"
 ((admission_wait < hook_timeout)) ||
   die "$EX_CONFIG" "RUNNER_ADMISSION_WAIT_SECONDS ($admission_wait) must be less than RUNNER_HOOK_TIMEOUT_SECONDS ($hook_timeout)"
 
+seconds() {
+  # $1: variable name, $2: default. Prints the value; exits 78 unless it is a positive
+  # number of seconds (decimals allowed: these are intervals between two looks).
+  local value="${!1:-$2}"
+  [[ "$value" =~ ^[0-9]{1,4}([.][0-9]{1,3})?$ && "$value" =~ [1-9] ]] ||
+    die "$EX_CONFIG" "$1 must be a positive number of seconds, got '$value'"
+  printf '%s' "$value"
+}
+# How often the hook looks for an admission record that is not there yet, and how often
+# the watch loop below looks at the runner. The defaults are the production values; the
+# tests set shorter ones so that they do not spend their time waiting.
+admission_poll="$(seconds RUNNER_ADMISSION_POLL_SECONDS 2)"
+watch_poll="$(seconds RUNNER_WATCH_POLL_SECONDS 0.5)"
+
 # --- 2. hook files -------------------------------------------------------------
 for name in RUNNER_POLICY_JSON RUNNER_POLICY_PY_GZ_B64 RUNNER_HOOK_PY_GZ_B64 RUNNER_JIT_PY_GZ_B64 RUNNER_AWS_PY_GZ_B64 RUNNER_ADMISSION_PY_GZ_B64; do
   [[ -n "${!name:-}" ]] || die "$EX_CONFIG" "$name is not set; the task definition must provide it"
@@ -118,7 +132,7 @@ printf '%s\n' "$RUNNER_POLICY_JSON" >"$hooks/policy.json"
 python="$(command -v python3)" || die "$EX_CONFIG" "python3 is not on PATH"
 admission_args=()
 if [[ -n "${RUNNER_ADMISSION_TABLE:-}" ]]; then
-  admission_args=(--admission-table "$RUNNER_ADMISSION_TABLE" --admission-region "${RUNNER_ADMISSION_REGION:-${AWS_REGION:-}}" --admission-wait "$admission_wait")
+  admission_args=(--admission-table "$RUNNER_ADMISSION_TABLE" --admission-region "${RUNNER_ADMISSION_REGION:-${AWS_REGION:-}}" --admission-wait "$admission_wait" --admission-poll "$admission_poll")
 fi
 check="$(printf '%q ' "$python" "$hooks/job_started.py" --policy-file "$hooks/policy.json" --state-dir "$state" "${admission_args[@]}")"
 cat >"$hooks/job-started.sh" <<WRAPPER
@@ -218,12 +232,16 @@ unset RUNNER_JIT_SECRET_ID RUNNER_JIT_SECRET_REGION
 
 # --- 4. run and watch ------------------------------------------------------------
 session_pids() {
-  # Prints the pids of every process in session $1 (field 6 of /proc/<pid>/stat).
-  local dir stat fields
+  # Prints the pids of every process in session $1 (field 6 of /proc/<pid>/stat: the
+  # fourth after the command name, which ends at the last ") "). Matched in bash itself:
+  # a here-string per process made each scan three times as slow (the watch loop scans
+  # every poll until a job arrives).
+  local dir stat
   for dir in /proc/[0-9]*; do
     read -r stat 2>/dev/null <"$dir/stat" || continue
-    read -r -a fields <<<"${stat##*) }"
-    [[ "${fields[3]:-}" == "$1" ]] && printf '%s\n' "${dir#/proc/}"
+    stat="${stat##*) }"
+    [[ "$stat" =~ ^[^\ ]+\ [0-9-]+\ [0-9-]+\ ([0-9-]+)( |$) && "${BASH_REMATCH[1]}" == "$1" ]] &&
+      printf '%s\n' "${dir#/proc/}"
   done
   return 0
 }
@@ -311,7 +329,7 @@ while kill -0 "$runner_pid" 2>/dev/null; do
     log "runner did not stop within $stop_grace s; killed $(kill_session "$runner_pid") process(es)"
     stop_deadline=$((SECONDS + 3600))
   fi
-  sleep 0.5 &
+  sleep "$watch_poll" &
   wait "$!" || true
 done
 

@@ -12,7 +12,7 @@ Run by entrypoint.sh before the runner starts, as
    The Lambda stores the secret right after ``run_task``, so the task may be
    first: ``ResourceNotFoundException`` and ``AccessDeniedException`` (the
    tag condition cannot match a secret that does not exist yet) are retried
-   until ``--wait-seconds``.
+   every ``--retry-seconds`` (default 2) until ``--wait-seconds``.
 3. Decode it as the runner does with ``ACTIONS_RUNNER_INPUT_JITCONFIG``
    (actions/runner src/Runner.Listener/Runner.cs, v2.332.0: base64 of a JSON
    object "file name -> base64 content", each entry written to the runner
@@ -61,6 +61,8 @@ aws = _load_aws_call()
 
 #: The Lambda stores the secret within seconds of run_task; a task takes longer to start.
 DEFAULT_WAIT_SECONDS = 120
+#: Seconds between two reads of a secret that is not readable yet (``--retry-seconds``).
+RETRY_SECONDS = 2.0
 #: Files the runner needs before it can start without a JIT config (Runner.cs, ConfigurationStore).
 REQUIRED_FILES = (".runner", ".credentials")
 #: Errors that mean "not there yet" or "try again", not "give up".
@@ -89,7 +91,7 @@ def log(message: str) -> None:
 Call = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
 
-def fetch(call: Call, secret_id: str, wait_seconds: float, interval: float = 2.0) -> str:
+def fetch(call: Call, secret_id: str, wait_seconds: float, interval: float = RETRY_SECONDS) -> str:
     """``GetSecretValue`` until it answers, at most ``wait_seconds``; the SecretString."""
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -179,7 +181,7 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if not region:
         raise JitConfigError("RUNNER_JIT_SECRET_REGION is not set")
     call = aws.api("secretsmanager", region, env, args.curl).call
-    files = decode(fetch(call, secret_id, wait_seconds(args, env)))
+    files = decode(fetch(call, secret_id, wait_seconds(args, env), args.retry_seconds))
     write_files(root, files)
     try:
         call("DeleteSecret", {"SecretId": secret_id, "ForceDeleteWithoutRecovery": True})
@@ -197,8 +199,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--wait-seconds", type=float, default=None, help="default: $RUNNER_JIT_WAIT_SECONDS or 120"
     )
+    parser.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=RETRY_SECONDS,
+        help=f"seconds between two reads of a secret not readable yet (default {RETRY_SECONDS:g})",
+    )
     parser.add_argument("--curl", default="curl", help="curl executable (needs --aws-sigv4)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.retry_seconds > 0:
+        parser.error("--retry-seconds must be a positive number of seconds")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ run and run attempt (``lambda_fn/admission_record.py``, docs/admission.md) from
 DynamoDB (``--admission-table``) with the task role's own credentials, signed by
 ``aws_call.py``, and refuses the job unless the record exists, has not expired and
 names the same commit. A warm runner may get its job before dispatch has written
-the record: the lookup is repeated for ``--admission-wait`` seconds.
+the record: the lookup is repeated every ``--admission-poll`` seconds (default 2,
+``RUNNER_ADMISSION_POLL_SECONDS`` in the entrypoint) for ``--admission-wait`` seconds.
 
 A refusal is not just an exit code. A failing hook fails its step, but the
 runner still evaluates every later step's ``if:``, so ``always()``,
@@ -65,7 +66,7 @@ _RECORD_CANDIDATES = (
     _HERE / "admission_record.py",
     _HERE.parent.parent / "lambda_fn" / "admission_record.py",
 )
-#: Seconds between two lookups of a record that is not there (yet).
+#: Seconds between two lookups of a record that is not there (yet); ``--admission-poll``.
 ADMISSION_POLL_SECONDS = 2.0
 #: The hook's rule name for a job dispatch did not admit (in the refusal line).
 RULE_ADMISSION = "admission"
@@ -169,7 +170,8 @@ def _load(policy_file: str | None) -> tuple[Any, Any, str, str | None]:
 
 
 class AdmissionSource(NamedTuple):
-    """Where the profile's admission records are: table, region, how long to wait.
+    """Where the profile's admission records are: table, region, how long to wait and
+    how often to look meanwhile.
 
     A ``NamedTuple``, not a dataclass: ``managed_steps.py`` loads this file by path
     without registering it in ``sys.modules``, which dataclasses need.
@@ -178,6 +180,7 @@ class AdmissionSource(NamedTuple):
     table: str
     region: str
     wait_seconds: float
+    poll_seconds: float = ADMISSION_POLL_SECONDS
 
 
 def admission_problem(
@@ -215,7 +218,7 @@ def admission_problem(
             print(f"waiting up to {source.wait_seconds:g} s for admission record {key}",
                   file=sys.stderr, flush=True)  # fmt: skip
             waiting_said = True
-        time.sleep(max(0.0, min(ADMISSION_POLL_SECONDS, deadline - time.monotonic())))
+        time.sleep(max(0.0, min(source.poll_seconds, deadline - time.monotonic())))
 
 
 def _lookup(
@@ -302,12 +305,21 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser.add_argument("--admission-table", default="", help="the admission records' table")
     parser.add_argument("--admission-region", default="", help="default: $AWS_REGION")
     parser.add_argument("--admission-wait", type=float, default=30.0, help="seconds")
+    parser.add_argument(
+        "--admission-poll",
+        type=float,
+        default=ADMISSION_POLL_SECONDS,
+        help=f"seconds between two lookups (default {ADMISSION_POLL_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
+    if not args.admission_poll > 0:
+        parser.error("--admission-poll must be a positive number of seconds")
     admission = (
         AdmissionSource(
             args.admission_table,
             args.admission_region or environ.get("AWS_REGION", ""),
             max(0.0, args.admission_wait),
+            args.admission_poll,
         )
         if args.admission_table
         else None

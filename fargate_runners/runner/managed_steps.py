@@ -27,9 +27,10 @@ here is in docs/runner.md with its source). What this hook does with each:
     metadata endpoint): that is this runner session's ``aws:userid``, and the
     runner role may start step tasks only with that tag and stop only tasks that
     carry it (fargate_runners/steps.py, ``grant_runner``). No task id, no step.
-    The hook prints the step task's CloudWatch log while it runs and exits
-    with its exit code. JavaScript actions (``actions/checkout`` included) and
-    any other shell are refused.
+    The hook prints the step task's CloudWatch log while it runs (it looks at
+    the task and its log every ``--poll-seconds``, default 2; the entrypoint
+    leaves the default) and exits with its exit code. JavaScript actions
+    (``actions/checkout`` included) and any other shell are refused.
 ``run_container_step`` (Docker actions)
     Refused.
 ``cleanup_job`` ("Stop containers", always)
@@ -69,6 +70,8 @@ EXIT_REFUSED = 1
 EXIT_CONFIG = 78
 #: Exit code when the step task stopped without one (never started, killed).
 EXIT_NO_CODE = 1
+#: Seconds between two looks at a running step task and its log (``--poll-seconds``).
+POLL_SECONDS = 2.0
 
 _HERE = Path(__file__).resolve().parent
 
@@ -324,7 +327,7 @@ class Hook:
     out: TextIO
     ecs: Call | None = None
     logs: Call | None = None
-    poll_seconds: float = 2.0
+    poll_seconds: float = POLL_SECONDS
     #: After the task stopped, keep reading its log this long for late lines.
     drain_seconds: float = 6.0
     #: ``job_started.AdmissionSource`` of a restricted profile: the re-check in
@@ -759,7 +762,9 @@ def run(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, out: Te
     if not isinstance(data, dict):
         print("::error::Managed steps: the hook input is not a JSON object", file=out, flush=True)
         return EXIT_REFUSED
-    hook = Hook(config, Path(args.state_dir), args.policy_file, env, out)
+    hook = Hook(
+        config, Path(args.state_dir), args.policy_file, env, out, poll_seconds=args.poll_seconds
+    )
     if args.admission_table:
         # Read once, no wait: the job-started hook found the record moments ago.
         hook.admission = _job_started().AdmissionSource(
@@ -780,7 +785,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--admission-table", default="", help="the admission records' table")
     parser.add_argument("--admission-region", default="", help="default: $AWS_REGION")
     parser.add_argument("--admission-wait", default="", help="accepted; the re-check waits 0 s")
+    parser.add_argument("--admission-poll", default="", help="accepted; the re-check looks once")
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=POLL_SECONDS,
+        help=f"seconds between two looks at a running step task (default {POLL_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
+    if not args.poll_seconds > 0:
+        parser.error("--poll-seconds must be a positive number of seconds")
     signal.signal(signal.SIGINT, _cancel)
     signal.signal(signal.SIGTERM, _cancel)
     try:

@@ -234,11 +234,17 @@ def task(tmp_path: Path, sealed: Sealed, identities: TaskIdentities) -> Any:
         **shared_environment(),
         "RUNNER_ADMISSION_TABLE": TABLE,
         "RUNNER_ADMISSION_REGION": "us-east-1",
-        "RUNNER_ADMISSION_WAIT_SECONDS": "2",
+        "RUNNER_ADMISSION_WAIT_SECONDS": "1",
         "RUNNER_IDLE_TIMEOUT_SECONDS": "0",
         "RUNNER_STOP_GRACE_SECONDS": "10",
         "RUNNER_REFUSAL_FLUSH_SECONDS": "0",
-        "RUNNER_DOUBLE_TIME_SCALE": "0.1",
+        # Shorter looks than production's (2 s, 0.5 s): the tests wait, they do not compute.
+        # Not shorter still: until a job arrives, each look of the watch loop scans /proc.
+        "RUNNER_ADMISSION_POLL_SECONDS": "0.2",
+        "RUNNER_WATCH_POLL_SECONDS": "0.2",
+        # The Worker's SIGINT/SIGTERM cancel timeouts (7.5 s, 2.5 s) in 0.15 s and 0.05 s:
+        # a refused job's hook ignores both, so each refusal waits for them.
+        "RUNNER_DOUBLE_TIME_SCALE": "0.02",
         **sealed.task_env,
         "DB_URL": "postgres://db.internal/app",
     }
@@ -368,13 +374,16 @@ def test_warm_runner_serves_only_an_admitted_job(
     """A warm-pool runner, launched before any job, takes whatever GitHub gives it. The
     webhook may admit the job after the runner took it: the hook waits for the record."""
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "3600"  # a pool member's raised watchdog
-    task.env["RUNNER_ADMISSION_WAIT_SECONDS"] = "8"
+    # Admitted: the hook ends as soon as it finds the record, so the bound only needs room
+    # for the test's write. Not admitted: the hook waits out the whole bound.
+    wait = 8 if admitted else 2
+    task.env["RUNNER_ADMISSION_WAIT_SECONDS"] = str(wait)
     run_id = fresh_run()
     task.start()
     task.listening()
     github = {**GITHUB_OK, "run_id": run_id}
     task.double.offer({"name": "deploy", "github": github, "steps": [task.step("deploy")]})
-    wait_for(lambda: "waiting up to 8 s" in task.double.job_log(), what="the hook waiting")
+    wait_for(lambda: f"waiting up to {wait} s" in task.double.job_log(), what="the hook waiting")
     if admitted:
         admit(identities, run_id)  # the webhook's admission of this very job lands now
     # else: no delivery, or dispatch refused the job: nothing is ever written
@@ -493,7 +502,7 @@ def test_runner_that_does_not_hear_the_stop_is_killed_after_the_grace(task: Task
     wrapper = task.tmp / "ignoring-run.sh"
     wrapper.write_text(f'#!/usr/bin/env bash\ntrap "" INT\nexec {task.home / "run.sh"}\n')
     wrapper.chmod(0o755)
-    task.env.update({"RUNNER_RUN_CMD": str(wrapper), "RUNNER_STOP_GRACE_SECONDS": "2"})
+    task.env.update({"RUNNER_RUN_CMD": str(wrapper), "RUNNER_STOP_GRACE_SECONDS": "1"})
     process = task.start()
     task.listening()
     process.send_signal(signal.SIGTERM)
@@ -501,7 +510,7 @@ def test_runner_that_does_not_hear_the_stop_is_killed_after_the_grace(task: Task
 
     assert task.double.said("SIGINT ignored at start: stays ignored")
     assert not task.double.said("session deleted")
-    assert "runner did not stop within 2 s; killed" in stderr
+    assert "runner did not stop within 1 s; killed" in stderr
     assert code == 137  # run.sh was killed too
     assert task.leftovers() == []
 
@@ -522,6 +531,9 @@ def test_processes_a_job_leaves_behind_do_not_outlive_the_task(task: Task) -> No
 
 
 def test_idle_runner_stops_gracefully(task: Task) -> None:
+    # The watchdog fires 2 to 3 s after the watch starts (bash's SECONDS counts whole
+    # seconds): room for the Listener to be up on a busy machine, so that the stop has to
+    # reach it. (Shorter, a slow Listener start would fail the test, not the entrypoint.)
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "3"
     result = task.run()
 
@@ -538,7 +550,9 @@ def test_job_assigned_before_the_deadline_completes_despite_a_slow_set_up(task: 
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "2"
     task.start()
     task.listening()
-    job = {"name": "deploy", "github": GITHUB_OK, "setup_seconds": 4, "steps": [task.step("s")]}
+    # "Set up job" outlasts the idle deadline (at most 2 s after the watch started): the
+    # hook starts only after it, so only the Worker's start can turn the watchdog off.
+    job = {"name": "deploy", "github": GITHUB_OK, "setup_seconds": 3, "steps": [task.step("s")]}
     task.double.offer(job)
     code, stderr = task.finish()
 
@@ -691,7 +705,7 @@ def test_no_jit_config_stops_the_task_with_the_reason(
     task: Task, change: dict[str, str], reason: str
 ) -> None:
     task.env.update(change)
-    task.env["RUNNER_JIT_WAIT_SECONDS"] = "1"
+    task.env["RUNNER_JIT_WAIT_SECONDS"] = "0.3"
     result = task.run()
     assert result.returncode == 1
     assert "jit_config: " in result.stderr and reason in result.stderr
@@ -717,6 +731,8 @@ def test_no_jit_config_stops_the_task_with_the_reason(
         ("RUNNER_IDLE_TIMEOUT_SECONDS", "10m", "RUNNER_IDLE_TIMEOUT_SECONDS must be a whole"),
         ("RUNNER_STOP_GRACE_SECONDS", "-1", "RUNNER_STOP_GRACE_SECONDS must be a whole"),
         ("RUNNER_HOOK_TIMEOUT_SECONDS", "1.5", "RUNNER_HOOK_TIMEOUT_SECONDS must be a whole"),
+        ("RUNNER_WATCH_POLL_SECONDS", "0", "RUNNER_WATCH_POLL_SECONDS must be a positive"),
+        ("RUNNER_ADMISSION_POLL_SECONDS", "1s", "RUNNER_ADMISSION_POLL_SECONDS must be a positive"),
         ("RUNNER_ADMISSION_PY_GZ_B64", None, "RUNNER_ADMISSION_PY_GZ_B64 is not set"),
         (
             "RUNNER_ADMISSION_WAIT_SECONDS",
@@ -851,9 +867,12 @@ def test_a_self_update_at_job_start_keeps_the_jit_config_and_runs_the_job(
     old = install(task.home, version="2.332.0")
     task.env["RUNNER_PROFILE"] = "deploy"
     task.env["RUNNER_IDLE_TIMEOUT_SECONDS"] = "60"
+    # run-helper.sh waits up to 31 x this for update.finished: 3.1 s, room for the update
+    # script on a busy machine (it looks every 0.1 s, so a larger value costs nothing).
+    task.env["RUNNER_DOUBLE_TIME_SCALE"] = "0.1"
     task.start()
     task.listening()
-    old.offer_update("2.336.0", download_seconds=0.5)
+    old.offer_update("2.336.0", download_seconds=0.2)
     task.double.offer({"name": "deploy", "github": GITHUB_OK, "steps": [task.step("build")]})
     assert task.process is not None
     stdout, stderr = task.process.communicate(timeout=60)

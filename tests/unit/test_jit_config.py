@@ -90,8 +90,12 @@ def launch(identities: TaskIdentities) -> Launch:
     return Launch(identities)
 
 
+#: Seconds between two reads of a secret not readable yet (production: 2, the default).
+RETRY_SECONDS = "0.1"
+
+
 def fetch(
-    root: Path, env: dict[str, str], wait: float = 1.0, *extra: str
+    root: Path, env: dict[str, str], wait: float = 0.5, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -101,6 +105,8 @@ def fetch(
             str(root),
             "--wait-seconds",
             str(wait),
+            "--retry-seconds",
+            RETRY_SECONDS,
             *extra,
         ],
         env=env,
@@ -130,7 +136,7 @@ def test_reads_once_writes_the_runner_files_and_consumes_the_secret(
     # Consumed: the same task reading again gets nothing (the secret is gone).
     again = fetch(tmp_path, launch.env())
     assert again.returncode == 1
-    assert "was not readable within 1 s" in again.stderr
+    assert "was not readable within 0.5 s" in again.stderr
     with pytest.raises(secretsmanager(launch.identities).exceptions.ResourceNotFoundException):
         secretsmanager(launch.identities).describe_secret(SecretId=launch.name)
 
@@ -173,15 +179,27 @@ def test_a_rewritten_binding_tag_opens_it_to_nobody_else(launch: Launch, tmp_pat
 
 
 def test_task_started_before_the_secret_exists_waits_for_it(launch: Launch, tmp_path: Path) -> None:
-    timer = threading.Timer(2.5, launch.seal)  # the Lambda stores it after run_task returns
-    timer.start()
+    sealed_at: list[float] = []
+
+    def seal_after_the_first_read() -> None:
+        """The Lambda stores it after run_task returns: here, once the task has read."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(call[2] == launch.name for call in launch.identities.calls):
+                break
+            time.sleep(0.02)
+        sealed_at.append(time.monotonic())
+        launch.seal()
+
+    lambda_ = threading.Thread(target=seal_after_the_first_read)
+    lambda_.start()
     try:
-        begun = time.monotonic()
         done = fetch(tmp_path, launch.env(), 20)
+        finished = time.monotonic()
     finally:
-        timer.join()
+        lambda_.join()
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - begun >= 2.5
+    assert finished >= sealed_at[0]
     denied = [c for c in launch.identities.calls if c[2] == launch.name and c[3] != "forwarded 200"]
     assert denied and all(c[3] == "AccessDeniedException" for c in denied)
 
@@ -190,11 +208,11 @@ def test_never_stored_gives_up_after_the_bound_with_one_line(
     launch: Launch, tmp_path: Path
 ) -> None:
     begun = time.monotonic()
-    done = fetch(tmp_path, launch.env(), 2)
+    done = fetch(tmp_path, launch.env(), 1)
     assert done.returncode == 1
-    assert 2 <= time.monotonic() - begun < 15
+    assert 1 <= time.monotonic() - begun < 15
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"jit_config: {launch.name} was not readable within 2 s")
+    assert line.startswith(f"jit_config: {launch.name} was not readable within 1 s")
     assert "did not store its config" in line
 
 
@@ -302,7 +320,7 @@ def test_credential_problems_are_one_line_reasons(
 
 def test_curl_missing_is_retried_then_reported(launch: Launch, tmp_path: Path) -> None:
     launch.seal()
-    done = fetch(tmp_path, launch.env(), 1, "--curl", str(tmp_path / "no-curl"))
+    done = fetch(tmp_path, launch.env(), 0.5, "--curl", str(tmp_path / "no-curl"))
     assert done.returncode == 1
     assert "CurlFailed: FileNotFoundError" in done.stderr
 

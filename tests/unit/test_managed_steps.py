@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,13 @@ RUN_ID = 8080
 SHA = "f" * 40
 ADMISSION_ARGS = ("--admission-table", TABLE, "--admission-region", REGION, "--admission-wait", "0")
 BEHAVIOURS = {
-    "deploy": Behaviour(lines=("deploying to prod", "done"), exit_code=0, seconds=0.5),
-    "migrate": Behaviour(lines=("migration 7 failed",), exit_code=3, seconds=0.5),
+    "deploy": Behaviour(lines=("deploying to prod", "done"), exit_code=0, seconds=0.3),
+    "migrate": Behaviour(lines=("migration 7 failed",), exit_code=3, seconds=0.3),
 }
+#: How often the hook looks at a running step task (production: 2 s, the hook's default).
+POLL_SECONDS = "0.1"
+#: How long a stopped step task reads DEACTIVATING (StepTasks' default: 1 s).
+STOP_SECONDS = 0.4
 
 
 def client(service: str, url: str) -> Any:
@@ -179,7 +183,10 @@ def aws() -> Iterator[Aws]:
         metadata = BackgroundHTTPServer("task-metadata")
         metadata.start("127.0.0.1", 0, TaskMetadata)
         try:
-            with StepTasks(moto.url, CLUSTER, LOG_GROUP, "step", CONTAINER, BEHAVIOURS) as tasks:
+            with StepTasks(
+                moto.url, CLUSTER, LOG_GROUP, "step", CONTAINER, BEHAVIOURS,
+                stop_seconds=STOP_SECONDS,
+            ) as tasks:  # fmt: skip
                 yield Aws(moto.url, identities, network, tasks, metadata.base_url + "/v4/runner")
         finally:
             metadata.stop()
@@ -229,13 +236,14 @@ class Job:
             "owner_role_id": RUNNER_ROLE_ID,
         }
         (self.hooks / "steps.json").write_text(json.dumps(config))
-        # What entrypoint.sh writes as managed-steps.sh.
+        # What entrypoint.sh writes as managed-steps.sh, and a shorter --poll-seconds.
         hook = shlex.join(
             [
                 sys.executable, str(self.hooks / "managed_steps.py"),
                 "--config", str(self.hooks / "steps.json"),
                 "--policy-file", str(self.hooks / "policy.json"),
                 "--state-dir", str(self.state), *ADMISSION_ARGS,
+                "--poll-seconds", POLL_SECONDS,
             ]
         )  # fmt: skip
         (self.hooks / "managed-steps.sh").write_text(f"#!/usr/bin/env bash\nexec {hook}\n")
@@ -376,6 +384,42 @@ def prepared(job: Job) -> Job:
     return job
 
 
+# Two jobs set up once for the module, for the tests whose hook calls are refused and so
+# change nothing on disk: a fresh job per test would only repeat the job-started check
+# (and prepare_job), each a Python process with AWS calls. Each test gets its own copy of
+# the environment to change. No test runs a step on them.
+
+
+@pytest.fixture(scope="module")
+def _shared_job(aws: Aws, tmp_path_factory: pytest.TempPathFactory) -> Job:
+    job = Job(aws, tmp_path_factory.mktemp("shared-job"))
+    job.lay_out(POLICY)
+    assert job.set_up_runner().returncode == 0
+    return job
+
+
+@pytest.fixture(scope="module")
+def _shared_prepared(aws: Aws, tmp_path_factory: pytest.TempPathFactory) -> Job:
+    job = Job(aws, tmp_path_factory.mktemp("shared-prepared"))
+    job.lay_out(POLICY)
+    assert job.set_up_runner().returncode == 0
+    result = job.prepare()
+    assert result.code == 0, result.out + result.err
+    return job
+
+
+@pytest.fixture
+def shared_job(_shared_job: Job) -> Job:
+    """A job past the job-started check, never prepared: only for refused calls."""
+    return replace(_shared_job, env=dict(_shared_job.env))
+
+
+@pytest.fixture
+def shared_prepared(_shared_prepared: Job) -> Job:
+    """A prepared job that never ran a step: only for refused calls."""
+    return replace(_shared_prepared, env=dict(_shared_prepared.env))
+
+
 def errors(result: Result) -> list[str]:
     return [line for line in result.out.splitlines() if line.startswith("::error::")]
 
@@ -392,7 +436,7 @@ def test_prepare_job_answers_the_runner_and_starts_nothing(job: Job) -> None:
     assert len(job.aws.step_task_arns()) == before
 
 
-def test_prepare_job_with_the_upstream_example_is_refused(job: Job) -> None:
+def test_prepare_job_with_the_upstream_example_is_refused(shared_job: Job) -> None:
     """runner-container-hooks' examples/prepare-job.json: other image, services, volumes."""
     example = {
         "command": "prepare_job",
@@ -409,7 +453,7 @@ def test_prepare_job_with_the_upstream_example_is_refused(job: Job) -> None:
             "services": [{"contextName": "redis", "image": "redis"}],
         },
     }
-    result = job.call("prepare_job", example["args"])
+    result = shared_job.call("prepare_job", example["args"])
     assert result.code == 1
     assert errors(result) == [
         "::error::Managed steps (profile 'deploy'): service containers (`services:`) are not allowed"
@@ -436,36 +480,36 @@ def test_prepare_job_with_the_upstream_example_is_refused(job: Job) -> None:
         ),
     ],
 )
-def test_prepare_job_refusals(job: Job, container: dict[str, Any], fragment: str) -> None:
-    result = job.prepare(**container)
+def test_prepare_job_refusals(shared_job: Job, container: dict[str, Any], fragment: str) -> None:
+    result = shared_job.prepare(**container)
     assert result.code == 1
     [line] = errors(result)
     assert fragment in line
-    assert not (job.state / "steps-prepared").exists()
+    assert not (shared_job.state / "steps-prepared").exists()
     # Every later step (also always() ones) is refused: the job was never prepared.
-    after = job.call("run_script_step", job.script("deploy"))
+    after = shared_job.call("run_script_step", shared_job.script("deploy"))
     assert after.code == 1
     assert "was not prepared for managed steps" in errors(after)[0]
 
 
-def test_prepare_job_without_a_container_is_refused(job: Job) -> None:
-    result = job.call("prepare_job", {"container": None, "services": []})
+def test_prepare_job_without_a_container_is_refused(shared_job: Job) -> None:
+    result = shared_job.call("prepare_job", {"container": None, "services": []})
     assert result.code == 1
     assert f"must run in `container: {IMAGE}`" in errors(result)[0]
 
 
-def test_prepare_job_rechecks_the_policy(job: Job) -> None:
-    job.env["GITHUB_REF"] = "refs/heads/feature"  # what the policy check would refuse
-    result = job.prepare()
+def test_prepare_job_rechecks_the_policy(shared_job: Job) -> None:
+    shared_job.env["GITHUB_REF"] = "refs/heads/feature"  # what the policy check would refuse
+    result = shared_job.prepare()
     assert result.code == 1
     assert any("allowed_refs" in line for line in errors(result))
     assert "policy refuses this job" in errors(result)[-1]
 
 
-def test_prepare_job_rechecks_the_admission(job: Job) -> None:
+def test_prepare_job_rechecks_the_admission(shared_job: Job) -> None:
     """Another run than the admitted one: prepare_job reads the admission record again."""
-    job.env["GITHUB_RUN_ID"] = str(RUN_ID + 1)
-    result = job.prepare()
+    shared_job.env["GITHUB_RUN_ID"] = str(RUN_ID + 1)
+    result = shared_job.prepare()
     assert result.code == 1
     assert any(f"dispatch did not admit octo-org/app run {RUN_ID + 1}" in x for x in errors(result))
     assert "policy refuses this job" in errors(result)[-1]
@@ -529,19 +573,21 @@ def test_each_step_task_is_tagged_with_the_runner_session(prepared: Job) -> None
     ],
 )
 def test_without_its_own_task_id_the_hook_starts_no_step(
-    prepared: Job, metadata: str | None, fragment: str
+    shared_prepared: Job, metadata: str | None, fragment: str
 ) -> None:
     """Untagged, the step task could not be stopped by its runner: fail closed."""
     if metadata is None:
-        del prepared.env["ECS_CONTAINER_METADATA_URI_V4"]
+        del shared_prepared.env["ECS_CONTAINER_METADATA_URI_V4"]
     else:
-        prepared.env["ECS_CONTAINER_METADATA_URI_V4"] = prepared.aws.metadata_url + metadata
-    before = len(prepared.aws.step_task_arns())
-    result = prepared.call("run_script_step", prepared.script("deploy"))
+        shared_prepared.env["ECS_CONTAINER_METADATA_URI_V4"] = (
+            shared_prepared.aws.metadata_url + metadata
+        )
+    before = len(shared_prepared.aws.step_task_arns())
+    result = shared_prepared.call("run_script_step", shared_prepared.script("deploy"))
     assert result.code == 1
     assert fragment in errors(result)[0]
-    assert not (prepared.state / "step-tasks").exists()
-    assert len(prepared.aws.step_task_arns()) == before
+    assert not (shared_prepared.state / "step-tasks").exists()
+    assert len(shared_prepared.aws.step_task_arns()) == before
 
 
 def test_bash_shell_is_accepted_too(prepared: Job) -> None:
@@ -568,16 +614,16 @@ def test_the_step_fails_with_the_commands_exit_code(prepared: Job) -> None:
     ],
 )
 def test_anything_but_a_managed_command_is_refused_and_never_run(
-    prepared: Job, script: str
+    shared_prepared: Job, script: str
 ) -> None:
-    before = len(prepared.aws.step_task_arns())
-    result = prepared.call("run_script_step", prepared.script(script))
+    before = len(shared_prepared.aws.step_task_arns())
+    result = shared_prepared.call("run_script_step", shared_prepared.script(script))
     assert result.code == 1
     assert "must be exactly one managed command (deploy, migrate)" in errors(result)[0]
-    assert len(prepared.aws.step_task_arns()) == before
+    assert len(shared_prepared.aws.step_task_arns()) == before
 
 
-def test_a_node_action_is_refused(prepared: Job) -> None:
+def test_a_node_action_is_refused(shared_prepared: Job) -> None:
     """actions/checkout in a container job: NodeScriptActionHandler -> run_script_step."""
     args = {
         "entryPointArgs": ["/__w/_actions/actions/checkout/v4/dist/index.js"],
@@ -586,7 +632,7 @@ def test_a_node_action_is_refused(prepared: Job) -> None:
         "prependPath": [],
         "workingDirectory": "/__w/app/app",
     }
-    result = prepared.call("run_script_step", args)
+    result = shared_prepared.call("run_script_step", args)
     assert result.code == 1
     assert "JavaScript actions (`uses:`, actions/checkout included) cannot run here" in result.out
 
@@ -601,15 +647,15 @@ def test_a_node_action_is_refused(prepared: Job) -> None:
     ],
 )
 def test_other_shells_and_paths_are_refused(
-    prepared: Job, entry_point: str, entry_args: list[str]
+    shared_prepared: Job, entry_point: str, entry_args: list[str]
 ) -> None:
     args = {"entryPoint": entry_point, "entryPointArgs": entry_args, "workingDirectory": "/"}
-    result = prepared.call("run_script_step", args)
+    result = shared_prepared.call("run_script_step", args)
     assert result.code == 1
     assert errors(result)
 
 
-def test_the_upstream_run_script_step_example_is_refused(prepared: Job) -> None:
+def test_the_upstream_run_script_step_example_is_refused(shared_prepared: Job) -> None:
     """examples/run-script-step.json: bash -e example-script.sh (not a runner temp script)."""
     args = {
         "entryPointArgs": ["-e", "example-script.sh"],
@@ -618,19 +664,19 @@ def test_the_upstream_run_script_step_example_is_refused(prepared: Job) -> None:
         "prependPath": ["/foo/bar", "bar/foo"],
         "workingDirectory": "/__w/repo/repo",
     }
-    result = prepared.call("run_script_step", args)
+    result = shared_prepared.call("run_script_step", args)
     assert result.code == 1
     assert "unexpected step script path 'example-script.sh'" in errors(result)[0]
 
 
-def test_a_symlinked_script_is_not_followed(prepared: Job) -> None:
-    args = prepared.script("deploy")
+def test_a_symlinked_script_is_not_followed(shared_prepared: Job) -> None:
+    args = shared_prepared.script("deploy")
     name = args["entryPointArgs"][-1].rsplit("/", 1)[-1]
-    target = prepared.root / "elsewhere.sh"
+    target = shared_prepared.root / "elsewhere.sh"
     target.write_text("deploy")
-    (prepared.temp / name).unlink()
-    (prepared.temp / name).symlink_to(target)
-    result = prepared.call("run_script_step", args)
+    (shared_prepared.temp / name).unlink()
+    (shared_prepared.temp / name).symlink_to(target)
+    result = shared_prepared.call("run_script_step", args)
     assert result.code == 1
     assert "cannot read the step's script" in errors(result)[0]
 
@@ -638,7 +684,7 @@ def test_a_symlinked_script_is_not_followed(prepared: Job) -> None:
 # -- run_container_step, cleanup_job, cancellation -------------------------------------
 
 
-def test_a_docker_action_is_refused(prepared: Job) -> None:
+def test_a_docker_action_is_refused(shared_prepared: Job) -> None:
     """examples/run-container-step.json, as the runner sends it for a Docker action."""
     args = {
         "image": "node:22",
@@ -654,11 +700,11 @@ def test_a_docker_action_is_refused(prepared: Job) -> None:
         "registry": None,
         "portMappings": ["8080:8080"],
     }
-    before = len(prepared.aws.step_task_arns())
-    result = prepared.call("run_container_step", args)
+    before = len(shared_prepared.aws.step_task_arns())
+    result = shared_prepared.call("run_container_step", args)
     assert result.code == 1
     assert "Docker container actions cannot run here" in errors(result)[0]
-    assert len(prepared.aws.step_task_arns()) == before
+    assert len(shared_prepared.aws.step_task_arns()) == before
 
 
 def wait_for(predicate: Any, timeout: float = 20) -> None:
@@ -720,30 +766,30 @@ def test_a_late_stop_is_followed_until_the_task_has_stopped(aws: Aws, prepared: 
     assert "::error::The managed command exited with code 143" in result.out
 
 
-def test_cleanup_job_without_steps_does_nothing(prepared: Job) -> None:
-    result = prepared.call("cleanup_job", {})
+def test_cleanup_job_without_steps_does_nothing(shared_prepared: Job) -> None:
+    result = shared_prepared.call("cleanup_job", {})
     assert result.code == 0
     assert result.out == ""
 
 
-def test_an_unknown_command_is_refused(prepared: Job) -> None:
-    result = prepared.call("job_cleanup", {})  # the ADR's early name, never sent
+def test_an_unknown_command_is_refused(shared_prepared: Job) -> None:
+    result = shared_prepared.call("job_cleanup", {})  # the ADR's early name, never sent
     assert result.code == 1
     assert "unknown container hook command 'job_cleanup'" in errors(result)[0]
 
 
-def test_preflight_validates_the_configuration(job: Job) -> None:
-    argv = [sys.executable, str(job.hooks / "managed_steps.py"), "--preflight", "--config"]
+def test_preflight_validates_the_configuration(shared_job: Job) -> None:
+    argv = [sys.executable, str(shared_job.hooks / "managed_steps.py"), "--preflight", "--config"]
     ok = subprocess.run(
-        [*argv, str(job.hooks / "steps.json")], capture_output=True, text=True, check=False
+        [*argv, str(shared_job.hooks / "steps.json")], capture_output=True, text=True, check=False
     )
     assert ok.returncode == 0
-    bad = job.root / "bad.json"
+    bad = shared_job.root / "bad.json"
     bad.write_text(json.dumps({"profile": "x"}))
     done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 78
     assert "invalid step configuration: missing keys" in done.stdout
-    config = json.loads((job.hooks / "steps.json").read_text())
+    config = json.loads((shared_job.hooks / "steps.json").read_text())
     bad.write_text(json.dumps({**config, "owner_role_id": "AIDAUSER"}))
     done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 78
@@ -751,13 +797,13 @@ def test_preflight_validates_the_configuration(job: Job) -> None:
 
 
 @pytest.mark.parametrize("name", ["GIT_CONFIG_KEY_0", "LD_PRELOAD", "HTTPS_PROXY", "DEPLOY_TARGET"])
-def test_a_configuration_passing_a_name_tools_read_is_refused(job: Job, name: str) -> None:
+def test_a_configuration_passing_a_name_tools_read_is_refused(shared_job: Job, name: str) -> None:
     """Defence in depth: synth refuses such a step_env, and so does the hook itself (the
     task then stops before the runner starts: entrypoint.sh runs --preflight)."""
-    config = json.loads((job.hooks / "steps.json").read_text())
-    bad = job.root / "bad.json"
+    config = json.loads((shared_job.hooks / "steps.json").read_text())
+    bad = shared_job.root / "bad.json"
     bad.write_text(json.dumps({**config, "env": ["INPUT_DEPLOY_TARGET", name]}))
-    argv = [sys.executable, str(job.hooks / "managed_steps.py"), "--preflight", "--config"]
+    argv = [sys.executable, str(shared_job.hooks / "managed_steps.py"), "--preflight", "--config"]
     done = subprocess.run([*argv, str(bad)], capture_output=True, text=True, check=False)
     assert done.returncode == 78
     assert f"invalid step configuration: env: {name!r} may not be passed to a step" in done.stdout

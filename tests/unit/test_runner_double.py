@@ -84,7 +84,8 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(tmp_path),
         "RUNNER_MANUALLY_TRAP_SIG": "1",
-        "RUNNER_DOUBLE_TIME_SCALE": "0.1",
+        # The Worker's cancel timeouts (SIGINT 7.5 s, SIGTERM 2.5 s) in 0.15 s and 0.05 s.
+        "RUNNER_DOUBLE_TIME_SCALE": "0.02",
         "ACTIONS_RUNNER_INPUT_JITCONFIG": jit_config(),
     }
     runner = Runner(install(tmp_path / "runner"), markers, env)

@@ -495,6 +495,9 @@ def test_warm_runner_waits_for_the_record_dispatch_is_writing(
     run_id = 10**6 + secrets.randbelow(10**6)  # a run no other test admitted
     job.env["GITHUB_RUN_ID"] = str(run_id)
     job.admission_args[-1] = "20"
+    # Looks again every 0.1 s instead of 2 s (ADMISSION_POLL_SECONDS), so it ends moments
+    # after the write.
+    job.admission_args += ["--admission-poll", "0.1"]
     argv = [job.python, str(job.hook), *job.admission_args, "--state-dir", str(job.state)]
     with subprocess.Popen(
         argv, env=job.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -513,11 +516,18 @@ def test_warm_runner_waits_for_the_record_dispatch_is_writing(
 
 def test_warm_runner_refuses_when_no_record_comes(job: Job) -> None:
     job.env["GITHUB_RUN_ID"] = "5005"
-    job.admission_args[-1] = "2"
+    job.admission_args[-1] = "1"
+    job.admission_args += ["--admission-poll", "0.2"]
     started = time.monotonic()
     line = admission_line(job.run())
-    assert time.monotonic() - started >= 2
+    assert time.monotonic() - started >= 1
     assert "dispatch did not admit octo/app run 5005 attempt 1" in line
+
+
+def test_admission_poll_must_be_positive(job: Job) -> None:
+    result = job.run("--admission-poll", "0")
+    assert result.returncode == 2
+    assert "--admission-poll must be a positive number of seconds" in result.stderr
 
 
 def test_restricted_profile_without_admission_table_fails_closed(job: Job) -> None:
