@@ -53,11 +53,12 @@ unit: install  ## handler, pure-logic, local-mode and CLI tests (no CDK synth)
 infra: install  ## CDK assertions, cdk-nag and cfn-lint on the synthesized template
 	$(BIN)/pytest -n auto tests/infra
 
+# loadgroup: the tests that synthesize share one worker (tests/conftest.py says why).
 test: lint typecheck  ## the full offline suite on every core (what CI runs)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadgroup
 
 coverage: install  ## the full suite with a branch-coverage report (slower: kept out of CI's 15 minutes)
-	$(BIN)/pytest -n auto --cov --cov-report=term:skip-covered --cov-report=xml
+	$(BIN)/pytest -n auto --dist loadgroup --cov --cov-report=term:skip-covered --cov-report=xml
 
 # package-check, step by step: the wheel in a fresh virtualenv, with moto (the dev extra's
 # requirement) for cli_check.py's server; user_app.py synthesizes with a bundle cache of its

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import responses
@@ -66,3 +67,20 @@ def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
     monkeypatch.setattr("lambda_fn.github.backoff_sleep", slept.append)
     return slept
+
+
+CDK_TEST_DIRS = ("infra", "upgrade")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that synthesizes runs on one xdist worker (with ``--dist loadgroup``).
+
+    A process's first synth pays for starting the jsii kernel and CDK's template validation
+    (about 10 s of CPU); grouped, one worker pays it instead of each. Without xdist the mark
+    does nothing.
+    """
+    tests_dir = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_dir)
+        if relative.parts[0] in CDK_TEST_DIRS:
+            item.add_marker(pytest.mark.xdist_group("cdk"))
