@@ -369,19 +369,25 @@ def prepare_args(**container: Any) -> dict[str, Any]:
 POLICY = {"allowed_repositories": ["octo-org/app"], "allowed_refs": ["refs/heads/main"]}
 
 
-@pytest.fixture
-def job(aws: Aws, tmp_path: Path) -> Job:
-    job = Job(aws, tmp_path)
+def set_up_job(aws: Aws, root: Path, *, prepare: bool = False) -> Job:
+    """A job laid out under ``root`` that passed the job-started check (and prepare_job)."""
+    job = Job(aws, root)
     job.lay_out(POLICY)
     assert job.set_up_runner().returncode == 0
+    if prepare:
+        result = job.prepare()
+        assert result.code == 0, result.out + result.err
     return job
 
 
 @pytest.fixture
-def prepared(job: Job) -> Job:
-    result = job.prepare()
-    assert result.code == 0, result.out + result.err
-    return job
+def job(aws: Aws, tmp_path: Path) -> Job:
+    return set_up_job(aws, tmp_path)
+
+
+@pytest.fixture
+def prepared(aws: Aws, tmp_path: Path) -> Job:
+    return set_up_job(aws, tmp_path, prepare=True)
 
 
 # Two jobs set up once for the module, for the tests whose hook calls are refused and so
@@ -392,20 +398,12 @@ def prepared(job: Job) -> Job:
 
 @pytest.fixture(scope="module")
 def _shared_job(aws: Aws, tmp_path_factory: pytest.TempPathFactory) -> Job:
-    job = Job(aws, tmp_path_factory.mktemp("shared-job"))
-    job.lay_out(POLICY)
-    assert job.set_up_runner().returncode == 0
-    return job
+    return set_up_job(aws, tmp_path_factory.mktemp("shared-job"))
 
 
 @pytest.fixture(scope="module")
 def _shared_prepared(aws: Aws, tmp_path_factory: pytest.TempPathFactory) -> Job:
-    job = Job(aws, tmp_path_factory.mktemp("shared-prepared"))
-    job.lay_out(POLICY)
-    assert job.set_up_runner().returncode == 0
-    result = job.prepare()
-    assert result.code == 0, result.out + result.err
-    return job
+    return set_up_job(aws, tmp_path_factory.mktemp("shared-prepared"), prepare=True)
 
 
 @pytest.fixture
