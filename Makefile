@@ -29,9 +29,11 @@ $(UV):
 	build/tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
 # --seed puts pip in the venv: the Lambda bundling runs `python -m pip install --target`.
+# --compile-bytecode: compiled once here, on every core (about 40 s), instead of by each test
+# process that first imports a module (make test on a fresh venv: 306 s against 260 s).
 $(BIN)/.installed: pyproject.toml constraints.txt | $(UV)
 	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[cdk,dev]'
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[cdk,dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
