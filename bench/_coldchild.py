@@ -13,25 +13,25 @@
 
 The result goes to ``OUT.json`` (the handler's own log lines go to stdout).
 With ``BENCH_COLD_SHARED_LOADER`` set, the fakes' setup takes half the CPU time and the
-figures are not comparable (:func:`_share_botocore_loader`): the tests use it.
+figures are not comparable (``localdev.botocore_data``: the fakes leave fewer objects
+behind for the first delivery's garbage collection; measured 0.61-0.69 s without, 0.44-0.52 s
+with): the tests use it.
 A line ``BENCH-TIMER-START`` is written to stderr where the timer starts, so a
 ``-X importtime`` run can tell the fakes' imports from the handler's.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import resource
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 MARKER = "BENCH-TIMER-START"
 #: Set (to anything non-empty) in a ``first`` child's environment: the fakes' setup parses
-#: botocore's data once (:func:`_share_botocore_loader`). For correctness runs only.
+#: botocore's data once (``localdev.botocore_data``). For correctness runs only.
 SHARED_LOADER_ENV = "BENCH_COLD_SHARED_LOADER"
 
 
@@ -115,33 +115,6 @@ def _create_resources() -> dict[str, str]:
     )
 
 
-def _share_botocore_loader() -> Callable[[], None]:
-    """Until the returned function is called, every new botocore Session shares one loader.
-
-    The fakes' setup (moto's backends, which make Sessions of their own to list regions,
-    and the boto3 clients creating the resources) otherwise parses botocore's
-    ``endpoints.json`` and service models once per Session before the timer: 2.3 of the
-    5.7 CPU seconds of a ``first`` child. The handler makes its own Session after the
-    marker, when each new Session gets a loader of its own again, so the first delivery
-    parses the same files (and imports the same modules). Its figure still moves: the
-    fakes leave fewer objects behind for the first delivery's full garbage collection to
-    scan (3 runs each on a busy 2-core machine: 0.61-0.69 s without, 0.44-0.52 s with; with
-    the collector off, no clear difference). Hence only on request
-    (``SHARED_LOADER_ENV``): for the tests, which check what the child does, never its
-    figures; ``python -m bench`` and ``bench.ab`` measure without it, as older trees did.
-    """
-    import botocore.loaders
-    import botocore.session
-
-    original = botocore.session.create_loader
-    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
-
-    def restore() -> None:
-        botocore.session.create_loader = original
-
-    return restore
-
-
 def _first_delivery(trace: bool) -> dict[str, Any]:
     import re
 
@@ -169,7 +142,9 @@ def _first_delivery(trace: bool) -> dict[str, Any]:
         }
         return 201, {"Content-Type": "application/json"}, json.dumps(answer)
 
-    restore_loader = _share_botocore_loader() if os.environ.get(SHARED_LOADER_ENV) else None
+    from localdev.botocore_data import share_loader
+
+    restore_loader = share_loader() if os.environ.get(SHARED_LOADER_ENV) else None
     with mock_aws():
         os.environ.update(_create_resources())
         with responses.RequestsMock(assert_all_requests_are_fired=False) as github:

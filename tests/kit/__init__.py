@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 
+from localdev.botocore_data import share_loader
+
 # moto must be imported before any boto3 client exists, and tests never use real AWS.
 os.environ.update(
     {
@@ -38,23 +40,5 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-
-def _share_botocore_data() -> None:
-    """Parse botocore's data files once per test process, not once per boto3 Session.
-
-    The handler makes one Session per process (``lambda_fn.aws``), but every test resets
-    it, and each new Session's loader parsed ``endpoints.json`` and the service models
-    again: 0.2 s per test, a third of a fake-AWS test's time (docs/performance.md, "Test
-    suite duration"). The files are read-only package data, and one loader already hands
-    the same parsed objects to every client of its Session, so sharing it across Sessions
-    changes nothing a test can observe.
-    """
-    from functools import lru_cache
-
-    import botocore.loaders
-    import botocore.session
-
-    botocore.session.create_loader = lru_cache(maxsize=None)(botocore.loaders.create_loader)  # type: ignore[assignment]
-
-
-_share_botocore_data()
+# Parse botocore's data once per test process (localdev.botocore_data says why).
+share_loader()
